@@ -1,0 +1,3 @@
+from cove.cli import app
+
+app(prog_name="cove")

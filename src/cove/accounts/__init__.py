@@ -1,0 +1,1 @@
+"""Accounts: phone-number registration verified by code, devices, bearer tokens, contact discovery."""

@@ -1,0 +1,81 @@
+"""Request and response bodies of the accounts API (they are also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class CodeRequest(BaseModel):
+    phone_number: str = Field(max_length=32, examples=["+14155550123"])
+
+
+class CodeSent(BaseModel):
+    phone_number: str = Field(description="The number in E.164 form")
+    expires_at: int = Field(description="Milliseconds since the epoch")
+    sends_left: int = Field(description="Codes that may still be requested in this window")
+
+
+class DeviceInfo(BaseModel):
+    model: str = Field(min_length=1, max_length=100, examples=["Pixel 9"])
+    os_name: str = Field(min_length=1, max_length=50, examples=["Android"])
+    os_version: str = Field(min_length=1, max_length=50, examples=["15"])
+    app_version: str = Field(min_length=1, max_length=50, examples=["0.1.0"])
+    vendor_device_id: str | None = Field(
+        None, max_length=100, description="One id shared by one vendor's apps on this device"
+    )
+
+
+class IdentityKeys(BaseModel):
+    curve25519: str = Field(max_length=64, description="Unpadded base64 Curve25519 identity key")
+    ed25519: str = Field(max_length=64, description="Unpadded base64 Ed25519 signing key")
+    signature: str = Field(
+        max_length=128, description="Ed25519 signature over 'cove:v1:identity:<curve25519>' (see keys.signing)"
+    )
+
+
+class RegistrationRequest(BaseModel):
+    phone_number: str = Field(max_length=32)
+    code: str = Field(min_length=1, max_length=12)
+    registration_id: int = Field(ge=1, le=16380, description="Random per install; a new one marks a reinstall")
+    identity_key: IdentityKeys
+    device: DeviceInfo
+
+
+class Registered(BaseModel):
+    account_id: str
+    device_id: int
+    token: str = Field(description="Bearer token for this device; shown once")
+    identity_generation: int
+    reregistered: bool = Field(description="True when this number had an account: its old devices were logged out")
+
+
+class DeviceView(BaseModel):
+    device_id: int
+    registration_id: int
+    model: str
+    os_name: str
+    os_version: str
+    app_version: str
+    created_at: int
+    last_seen_at: int
+
+
+class AccountView(BaseModel):
+    account_id: str
+    phone_number: str
+    device_id: int = Field(description="The device making this request")
+    identity_generation: int
+    devices: list[DeviceView]
+
+
+class LookupRequest(BaseModel):
+    phone_numbers: list[str] = Field(max_length=1000, description="Numbers to check; nothing is stored")
+
+
+class RegisteredContact(BaseModel):
+    phone_number: str
+    account_id: str
+
+
+class LookupResult(BaseModel):
+    registered: list[RegisteredContact]

@@ -1,0 +1,168 @@
+"""Account use cases: request a code, register (or re-register) a device, update it, log out, discover."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+
+from cove.accounts import codes, storage
+from cove.accounts.models import DeviceInfo, IdentityKeys
+from cove.accounts.phone import normalise, try_normalise
+from cove.accounts.storage import accounts, devices
+from cove.accounts.tokens import new_token, token_digest
+from cove.clock import now_ms, to_datetime, to_ms
+from cove.context import Relay
+from cove.keys import signing
+from cove.messaging.storage import delete_device_queue
+
+PRIMARY_DEVICE_ID = 1
+
+
+def _code_policy(relay: Relay) -> codes.CodePolicy:
+    s = relay.settings
+    return codes.CodePolicy(
+        ttl=timedelta(seconds=s.code_ttl_seconds),
+        max_attempts=s.code_max_attempts,
+        max_sends=s.code_max_sends,
+        send_window=timedelta(seconds=s.code_send_window_seconds),
+    )
+
+
+async def request_code(relay: Relay, raw_phone: str) -> codes.PendingCode:
+    phone = normalise(raw_phone)
+    policy = _code_policy(relay)
+    code = codes.new_code()
+    async with relay.engine.begin() as conn:
+        previous = await storage.load_code(conn, phone)
+        pending = codes.issue(previous, phone, codes.hash_code(relay.code_secret, phone, code), to_datetime(now_ms()), policy)
+        await storage.save_code(conn, pending)
+    # Sent after the commit: a code the database does not know must never reach a phone.
+    await relay.code_sender.send(phone, code)
+    return pending
+
+
+def sends_left(relay: Relay, pending: codes.PendingCode) -> int:
+    return max(0, relay.settings.code_max_sends - pending.sends)
+
+
+async def register(
+    relay: Relay, raw_phone: str, code: str, registration_id: int, identity: IdentityKeys, info: DeviceInfo
+) -> tuple[str, int, str, int, bool]:
+    """Verify the code and create the account's primary device. Returns
+    ``(account_id, device_id, token, identity_generation, reregistered)``."""
+    phone = normalise(raw_phone)
+    signing.check_public_key(identity.ed25519, "identity_key.ed25519")
+    signing.verify(identity.ed25519, signing.IDENTITY, identity.curve25519, identity.signature, "identity_key")
+    policy = _code_policy(relay)
+    now = now_ms()
+    wrong: codes.WrongCode | None = None
+    async with relay.engine.begin() as conn:
+        pending = await storage.load_code(conn, phone)
+        try:
+            codes.check(pending, codes.hash_code(relay.code_secret, phone, code.strip()), to_datetime(now), policy)
+        except codes.WrongCode as exc:
+            await storage.save_code(conn, exc.counted)
+            wrong = exc
+    if wrong is not None:
+        raise wrong
+
+    token = new_token()
+    async with relay.engine.begin() as conn:
+        await storage.delete_code(conn, phone)
+        existing = await storage.account_by_phone(conn, phone)
+        if existing is None:
+            account_id, generation, old_devices = str(uuid.uuid4()), 1, []
+            await conn.execute(
+                insert(accounts).values(
+                    id=account_id, phone_number=phone, created_at_ms=now, identity_generation=1
+                )
+            )
+        else:
+            # A new phone is a new identity: log out every old device, drop its keys and undelivered
+            # envelopes (they were encrypted to keys that no longer exist) and tell contacts via the
+            # generation counter in the key directory.
+            account_id, generation = existing.id, existing.identity_generation + 1
+            old_devices = [d.device_id for d in await storage.devices_of(conn, account_id)]
+            await conn.execute(delete(devices).where(devices.c.account_id == account_id))
+            await delete_device_queue(conn, account_id)
+            await conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(identity_generation=generation, identity_changed_at_ms=now)
+            )
+        await conn.execute(
+            insert(devices).values(
+                account_id=account_id,
+                device_id=PRIMARY_DEVICE_ID,
+                registration_id=registration_id,
+                identity_curve25519=identity.curve25519,
+                identity_ed25519=identity.ed25519,
+                token_hash=token_digest(token),
+                created_at_ms=now,
+                updated_at_ms=now,
+                last_seen_at_ms=now,
+                **_device_columns(info),
+            )
+        )
+    relay.directory.forget(account_id)
+    relay.hub.log_out(account_id, old_devices)
+    return account_id, PRIMARY_DEVICE_ID, token, generation, existing is not None
+
+
+def _device_columns(info: DeviceInfo) -> dict[str, str | None]:
+    return {
+        "device_model": info.model,
+        "os_name": info.os_name,
+        "os_version": info.os_version,
+        "app_version": info.app_version,
+        "vendor_device_id": info.vendor_device_id,
+    }
+
+
+async def update_device(relay: Relay, account_id: str, device_id: int, info: DeviceInfo) -> None:
+    now = now_ms()
+    async with relay.engine.begin() as conn:
+        await conn.execute(
+            update(devices)
+            .where(devices.c.account_id == account_id, devices.c.device_id == device_id)
+            .values(updated_at_ms=now, last_seen_at_ms=now, **_device_columns(info))
+        )
+
+
+async def log_out(relay: Relay, account_id: str, device_id: int) -> None:
+    async with relay.engine.begin() as conn:
+        await conn.execute(
+            update(devices)
+            .where(devices.c.account_id == account_id, devices.c.device_id == device_id)
+            .values(token_hash=None)
+        )
+    relay.directory.forget(account_id)
+    relay.hub.log_out(account_id, [device_id])
+
+
+async def describe(relay: Relay, account_id: str):  # noqa: ANN201
+    async with relay.engine.connect() as conn:
+        account = await storage.account_by_id(conn, account_id)
+        rows = (
+            await conn.execute(select(devices).where(devices.c.account_id == account_id).order_by(devices.c.device_id))
+        ).all()
+    return account, rows
+
+
+async def lookup(relay: Relay, caller_account_id: str, raw_numbers: list[str]) -> list[tuple[str, str]]:
+    """Which of these numbers are registered. The numbers are only compared, never stored or logged."""
+    relay.discovery_limiter.check(caller_account_id, cost=max(1, len(raw_numbers)))
+    numbers = {n for n in (try_normalise(raw) for raw in raw_numbers) if n}
+    if not numbers:
+        return []
+    async with relay.engine.connect() as conn:
+        rows = await conn.execute(
+            select(accounts.c.phone_number, accounts.c.id).where(accounts.c.phone_number.in_(sorted(numbers)))
+        )
+        return sorted((row.phone_number, row.id) for row in rows)
+
+
+def code_expiry_ms(pending: codes.PendingCode) -> int:
+    return to_ms(pending.expires_at)

@@ -1,0 +1,147 @@
+"""Account, device and verification-code tables, and the queries the accounts service needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKeyConstraint,
+    Integer,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cove.accounts.codes import PendingCode
+from cove.clock import to_datetime, to_ms
+from cove.db import metadata
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("phone_number", String(20), nullable=False, unique=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    # Bumped on every re-registration: contacts compare it to warn that the safety number changed.
+    Column("identity_generation", Integer, nullable=False, default=1),
+    Column("identity_changed_at_ms", BigInteger, nullable=True),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("device_id", Integer, primary_key=True),
+    Column("registration_id", Integer, nullable=False),
+    Column("identity_curve25519", String(64), nullable=False),
+    Column("identity_ed25519", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("device_model", String(100), nullable=False),
+    Column("os_name", String(50), nullable=False),
+    Column("os_version", String(50), nullable=False),
+    Column("app_version", String(50), nullable=False),
+    Column("vendor_device_id", String(100), nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Column("last_seen_at_ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+)
+
+verification_codes = Table(
+    "verification_codes",
+    metadata,
+    Column("phone_number", String(20), primary_key=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("sends", Integer, nullable=False),
+    Column("window_started_at_ms", BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    account_id: str
+    device_id: int
+    registration_id: int
+    identity_curve25519: str
+    identity_ed25519: str
+
+
+async def load_code(conn: AsyncConnection, phone_number: str) -> PendingCode | None:
+    row = (
+        await conn.execute(select(verification_codes).where(verification_codes.c.phone_number == phone_number))
+    ).first()
+    if row is None:
+        return None
+    return PendingCode(
+        phone_number=row.phone_number,
+        code_hash=row.code_hash,
+        expires_at=to_datetime(row.expires_at_ms),
+        attempts=row.attempts,
+        sends=row.sends,
+        window_started_at=to_datetime(row.window_started_at_ms),
+    )
+
+
+async def save_code(conn: AsyncConnection, code: PendingCode) -> None:
+    values = {
+        "code_hash": code.code_hash,
+        "expires_at_ms": to_ms(code.expires_at),
+        "attempts": code.attempts,
+        "sends": code.sends,
+        "window_started_at_ms": to_ms(code.window_started_at),
+    }
+    updated = await conn.execute(
+        update(verification_codes).where(verification_codes.c.phone_number == code.phone_number).values(values)
+    )
+    if updated.rowcount == 0:
+        await conn.execute(insert(verification_codes).values(phone_number=code.phone_number, **values))
+
+
+async def delete_code(conn: AsyncConnection, phone_number: str) -> None:
+    await conn.execute(delete(verification_codes).where(verification_codes.c.phone_number == phone_number))
+
+
+async def account_by_phone(conn: AsyncConnection, phone_number: str):  # noqa: ANN201
+    return (await conn.execute(select(accounts).where(accounts.c.phone_number == phone_number))).first()
+
+
+async def account_by_id(conn: AsyncConnection, account_id: str):  # noqa: ANN201
+    return (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+
+
+async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecord]:
+    rows = await conn.execute(
+        select(
+            devices.c.account_id,
+            devices.c.device_id,
+            devices.c.registration_id,
+            devices.c.identity_curve25519,
+            devices.c.identity_ed25519,
+        )
+        .where(devices.c.account_id == account_id)
+        .order_by(devices.c.device_id)
+    )
+    return [DeviceRecord(*row) for row in rows]
+
+
+async def device_by_token_hash(conn: AsyncConnection, token_hash: str) -> DeviceRecord | None:
+    row = (
+        await conn.execute(
+            select(
+                devices.c.account_id,
+                devices.c.device_id,
+                devices.c.registration_id,
+                devices.c.identity_curve25519,
+                devices.c.identity_ed25519,
+            ).where(devices.c.token_hash == token_hash)
+        )
+    ).first()
+    return DeviceRecord(*row) if row else None

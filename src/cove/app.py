@@ -1,0 +1,76 @@
+"""The relay's ASGI application: wiring only; every rule lives in its capability package."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cove import __version__
+from cove.accounts.directory import DeviceDirectory
+from cove.accounts.routes import router as accounts_router
+from cove.accounts.senders import make_code_sender
+from cove.config import Settings
+from cove.context import Relay
+from cove.db import create_engine, migrate
+from cove.errors import install_error_handlers
+from cove.keys.routes import router as keys_router
+from cove.messaging.hub import Hub
+from cove.messaging.routes import router as messaging_router
+from cove.messaging.writer import QueueWriter, purge_expired_forever
+
+log = logging.getLogger("cove")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        await migrate(engine)
+        hub = Hub()
+        retention_ms = int(settings.message_retention_days * 86_400_000)
+        writer = QueueWriter(engine, hub, retention_ms)
+        writer.start()
+        relay = Relay(
+            settings=settings,
+            engine=engine,
+            hub=hub,
+            writer=writer,
+            directory=DeviceDirectory(engine),
+            code_sender=make_code_sender(settings),
+            code_secret=settings.resolved_secret_key(),
+        )
+        app.state.relay = relay
+        purger = asyncio.create_task(purge_expired_forever(engine, retention_ms), name="cove-purge")
+        log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            hub.close_all()
+            await writer.stop()
+            await relay.code_sender.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Cove relay",
+        version=__version__,
+        description="Accounts, key directory and store-and-forward relay of end-to-end encrypted messages. "
+        "Every error is `{\"error\": {\"code\": ..., \"message\": ...}}`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(accounts_router)
+    app.include_router(keys_router)
+    app.include_router(messaging_router)
+
+    @app.get("/health", tags=["operations"], summary="Liveness: the relay is up")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,47 @@
+"""The ``cove`` command line: run the relay, and use Cove as a client (see ``cove --help``)."""
+
+from __future__ import annotations
+
+import typer
+
+from cove.client.cli import register_client_commands
+
+app = typer.Typer(
+    help="Cove: an end-to-end encrypted messenger whose privacy promises are enforced by code.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Run a relay with `cove serve`; register, send and read messages as a client."""
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to listen on [default: COVE_HOST or 127.0.0.1]"),
+    port: int = typer.Option(None, help="Port to listen on [default: COVE_PORT or 8080]"),
+) -> None:
+    """Run the relay: migrate the database, then serve HTTP and WebSocket clients."""
+    import logging
+
+    import uvicorn
+
+    from cove.app import create_app
+    from cove.config import Settings
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        log_level=settings.log_level,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,  # ciphertext does not compress; deflate costs ~4x memory per socket
+        access_log=False,
+    )
+
+
+register_client_commands(app)

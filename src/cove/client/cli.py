@@ -1,0 +1,179 @@
+"""Client commands of the ``cove`` CLI: register, verify, send, inbox, listen, history, whoami."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from cove.client.core import ClientCore, Delivered, Event, IdentityChanged, MessageReceived, NotRegistered, Read
+from cove.client.profile import DEFAULT_SERVER, open_profile
+from cove.client.transport import CoveClient, RelayError
+
+console = Console()
+err = Console(stderr=True)
+
+ProfileOption = typer.Option(
+    os.environ.get("COVE_PROFILE", "default"), "--profile", "-p", help="Local identity to use (env COVE_PROFILE)"
+)
+
+
+def _run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async command and turn the failures a user can fix into a message and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            asyncio.run(fn(*args, **kwargs))
+        except RelayError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        except NotRegistered as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        except (httpx.TransportError, OSError) as exc:
+            err.print(f"[red]error:[/red] cannot reach the relay: {exc}")
+            raise typer.Exit(1) from exc
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _client(core: ClientCore, server: str | None = None) -> CoveClient:
+    url = server or core.store.get("server") or os.environ.get("COVE_SERVER", DEFAULT_SERVER)
+    return CoveClient(url, core)
+
+
+def _name(core: ClientCore, account_id: str) -> str:
+    row = core.store._db.execute("SELECT phone_number FROM peers WHERE account_id = ?", (account_id,)).fetchone()
+    return row[0] if row and row[0] else account_id[:8]
+
+
+def _show(core: ClientCore, event: Event) -> None:
+    if isinstance(event, MessageReceived):
+        when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
+        console.print(f"[dim]{when}[/dim] [bold]{_name(core, event.sender)}[/bold]: {event.text}")
+    elif isinstance(event, Delivered):
+        console.print(f"[dim]delivered to {_name(core, event.peer)}: {event.client_message_id[:8]}[/dim]")
+    elif isinstance(event, Read):
+        console.print(f"[dim]read by {_name(core, event.peer)}: {len(event.client_message_ids)} message(s)[/dim]")
+    elif isinstance(event, IdentityChanged):
+        console.print(
+            f"[yellow]{_name(core, event.peer)} registered on a new phone: their security code changed[/yellow]"
+        )
+    else:
+        console.print(f"[red]{event}[/red]")
+
+
+async def _reply_read(client: CoveClient, events: list[Event]) -> None:
+    by_peer: dict[str, list[str]] = {}
+    for e in events:
+        if isinstance(e, MessageReceived):
+            by_peer.setdefault(e.sender, []).append(e.client_message_id)
+    for peer, ids in by_peer.items():
+        await client.mark_read(peer, ids)
+
+
+def register_client_commands(app: typer.Typer) -> None:
+    @app.command()
+    @_run
+    async def register(
+        phone_number: str = typer.Argument(..., help="Your number in international form, e.g. +14155550123"),
+        profile: str = ProfileOption,
+        server: str = typer.Option(None, help=f"Relay URL (env COVE_SERVER) [default: {DEFAULT_SERVER}]"),
+    ) -> None:
+        """Ask the relay to send a verification code to PHONE_NUMBER (step 1 of 2)."""
+        core = open_profile(profile)
+        async with _client(core, server) as client:
+            sent = await client.request_code(phone_number)
+        core.store.set("server", client.base_url)
+        core.store.set("pending_phone", sent["phone_number"])
+        console.print(f"Code sent to {sent['phone_number']}. Now run: cove verify CODE --profile {profile}")
+
+    @app.command()
+    @_run
+    async def verify(code: str = typer.Argument(..., help="The 6-digit code"), profile: str = ProfileOption) -> None:
+        """Confirm the code: this profile becomes the number's device and publishes its keys (step 2 of 2)."""
+        core = open_profile(profile)
+        phone = core.store.get("pending_phone")
+        if not phone:
+            raise NotRegistered("no code was requested for this profile: run `cove register PHONE` first")
+        async with _client(core) as client:
+            body = await client.register(phone, code)
+        again = " (this number's old devices were logged out)" if body["reregistered"] else ""
+        console.print(f"Registered {phone} as account {body['account_id']}{again}")
+
+    @app.command()
+    @_run
+    async def send(
+        to: str = typer.Argument(..., help="Recipient: a phone number (+...) or an account id"),
+        text: str = typer.Argument(..., help="The message"),
+        profile: str = ProfileOption,
+    ) -> None:
+        """Send an end-to-end encrypted message."""
+        core = open_profile(profile)
+        async with _client(core) as client:
+            recipient = await client.resolve(to) if to.startswith("+") else to
+            cmid = await client.send_text(recipient, text)
+        console.print(f"sent {cmid[:8]} to {to}")
+
+    @app.command()
+    @_run
+    async def inbox(
+        profile: str = ProfileOption,
+        receipts: bool = typer.Option(True, help="Send read receipts for what is shown"),
+    ) -> None:
+        """Fetch and show everything that arrived while you were away, then exit."""
+        core = open_profile(profile)
+        async with _client(core) as client:
+            events = await client.inbox()
+            for event in events:
+                _show(core, event)
+            if not events:
+                console.print("[dim]nothing new[/dim]")
+            if receipts:
+                await _reply_read(client, events)
+
+    @app.command()
+    @_run
+    async def listen(profile: str = ProfileOption) -> None:
+        """Stay connected and show messages and receipts as they arrive (Ctrl-C to stop)."""
+        core = open_profile(profile)
+        async with _client(core) as client:
+            console.print("[dim]listening; Ctrl-C to stop[/dim]")
+            async for event in client.events():
+                _show(core, event)
+                if isinstance(event, MessageReceived):
+                    await _reply_read(client, [event])
+
+    @app.command()
+    def history(
+        peer: str = typer.Argument(None, help="Only this phone number or account id"),
+        profile: str = ProfileOption,
+        limit: int = typer.Option(50, min=1),
+    ) -> None:
+        """Show the conversation history kept on this device."""
+        core = open_profile(profile)
+        peer_id = core.store.peer_by_phone(peer) if peer and peer.startswith("+") else peer
+        for m in core.store.messages(peer_id, limit):
+            arrow = "→" if m.direction == "out" else "←"
+            who = m.peer_phone or m.peer_account[:8]
+            status = f" [dim]({m.status})[/dim]" if m.direction == "out" else ""
+            console.print(f"{arrow} {who}: {m.text}{status}")
+
+    @app.command()
+    def whoami(profile: str = ProfileOption) -> None:
+        """Show this profile's number, account and relay."""
+        core = open_profile(profile)
+        if not core.account_id:
+            err.print(f"profile {profile!r} is not registered: run `cove register PHONE --profile {profile}`")
+            raise typer.Exit(1)
+        console.print(f"{core.phone_number}  account {core.account_id}  device {core.device_id}  relay {core.store.get('server')}")

@@ -1,0 +1,397 @@
+"""The sans-I/O client: every protocol decision and all crypto, no sockets.
+
+Like h11 or matrix-nio's base client, :class:`ClientCore` builds :class:`Request` objects and digests the
+relay's answers and WebSocket frames; :mod:`cove.client.transport` only moves bytes. Tests can drive the
+core with hand-made responses.
+
+Payloads inside the ciphertext are JSON: ``{"v": 1, "type": "text", "id", "text", "ts"}`` for a message
+and ``{"v": 1, "type": "read", "ids": [...]}`` for a read receipt (read receipts are end-to-end).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import vodozemac as vz
+
+from cove.client import crypto
+from cove.client.crypto import OlmDevice
+from cove.client.store import ClientStore, PeerDevice
+from cove.keys import signing
+from cove.messaging.envelope import EnvelopeKind
+
+PAYLOAD_VERSION = 1
+REFILL_BELOW = 25
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    json: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+
+
+# Events a user of the SDK sees -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MessageReceived:
+    sender: str
+    sender_device: int
+    client_message_id: str
+    text: str
+    sent_at: int
+
+
+@dataclass(frozen=True)
+class Delivered:
+    peer: str
+    client_message_id: str
+
+
+@dataclass(frozen=True)
+class Read:
+    peer: str
+    client_message_ids: list[str]
+
+
+@dataclass(frozen=True)
+class IdentityChanged:
+    """The peer registered their number on a new phone: verify their safety number again."""
+
+    peer: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Undecryptable:
+    sender: str
+    sender_device: int
+    envelope_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueueEmpty:
+    pass
+
+
+Event = MessageReceived | Delivered | Read | IdentityChanged | Undecryptable | QueueEmpty
+
+
+@dataclass
+class Received:
+    events: list[Event] = field(default_factory=list)
+    ack_ids: list[int] = field(default_factory=list)
+    need_identity: str | None = None  # fetch this account's identity, feed it, then receive the frame again
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    recipient: str
+    client_message_id: str
+    payload: bytes
+    text: str | None = None  # kept in local history when it is a text message
+
+
+class NotRegistered(Exception):
+    pass
+
+
+class ClientCore:
+    def __init__(self, store: ClientStore, pickle_key: bytes, device_info: dict[str, Any]) -> None:
+        if len(pickle_key) != crypto.PICKLE_KEY_BYTES:
+            raise ValueError("the pickle key must be exactly 32 bytes")
+        self.store = store
+        self._key = pickle_key
+        self.device_info = device_info
+        pickled = store.get("olm_account")
+        self._olm = OlmDevice.from_pickle(pickled, pickle_key) if pickled else None
+
+    # identity of this device -------------------------------------------------------------------------
+    @property
+    def account_id(self) -> str | None:
+        return self.store.get("account_id")
+
+    @property
+    def device_id(self) -> int | None:
+        value = self.store.get("device_id")
+        return int(value) if value else None
+
+    @property
+    def token(self) -> str | None:
+        return self.store.get("token")
+
+    @property
+    def phone_number(self) -> str | None:
+        return self.store.get("phone_number")
+
+    def _require_olm(self) -> OlmDevice:
+        if self._olm is None or self.token is None:
+            raise NotRegistered("this profile is not registered yet: run register and verify first")
+        return self._olm
+
+    def _save_olm(self) -> None:
+        assert self._olm is not None
+        self.store.set("olm_account", self._olm.pickle(self._key))
+
+    # registration ------------------------------------------------------------------------------------
+    def request_code(self, phone_number: str) -> Request:
+        return Request("POST", "/v1/verification/code", {"phone_number": phone_number})
+
+    def registration(self, phone_number: str, code: str) -> Request:
+        """A fresh Olm identity for this install; registering again (a new phone) makes another one."""
+        self._olm = OlmDevice.create()
+        registration_id = secrets.randbelow(16380) + 1
+        with self.store.transaction():
+            self._save_olm()
+            self.store.set("registration_id", str(registration_id))
+        return Request(
+            "POST",
+            "/v1/registration",
+            {
+                "phone_number": phone_number,
+                "code": code,
+                "registration_id": registration_id,
+                "identity_key": self._olm.identity_keys(),
+                "device": self.device_info,
+            },
+        )
+
+    def registered(self, body: dict[str, Any]) -> None:
+        with self.store.transaction():
+            self.store.set("account_id", body["account_id"])
+            self.store.set("device_id", str(body["device_id"]))
+            self.store.set("token", body["token"])
+
+    def registered_phone(self, phone_number: str) -> None:
+        self.store.set("phone_number", phone_number)
+
+    def key_upload(self, held_on_server: int, has_fallback: bool = True) -> Request | None:
+        """Keys to top the server back up to the target, or ``None`` when it has enough."""
+        olm = self._require_olm()
+        if held_on_server >= REFILL_BELOW and has_fallback:
+            return None
+        body: dict[str, Any] = {"one_time_keys": olm.new_one_time_keys(crypto.ONE_TIME_KEY_TARGET - held_on_server)}
+        if not has_fallback:
+            body["fallback_key"] = olm.new_fallback_key()
+        self._save_olm()
+        return Request("PUT", "/v1/keys", body)
+
+    def keys_uploaded(self) -> None:
+        self._require_olm().mark_published()
+        self._save_olm()
+
+    def key_count(self) -> Request:
+        return Request("GET", "/v1/keys/count")
+
+    def lookup(self, phone_numbers: list[str]) -> Request:
+        return Request("POST", "/v1/directory/lookup", {"phone_numbers": phone_numbers})
+
+    def looked_up(self, body: dict[str, Any]) -> dict[str, str]:
+        found = {c["phone_number"]: c["account_id"] for c in body["registered"]}
+        for phone, account in found.items():
+            self.store.save_peer(account, self.store.peer_generation(account) or 0, phone)
+        return found
+
+    # composing ---------------------------------------------------------------------------------------
+    def compose_text(self, recipient: str, text: str) -> Outgoing:
+        cmid = uuid.uuid4().hex
+        payload = {"v": PAYLOAD_VERSION, "type": "text", "id": cmid, "text": text, "ts": _now_ms()}
+        return Outgoing(recipient, cmid, json.dumps(payload).encode(), text)
+
+    def compose_read_receipt(self, recipient: str, client_message_ids: list[str]) -> Outgoing:
+        payload = {"v": PAYLOAD_VERSION, "type": "read", "ids": client_message_ids}
+        return Outgoing(recipient, uuid.uuid4().hex, json.dumps(payload).encode())
+
+    # the send state machine --------------------------------------------------------------------------
+    def identity_request(self, account_id: str) -> Request:
+        return Request("GET", f"/v1/keys/{account_id}/identity")
+
+    def identity_received(self, body: dict[str, Any]) -> list[Event]:
+        """Record an account's devices; a higher identity generation means a new phone: drop old sessions."""
+        account = body["account_id"]
+        events: list[Event] = []
+        known = self.store.peer_generation(account)
+        generation = body["identity_generation"]
+        with self.store.transaction():
+            if known and generation > known:
+                self.store.drop_sessions(account)
+                events.append(IdentityChanged(account, generation))
+            current = {d["device_id"] for d in body["devices"]}
+            gone = [d for d in self.store.peer_devices(account) if d not in current]
+            if gone:
+                self.store.drop_sessions(account, gone)
+            for d in body["devices"]:
+                stored = self.store.peer_devices(account).get(d["device_id"])
+                if stored and (stored.curve25519 != d["identity_curve25519"] or stored.registration_id != d["registration_id"]):
+                    self.store.drop_sessions(account, [d["device_id"]])
+                self.store.save_peer_device(
+                    PeerDevice(account, d["device_id"], d["registration_id"], d["identity_curve25519"], d["identity_ed25519"])
+                )
+            self.store.save_peer(account, generation)
+        return events
+
+    def devices_without_session(self, recipient: str) -> list[int] | None:
+        """``None`` when the recipient's devices are unknown (fetch identity first), else those lacking a session."""
+        devices = self.store.peer_devices(recipient)
+        if not devices:
+            return None
+        mine = self.device_id if recipient == self.account_id else None
+        return [d for d in devices if d != mine and not self.store.sessions(recipient, d)]
+
+    def bundles_request(self, recipient: str, device_ids: list[int]) -> Request:
+        return Request("GET", f"/v1/keys/{recipient}", params={"device_id": device_ids})
+
+    def bundles_received(self, body: dict[str, Any]) -> list[Event]:
+        """Open an outbound session with every device whose one-time key verifies."""
+        olm = self._require_olm()
+        events = self.identity_received(
+            {
+                "account_id": body["account_id"],
+                "identity_generation": body["identity_generation"],
+                "devices": self._known_plus(body),
+            }
+        )
+        for d in body["devices"]:
+            key = d.get("one_time_key")
+            kind = signing.FALLBACK if d.get("is_fallback") else signing.ONE_TIME
+            if not key or not crypto.verify_key_signature(d["identity_ed25519"], kind, key["public_key"], key["signature"]):
+                continue
+            session = olm.outbound_session(d["identity_curve25519"], key["public_key"])
+            self.store.save_session(body["account_id"], d["device_id"], session.session_id, session.pickle(self._key))
+        return events
+
+    def _known_plus(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Bundles may cover only some devices; keep the others we know as they are."""
+        merged = {
+            d.device_id: {
+                "device_id": d.device_id,
+                "registration_id": d.registration_id,
+                "identity_curve25519": d.curve25519,
+                "identity_ed25519": d.ed25519,
+            }
+            for d in self.store.peer_devices(body["account_id"]).values()
+        }
+        for d in body["devices"]:
+            merged[d["device_id"]] = {k: d[k] for k in ("device_id", "registration_id", "identity_curve25519", "identity_ed25519")}
+        return list(merged.values())
+
+    def encrypt(self, outgoing: Outgoing) -> Request:
+        """One ciphertext per device we hold a session with; ratchet state is saved before it leaves."""
+        self._require_olm()
+        messages = []
+        devices = self.store.peer_devices(outgoing.recipient)
+        with self.store.transaction():
+            for device_id, device in sorted(devices.items()):
+                if outgoing.recipient == self.account_id and device_id == self.device_id:
+                    continue
+                sessions = self.store.sessions(outgoing.recipient, device_id)
+                if not sessions:
+                    continue
+                session_id, pickled = sessions[0]
+                session = vz.Session.from_pickle(pickled, self._key)
+                sealed = crypto.encrypt(session, outgoing.payload)
+                self.store.save_session(outgoing.recipient, device_id, session_id, session.pickle(self._key))
+                messages.append(
+                    {
+                        "device_id": device_id,
+                        "registration_id": device.registration_id,
+                        "kind": sealed.kind,
+                        "body": crypto.b64(sealed.body),
+                    }
+                )
+        return Request(
+            "PUT",
+            f"/v1/messages/{outgoing.recipient}",
+            {"client_message_id": outgoing.client_message_id, "messages": messages},
+        )
+
+    def sent(self, outgoing: Outgoing) -> None:
+        if outgoing.text is not None:
+            self.store.add_message(outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, _now_ms(), "sent")
+
+    def send_refused(self, recipient: str, status: int, error: dict[str, Any]) -> None:
+        """Digest a 409/410 so that the next attempt addresses the right devices with fresh sessions."""
+        with self.store.transaction():
+            if status == 409:
+                self.store.drop_sessions(recipient, list(error.get("extra_devices", [])))
+            elif status == 410:
+                self.store.drop_sessions(recipient, list(error.get("stale_devices", [])))
+            # Re-read the device list before the next attempt; it lists any missing devices.
+            self.store.forget_devices(recipient)
+
+    # receiving ---------------------------------------------------------------------------------------
+    def receive(self, frame: dict[str, Any], identity_refreshed: bool = False) -> Received:
+        kind = frame.get("type")
+        if kind == "queue_empty":
+            return Received(events=[QueueEmpty()])
+        if kind != "envelope":
+            return Received()
+        envelope_id = int(frame["id"])
+        if self.store.was_processed(envelope_id):
+            return Received(ack_ids=[envelope_id])  # a redelivery: its effects are already stored
+        sender, sender_device = frame["sender"], int(frame["sender_device"])
+        if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
+            with self.store.transaction():
+                self.store.set_status(sender, [frame["client_message_id"]], "delivered")
+                self.store.mark_processed(envelope_id)
+            return Received([Delivered(sender, frame["client_message_id"])], [envelope_id])
+        return self._receive_ciphertext(frame, envelope_id, sender, sender_device, identity_refreshed)
+
+    def _receive_ciphertext(
+        self, frame: dict[str, Any], envelope_id: int, sender: str, sender_device: int, identity_refreshed: bool
+    ) -> Received:
+        olm = self._require_olm()
+        kind, body = int(frame["kind"]), base64.b64decode(frame["body"])
+        with self.store.transaction():
+            plaintext = None
+            for session_id, pickled in self.store.sessions(sender, sender_device):
+                session = vz.Session.from_pickle(pickled, self._key)
+                plaintext = crypto.try_decrypt(session, kind, body)
+                if plaintext is not None:
+                    self.store.save_session(sender, sender_device, session_id, session.pickle(self._key))
+                    break
+            if plaintext is None and kind == EnvelopeKind.OLM_PREKEY:
+                device = self.store.peer_devices(sender).get(sender_device)
+                if device is None and not identity_refreshed:
+                    return Received(need_identity=sender)
+                if device is not None:
+                    try:
+                        session, plaintext = olm.inbound_session(device.curve25519, body)
+                        self.store.save_session(sender, sender_device, session.session_id, session.pickle(self._key))
+                        self._save_olm()  # the one-time key is gone now; never offer it again
+                    except crypto.DecryptionFailed:
+                        if not identity_refreshed:
+                            return Received(need_identity=sender)
+            if plaintext is None:
+                self.store.mark_processed(envelope_id)
+                return Received([Undecryptable(sender, sender_device, envelope_id, "no session decrypts it")], [envelope_id])
+            events = self._apply_payload(sender, sender_device, plaintext, frame)
+            self.store.mark_processed(envelope_id)
+        return Received(events, [envelope_id])
+
+    def _apply_payload(self, sender: str, sender_device: int, plaintext: bytes, frame: dict[str, Any]) -> list[Event]:
+        try:
+            payload = json.loads(plaintext)
+        except ValueError:
+            return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not JSON")]
+        if payload.get("type") == "text":
+            cmid = str(payload.get("id") or frame["client_message_id"])
+            text, sent_at = str(payload.get("text", "")), int(payload.get("ts") or frame["server_ts"])
+            self.store.add_message(sender, "in", cmid, text, sent_at, "received")
+            return [MessageReceived(sender, sender_device, cmid, text, sent_at)]
+        if payload.get("type") == "read":
+            ids = [str(i) for i in payload.get("ids", [])]
+            self.store.set_status(sender, ids, "read")
+            return [Read(sender, ids)]
+        return []
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

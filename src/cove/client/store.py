@@ -1,0 +1,198 @@
+"""The client's local state in one SQLite file.
+
+The Olm account and sessions are kept only as vodozemac pickles, encrypted under the profile's 32-byte
+key. Everything a received envelope changes (ratchet state, the message, the "processed" mark) is written
+in one transaction, so an envelope is acked only after its effects are on disk, and a redelivery after a
+crash is recognised and not decrypted twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    peer_account TEXT NOT NULL, peer_device INTEGER NOT NULL, session_id TEXT NOT NULL,
+    pickle TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (peer_account, peer_device, session_id));
+CREATE TABLE IF NOT EXISTS peers (
+    account_id TEXT PRIMARY KEY, phone_number TEXT, identity_generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS peer_devices (
+    account_id TEXT NOT NULL, device_id INTEGER NOT NULL, registration_id INTEGER NOT NULL,
+    curve25519 TEXT NOT NULL, ed25519 TEXT NOT NULL, PRIMARY KEY (account_id, device_id));
+CREATE TABLE IF NOT EXISTS messages (
+    local_id INTEGER PRIMARY KEY, peer_account TEXT NOT NULL, direction TEXT NOT NULL,
+    client_message_id TEXT NOT NULL, text TEXT NOT NULL, sent_at INTEGER NOT NULL,
+    received_at INTEGER, status TEXT NOT NULL,
+    UNIQUE (peer_account, direction, client_message_id));
+CREATE TABLE IF NOT EXISTS processed (envelope_id INTEGER PRIMARY KEY, processed_at REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class PeerDevice:
+    account_id: str
+    device_id: int
+    registration_id: int
+    curve25519: str
+    ed25519: str
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    local_id: int
+    peer_account: str
+    peer_phone: str | None
+    direction: str
+    client_message_id: str
+    text: str
+    sent_at: int
+    status: str
+
+
+class ClientStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Nestable: only the outermost block commits."""
+        if self._depth == 0:
+            self._db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield self._db
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
+
+    # meta ---------------------------------------------------------------------------------------------
+    def get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # sessions -----------------------------------------------------------------------------------------
+    def sessions(self, account_id: str, device_id: int) -> list[tuple[str, str]]:
+        """``(session_id, pickle)`` pairs, most recently used first."""
+        rows = self._db.execute(
+            "SELECT session_id, pickle FROM sessions WHERE peer_account = ? AND peer_device = ? "
+            "ORDER BY updated_at DESC",
+            (account_id, device_id),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def save_session(self, account_id: str, device_id: int, session_id: str, pickle: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?) ON CONFLICT(peer_account, peer_device, session_id) "
+                "DO UPDATE SET pickle = excluded.pickle, updated_at = excluded.updated_at",
+                (account_id, device_id, session_id, pickle, time.time()),
+            )
+
+    def drop_sessions(self, account_id: str, device_ids: list[int] | None = None) -> None:
+        with self.transaction() as db:
+            if device_ids is None:
+                db.execute("DELETE FROM sessions WHERE peer_account = ?", (account_id,))
+                db.execute("DELETE FROM peer_devices WHERE account_id = ?", (account_id,))
+            else:
+                for device_id in device_ids:
+                    db.execute("DELETE FROM sessions WHERE peer_account = ? AND peer_device = ?", (account_id, device_id))
+                    db.execute("DELETE FROM peer_devices WHERE account_id = ? AND device_id = ?", (account_id, device_id))
+
+    def forget_devices(self, account_id: str) -> None:
+        """Forget the device list (not the sessions): the next send re-reads it from the relay."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM peer_devices WHERE account_id = ?", (account_id,))
+
+    # peers --------------------------------------------------------------------------------------------
+    def peer_generation(self, account_id: str) -> int | None:
+        row = self._db.execute("SELECT identity_generation FROM peers WHERE account_id = ?", (account_id,)).fetchone()
+        return row[0] if row else None
+
+    def save_peer(self, account_id: str, generation: int, phone_number: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO peers VALUES (?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET "
+                "identity_generation = excluded.identity_generation, "
+                "phone_number = COALESCE(excluded.phone_number, peers.phone_number)",
+                (account_id, phone_number, generation),
+            )
+
+    def peer_by_phone(self, phone_number: str) -> str | None:
+        row = self._db.execute("SELECT account_id FROM peers WHERE phone_number = ?", (phone_number,)).fetchone()
+        return row[0] if row else None
+
+    def peer_devices(self, account_id: str) -> dict[int, PeerDevice]:
+        rows = self._db.execute("SELECT * FROM peer_devices WHERE account_id = ?", (account_id,))
+        return {r["device_id"]: PeerDevice(**dict(r)) for r in rows}
+
+    def save_peer_device(self, device: PeerDevice) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO peer_devices VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id, device_id) DO UPDATE SET "
+                "registration_id = excluded.registration_id, curve25519 = excluded.curve25519, "
+                "ed25519 = excluded.ed25519",
+                (device.account_id, device.device_id, device.registration_id, device.curve25519, device.ed25519),
+            )
+
+    # messages -----------------------------------------------------------------------------------------
+    def add_message(
+        self, peer: str, direction: str, client_message_id: str, text: str, sent_at: int, status: str
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO messages (peer_account, direction, client_message_id, text, sent_at, received_at, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (peer, direction, client_message_id, text, sent_at, int(time.time() * 1000), status),
+            )
+
+    def set_status(self, peer: str, client_message_ids: list[str], status: str) -> None:
+        with self.transaction() as db:
+            for cmid in client_message_ids:
+                db.execute(
+                    "UPDATE messages SET status = ? WHERE peer_account = ? AND direction = 'out' "
+                    "AND client_message_id = ?",
+                    (status, peer, cmid),
+                )
+
+    def messages(self, peer: str | None = None, limit: int = 50) -> list[StoredMessage]:
+        where, args = ("WHERE m.peer_account = ?", [peer]) if peer else ("", [])
+        rows = self._db.execute(
+            "SELECT m.local_id, m.peer_account, p.phone_number, m.direction, m.client_message_id, m.text, "
+            f"m.sent_at, m.status FROM messages m LEFT JOIN peers p ON p.account_id = m.peer_account {where} "
+            "ORDER BY m.local_id DESC LIMIT ?",
+            [*args, limit],
+        )
+        return [StoredMessage(*r) for r in reversed(rows.fetchall())]
+
+    # redelivery ---------------------------------------------------------------------------------------
+    def was_processed(self, envelope_id: int) -> bool:
+        return self._db.execute("SELECT 1 FROM processed WHERE envelope_id = ?", (envelope_id,)).fetchone() is not None
+
+    def mark_processed(self, envelope_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO processed VALUES (?, ?)", (envelope_id, time.time()))

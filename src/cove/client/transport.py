@@ -1,0 +1,151 @@
+"""The thin async transport: runs the core's requests over httpx and its stream over websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from cove.client.core import ClientCore, Event, MessageReceived, Outgoing, QueueEmpty, Request
+
+MAX_SEND_ATTEMPTS = 4
+
+
+class RelayError(Exception):
+    """The relay refused a request; ``code`` is its machine-readable error code."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        self.status = status
+        self.code = error.get("code", "http_error")
+        self.details = error
+        super().__init__(f"{error.get('message', 'request failed')} ({self.code}, HTTP {status})")
+
+
+class CoveClient:
+    def __init__(self, base_url: str, core: ClientCore, timeout: float = 30.0) -> None:
+        self.core = core
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> CoveClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def call(self, request: Request) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.core.token}"} if self.core.token else {}
+        response = await self._http.request(
+            request.method, request.path, json=request.json, params=request.params, headers=headers
+        )
+        body = response.json() if response.content else {}
+        if response.status_code >= 400:
+            raise RelayError(response.status_code, body)
+        return body
+
+    # accounts ----------------------------------------------------------------------------------------
+    async def request_code(self, phone_number: str) -> dict[str, Any]:
+        return await self.call(self.core.request_code(phone_number))
+
+    async def register(self, phone_number: str, code: str) -> dict[str, Any]:
+        """Verify the code, become the number's device, and publish one-time and fallback keys."""
+        body = await self.call(self.core.registration(phone_number, code))
+        self.core.registered(body)
+        self.core.registered_phone(body.get("phone_number") or phone_number)
+        await self.refill_keys(force_fallback=True)
+        return body
+
+    async def refill_keys(self, force_fallback: bool = False) -> int:
+        count = await self.call(self.core.key_count())
+        request = self.core.key_upload(count["one_time_keys"], count["has_fallback_key"] and not force_fallback)
+        if request is None:
+            return 0
+        await self.call(request)
+        self.core.keys_uploaded()
+        return len(request.json["one_time_keys"]) if request.json else 0
+
+    async def resolve(self, phone_number: str) -> str:
+        """The account id of a registered number (contact discovery), else ``RelayError(unknown_number)``."""
+        found = self.core.looked_up(await self.call(self.core.lookup([phone_number])))
+        if not found:
+            raise RelayError(404, {"error": {"code": "unknown_number", "message": f"{phone_number} is not on Cove"}})
+        return next(iter(found.values()))
+
+    # sending -----------------------------------------------------------------------------------------
+    async def send_text(self, recipient: str, text: str) -> str:
+        outgoing = self.core.compose_text(recipient, text)
+        await self.send(outgoing)
+        return outgoing.client_message_id
+
+    async def mark_read(self, peer: str, client_message_ids: list[str]) -> None:
+        await self.send(self.core.compose_read_receipt(peer, client_message_ids))
+
+    async def send(self, outgoing: Outgoing) -> list[Event]:
+        """Establish sessions as needed, encrypt per device and send, following 409/410 until accepted."""
+        events: list[Event] = []
+        for _ in range(MAX_SEND_ATTEMPTS):
+            missing = self.core.devices_without_session(outgoing.recipient)
+            if missing is None:
+                events += self.core.identity_received(await self.call(self.core.identity_request(outgoing.recipient)))
+                missing = self.core.devices_without_session(outgoing.recipient)
+            if missing:
+                events += self.core.bundles_received(
+                    await self.call(self.core.bundles_request(outgoing.recipient, missing))
+                )
+            try:
+                await self.call(self.core.encrypt(outgoing))
+            except RelayError as exc:
+                if exc.status not in (409, 410):
+                    raise
+                self.core.send_refused(outgoing.recipient, exc.status, exc.details)
+                continue
+            self.core.sent(outgoing)
+            return events
+        raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
+
+    # receiving ---------------------------------------------------------------------------------------
+    async def events(self, stop_when_empty: bool = False) -> AsyncIterator[Event]:
+        """Yield events from the stream; each envelope is acked only after its effects are stored."""
+        url = self.base_url.replace("http", "ws", 1) + "/v1/websocket"
+        headers = {"Authorization": f"Bearer {self.core.token}"}
+        async with connect(url, additional_headers=headers, compression=None, max_size=2**20) as ws:
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame.get("type") == "error":
+                    raise RelayError(400, frame)
+                for event in await self._digest(ws, frame):
+                    yield event
+                    if isinstance(event, QueueEmpty):
+                        await self.refill_keys()
+                        if stop_when_empty:
+                            return
+
+    async def _digest(self, ws: ClientConnection, frame: dict[str, Any]) -> list[Event]:
+        received = self.core.receive(frame)
+        if received.need_identity:
+            self.core.identity_received(await self.call(self.core.identity_request(received.need_identity)))
+            received = self.core.receive(frame, identity_refreshed=True)
+        if received.ack_ids:
+            await ws.send(json.dumps({"type": "ack", "ids": received.ack_ids}))
+        return received.events
+
+    async def inbox(self) -> list[Event]:
+        """Collect everything queued for this device, then disconnect."""
+        return [e async for e in self.events(stop_when_empty=True) if not isinstance(e, QueueEmpty)]
+
+    async def wait_for_message(self, timeout: float = 10.0) -> MessageReceived:
+        async def first() -> MessageReceived:
+            async for event in self.events():
+                if isinstance(event, MessageReceived):
+                    return event
+            raise ConnectionError("stream ended")
+
+        return await asyncio.wait_for(first(), timeout)

@@ -1,0 +1,81 @@
+"""Relay settings: environment variables (prefix ``COVE_``) over an optional TOML file over defaults.
+
+The TOML file is ``cove.toml`` in the working directory, or the path in ``COVE_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("COVE_CONFIG", "cove.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COVE_", extra="forbid")
+
+    data_dir: Path = Field(Path("./var"), description="Where the SQLite database and the server secret live.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL; empty means SQLite at DATA_DIR/cove.db. "
+        "PostgreSQL: postgresql+asyncpg://user@host:5432/db",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str | None = Field(
+        None, description="Keys the verification-code HMAC; generated into DATA_DIR/secret.key if unset."
+    )
+
+    code_sender: Literal["console", "webhook"] = "console"
+    code_webhook_url: str | None = None
+    code_ttl_seconds: int = 600
+    code_max_attempts: int = 5
+    code_max_sends: int = 5
+    code_send_window_seconds: int = 3600
+
+    message_retention_days: float = 30.0
+    max_message_bytes: int = 96 * 1024
+    max_devices_per_message: int = 16
+    max_one_time_keys: int = 50
+
+    discovery_max_numbers: int = 1000
+    discovery_bucket_size: int = 5000
+    discovery_refill_per_second: float = 1.0
+
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()))
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'cove.db').resolve()}"
+
+    def resolved_secret_key(self) -> bytes:
+        """The HMAC key for verification codes: configured, or created once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()

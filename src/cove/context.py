@@ -1,0 +1,40 @@
+"""The relay's long-lived parts, built once per process and reached from routes via ``request.app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cove.accounts.directory import DeviceDirectory
+from cove.accounts.senders import CodeSender
+from cove.config import Settings
+from cove.messaging.hub import Hub
+from cove.messaging.writer import QueueWriter
+from cove.safety.ratelimit import Limit, RateLimiter
+
+
+def _discovery_limiter() -> RateLimiter:
+    return RateLimiter("contact discovery", Limit(5000, 1.0))
+
+
+@dataclass
+class Relay:
+    settings: Settings
+    engine: AsyncEngine
+    hub: Hub
+    writer: QueueWriter
+    directory: DeviceDirectory
+    code_sender: CodeSender
+    code_secret: bytes
+    discovery_limiter: RateLimiter = field(default_factory=_discovery_limiter)
+    key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.settings.message_retention_days * 86_400_000)
+
+
+def get_relay(request: Request) -> Relay:
+    return request.app.state.relay

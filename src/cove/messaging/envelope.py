@@ -1,0 +1,59 @@
+"""The envelope: what the relay routes and stores. Pure data; its wire form is JSON with base64 bodies."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from typing import Any
+
+
+class EnvelopeKind(IntEnum):
+    OLM_PREKEY = 0  # vodozemac message type 0: opens a session, consumes a one-time key
+    OLM_MESSAGE = 1  # vodozemac message type 1: within an established session
+    DELIVERY_RECEIPT = 5  # from the server: "your message reached that device"; empty body
+
+
+CIPHERTEXT_KINDS = frozenset({EnvelopeKind.OLM_PREKEY, EnvelopeKind.OLM_MESSAGE})
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: int | None
+    account_id: str
+    device_id: int
+    kind: int
+    sender_account_id: str
+    sender_device_id: int
+    client_message_id: str
+    body: bytes
+    server_ts_ms: int
+    expires_at_ms: int
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "device_id": self.device_id,
+            "kind": self.kind,
+            "sender_account_id": self.sender_account_id,
+            "sender_device_id": self.sender_device_id,
+            "client_message_id": self.client_message_id,
+            "body": self.body,
+            "server_ts_ms": self.server_ts_ms,
+            "expires_at_ms": self.expires_at_ms,
+        }
+
+    def with_id(self, queue_id: int) -> Envelope:
+        return replace(self, id=queue_id)
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "type": "envelope",
+            "id": self.id,
+            "kind": self.kind,
+            "sender": self.sender_account_id,
+            "sender_device": self.sender_device_id,
+            "client_message_id": self.client_message_id,
+            "body": base64.b64encode(self.body).decode(),
+            "server_ts": self.server_ts_ms,
+        }

@@ -1,0 +1,64 @@
+"""Who is connected where: one live stream per device, and hand-off of freshly queued envelopes to it.
+
+A stream is fed only after the envelope is committed, so a push never outruns durability. The hub is
+in-process; several relay processes would put a pub/sub bus behind :meth:`Hub.deliver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from cove.messaging.envelope import Envelope
+
+DeviceKey = tuple[str, int]
+
+CLOSE_CONNECTED_ELSEWHERE = 4409
+CLOSE_LOGGED_OUT = 4401
+
+
+class Stream(Protocol):
+    def offer(self, item: Envelope | dict[str, Any]) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._streams: dict[DeviceKey, Stream] = {}
+
+    def attach(self, key: DeviceKey, stream: Stream) -> None:
+        previous = self._streams.get(key)
+        self._streams[key] = stream
+        if previous is not None:
+            previous.close(CLOSE_CONNECTED_ELSEWHERE, "connected elsewhere")
+
+    def detach(self, key: DeviceKey, stream: Stream) -> None:
+        if self._streams.get(key) is stream:
+            del self._streams[key]
+
+    def is_connected(self, key: DeviceKey) -> bool:
+        return key in self._streams
+
+    def deliver(self, batch: Iterable[Envelope]) -> None:
+        for envelope in batch:
+            stream = self._streams.get((envelope.account_id, envelope.device_id))
+            if stream is not None:
+                stream.offer(envelope)
+
+    def push(self, key: DeviceKey, frame: dict[str, Any]) -> None:
+        stream = self._streams.get(key)
+        if stream is not None:
+            stream.offer(frame)
+
+    def log_out(self, account_id: str, device_ids: Iterable[int]) -> None:
+        for device_id in device_ids:
+            stream = self._streams.pop((account_id, device_id), None)
+            if stream is not None:
+                stream.close(CLOSE_LOGGED_OUT, "logged out: the number was registered on another phone")
+
+    def close_all(self) -> None:
+        for stream in list(self._streams.values()):
+            stream.close(1001, "relay shutting down")
+        self._streams.clear()
+

@@ -1,0 +1,27 @@
+"""Request and response bodies of the messaging API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from cove.messaging.envelope import EnvelopeKind
+
+
+class OutgoingCiphertext(BaseModel):
+    device_id: int = Field(ge=1)
+    registration_id: int = Field(ge=1, description="The registration id the sender's session was made for")
+    kind: EnvelopeKind = Field(description="0: Olm pre-key message, 1: Olm message")
+    body: str = Field(description="Base64 ciphertext for this one device")
+
+
+class SendRequest(BaseModel):
+    client_message_id: str = Field(
+        min_length=1, max_length=64, description="Chosen by the sender; a repeat is accepted once"
+    )
+    messages: list[OutgoingCiphertext] = Field(min_length=1, description="One ciphertext per recipient device")
+
+
+class SendResult(BaseModel):
+    duplicate: bool = Field(description="True when this client_message_id was already accepted")
+    queued: int = Field(description="Envelopes queued now (0 for a duplicate)")
+    server_ts: int

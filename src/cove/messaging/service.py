@@ -1,0 +1,67 @@
+"""The send use case, shared by ``PUT /v1/messages/{id}`` and the WebSocket ``send`` frame."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from cove.accounts.storage import DeviceRecord
+from cove.clock import now_ms
+from cove.context import Relay
+from cove.errors import ApiError
+from cove.messaging import rules
+from cove.messaging.envelope import CIPHERTEXT_KINDS, Envelope
+from cove.messaging.models import SendRequest, SendResult
+from cove.messaging.writer import SendJob
+
+
+def _decode(body: str, limit: int, index: int) -> bytes:
+    # Reject before decoding: base64 is 4/3 of the bytes, so an oversize body never costs a decode.
+    rules.check_size(len(body) * 3 // 4 - body.count("="), limit)
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "malformed_base64", f"messages.{index}.body is not valid base64") from exc
+
+
+async def send(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendResult:
+    settings = relay.settings
+    if len(request.messages) > settings.max_devices_per_message:
+        raise ApiError(400, "too_many_devices", f"at most {settings.max_devices_per_message} devices per message")
+    for i, m in enumerate(request.messages):
+        if m.kind not in CIPHERTEXT_KINDS:
+            raise ApiError(400, "invalid_kind", f"messages.{i}.kind must be 0 (pre-key) or 1 (message)")
+    bodies = [_decode(m.body, settings.max_message_bytes, i) for i, m in enumerate(request.messages)]
+
+    registered = await relay.directory.devices_of(recipient_id)
+    if not registered:
+        raise ApiError(404, "unknown_account", "no account has this id")
+    sending_device = sender.device_id if recipient_id == sender.account_id else None
+    addressed: dict[int, int] = {}
+    for m in request.messages:
+        if m.device_id in addressed:
+            raise ApiError(400, "duplicate_device", f"device {m.device_id} is addressed twice")
+        addressed[m.device_id] = m.registration_id
+    rules.raise_for_mismatch(
+        rules.check_devices({d.device_id: d.registration_id for d in registered}, addressed, sending_device)
+    )
+
+    now = now_ms()
+    expires = now + relay.retention_ms
+    envelopes = [
+        Envelope(
+            id=None,
+            account_id=recipient_id,
+            device_id=m.device_id,
+            kind=int(m.kind),
+            sender_account_id=sender.account_id,
+            sender_device_id=sender.device_id,
+            client_message_id=request.client_message_id,
+            body=body,
+            server_ts_ms=now,
+            expires_at_ms=expires,
+        )
+        for m, body in zip(request.messages, bodies, strict=True)
+    ]
+    queued = await relay.writer.send(SendJob(sender.account_id, recipient_id, request.client_message_id, envelopes))
+    return SendResult(duplicate=queued is None, queued=len(queued or ()), server_ts=now)

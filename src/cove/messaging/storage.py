@@ -1,0 +1,143 @@
+"""The durable per-device queues and the idempotency record of sends.
+
+The server stores only what it needs to route: the recipient device, the sender, a client message id, the
+Olm message type, and the ciphertext it cannot read.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    and_,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cove.db import metadata
+from cove.messaging.envelope import Envelope
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a BIGINT identity.
+_queue_id = BigInteger().with_variant(Integer, "sqlite")
+
+envelopes = Table(
+    "envelopes",
+    metadata,
+    Column("id", _queue_id, primary_key=True, autoincrement=True),
+    Column("account_id", String(36), nullable=False),
+    Column("device_id", Integer, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("sender_account_id", String(36), nullable=False),
+    Column("sender_device_id", Integer, nullable=False),
+    Column("client_message_id", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("server_ts_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Index("ix_envelopes_queue", "account_id", "device_id", "id"),
+    Index("ix_envelopes_expiry", "expires_at_ms"),
+)
+
+sent_messages = Table(
+    "sent_messages",
+    metadata,
+    Column("sender_account_id", String(36), primary_key=True),
+    Column("client_message_id", String(64), primary_key=True),
+    Column("recipient_account_id", String(36), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_sent_messages_created", "created_at_ms"),
+)
+
+_ENVELOPE_COLUMNS = (
+    envelopes.c.id,
+    envelopes.c.account_id,
+    envelopes.c.device_id,
+    envelopes.c.kind,
+    envelopes.c.sender_account_id,
+    envelopes.c.sender_device_id,
+    envelopes.c.client_message_id,
+    envelopes.c.body,
+    envelopes.c.server_ts_ms,
+    envelopes.c.expires_at_ms,
+)
+
+
+async def insert_envelopes(conn: AsyncConnection, batch: list[Envelope]) -> list[Envelope]:
+    """Insert envelopes and return them with their queue ids, in the order given."""
+    if not batch:
+        return []
+    rows = [e.row() for e in batch]
+    result = await conn.execute(
+        insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True), rows
+    )
+    return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
+
+
+async def already_sent(conn: AsyncConnection, sender_account_id: str, client_message_id: str) -> bool:
+    row = await conn.execute(
+        select(sent_messages.c.recipient_account_id).where(
+            sent_messages.c.sender_account_id == sender_account_id,
+            sent_messages.c.client_message_id == client_message_id,
+        )
+    )
+    return row.first() is not None
+
+
+async def record_sent(
+    conn: AsyncConnection, sender_account_id: str, client_message_id: str, recipient: str, now_ms: int
+) -> None:
+    await conn.execute(
+        insert(sent_messages).values(
+            sender_account_id=sender_account_id,
+            client_message_id=client_message_id,
+            recipient_account_id=recipient,
+            created_at_ms=now_ms,
+        )
+    )
+
+
+async def fetch_queue(
+    conn: AsyncConnection, account_id: str, device_id: int, after_id: int, now_ms: int, limit: int
+) -> list[Envelope]:
+    rows = await conn.execute(
+        select(*_ENVELOPE_COLUMNS)
+        .where(
+            envelopes.c.account_id == account_id,
+            envelopes.c.device_id == device_id,
+            envelopes.c.id > after_id,
+            envelopes.c.expires_at_ms > now_ms,
+        )
+        .order_by(envelopes.c.id)
+        .limit(limit)
+    )
+    return [Envelope(*row) for row in rows]
+
+
+async def delete_acked(conn: AsyncConnection, account_id: str, device_id: int, ids: list[int]) -> list[Envelope]:
+    """Delete the device's envelopes with these ids; return the ones that existed (for receipts)."""
+    result = await conn.execute(
+        delete(envelopes)
+        .where(envelopes.c.account_id == account_id, envelopes.c.device_id == device_id, envelopes.c.id.in_(ids))
+        .returning(*_ENVELOPE_COLUMNS)
+    )
+    return [Envelope(*row) for row in result]
+
+
+async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_ms: int) -> int:
+    expired = await conn.execute(delete(envelopes).where(envelopes.c.expires_at_ms <= now_ms))
+    await conn.execute(delete(sent_messages).where(sent_messages.c.created_at_ms <= idempotency_horizon_ms))
+    return expired.rowcount or 0
+
+
+async def delete_device_queue(conn: AsyncConnection, account_id: str, device_ids: list[int] | None = None) -> None:
+    condition = envelopes.c.account_id == account_id
+    if device_ids is not None:
+        condition = and_(condition, envelopes.c.device_id.in_(device_ids))
+    await conn.execute(delete(envelopes).where(condition))

@@ -1,0 +1,1 @@
+"""Safety: rate limits now; metadata-only spam and abuse detection later."""
