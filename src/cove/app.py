@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             code_secret=settings.resolved_secret_key(),
         )
         app.state.relay = relay
-        purger = asyncio.create_task(purge_expired_forever(engine, retention_ms), name="cove-purge")
+        purger = asyncio.create_task(
+            purge_expired_forever(engine, retention_ms, settings.purge_interval_seconds), name="cove-purge"
+        )
         log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Cove relay",
         version=__version__,
         description="Accounts, key directory and store-and-forward relay of end-to-end encrypted messages. "
-        "Every error is `{\"error\": {\"code\": ..., \"message\": ...}}`.",
+        'Every error is `{"error": {"code": ..., "message": ...}}`.',
         lifespan=lifespan,
     )
     install_error_handlers(app)

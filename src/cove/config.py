@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 def _toml_path() -> Path:
@@ -41,6 +46,7 @@ class Settings(BaseSettings):
     code_send_window_seconds: int = 3600
 
     message_retention_days: float = 30.0
+    purge_interval_seconds: float = 60.0
     max_message_bytes: int = 96 * 1024
     max_devices_per_message: int = 16
     max_one_time_keys: int = 50

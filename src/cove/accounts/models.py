@@ -29,7 +29,8 @@ class IdentityKeys(BaseModel):
     curve25519: str = Field(max_length=64, description="Unpadded base64 Curve25519 identity key")
     ed25519: str = Field(max_length=64, description="Unpadded base64 Ed25519 signing key")
     signature: str = Field(
-        max_length=128, description="Ed25519 signature over 'cove:v1:identity:<curve25519>' (see keys.signing)"
+        max_length=128,
+        description="Ed25519 signature over 'cove:v1:identity:<curve25519>' (see keys.signing)",
     )
 
 

@@ -15,7 +15,9 @@ def normalise(raw: str, default_region: str | None = None) -> str:
         raise ApiError(400, "invalid_phone_number", f"{raw!r} is not a phone number: {exc._msg}") from exc
     if not phonenumbers.is_valid_number(parsed):
         raise ApiError(
-            400, "invalid_phone_number", f"{raw!r} is not a valid number for its country (use +<country><number>)"
+            400,
+            "invalid_phone_number",
+            f"{raw!r} is not a valid number for its country (use +<country><number>)",
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 

@@ -14,8 +14,8 @@ from cove.accounts.models import (
     DeviceView,
     LookupRequest,
     LookupResult,
-    RegisteredContact,
     Registered,
+    RegisteredContact,
     RegistrationRequest,
 )
 from cove.accounts.storage import DeviceRecord
@@ -55,7 +55,11 @@ async def register(body: RegistrationRequest, relay: Relay = Depends(get_relay))
         relay, body.phone_number, body.code, body.registration_id, body.identity_key, body.device
     )
     return Registered(
-        account_id=account_id, device_id=device_id, token=token, identity_generation=generation, reregistered=again
+        account_id=account_id,
+        device_id=device_id,
+        token=token,
+        identity_generation=generation,
+        reregistered=again,
     )
 
 

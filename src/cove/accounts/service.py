@@ -36,7 +36,9 @@ async def request_code(relay: Relay, raw_phone: str) -> codes.PendingCode:
     code = codes.new_code()
     async with relay.engine.begin() as conn:
         previous = await storage.load_code(conn, phone)
-        pending = codes.issue(previous, phone, codes.hash_code(relay.code_secret, phone, code), to_datetime(now_ms()), policy)
+        pending = codes.issue(
+            previous, phone, codes.hash_code(relay.code_secret, phone, code), to_datetime(now_ms()), policy
+        )
         await storage.save_code(conn, pending)
     # Sent after the commit: a code the database does not know must never reach a phone.
     await relay.code_sender.send(phone, code)
@@ -75,9 +77,7 @@ async def register(
         if existing is None:
             account_id, generation, old_devices = str(uuid.uuid4()), 1, []
             await conn.execute(
-                insert(accounts).values(
-                    id=account_id, phone_number=phone, created_at_ms=now, identity_generation=1
-                )
+                insert(accounts).values(id=account_id, phone_number=phone, created_at_ms=now, identity_generation=1)
             )
         else:
             # A new phone is a new identity: log out every old device, drop its keys and undelivered

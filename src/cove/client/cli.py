@@ -13,7 +13,15 @@ import httpx
 import typer
 from rich.console import Console
 
-from cove.client.core import ClientCore, Delivered, Event, IdentityChanged, MessageReceived, NotRegistered, Read
+from cove.client.core import (
+    ClientCore,
+    Delivered,
+    Event,
+    IdentityChanged,
+    MessageReceived,
+    NotRegistered,
+    Read,
+)
 from cove.client.profile import DEFAULT_SERVER, open_profile
 from cove.client.transport import CoveClient, RelayError
 
@@ -21,7 +29,10 @@ console = Console()
 err = Console(stderr=True)
 
 ProfileOption = typer.Option(
-    os.environ.get("COVE_PROFILE", "default"), "--profile", "-p", help="Local identity to use (env COVE_PROFILE)"
+    os.environ.get("COVE_PROFILE", "default"),
+    "--profile",
+    "-p",
+    help="Local identity to use (env COVE_PROFILE)",
 )
 
 
@@ -176,4 +187,6 @@ def register_client_commands(app: typer.Typer) -> None:
         if not core.account_id:
             err.print(f"profile {profile!r} is not registered: run `cove register PHONE --profile {profile}`")
             raise typer.Exit(1)
-        console.print(f"{core.phone_number}  account {core.account_id}  device {core.device_id}  relay {core.store.get('server')}")
+        console.print(
+            f"{core.phone_number}  account {core.account_id}  device {core.device_id}  relay {core.store.get('server')}"
+        )

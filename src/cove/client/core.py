@@ -229,10 +229,18 @@ class ClientCore:
                 self.store.drop_sessions(account, gone)
             for d in body["devices"]:
                 stored = self.store.peer_devices(account).get(d["device_id"])
-                if stored and (stored.curve25519 != d["identity_curve25519"] or stored.registration_id != d["registration_id"]):
+                if stored and (
+                    stored.curve25519 != d["identity_curve25519"] or stored.registration_id != d["registration_id"]
+                ):
                     self.store.drop_sessions(account, [d["device_id"]])
                 self.store.save_peer_device(
-                    PeerDevice(account, d["device_id"], d["registration_id"], d["identity_curve25519"], d["identity_ed25519"])
+                    PeerDevice(
+                        account,
+                        d["device_id"],
+                        d["registration_id"],
+                        d["identity_curve25519"],
+                        d["identity_ed25519"],
+                    )
                 )
             self.store.save_peer(account, generation)
         return events
@@ -261,7 +269,9 @@ class ClientCore:
         for d in body["devices"]:
             key = d.get("one_time_key")
             kind = signing.FALLBACK if d.get("is_fallback") else signing.ONE_TIME
-            if not key or not crypto.verify_key_signature(d["identity_ed25519"], kind, key["public_key"], key["signature"]):
+            if not key or not crypto.verify_key_signature(
+                d["identity_ed25519"], kind, key["public_key"], key["signature"]
+            ):
                 continue
             session = olm.outbound_session(d["identity_curve25519"], key["public_key"])
             self.store.save_session(body["account_id"], d["device_id"], session.session_id, session.pickle(self._key))
@@ -279,7 +289,9 @@ class ClientCore:
             for d in self.store.peer_devices(body["account_id"]).values()
         }
         for d in body["devices"]:
-            merged[d["device_id"]] = {k: d[k] for k in ("device_id", "registration_id", "identity_curve25519", "identity_ed25519")}
+            merged[d["device_id"]] = {
+                k: d[k] for k in ("device_id", "registration_id", "identity_curve25519", "identity_ed25519")
+            }
         return list(merged.values())
 
     def encrypt(self, outgoing: Outgoing) -> Request:
@@ -314,7 +326,9 @@ class ClientCore:
 
     def sent(self, outgoing: Outgoing) -> None:
         if outgoing.text is not None:
-            self.store.add_message(outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, _now_ms(), "sent")
+            self.store.add_message(
+                outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, _now_ms(), "sent"
+            )
 
     def send_refused(self, recipient: str, status: int, error: dict[str, Any]) -> None:
         """Digest a 409/410 so that the next attempt addresses the right devices with fresh sessions."""
@@ -345,7 +359,12 @@ class ClientCore:
         return self._receive_ciphertext(frame, envelope_id, sender, sender_device, identity_refreshed)
 
     def _receive_ciphertext(
-        self, frame: dict[str, Any], envelope_id: int, sender: str, sender_device: int, identity_refreshed: bool
+        self,
+        frame: dict[str, Any],
+        envelope_id: int,
+        sender: str,
+        sender_device: int,
+        identity_refreshed: bool,
     ) -> Received:
         olm = self._require_olm()
         kind, body = int(frame["kind"]), base64.b64decode(frame["body"])
@@ -371,7 +390,10 @@ class ClientCore:
                             return Received(need_identity=sender)
             if plaintext is None:
                 self.store.mark_processed(envelope_id)
-                return Received([Undecryptable(sender, sender_device, envelope_id, "no session decrypts it")], [envelope_id])
+                return Received(
+                    [Undecryptable(sender, sender_device, envelope_id, "no session decrypts it")],
+                    [envelope_id],
+                )
             events = self._apply_payload(sender, sender_device, plaintext, frame)
             self.store.mark_processed(envelope_id)
         return Received(events, [envelope_id])

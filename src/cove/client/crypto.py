@@ -80,7 +80,8 @@ class OlmDevice:
 
     def outbound_session(self, identity_curve25519: str, one_time_key: str) -> vz.Session:
         return self._account.create_outbound_session(
-            vz.Curve25519PublicKey.from_base64(identity_curve25519), vz.Curve25519PublicKey.from_base64(one_time_key)
+            vz.Curve25519PublicKey.from_base64(identity_curve25519),
+            vz.Curve25519PublicKey.from_base64(one_time_key),
         )
 
     def inbound_session(self, identity_curve25519: str, body: bytes) -> tuple[vz.Session, bytes]:

@@ -93,7 +93,10 @@ class ClientStore:
 
     def set(self, key: str, value: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     # sessions -----------------------------------------------------------------------------------------
     def sessions(self, account_id: str, device_id: int) -> list[tuple[str, str]]:
@@ -120,8 +123,14 @@ class ClientStore:
                 db.execute("DELETE FROM peer_devices WHERE account_id = ?", (account_id,))
             else:
                 for device_id in device_ids:
-                    db.execute("DELETE FROM sessions WHERE peer_account = ? AND peer_device = ?", (account_id, device_id))
-                    db.execute("DELETE FROM peer_devices WHERE account_id = ? AND device_id = ?", (account_id, device_id))
+                    db.execute(
+                        "DELETE FROM sessions WHERE peer_account = ? AND peer_device = ?",
+                        (account_id, device_id),
+                    )
+                    db.execute(
+                        "DELETE FROM peer_devices WHERE account_id = ? AND device_id = ?",
+                        (account_id, device_id),
+                    )
 
     def forget_devices(self, account_id: str) -> None:
         """Forget the device list (not the sessions): the next send re-reads it from the relay."""
@@ -156,7 +165,13 @@ class ClientStore:
                 "INSERT INTO peer_devices VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id, device_id) DO UPDATE SET "
                 "registration_id = excluded.registration_id, curve25519 = excluded.curve25519, "
                 "ed25519 = excluded.ed25519",
-                (device.account_id, device.device_id, device.registration_id, device.curve25519, device.ed25519),
+                (
+                    device.account_id,
+                    device.device_id,
+                    device.registration_id,
+                    device.curve25519,
+                    device.ed25519,
+                ),
             )
 
     # messages -----------------------------------------------------------------------------------------

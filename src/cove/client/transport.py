@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client.core import ClientCore, Event, MessageReceived, Outgoing, QueueEmpty, Request
+from cove.client.core import ClientCore, Event, Outgoing, QueueEmpty, Request
 
 MAX_SEND_ATTEMPTS = 4
 
@@ -140,12 +139,3 @@ class CoveClient:
     async def inbox(self) -> list[Event]:
         """Collect everything queued for this device, then disconnect."""
         return [e async for e in self.events(stop_when_empty=True) if not isinstance(e, QueueEmpty)]
-
-    async def wait_for_message(self, timeout: float = 10.0) -> MessageReceived:
-        async def first() -> MessageReceived:
-            async for event in self.events():
-                if isinstance(event, MessageReceived):
-                    return event
-            raise ConnectionError("stream ended")
-
-        return await asyncio.wait_for(first(), timeout)

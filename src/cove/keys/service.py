@@ -40,7 +40,10 @@ async def upload(relay: Relay, device: DeviceRecord, body: KeyUpload) -> KeyCoun
                 f"a device may hold at most {limit} one-time keys; it holds {held}, so upload at most {limit - held}",
             )
         await storage.add_one_time_keys(
-            conn, device.account_id, device.device_id, [SignedKey(**k.model_dump()) for k in body.one_time_keys]
+            conn,
+            device.account_id,
+            device.device_id,
+            [SignedKey(**k.model_dump()) for k in body.one_time_keys],
         )
         if body.fallback_key:
             await storage.set_fallback_key(

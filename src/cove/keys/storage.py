@@ -66,10 +66,7 @@ async def add_one_time_keys(conn: AsyncConnection, account_id: str, device_id: i
     if keys:
         await conn.execute(
             insert(one_time_keys),
-            [
-                {"account_id": account_id, "device_id": device_id, **k.__dict__}
-                for k in keys
-            ],
+            [{"account_id": account_id, "device_id": device_id, **k.__dict__} for k in keys],
         )
 
 

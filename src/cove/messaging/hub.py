@@ -61,4 +61,3 @@ class Hub:
         for stream in list(self._streams.values()):
             stream.close(1001, "relay shutting down")
         self._streams.clear()
-

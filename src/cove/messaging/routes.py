@@ -103,9 +103,7 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
     last_id = 0
     while True:
         async with relay.engine.connect() as conn:
-            page = await storage.fetch_queue(
-                conn, device.account_id, device.device_id, last_id, now_ms(), BACKLOG_PAGE
-            )
+            page = await storage.fetch_queue(conn, device.account_id, device.device_id, last_id, now_ms(), BACKLOG_PAGE)
         for envelope in page:
             await ws.send_text(json.dumps(envelope.wire()))
             last_id = envelope.id

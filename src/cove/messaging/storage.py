@@ -74,9 +74,7 @@ async def insert_envelopes(conn: AsyncConnection, batch: list[Envelope]) -> list
     if not batch:
         return []
     rows = [e.row() for e in batch]
-    result = await conn.execute(
-        insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True), rows
-    )
+    result = await conn.execute(insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True), rows)
     return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
 
 

@@ -9,6 +9,7 @@ nothing is acknowledged to a client before it is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,9 @@ class SendJob:
     recipient_account_id: str
     client_message_id: str
     envelopes: list[Envelope]
-    future: asyncio.Future[list[Envelope] | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[list[Envelope] | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 @dataclass
@@ -61,10 +64,8 @@ class QueueWriter:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         for job in self._jobs:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("relay shutting down"))
@@ -223,4 +224,3 @@ async def purge_expired_forever(engine: AsyncEngine, retention_ms: int, every_se
         except Exception:
             log.exception("purge of expired envelopes failed")
         await asyncio.sleep(every_seconds)
-
