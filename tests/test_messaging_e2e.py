@@ -194,3 +194,15 @@ async def test_one_time_keys_are_consumed_then_the_fallback_key_is_served_and_re
     await alice.send_text(bob.core.account_id, "via fallback")
     assert texts(await bob.inbox()) == ["via fallback"]
     assert (await bob.call(bob.core.key_count()))["one_time_keys"] == 50
+
+
+async def test_a_message_after_the_queue_emptied_is_not_mistaken_for_a_redelivery(users):
+    # Clients recognise redeliveries by queue id, so the relay must never hand out an id twice, even
+    # after every envelope was acked and deleted (SQLite would reuse rowids without AUTOINCREMENT).
+    alice = await users.register("alice")
+    bob = await users.register("bob")
+    await alice.send_text(bob.core.account_id, "one")
+    assert texts(await bob.inbox()) == ["one"]
+    await alice.inbox()  # acks the delivery receipt: every queue is empty now
+    await alice.send_text(bob.core.account_id, "two")
+    assert texts(await bob.inbox()) == ["two"]

@@ -43,6 +43,9 @@ envelopes = Table(
     Column("expires_at_ms", BigInteger, nullable=False),
     Index("ix_envelopes_queue", "account_id", "device_id", "id"),
     Index("ix_envelopes_expiry", "expires_at_ms"),
+    # Queue ids are never reused (SQLite would otherwise reuse the highest deleted rowid): clients
+    # recognise a redelivered envelope by its id.
+    sqlite_autoincrement=True,
 )
 
 sent_messages = Table(

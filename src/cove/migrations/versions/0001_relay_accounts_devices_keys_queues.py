@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("server_ts_ms", sa.BigInteger(), nullable=False),
         sa.Column("expires_at_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("envelopes", schema=None) as batch_op:
         batch_op.create_index("ix_envelopes_expiry", ["expires_at_ms"], unique=False)

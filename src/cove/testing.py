@@ -1,0 +1,118 @@
+"""Run a real relay locally: a ``cove serve`` subprocess and a stand-in SMS gateway for its codes.
+
+Used by the test suite, ``make demo`` and the benchmarks, so they all exercise the relay exactly as
+deployed: a separate process, real HTTP and WebSocket, codes through the webhook sender.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CodeInbox:
+    """Plays the SMS gateway: receives the relay's code webhook and hands codes to tests."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, list[str]] = {}
+        self.fail = False
+        inbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if inbox.fail:
+                    self.send_response(503)
+                else:
+                    inbox.codes.setdefault(body["phone_number"], []).append(body["code"])
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/sms"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def latest(self, phone_number: str) -> str:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.codes.get(phone_number):
+                return self.codes[phone_number][-1]
+            time.sleep(0.02)
+        raise AssertionError(f"no code was sent to {phone_number}")
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
+class RelayProcess:
+    """``cove serve`` in a subprocess; restartable on the same database."""
+
+    def __init__(self, database_url: str, data_dir: Path, code_url: str, extra_env: dict[str, str]) -> None:
+        self.database_url = database_url
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "relay.log"
+        self.env = {
+            **os.environ,
+            "COVE_DATABASE_URL": database_url,
+            "COVE_DATA_DIR": str(data_dir),
+            "COVE_CODE_SENDER": "webhook",
+            "COVE_CODE_WEBHOOK_URL": code_url,
+            "COVE_CONFIG": str(data_dir / "none.toml"),
+            **extra_env,
+        }
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "cove", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"relay exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("relay did not start in 30 s")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
