@@ -25,7 +25,6 @@ console = Console()
 
 
 async def register(relay: RelayProcess, inbox: CodeInbox, folder: Path, name: str, phone: str) -> CoveClient:
-    folder.mkdir(parents=True)
     device = {"model": "demo phone", "os_name": "DemoOS", "os_version": "1", "app_version": "demo"}
     client = CoveClient(relay.url, ClientCore(ClientStore(folder / "state.db"), os.urandom(32), device))
     await client.request_code(phone)
@@ -77,6 +76,8 @@ async def main() -> None:
         relay.start()
         console.rule(f"relay running at {relay.url} on {database_url}")
         try:
+            for name in ("alice", "bob"):
+                (folder / name).mkdir()
             alice = await register(relay, inbox, folder / "alice", "Alice", "+14155550101")
             bob = await register(relay, inbox, folder / "bob", "Bob", "+14155550102")
 

@@ -1,0 +1,37 @@
+"""Helpers the integration tests share: reading the relay's database and picking events."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from cove.client.core import MessageReceived
+
+
+def texts(events: list) -> list[str]:
+    return [e.text for e in events if isinstance(e, MessageReceived)]
+
+
+async def server_rows(database_url: str) -> list[tuple[str, dict]]:
+    """Every row of every table the relay has, as (table, row) pairs."""
+    engine = create_async_engine(database_url)
+    meta = MetaData()
+    async with engine.connect() as conn:
+        await conn.run_sync(meta.reflect)
+        rows = []
+        for table in meta.sorted_tables:
+            for row in (await conn.execute(select(table))).mappings():
+                rows.append((table.name, dict(row)))
+    await engine.dispose()
+    return rows
+
+
+def assert_no_plaintext(rows: list[tuple[str, dict]], secrets: list[str]) -> None:
+    for table, row in rows:
+        for column, value in row.items():
+            for secret in secrets:
+                needle = secret.encode()
+                if isinstance(value, bytes | bytearray | memoryview):
+                    assert needle not in bytes(value), f"plaintext {secret!r} in {table}.{column}"
+                elif isinstance(value, str):
+                    assert secret not in value, f"plaintext {secret!r} in {table}.{column}"
