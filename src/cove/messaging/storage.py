@@ -19,6 +19,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -81,27 +82,32 @@ async def insert_envelopes(conn: AsyncConnection, batch: list[Envelope]) -> list
     return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
 
 
-async def already_sent(conn: AsyncConnection, sender_account_id: str, client_message_id: str) -> bool:
-    row = await conn.execute(
-        select(sent_messages.c.recipient_account_id).where(
-            sent_messages.c.sender_account_id == sender_account_id,
-            sent_messages.c.client_message_id == client_message_id,
-        )
-    )
-    return row.first() is not None
+# Bound parameters per statement stay far below SQLite's and asyncpg's limit of 32,767.
+_CHUNK = 1000
 
 
-async def record_sent(
-    conn: AsyncConnection, sender_account_id: str, client_message_id: str, recipient: str, now_ms: int
-) -> None:
-    await conn.execute(
-        insert(sent_messages).values(
-            sender_account_id=sender_account_id,
-            client_message_id=client_message_id,
-            recipient_account_id=recipient,
-            created_at_ms=now_ms,
+def _chunks(items: list, size: int = _CHUNK):  # noqa: ANN001, ANN202
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def sent_before(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which ``(sender account, client message id)`` pairs were already accepted."""
+    t = sent_messages
+    seen: set[tuple[str, str]] = set()
+    for chunk in _chunks(keys):
+        rows = await conn.execute(
+            select(t.c.sender_account_id, t.c.client_message_id).where(
+                tuple_(t.c.sender_account_id, t.c.client_message_id).in_(chunk)
+            )
         )
-    )
+        seen.update((row[0], row[1]) for row in rows)
+    return seen
+
+
+async def record_sent(conn: AsyncConnection, rows: list[dict]) -> None:
+    if rows:
+        await conn.execute(insert(sent_messages), rows)
 
 
 async def fetch_queue(
@@ -121,14 +127,19 @@ async def fetch_queue(
     return [Envelope(*row) for row in rows]
 
 
-async def delete_acked(conn: AsyncConnection, account_id: str, device_id: int, ids: list[int]) -> list[Envelope]:
-    """Delete the device's envelopes with these ids; return the ones that existed (for receipts)."""
-    result = await conn.execute(
-        delete(envelopes)
-        .where(envelopes.c.account_id == account_id, envelopes.c.device_id == device_id, envelopes.c.id.in_(ids))
-        .returning(*_ENVELOPE_COLUMNS)
-    )
-    return [Envelope(*row) for row in result]
+async def delete_acked(conn: AsyncConnection, keys: list[tuple[str, int, int]]) -> list[Envelope]:
+    """Delete envelopes by ``(account, device, queue id)`` and return those that existed (for receipts).
+
+    The whole triple, not the id alone: a device can only ever delete from its own queue.
+    """
+    t = envelopes
+    deleted: list[Envelope] = []
+    for chunk in _chunks(keys):
+        result = await conn.execute(
+            delete(t).where(tuple_(t.c.account_id, t.c.device_id, t.c.id).in_(chunk)).returning(*_ENVELOPE_COLUMNS)
+        )
+        deleted += [Envelope(*row) for row in result]
+    return deleted
 
 
 async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_ms: int) -> int:

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.clock import now_ms
@@ -122,23 +121,22 @@ class QueueWriter:
         acks = [job for job in batch if isinstance(job, AckJob)]
         sends = [job for job in batch if isinstance(job, SendJob)]
 
-        acked = await self._delete_acked(conn, acks)
+        acked = await storage.delete_acked(conn, [(job.account_id, job.device_id, i) for job in acks for i in job.ids])
         receipts = [self._receipt(e, now) for e in acked if e.kind in CIPHERTEXT_KINDS]
 
         fresh = await self._first_sends(conn, sends)
-        if fresh:
-            await conn.execute(
-                insert(storage.sent_messages),
-                [
-                    {
-                        "sender_account_id": job.sender_account_id,
-                        "client_message_id": job.client_message_id,
-                        "recipient_account_id": job.recipient_account_id,
-                        "created_at_ms": now,
-                    }
-                    for job in fresh
-                ],
-            )
+        await storage.record_sent(
+            conn,
+            [
+                {
+                    "sender_account_id": job.sender_account_id,
+                    "client_message_id": job.client_message_id,
+                    "recipient_account_id": job.recipient_account_id,
+                    "created_at_ms": now,
+                }
+                for job in fresh
+            ],
+        )
         pending = [e for job in fresh for e in job.envelopes] + receipts
         queued = await storage.insert_envelopes(conn, pending)
 
@@ -160,30 +158,11 @@ class QueueWriter:
         return results, queued
 
     @staticmethod
-    async def _delete_acked(conn: AsyncConnection, acks: list[AckJob]) -> list[Envelope]:
-        keys = [(job.account_id, job.device_id, i) for job in acks for i in job.ids]
-        if not keys:
-            return []
-        t = storage.envelopes
-        # The (account, device, id) triple, not the id alone: a device can only ever delete its own queue.
-        result = await conn.execute(
-            delete(t).where(tuple_(t.c.account_id, t.c.device_id, t.c.id).in_(keys)).returning(*t.c)
-        )
-        return [Envelope(*row) for row in result]
-
-    @staticmethod
     async def _first_sends(conn: AsyncConnection, sends: list[SendJob]) -> list[SendJob]:
         """The sends whose (sender, client message id) was never seen, in or before this batch."""
         if not sends:
             return []
-        t = storage.sent_messages
-        keys = {(job.sender_account_id, job.client_message_id) for job in sends}
-        rows = await conn.execute(
-            select(t.c.sender_account_id, t.c.client_message_id).where(
-                tuple_(t.c.sender_account_id, t.c.client_message_id).in_(list(keys))
-            )
-        )
-        seen = {tuple(row) for row in rows}
+        seen = await storage.sent_before(conn, list({(j.sender_account_id, j.client_message_id) for j in sends}))
         fresh = []
         for job in sends:
             key = (job.sender_account_id, job.client_message_id)
