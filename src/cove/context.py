@@ -15,10 +15,6 @@ from cove.messaging.writer import QueueWriter
 from cove.safety.ratelimit import Limit, RateLimiter
 
 
-def _discovery_limiter() -> RateLimiter:
-    return RateLimiter("contact discovery", Limit(5000, 1.0))
-
-
 @dataclass
 class Relay:
     settings: Settings
@@ -28,8 +24,14 @@ class Relay:
     directory: DeviceDirectory
     code_sender: CodeSender
     code_secret: bytes
-    discovery_limiter: RateLimiter = field(default_factory=_discovery_limiter)
+    discovery_limiter: RateLimiter = field(init=False)
     key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.discovery_limiter = RateLimiter(
+            "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)
+        )
 
     @property
     def retention_ms(self) -> int:

@@ -70,7 +70,10 @@ class AccountView(BaseModel):
 
 
 class LookupRequest(BaseModel):
-    phone_numbers: list[str] = Field(max_length=1000, description="Numbers to check; nothing is stored")
+    phone_numbers: list[str] = Field(
+        max_length=100_000,
+        description="Numbers to check (at most COVE_DISCOVERY_MAX_NUMBERS, 1,000 by default); nothing is stored",
+    )
 
 
 class RegisteredContact(BaseModel):

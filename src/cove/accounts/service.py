@@ -14,10 +14,20 @@ from cove.accounts.storage import accounts, devices
 from cove.accounts.tokens import new_token, token_digest
 from cove.clock import now_ms, to_datetime, to_ms
 from cove.context import Relay
+from cove.errors import ApiError
 from cove.keys import signing
 from cove.messaging.storage import delete_device_queue
 
 PRIMARY_DEVICE_ID = 1
+# Each lost compare-and-set means another request for the same number changed its code record; the
+# rules stop those after a handful (max sends, max attempts), so this bound is only a safety net.
+_MAX_RACES = 100
+
+
+def _busy() -> ApiError:
+    err = ApiError(429, "rate_limited", "too many simultaneous requests for this number; retry", retry_after=1)
+    err.headers["Retry-After"] = "1"
+    return err
 
 
 def _code_policy(relay: Relay) -> codes.CodePolicy:
@@ -34,12 +44,15 @@ async def request_code(relay: Relay, raw_phone: str) -> codes.PendingCode:
     phone = normalise(raw_phone)
     policy = _code_policy(relay)
     code = codes.new_code()
-    async with relay.engine.begin() as conn:
-        previous = await storage.load_code(conn, phone)
-        pending = codes.issue(
-            previous, phone, codes.hash_code(relay.code_secret, phone, code), to_datetime(now_ms()), policy
-        )
-        await storage.save_code(conn, pending)
+    code_hash = codes.hash_code(relay.code_secret, phone, code)
+    for _ in range(_MAX_RACES):
+        async with relay.engine.begin() as conn:
+            previous = await storage.load_code(conn, phone)
+            pending = codes.issue(previous, phone, code_hash, to_datetime(now_ms()), policy)
+            if await storage.replace_code(conn, previous, pending):
+                break
+    else:
+        raise _busy()
     # Sent after the commit: a code the database does not know must never reach a phone.
     await relay.code_sender.send(phone, code)
     return pending
@@ -59,20 +72,26 @@ async def register(
     signing.verify(identity.ed25519, signing.IDENTITY, identity.curve25519, identity.signature, "identity_key")
     policy = _code_policy(relay)
     now = now_ms()
-    wrong: codes.WrongCode | None = None
-    async with relay.engine.begin() as conn:
-        pending = await storage.load_code(conn, phone)
-        try:
-            codes.check(pending, codes.hash_code(relay.code_secret, phone, code.strip()), to_datetime(now), policy)
-        except codes.WrongCode as exc:
-            await storage.save_code(conn, exc.counted)
-            wrong = exc
+    submitted = codes.hash_code(relay.code_secret, phone, code.strip())
+    for _ in range(_MAX_RACES):
+        async with relay.engine.begin() as conn:
+            pending = await storage.load_code(conn, phone)
+            wrong: codes.WrongCode | None = None
+            try:
+                codes.check(pending, submitted, to_datetime(now), policy)
+            except codes.WrongCode as exc:
+                wrong = exc
+            # A wrong guess is counted, a right one uses the code up; either only if no concurrent request
+            # got there first, so that every guess counts and a code registers at most one device.
+            if await storage.replace_code(conn, pending, wrong.counted if wrong else None):
+                break
+    else:
+        raise _busy()
     if wrong is not None:
         raise wrong
 
     token = new_token()
     async with relay.engine.begin() as conn:
-        await storage.delete_code(conn, phone)
         existing = await storage.account_by_phone(conn, phone)
         if existing is None:
             account_id, generation, old_devices = str(uuid.uuid4()), 1, []
@@ -153,6 +172,9 @@ async def describe(relay: Relay, account_id: str):  # noqa: ANN201
 
 async def lookup(relay: Relay, caller_account_id: str, raw_numbers: list[str]) -> list[tuple[str, str]]:
     """Which of these numbers are registered. The numbers are only compared, never stored or logged."""
+    limit = relay.settings.discovery_max_numbers
+    if len(raw_numbers) > limit:
+        raise ApiError(400, "too_many_numbers", f"look up at most {limit} numbers per request")
     relay.discovery_limiter.check(caller_account_id, cost=max(1, len(raw_numbers)))
     numbers = {n for n in (try_normalise(raw) for raw in raw_numbers) if n}
     if not numbers:

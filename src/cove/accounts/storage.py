@@ -12,10 +12,11 @@ from sqlalchemy import (
     String,
     Table,
     delete,
-    insert,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.accounts.codes import PendingCode
@@ -90,7 +91,27 @@ async def load_code(conn: AsyncConnection, phone_number: str) -> PendingCode | N
     )
 
 
-async def save_code(conn: AsyncConnection, code: PendingCode) -> None:
+def _same_code(code: PendingCode) -> tuple:
+    # The hash changes with every code issued, attempts with every guess and sends with every issue, so
+    # together they tell whether the stored record is still the one a rule judged.
+    return (
+        verification_codes.c.phone_number == code.phone_number,
+        verification_codes.c.code_hash == code.code_hash,
+        verification_codes.c.attempts == code.attempts,
+        verification_codes.c.sends == code.sends,
+    )
+
+
+async def replace_code(conn: AsyncConnection, judged: PendingCode | None, code: PendingCode | None) -> bool:
+    """Store ``code`` (or delete the record when it is ``None``) only if the stored record is still ``judged``.
+
+    A compare-and-set: ``False`` when a concurrent request changed the record since it was loaded, so the
+    caller must load and judge again. Without it, parallel guesses or code requests would all be judged
+    against the same counters and each count only once.
+    """
+    if code is None:
+        assert judged is not None
+        return (await conn.execute(delete(verification_codes).where(*_same_code(judged)))).rowcount == 1
     values = {
         "code_hash": code.code_hash,
         "expires_at_ms": to_ms(code.expires_at),
@@ -98,15 +119,16 @@ async def save_code(conn: AsyncConnection, code: PendingCode) -> None:
         "sends": code.sends,
         "window_started_at_ms": to_ms(code.window_started_at),
     }
-    updated = await conn.execute(
-        update(verification_codes).where(verification_codes.c.phone_number == code.phone_number).values(values)
-    )
-    if updated.rowcount == 0:
-        await conn.execute(insert(verification_codes).values(phone_number=code.phone_number, **values))
-
-
-async def delete_code(conn: AsyncConnection, phone_number: str) -> None:
-    await conn.execute(delete(verification_codes).where(verification_codes.c.phone_number == phone_number))
+    if judged is None:
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            dialect_insert(verification_codes)
+            .values(phone_number=code.phone_number, **values)
+            .on_conflict_do_nothing(index_elements=[verification_codes.c.phone_number])
+        )
+        return (await conn.execute(statement)).rowcount == 1
+    updated = await conn.execute(update(verification_codes).where(*_same_code(judged)).values(values))
+    return updated.rowcount == 1
 
 
 async def account_by_phone(conn: AsyncConnection, phone_number: str):  # noqa: ANN201

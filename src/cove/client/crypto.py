@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import vodozemac as vz
 
+from cove.errors import ApiError
 from cove.keys import signing
 
 PICKLE_KEY_BYTES = 32
@@ -94,12 +95,16 @@ class OlmDevice:
 
 
 def verify_key_signature(ed25519: str, kind: str, public_key: str, signature: str) -> bool:
+    """Check a bundle key's signature; never trusts the relay to send well-formed keys."""
     try:
+        # vodozemac panics (a BaseException) on an over-long key, so a hostile relay could crash us.
+        if len(signing.decode_base64(ed25519, "identity_ed25519")) != 32:
+            return False
         vz.Ed25519PublicKey.from_base64(ed25519).verify_signature(
             signing.signed_payload(kind, public_key), vz.Ed25519Signature.from_base64(signature)
         )
         return True
-    except (vz.SignatureException, vz.KeyException, vz.DecodeException):
+    except (vz.SignatureException, vz.KeyException, vz.DecodeException, ApiError):
         return False
 
 
