@@ -6,6 +6,8 @@ deployed: a separate process, real HTTP and WebSocket, codes through the webhook
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -58,6 +60,13 @@ class CodeInbox:
             time.sleep(0.02)
         raise AssertionError(f"no code was sent to {phone_number}")
 
+    async def code_for(self, phone_number: str) -> str:
+        """The latest code for the number, waited for without blocking the event loop."""
+        async with asyncio.timeout(10):
+            while not self.codes.get(phone_number):  # noqa: ASYNC110 - the webhook lands on another thread
+                await asyncio.sleep(0.02)
+        return self.codes[phone_number][-1]
+
     def close(self) -> None:
         self._server.shutdown()
 
@@ -94,12 +103,22 @@ class RelayProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"relay exited: {self.log_path.read_text()[-3000:]}")
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
-            except httpx.TransportError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise RuntimeError("relay did not start in 30 s")
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    async def wait_for_exit(self) -> int:
+        assert self._proc is not None
+        while self._proc.poll() is None:  # noqa: ASYNC110 - a child process has no awaitable exit here
+            await asyncio.sleep(0.2)
+        return self._proc.returncode
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:

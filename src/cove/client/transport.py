@@ -29,7 +29,11 @@ class CoveClient:
     def __init__(self, base_url: str, core: ClientCore, timeout: float = 30.0) -> None:
         self.core = core
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never races the
+        # relay hanging up ("Server disconnected").
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0)
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
