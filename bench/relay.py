@@ -262,28 +262,33 @@ async def read_frames(ws: ClientConnection, tally: Tally, ready: asyncio.Event) 
             unacked.clear()
             await ws.send(json.dumps({"type": "ack", "ids": ids}))
 
+    def handle(frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "envelope":
+            unacked.append(frame["id"])
+            wake.set()
+            if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
+                tally.receipt(frame["client_message_id"])
+            else:
+                tally.arrived(frame["client_message_id"])
+        elif kind == "response":
+            if frame["status"] != 200:
+                code = frame["body"].get("error", {}).get("code", "?")
+                tally.failed(frame["request_id"], f"send refused: {frame['status']} {code}")
+            elif frame["body"]["duplicate"]:
+                tally.failed(frame["request_id"], "send taken for a duplicate")
+        elif kind == "queue_empty":
+            ready.set()
+        else:
+            tally.errors[f"error frame: {frame.get('error', {}).get('code')}"] += 1
+
     acker = asyncio.create_task(ack_forever())
     try:
         async for raw in ws:
             frame = json.loads(raw)
-            kind = frame.get("type")
-            if kind == "envelope":
-                unacked.append(frame["id"])
-                wake.set()
-                if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
-                    tally.receipt(frame["client_message_id"])
-                else:
-                    tally.arrived(frame["client_message_id"])
-            elif kind == "response":
-                if frame["status"] != 200:
-                    code = frame["body"].get("error", {}).get("code", "?")
-                    tally.failed(frame["request_id"], f"send refused: {frame['status']} {code}")
-                elif frame["body"]["duplicate"]:
-                    tally.failed(frame["request_id"], "send taken for a duplicate")
-            elif kind == "queue_empty":
-                ready.set()
-            else:
-                tally.errors[f"error frame: {frame.get('error', {}).get('code')}"] += 1
+            # The relay sends whatever is ready at once as one batch frame.
+            for each in frame["frames"] if frame.get("type") == "batch" else [frame]:
+                handle(each)
     except ConnectionClosed as exc:
         if not tally.closing:
             tally.errors[f"socket closed by the relay: {exc.rcvd.code if exc.rcvd else '?'}"] += 1

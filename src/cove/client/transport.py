@@ -124,21 +124,28 @@ class CoveClient:
                 frame = json.loads(raw)
                 if frame.get("type") == "error":
                     raise RelayError(400, frame)
-                for event in await self._digest(ws, frame):
+                frames = frame["frames"] if frame.get("type") == "batch" else [frame]
+                for event in await self._digest(ws, frames):
                     yield event
                     if isinstance(event, QueueEmpty):
                         await self.refill_keys()
                         if stop_when_empty:
                             return
 
-    async def _digest(self, ws: ClientConnection, frame: dict[str, Any]) -> list[Event]:
-        received = self.core.receive(frame)
-        if received.need_identity:
-            self.core.identity_received(await self.call(self.core.identity_request(received.need_identity)))
-            received = self.core.receive(frame, identity_refreshed=True)
-        if received.ack_ids:
-            await ws.send(json.dumps({"type": "ack", "ids": received.ack_ids}))
-        return received.events
+    async def _digest(self, ws: ClientConnection, frames: list[dict[str, Any]]) -> list[Event]:
+        """Apply frames in order, then ack them all at once: each is stored before the ack leaves."""
+        events: list[Event] = []
+        ack_ids: list[int] = []
+        for frame in frames:
+            received = self.core.receive(frame)
+            if received.need_identity:
+                self.core.identity_received(await self.call(self.core.identity_request(received.need_identity)))
+                received = self.core.receive(frame, identity_refreshed=True)
+            events += received.events
+            ack_ids += received.ack_ids
+        if ack_ids:
+            await ws.send(json.dumps({"type": "ack", "ids": ack_ids}))
+        return events
 
     async def inbox(self) -> list[Event]:
         """Collect everything queued for this device, then disconnect."""

@@ -8,6 +8,7 @@ server → client
   ``{"type": "queue_empty"}`` once the backlog has been sent.
   ``{"type": "response", "request_id", "status", "body"}`` answers a ``send`` frame.
   ``{"type": "error", "error": {"code", "message"}}`` for a frame the relay could not read.
+  ``{"type": "batch", "frames": [...]}`` several of the above, in order, when more than one is ready.
 client → server
   ``{"type": "ack", "ids": [...]}`` the relay deletes these envelopes and receipts the senders.
   ``{"type": "send", "request_id", "to", "client_message_id", "messages": [...]}`` same as the HTTP send.
@@ -39,6 +40,7 @@ log = logging.getLogger("cove.websocket")
 router = APIRouter(tags=["messaging"])
 
 BACKLOG_PAGE = 200
+MAX_BATCH_FRAMES = 256
 _CLOSE = object()
 
 
@@ -99,29 +101,46 @@ async def websocket_stream(ws: WebSocket) -> None:
 
 
 async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: SocketStream) -> None:
-    """The connection's only writer: the stored backlog in order, then whatever the hub offers."""
+    """The connection's only writer: the stored backlog in order, then whatever the hub offers.
+
+    Whatever is ready at one moment leaves in one ``batch`` frame: one write and one client wake-up for
+    many envelopes, which is most of the cost of a busy connection.
+    """
     last_id = 0
     while True:
         async with relay.engine.connect() as conn:
             page = await storage.fetch_queue(conn, device.account_id, device.device_id, last_id, now_ms(), BACKLOG_PAGE)
-        for envelope in page:
-            await ws.send_text(json.dumps(envelope.wire()))
-            last_id = envelope.id
+        if page:
+            await _send_frames(ws, [envelope.wire() for envelope in page])
+            last_id = page[-1].id
         if len(page) < BACKLOG_PAGE:
             break
     await ws.send_text('{"type": "queue_empty"}')
     while True:
-        item = await stream.outbox.get()
-        if item is _CLOSE:
-            await ws.close(stream.close_code, stream.close_reason)
-            return
-        if isinstance(item, Envelope):
-            # Committed after we attached but also read in the backlog: already sent.
-            if item.id <= last_id:
-                continue
-            last_id = item.id
-            item = item.wire()
-        await ws.send_text(json.dumps(item))
+        ready = [await stream.outbox.get()]
+        while not stream.outbox.empty() and len(ready) < MAX_BATCH_FRAMES:
+            ready.append(stream.outbox.get_nowait())
+        frames = []
+        for item in ready:
+            if item is _CLOSE:
+                await _send_frames(ws, frames)
+                await ws.close(stream.close_code, stream.close_reason)
+                return
+            if isinstance(item, Envelope):
+                # Committed after we attached but also read in the backlog: already sent.
+                if item.id <= last_id:
+                    continue
+                last_id = item.id
+                item = item.wire()
+            frames.append(item)
+        await _send_frames(ws, frames)
+
+
+async def _send_frames(ws: WebSocket, frames: list[dict[str, Any]]) -> None:
+    if len(frames) == 1:
+        await ws.send_text(json.dumps(frames[0]))
+    elif frames:
+        await ws.send_text(json.dumps({"type": "batch", "frames": frames}))
 
 
 async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: SocketStream) -> None:
@@ -136,7 +155,9 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
                         # Not awaited: acks ride the next group commit while we keep reading.
                         relay.writer.submit_ack(device.account_id, device.device_id, ids)
                 elif kind == "send":
-                    stream.offer(await _answer_send(relay, device, frame))
+                    # Not awaited either: the answer is offered when the commit lands, so one socket can
+                    # have many sends in one group commit while their order is kept.
+                    await _submit_send(relay, device, frame, stream)
                 else:
                     raise ApiError(400, "unknown_frame", f"unknown frame type {kind!r}")
             except (ValueError, TypeError) as exc:
@@ -149,14 +170,27 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
         stream.close(1000, "")
 
 
-async def _answer_send(relay: Relay, device: DeviceRecord, frame: dict[str, Any]) -> dict[str, Any]:
+async def _submit_send(relay: Relay, device: DeviceRecord, frame: dict[str, Any], stream: SocketStream) -> None:
     request_id = frame.get("request_id")
+
+    def answer(status: int, body: dict[str, Any]) -> None:
+        stream.offer({"type": "response", "request_id": request_id, "status": status, "body": body})
+
     try:
         request = SendRequest.model_validate(frame)
-        result = await service.send(relay, device, str(frame.get("to", "")), request)
-        return {"type": "response", "request_id": request_id, "status": 200, "body": result.model_dump()}
+        job = await service.prepare(relay, device, str(frame.get("to", "")), request)
     except ValidationError as exc:
         error = ApiError(400, "invalid_request", str(exc.errors()[0].get("msg", "invalid send frame")))
-        return {"type": "response", "request_id": request_id, "status": 400, "body": error.body()}
+        answer(error.status, error.body())
+        return
     except ApiError as exc:
-        return {"type": "response", "request_id": request_id, "status": exc.status, "body": exc.body()}
+        answer(exc.status, exc.body())
+        return
+
+    def committed(future: asyncio.Future[list[Envelope] | None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            answer(503, {"error": {"code": "unavailable", "message": "the relay could not store the message"}})
+        else:
+            answer(200, service.result_of(job, future.result()).model_dump())
+
+    relay.writer.submit_send(job).add_done_callback(committed)

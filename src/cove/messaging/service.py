@@ -25,6 +25,16 @@ def _decode(body: str, limit: int, index: int) -> bytes:
 
 
 async def send(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendResult:
+    job = await prepare(relay, sender, recipient_id, request)
+    return result_of(job, await relay.writer.send(job))
+
+
+def result_of(job: SendJob, queued: list[Envelope] | None) -> SendResult:
+    return SendResult(duplicate=queued is None, queued=len(queued or ()), server_ts=job.envelopes[0].server_ts_ms)
+
+
+async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendJob:
+    """Check a send against the rules and build its envelopes; raises the API error that refuses it."""
     settings = relay.settings
     if len(request.messages) > settings.max_devices_per_message:
         raise ApiError(400, "too_many_devices", f"at most {settings.max_devices_per_message} devices per message")
@@ -63,5 +73,4 @@ async def send(relay: Relay, sender: DeviceRecord, recipient_id: str, request: S
         )
         for m, body in zip(request.messages, bodies, strict=True)
     ]
-    queued = await relay.writer.send(SendJob(sender.account_id, recipient_id, request.client_message_id, envelopes))
-    return SendResult(duplicate=queued is None, queued=len(queued or ()), server_ts=now)
+    return SendJob(sender.account_id, recipient_id, request.client_message_id, envelopes)

@@ -6,6 +6,8 @@ Olm message type, and the ciphertext it cannot read.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -82,6 +84,17 @@ async def insert_envelopes(conn: AsyncConnection, batch: list[Envelope]) -> list
     return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
 
 
+class AckedEnvelope(NamedTuple):
+    """What a receipt needs of an envelope once it is deleted (never its body)."""
+
+    account_id: str
+    device_id: int
+    kind: int
+    sender_account_id: str
+    sender_device_id: int
+    client_message_id: str
+
+
 # Bound parameters per statement stay far below SQLite's and asyncpg's limit of 32,767.
 _CHUNK = 1000
 
@@ -127,7 +140,7 @@ async def fetch_queue(
     return [Envelope(*row) for row in rows]
 
 
-async def delete_acked(conn: AsyncConnection, keys: list[tuple[str, int, int]]) -> list[Envelope]:
+async def delete_acked(conn: AsyncConnection, keys: list[tuple[str, int, int]]) -> list[AckedEnvelope]:
     """Delete envelopes by ``(account, device, queue id)`` and return those that existed (for receipts).
 
     The whole triple, not the id alone: a device can only ever delete from its own queue.
@@ -136,9 +149,18 @@ async def delete_acked(conn: AsyncConnection, keys: list[tuple[str, int, int]]) 
     deleted: list[Envelope] = []
     for chunk in _chunks(keys):
         result = await conn.execute(
-            delete(t).where(tuple_(t.c.account_id, t.c.device_id, t.c.id).in_(chunk)).returning(*_ENVELOPE_COLUMNS)
+            delete(t)
+            .where(tuple_(t.c.account_id, t.c.device_id, t.c.id).in_(chunk))
+            .returning(
+                t.c.account_id,
+                t.c.device_id,
+                t.c.kind,
+                t.c.sender_account_id,
+                t.c.sender_device_id,
+                t.c.client_message_id,
+            )  # fmt: skip
         )
-        deleted += [Envelope(*row) for row in result]
+        deleted += [AckedEnvelope(*row) for row in result]
     return deleted
 
 

@@ -73,6 +73,12 @@ class QueueWriter:
         """Queue the envelopes durably; ``None`` when this client message id was already sent."""
         return await self._submit(job)
 
+    def submit_send(self, job: SendJob) -> asyncio.Future[list[Envelope] | None]:
+        """Queue the envelopes without waiting: jobs commit in the order they were submitted."""
+        self._jobs.append(job)
+        self._wake.set()
+        return job.future
+
     async def ack(self, account_id: str, device_id: int, ids: list[int]) -> int:
         return await self._submit(AckJob(account_id, device_id, ids))
 
@@ -171,7 +177,7 @@ class QueueWriter:
                 fresh.append(job)
         return fresh
 
-    def _receipt(self, delivered: Envelope, now: int) -> Envelope:
+    def _receipt(self, delivered: storage.AckedEnvelope, now: int) -> Envelope:
         return Envelope(
             id=None,
             account_id=delivered.sender_account_id,
