@@ -268,7 +268,8 @@ async def read_frames(ws: ClientConnection, tally: Tally, ready: asyncio.Event) 
             unacked.append(frame["id"])
             wake.set()
             if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
-                tally.receipt(frame["client_message_id"])
+                for client_message_id in frame["client_message_ids"]:
+                    tally.receipt(client_message_id)
             else:
                 tally.arrived(frame["client_message_id"])
         elif kind == "response":

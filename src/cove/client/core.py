@@ -352,10 +352,11 @@ class ClientCore:
             return Received(ack_ids=[envelope_id])  # a redelivery: its effects are already stored
         sender, sender_device = frame["sender"], int(frame["sender_device"])
         if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
+            ids = frame.get("client_message_ids") or [frame["client_message_id"]]
             with self.store.transaction():
-                self.store.set_status(sender, [frame["client_message_id"]], "delivered")
+                self.store.set_status(sender, ids, "delivered")
                 self.store.mark_processed(envelope_id)
-            return Received([Delivered(sender, frame["client_message_id"])], [envelope_id])
+            return Received([Delivered(sender, cmid) for cmid in ids], [envelope_id])
         return self._receive_ciphertext(frame, envelope_id, sender, sender_device, identity_refreshed)
 
     def _receive_ciphertext(

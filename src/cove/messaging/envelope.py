@@ -11,7 +11,7 @@ from typing import Any
 class EnvelopeKind(IntEnum):
     OLM_PREKEY = 0  # vodozemac message type 0: opens a session, consumes a one-time key
     OLM_MESSAGE = 1  # vodozemac message type 1: within an established session
-    DELIVERY_RECEIPT = 5  # from the server: "your message reached that device"; empty body
+    DELIVERY_RECEIPT = 5  # from the server: "these messages reached that device"; body lists their ids
 
 
 CIPHERTEXT_KINDS = frozenset({EnvelopeKind.OLM_PREKEY, EnvelopeKind.OLM_MESSAGE})
@@ -47,6 +47,17 @@ class Envelope:
         return replace(self, id=queue_id)
 
     def wire(self) -> dict[str, Any]:
+        if self.kind == EnvelopeKind.DELIVERY_RECEIPT:
+            return {
+                "type": "envelope",
+                "id": self.id,
+                "kind": self.kind,
+                "sender": self.sender_account_id,
+                "sender_device": self.sender_device_id,
+                "client_message_id": self.client_message_id,
+                "client_message_ids": receipt_ids(self.body),
+                "server_ts": self.server_ts_ms,
+            }
         return {
             "type": "envelope",
             "id": self.id,
@@ -57,3 +68,12 @@ class Envelope:
             "body": base64.b64encode(self.body).decode(),
             "server_ts": self.server_ts_ms,
         }
+
+
+def receipt_body(client_message_ids: list[str]) -> bytes:
+    """A delivery receipt covers every message one device acked at once: the relay's own metadata, no content."""
+    return "\n".join(client_message_ids).encode()
+
+
+def receipt_ids(body: bytes) -> list[str]:
+    return body.decode().split("\n") if body else []

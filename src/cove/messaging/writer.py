@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.clock import now_ms
 from cove.messaging import storage
-from cove.messaging.envelope import CIPHERTEXT_KINDS, Envelope, EnvelopeKind
+from cove.messaging.envelope import CIPHERTEXT_KINDS, Envelope, EnvelopeKind, receipt_body
 from cove.messaging.hub import Hub
 
 log = logging.getLogger("cove.queue")
@@ -128,7 +128,7 @@ class QueueWriter:
         sends = [job for job in batch if isinstance(job, SendJob)]
 
         acked = await storage.delete_acked(conn, [(job.account_id, job.device_id, i) for job in acks for i in job.ids])
-        receipts = [self._receipt(e, now) for e in acked if e.kind in CIPHERTEXT_KINDS]
+        receipts = self._receipts([e for e in acked if e.kind in CIPHERTEXT_KINDS], now)
 
         fresh = await self._first_sends(conn, sends)
         await storage.record_sent(
@@ -177,19 +177,27 @@ class QueueWriter:
                 fresh.append(job)
         return fresh
 
-    def _receipt(self, delivered: storage.AckedEnvelope, now: int) -> Envelope:
-        return Envelope(
-            id=None,
-            account_id=delivered.sender_account_id,
-            device_id=delivered.sender_device_id,
-            kind=EnvelopeKind.DELIVERY_RECEIPT,
-            sender_account_id=delivered.account_id,
-            sender_device_id=delivered.device_id,
-            client_message_id=delivered.client_message_id,
-            body=b"",
-            server_ts_ms=now,
-            expires_at_ms=now + self._retention_ms,
-        )
+    def _receipts(self, delivered: list[storage.AckedEnvelope], now: int) -> list[Envelope]:
+        """One receipt per (sender device, recipient device) for everything acked in this commit."""
+        grouped: dict[tuple[str, int, str, int], list[str]] = {}
+        for e in delivered:
+            key = (e.sender_account_id, e.sender_device_id, e.account_id, e.device_id)
+            grouped.setdefault(key, []).append(e.client_message_id)
+        return [
+            Envelope(
+                id=None,
+                account_id=sender,
+                device_id=sender_device,
+                kind=EnvelopeKind.DELIVERY_RECEIPT,
+                sender_account_id=recipient,
+                sender_device_id=recipient_device,
+                client_message_id=ids[0],
+                body=receipt_body(ids),
+                server_ts_ms=now,
+                expires_at_ms=now + self._retention_ms,
+            )
+            for (sender, sender_device, recipient, recipient_device), ids in grouped.items()
+        ]
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
