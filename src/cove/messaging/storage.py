@@ -1,5 +1,8 @@
 """The durable per-device queues and the idempotency record of sends.
 
+The statements of the queue writer's group commit are plain synchronous functions: they run inside one
+transaction in one hop (see cove.db.TransactionRunner), not one thread hand-off per statement.
+
 The server stores only what it needs to route: the recipient device, the sender, a client message id, the
 Olm message type, and the ciphertext it cannot read.
 """
@@ -23,6 +26,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.db import metadata
@@ -75,12 +79,12 @@ _ENVELOPE_COLUMNS = (
 )
 
 
-async def insert_envelopes(conn: AsyncConnection, batch: list[Envelope]) -> list[Envelope]:
+def insert_envelopes(conn: Connection, batch: list[Envelope]) -> list[Envelope]:
     """Insert envelopes and return them with their queue ids, in the order given."""
     if not batch:
         return []
     rows = [e.row() for e in batch]
-    result = await conn.execute(insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True), rows)
+    result = conn.execute(insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True), rows)
     return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
 
 
@@ -104,12 +108,12 @@ def _chunks(items: list, size: int = _CHUNK):  # noqa: ANN001, ANN202
         yield items[start : start + size]
 
 
-async def sent_before(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+def sent_before(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which ``(sender account, client message id)`` pairs were already accepted."""
     t = sent_messages
     seen: set[tuple[str, str]] = set()
     for chunk in _chunks(keys):
-        rows = await conn.execute(
+        rows = conn.execute(
             select(t.c.sender_account_id, t.c.client_message_id).where(
                 tuple_(t.c.sender_account_id, t.c.client_message_id).in_(chunk)
             )
@@ -118,9 +122,9 @@ async def sent_before(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set
     return seen
 
 
-async def record_sent(conn: AsyncConnection, rows: list[dict]) -> None:
+def record_sent(conn: Connection, rows: list[dict]) -> None:
     if rows:
-        await conn.execute(insert(sent_messages), rows)
+        conn.execute(insert(sent_messages), rows)
 
 
 async def fetch_queue(
@@ -140,7 +144,7 @@ async def fetch_queue(
     return [Envelope(*row) for row in rows]
 
 
-async def delete_acked(conn: AsyncConnection, keys: list[tuple[str, int, int]]) -> list[AckedEnvelope]:
+def delete_acked(conn: Connection, keys: list[tuple[str, int, int]]) -> list[AckedEnvelope]:
     """Delete envelopes by ``(account, device, queue id)`` and return those that existed (for receipts).
 
     The whole triple, not the id alone: a device can only ever delete from its own queue.
@@ -148,7 +152,7 @@ async def delete_acked(conn: AsyncConnection, keys: list[tuple[str, int, int]]) 
     t = envelopes
     deleted: list[Envelope] = []
     for chunk in _chunks(keys):
-        result = await conn.execute(
+        result = conn.execute(
             delete(t)
             .where(tuple_(t.c.account_id, t.c.device_id, t.c.id).in_(chunk))
             .returning(

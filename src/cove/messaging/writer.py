@@ -14,9 +14,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.clock import now_ms
+from cove.db import TransactionRunner
 from cove.messaging import storage
 from cove.messaging.envelope import CIPHERTEXT_KINDS, Envelope, EnvelopeKind, receipt_body
 from cove.messaging.hub import Hub
@@ -50,7 +52,7 @@ Job = SendJob | AckJob
 
 class QueueWriter:
     def __init__(self, engine: AsyncEngine, hub: Hub, retention_ms: int) -> None:
-        self._engine = engine
+        self._transactions = TransactionRunner(engine)
         self._hub = hub
         self._retention_ms = retention_ms
         self._jobs: list[Job] = []
@@ -65,6 +67,7 @@ class QueueWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._transactions.close()
         for job in self._jobs:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("relay shutting down"))
@@ -78,9 +81,6 @@ class QueueWriter:
         self._jobs.append(job)
         self._wake.set()
         return job.future
-
-    async def ack(self, account_id: str, device_id: int, ids: list[int]) -> int:
-        return await self._submit(AckJob(account_id, device_id, ids))
 
     def submit_ack(self, account_id: str, device_id: int, ids: list[int]) -> asyncio.Future[int]:
         """Queue an ack without waiting for its commit (a lost ack only means a redelivery)."""
@@ -105,8 +105,7 @@ class QueueWriter:
 
     async def _commit(self, batch: list[Job]) -> None:
         try:
-            async with self._engine.begin() as conn:
-                results, queued = await self._apply(conn, batch)
+            results, queued = await self._transactions.run(lambda conn: self._apply(conn, batch))
         except Exception:
             if len(batch) == 1:
                 log.exception("queue write failed")
@@ -122,16 +121,16 @@ class QueueWriter:
             if not job.future.done():
                 job.future.set_result(result)
 
-    async def _apply(self, conn: AsyncConnection, batch: list[Job]) -> tuple[list[Any], list[Envelope]]:
+    def _apply(self, conn: Connection, batch: list[Job]) -> tuple[list[Any], list[Envelope]]:
         now = now_ms()
         acks = [job for job in batch if isinstance(job, AckJob)]
         sends = [job for job in batch if isinstance(job, SendJob)]
 
-        acked = await storage.delete_acked(conn, [(job.account_id, job.device_id, i) for job in acks for i in job.ids])
+        acked = storage.delete_acked(conn, [(job.account_id, job.device_id, i) for job in acks for i in job.ids])
         receipts = self._receipts([e for e in acked if e.kind in CIPHERTEXT_KINDS], now)
 
-        fresh = await self._first_sends(conn, sends)
-        await storage.record_sent(
+        fresh = self._first_sends(conn, sends)
+        storage.record_sent(
             conn,
             [
                 {
@@ -144,7 +143,7 @@ class QueueWriter:
             ],
         )
         pending = [e for job in fresh for e in job.envelopes] + receipts
-        queued = await storage.insert_envelopes(conn, pending)
+        queued = storage.insert_envelopes(conn, pending)
 
         by_job: dict[int, list[Envelope]] = {}
         cursor = 0
@@ -164,11 +163,11 @@ class QueueWriter:
         return results, queued
 
     @staticmethod
-    async def _first_sends(conn: AsyncConnection, sends: list[SendJob]) -> list[SendJob]:
+    def _first_sends(conn: Connection, sends: list[SendJob]) -> list[SendJob]:
         """The sends whose (sender, client message id) was never seen, in or before this batch."""
         if not sends:
             return []
-        seen = await storage.sent_before(conn, list({(j.sender_account_id, j.client_message_id) for j in sends}))
+        seen = storage.sent_before(conn, list({(j.sender_account_id, j.client_message_id) for j in sends}))
         fresh = []
         for job in sends:
             key = (job.sender_account_id, job.client_message_id)
