@@ -47,27 +47,20 @@ class Envelope:
         return replace(self, id=queue_id)
 
     def wire(self) -> dict[str, Any]:
-        if self.kind == EnvelopeKind.DELIVERY_RECEIPT:
-            return {
-                "type": "envelope",
-                "id": self.id,
-                "kind": self.kind,
-                "sender": self.sender_account_id,
-                "sender_device": self.sender_device_id,
-                "client_message_id": self.client_message_id,
-                "client_message_ids": receipt_ids(self.body),
-                "server_ts": self.server_ts_ms,
-            }
-        return {
+        frame = {
             "type": "envelope",
             "id": self.id,
             "kind": self.kind,
             "sender": self.sender_account_id,
             "sender_device": self.sender_device_id,
             "client_message_id": self.client_message_id,
-            "body": base64.b64encode(self.body).decode(),
             "server_ts": self.server_ts_ms,
         }
+        if self.kind == EnvelopeKind.DELIVERY_RECEIPT:
+            frame["client_message_ids"] = receipt_ids(self.body)
+        else:
+            frame["body"] = base64.b64encode(self.body).decode()
+        return frame
 
 
 def receipt_body(client_message_ids: list[str]) -> bytes:
