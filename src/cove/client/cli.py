@@ -58,6 +58,13 @@ def _run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     return wrapper
 
 
+def _registered(profile: str) -> ClientCore:
+    core = open_profile(profile)
+    if not core.token:
+        raise NotRegistered(f"profile {profile!r} is not registered: run `cove register PHONE --profile {profile}`")
+    return core
+
+
 def _client(core: ClientCore, server: str | None = None) -> CoveClient:
     url = server or core.store.get("server") or os.environ.get("COVE_SERVER", DEFAULT_SERVER)
     return CoveClient(url, core)
@@ -130,7 +137,7 @@ def register_client_commands(app: typer.Typer) -> None:
         profile: str = ProfileOption,
     ) -> None:
         """Send an end-to-end encrypted message."""
-        core = open_profile(profile)
+        core = _registered(profile)
         async with _client(core) as client:
             recipient = await client.resolve(to) if to.startswith("+") else to
             cmid = await client.send_text(recipient, text)
@@ -143,7 +150,7 @@ def register_client_commands(app: typer.Typer) -> None:
         receipts: bool = typer.Option(True, help="Send read receipts for what is shown"),
     ) -> None:
         """Fetch and show everything that arrived while you were away, then exit."""
-        core = open_profile(profile)
+        core = _registered(profile)
         async with _client(core) as client:
             events = await client.inbox()
             for event in events:
@@ -157,7 +164,7 @@ def register_client_commands(app: typer.Typer) -> None:
     @_run
     async def listen(profile: str = ProfileOption) -> None:
         """Stay connected and show messages and receipts as they arrive (Ctrl-C to stop)."""
-        core = open_profile(profile)
+        core = _registered(profile)
         async with _client(core) as client:
             console.print("[dim]listening; Ctrl-C to stop[/dim]")
             async for event in client.events():
