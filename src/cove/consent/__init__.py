@@ -1,0 +1,1 @@
+"""Consent: privacy policies as code, the linter, rollout, per-purpose choices, decisions and the ledger."""
