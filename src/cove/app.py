@@ -14,6 +14,9 @@ from cove.accounts.directory import DeviceDirectory
 from cove.accounts.routes import router as accounts_router
 from cove.accounts.senders import make_code_sender
 from cove.config import Settings
+from cove.consent import push as consent_push
+from cove.consent.ledger_storage import checkpoint_forever
+from cove.consent.routes import router as consent_router
 from cove.context import Relay
 from cove.db import create_engine, migrate
 from cove.errors import install_error_handlers
@@ -46,14 +49,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             code_secret=settings.resolved_secret_key(),
         )
         app.state.relay = relay
-        purger = asyncio.create_task(
-            purge_expired_forever(engine, retention_ms, settings.purge_interval_seconds), name="cove-purge"
-        )
+        relay.connect_frames.append(consent_push.on_connect)
+        background = [
+            asyncio.create_task(purge_expired_forever(engine, retention_ms, settings.purge_interval_seconds)),
+            asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
+            asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
+        ]
         log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
-            purger.cancel()
+            for task in background:
+                task.cancel()
             hub.close_all()
             await writer.stop()
             await relay.code_sender.aclose()
@@ -70,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(keys_router)
     app.include_router(messaging_router)
+    app.include_router(consent_router)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the relay is up")
     async def health() -> dict[str, str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from cove.client.cli import register_client_commands
+from cove.client.cli import register_client_commands, register_privacy_commands
+from cove.consent.commands import ledger_app, policy_app
 
 app = typer.Typer(
     help="Cove: an end-to-end encrypted messenger whose privacy promises are enforced by code.",
@@ -45,3 +46,6 @@ def serve(
 
 
 register_client_commands(app)
+register_privacy_commands(app)
+app.add_typer(policy_app, name="policy")
+app.add_typer(ledger_app, name="ledger")

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     discovery_bucket_size: int = 5000
     discovery_refill_per_second: float = 1.0
 
+    notice_interval_seconds: float = Field(5.0, description="How often opening rollout waves are checked")
+    ledger_checkpoint_seconds: float = Field(60.0, description="How often the ledger's global checkpoint is written")
+
     log_level: str = "info"
 
     @classmethod

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.accounts.directory import DeviceDirectory
 from cove.accounts.senders import CodeSender
+from cove.accounts.storage import DeviceRecord
 from cove.config import Settings
+from cove.consent.service import PolicyBook
 from cove.messaging.hub import Hub
 from cove.messaging.writer import QueueWriter
 from cove.safety.ratelimit import Limit, RateLimiter
@@ -25,9 +29,13 @@ class Relay:
     code_sender: CodeSender
     code_secret: bytes
     discovery_limiter: RateLimiter = field(init=False)
+    policies: PolicyBook = field(init=False)
+    # Frames a device gets once its queue is drained (a due privacy notice, say); filled by capabilities.
+    connect_frames: list[Callable[[Relay, DeviceRecord], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
     key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))
 
     def __post_init__(self) -> None:
+        self.policies = PolicyBook(self.engine, self.settings.notice_interval_seconds)
         s = self.settings
         self.discovery_limiter = RateLimiter(
             "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)

@@ -13,6 +13,7 @@ from cove.accounts.phone import normalise, try_normalise
 from cove.accounts.storage import accounts, devices
 from cove.accounts.tokens import new_token, token_digest
 from cove.clock import now_ms, to_datetime, to_ms
+from cove.consent import rollout
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.keys import signing
@@ -96,7 +97,14 @@ async def register(
         if existing is None:
             account_id, generation, old_devices = str(uuid.uuid4()), 1, []
             await conn.execute(
-                insert(accounts).values(id=account_id, phone_number=phone, created_at_ms=now, identity_generation=1)
+                insert(accounts).values(
+                    id=account_id,
+                    phone_number=phone,
+                    created_at_ms=now,
+                    identity_generation=1,
+                    rollout_bucket=rollout.bucket(account_id),
+                    calling_code=rollout.calling_code(phone),
+                )
             )
         else:
             # A new phone is a new identity: log out every old device, drop its keys and undelivered

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     ForeignKeyConstraint,
     Integer,
+    SmallInteger,
     String,
     Table,
     delete,
@@ -32,6 +33,10 @@ accounts = Table(
     # Bumped on every re-registration: contacts compare it to warn that the safety number changed.
     Column("identity_generation", Integer, nullable=False, default=1),
     Column("identity_changed_at_ms", BigInteger, nullable=True),
+    # Fixed at registration so that a policy rollout (waves by hash bucket and country) is a query, not a
+    # write to every account.
+    Column("rollout_bucket", SmallInteger, nullable=False, server_default="0"),
+    Column("calling_code", Integer, nullable=False, server_default="0"),
 )
 
 devices = Table(

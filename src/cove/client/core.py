@@ -81,7 +81,14 @@ class QueueEmpty:
     pass
 
 
-Event = MessageReceived | Delivered | Read | IdentityChanged | Undecryptable | QueueEmpty
+@dataclass(frozen=True)
+class NoticeReceived:
+    """A privacy notice is due: show it (its summary and purposes first), then let the user decide."""
+
+    notice: dict[str, Any]
+
+
+Event = MessageReceived | Delivered | Read | IdentityChanged | Undecryptable | QueueEmpty | NoticeReceived
 
 
 @dataclass
@@ -340,11 +347,46 @@ class ClientCore:
             # Re-read the device list before the next attempt; it lists any missing devices.
             self.store.forget_devices(recipient)
 
+    # privacy -----------------------------------------------------------------------------------------
+    def privacy(self) -> Request:
+        return Request("GET", "/v1/me/privacy")
+
+    def notice(self) -> Request:
+        return Request("GET", "/v1/privacy/notice")
+
+    def notice_shown(self, notice: dict[str, Any], surface: str = "notice") -> Request:
+        """Log locally that this exact text was shown, and build the report of it for the relay's served log."""
+        self.store.add_served(notice["version"], notice["text_hash"], surface)
+        return Request("POST", "/v1/privacy/notice/served", self._about(notice, surface))
+
+    def accept_terms(self, notice: dict[str, Any], age_bracket: str, surface: str = "notice") -> Request:
+        return Request("POST", "/v1/privacy/terms", self._about(notice, surface) | {"age_bracket": age_bracket})
+
+    def choose(self, purpose_id: str, choice: str, surface: str = "settings") -> Request:
+        body = {"choice": choice, "surface": surface, "app_version": self.device_info.get("app_version")}
+        return Request("PUT", f"/v1/privacy/choices/{purpose_id}", body)
+
+    def withdraw(self, purpose_id: str) -> Request:
+        return Request("DELETE", f"/v1/privacy/choices/{purpose_id}")
+
+    def object_to(self, purpose_id: str) -> Request:
+        return Request("POST", f"/v1/privacy/objections/{purpose_id}")
+
+    def _about(self, notice: dict[str, Any], surface: str) -> dict[str, Any]:
+        return {
+            "version": notice["version"],
+            "text_hash": notice["text_hash"],
+            "surface": surface,
+            "app_version": self.device_info.get("app_version"),
+        }
+
     # receiving ---------------------------------------------------------------------------------------
     def receive(self, frame: dict[str, Any], identity_refreshed: bool = False) -> Received:
         kind = frame.get("type")
         if kind == "queue_empty":
             return Received(events=[QueueEmpty()])
+        if kind == "notice":
+            return Received(events=[NoticeReceived(frame["notice"])])
         if kind != "envelope":
             return Received()
         envelope_id = int(frame["id"])

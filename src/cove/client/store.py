@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS messages (
     received_at INTEGER, status TEXT NOT NULL,
     UNIQUE (peer_account, direction, client_message_id));
 CREATE TABLE IF NOT EXISTS processed (envelope_id INTEGER PRIMARY KEY, processed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS served_notices (
+    version TEXT NOT NULL, text_hash TEXT NOT NULL, surface TEXT NOT NULL, shown_at REAL NOT NULL);
 """
 
 
@@ -211,3 +213,11 @@ class ClientStore:
     def mark_processed(self, envelope_id: int) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO processed VALUES (?, ?)", (envelope_id, time.time()))
+
+    # notices shown ------------------------------------------------------------------------------------
+    def add_served(self, version: str, text_hash: str, surface: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO served_notices VALUES (?, ?, ?, ?)", (version, text_hash, surface, time.time()))
+
+    def served(self) -> list[tuple[str, str, str, float]]:
+        return [tuple(r) for r in self._db.execute("SELECT * FROM served_notices ORDER BY shown_at")]

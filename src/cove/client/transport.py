@@ -114,6 +114,29 @@ class CoveClient:
             return events
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
 
+    # privacy -----------------------------------------------------------------------------------------
+    async def privacy(self) -> dict[str, Any]:
+        """The policy in force, each purpose's state and why, deadlines, and what was shared."""
+        return await self.call(self.core.privacy())
+
+    async def pending_notice(self) -> dict[str, Any] | None:
+        return await self.call(self.core.notice()) or None
+
+    async def notice_shown(self, notice: dict[str, Any], surface: str = "notice") -> None:
+        await self.call(self.core.notice_shown(notice, surface))
+
+    async def accept_terms(self, notice: dict[str, Any], age_bracket: str) -> None:
+        await self.call(self.core.accept_terms(notice, age_bracket))
+
+    async def choose(self, purpose_id: str, choice: str) -> None:
+        await self.call(self.core.choose(purpose_id, choice))
+
+    async def withdraw(self, purpose_id: str) -> None:
+        await self.call(self.core.withdraw(purpose_id))
+
+    async def object_to(self, purpose_id: str) -> None:
+        await self.call(self.core.object_to(purpose_id))
+
     # receiving ---------------------------------------------------------------------------------------
     async def events(self, stop_when_empty: bool = False) -> AsyncIterator[Event]:
         """Yield events from the stream; each envelope is acked only after its effects are stored."""

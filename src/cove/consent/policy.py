@@ -163,6 +163,10 @@ def parse_policy(data: dict, source: str = "<policy>") -> Policy:
         for err in exc.errors():
             path = ".".join(str(p) for p in err["loc"]) or "(top level)"
             message = err["msg"].removeprefix("Value error, ")
+            # Cross-references are checked on the whole policy; their message starts with the real path.
+            where, _, rest = message.partition(": ")
+            if path == "(top level)" and rest and " " not in where:
+                path, message = where, rest
             problems.append((path, message))
         raise PolicyError(source, problems) from None
 

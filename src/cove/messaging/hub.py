@@ -37,6 +37,9 @@ class Hub:
         if self._streams.get(key) is stream:
             del self._streams[key]
 
+    def connected(self) -> list[DeviceKey]:
+        return list(self._streams)
+
     def is_connected(self, key: DeviceKey) -> bool:
         return key in self._streams
 

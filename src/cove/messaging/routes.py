@@ -6,6 +6,7 @@ server → client
   ``{"type": "envelope", "id", "kind", "sender", "sender_device", "client_message_id", "body", "server_ts"}``
       queued envelopes first, oldest first, then live ones; ``kind`` 5 is a delivery receipt.
   ``{"type": "queue_empty"}`` once the backlog has been sent.
+  ``{"type": "notice", "notice": {...}}`` a privacy notice due for this account (on connect, or when its wave opens).
   ``{"type": "response", "request_id", "status", "body"}`` answers a ``send`` frame.
   ``{"type": "error", "error": {"code", "message"}}`` for a frame the relay could not read.
   ``{"type": "batch", "frames": [...]}`` several of the above, in order, when more than one is ready.
@@ -116,6 +117,8 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
         if len(page) < BACKLOG_PAGE:
             break
     await ws.send_text('{"type": "queue_empty"}')
+    for frames_for in relay.connect_frames:
+        await _send_frames(ws, await frames_for(relay, device))
     while True:
         ready = [await stream.outbox.get()]
         while not stream.outbox.empty() and len(ready) < MAX_BATCH_FRAMES:

@@ -1,0 +1,34 @@
+"""Who must see a policy's notice when: waves by account-hash bucket and calling code.
+
+Nothing is written per account to roll a policy out: whether a notice is due is computed from the
+account's fixed bucket (0-99, from its id) and calling code, the waves and the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import phonenumbers
+
+from cove.consent.policy import Policy, Wave
+
+
+def bucket(account_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(account_id.encode()).digest()[:8], "big") % 100
+
+
+def calling_code(phone_number: str) -> int:
+    return phonenumbers.parse(phone_number).country_code
+
+
+def in_wave(wave: Wave, account_bucket: int, account_calling_code: int) -> bool:
+    return account_bucket < wave.percent and (not wave.country_codes or account_calling_code in wave.country_codes)
+
+
+def opened_wave(policy: Policy, account_bucket: int, account_calling_code: int, now: datetime) -> Wave | None:
+    """The first started wave that includes the account, if any."""
+    for wave in policy.rollout.waves:
+        if wave.start <= now and in_wave(wave, account_bucket, account_calling_code):
+            return wave
+    return None

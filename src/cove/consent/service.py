@@ -1,0 +1,323 @@
+"""Consent use cases: publish, serve the notice, accept terms, choose per purpose, object, withdraw, show.
+
+Every act is written to the current-state tables and appended to the ledger in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cove.accounts.storage import accounts
+from cove.clock import now_ms, to_datetime
+from cove.consent import ledger_storage, notice, storage
+from cove.consent.decision import AccountConsent, AgeBracket, PurposeState, permitted, window_closes_ms
+from cove.consent.policy import Choice, LegalBasis, Policy
+from cove.consent.storage import consent_accounts, consent_policies, consent_purposes, consent_served
+from cove.errors import ApiError
+
+_LEDGER_RETRIES = 5
+
+
+class PolicyBook:
+    """The published policies, cached; reloaded every few seconds so a `cove policy publish` run against
+    the database reaches every relay process."""
+
+    def __init__(self, engine: AsyncEngine, reload_seconds: float = 5.0) -> None:
+        self._engine = engine
+        self._reload_seconds = reload_seconds
+        self._policies: list[Policy] = []
+        self._loaded_at = 0.0
+
+    async def all(self) -> list[Policy]:
+        if time.monotonic() - self._loaded_at > self._reload_seconds:
+            await self.reload()
+        return self._policies
+
+    async def reload(self) -> list[Policy]:
+        async with self._engine.connect() as conn:
+            self._policies = await storage.load_policies(conn)
+        self._loaded_at = time.monotonic()
+        return self._policies
+
+    async def version(self, version: str) -> Policy:
+        for policy in await self.all():
+            if policy.version == version:
+                return policy
+        raise ApiError(404, "unknown_policy", f"no published policy has version {version!r}")
+
+
+async def publish(engine: AsyncEngine, policy: Policy) -> None:
+    """Store a version; its waves then open by the clock. Writes one row, whatever the number of accounts."""
+    async with engine.begin() as conn:
+        exists = await conn.execute(
+            select(consent_policies.c.version).where(consent_policies.c.version == policy.version)
+        )
+        if exists.first() is not None:
+            raise ApiError(
+                409, "policy_exists", f"version {policy.version!r} is already published; versions are immutable"
+            )
+        await conn.execute(
+            insert(consent_policies).values(
+                version=policy.version,
+                body=policy.model_dump_json(),
+                text_hash=policy.text_hash(),
+                effective_ms=int(policy.effective.timestamp() * 1000),
+                published_at_ms=now_ms(),
+            )
+        )
+
+
+async def _placement(conn: AsyncConnection, account_id: str) -> tuple[int, int]:
+    row = (
+        await conn.execute(
+            select(accounts.c.rollout_bucket, accounts.c.calling_code).where(accounts.c.id == account_id)
+        )
+    ).one()
+    return row.rollout_bucket, row.calling_code
+
+
+async def due_notice(engine: AsyncEngine, book: PolicyBook, account_id: str) -> Policy | None:
+    policies = await book.all()
+    if not policies:
+        return None
+    async with engine.connect() as conn:
+        consent = await storage.load_consent(conn, account_id)
+        bucket, code = await _placement(conn, account_id)
+    return notice.due(policies, consent, bucket, code, datetime.now(UTC))
+
+
+async def _write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+    """Run a consent write and its ledger entry in one transaction.
+
+    Two acts of one account at the same moment race for the next ledger position; the loser's whole
+    transaction rolls back and is run again on the new head.
+    """
+    for attempt in range(_LEDGER_RETRIES):
+        try:
+            async with engine.begin() as conn:
+                await work(conn)
+            return
+        except IntegrityError:
+            if attempt == _LEDGER_RETRIES - 1:
+                raise ApiError(409, "busy", "another change to your privacy settings was being saved; retry") from None
+
+
+def _context(**context: str | None) -> dict[str, Any]:
+    """Where and how the user acted (surface, locale, app version), for the ledger; empty values dropped."""
+    return {k: v for k, v in context.items() if v}
+
+
+async def record_served(
+    engine: AsyncEngine, book: PolicyBook, account_id: str, version: str, text_hash: str, **context: str | None
+) -> None:
+    policy = await book.version(version)
+    _same_text(policy, text_hash)
+    now = now_ms()
+
+    async def work(conn: AsyncConnection) -> None:
+        where = (consent_served.c.account_id == account_id, consent_served.c.policy_version == version)
+        updated = await conn.execute(update(consent_served).where(*where).values(text_hash=text_hash, served_at_ms=now))
+        if updated.rowcount == 0:
+            await conn.execute(
+                insert(consent_served).values(
+                    account_id=account_id, policy_version=version, text_hash=text_hash, served_at_ms=now
+                )
+            )
+        payload = {"policy_version": version, "text_hash": text_hash, **_context(**context)}
+        await ledger_storage.append(conn, account_id, "notice_served", payload, now)
+
+    await _write(engine, work)
+
+
+def _same_text(policy: Policy, text_hash: str) -> None:
+    if text_hash != policy.text_hash():
+        raise ApiError(
+            409, "notice_changed", "the notice you showed is not the published text of this version; fetch it again"
+        )
+
+
+async def accept_terms(
+    engine: AsyncEngine,
+    book: PolicyBook,
+    account_id: str,
+    version: str,
+    text_hash: str,
+    age_bracket: AgeBracket,
+    **context: str | None,
+) -> None:
+    """Accept the terms of a version. This records no purpose as agreed: choices are separate acts (R1)."""
+    policy = await book.version(version)
+    _same_text(policy, text_hash)
+    due = await due_notice(engine, book, account_id)
+    if due is None or due.version != version:
+        raise ApiError(409, "not_offered", f"version {version!r} is not the notice due for this account")
+    now = now_ms()
+
+    async def work(conn: AsyncConnection) -> None:
+        values = {
+            "policy_version": version,
+            "accepted_at_ms": now,
+            "age_bracket": age_bracket.value,
+            "text_hash": text_hash,
+        }
+        updated = await conn.execute(
+            update(consent_accounts).where(consent_accounts.c.account_id == account_id).values(values)
+        )
+        if updated.rowcount == 0:
+            await conn.execute(insert(consent_accounts).values(account_id=account_id, **values))
+        payload = {
+            "policy_version": version,
+            "text_hash": text_hash,
+            "age_bracket": age_bracket.value,
+            **_context(**context),
+        }
+        await ledger_storage.append(conn, account_id, "terms_accepted", payload, now)
+
+    await _write(engine, work)
+
+
+async def _accepted(conn: AsyncConnection, book: PolicyBook, account_id: str) -> tuple[Policy, AccountConsent]:
+    consent = await storage.load_consent(conn, account_id)
+    if consent.policy_version is None:
+        raise ApiError(409, "terms_not_accepted", "accept the terms of the current policy first")
+    return await book.version(consent.policy_version), consent
+
+
+def _purpose(policy: Policy, purpose_id: str):  # noqa: ANN202
+    try:
+        return policy.purpose(purpose_id)
+    except KeyError:
+        raise ApiError(404, "unknown_purpose", f"policy {policy.version} has no purpose {purpose_id!r}") from None
+
+
+async def choose(
+    engine: AsyncEngine,
+    book: PolicyBook,
+    account_id: str,
+    purpose_id: str,
+    choice: Choice,
+    method: str,
+    **context: str | None,
+) -> None:
+    """Opt in or out of a consent purpose; ``method`` is "opt_in", "opt_out" or "withdraw" (kept in the ledger)."""
+    now = now_ms()
+
+    async def work(conn: AsyncConnection) -> None:
+        policy, consent = await _accepted(conn, book, account_id)
+        purpose = _purpose(policy, purpose_id)
+        if purpose.legal_basis not in (LegalBasis.CONSENT, None):
+            raise ApiError(
+                400,
+                "not_a_choice",
+                f"{purpose.title!r} rests on {purpose.legal_basis.value.replace('_', ' ')}, not on consent"
+                + ("; you can object to it instead" if purpose.objectable else ""),
+            )
+        closes = window_closes_ms(purpose, consent.accepted_at_ms)
+        if closes is not None and now > closes:
+            deadline = to_datetime(closes).isoformat()
+            raise ApiError(
+                409,
+                "choice_window_closed",
+                f"policy {policy.version} allowed changing {purpose.title!r} only until {deadline}",
+                deadline=deadline,
+            )
+        await _set_purpose(
+            conn, account_id, policy.version, purpose_id, choice=choice.value, chosen_at_ms=now, method=method
+        )
+        payload = {"policy_version": policy.version, "purpose": purpose_id, "value": choice.value, "method": method}
+        kind = "withdrawal" if method == "withdraw" else "choice"
+        await ledger_storage.append(conn, account_id, kind, payload | _context(**context), now)
+
+    await _write(engine, work)
+
+
+async def object_to(
+    engine: AsyncEngine, book: PolicyBook, account_id: str, purpose_id: str, **context: str | None
+) -> None:
+    now = now_ms()
+
+    async def work(conn: AsyncConnection) -> None:
+        policy, _ = await _accepted(conn, book, account_id)
+        purpose = _purpose(policy, purpose_id)
+        if purpose.legal_basis != LegalBasis.LEGITIMATE_INTEREST or not purpose.objectable:
+            raise ApiError(400, "not_objectable", f"{purpose.title!r} is not a legitimate interest you can object to")
+        await _set_purpose(conn, account_id, policy.version, purpose_id, objected_at_ms=now)
+        payload = {"policy_version": policy.version, "purpose": purpose_id, "value": "objected", "method": "object"}
+        await ledger_storage.append(conn, account_id, "objection", payload | _context(**context), now)
+
+    await _write(engine, work)
+
+
+async def _set_purpose(conn: AsyncConnection, account_id: str, version: str, purpose_id: str, **values: Any) -> None:
+    where = (
+        consent_purposes.c.account_id == account_id,
+        consent_purposes.c.policy_version == version,
+        consent_purposes.c.purpose_id == purpose_id,
+    )
+    updated = await conn.execute(update(consent_purposes).where(*where).values(values))
+    if updated.rowcount == 0:
+        await conn.execute(
+            insert(consent_purposes).values(
+                account_id=account_id, policy_version=version, purpose_id=purpose_id, **values
+            )
+        )
+
+
+async def privacy_view(engine: AsyncEngine, book: PolicyBook, account_id: str) -> dict[str, Any]:
+    """Transparency: the policy in force, every purpose's state with why, deadlines, and disclosures."""
+    async with engine.connect() as conn:
+        consent = await storage.load_consent(conn, account_id)
+        choices = {
+            r.purpose_id: r
+            for r in await conn.execute(
+                select(consent_purposes).where(
+                    consent_purposes.c.account_id == account_id,
+                    consent_purposes.c.policy_version == consent.policy_version,
+                )
+            )
+        }
+    due = await due_notice(engine, book, account_id)
+    view: dict[str, Any] = {
+        "policy": None,
+        "pending_notice": {"version": due.version, "title": due.title} if due else None,
+        "purposes": [],
+        "disclosures": [],  # filled by the sharing gateway: what left, to whom, why, when
+    }
+    if consent.policy_version is None:
+        return view
+    policy = await book.version(consent.policy_version)
+    now = now_ms()
+    view["policy"] = {
+        "version": policy.version,
+        "title": policy.title,
+        "effective": policy.effective.isoformat(),
+        "accepted_at": consent.accepted_at_ms,
+        "age_bracket": consent.age_bracket.value,
+    }
+    for purpose in policy.purposes:
+        state = consent.purposes.get(purpose.id, PurposeState())
+        row = choices.get(purpose.id)
+        closes = window_closes_ms(purpose, consent.accepted_at_ms)
+        view["purposes"].append(
+            {
+                "id": purpose.id,
+                "title": purpose.title,
+                "legal_basis": purpose.legal_basis.value if purpose.legal_basis else None,
+                "recipients": [policy.recipient(r).name for r in purpose.recipients],
+                "active": any(permitted(policy, consent, purpose.id, r, now) for r in purpose.recipients),
+                "your_choice": state.choice.value if state.choice else None,
+                "chosen_at": state.chosen_at_ms,
+                "method": row.method if row is not None else None,
+                "objected_at": state.objected_at_ms,
+                "can_change": purpose.optional and (closes is None or now <= closes),
+                "deadline": closes,
+            }
+        )
+    return view
