@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.relay = relay
         relay.connect_frames.append(consent_push.on_connect)
+        relay.consent_writer.start()
         background = [
             asyncio.create_task(purge_expired_forever(engine, retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             hub.close_all()
             await writer.stop()
+            await relay.consent_writer.stop()
             await relay.code_sender.aclose()
             await engine.dispose()
 

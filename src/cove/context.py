@@ -14,6 +14,7 @@ from cove.accounts.senders import CodeSender
 from cove.accounts.storage import DeviceRecord
 from cove.config import Settings
 from cove.consent.service import PolicyBook
+from cove.consent.writer import ConsentWriter
 from cove.messaging.hub import Hub
 from cove.messaging.writer import QueueWriter
 from cove.safety.ratelimit import Limit, RateLimiter
@@ -30,12 +31,14 @@ class Relay:
     code_secret: bytes
     discovery_limiter: RateLimiter = field(init=False)
     policies: PolicyBook = field(init=False)
+    consent_writer: ConsentWriter = field(init=False)
     # Frames a device gets once its queue is drained (a due privacy notice, say); filled by capabilities.
     connect_frames: list[Callable[[Relay, DeviceRecord], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
     key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))
 
     def __post_init__(self) -> None:
         self.policies = PolicyBook(self.engine, self.settings.notice_interval_seconds)
+        self.consent_writer = ConsentWriter(self.engine, self.policies)
         s = self.settings
         self.discovery_limiter = RateLimiter(
             "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)
@@ -46,5 +49,6 @@ class Relay:
         return int(self.settings.message_retention_days * 86_400_000)
 
 
-def get_relay(request: Request) -> Relay:
+async def get_relay(request: Request) -> Relay:
+    # async: FastAPI would run a plain function in its thread pool on every request.
     return request.app.state.relay

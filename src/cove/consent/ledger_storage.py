@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.clock import now_ms
@@ -135,23 +135,45 @@ async def head(conn: AsyncConnection, account_id: str) -> Head | None:
     return Head(account_id, row.seq, row.hash) if row else None
 
 
+def _row(entry: Entry) -> dict[str, Any]:
+    return {
+        "account_id": entry.account_id,
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "payload": ledger.canonical_json(entry.payload),
+        "at_ms": entry.at_ms,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
 async def append(conn: AsyncConnection, account_id: str, kind: str, payload: Mapping[str, Any], at_ms: int) -> Entry:
     """Append an entry to the account's chain, in the caller's transaction; returns it with its row id."""
     entry = ledger.next_entry(await head(conn, account_id), account_id, kind, payload, at_ms)
-    result = await conn.execute(
-        insert(ledger_entries)
-        .values(
-            account_id=entry.account_id,
-            seq=entry.seq,
-            kind=entry.kind,
-            payload=ledger.canonical_json(entry.payload),
-            at_ms=entry.at_ms,
-            prev_hash=entry.prev_hash,
-            hash=entry.hash,
-        )
-        .returning(ledger_entries.c.id)
-    )
+    result = await conn.execute(insert(ledger_entries).values(_row(entry)).returning(ledger_entries.c.id))
     return replace(entry, id=result.scalar_one())
+
+
+def heads_of(conn: Connection, account_ids: list[str]) -> dict[str, Head]:
+    """The newest entry of each account (synchronous: for batched writers on one connection)."""
+    t = ledger_entries
+    newest = (
+        select(t.c.account_id, func.max(t.c.seq).label("seq"))
+        .where(t.c.account_id.in_(account_ids))
+        .group_by(t.c.account_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(t.c.account_id, t.c.seq, t.c.hash).join(
+            newest, and_(t.c.account_id == newest.c.account_id, t.c.seq == newest.c.seq)
+        )
+    )
+    return {r.account_id: Head(r.account_id, r.seq, r.hash) for r in rows}
+
+
+def insert_entries(conn: Connection, entries: list[Entry]) -> None:
+    if entries:
+        conn.execute(insert(ledger_entries), [_row(e) for e in entries])
 
 
 async def checkpoint(conn: AsyncConnection, at_ms: int) -> Checkpoint | None:

@@ -22,7 +22,13 @@ def _choice_clause(policy: Policy, purpose_id: str) -> ColumnElement[bool]:
     if basis in (LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION):
         return true()
     if basis == LegalBasis.LEGITIMATE_INTEREST:
-        return p.c.objected_at_ms.is_(None) if purpose.objectable else true()
+        if not purpose.objectable:
+            return true()
+        # Objections are few: an anti-join on them beats joining every account's purpose row.
+        objected = select(p.c.account_id).where(
+            p.c.policy_version == policy.version, p.c.purpose_id == purpose_id, p.c.objected_at_ms.is_not(None)
+        )
+        return a.c.account_id.not_in(objected)
     chose_in = p.c.choice == Choice.IN.value
     if purpose.default != Choice.IN:
         return chose_in
@@ -53,9 +59,19 @@ def permitted_clause(policy: Policy, purpose_id: str, recipient_id: str) -> Colu
 
 def permitted_accounts(policies: list[Policy], purpose_id: str, recipient_id: str) -> Select:
     """Account ids permitted under any published version."""
+    clause = or_(*(permitted_clause(policy, purpose_id, recipient_id) for policy in policies)) if policies else false()
+    if not any(_reads_choices(policy, purpose_id) for policy in policies):
+        return select(a.c.account_id).where(clause)
     joined = a.outerjoin(
         p,
         and_(p.c.account_id == a.c.account_id, p.c.policy_version == a.c.policy_version, p.c.purpose_id == purpose_id),
     )
-    clause = or_(*(permitted_clause(policy, purpose_id, recipient_id) for policy in policies)) if policies else false()
     return select(a.c.account_id).select_from(joined).where(clause)
+
+
+def _reads_choices(policy: Policy, purpose_id: str) -> bool:
+    """Whether the purpose's clause reads the account's choice row (consent, or no declared basis)."""
+    try:
+        return policy.purpose(purpose_id).legal_basis in (LegalBasis.CONSENT, None)
+    except KeyError:
+        return False

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from cove.accounts.auth import current_device
 from cove.accounts.storage import DeviceRecord
 from cove.consent import notice, service
+from cove.consent.acts import CHOICE, OBJECTION, WITHDRAWAL, Act
 from cove.consent.decision import AgeBracket
 from cove.consent.policy import Choice
 from cove.context import Relay, get_relay
@@ -98,10 +99,8 @@ async def accept(
 async def choose(
     purpose_id: str, body: ChoiceBody, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> Response:
-    method = "opt_in" if body.choice == Choice.IN else "opt_out"
-    await service.choose(
-        relay.engine, relay.policies, device.account_id, purpose_id, body.choice, method, **_context(body)
-    )
+    context = {k: v for k, v in _context(body).items() if v}
+    await relay.consent_writer.submit(Act(device.account_id, purpose_id, CHOICE, body.choice, context))
     return Response(status_code=204)
 
 
@@ -114,9 +113,7 @@ async def choose(
 async def withdraw(
     purpose_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> Response:
-    await service.choose(
-        relay.engine, relay.policies, device.account_id, purpose_id, Choice.OUT, "withdraw", surface="settings"
-    )
+    await relay.consent_writer.submit(Act(device.account_id, purpose_id, WITHDRAWAL, context={"surface": "settings"}))
     return Response(status_code=204)
 
 
@@ -129,7 +126,7 @@ async def withdraw(
 async def object_to(
     purpose_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> Response:
-    await service.object_to(relay.engine, relay.policies, device.account_id, purpose_id, surface="settings")
+    await relay.consent_writer.submit(Act(device.account_id, purpose_id, OBJECTION, context={"surface": "settings"}))
     return Response(status_code=204)
 
 

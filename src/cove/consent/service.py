@@ -15,10 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.accounts.storage import accounts
-from cove.clock import now_ms, to_datetime
+from cove.clock import now_ms
 from cove.consent import ledger_storage, notice, storage
-from cove.consent.decision import AccountConsent, AgeBracket, PurposeState, permitted, window_closes_ms
-from cove.consent.policy import Choice, LegalBasis, Policy
+from cove.consent.decision import AgeBracket, PurposeState, permitted, window_closes_ms
+from cove.consent.policy import Policy
 from cove.consent.storage import consent_accounts, consent_policies, consent_purposes, consent_served
 from cove.errors import ApiError
 
@@ -181,93 +181,6 @@ async def accept_terms(
         await ledger_storage.append(conn, account_id, "terms_accepted", payload, now)
 
     await _write(engine, work)
-
-
-async def _accepted(conn: AsyncConnection, book: PolicyBook, account_id: str) -> tuple[Policy, AccountConsent]:
-    consent = await storage.load_consent(conn, account_id)
-    if consent.policy_version is None:
-        raise ApiError(409, "terms_not_accepted", "accept the terms of the current policy first")
-    return await book.version(consent.policy_version), consent
-
-
-def _purpose(policy: Policy, purpose_id: str):  # noqa: ANN202
-    try:
-        return policy.purpose(purpose_id)
-    except KeyError:
-        raise ApiError(404, "unknown_purpose", f"policy {policy.version} has no purpose {purpose_id!r}") from None
-
-
-async def choose(
-    engine: AsyncEngine,
-    book: PolicyBook,
-    account_id: str,
-    purpose_id: str,
-    choice: Choice,
-    method: str,
-    **context: str | None,
-) -> None:
-    """Opt in or out of a consent purpose; ``method`` is "opt_in", "opt_out" or "withdraw" (kept in the ledger)."""
-    now = now_ms()
-
-    async def work(conn: AsyncConnection) -> None:
-        policy, consent = await _accepted(conn, book, account_id)
-        purpose = _purpose(policy, purpose_id)
-        if purpose.legal_basis not in (LegalBasis.CONSENT, None):
-            raise ApiError(
-                400,
-                "not_a_choice",
-                f"{purpose.title!r} rests on {purpose.legal_basis.value.replace('_', ' ')}, not on consent"
-                + ("; you can object to it instead" if purpose.objectable else ""),
-            )
-        closes = window_closes_ms(purpose, consent.accepted_at_ms)
-        if closes is not None and now > closes:
-            deadline = to_datetime(closes).isoformat()
-            raise ApiError(
-                409,
-                "choice_window_closed",
-                f"policy {policy.version} allowed changing {purpose.title!r} only until {deadline}",
-                deadline=deadline,
-            )
-        await _set_purpose(
-            conn, account_id, policy.version, purpose_id, choice=choice.value, chosen_at_ms=now, method=method
-        )
-        payload = {"policy_version": policy.version, "purpose": purpose_id, "value": choice.value, "method": method}
-        kind = "withdrawal" if method == "withdraw" else "choice"
-        await ledger_storage.append(conn, account_id, kind, payload | _context(**context), now)
-
-    await _write(engine, work)
-
-
-async def object_to(
-    engine: AsyncEngine, book: PolicyBook, account_id: str, purpose_id: str, **context: str | None
-) -> None:
-    now = now_ms()
-
-    async def work(conn: AsyncConnection) -> None:
-        policy, _ = await _accepted(conn, book, account_id)
-        purpose = _purpose(policy, purpose_id)
-        if purpose.legal_basis != LegalBasis.LEGITIMATE_INTEREST or not purpose.objectable:
-            raise ApiError(400, "not_objectable", f"{purpose.title!r} is not a legitimate interest you can object to")
-        await _set_purpose(conn, account_id, policy.version, purpose_id, objected_at_ms=now)
-        payload = {"policy_version": policy.version, "purpose": purpose_id, "value": "objected", "method": "object"}
-        await ledger_storage.append(conn, account_id, "objection", payload | _context(**context), now)
-
-    await _write(engine, work)
-
-
-async def _set_purpose(conn: AsyncConnection, account_id: str, version: str, purpose_id: str, **values: Any) -> None:
-    where = (
-        consent_purposes.c.account_id == account_id,
-        consent_purposes.c.policy_version == version,
-        consent_purposes.c.purpose_id == purpose_id,
-    )
-    updated = await conn.execute(update(consent_purposes).where(*where).values(values))
-    if updated.rowcount == 0:
-        await conn.execute(
-            insert(consent_purposes).values(
-                account_id=account_id, policy_version=version, purpose_id=purpose_id, **values
-            )
-        )
 
 
 async def privacy_view(engine: AsyncEngine, book: PolicyBook, account_id: str) -> dict[str, Any]:
