@@ -180,3 +180,21 @@ async def test_a_message_after_the_queue_emptied_is_not_mistaken_for_a_redeliver
     await alice.inbox()  # acks the delivery receipt: every queue is empty now
     await alice.send_text(bob.core.account_id, "two")
     assert texts(await bob.inbox()) == ["two"]
+
+
+async def test_a_device_cannot_ack_away_another_devices_envelopes(users, relay):
+    import json
+
+    from websockets.asyncio.client import connect
+
+    alice = await users.register("alice")
+    bob = await users.register("bob")
+    carol = await users.register("carol")
+    await alice.send_text(bob.core.account_id, "for bob only")
+    queued = [r for t, r in await server_rows(relay.database_url) if t == "envelopes"]
+    url = carol.base_url.replace("http", "ws") + "/v1/websocket"
+    async with connect(url, additional_headers={"Authorization": f"Bearer {carol.core.token}"}) as ws:
+        await ws.recv()  # queue_empty
+        await ws.send(json.dumps({"type": "ack", "ids": [r["id"] for r in queued]}))
+        await asyncio.sleep(0.3)
+    assert texts(await bob.inbox()) == ["for bob only"]

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -155,8 +155,11 @@ def _load(conn: Connection, account_ids: list[str]) -> dict[str, AccountConsent]
     accounts = {r.account_id: r for r in conn.execute(select(a).where(a.c.account_id.in_(account_ids)))}
     purposes: dict[str, dict[str, PurposeState]] = {}
     if accounts:
-        keys = [(r.account_id, r.policy_version) for r in accounts.values()]
-        for r in conn.execute(select(p).where(tuple_(p.c.account_id, p.c.policy_version).in_(keys))):
+        # A plain IN on the key's first column: SQLite does not use the primary key for a row-value IN and
+        # would scan every choice row of every account.
+        for r in conn.execute(select(p).where(p.c.account_id.in_(list(accounts)))):
+            if r.policy_version != accounts[r.account_id].policy_version:
+                continue
             purposes.setdefault(r.account_id, {})[r.purpose_id] = PurposeState(
                 Choice(r.choice) if r.choice else None, r.chosen_at_ms, r.objected_at_ms
             )

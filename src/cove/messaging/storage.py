@@ -24,7 +24,6 @@ from sqlalchemy import (
     delete,
     insert,
     select,
-    tuple_,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -111,14 +110,17 @@ def _chunks(items: list, size: int = _CHUNK):  # noqa: ANN001, ANN202
 def sent_before(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which ``(sender account, client message id)`` pairs were already accepted."""
     t = sent_messages
+    wanted = set(keys)
     seen: set[tuple[str, str]] = set()
     for chunk in _chunks(keys):
+        # Two plain INs, filtered here: SQLite scans the whole table for a row-value IN with several rows,
+        # and this table holds every send of the retention period.
         rows = conn.execute(
             select(t.c.sender_account_id, t.c.client_message_id).where(
-                tuple_(t.c.sender_account_id, t.c.client_message_id).in_(chunk)
+                t.c.sender_account_id.in_({k[0] for k in chunk}), t.c.client_message_id.in_({k[1] for k in chunk})
             )
         )
-        seen.update((row[0], row[1]) for row in rows)
+        seen.update(pair for pair in ((row[0], row[1]) for row in rows) if pair in wanted)
     return seen
 
 
@@ -147,24 +149,30 @@ async def fetch_queue(
 def delete_acked(conn: Connection, keys: list[tuple[str, int, int]]) -> list[AckedEnvelope]:
     """Delete envelopes by ``(account, device, queue id)`` and return those that existed (for receipts).
 
-    The whole triple, not the id alone: a device can only ever delete from its own queue.
+    Ids are looked up first and only those in the acking device's own queue are deleted: a device can
+    never delete another's envelopes. (By primary key in two statements; SQLite would scan the whole
+    table for a row-value IN of the triples.)
     """
     t = envelopes
-    deleted: list[Envelope] = []
-    for chunk in _chunks(keys):
-        result = conn.execute(
-            delete(t)
-            .where(tuple_(t.c.account_id, t.c.device_id, t.c.id).in_(chunk))
-            .returning(
-                t.c.account_id,
-                t.c.device_id,
-                t.c.kind,
-                t.c.sender_account_id,
-                t.c.sender_device_id,
-                t.c.client_message_id,
-            )  # fmt: skip
-        )
-        deleted += [AckedEnvelope(*row) for row in result]
+    wanted = set(keys)
+    deleted: list[AckedEnvelope] = []
+    for chunk in _chunks(sorted({k[2] for k in keys})):
+        owners = conn.execute(select(t.c.id, t.c.account_id, t.c.device_id).where(t.c.id.in_(chunk)))
+        own = [row.id for row in owners if (row.account_id, row.device_id, row.id) in wanted]
+        if own:
+            result = conn.execute(
+                delete(t)
+                .where(t.c.id.in_(own))
+                .returning(
+                    t.c.account_id,
+                    t.c.device_id,
+                    t.c.kind,
+                    t.c.sender_account_id,
+                    t.c.sender_device_id,
+                    t.c.client_message_id,
+                )  # fmt: skip
+            )
+            deleted += [AckedEnvelope(*row) for row in result]
     return deleted
 
 
