@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from cove.client.core import (
@@ -207,7 +208,7 @@ privacy_app = typer.Typer(
 
 def _show_notice(notice: dict) -> None:
     console.rule(f"[bold]{notice['title']}[/bold] (version {notice['version']}, effective {notice['effective'][:10]})")
-    console.print(notice["summary"])
+    console.print(Markdown(notice["summary"]))
     table = Table(show_lines=True)
     for column in ("purpose", "what happens", "basis", "who receives it", "your choice"):
         table.add_column(column)

@@ -48,8 +48,14 @@ def apply(policy: Policy | None, consent: AccountConsent, act: Act, now_ms: int)
     purpose = _purpose(policy, act.purpose_id)
     state = consent.purposes.get(act.purpose_id, PurposeState())
     if act.kind == OBJECTION:
-        if purpose.legal_basis != LegalBasis.LEGITIMATE_INTEREST or not purpose.objectable:
-            raise ApiError(400, "not_objectable", f"{purpose.title!r} is not a legitimate interest you can object to")
+        if purpose.legal_basis != LegalBasis.LEGITIMATE_INTEREST:
+            raise ApiError(400, "not_objectable", f"{purpose.title!r} does not rest on a legitimate interest")
+        if not purpose.objectable:
+            raise ApiError(
+                400,
+                "not_objectable",
+                f"policy {policy.version} declares {purpose.title!r} strictly necessary: it takes no objection",
+            )
         return replace(state, objected_at_ms=now_ms)
     if purpose.legal_basis not in (LegalBasis.CONSENT, None):
         raise ApiError(
