@@ -1,4 +1,4 @@
-"""Group commit for choices, withdrawals and objections, with their ledger entries.
+"""Group commit (cove.batching) for choices, withdrawals and objections, with their ledger entries.
 
 Like the message queue writer: every act waiting at one moment is judged and written in one transaction
 (one thread hop on SQLite), acts of one account in the order they arrived, each caller answered when its
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cove.batching import GroupCommit, new_future
 from cove.clock import now_ms
 from cove.consent import acts, ledger, ledger_storage
 from cove.consent.decision import AccountConsent, AgeBracket, PurposeState
@@ -33,48 +34,36 @@ MAX_BATCH = 500
 @dataclass
 class _Job:
     act: acts.Act
-    future: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[None] = field(default_factory=new_future)
 
 
 class ConsentWriter:
     def __init__(self, engine: AsyncEngine, policies: Any) -> None:  # policies: cove.consent.service.PolicyBook
         self._runner = TransactionRunner(engine)
         self._policies = policies
-        self._jobs: list[_Job] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[_Job] = GroupCommit("cove-consent-writer", self._write, MAX_BATCH)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="cove-consent-writer")
+        self._batches.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._batches.stop()
         self._runner.close()
 
     async def submit(self, act: acts.Act) -> None:
-        job = _Job(act)
-        self._jobs.append(job)
-        self._wake.set()
-        await job.future
+        await self._batches.submit(_Job(act))
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._jobs:
-                batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
-                # Loaded here, on the event loop, never inside the transaction: a reload needs a connection.
-                policies = {p.version: p for p in await self._policies.all()}
-                outcomes = await self._commit(functools.partial(_apply, batch=batch, policies=policies), len(batch))
-                for job, outcome in zip(batch, outcomes, strict=True):
-                    if job.future.done():
-                        continue
-                    if outcome is None:
-                        job.future.set_result(None)
-                    else:
-                        job.future.set_exception(outcome)
+    async def _write(self, batch: list[_Job]) -> None:
+        # Loaded here, on the event loop, never inside the transaction: a reload needs a connection.
+        policies = {p.version: p for p in await self._policies.all()}
+        outcomes = await self._commit(functools.partial(_apply, batch=batch, policies=policies), len(batch))
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if outcome is None:
+                job.future.set_result(None)
+            else:
+                job.future.set_exception(outcome)
 
     async def _commit(self, apply: functools.partial, size: int) -> list[ApiError | None]:
         for _ in range(3):

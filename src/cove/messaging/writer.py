@@ -1,15 +1,12 @@
-"""Group commit for the queues: every send and ack waiting at one moment shares one transaction.
+"""The queues' writer: every send and ack waiting at one moment shares one transaction (cove.batching).
 
-One fsync-bound commit per message would cap the relay at a few hundred messages a second on SQLite;
-collecting the work that arrives while the previous commit runs amortises that cost over the whole batch
-(the same idea as PostgreSQL's commit_delay, without the delay). A caller awaits its own result, so
-nothing is acknowledged to a client before it is durable.
+A sender is answered only once its envelopes are durable; acked envelopes are deleted and their
+senders' receipts queued in the same transaction, then handed to the hub for live delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cove.batching import GroupCommit, new_future
 from cove.clock import now_ms
 from cove.db import TransactionRunner
 from cove.messaging import storage
@@ -34,9 +32,7 @@ class SendJob:
     recipient_account_id: str
     client_message_id: str
     envelopes: list[Envelope]
-    future: asyncio.Future[list[Envelope] | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    future: asyncio.Future[list[Envelope] | None] = field(default_factory=new_future)
 
 
 @dataclass
@@ -44,7 +40,7 @@ class AckJob:
     account_id: str
     device_id: int
     ids: list[int]
-    future: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[int] = field(default_factory=new_future)
 
 
 Job = SendJob | AckJob
@@ -55,53 +51,28 @@ class QueueWriter:
         self._transactions = TransactionRunner(engine)
         self._hub = hub
         self._retention_ms = retention_ms
-        self._jobs: list[Job] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[Job] = GroupCommit("cove-queue-writer", self._commit, MAX_BATCH)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="cove-queue-writer")
+        self._batches.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._batches.stop()
         self._transactions.close()
-        for job in self._jobs:
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("relay shutting down"))
 
     async def send(self, job: SendJob) -> list[Envelope] | None:
         """Queue the envelopes durably; ``None`` when this client message id was already sent."""
-        return await self._submit(job)
+        return await self._batches.submit(job)
 
     def submit_send(self, job: SendJob) -> asyncio.Future[list[Envelope] | None]:
         """Queue the envelopes without waiting: jobs commit in the order they were submitted."""
-        self._jobs.append(job)
-        self._wake.set()
-        return job.future
+        return self._batches.submit(job)
 
     def submit_ack(self, account_id: str, device_id: int, ids: list[int]) -> asyncio.Future[int]:
         """Queue an ack without waiting for its commit (a lost ack only means a redelivery)."""
-        job = AckJob(account_id, device_id, ids)
-        self._jobs.append(job)
-        self._wake.set()
-        job.future.add_done_callback(_retrieve)
-        return job.future
-
-    async def _submit(self, job: Any) -> Any:
-        self._jobs.append(job)
-        self._wake.set()
-        return await job.future
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._jobs:
-                batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
-                await self._commit(batch)
+        future = self._batches.submit(AckJob(account_id, device_id, ids))
+        future.add_done_callback(_retrieve)
+        return future
 
     async def _commit(self, batch: list[Job]) -> None:
         try:
