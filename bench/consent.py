@@ -11,7 +11,7 @@ How a run goes, on a fresh SQLite file in a temp dir (or ``--database-url``, an 
    transaction each: random v4 ids, E.164 numbers over a mix of calling codes, ``rollout_bucket`` from
    ``cove.consent.rollout.bucket`` and ``calling_code``, as registration would store them.
 2. (a) Publish ``policies/cove-default.toml`` with ``cove.consent.service.publish``, its waves moved to start
-   now (as ``published_now`` in tests/test_consent_e2e.py) so its notice is due. Time it and count the rows of
+   now (``cove.testing.policy_opening_now``) so its notice is due. Time it and count the rows of
    every table before and after: a rollout must write one row whatever the number of accounts.
 3. (c) Fill ``consent_accounts`` and ``consent_purposes`` for those accounts with a realistic mix (80% accepted
    the policy, 90% of them adults; per consent purpose 15-35% opted in and 20-40% out, the rest undecided; 5%
@@ -44,7 +44,6 @@ import os
 import platform
 import random
 import shlex
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -53,7 +52,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +76,18 @@ from cove.client.transport import CoveClient, RelayError
 from cove.consent import service, storage
 from cove.consent.decision import effective_ms, permitted
 from cove.consent.ledger_storage import ledger_entries
-from cove.consent.policy import LegalBasis, Policy, load_policy
+from cove.consent.policy import LegalBasis, Policy
 from cove.consent.predicate import permitted_accounts
 from cove.consent.rollout import bucket, calling_code
 from cove.db import create_engine, migrate
-from cove.testing import CodeInbox, RelayProcess
+from cove.testing import CodeInbox, RelayProcess, policy_opening_now
+from harness import bounded, measure_cpu, ms, percentile, run_against
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_FILE = ROOT / "policies" / "cove-default.toml"
 
 BATCH = 50_000  # rows per insert transaction
 DAY_MS = 86_400_000
-CONCURRENT_SETUP = 16  # registrations in parallel
 REQUEST_TIMEOUT = 10.0  # seconds, for each HTTP request of the load
 DRAIN_SECONDS = 15.0  # after the load: wait this long at most for requests still in flight
 SAMPLE = 1_000  # accounts cross-checked against the pure decision
@@ -268,18 +266,6 @@ async def generate_accounts(
 
 
 # (a) Publish ----------------------------------------------------------------------------------------------
-def published_now(path: Path) -> Policy:
-    """The policy with its rollout opening now for everyone, as tests/test_consent_e2e.py does."""
-    policy = load_policy(path)
-    waves = [w.model_copy(update={"start": datetime.now(UTC) - timedelta(seconds=1)}) for w in policy.rollout.waves]
-    return policy.model_copy(
-        update={
-            "effective": datetime.now(UTC) - timedelta(days=1),
-            "rollout": policy.rollout.model_copy(update={"waves": waves}),
-        }
-    )
-
-
 async def part_publish(engine: AsyncEngine, policy: Policy) -> dict[str, Any]:
     before = await count_rows(engine)
     started = time.perf_counter()
@@ -473,16 +459,6 @@ def new_user(url: str, folder: Path, number: int) -> User:
     return User(CoveClient(url, core, timeout=REQUEST_TIMEOUT), f"+1415555{number:04d}")
 
 
-async def bounded(coros: list, limit: int = CONCURRENT_SETUP) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(coro: Any) -> Any:
-        async with gate:
-            return await coro
-
-    return await asyncio.gather(*(one(c) for c in coros))
-
-
 async def onboard(user: User, inbox: CodeInbox, version: str) -> None:
     """Register through the API, then accept the terms of the notice due, as an app would."""
     await user.client.request_code(user.phone_number)
@@ -583,31 +559,6 @@ async def choice_entries(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         kind = ledger_entries.c.kind == "choice"
         return (await conn.execute(select(func.count()).select_from(ledger_entries).where(kind))).scalar_one()
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-async def measure_cpu(relay: psutil.Process, tally: Tally) -> dict[str, float]:
-    me = psutil.Process()
-    await asyncio.sleep(max(0.0, tally.t0 - time.perf_counter()))
-    relay0, me0 = cpu_seconds(relay), cpu_seconds(me)
-    await asyncio.sleep(max(0.0, tally.t1 - time.perf_counter()))
-    return {"relay": cpu_seconds(relay) - relay0, "bench": cpu_seconds(me) - me0}
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest rank: the smallest value with at least q% of the values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 2)
 
 
 async def part_decisions(
@@ -723,7 +674,7 @@ async def run(
         generated["database_mb"] = database_mb(url, engine)
         result["generate"] = generated
 
-        policy = published_now(POLICY_FILE)
+        policy = policy_opening_now(POLICY_FILE)
         result["publish"] = await part_publish(engine, policy)
         console.print(f"(a) published {policy.version} in {result['publish']['seconds']:.4f} s")
 
@@ -734,16 +685,7 @@ async def run(
 
         console.print(f"(b) starting the relay, onboarding {args.users} users ...")
         relay.start()
-        # A relay that dies would only show up as odd figures at the end: stop the run at once instead.
-        decisions = asyncio.create_task(part_decisions(args, engine, policy, relay, inbox, work, console))
-        watch = asyncio.create_task(relay.wait_for_exit())
-        await asyncio.wait([decisions, watch], return_when=asyncio.FIRST_COMPLETED)
-        if not decisions.done():
-            decisions.cancel()
-            await asyncio.gather(decisions, return_exceptions=True)
-            raise RuntimeError(f"the relay exited during the run with code {watch.result()}")
-        watch.cancel()
-        result["decisions"] = decisions.result()
+        result["decisions"] = await part_decisions(args, engine, policy, relay, inbox, work, console)
     finally:
         bulk.close()
         await engine.dispose()
@@ -938,30 +880,7 @@ def main() -> None:
         relay_env = dict(item.split("=", 1) for item in args.relay_env)
         relay = RelayProcess(url, work / "relay", inbox.url, relay_env)
 
-        async def bounded_run() -> dict[str, Any]:
-            # SIGTERM (e.g. from `timeout`) would end Python at once and leave the relay running: cancel instead.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-            async with asyncio.timeout(budget):
-                return await run(args, url, relay, inbox, work, console)
-
-        try:
-            try:
-                import uvloop
-
-                loop_factory = uvloop.new_event_loop
-            except ImportError:
-                loop_factory = None
-            with asyncio.Runner(loop_factory=loop_factory) as runner:
-                result = runner.run(bounded_run())
-        except asyncio.CancelledError:
-            sys.exit("bench: terminated")
-        except BaseException:
-            if relay.log_path.exists():
-                print(f"--- end of the relay log ---\n{relay.log_path.read_text(errors='replace')[-2000:]}")
-            raise
-        finally:
-            relay.stop()
-            inbox.close()
+        result = run_against(relay, inbox, lambda: run(args, url, relay, inbox, work, console), budget)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -56,7 +56,6 @@ import math
 import os
 import platform
 import shlex
-import signal
 import sys
 import tempfile
 import time
@@ -80,11 +79,11 @@ from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.messaging.envelope import EnvelopeKind
 from cove.testing import CodeInbox, RelayProcess
+from harness import bounded, measure_cpu, ms, percentile, run_against
 
 # A typical short chat message: with the SDK's JSON around it ~200 bytes, which Olm turns into ~256 bytes.
 TEXT = "Running a few minutes late, the train is stuck outside the station. Order for me if you get there first?"
 POOL = 64  # pre-encrypted messages per sender in relay mode
-CONCURRENT_SETUP = 16  # registrations and handshakes in parallel
 DRAIN_SECONDS = 15.0  # after the load stops: wait this long at most for in-flight messages and receipts
 READY_SECONDS = 30.0  # for every stream to have drained its backlog before the load starts
 DEVICE_INFO = {"model": "Pixel 9", "os_name": "Android", "os_version": "15", "app_version": "0.1.0"}
@@ -140,16 +139,6 @@ async def handshake(pair: Pair) -> None:
     await pair.receiver.client.inbox()
     await pair.receiver.client.send_text(pair.sender.account_id, "hello back")
     await pair.sender.client.inbox()
-
-
-async def bounded(coros: list[Awaitable[Any]], limit: int = CONCURRENT_SETUP) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(coro: Awaitable[Any]) -> Any:
-        async with gate:
-            return await coro
-
-    return await asyncio.gather(*(one(c) for c in coros))
 
 
 # Bookkeeping ------------------------------------------------------------------------------------------
@@ -357,20 +346,6 @@ async def drive(pair: Pair, send: Send, tally: Tally, start: float, rate: float 
         await send(pair, tally, time.perf_counter())
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-async def measure_cpu(relay: psutil.Process, tally: Tally) -> dict[str, float]:
-    """CPU seconds of the relay and of this process over the timed window."""
-    me = psutil.Process()
-    await asyncio.sleep(max(0.0, tally.t0 - time.perf_counter()))
-    relay0, me0 = cpu_seconds(relay), cpu_seconds(me)
-    await asyncio.sleep(max(0.0, tally.t1 - time.perf_counter()))
-    return {"relay": cpu_seconds(relay) - relay0, "bench": cpu_seconds(me) - me0}
-
-
 async def wait_until(condition: Callable[[], bool], seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
@@ -438,18 +413,6 @@ async def run(args: argparse.Namespace, relay: RelayProcess, inbox: CodeInbox, w
 
 
 # The report -------------------------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest rank: the smallest value with at least q% of the values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 2)
-
-
 def report(
     args: argparse.Namespace, tally: Tally, cpu: dict[str, float], rss: int, body_bytes: int | None
 ) -> dict[str, Any]:
@@ -551,22 +514,6 @@ def main() -> None:
     # Setup costs a few HTTP calls and key generations per user; beyond this budget something is stuck.
     budget = 60 + 0.5 * args.pairs + args.warmup + args.seconds + DRAIN_SECONDS + READY_SECONDS
 
-    async def bounded_run() -> dict[str, Any]:
-        # SIGTERM (e.g. from `timeout`) would end Python at once and leave the relay running: cancel instead,
-        # so that sockets close and the relay is stopped below. Ctrl-C does the same by itself.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-        async with asyncio.timeout(budget):
-            # A relay that dies would only show up as odd figures at the end: stop the run at once instead.
-            bench = asyncio.create_task(run(args, relay, inbox, workdir))
-            watch = asyncio.create_task(relay.wait_for_exit())
-            await asyncio.wait([bench, watch], return_when=asyncio.FIRST_COMPLETED)
-            if not bench.done():
-                bench.cancel()
-                await asyncio.gather(bench, return_exceptions=True)
-                raise RuntimeError(f"the relay exited during the run with code {watch.result()}")
-            watch.cancel()
-            return bench.result()
-
     with tempfile.TemporaryDirectory(prefix="cove-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "relay").mkdir()
@@ -577,26 +524,8 @@ def main() -> None:
             inbox.url,
             {},
         )
-        try:
-            relay.start()
-            # uvloop (installed with uvicorn[standard]) keeps the client's share of the CPU down.
-            try:
-                import uvloop
-
-                loop_factory = uvloop.new_event_loop
-            except ImportError:
-                loop_factory = None
-            with asyncio.Runner(loop_factory=loop_factory) as runner:
-                result = runner.run(bounded_run())
-        except asyncio.CancelledError:
-            sys.exit("bench: terminated")
-        except BaseException:
-            if relay.log_path.exists():
-                print(f"--- end of the relay log ---\n{relay.log_path.read_text(errors='replace')[-2000:]}")
-            raise
-        finally:
-            relay.stop()
-            inbox.close()
+        relay.start()
+        result = run_against(relay, inbox, lambda: run(args, relay, inbox, workdir), budget)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -20,6 +20,7 @@ from cove.consent.policy import load_policy
 from cove.consent.predicate import permitted_accounts
 from cove.consent.storage import consent_accounts, consent_served, load_policies
 from cove.db import create_engine
+from cove.testing import policy_opening_now
 from helpers import texts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,18 +37,6 @@ def relay_env() -> dict[str, str]:
 def cove(relay, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cove", *args], env=relay.env, capture_output=True, text=True, timeout=60
-    )
-
-
-def published_now(path: Path):
-    """The example policy with its rollout opening now for everyone, so the test need not wait."""
-    policy = load_policy(path)
-    waves = [w.model_copy(update={"start": datetime.now(UTC) - timedelta(seconds=1)}) for w in policy.rollout.waves]
-    return policy.model_copy(
-        update={
-            "effective": datetime.now(UTC) - timedelta(days=1),
-            "rollout": policy.rollout.model_copy(update={"waves": waves}),
-        }
     )
 
 
@@ -94,7 +83,7 @@ async def test_publish_check_and_status_from_the_command_line(relay):
 
 
 async def test_accepting_terms_turns_nothing_on_and_each_purpose_is_a_separate_act(users, relay):
-    policy = published_now(DEFAULT)
+    policy = policy_opening_now(DEFAULT)
     await publish(relay, policy)
     alice = await users.register("alice")
 
@@ -133,7 +122,7 @@ async def test_accepting_terms_turns_nothing_on_and_each_purpose_is_a_separate_a
 
 
 async def test_refusing_every_optional_purpose_changes_nothing_in_messaging(users, relay):
-    policy = published_now(DEFAULT)
+    policy = policy_opening_now(DEFAULT)
     await publish(relay, policy)
     alice = await users.register("alice")
     bob = await users.register("bob")
@@ -151,7 +140,7 @@ async def test_refusing_every_optional_purpose_changes_nothing_in_messaging(user
 
 
 async def test_a_windowed_policy_refuses_late_changes_naming_the_deadline(users, relay):
-    policy = published_now(ORIGINAL)
+    policy = policy_opening_now(ORIGINAL)
     await publish(relay, policy)
     alice = await users.register("alice")
     await alice.accept_terms(await alice.pending_notice(), "adult")
@@ -187,7 +176,7 @@ async def test_a_connected_device_gets_the_notice_when_its_wave_opens(users, rel
 
 
 async def test_objection_and_terms_errors(users, relay):
-    policy = published_now(DEFAULT)
+    policy = policy_opening_now(DEFAULT)
     await publish(relay, policy)
     alice = await users.register("alice")
     with pytest.raises(RelayError) as early:

@@ -110,6 +110,10 @@ class RelayProcess:
         raise RuntimeError("relay did not start in 30 s")
 
     @property
+    def started(self) -> bool:
+        return self._proc is not None
+
+    @property
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
@@ -135,3 +139,17 @@ class RelayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def policy_opening_now(path: Path):  # noqa: ANN201 - a cove.consent.policy.Policy
+    """A policy file with its rollout opening now for everyone, so tests and benchmarks need not wait."""
+    from datetime import UTC, datetime, timedelta
+
+    from cove.consent.policy import load_policy
+
+    policy = load_policy(path)
+    now = datetime.now(UTC)
+    waves = [w.model_copy(update={"start": now - timedelta(seconds=1)}) for w in policy.rollout.waves]
+    return policy.model_copy(
+        update={"effective": now - timedelta(days=1), "rollout": policy.rollout.model_copy(update={"waves": waves})}
+    )

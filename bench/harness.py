@@ -1,0 +1,108 @@
+"""What every benchmark here shares: running against a relay process, timing CPU, and percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import psutil
+
+from cove.testing import CodeInbox, RelayProcess
+
+
+class Window(Protocol):
+    t0: float  # the timed window, in time.perf_counter() seconds
+    t1: float
+
+
+async def bounded(coros: list[Awaitable[Any]], limit: int = 16) -> list[Any]:
+    """Await all, at most ``limit`` at a time (set-up would otherwise open hundreds of connections at once)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro: Awaitable[Any]) -> Any:
+        async with gate:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+async def measure_cpu(relay: psutil.Process, window: Window) -> dict[str, float]:
+    """CPU seconds of the relay and of this process over the timed window."""
+    me = psutil.Process()
+    await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
+    relay0, me0 = cpu_seconds(relay), cpu_seconds(me)
+    await asyncio.sleep(max(0.0, window.t1 - time.perf_counter()))
+    return {"relay": cpu_seconds(relay) - relay0, "bench": cpu_seconds(me) - me0}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest rank: the smallest value with at least q% of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def run_against(
+    relay: RelayProcess, inbox: CodeInbox, bench: Callable[[], Awaitable[dict[str, Any]]], budget: float
+) -> dict[str, Any]:
+    """Run ``bench`` on uvloop within ``budget`` seconds, stopping at once if the relay dies; always clean up.
+
+    ``bench`` starts the relay itself when it needs to (the consent bench fills the database first).
+    """
+
+    async def bounded_run() -> dict[str, Any]:
+        # SIGTERM (e.g. from `timeout`) would end Python at once and leave the relay running: cancel instead,
+        # so that sockets close and the relay is stopped below. Ctrl-C does the same by itself.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+        async with asyncio.timeout(budget):
+            task = asyncio.create_task(bench())
+            watch = asyncio.create_task(_relay_exit(relay))
+            await asyncio.wait([task, watch], return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                # A relay that dies would only show up as odd figures at the end: stop the run at once instead.
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise RuntimeError(f"the relay exited during the run with code {watch.result()}")
+            watch.cancel()
+            return task.result()
+
+    try:
+        # uvloop (installed with uvicorn[standard]) keeps the client's share of the CPU down.
+        try:
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        except ImportError:
+            loop_factory = None
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(bounded_run())
+    except asyncio.CancelledError:
+        sys.exit("bench: terminated")
+    except BaseException:
+        if relay.log_path.exists():
+            print(f"--- end of the relay log ---\n{relay.log_path.read_text(errors='replace')[-2000:]}")
+        raise
+    finally:
+        relay.stop()
+        inbox.close()
+
+
+async def _relay_exit(relay: RelayProcess) -> int:
+    while not relay.started:  # noqa: ASYNC110 - the bench may start the relay only after its set-up
+        await asyncio.sleep(0.2)
+    return await relay.wait_for_exit()
