@@ -17,7 +17,7 @@ from cove.consent import rollout
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.keys import signing
-from cove.messaging.storage import delete_device_queue
+from cove.messaging.storage import delete_account_queues
 
 PRIMARY_DEVICE_ID = 1
 # Each lost compare-and-set means another request for the same number changed its code record; the
@@ -113,7 +113,7 @@ async def register(
             account_id, generation = existing.id, existing.identity_generation + 1
             old_devices = [d.device_id for d in await storage.devices_of(conn, account_id)]
             await conn.execute(delete(devices).where(devices.c.account_id == account_id))
-            await delete_device_queue(conn, account_id)
+            await delete_account_queues(conn, account_id)
             await conn.execute(
                 update(accounts)
                 .where(accounts.c.id == account_id)

@@ -40,9 +40,6 @@ class Hub:
     def connected(self) -> list[DeviceKey]:
         return list(self._streams)
 
-    def is_connected(self, key: DeviceKey) -> bool:
-        return key in self._streams
-
     def deliver(self, batch: Iterable[Envelope]) -> None:
         for envelope in batch:
             stream = self._streams.get((envelope.account_id, envelope.device_id))

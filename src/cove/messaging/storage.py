@@ -20,7 +20,6 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
-    and_,
     delete,
     insert,
     select,
@@ -182,8 +181,6 @@ async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_
     return expired.rowcount or 0
 
 
-async def delete_device_queue(conn: AsyncConnection, account_id: str, device_ids: list[int] | None = None) -> None:
-    condition = envelopes.c.account_id == account_id
-    if device_ids is not None:
-        condition = and_(condition, envelopes.c.device_id.in_(device_ids))
-    await conn.execute(delete(envelopes).where(condition))
+async def delete_account_queues(conn: AsyncConnection, account_id: str) -> None:
+    """Drop every envelope queued for the account's devices (they were encrypted to keys now gone)."""
+    await conn.execute(delete(envelopes).where(envelopes.c.account_id == account_id))
