@@ -1,0 +1,1 @@
+"""Sharing with a recipient: the catalogue of what may leave, the export gateway, disclosures, erasure."""
