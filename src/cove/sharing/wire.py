@@ -293,3 +293,8 @@ class TrustBundle(_Strict):
 
     def phone_key(self) -> bytes:
         return bytes.fromhex(self.phone_hash_key)
+
+
+NATS_SIGNATURE_HEADER = "Cove-Signature"
+"""A manifest message on NATS carries the manifest bytes as its data and the signature in this header; its
+``Nats-Msg-Id`` is the batch id, so JetStream drops a re-published batch within its duplicate window."""
