@@ -57,6 +57,7 @@ class Settings(BaseSettings):
 
     notice_interval_seconds: float = Field(5.0, description="How often opening rollout waves are checked")
     ledger_checkpoint_seconds: float = Field(60.0, description="How often the ledger's global checkpoint is written")
+    ban_sweep_seconds: float = Field(5.0, description="How often bans made by `cove safety ban` close open sockets")
 
     log_level: str = "info"
 

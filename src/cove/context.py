@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.accounts.directory import DeviceDirectory
+from cove.accounts.presence import Presence
 from cove.accounts.senders import CodeSender
 from cove.accounts.storage import DeviceRecord
 from cove.config import Settings
@@ -35,8 +36,14 @@ class Relay:
     # Frames a device gets once its queue is drained (a due privacy notice, say); filled by capabilities.
     connect_frames: list[Callable[[Relay, DeviceRecord], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
     key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))
+    # Called with (connection, account_id, at_ms) inside the transaction that deletes an account, before it
+    # commits: a capability records what the deletion means for it (the sharing gateway, an erasure event)
+    # atomically with it. A hook that raises aborts the deletion.
+    account_deleted_hooks: list[Callable[[AsyncConnection, str, int], Awaitable[None]]] = field(default_factory=list)
+    presence: Presence = field(init=False)
 
     def __post_init__(self) -> None:
+        self.presence = Presence(self.engine)
         self.policies = PolicyBook(self.engine, self.settings.notice_interval_seconds)
         self.consent_writer = ConsentWriter(self.engine, self.policies)
         s = self.settings

@@ -83,3 +83,16 @@ class RegisteredContact(BaseModel):
 
 class LookupResult(BaseModel):
     registered: list[RegisteredContact]
+
+
+class UsageDay(BaseModel):
+    day: str = Field(min_length=10, max_length=10, description="The UTC day, YYYY-MM-DD", examples=["2026-11-25"])
+    messages_sent: int = Field(0, ge=0, le=1_000_000, description="Messages this device sent that day")
+    messages_received: int = Field(
+        0, ge=0, le=1_000_000, description="Messages this device received and decrypted that day"
+    )
+    app_opens: int = Field(0, ge=0, le=1_000_000, description="Times the app was opened that day")
+
+
+class UsageReport(BaseModel):
+    days: list[UsageDay] = Field(max_length=31, description="Days from 30 days ago to tomorrow (UTC), each once")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from cove.accounts import service
+from cove.accounts import deletion, service
 from cove.accounts.auth import current_device
 from cove.accounts.models import (
     AccountView,
@@ -17,8 +17,10 @@ from cove.accounts.models import (
     Registered,
     RegisteredContact,
     RegistrationRequest,
+    UsageReport,
 )
 from cove.accounts.storage import DeviceRecord
+from cove.accounts.usage import DayCounts
 from cove.context import Relay, get_relay
 from cove.errors import error_responses
 
@@ -29,8 +31,9 @@ router = APIRouter(tags=["accounts"])
     "/v1/verification/code",
     status_code=202,
     response_model=CodeSent,
-    responses=error_responses(400, 429, 502),
+    responses=error_responses(400, 403, 429, 502),
     summary="Send a 6-digit verification code to a phone number",
+    description="403 `account_banned` (with its `reason` code) when the number is banned.",
 )
 async def request_code(body: CodeRequest, relay: Relay = Depends(get_relay)) -> CodeSent:
     pending = await service.request_code(relay, body.phone_number)
@@ -45,10 +48,11 @@ async def request_code(body: CodeRequest, relay: Relay = Depends(get_relay)) -> 
     "/v1/registration",
     status_code=201,
     response_model=Registered,
-    responses=error_responses(400, 429),
+    responses=error_responses(400, 403, 429),
     summary="Verify the code and register this phone as the account's primary device",
     description="Registering a number that already has an account creates a new identity: every old device is "
-    "logged out and the key directory's identity_generation goes up so contacts can warn their users.",
+    "logged out and the key directory's identity_generation goes up so contacts can warn their users. "
+    "403 `account_banned` when the number is banned.",
 )
 async def register(body: RegistrationRequest, relay: Relay = Depends(get_relay)) -> Registered:
     account_id, device_id, token, generation, again = await service.register(
@@ -85,6 +89,40 @@ async def me(device: DeviceRecord = Depends(current_device), relay: Relay = Depe
             for r in rows
         ],
     )
+
+
+@router.delete(
+    "/v1/accounts/me",
+    status_code=204,
+    responses=error_responses(401, 404),
+    summary="Delete my account and everything the relay holds about it",
+    description="In one transaction: the account, its devices and tokens, identity and one-time keys, the "
+    "messages queued for it, the records of its sends, its usage counters and its consent state. Every device "
+    "is logged out at once. Kept: the consent ledger, the append-only proof of what was agreed and when, which "
+    "the operator must keep under its legal obligations (it holds the account id and the acts, no number or "
+    "content); a ban, if the number is banned; and messages this account sent that still wait for their "
+    "recipients (their mail, ciphertext only), until collected or expired.",
+)
+async def delete_account(device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)) -> Response:
+    await deletion.delete_account(relay, device.account_id)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/v1/me/usage",
+    status_code=204,
+    responses=error_responses(400, 401, 429),
+    summary="Report this device's usage counters per UTC day (messages sent and received, app opens)",
+    description="Counts are the device's totals for each day, for the last 30 days to tomorrow (400 "
+    "`usage_day_out_of_range` otherwise). They only grow: a day keeps the largest total reported per counter, "
+    "so a lower report (a reinstall, a late retry) is ignored and a repeated one changes nothing.",
+)
+async def report_usage(
+    body: UsageReport, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> Response:
+    report = [(d.day, DayCounts(d.messages_sent, d.messages_received, d.app_opens)) for d in body.days]
+    await service.record_usage(relay, device.account_id, report)
+    return Response(status_code=204)
 
 
 @router.put(

@@ -6,8 +6,10 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.accounts import codes, storage
+from cove.accounts import codes, storage, usage, usage_storage
 from cove.accounts.models import DeviceInfo, IdentityKeys
 from cove.accounts.phone import normalise, try_normalise
 from cove.accounts.storage import accounts, devices
@@ -18,6 +20,8 @@ from cove.context import Relay
 from cove.errors import ApiError
 from cove.keys import signing
 from cove.messaging.storage import delete_account_queues
+from cove.safety import storage as safety_storage
+from cove.safety.verdicts import banned_error
 
 PRIMARY_DEVICE_ID = 1
 # Each lost compare-and-set means another request for the same number changed its code record; the
@@ -41,6 +45,12 @@ def _code_policy(relay: Relay) -> codes.CodePolicy:
     )
 
 
+async def _refuse_banned(conn: AsyncConnection, phone: str) -> None:
+    reason = await safety_storage.banned_reason(conn, phone)
+    if reason is not None:
+        raise banned_error(reason)
+
+
 async def request_code(relay: Relay, raw_phone: str) -> codes.PendingCode:
     phone = normalise(raw_phone)
     policy = _code_policy(relay)
@@ -48,6 +58,7 @@ async def request_code(relay: Relay, raw_phone: str) -> codes.PendingCode:
     code_hash = codes.hash_code(relay.code_secret, phone, code)
     for _ in range(_MAX_RACES):
         async with relay.engine.begin() as conn:
+            await _refuse_banned(conn, phone)
             previous = await storage.load_code(conn, phone)
             pending = codes.issue(previous, phone, code_hash, to_datetime(now_ms()), policy)
             if await storage.replace_code(conn, previous, pending):
@@ -76,6 +87,7 @@ async def register(
     submitted = codes.hash_code(relay.code_secret, phone, code.strip())
     for _ in range(_MAX_RACES):
         async with relay.engine.begin() as conn:
+            await _refuse_banned(conn, phone)
             pending = await storage.load_code(conn, phone)
             wrong: codes.WrongCode | None = None
             try:
@@ -93,6 +105,7 @@ async def register(
 
     token = new_token()
     async with relay.engine.begin() as conn:
+        await _refuse_banned(conn, phone)  # banned since the code was checked
         existing = await storage.account_by_phone(conn, phone)
         if existing is None:
             account_id, generation, old_devices = str(uuid.uuid4()), 1, []
@@ -156,6 +169,30 @@ async def update_device(relay: Relay, account_id: str, device_id: int, info: Dev
             .where(devices.c.account_id == account_id, devices.c.device_id == device_id)
             .values(updated_at_ms=now, last_seen_at_ms=now, **_device_columns(info))
         )
+
+
+async def record_usage(relay: Relay, account_id: str, report: list[tuple[str, usage.DayCounts]]) -> None:
+    """Store a usage report: each day's counters grow to the reported totals, never shrink."""
+    now = now_ms()
+    days = usage.validate(report, now)
+    for _ in range(_MAX_RACES):
+        try:
+            async with relay.engine.begin() as conn:
+                stored = await usage_storage.load_days(conn, account_id, sorted(days))
+                for day, counts in sorted(days.items()):
+                    merged = usage.merge(stored.get(day), counts)
+                    if merged is not None and not await usage_storage.write_day(
+                        conn, account_id, day, stored.get(day), merged, now
+                    ):
+                        raise _LostRace
+            return
+        except (_LostRace, IntegrityError):
+            continue  # another report for this account changed a day meanwhile: judge again
+    raise _busy()
+
+
+class _LostRace(Exception):
+    pass
 
 
 async def log_out(relay: Relay, account_id: str, device_id: int) -> None:

@@ -8,10 +8,12 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKeyConstraint,
+    Index,
     Integer,
     SmallInteger,
     String,
     Table,
+    case,
     delete,
     select,
     update,
@@ -54,9 +56,12 @@ devices = Table(
     Column("app_version", String(50), nullable=False),
     Column("vendor_device_id", String(100), nullable=True),
     Column("created_at_ms", BigInteger, nullable=False),
+    # When something the sharing gateway exports about the device changed: its model, OS or app version,
+    # or the UTC day it was last seen (cove.accounts.presence). Indexed for the incremental export.
     Column("updated_at_ms", BigInteger, nullable=False),
     Column("last_seen_at_ms", BigInteger, nullable=False),
     ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+    Index("ix_devices_updated", "updated_at_ms"),
 )
 
 verification_codes = Table(
@@ -172,3 +177,22 @@ async def device_by_token_hash(conn: AsyncConnection, token_hash: str) -> Device
         )
     ).first()
     return DeviceRecord(*row) if row else None
+
+
+async def touch_last_seen(conn: AsyncConnection, account_id: str, device_id: int, now_ms: int, stale_ms: int) -> bool:
+    """Set the device's last seen to now if it is older than ``stale_ms``; ``updated_at_ms`` moves too when the
+    UTC day of last seen changes (the export carries the day only). ``False`` when nothing was stale."""
+    today_starts = now_ms - now_ms % 86_400_000
+    result = await conn.execute(
+        update(devices)
+        .where(
+            devices.c.account_id == account_id,
+            devices.c.device_id == device_id,
+            devices.c.last_seen_at_ms <= now_ms - stale_ms,
+        )
+        .values(
+            last_seen_at_ms=now_ms,
+            updated_at_ms=case((devices.c.last_seen_at_ms < today_starts, now_ms), else_=devices.c.updated_at_ms),
+        )
+    )
+    return result.rowcount == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Coroutine
@@ -22,9 +23,10 @@ from cove.client.core import (
     IdentityChanged,
     MessageReceived,
     NotRegistered,
+    QueueEmpty,
     Read,
 )
-from cove.client.profile import DEFAULT_SERVER, open_profile
+from cove.client.profile import DEFAULT_SERVER, open_profile, remove_profile
 from cove.client.transport import CoveClient, RelayError
 
 console = Console()
@@ -102,6 +104,12 @@ async def _reply_read(client: CoveClient, events: list[Event]) -> None:
         await client.mark_read(peer, ids)
 
 
+async def _report_usage(client: CoveClient) -> None:
+    """Best effort: usage counters wait for the next command if the relay cannot take them now."""
+    with contextlib.suppress(RelayError, httpx.TransportError, OSError):
+        await client.report_usage()
+
+
 def register_client_commands(app: typer.Typer) -> None:
     @app.command()
     @_run
@@ -143,6 +151,7 @@ def register_client_commands(app: typer.Typer) -> None:
         async with _client(core) as client:
             recipient = await client.resolve(to) if to.startswith("+") else to
             cmid = await client.send_text(recipient, text)
+            await _report_usage(client)
         console.print(f"sent {cmid[:8]} to {to}")
 
     @app.command()
@@ -161,6 +170,7 @@ def register_client_commands(app: typer.Typer) -> None:
                 console.print("[dim]nothing new[/dim]")
             if receipts:
                 await _reply_read(client, events)
+            await _report_usage(client)
 
     @app.command()
     @_run
@@ -173,6 +183,31 @@ def register_client_commands(app: typer.Typer) -> None:
                 _show(core, event)
                 if isinstance(event, MessageReceived):
                     await _reply_read(client, [event])
+                elif isinstance(event, QueueEmpty):
+                    await _report_usage(client)  # what earlier sessions counted, and this open
+
+    @app.command("delete-account")
+    @_run
+    async def delete_account(
+        profile: str = ProfileOption,
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
+    ) -> None:
+        """Delete your account on the relay and this profile's local data. This cannot be undone."""
+        core = _registered(profile)
+        phone = core.phone_number or "this profile"
+        if not yes:
+            typer.confirm(
+                f"Delete the account of {phone} and every message, key and contact this profile "
+                "keeps? This cannot be undone",
+                abort=True,
+            )
+        async with _client(core) as client:
+            await client.delete_account()
+        remove_profile(core, profile)
+        console.print(
+            f"Deleted the account of {phone} and the local profile {profile!r}. "
+            "The relay keeps only the record of your privacy choices, as the law requires."
+        )
 
     @app.command()
     def history(

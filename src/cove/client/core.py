@@ -20,9 +20,10 @@ from typing import Any
 
 import vodozemac as vz
 
+from cove.accounts import usage
 from cove.client import crypto
 from cove.client.crypto import OlmDevice
-from cove.client.store import ClientStore, PeerDevice
+from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.keys import signing
 from cove.messaging.envelope import EnvelopeKind
 
@@ -333,9 +334,11 @@ class ClientCore:
 
     def sent(self, outgoing: Outgoing) -> None:
         if outgoing.text is not None:
-            self.store.add_message(
-                outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, _now_ms(), "sent"
-            )
+            with self.store.transaction():
+                self.store.add_message(
+                    outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, _now_ms(), "sent"
+                )
+                self.store.count_usage(_today(), sent=1)
 
     def send_refused(self, recipient: str, status: int, error: dict[str, Any]) -> None:
         """Digest a 409/410 so that the next attempt addresses the right devices with fresh sessions."""
@@ -346,6 +349,51 @@ class ClientCore:
                 self.store.drop_sessions(recipient, list(error.get("stale_devices", [])))
             # Re-read the device list before the next attempt; it lists any missing devices.
             self.store.forget_devices(recipient)
+
+    # this device and account -------------------------------------------------------------------------
+    def device_update(self, info: dict[str, Any]) -> Request:
+        """Report this device's model, OS and app version (after an app or OS update)."""
+        self.device_info = dict(info)
+        return Request("PUT", "/v1/devices/current", self.device_info)
+
+    def account_deletion(self) -> Request:
+        return Request("DELETE", "/v1/accounts/me")
+
+    def account_deleted(self) -> None:
+        """The relay deleted the account: forget everything this device held (keys, sessions, history)."""
+        self.store.wipe()
+        self._olm = None
+
+    # usage counters (per UTC day: messages sent, received and decrypted, app opens) ----------------------
+    def app_opened(self) -> None:
+        self.store.count_usage(_today(), opens=1)
+
+    def usage_report(self) -> Request | None:
+        """The days counted since they were last reported (the relay takes the last 30 days); ``None``: none."""
+        oldest = _today() - usage.PAST_DAYS
+        self.store.forget_usage_before(oldest)
+        days = self.store.unreported_usage(oldest)
+        if not days:
+            return None
+        body = [
+            {
+                "day": usage.day_text(d.day),
+                "messages_sent": d.messages_sent,
+                "messages_received": d.messages_received,
+                "app_opens": d.app_opens,
+            }
+            for d in days
+        ]
+        return Request("PUT", "/v1/me/usage", {"days": body})
+
+    def usage_reported(self, request: Request) -> None:
+        assert request.json is not None
+        self.store.usage_reported(
+            [
+                UsageDay(usage.parse_day(d["day"]), d["messages_sent"], d["messages_received"], d["app_opens"])
+                for d in request.json["days"]
+            ]
+        )
 
     # privacy -----------------------------------------------------------------------------------------
     def privacy(self) -> Request:
@@ -450,6 +498,7 @@ class ClientCore:
             cmid = str(payload.get("id") or frame["client_message_id"])
             text, sent_at = str(payload.get("text", "")), int(payload.get("ts") or frame["server_ts"])
             self.store.add_message(sender, "in", cmid, text, sent_at, "received")
+            self.store.count_usage(_today(), received=1)
             return [MessageReceived(sender, sender_device, cmid, text, sent_at)]
         if payload.get("type") == "read":
             ids = [str(i) for i in payload.get("ids", [])]
@@ -460,3 +509,7 @@ class ClientCore:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _today() -> int:
+    return usage.day_of(_now_ms())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import secrets
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,18 @@ def device_info(home: Path) -> dict[str, str]:
     }
 
 
+def profile_folder(name: str, home: Path | None = None) -> Path:
+    return (home or cove_home()) / "profiles" / name
+
+
 def open_profile(name: str, home: Path | None = None) -> ClientCore:
     home = home or cove_home()
-    folder = home / "profiles" / name
+    folder = profile_folder(name, home)
     folder.mkdir(parents=True, exist_ok=True)
     return ClientCore(ClientStore(folder / "state.db"), pickle_key(folder), device_info(home))
+
+
+def remove_profile(core: ClientCore, name: str, home: Path | None = None) -> None:
+    """Close the profile's store and delete its folder: the store, its key file, everything."""
+    core.store.close()
+    shutil.rmtree(profile_folder(name, home), ignore_errors=True)

@@ -34,7 +34,13 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS processed (envelope_id INTEGER PRIMARY KEY, processed_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS served_notices (
     version TEXT NOT NULL, text_hash TEXT NOT NULL, surface TEXT NOT NULL, shown_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (
+    day INTEGER PRIMARY KEY, messages_sent INTEGER NOT NULL DEFAULT 0,
+    messages_received INTEGER NOT NULL DEFAULT 0, app_opens INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER NOT NULL DEFAULT 0);
 """
+
+_TABLES = ("meta", "sessions", "peers", "peer_devices", "messages", "processed", "served_notices", "usage")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,14 @@ class PeerDevice:
     registration_id: int
     curve25519: str
     ed25519: str
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    day: int  # days since the Unix epoch, UTC
+    messages_sent: int
+    messages_received: int
+    app_opens: int
 
 
 @dataclass(frozen=True)
@@ -221,3 +235,51 @@ class ClientStore:
 
     def served(self) -> list[tuple[str, str, str, float]]:
         return [tuple(r) for r in self._db.execute("SELECT * FROM served_notices ORDER BY shown_at")]
+
+    # usage counters -----------------------------------------------------------------------------------
+    def count_usage(self, day: int, sent: int = 0, received: int = 0, opens: int = 0) -> None:
+        """Add to the day's counters; the day is then due to be reported again."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO usage VALUES (?, ?, ?, ?, 0) ON CONFLICT(day) DO UPDATE SET "
+                "messages_sent = messages_sent + excluded.messages_sent, "
+                "messages_received = messages_received + excluded.messages_received, "
+                "app_opens = app_opens + excluded.app_opens, reported = 0",
+                (day, sent, received, opens),
+            )
+
+    def usage(self, since_day: int = 0) -> list[UsageDay]:
+        rows = self._db.execute(
+            "SELECT day, messages_sent, messages_received, app_opens FROM usage WHERE day >= ? ORDER BY day",
+            (since_day,),
+        )
+        return [UsageDay(*r) for r in rows]
+
+    def unreported_usage(self, since_day: int) -> list[UsageDay]:
+        rows = self._db.execute(
+            "SELECT day, messages_sent, messages_received, app_opens FROM usage WHERE reported = 0 AND day >= ? "
+            "ORDER BY day",
+            (since_day,),
+        )
+        return [UsageDay(*r) for r in rows]
+
+    def usage_reported(self, days: list[UsageDay]) -> None:
+        """Mark days reported, unless they counted more since (then they are reported again next time)."""
+        with self.transaction() as db:
+            for d in days:
+                db.execute(
+                    "UPDATE usage SET reported = 1 WHERE day = ? AND messages_sent = ? AND messages_received = ? "
+                    "AND app_opens = ?",
+                    (d.day, d.messages_sent, d.messages_received, d.app_opens),
+                )
+
+    def forget_usage_before(self, day: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM usage WHERE day < ?", (day,))
+
+    # everything -----------------------------------------------------------------------------------------
+    def wipe(self) -> None:
+        """Forget everything: identity, sessions, contacts, history (after the account was deleted)."""
+        with self.transaction() as db:
+            for table in _TABLES:
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names

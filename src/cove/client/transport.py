@@ -34,6 +34,7 @@ class CoveClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0)
         )
+        self._opened = False
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -44,7 +45,14 @@ class CoveClient:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
+    def _session_started(self) -> None:
+        """Count one app open per client session: the first time it talks to the relay as a registered device."""
+        if not self._opened and self.core.token:
+            self._opened = True
+            self.core.app_opened()
+
     async def call(self, request: Request) -> dict[str, Any]:
+        self._session_started()
         headers = {"Authorization": f"Bearer {self.core.token}"} if self.core.token else {}
         response = await self._http.request(
             request.method, request.path, json=request.json, params=request.params, headers=headers
@@ -81,6 +89,25 @@ class CoveClient:
         if not found:
             raise RelayError(404, {"error": {"code": "unknown_number", "message": f"{phone_number} is not on Cove"}})
         return next(iter(found.values()))
+
+    async def update_device(self, info: dict[str, Any]) -> None:
+        """Tell the relay this device's model, OS and app version (after an update)."""
+        await self.call(self.core.device_update(info))
+
+    async def report_usage(self) -> int:
+        """Send the usage counters of the days not reported yet (or counted since); returns how many days."""
+        self._session_started()
+        request = self.core.usage_report()
+        if request is None:
+            return 0
+        await self.call(request)
+        self.core.usage_reported(request)
+        return len(request.json["days"]) if request.json else 0
+
+    async def delete_account(self) -> None:
+        """Delete the account on the relay, then everything this device holds about it (keys, history)."""
+        await self.call(self.core.account_deletion())
+        self.core.account_deleted()
 
     # sending -----------------------------------------------------------------------------------------
     async def send_text(self, recipient: str, text: str) -> str:
@@ -140,6 +167,7 @@ class CoveClient:
     # receiving ---------------------------------------------------------------------------------------
     async def events(self, stop_when_empty: bool = False) -> AsyncIterator[Event]:
         """Yield events from the stream; each envelope is acked only after its effects are stored."""
+        self._session_started()
         url = self.base_url.replace("http", "ws", 1) + "/v1/websocket"
         headers = {"Authorization": f"Bearer {self.core.token}"}
         async with connect(url, additional_headers=headers, compression=None, max_size=2**20) as ws:
@@ -162,7 +190,13 @@ class CoveClient:
         for frame in frames:
             received = self.core.receive(frame)
             if received.need_identity:
-                self.core.identity_received(await self.call(self.core.identity_request(received.need_identity)))
+                try:
+                    self.core.identity_received(await self.call(self.core.identity_request(received.need_identity)))
+                except RelayError as exc:
+                    if exc.status != 404:
+                        raise
+                    # The sender deleted their account: their keys are gone, so the message cannot be
+                    # verified; it is reported as undecryptable and acked.
                 received = self.core.receive(frame, identity_refreshed=True)
             events += received.events
             ack_ids += received.ack_ids

@@ -51,11 +51,20 @@ class Hub:
         if stream is not None:
             stream.offer(frame)
 
-    def log_out(self, account_id: str, device_ids: Iterable[int]) -> None:
+    def log_out(
+        self,
+        account_id: str,
+        device_ids: Iterable[int],
+        reason: str = "logged out: the number was registered on another phone",
+    ) -> None:
         for device_id in device_ids:
             stream = self._streams.pop((account_id, device_id), None)
             if stream is not None:
-                stream.close(CLOSE_LOGGED_OUT, "logged out: the number was registered on another phone")
+                stream.close(CLOSE_LOGGED_OUT, reason)
+
+    def log_out_account(self, account_id: str, reason: str) -> None:
+        """Close every stream of the account (its devices were logged out, banned or deleted)."""
+        self.log_out(account_id, [device for account, device in self._streams if account == account_id], reason)
 
     def close_all(self) -> None:
         for stream in list(self._streams.values()):

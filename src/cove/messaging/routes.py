@@ -91,6 +91,7 @@ async def websocket_stream(ws: WebSocket) -> None:
     key = (device.account_id, device.device_id)
     stream = SocketStream()
     relay.hub.attach(key, stream)
+    relay.presence.connected(device.account_id, device.device_id)
     reader = asyncio.create_task(_read_frames(ws, relay, device, stream))
     try:
         await _pump(ws, relay, device, stream)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cove.accounts.storage import accounts
 from cove.db import metadata
 from cove.messaging.envelope import Envelope
 
@@ -126,6 +127,14 @@ def sent_before(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str,
 def record_sent(conn: Connection, rows: list[dict]) -> None:
     if rows:
         conn.execute(insert(sent_messages), rows)
+
+
+def existing_accounts(conn: Connection, account_ids: set[str]) -> set[str]:
+    """Which of these accounts still exist (a receipt for a deleted sender is not queued)."""
+    found: set[str] = set()
+    for chunk in _chunks(sorted(account_ids)):
+        found.update(row.id for row in conn.execute(select(accounts.c.id).where(accounts.c.id.in_(chunk))))
+    return found
 
 
 async def fetch_queue(

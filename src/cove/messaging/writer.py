@@ -99,6 +99,11 @@ class QueueWriter:
 
         acked = storage.delete_acked(conn, [(job.account_id, job.device_id, i) for job in acks for i in job.ids])
         receipts = self._receipts([e for e in acked if e.kind in CIPHERTEXT_KINDS], now)
+        if receipts:
+            # A sender may have deleted their account since: its envelopes are still delivered (they are the
+            # recipients' mail), but nothing is queued back for an account that no longer exists.
+            alive = storage.existing_accounts(conn, {r.account_id for r in receipts})
+            receipts = [r for r in receipts if r.account_id in alive]
 
         fresh = self._first_sends(conn, sends)
         storage.record_sent(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from alembic import context
 
 import cove.accounts.storage  # noqa: F401 - registers the tables on the metadata
+import cove.accounts.usage_storage  # noqa: F401
 import cove.consent.ledger_storage  # noqa: F401
 import cove.consent.storage  # noqa: F401
 import cove.keys.storage  # noqa: F401
 import cove.messaging.storage  # noqa: F401
+import cove.safety.storage  # noqa: F401
 from cove.db import metadata
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,66 @@
+"""Deleting an account (``DELETE /v1/accounts/me``): what the relay holds about it goes in one transaction.
+
+Deleted: the account row, its devices (with their identity keys and tokens), their one-time and fallback
+keys, the envelopes queued for them, the idempotency records of the account's sends, its usage counters,
+its consent state (terms accepted, choices per purpose, notices served) and a pending verification code
+for its number. Capabilities add their own rows through ``Relay.account_deleted_hooks``, called in the
+same transaction before it commits (the sharing gateway records an erasure event for its recipients).
+
+Kept, on purpose:
+
+- The consent ledger. It is the append-only, hash-chained proof of what the person agreed to and when,
+  which the operator must be able to produce (GDPR Art. 7(1) and 5(2)) for as long as a claim may be
+  brought, and deleting entries would break the chain that proves nobody else's were edited. It holds the
+  account id and the acts, never a phone number or content.
+- Safety verdicts and ``banned_numbers``: a ban outlives the account (see cove.safety.storage).
+- Envelopes this account sent that still wait for their recipients: they are the recipients' mail,
+  ciphertext they are owed, and are delivered as the sender meant them to be. Each leaves the relay when
+  collected or at the retention limit (``COVE_MESSAGE_RETENTION_DAYS``); no delivery receipt is queued
+  back for them. Likewise other users' idempotency records of their sends to this account (the sender,
+  their message id, the recipient's account id) expire with the same retention: they are found only by
+  sender, and an index by recipient would cost every send on the hot path.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cove.accounts import storage
+from cove.accounts.storage import accounts, devices, verification_codes
+from cove.accounts.usage_storage import delete_account_usage
+from cove.clock import now_ms
+from cove.consent.storage import consent_accounts, consent_purposes, consent_served
+from cove.context import Relay
+from cove.errors import ApiError
+from cove.keys.storage import fallback_keys, one_time_keys
+from cove.messaging.storage import delete_account_queues, sent_messages
+
+CLOSE_REASON = "logged out: the account was deleted"
+
+
+async def delete_account(relay: Relay, account_id: str) -> None:
+    now = now_ms()
+    async with relay.engine.begin() as conn:
+        account = await storage.account_by_id(conn, account_id)
+        if account is None:
+            raise ApiError(404, "unknown_account", "this account was already deleted")
+        await _delete_rows(conn, account_id, account.phone_number)
+        for hook in relay.account_deleted_hooks:
+            await hook(conn, account_id, now)
+    relay.directory.forget(account_id)
+    relay.hub.log_out_account(account_id, CLOSE_REASON)
+
+
+async def _delete_rows(conn: AsyncConnection, account_id: str, phone_number: str) -> None:
+    # Children first: the foreign keys cascade, but this does not rely on SQLite's per-connection pragma.
+    for table in (one_time_keys, fallback_keys):
+        await conn.execute(delete(table).where(table.c.account_id == account_id))
+    await conn.execute(delete(devices).where(devices.c.account_id == account_id))
+    await delete_account_queues(conn, account_id)
+    await conn.execute(delete(sent_messages).where(sent_messages.c.sender_account_id == account_id))
+    await delete_account_usage(conn, account_id)
+    for table in (consent_purposes, consent_served, consent_accounts):
+        await conn.execute(delete(table).where(table.c.account_id == account_id))
+    await conn.execute(delete(verification_codes).where(verification_codes.c.phone_number == phone_number))
+    await conn.execute(delete(accounts).where(accounts.c.id == account_id))
