@@ -24,6 +24,8 @@ from cove.keys.routes import router as keys_router
 from cove.messaging.hub import Hub
 from cove.messaging.routes import router as messaging_router
 from cove.messaging.writer import QueueWriter, purge_expired_forever
+from cove.safety.service import enforce_bans_forever
+from cove.sharing.erasure import record_erasure
 
 log = logging.getLogger("cove")
 
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             code_sender=make_code_sender(settings),
             code_secret=settings.resolved_secret_key(),
         )
+        relay.account_deleted_hooks.append(record_erasure)  # erasure events travel to every recipient
         app.state.relay = relay
         relay.connect_frames.append(consent_push.on_connect)
         relay.consent_writer.start()
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(purge_expired_forever(engine, retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
+            asyncio.create_task(enforce_bans_forever(engine, hub, relay.directory, settings.ban_sweep_seconds)),
         ]
         log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
         try:
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             hub.close_all()
+            await relay.presence.drain()
             await writer.stop()
             await relay.consent_writer.stop()
             await relay.code_sender.aclose()

@@ -6,6 +6,9 @@ import typer
 
 from cove.client.cli import register_client_commands, register_privacy_commands
 from cove.consent.commands import ledger_app, policy_app
+from cove.partner.cli import partner_app
+from cove.safety.commands import safety_app
+from cove.sharing.commands import share_app
 
 app = typer.Typer(
     help="Cove: an end-to-end encrypted messenger whose privacy promises are enforced by code.",
@@ -49,3 +52,6 @@ register_client_commands(app)
 register_privacy_commands(app)
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(safety_app, name="safety")
+app.add_typer(share_app, name="share")
+app.add_typer(partner_app, name="partner")

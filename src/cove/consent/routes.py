@@ -15,6 +15,7 @@ from cove.consent.decision import AgeBracket
 from cove.consent.policy import Choice
 from cove.context import Relay, get_relay
 from cove.errors import error_responses
+from cove.sharing.disclosures import disclosures_of
 
 router = APIRouter(tags=["privacy"])
 
@@ -134,8 +135,13 @@ async def object_to(
     "/v1/me/privacy",
     responses=error_responses(401),
     summary="My privacy: the policy in force, each purpose's state and why, deadlines, and what was shared",
+    description="`disclosures` lists, newest first, every batch my data went out in: recipient, purpose, the "
+    "categories of data, the batch id and its time (milliseconds since the epoch).",
 )
 async def my_privacy(
     device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> dict[str, Any]:
-    return await service.privacy_view(relay.engine, relay.policies, device.account_id)
+    view = await service.privacy_view(relay.engine, relay.policies, device.account_id)
+    async with relay.engine.connect() as conn:
+        view["disclosures"] = await disclosures_of(conn, device.account_id)
+    return view

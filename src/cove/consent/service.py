@@ -201,7 +201,7 @@ async def privacy_view(engine: AsyncEngine, book: PolicyBook, account_id: str) -
         "policy": None,
         "pending_notice": {"version": due.version, "title": due.title} if due else None,
         "purposes": [],
-        "disclosures": [],  # filled by the sharing gateway: what left, to whom, why, when
+        "disclosures": [],  # filled by the route from the sharing gateway's log (cove.sharing.disclosures)
     }
     if consent.policy_version is None:
         return view

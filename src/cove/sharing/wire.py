@@ -47,6 +47,22 @@ NATS_STREAM = "COVE_SHARE"
 NATS_ACK_STREAM = "COVE_SHARE_ACKS"
 
 
+NATS_STREAM_SUBJECTS = {NATS_STREAM: ["cove.share.>"], NATS_ACK_STREAM: ["cove.share-acks.>"]}
+
+
+async def ensure_nats_streams(js: Any) -> None:
+    """Create the batch and ack streams if nobody has yet (either side may start first); an existing stream's
+    configuration is left alone. ``js`` is a nats-py JetStream context."""
+    from nats.js.api import StreamConfig
+    from nats.js.errors import NotFoundError
+
+    for name, subjects in NATS_STREAM_SUBJECTS.items():
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(StreamConfig(name=name, subjects=subjects))
+
+
 def nats_batch_subject(recipient: str) -> str:
     return f"cove.share.{recipient}.batches"
 

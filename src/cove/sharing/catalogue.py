@@ -1,0 +1,121 @@
+"""The catalogue: every field that can ever leave the messenger, where it is read from and how it is transformed.
+
+This is the only place that names the messenger's columns the gateway may read. The source tables below are
+declared column by column (lightweight ``table()`` clauses, not the full models), so a field can leave only if it
+is listed here. Message tables, ciphertext and contact books are not declared and therefore cannot be selected;
+``tests/test_sharing_boundary.py`` checks that every statement an export runs touches only :data:`READABLE_TABLES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import column, table
+
+from cove.consent.categories import DataCategory
+from cove.sharing import wire
+
+accounts = table("accounts", column("id"), column("phone_number"), column("created_at_ms"))
+devices = table(
+    "devices",
+    column("account_id"),
+    column("device_id"),
+    column("device_model"),
+    column("os_name"),
+    column("os_version"),
+    column("app_version"),
+    column("vendor_device_id"),
+    column("updated_at_ms"),
+    column("last_seen_at_ms"),
+)
+usage_daily = table(
+    "usage_daily",
+    column("account_id"),
+    column("day"),
+    column("messages_sent"),
+    column("messages_received"),
+    column("app_opens"),
+    column("updated_at_ms"),
+)
+safety_verdicts = table(
+    "safety_verdicts",
+    column("account_id"),
+    column("reason_code"),
+    column("banned_at_ms"),
+    column("lifted_at_ms"),
+    column("updated_at_ms"),
+)
+
+# The device whose details leave: multi-device is not built yet, so every account has its primary device.
+PRIMARY_DEVICE_ID = 1
+
+READABLE_TABLES = frozenset(
+    {
+        "accounts",
+        "devices",
+        "usage_daily",
+        "safety_verdicts",
+        # the consent state the permitted-set predicate reads
+        "consent_accounts",
+        "consent_purposes",
+        "consent_policies",
+        # the gateway's own bookkeeping
+        "sharing_subjects",
+        "sharing_batches",
+        "sharing_held",
+        "sharing_disclosures",
+        "sharing_erasures",
+        "sharing_pick",
+    }
+)
+
+
+class Transform(StrEnum):
+    AS_IS = "as_is"
+    PHONE = "phone"  # a keyed hash per recipient, or the number itself for a purpose that is not pseudonymised
+    DAY = "day"  # milliseconds coarsened to a calendar day (UTC)
+
+
+@dataclass(frozen=True)
+class Field:
+    wire_name: str
+    source: str  # "table.column"
+    transform: Transform = Transform.AS_IS
+
+
+FIELDS: dict[DataCategory, tuple[Field, ...]] = {
+    DataCategory.PHONE_NUMBER: (Field("phone", "accounts.phone_number", Transform.PHONE),),
+    DataCategory.ACCOUNT_CREATED: (Field("account_created_day", "accounts.created_at_ms", Transform.DAY),),
+    DataCategory.LAST_SEEN_DAY: (Field("last_seen_day", "devices.last_seen_at_ms", Transform.DAY),),
+    DataCategory.DEVICE_MODEL: (Field("device_model", "devices.device_model"),),
+    DataCategory.DEVICE_OS: (Field("os_name", "devices.os_name"), Field("os_version", "devices.os_version")),
+    DataCategory.APP_VERSION: (Field("app_version", "devices.app_version"),),
+    DataCategory.VENDOR_DEVICE_ID: (Field("vendor_device_id", "devices.vendor_device_id"),),
+    DataCategory.SAFETY_VERDICTS: (
+        Field("reason_code", "safety_verdicts.reason_code"),
+        Field("banned_day", "safety_verdicts.banned_at_ms", Transform.DAY),
+    ),
+    # Usage counters are rows per day, not profile fields: see usage_daily above and cove.sharing.gateway.
+    DataCategory.USAGE_COUNTERS: (),
+}
+
+SOURCES = {"accounts": accounts, "devices": devices, "safety_verdicts": safety_verdicts}
+
+
+def source_column(field: Field):  # noqa: ANN201 - a SQLAlchemy column clause
+    table_name, column_name = field.source.split(".")
+    return SOURCES[table_name].c[column_name]
+
+
+def fields_for(categories: list[DataCategory]) -> list[Field]:
+    return [f for category in sorted(categories) for f in FIELDS[category]]
+
+
+# The device categories: a change to the primary device makes an incremental batch resend the profile row.
+DEVICE_CATEGORIES = frozenset(
+    {DataCategory.DEVICE_MODEL, DataCategory.DEVICE_OS, DataCategory.APP_VERSION, DataCategory.VENDOR_DEVICE_ID}
+)
+
+assert set(FIELDS) == set(DataCategory), "every data category needs catalogue fields"
+assert {c.value for c in DataCategory} == wire.CATEGORIES, "the catalogue and the wire format name the same categories"

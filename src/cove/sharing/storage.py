@@ -1,0 +1,93 @@
+"""The gateway's tables: account ordinals, the batch chain, what each recipient holds, disclosures, erasures."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from cove.db import metadata
+
+_ordinal = BigInteger().with_variant(Integer(), "sqlite")
+
+# A small integer per account, so that sets of accounts can be stored as bitmaps (cove.sharing.bitmaps).
+sharing_subjects = Table(
+    "sharing_subjects",
+    metadata,
+    Column("ordinal", _ordinal, primary_key=True, autoincrement=True),
+    Column("account_id", String(36), nullable=False, unique=True),
+    sqlite_autoincrement=True,
+)
+
+sharing_batches = Table(
+    "sharing_batches",
+    metadata,
+    Column("batch_id", String(80), primary_key=True),
+    Column("recipient", String(40), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("as_of_ms", BigInteger, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("manifest", Text, nullable=False),  # the exact signed bytes, so a batch can be re-delivered
+    Column("signature", String(100), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("revocations", BigInteger, nullable=False),
+    Column("published_nats_at_ms", BigInteger, nullable=True),
+    UniqueConstraint("recipient", "sequence", name="uq_sharing_batches_recipient_sequence"),
+)
+
+# What a recipient holds after its last batch, per purpose: the permitted set at that batch's time. The next
+# batch revokes what is held but no longer permitted, and sends in full what is permitted but not held.
+sharing_held = Table(
+    "sharing_held",
+    metadata,
+    Column("recipient", String(40), primary_key=True),
+    Column("purpose", String(40), primary_key=True),
+    Column("chunk", BigInteger, primary_key=True),
+    Column("bitmap", LargeBinary, nullable=False),
+)
+
+# The disclosure log: which accounts' rows went out in which batch under which purpose.
+sharing_disclosures = Table(
+    "sharing_disclosures",
+    metadata,
+    Column("recipient", String(40), primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+    Column("purpose", String(40), primary_key=True),
+    Column("chunk", BigInteger, primary_key=True),
+    Column("bitmap", LargeBinary, nullable=False),
+    Index("ix_sharing_disclosures_chunk", "chunk", "recipient", "sequence"),
+)
+
+# One erasure event per deleted account and recipient, tracked until the recipient acknowledges it.
+sharing_erasures = Table(
+    "sharing_erasures",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("account_id", String(36), nullable=False),
+    Column("recipient", String(40), nullable=False),
+    Column("requested_at_ms", BigInteger, nullable=False),
+    Column("sent_batch_id", String(80), nullable=True),
+    Column("acked_at_ms", BigInteger, nullable=True),
+    Index("ix_sharing_erasures_pending", "recipient", "acked_at_ms"),
+)
+
+# Per-connection scratch space for the ordinals an incremental batch sends (not migrated: temporary).
+scratch = MetaData()
+sharing_pick = Table(
+    "sharing_pick",
+    scratch,
+    Column("ordinal", BigInteger, primary_key=True),
+    Column("fresh", Boolean, nullable=False),  # not held by the recipient yet: send everything
+    prefixes=["TEMPORARY"],
+)
