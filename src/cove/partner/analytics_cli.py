@@ -1,0 +1,260 @@
+"""``cove partner seed | link | suggest``: the parent's population, account linking and friend suggestions.
+
+``register(app)`` adds the three commands to the partner's Typer app. ``link`` and ``suggest`` hash numbers
+with the key of the messenger's trust bundle (``--trust``), so they refuse to run without one. ``seed --mirror``
+(evaluation only) can make up a key when there is no bundle yet, and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cove.partner import config
+from cove.partner.linking import LinkingError, LinkReport, link
+from cove.partner.population import WorldSpec, generate
+from cove.partner.seed import PERSON_FIELDS, add_people, seed_store
+from cove.partner.store import open_store
+from cove.partner.suggestions import HoldoutReport, SuggestReport, evaluate_holdout, suggest
+from cove.sharing import wire
+
+console = Console()
+err = Console(stderr=True)
+
+STORE = typer.Option(None, "--store", help="The partner's DuckDB store [default: COVE_PARTNER_STORE or var/partner]")
+TRUST = typer.Option(None, "--trust", help="The messenger's trust bundle [default: COVE_PARTNER_TRUST or var/partner]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``seed``, ``link`` and ``suggest`` to ``app``."""
+    app.command("seed")(seed_command)
+    app.command("link")(link_command)
+    app.command("suggest")(suggest_command)
+
+
+def seed_command(
+    users: int = typer.Option(10_000, "--users", min=1, help="Parent-network users to generate"),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same world"),
+    mirror: bool = typer.Option(
+        False, "--mirror", help="Evaluation only: also write the generated messenger side as if shared, with truth"
+    ),
+    people: Path = typer.Option(None, "--people", help="JSONL of real people to add as parent users"),
+    store: Path = STORE,
+    trust: Path = TRUST,
+) -> None:
+    """Replace the parent's population (users, friendships, contact books, blocks) with a generated one."""
+    extra = _read_people(people) if people else []
+    key = _mirror_key(trust) if mirror else None
+    conn = _open(store)
+    try:
+        with _spinner(f"generating {users:,} users"):
+            world = add_people(generate(WorldSpec(users=users), seed), extra, seed)
+        with _spinner("writing the store"):
+            report = seed_store(conn, world, _now_ms(), mirror=mirror, phone_key=key)
+    finally:
+        conn.close()
+    _say(
+        f"seeded {report.users:,} users ({len(extra)} given), {report.friendships:,} friendships, "
+        f"{report.contact_uploads:,} contact-book entries, {report.blocks:,} blocks"
+    )
+    if mirror:
+        _say(f"mirrored {report.mirrored_subjects:,} messenger accounts ({report.truth_links:,} with a true link)")
+
+
+def link_command(
+    threshold: float = typer.Option(0.9, "--threshold", min=0.5, max=1.0, help="Lowest probability written"),
+    store: Path = STORE,
+    trust: Path = TRUST,
+) -> None:
+    """Link messenger subjects shared for account linking to parent users (Splink), replacing the links."""
+    key = _trust(trust).phone_key()
+    conn = _open(store)
+    try:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+        ) as bar:
+            task = bar.add_task("linking")
+            report = link(conn, key, _now_ms(), threshold=threshold, on_phase=lambda p: bar.update(task, description=p))
+    except LinkingError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        conn.close()
+    _print_links(report, threshold)
+
+
+def suggest_command(
+    k: int = typer.Option(10, "--k", min=1, help="Suggestions per user"),
+    hub_cap: int = typer.Option(1000, "--hub-cap", min=2, help="Skip common friends with more friends than this"),
+    holdout: bool = typer.Option(False, "--holdout", help="Also hide 10% of friendships and measure P@k and R@k"),
+    store: Path = STORE,
+    trust: Path = TRUST,
+) -> None:
+    """Compute every user's top-k friend suggestions, replacing the suggestions."""
+    key = _trust(trust).phone_key()
+    conn = _open(store)
+    try:
+        with _rows_progress("friends of friends") as on_progress:
+            report = suggest(conn, key, k, hub_cap=hub_cap, on_progress=on_progress)
+        _print_suggestions(report)
+        if holdout:
+            with _rows_progress("holdout: friends of friends") as on_progress:
+                result = evaluate_holdout(conn, key, k, hub_cap=hub_cap, on_progress=on_progress)
+            _print_holdout(result)
+    finally:
+        conn.close()
+
+
+def _print_links(report: LinkReport, threshold: float) -> None:
+    _say(
+        f"{report.subjects:,} subjects shared for account linking, {report.users:,} parent users, "
+        f"compared on {', '.join(report.fields) or 'nothing'}"
+    )
+    methods = ", ".join(f"{count:,} by {method}" for method, count in report.by_method.items()) or "none"
+    _say(f"linked {report.written:,} at p >= {threshold} ({methods}); {report.auto:,} at p >= 0.99 (automatic)")
+    rejected = ", ".join(f"{count:,} on {key}" for key, count in report.exact_rejected.items())
+    if rejected:
+        _say(f"exact matches the model did not link: {rejected}")
+    if report.quality:
+        table = Table(title="Against the generator's ground truth")
+        for column in ("links at", "links", "precision", "recall"):
+            table.add_column(column, justify="right")
+        for q in report.quality:
+            table.add_row(f"p >= {q.threshold}", f"{q.links:,}", f"{q.precision:.3f}", f"{q.recall:.3f}")
+        for name, q in report.baselines.items():
+            table.add_row(name, f"{q.links:,}", f"{q.precision:.3f}", f"{q.recall:.3f}")
+        console.print(table)
+    timings = Table(title="Phases (seconds)")
+    for name in report.timings:
+        timings.add_column(name, justify="right")
+    timings.add_row(*(f"{seconds:.2f}" for seconds in report.timings.values()))
+    console.print(timings)
+
+
+def _print_suggestions(report: SuggestReport) -> None:
+    sources = ", ".join(f"{count:,} {source}" for source, count in report.by_source.items())
+    _say(f"{report.written:,} suggestions for {report.users:,} users ({sources})")
+    _say(f"{report.via_messenger:,} contact-book suggestions came only from numbers shared for friend suggestions")
+    _say(f"{report.wedges:,} wedges, {report.hubs_skipped:,} hubs skipped; seconds: " + _seconds(report.timings))
+
+
+def _print_holdout(result: HoldoutReport) -> None:
+    table = Table(title=f"Holdout: {result.hidden_edges:,} friendships hidden, {result.users_evaluated:,} users")
+    for column in ("candidates", f"P@{result.k}", f"R@{result.k}", f"hit@{result.k}"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "contact books + friends of friends",
+        f"{result.precision:.3f}",
+        f"{result.recall:.3f}",
+        f"{result.hit_rate:.3f}",
+    )
+    table.add_row(
+        "friends of friends", f"{result.fof_precision:.3f}", f"{result.fof_recall:.3f}", f"{result.fof_hit_rate:.3f}"
+    )
+    table.add_row("random non-friends", f"{result.random_precision:.5f}", "", "")
+    console.print(table)
+
+
+def _seconds(timings: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in timings.items())
+
+
+def _read_people(path: Path) -> list[dict[str, Any]]:
+    """People to add, one JSON object a line, with the keys of :data:`cove.partner.seed.PERSON_FIELDS`."""
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        people = [json.loads(line) for line in lines]
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot read people from {path}: {exc}") from None
+    for number, person in enumerate(people, 1):
+        if not isinstance(person, dict) or not isinstance(person.get("name"), str):
+            raise _fail(f"{path}:{number}: each line must be an object with a name")
+        unknown = set(person) - set(PERSON_FIELDS)
+        if unknown:
+            raise _fail(f"{path}:{number}: unknown fields {sorted(unknown)}; expected {', '.join(PERSON_FIELDS)}")
+    return people
+
+
+def _mirror_key(path: Path | None) -> bytes:
+    """The trust bundle's phone key; with no bundle, a new key in a mirror-only bundle written in its place."""
+    path = path or config.trust_path()
+    if path.exists():
+        return _trust(path).phone_key()
+    key = os.urandom(32)
+    public = wire.public_key_bytes(Ed25519PrivateKey.generate().public_key())
+    bundle = wire.TrustBundle(
+        recipient="mirror", messenger_public_key=base64.b64encode(public).decode(), phone_hash_key=key.hex()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(bundle.model_dump_json())
+    err.print(
+        f"no trust bundle at {path}: made up a phone-hash key for this mirror and wrote a mirror-only bundle there. "
+        "Its messenger key signs nothing, so replace it with `cove share keys` output before ingesting real batches.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return key
+
+
+def _trust(path: Path | None) -> wire.TrustBundle:
+    path = path or config.trust_path()
+    try:
+        return config.load_trust(path)
+    except FileNotFoundError:
+        raise _fail(
+            f"no trust bundle at {path}: linking and suggestions hash numbers with the key the messenger hands over. "
+            f"On the messenger, run `cove share keys --recipient parent --out FILE`, then copy FILE to {path} "
+            "(or pass --trust, or set COVE_PARTNER_TRUST)."
+        ) from None
+    except ValidationError as exc:
+        raise _fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None
+
+
+def _open(store: Path | None) -> duckdb.DuckDBPyConnection:
+    path = store or config.store_path()
+    try:
+        return open_store(path)
+    except duckdb.Error as exc:
+        raise _fail(f"cannot open the partner store {path}: {exc}") from None
+
+
+@contextmanager
+def _spinner(text: str) -> Iterator[None]:
+    with err.status(text, spinner="dots"):
+        yield
+
+
+@contextmanager
+def _rows_progress(text: str) -> Iterator[Any]:
+    """A progress bar over rows; yields the ``on_progress(done, total)`` callback to feed it."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(text, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _say(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
