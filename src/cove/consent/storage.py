@@ -32,6 +32,7 @@ consent_accounts = Table(
     Column("age_bracket", String(10), nullable=False),
     Column("text_hash", String(64), nullable=False),
     Index("ix_consent_accounts_version", "policy_version"),
+    Index("ix_consent_accounts_accepted", "accepted_at_ms"),  # migration 0005: incremental exports
 )
 
 consent_purposes = Table(
@@ -45,6 +46,8 @@ consent_purposes = Table(
     Column("method", String(20), nullable=True),
     Column("objected_at_ms", BigInteger, nullable=True),
     Index("ix_consent_purposes_purpose", "policy_version", "purpose_id", "choice"),
+    Index("ix_consent_purposes_chosen", "chosen_at_ms"),  # migration 0005: incremental exports
+    Index("ix_consent_purposes_objected", "objected_at_ms"),
 )
 
 consent_served = Table(

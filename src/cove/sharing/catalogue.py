@@ -11,40 +11,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import column, table
+from sqlalchemy import BigInteger, Integer, String, column, table
 
 from cove.consent.categories import DataCategory
 from cove.sharing import wire
 
-accounts = table("accounts", column("id"), column("phone_number"), column("created_at_ms"))
+accounts = table("accounts", column("id", String), column("phone_number", String), column("created_at_ms", BigInteger))
 devices = table(
     "devices",
-    column("account_id"),
-    column("device_id"),
-    column("device_model"),
-    column("os_name"),
-    column("os_version"),
-    column("app_version"),
-    column("vendor_device_id"),
-    column("updated_at_ms"),
-    column("last_seen_at_ms"),
+    column("account_id", String),
+    column("device_id", Integer),
+    column("device_model", String),
+    column("os_name", String),
+    column("os_version", String),
+    column("app_version", String),
+    column("vendor_device_id", String),
+    column("updated_at_ms", BigInteger),
+    column("last_seen_at_ms", BigInteger),
 )
 usage_daily = table(
     "usage_daily",
-    column("account_id"),
-    column("day"),
-    column("messages_sent"),
-    column("messages_received"),
-    column("app_opens"),
-    column("updated_at_ms"),
+    column("account_id", String),
+    column("day", Integer),
+    column("messages_sent", Integer),
+    column("messages_received", Integer),
+    column("app_opens", Integer),
+    column("updated_at_ms", BigInteger),
 )
 safety_verdicts = table(
     "safety_verdicts",
-    column("account_id"),
-    column("reason_code"),
-    column("banned_at_ms"),
-    column("lifted_at_ms"),
-    column("updated_at_ms"),
+    column("account_id", String),
+    column("reason_code", String),
+    column("banned_at_ms", BigInteger),
+    column("lifted_at_ms", BigInteger),
+    column("updated_at_ms", BigInteger),
 )
 
 # The device whose details leave: multi-device is not built yet, so every account has its primary device.
@@ -112,9 +112,16 @@ def fields_for(categories: list[DataCategory]) -> list[Field]:
     return [f for category in sorted(categories) for f in FIELDS[category]]
 
 
-# The device categories: a change to the primary device makes an incremental batch resend the profile row.
-DEVICE_CATEGORIES = frozenset(
-    {DataCategory.DEVICE_MODEL, DataCategory.DEVICE_OS, DataCategory.APP_VERSION, DataCategory.VENDOR_DEVICE_ID}
+# The categories read from the primary device: a change to it (its ``updated_at_ms``, which also moves when
+# last seen moves to a later day) makes an incremental batch resend the profile row.
+DEVICE_READS = frozenset(
+    {
+        DataCategory.DEVICE_MODEL,
+        DataCategory.DEVICE_OS,
+        DataCategory.APP_VERSION,
+        DataCategory.VENDOR_DEVICE_ID,
+        DataCategory.LAST_SEEN_DAY,
+    }
 )
 
 assert set(FIELDS) == set(DataCategory), "every data category needs catalogue fields"

@@ -23,13 +23,22 @@ async def record_erasure(conn: AsyncConnection, account_id: str, at_ms: int) -> 
     Without the ordinal, the disclosure log's bitmaps no longer point at anyone. The event keeps the account id
     (a random UUID, nothing else about the person) because the subject it names is derived from it per recipient.
     """
+    ordinal = (
+        await conn.execute(select(sharing_subjects.c.ordinal).where(sharing_subjects.c.account_id == account_id))
+    ).scalar()
     await conn.execute(delete(sharing_subjects).where(sharing_subjects.c.account_id == account_id))
     recipients = sorted({r.id for policy in await load_policies(conn) for r in policy.recipients})
     if recipients:
         await conn.execute(
             insert(sharing_erasures),
             [
-                {"event_id": str(uuid.uuid4()), "account_id": account_id, "recipient": r, "requested_at_ms": at_ms}
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "account_id": account_id,
+                    "ordinal": ordinal,
+                    "recipient": r,
+                    "requested_at_ms": at_ms,
+                }
                 for r in recipients
             ],
         )

@@ -4,53 +4,51 @@ For each purpose the recipient may use, it selects the permitted accounts with t
 predicate (evaluated in the database), projects only the fields the purpose declares through the catalogue,
 applies the declared transforms, and writes a signed batch (cove.sharing.wire). A full batch carries every
 permitted account; an incremental batch carries what changed since a previous batch, the accounts that became
-permitted, and revocations for those that stopped being permitted. The disclosure log, the held sets and the batch
-chain are written in one transaction; the batch directory appears (by rename) only after that commit.
+permitted, and revocations for those that stopped being permitted. Reading is one consistent snapshot
+(cove.sharing.selection); the disclosure log, the held sets and the batch chain are then written in one
+transaction, and the batch directory appears (by rename) only after that commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import hmac
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Select, and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.clock import now_ms
-from cove.consent.categories import DataCategory
-from cove.consent.decision import DAY_MS
 from cove.consent.policy import Policy
-from cove.consent.predicate import permitted_accounts
 from cove.consent.storage import consent_accounts, consent_purposes, load_policies
 from cove.sharing import bitmaps, catalogue, wire
-from cove.sharing.catalogue import Transform
 from cove.sharing.keys import SharingKeys
-from cove.sharing.plan import PurposePlan, plan_purposes
+from cove.sharing.plan import PlanError, PurposePlan, plan_purposes
+from cove.sharing.selection import Reader, policies_published_since, scope_changes, unique
+from cove.sharing.snapshot import Snapshot
 from cove.sharing.storage import (
     sharing_batches,
     sharing_disclosures,
     sharing_erasures,
     sharing_held,
-    sharing_pick,
     sharing_subjects,
 )
 
 subjects = sharing_subjects
-accounts, devices, usage, verdicts = (
-    catalogue.accounts,
-    catalogue.devices,
-    catalogue.usage_daily,
-    catalogue.safety_verdicts,
-)
+accounts, verdicts = catalogue.accounts, catalogue.safety_verdicts
+EMPTY = np.empty(0, dtype=np.int64)
+
+# An incremental batch looks back this much before the previous batch's instant: a write stamped just before that
+# instant may have committed after the previous snapshot was read. Sending such a row twice is harmless.
+LATE_COMMIT_MARGIN_MS = 5 * 60_000
 
 
 class ExportError(Exception):
@@ -60,10 +58,18 @@ class ExportError(Exception):
 @dataclass
 class PurposeOutput:
     plan: PurposePlan
-    permitted: np.ndarray
-    profile: pa.Table
+    held_after: np.ndarray  # what the recipient holds once it applied this batch
+    revoked: np.ndarray
+    profile: pa.Table  # ordinal, account_id, profile columns (phone in clear until pseudonymised)
     usage: pa.Table | None
-    sent: np.ndarray  # ordinals whose rows are in this batch: the disclosure log entry
+
+    @property
+    def sent(self) -> np.ndarray:
+        """Ordinals whose rows are in this batch: the disclosure log entry."""
+        parts = [self.profile.column("ordinal").to_numpy()]
+        if self.usage is not None:
+            parts.append(self.usage.column("ordinal").to_numpy())
+        return unique(np.concatenate(parts))
 
 
 @dataclass
@@ -78,23 +84,13 @@ class ExportResult:
         return sum(self.rows.values())
 
 
-def _day(ms: int | None) -> int | None:
-    return None if ms is None else ms // DAY_MS
+def _wire_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Only the wire's columns, in its order: the internal ordinal and account id stay behind."""
+    return table.select(schema.names).cast(schema)
 
 
-class _Hasher:
-    """HMAC-SHA256 per row without re-keying each time (copying a keyed state is several times cheaper)."""
-
-    def __init__(self, key: bytes, hex_chars: int = 64) -> None:
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
-        self._chars = hex_chars
-
-    def __call__(self, value: str | None) -> str | None:
-        if value is None:
-            return None
-        h = self._keyed.copy()
-        h.update(value.encode())
-        return h.hexdigest()[: self._chars]
+def _only(table: pa.Table, ordinals: np.ndarray) -> pa.Table:
+    return table.filter(pc.is_in(table.column("ordinal"), pa.array(ordinals)))
 
 
 async def _assign_ordinals(engine: AsyncEngine) -> None:
@@ -104,162 +100,10 @@ async def _assign_ordinals(engine: AsyncEngine) -> None:
             insert(subjects).from_select(
                 ["account_id"],
                 select(accounts.c.id)
-                .where(accounts.c.id.not_in(select(subjects.c.account_id)))
+                .where(~exists().where(subjects.c.account_id == accounts.c.id))
                 .order_by(accounts.c.id),
             )
         )
-
-
-def _banned() -> Select:
-    return select(verdicts.c.account_id).where(verdicts.c.lifted_at_ms.is_(None))
-
-
-def _eligible(plan: PurposePlan, policy: Policy, recipient: str) -> list:
-    """Conditions on ``subjects.account_id`` for one version of a purpose: consent, then bans."""
-    conditions = [subjects.c.account_id.in_(permitted_accounts([policy], plan.id, recipient))]
-    if plan.only_banned:
-        conditions.append(subjects.c.account_id.in_(_banned()))
-    elif not plan.safety:
-        # Banned accounts stop being shared for anything but safety: the revocation says so.
-        conditions.append(subjects.c.account_id.not_in(_banned()))
-    return conditions
-
-
-class _Export:
-    def __init__(
-        self, conn: AsyncConnection, keys: SharingKeys, recipient: str, at_ms: int, since_ms: int | None
-    ) -> None:
-        self.conn, self.keys, self.recipient = conn, keys, recipient
-        self.at_ms, self.since_ms = at_ms, since_ms
-        self.subject = _Hasher(keys.subject_key(recipient), 32)
-        self.phone = _Hasher(keys.phone_key(recipient))
-        self.params = {"at_ms": at_ms}
-
-    async def _all(self, query: Select) -> Sequence:
-        return (await self.conn.execute(query, self.params)).all()
-
-    async def permitted(self, plan: PurposePlan) -> np.ndarray:
-        ordinals: list[int] = []
-        for policy, _ in plan.versions:
-            rows = await self._all(select(subjects.c.ordinal).where(*_eligible(plan, policy, self.recipient)))
-            ordinals.extend(r[0] for r in rows)
-        return np.unique(np.asarray(ordinals, dtype=np.int64))
-
-    async def changed(self, plan: PurposePlan) -> np.ndarray:
-        """Ordinals whose profile fields changed after ``since_ms``, for the categories this purpose carries."""
-        assert self.since_ms is not None
-        conditions = []
-        if plan.categories & catalogue.DEVICE_CATEGORIES:
-            conditions.append(devices.c.updated_at_ms > self.since_ms)
-        if DataCategory.LAST_SEEN_DAY in plan.categories:
-            # Only a move into a later day changes the coarsened value.
-            conditions.append(devices.c.last_seen_at_ms >= (self.since_ms // DAY_MS + 1) * DAY_MS)
-        found: list[int] = []
-        if conditions:
-            query = (
-                select(subjects.c.ordinal)
-                .select_from(subjects.join(devices, devices.c.account_id == subjects.c.account_id))
-                .where(devices.c.device_id == catalogue.PRIMARY_DEVICE_ID, or_(*conditions))
-            )
-            found.extend(r[0] for r in await self._all(query))
-        if plan.only_banned:
-            query = (
-                select(subjects.c.ordinal)
-                .select_from(subjects.join(verdicts, verdicts.c.account_id == subjects.c.account_id))
-                .where(verdicts.c.updated_at_ms > self.since_ms)
-            )
-            found.extend(r[0] for r in await self._all(query))
-        return np.unique(np.asarray(found, dtype=np.int64))
-
-    async def pick(self, new: np.ndarray, changed: np.ndarray) -> None:
-        await self.conn.run_sync(lambda c: sharing_pick.create(c, checkfirst=True))
-        await self.conn.execute(delete(sharing_pick))
-        rows = [{"ordinal": int(o), "fresh": True} for o in new]
-        rows += [{"ordinal": int(o), "fresh": False} for o in np.setdiff1d(changed, new)]
-        if rows:
-            await self.conn.execute(insert(sharing_pick), rows)
-
-    async def profile(self, plan: PurposePlan, incremental: bool) -> tuple[pa.Table, np.ndarray]:
-        schema = wire.profile_schema(plan.manifest_categories(), plan.pseudonymised)
-        columns: dict[str, list] = {name: [] for name in schema.names}
-        ordinals: list[int] = []
-        for policy, purpose in plan.versions:
-            fields = catalogue.fields_for(list(purpose.data_categories))
-            query = select(subjects.c.ordinal, subjects.c.account_id, *(catalogue.source_column(f) for f in fields))
-            joined = subjects.join(accounts, accounts.c.id == subjects.c.account_id).outerjoin(
-                devices,
-                and_(devices.c.account_id == accounts.c.id, devices.c.device_id == catalogue.PRIMARY_DEVICE_ID),
-            )
-            if DataCategory.SAFETY_VERDICTS in purpose.data_categories:
-                joined = joined.join(
-                    verdicts, and_(verdicts.c.account_id == accounts.c.id, verdicts.c.lifted_at_ms.is_(None))
-                )
-            query = query.select_from(joined).where(*_eligible(plan, policy, self.recipient))
-            if incremental:
-                query = query.where(subjects.c.ordinal.in_(select(sharing_pick.c.ordinal)))
-            rows = await self._all(query)
-            if not rows:
-                continue
-            by_position = list(zip(*rows, strict=True))
-            ordinals.extend(by_position[0])
-            columns["subject"].extend(self.subject(a) for a in by_position[1])
-            declared = set()
-            for f, values in zip(fields, by_position[2:], strict=True):
-                name = f.wire_name
-                if f.transform == Transform.PHONE:
-                    name = "phone_hash" if plan.pseudonymised else "phone_number"
-                    values = [self.phone(v) for v in values] if plan.pseudonymised else list(values)
-                elif f.transform == Transform.DAY:
-                    values = [_day(v) for v in values]
-                columns[name].extend(values)
-                declared.add(name)
-            for name in columns:
-                if name != "subject" and name not in declared:
-                    columns[name].extend([None] * len(rows))  # not declared by this version: stays empty
-        arrays = [_array(columns[name], schema.field(name).type) for name in schema.names]
-        return pa.Table.from_arrays(arrays, schema=schema), np.asarray(ordinals, dtype=np.int64)
-
-    async def usage(self, plan: PurposePlan, incremental: bool) -> tuple[pa.Table, np.ndarray] | None:
-        versions = [policy for policy, p in plan.versions if DataCategory.USAGE_COUNTERS in p.data_categories]
-        if not versions:
-            return None
-        rows: list = []
-        for policy in versions:
-            query = (
-                select(
-                    subjects.c.ordinal,
-                    subjects.c.account_id,
-                    usage.c.day,
-                    usage.c.messages_sent,
-                    usage.c.messages_received,
-                    usage.c.app_opens,
-                )
-                .select_from(subjects.join(usage, usage.c.account_id == subjects.c.account_id))
-                .where(*_eligible(plan, policy, self.recipient))
-            )
-            if incremental:
-                # Rows that changed, and every row of an account the recipient does not hold yet.
-                fresh = select(sharing_pick.c.ordinal).where(sharing_pick.c.fresh)
-                query = query.where(or_(usage.c.updated_at_ms > self.since_ms, subjects.c.ordinal.in_(fresh)))
-            rows.extend(await self._all(query))
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
-        table = pa.Table.from_arrays(
-            [
-                pa.array([self.subject(a) for a in cols[1]], pa.string()),
-                pa.array(cols[2], pa.int32()).cast(pa.date32()),
-                pa.array(cols[3], pa.int32()),
-                pa.array(cols[4], pa.int32()),
-                pa.array(cols[5], pa.int32()),
-            ],
-            schema=wire.USAGE_SCHEMA,
-        )
-        return table, np.asarray(cols[0], dtype=np.int64)
-
-
-def _array(values: list, type_: pa.DataType) -> pa.Array:
-    if pa.types.is_date32(type_):
-        return pa.array(values, pa.int32()).cast(pa.date32())
-    return pa.array(values, type_)
 
 
 async def _held(conn: AsyncConnection, recipient: str) -> dict[str, np.ndarray]:
@@ -272,6 +116,57 @@ async def _held(conn: AsyncConnection, recipient: str) -> dict[str, np.ndarray]:
     for purpose, chunk, blob in rows:
         chunks.setdefault(purpose, []).append((chunk, blob))
     return {purpose: bitmaps.decode_all(parts) for purpose, parts in chunks.items()}
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one export reads with: the window it covers and what the recipient held before it."""
+
+    keys: SharingKeys
+    recipient: str
+    plans: list[PurposePlan]
+    policies: list[Policy]
+    at_ms: int
+    since_ms: int | None  # None: a full batch
+    everything: bool  # re-evaluate every account (full batch, or a policy changed since the last one)
+    held: dict[str, np.ndarray]
+    erased: np.ndarray  # ordinals of deleted accounts: their erasure event covers every purpose
+
+
+def _select(snapshot: Snapshot, job: _Job) -> list[PurposeOutput]:
+    """Runs in a worker thread: the snapshot's reader process, DuckDB and Arrow do the work off the event loop."""
+    scope = None
+    if not job.everything:
+        assert job.since_ms is not None
+        scope = scope_changes(job.policies, job.plans, job.since_ms, job.at_ms)
+    reader = Reader(snapshot, job.keys, job.recipient, job.plans, job.at_ms, scope)
+    try:
+        evaluated = None
+        if scope is not None:
+            evaluated = unique(reader.duck.sql("SELECT ordinal FROM subjects").to_arrow_table().column(0).to_numpy())
+        return [_purpose_output(reader, job, plan, evaluated) for plan in job.plans]
+    finally:
+        reader.close()
+
+
+def _purpose_output(reader: Reader, job: _Job, plan: PurposePlan, evaluated: np.ndarray | None) -> PurposeOutput:
+    selected = reader.select(plan)
+    before = np.setdiff1d(job.held.get(plan.id, EMPTY), job.erased, assume_unique=True)
+    permitted = selected.permitted
+    in_scope = before if evaluated is None else np.intersect1d(before, evaluated, assume_unique=True)
+    revoked = np.setdiff1d(in_scope, permitted, assume_unique=True)
+    profile, usage = selected.profile, selected.usage
+    if job.since_ms is None:
+        held_after = permitted
+    else:
+        new = np.setdiff1d(permitted, before, assume_unique=True)
+        changed = np.intersect1d(reader.changed_ordinals(job.since_ms, plan), permitted, assume_unique=True)
+        profile = _only(profile, unique(np.concatenate((new, changed))))
+        if usage is not None:
+            fresh = pc.is_in(usage.column("ordinal"), pa.array(new))
+            usage = usage.filter(pc.or_(fresh, pc.greater(usage.column("updated_at_ms"), job.since_ms)))
+        held_after = unique(np.concatenate((np.setdiff1d(before, revoked, assume_unique=True), new)))
+    return PurposeOutput(plan, held_after, revoked, profile, usage)
 
 
 async def _revocation_reasons(
@@ -370,14 +265,43 @@ async def export(
             ).first()
             if since_row is None:
                 raise ExportError(f"no batch {since_batch!r} was sent to {recipient!r}")
-            since_ms = since_row.as_of_ms
+            since_ms = since_row.as_of_ms - LATE_COMMIT_MARGIN_MS
+        republished = since_ms is not None and (await conn.execute(policies_published_since(since_ms))).first()
+        held = await _held(conn, recipient)
+        erasures = (
+            await conn.execute(
+                select(
+                    sharing_erasures.c.event_id,
+                    sharing_erasures.c.account_id,
+                    sharing_erasures.c.requested_at_ms,
+                    sharing_erasures.c.ordinal,
+                ).where(sharing_erasures.c.recipient == recipient, sharing_erasures.c.acked_at_ms.is_(None))
+            )
+        ).all()
     try:
         plans = plan_purposes(policies, recipient)
-    except Exception as exc:
+    except PlanError as exc:
         raise ExportError(str(exc)) from None
     if previous is not None and at < previous.as_of_ms:
         raise ExportError(f"as-of time is before the previous batch {previous.batch_id}'s")
     await _assign_ordinals(engine)
+
+    job = _Job(
+        keys=keys,
+        recipient=recipient,
+        plans=plans,
+        policies=policies,
+        at_ms=at,
+        since_ms=since_ms,
+        everything=since_ms is None or bool(republished) or scope_changes(policies, plans, since_ms, at) is None,
+        held=held,
+        erased=unique(np.asarray([e.ordinal for e in erasures if e.ordinal is not None], dtype=np.int64)),
+    )
+    outputs = await asyncio.to_thread(_select, Snapshot(engine.url, engine.dialect), job)
+    # Purposes the recipient held but may no longer receive at all: everything it holds is revoked.
+    for purpose, before in held.items():
+        if purpose not in {p.id for p in plans}:
+            outputs.append(_dropped(purpose, np.setdiff1d(before, job.erased)))
 
     sequence = previous.sequence + 1 if previous else 1
     batch_id = f"{recipient}-{sequence:08d}-{uuid.uuid4().hex[:8]}"
@@ -385,9 +309,7 @@ async def export(
     staging.mkdir(parents=True)
     try:
         async with engine.connect() as conn:
-            result = await _export_into(
-                conn, keys, recipient, plans, staging, batch_id, sequence, previous, at, since_ms
-            )
+            result = await _write_batch(conn, keys, job, outputs, erasures, staging, batch_id, sequence, previous)
         final = outbox / batch_id
         staging.rename(final)
     except BaseException:
@@ -398,78 +320,61 @@ async def export(
     return result
 
 
-async def _export_into(
+def _dropped(purpose: str, before: np.ndarray) -> PurposeOutput:
+    nothing = pa.table({"ordinal": pa.array([], pa.int64()), "account_id": pa.array([], pa.string())})
+    plan = PurposePlan(purpose, wire.Use.SERVICE, None, None, True, frozenset(), ())
+    return PurposeOutput(plan, EMPTY, before, nothing, None)
+
+
+async def _write_batch(
     conn: AsyncConnection,
     keys: SharingKeys,
-    recipient: str,
-    plans: list[PurposePlan],
+    job: _Job,
+    outputs: list[PurposeOutput],
+    erasures: list,
     staging: Path,
     batch_id: str,
     sequence: int,
     previous,  # noqa: ANN001 - the previous batch row, or None
-    at: int,
-    since_ms: int | None,
 ) -> ExportResult:
-    incremental = since_ms is not None
-    job = _Export(conn, keys, recipient, at, since_ms)
-    held = await _held(conn, recipient)
-    outputs: list[PurposeOutput] = []
-    for plan in plans:
-        permitted = await job.permitted(plan)
-        before = held.get(plan.id, np.empty(0, dtype=np.int64))
-        if incremental:
-            new = np.setdiff1d(permitted, before)
-            changed = np.intersect1d(await job.changed(plan), permitted)
-            await job.pick(new, changed)
-        profile, profile_ordinals = await job.profile(plan, incremental)
-        usage_result = await job.usage(plan, incremental)
-        usage_table, usage_ordinals = usage_result if usage_result else (None, np.empty(0, dtype=np.int64))
-        sent = np.union1d(profile_ordinals, usage_ordinals)
-        outputs.append(PurposeOutput(plan, permitted, profile, usage_table, sent))
-
-    plan_by_id = {p.id: p for p in plans}
-    permitted_by_id = {o.plan.id: o.permitted for o in outputs}
-    revoked = {
-        purpose: np.setdiff1d(before, permitted_by_id.get(purpose, np.empty(0, dtype=np.int64)))
-        for purpose, before in held.items()
-    }
-    revocations = await _revocation_reasons(conn, {p: o for p, o in revoked.items() if o.size}, plan_by_id)
-    erasures = (
-        await conn.execute(
-            select(
-                sharing_erasures.c.event_id, sharing_erasures.c.account_id, sharing_erasures.c.requested_at_ms
-            ).where(sharing_erasures.c.recipient == recipient, sharing_erasures.c.acked_at_ms.is_(None))
-        )
-    ).all()
+    plan_by_id = {p.id: p for p in job.plans}
+    revocations = await _revocation_reasons(conn, {o.plan.id: o.revoked for o in outputs if o.revoked.size}, plan_by_id)
     revocation_table = pa.Table.from_pylist(
         [
             {
                 "event_id": hashlib.sha256(f"{batch_id}:{purpose}:{ordinal}".encode()).hexdigest()[:32],
-                "subject": job.subject(account_id),
+                "subject": keys.subject(job.recipient, account_id),
                 "purpose": purpose,
                 "reason": reason.value,
-                "at_ms": at,
+                "at_ms": job.at_ms,
             }
             for ordinal, account_id, purpose, reason in revocations
         ]
         + [
             {
-                "event_id": event_id,
-                "subject": job.subject(account_id),
+                "event_id": e.event_id,
+                "subject": keys.subject(job.recipient, e.account_id),
                 "purpose": None,
                 "reason": wire.RevocationReason.ERASED.value,
-                "at_ms": requested_at,
+                "at_ms": e.requested_at_ms,
             }
-            for event_id, account_id, requested_at in erasures
+            for e in erasures
         ],
         schema=wire.REVOCATION_SCHEMA,
     )
 
-    entries = []
+    entries, rows = [], {}
     for out in outputs:
         plan = out.plan
-        profile_entry = _write_parquet(out.profile, staging / wire.profile_file(plan.id))
-        usage_entry = _write_parquet(out.usage, staging / wire.usage_file(plan.id)) if out.usage is not None else None
+        if plan.id not in plan_by_id:
+            continue  # a dropped purpose: only its revocations travel
+        schema = wire.profile_schema(plan.manifest_categories(), plan.pseudonymised)
+        profile_entry = _write_parquet(_wire_table(out.profile, schema), staging / wire.profile_file(plan.id))
+        usage_entry = None
+        if out.usage is not None:
+            usage_table = _wire_table(out.usage, wire.USAGE_SCHEMA)
+            usage_entry = _write_parquet(usage_table, staging / wire.usage_file(plan.id))
+        rows[plan.id] = profile_entry.rows + (usage_entry.rows if usage_entry else 0)
         entries.append(
             wire.PurposeEntry(
                 id=plan.id,
@@ -486,12 +391,12 @@ async def _export_into(
         batch_id=batch_id,
         sequence=sequence,
         previous_batch_id=previous.batch_id if previous else None,
-        recipient=recipient,
-        kind="incremental" if incremental else "full",
+        recipient=job.recipient,
+        kind="full" if job.since_ms is None else "incremental",
         created_at_ms=now_ms(),
-        as_of_ms=at,
-        since_ms=since_ms,
-        policy_versions=sorted({policy.version for plan in plans for policy, _ in plan.versions}),
+        as_of_ms=job.at_ms,
+        since_ms=job.since_ms,
+        policy_versions=sorted({policy.version for plan in job.plans for policy, _ in plan.versions}),
         purposes=entries,
         revocations=_write_parquet(revocation_table, staging / wire.REVOCATIONS_FILE),
         signing_key_id=keys.key_id,
@@ -501,16 +406,15 @@ async def _export_into(
     (staging / wire.MANIFEST_FILE).write_bytes(data)
     (staging / wire.SIGNATURE_FILE).write_text(signature)
 
-    rows = {o.plan.id: o.profile.num_rows + (o.usage.num_rows if o.usage is not None else 0) for o in outputs}
-    await conn.rollback()  # end the read snapshot; the bookkeeping below is one short write transaction
+    await conn.rollback()  # end the reads above; the bookkeeping is one short write transaction
     async with conn.begin():
         await conn.execute(
             insert(sharing_batches).values(
                 batch_id=batch_id,
-                recipient=recipient,
+                recipient=job.recipient,
                 sequence=sequence,
                 kind=manifest.kind,
-                as_of_ms=at,
+                as_of_ms=job.at_ms,
                 created_at_ms=manifest.created_at_ms,
                 manifest=data.decode(),
                 signature=signature,
@@ -518,16 +422,16 @@ async def _export_into(
                 revocations=revocation_table.num_rows,
             )
         )
-        await conn.execute(delete(sharing_held).where(sharing_held.c.recipient == recipient))
+        await conn.execute(delete(sharing_held).where(sharing_held.c.recipient == job.recipient))
         held_rows = [
-            {"recipient": recipient, "purpose": o.plan.id, "chunk": chunk, "bitmap": blob}
+            {"recipient": job.recipient, "purpose": o.plan.id, "chunk": chunk, "bitmap": blob}
             for o in outputs
-            for chunk, blob in bitmaps.encode(o.permitted)
+            for chunk, blob in bitmaps.encode(o.held_after)
         ]
         if held_rows:
             await conn.execute(insert(sharing_held), held_rows)
         disclosure_rows = [
-            {"recipient": recipient, "sequence": sequence, "purpose": o.plan.id, "chunk": chunk, "bitmap": blob}
+            {"recipient": job.recipient, "sequence": sequence, "purpose": o.plan.id, "chunk": chunk, "bitmap": blob}
             for o in outputs
             for chunk, blob in bitmaps.encode(o.sent)
         ]

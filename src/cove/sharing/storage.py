@@ -75,6 +75,7 @@ sharing_erasures = Table(
     metadata,
     Column("event_id", String(36), primary_key=True),
     Column("account_id", String(36), nullable=False),
+    Column("ordinal", BigInteger, nullable=True),  # the account's ordinal, if it had one: held sets drop it
     Column("recipient", String(40), nullable=False),
     Column("requested_at_ms", BigInteger, nullable=False),
     Column("sent_batch_id", String(80), nullable=True),

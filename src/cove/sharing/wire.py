@@ -291,6 +291,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def hmac_sql(key: bytes, column: str) -> str:
+    """A DuckDB expression equal to ``hmac.new(key, column, sha256).hexdigest()``: :func:`phone_hash` in SQL.
+
+    Hashing a million values in SQL takes under a second on all cores, against seconds in a Python loop. The HMAC
+    pads are derived from the key and inlined, so the statement must stay in the process that holds the key.
+    """
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\0")
+    inner = bytes(b ^ 0x36 for b in block).hex()
+    outer = bytes(b ^ 0x5C for b in block).hex()
+    return f"sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode({column}))))"
+
+
 def phone_hash(key: bytes, e164: str) -> str:
     """The keyed hash a pseudonymised purpose carries instead of the number; the recipient holds ``key``."""
     return hmac.new(key, e164.encode(), hashlib.sha256).hexdigest()

@@ -60,6 +60,7 @@ def upgrade() -> None:
         "sharing_erasures",
         sa.Column("event_id", sa.String(length=36), nullable=False),
         sa.Column("account_id", sa.String(length=36), nullable=False),
+        sa.Column("ordinal", sa.BigInteger(), nullable=True),
         sa.Column("recipient", sa.String(length=40), nullable=False),
         sa.Column("requested_at_ms", sa.BigInteger(), nullable=False),
         sa.Column("sent_batch_id", sa.String(length=80), nullable=True),
@@ -67,9 +68,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id"),
     )
     op.create_index("ix_sharing_erasures_pending", "sharing_erasures", ["recipient", "acked_at_ms"])
+    # What an incremental export asks: whose consent, acceptance or objection changed since the last batch.
+    op.create_index("ix_consent_accounts_accepted", "consent_accounts", ["accepted_at_ms"])
+    op.create_index("ix_consent_purposes_chosen", "consent_purposes", ["chosen_at_ms"])
+    op.create_index("ix_consent_purposes_objected", "consent_purposes", ["objected_at_ms"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_consent_purposes_objected", table_name="consent_purposes")
+    op.drop_index("ix_consent_purposes_chosen", table_name="consent_purposes")
+    op.drop_index("ix_consent_accounts_accepted", table_name="consent_accounts")
     op.drop_index("ix_sharing_erasures_pending", table_name="sharing_erasures")
     op.drop_table("sharing_erasures")
     op.drop_index("ix_sharing_disclosures_chunk", table_name="sharing_disclosures")
