@@ -114,6 +114,8 @@ def suggest_command(
             with _rows_progress("holdout: friends of friends") as on_progress:
                 result = evaluate_holdout(conn, key, k, hub_cap=hub_cap, on_progress=on_progress)
             _print_holdout(result)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     finally:
         conn.close()
 

@@ -22,8 +22,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from cove.partner.linking import phone_hash_sql
 from cove.partner.population import World
+from cove.sharing import wire
 from cove.sharing.wire import (
     CATEGORY_DEVICE_MODEL,
     CATEGORY_DEVICE_OS,
@@ -130,7 +130,7 @@ def seed_store(
             conn.unregister("seed_in")
         mirrored = truth = 0
         if mirror:
-            phone = "phone_e164" if plain_phones else phone_hash_sql(phone_key or b"", "phone_e164")
+            phone = "phone_e164" if plain_phones else wire.hmac_sql(phone_key or b"", "phone_e164")
             column = "phone_number" if plain_phones else "phone_hash"
             mirrored, truth = _mirror(conn, world.accounts, now_ms, phone, column, device_fields)
         conn.execute("COMMIT")

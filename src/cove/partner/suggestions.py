@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from cove.partner.linking import phone_hash_sql
+from cove.sharing import wire
 from cove.sharing.wire import Use
 
 # Adamic-Adar only breaks ties: resource allocation alone ranks best, on ego-Facebook (§2.3) and on the generated
@@ -128,7 +128,7 @@ def contact_candidates(conn: duckdb.DuckDBPyConnection, phone_key: bytes, graph:
              shared AS (SELECT p.subject, p.phone_hash, p.phone_number
                         FROM shared_profiles p JOIN shared_purposes s ON s.purpose = p.purpose
                         WHERE s.use = '{Use.FRIEND_SUGGESTIONS.value}'),
-             hashed AS (SELECT phone_e164, {phone_hash_sql(phone_key, "phone_e164")} AS phone_hash FROM unknown
+             hashed AS (SELECT phone_e164, {wire.hmac_sql(phone_key, "phone_e164")} AS phone_hash FROM unknown
                         WHERE EXISTS (SELECT 1 FROM shared WHERE phone_hash IS NOT NULL)),
              holders AS (
                  SELECT n.phone_e164, u.user_id AS holder, false AS via_messenger
@@ -397,6 +397,8 @@ def evaluate_holdout(
     test = adjacency(graph, graph.edges[hidden])
     per_user = np.asarray(test.sum(axis=1)).ravel()
     evaluated = per_user > 0
+    if not evaluated.any():
+        raise ValueError(f"{len(graph.edges)} friendships are too few to hide {fraction:.0%} of them")
     degree = np.asarray(friends.sum(axis=1)).ravel()
     random_precision = float(np.mean(per_user[evaluated] / np.maximum(graph.n - 1 - degree[evaluated], 1)))
 

@@ -1,0 +1,277 @@
+"""Partner analytics benchmark: account linking at a million accounts a side, friend suggestions at 200,000 users.
+
+    .venv/bin/python bench/partner.py                        # both parts at full size
+    .venv/bin/python bench/partner.py --quick                # 20,000 a side and 20,000 users: a smoke run
+    .venv/bin/python bench/partner.py --part linking --plain-phones
+    .venv/bin/python bench/partner.py --part suggestions --users 100000 --json
+
+(a) **Linking.** Generate ``--people`` parent users and as many messenger accounts with the confounders of
+../shared/reference/analytics.md §1.4 (``cove.partner.population``), timed on its own; write them into a
+temporary DuckDB store in mirror mode (the messenger side as if shared for account linking, numbers hashed
+under a random key, or plain with ``--plain-phones``; ``--minimal`` shares only the number and the vendor id,
+as the cove default policy's account_linking purpose does); then ``cove.partner.linking.link``. Printed: the
+phases (prepare, train, predict, cluster, write; the audit of the results is apart), precision and recall at
+p >= 0.5 / 0.9 / 0.99, the exact-rule baselines, and the share of accounts wrongly linked per confounder.
+Targets: linking under 60 s, precision >= 0.98 and recall >= 0.72 at p >= 0.9 (the published Splink recipe,
+with plain numbers: 0.987 / 0.727 in 36 s).
+
+(b) **Suggestions.** Generate ``--users`` parent users with about 40 friends each on average (~4 M friendships for
+200,000), write them into a temporary store, run ``cove.partner.suggestions.suggest`` (top 10), then
+``evaluate_holdout`` (10% of friendships hidden). Printed: wedges, the friends-of-friends time and wedges/s,
+the whole ``suggest`` time, P@10 / R@10 / hit@10, and peak RSS. Target: suggestions under 20 s.
+
+Each part runs in a forked child process, so each peak RSS is its own. Targets are printed, never fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cove.partner.linking import link
+from cove.partner.population import WorldSpec, generate
+from cove.partner.seed import seed_store
+from cove.partner.store import open_store
+from cove.partner.suggestions import evaluate_holdout, suggest
+
+NOW_MS = 1_700_000_000_000
+TARGET_LINK_S = 60.0
+TARGET_PRECISION, TARGET_RECALL = 0.98, 0.72
+TARGET_SUGGEST_S = 20.0
+SUGGEST_MEAN_DEGREE = 46.0  # overlapping groups merge some friendships: ~40 realised, ~4 M edges at 200,000
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def bench_linking(args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
+    key = hashlib.sha256(f"bench {args.seed}".encode()).digest()
+    start = time.perf_counter()
+    world = generate(WorldSpec(users=args.people, mean_degree=0), args.seed)
+    generated = time.perf_counter() - start
+    console.print(f"(a) generated {args.people:,} x {world.accounts.num_rows:,} in {generated:.1f} s")
+    conn = open_store(work / "linking.duckdb")
+    start = time.perf_counter()
+    seed_store(
+        conn, world, NOW_MS, mirror=True, phone_key=key, plain_phones=args.plain_phones, device_fields=not args.minimal
+    )
+    seeded = time.perf_counter() - start
+    console.print(f"(a) wrote the store in {seeded:.1f} s; linking")
+    report = link(conn, key, NOW_MS, on_phase=lambda name: console.print(f"(a)   {name}"))
+    conn.register("accounts", world.accounts)
+    strata = conn.execute("""
+        SELECT stratum, count(*), avg(wrong::INT) FROM (
+            SELECT unnest(['recycled', 'shared_handset', 'typo', 'no_phone', 'new_device', 'os_upgrade', 'all'])
+                       AS stratum,
+                   unnest([recycled, shared_handset, typo, no_phone, new_device, os_upgrade, true]) AS member,
+                   l.user_id IS NOT NULL AND l.user_id IS DISTINCT FROM a.user_id AS wrong
+            FROM accounts a LEFT JOIN links l USING (subject))
+        WHERE member GROUP BY 1 ORDER BY 1""").fetchall()
+    conn.close()
+    at = {q.threshold: q for q in report.quality}
+    return {
+        "parent_users": report.users,
+        "messenger_accounts": report.subjects,
+        "phones": "plain" if args.plain_phones else "hashed",
+        "fields": report.fields,
+        "generate_s": round(generated, 2),
+        "store_write_s": round(seeded, 2),
+        "phases_s": {name: round(seconds, 2) for name, seconds in report.timings.items()},
+        "link_s": round(report.linking_seconds, 2),
+        "links_written": report.written,
+        "by_method": report.by_method,
+        "exact_rejected": report.exact_rejected,
+        "scored_pairs": report.scored_pairs,
+        "quality": {
+            str(t): {"links": q.links, "precision": round(q.precision, 4), "recall": round(q.recall, 4)}
+            for t, q in at.items()
+        },
+        "baselines": {
+            name: {"precision": round(q.precision, 4), "recall": round(q.recall, 4)}
+            for name, q in report.baselines.items()
+        },
+        "wrongly_linked": {name: {"accounts": n, "share": round(share, 4)} for name, n, share in strata},
+        "peak_rss_gb": round(peak_rss_gb(), 2),
+        "target": f"link < {TARGET_LINK_S:.0f} s, P >= {TARGET_PRECISION}, R >= {TARGET_RECALL} at p >= 0.9",
+        "verdict": verdict(
+            report.linking_seconds < TARGET_LINK_S
+            and at[0.9].precision >= TARGET_PRECISION
+            and at[0.9].recall >= TARGET_RECALL
+        ),
+    }
+
+
+def bench_suggestions(args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
+    key = hashlib.sha256(f"bench {args.seed}".encode()).digest()
+    start = time.perf_counter()
+    world = generate(WorldSpec(users=args.users, mean_degree=SUGGEST_MEAN_DEGREE), args.seed)
+    generated = time.perf_counter() - start
+    console.print(
+        f"(b) generated {args.users:,} users, {world.friendships.num_rows:,} friendships in {generated:.1f} s"
+    )
+    conn = open_store(work / "suggestions.duckdb")
+    seed_store(conn, world, NOW_MS)
+    console.print("(b) suggesting")
+    start = time.perf_counter()
+    report = suggest(conn, key, k=10)
+    total = time.perf_counter() - start
+    console.print(f"(b) suggested in {total:.1f} s; holdout")
+    holdout = evaluate_holdout(conn, key, k=10, seed=args.seed)
+    conn.close()
+    fof = report.timings["friends_of_friends"]
+    return {
+        "users": report.users,
+        "friendships": report.friendships,
+        "generate_s": round(generated, 2),
+        "wedges": report.wedges,
+        "friends_of_friends_s": round(fof, 2),
+        "wedges_per_s": round(report.wedges / fof) if fof else None,
+        "suggest_s": round(total, 2),
+        "phases_s": {name: round(seconds, 2) for name, seconds in report.timings.items()},
+        "suggestions": report.written,
+        "by_source": report.by_source,
+        "holdout": {
+            "hidden": holdout.hidden_edges,
+            "users": holdout.users_evaluated,
+            "P@10": round(holdout.precision, 4),
+            "R@10": round(holdout.recall, 4),
+            "hit@10": round(holdout.hit_rate, 4),
+            "fof P@10": round(holdout.fof_precision, 4),
+            "fof R@10": round(holdout.fof_recall, 4),
+            "fof hit@10": round(holdout.fof_hit_rate, 4),
+            "random P@10": holdout.random_precision,
+        },
+        "peak_rss_gb": round(peak_rss_gb(), 2),
+        "target": f"suggest < {TARGET_SUGGEST_S:.0f} s",
+        "verdict": verdict(total < TARGET_SUGGEST_S),
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def in_child(
+    part: Callable[[argparse.Namespace, Path, Console], dict[str, Any]],
+    args: argparse.Namespace,
+    work: Path,
+    console: Console,
+) -> dict[str, Any]:
+    """Run one part in a forked process, so that its peak RSS is its own."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.SimpleQueue()
+    child = ctx.Process(target=lambda: queue.put(part(args, work, console)))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"the {part.__name__} part failed with exit code {child.exitcode}")
+    return queue.get()
+
+
+def print_report(result: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"[bold]Partner analytics[/] on {result['machine']}")
+    if "linking" in result:
+        a = result["linking"]
+        console.print(
+            f"(a) linking {a['parent_users']:,} x {a['messenger_accounts']:,}, {a['phones']} numbers, "
+            f"fields {', '.join(a['fields'])}; generated in {a['generate_s']:.1f} s, store written in "
+            f"{a['store_write_s']:.1f} s; peak RSS {a['peak_rss_gb']:.1f} GB"
+        )
+        table = Table(title="(a) linking phases")
+        table.add_column("phase")
+        table.add_column("seconds", justify="right")
+        for name, seconds in a["phases_s"].items():
+            table.add_row(name, f"{seconds:.2f}")
+        table.add_row("link total (all but audit)", f"{a['link_s']:.2f}")
+        console.print(table)
+        quality = Table(title="(a) against the ground truth")
+        for column in ("links", "count", "precision", "recall"):
+            quality.add_column(column, justify="right")
+        for threshold, q in a["quality"].items():
+            quality.add_row(f"p >= {threshold}", f"{q['links']:,}", f"{q['precision']:.3f}", f"{q['recall']:.3f}")
+        for name, q in a["baselines"].items():
+            quality.add_row(name, "", f"{q['precision']:.3f}", f"{q['recall']:.3f}")
+        console.print(quality)
+        wrong = ", ".join(f"{name} {s['share']:.1%} of {s['accounts']:,}" for name, s in a["wrongly_linked"].items())
+        console.print(f"(a) wrongly linked, by stratum: {wrong}")
+        console.print(
+            f"(a) links by method {a['by_method']}; exact matches not linked {a['exact_rejected']}; "
+            f"{a['scored_pairs']:,} pairs scored"
+        )
+        console.print(f"(a) target {a['target']}: [bold]{a['verdict']}[/]")
+    if "suggestions" in result:
+        b = result["suggestions"]
+        table = Table(title=f"(b) suggestions for {b['users']:,} users, {b['friendships']:,} friendships")
+        for column in ("wedges", "friends of friends", "wedges/s", "suggest total", "peak RSS"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            f"{b['wedges']:.3g}",
+            f"{b['friends_of_friends_s']:.1f} s",
+            f"{b['wedges_per_s']:.3g}",
+            f"{b['suggest_s']:.1f} s",
+            f"{b['peak_rss_gb']:.1f} GB",
+        )
+        console.print(table)
+        console.print(f"(b) phases {b['phases_s']}")
+        h = b["holdout"]
+        console.print(
+            f"(b) holdout ({h['hidden']:,} hidden, {h['users']:,} users): P@10 {h['P@10']:.3f}, "
+            f"R@10 {h['R@10']:.3f}, hit@10 {h['hit@10']:.3f}; friends of friends alone P@10 "
+            f"{h['fof P@10']:.3f}, R@10 {h['fof R@10']:.3f}, hit@10 {h['fof hit@10']:.3f}; "
+            f"random P@10 {h['random P@10']:.2g}"
+        )
+        console.print(f"(b) target {b['target']}: [bold]{b['verdict']}[/]")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=1_000_000, help="(a) parent users = messenger accounts")
+    parser.add_argument("--users", type=int, default=200_000, help="(b) parent users (default 200000)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the worlds (default 1)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 20,000 a side and 20,000 users")
+    parser.add_argument("--part", choices=["both", "linking", "suggestions"], default="both")
+    parser.add_argument("--plain-phones", action="store_true", help="(a) share numbers unhashed (fuzzy matching)")
+    parser.add_argument("--minimal", action="store_true", help="(a) share only number and vendor id for linking")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    args = parser.parse_args()
+    if args.quick:
+        args.people, args.users = 20_000, 20_000
+    if args.people < 100 or args.users < 100:
+        parser.error("--people and --users must be at least 100")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    console = Console(stderr=True)
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    }
+    with tempfile.TemporaryDirectory(prefix="cove-partner-bench-") as tmp:
+        if args.part in ("both", "linking"):
+            result["linking"] = in_child(bench_linking, args, Path(tmp), console)
+        if args.part in ("both", "suggestions"):
+            result["suggestions"] = in_child(bench_suggestions, args, Path(tmp), console)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_report(result)
+
+
+if __name__ == "__main__":
+    main()
