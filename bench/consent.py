@@ -41,11 +41,8 @@ import asyncio
 import json
 import math
 import os
-import platform
 import random
-import shlex
 import sqlite3
-import sys
 import tempfile
 import time
 import uuid
@@ -57,7 +54,6 @@ from typing import Any
 
 import psutil
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -81,7 +77,7 @@ from cove.consent.predicate import permitted_accounts
 from cove.consent.rollout import bucket, calling_code
 from cove.db import create_engine, migrate
 from cove.testing import CodeInbox, RelayProcess, policy_opening_now
-from harness import bounded, measure_cpu, ms, percentile, run_against
+from harness import bounded, command, machine, measure_cpu, ms, percentile, report_console, run_against
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_FILE = ROOT / "policies" / "cove-default.toml"
@@ -643,13 +639,8 @@ async def run(
 ) -> dict[str, Any]:
     rng = random.Random(args.seed)
     result: dict[str, Any] = {
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        },
+        "command": command(),
+        "machine": machine(),
         "settings": {
             "database": "postgresql" if args.database_url else "sqlite (fresh file)",
             "accounts": args.accounts,
@@ -698,6 +689,14 @@ async def run(
 
 
 # The report -------------------------------------------------------------------------------------------
+def mix_line(mix: dict[str, dict[str, int]]) -> str:
+    """The consent mix ``fill_consent`` produced, on one line."""
+    return "; ".join(
+        f"{pid} " + (f"{v['objected']:,} objected" if "objected" in v else f"{v['in']:,} in / {v['out']:,} out")
+        for pid, v in mix.items()
+    )
+
+
 def figures(title: str, rows: list[tuple[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left", show_header=True, header_style="bold")
     table.add_column("figure")
@@ -708,15 +707,7 @@ def figures(title: str, rows: list[tuple[str, Any]]) -> Table:
 
 
 def print_report(result: dict[str, Any]) -> None:
-    console = Console()
-    if not console.is_terminal:  # piped or redirected: wide enough for the tables, not the default 80 columns
-        console = Console(width=150)
-    console.print(f"[bold]command[/bold]  {escape(result['command'])}", soft_wrap=True)
-    m = result["machine"]
-    console.print(
-        f"[bold]machine[/bold]  {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}, {m['platform']}",
-        soft_wrap=True,
-    )
+    console = report_console(result)
     s = result["settings"]
     console.print(
         f"[bold]settings[/bold] {s['database']}, {s['accounts']:,} accounts, {s['users']} API users x window "
@@ -754,11 +745,7 @@ def print_report(result: dict[str, Any]) -> None:
         f"{f['minors']:,} minors), {f['consent_purposes']:,} consent_purposes rows, written in {f['seconds']} s",
         soft_wrap=True,
     )
-    mix = "; ".join(
-        f"{pid} " + (f"{v['objected']:,} objected" if "objected" in v else f"{v['in']:,} in / {v['out']:,} out")
-        for pid, v in f["mix"].items()
-    )
-    console.print(f"mix: {mix}", soft_wrap=True)
+    console.print(f"mix: {mix_line(f['mix'])}", soft_wrap=True)
     table = Table(title="(c) the permitted set per purpose", title_justify="left")
     for name in ("purpose", "basis", "recipient", "permitted", "COUNT(*) s", "fetch ids s", "verdict"):
         table.add_column(name, justify="right" if name in ("permitted", "COUNT(*) s", "fetch ids s") else "left")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import platform
+import shlex
 import signal
 import sys
 import time
@@ -13,6 +16,38 @@ from typing import Any, Protocol
 import psutil
 
 from cove.testing import CodeInbox, RelayProcess
+
+
+def machine() -> dict[str, Any]:
+    """What a figure was measured on, for the report."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    }
+
+
+def report_console(result: dict[str, Any], width: int = 150):  # noqa: ANN201 - a rich Console
+    """A console for a report, opened with the command and the machine it ran on."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    if not console.is_terminal:  # piped or redirected: wide enough for the tables, not the default 80 columns
+        console = Console(width=width)
+    console.print(f"[bold]command[/bold]  {escape(result['command'])}", soft_wrap=True)
+    m = result["machine"]
+    console.print(
+        f"[bold]machine[/bold]  {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}, {m['platform']}",
+        soft_wrap=True,
+    )
+    return console
+
+
+def command() -> str:
+    """The command line that reproduces the run."""
+    return shlex.join([sys.executable, *sys.argv])
 
 
 class Window(Protocol):

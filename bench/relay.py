@@ -54,9 +54,6 @@ import contextlib
 import json
 import math
 import os
-import platform
-import shlex
-import sys
 import tempfile
 import time
 import uuid
@@ -79,7 +76,7 @@ from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.messaging.envelope import EnvelopeKind
 from cove.testing import CodeInbox, RelayProcess
-from harness import bounded, measure_cpu, ms, percentile, run_against
+from harness import bounded, command, machine, measure_cpu, ms, percentile, run_against
 
 # A typical short chat message: with the SDK's JSON around it ~200 bytes, which Olm turns into ~256 bytes.
 TEXT = "Running a few minutes late, the train is stuck outside the station. Order for me if you get there first?"
@@ -418,12 +415,8 @@ def report(
 ) -> dict[str, Any]:
     delivered = tally.delivered_in_window
     return {
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "command": command(),
+        "machine": machine(),
         "settings": {
             "mode": args.mode,
             "database": "postgresql" if args.database_url else "sqlite",

@@ -58,12 +58,8 @@ import cProfile
 import functools
 import inspect
 import json
-import os
-import platform
 import pstats
 import random
-import shlex
-import sys
 import tempfile
 import threading
 import time
@@ -96,6 +92,7 @@ from consent import (
     figures,
     fill_consent,
     generate_accounts,
+    mix_line,
     now_ms,
     progress_bar,
     verdict,
@@ -113,7 +110,7 @@ from cove.db import create_engine, migrate
 from cove.safety.storage import banned_numbers, safety_verdicts
 from cove.sharing import erasure, gateway, wire
 from cove.sharing.keys import SharingKeys
-from harness import cpu_seconds
+from harness import command, cpu_seconds, machine, report_console
 
 RECIPIENTS = ("parent", "parent_processor")
 CHANGED_PURPOSE = "ads"  # the consent the changes withdraw or give
@@ -985,13 +982,8 @@ def fit(points: list[tuple[int, float]]) -> dict[str, float] | None:
 async def run(args: argparse.Namespace, url: str, work: Path, console: Console) -> dict[str, Any]:
     rng = random.Random(args.seed)
     result: dict[str, Any] = {
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        },
+        "command": command(),
+        "machine": machine(),
         "settings": {
             "database": "postgresql" if args.database_url else "sqlite (fresh file)",
             "accounts": args.accounts,
@@ -1140,15 +1132,7 @@ def verdicts(result: dict[str, Any]) -> dict[str, Any]:
 
 # The report -----------------------------------------------------------------------------------------------------
 def print_report(result: dict[str, Any]) -> None:
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
-    console.print(f"[bold]command[/bold]  {escape(result['command'])}", soft_wrap=True)
-    m = result["machine"]
-    console.print(
-        f"[bold]machine[/bold]  {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}, {m['platform']}",
-        soft_wrap=True,
-    )
+    console = report_console(result, width=160)
     s = result["settings"]
     console.print(
         f"[bold]settings[/bold] {s['database']}, {s['accounts']:,} accounts, usage over {s['usage_days']} days, "
@@ -1164,11 +1148,7 @@ def print_report(result: dict[str, Any]) -> None:
         f"({a['seconds']} s); database {g['database_mb'] if g['database_mb'] is not None else '-'} MB",
         soft_wrap=True,
     )
-    mix = "; ".join(
-        f"{pid} " + (f"{v['objected']:,} objected" if "objected" in v else f"{v['in']:,} in / {v['out']:,} out")
-        for pid, v in c["mix"].items()
-    )
-    console.print(f"consent mix: {mix}", soft_wrap=True)
+    console.print(f"consent mix: {mix_line(c['mix'])}", soft_wrap=True)
 
     full = result["full"]
     table = Table(title="full exports", title_justify="left")

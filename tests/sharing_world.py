@@ -19,7 +19,7 @@ from cove.accounts.usage_storage import usage_daily
 from cove.consent import service
 from cove.consent.decision import DAY_MS, effective_ms
 from cove.consent.policy import Policy, load_policy
-from cove.consent.storage import consent_accounts, consent_purposes
+from cove.consent.storage import consent_accounts, consent_policies, consent_purposes
 from cove.safety.storage import safety_verdicts
 from cove.sharing import wire
 from cove.sharing.erasure import record_erasure
@@ -45,7 +45,15 @@ class World:
         self.people: list[Person] = []
 
     async def publish(self) -> None:
+        """Publish, dated when the policy takes effect: the world's clock (``t0``) runs from then, so incremental
+        batches see an old publication and take the scoped path, as in production."""
         await service.publish(self.engine, self.policy)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(consent_policies)
+                .where(consent_policies.c.version == self.policy.version)
+                .values(published_at_ms=effective_ms(self.policy))
+            )
 
     async def add(
         self,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,6 @@ import duckdb
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,10 +28,8 @@ from cove.partner.population import WorldSpec, generate
 from cove.partner.seed import PERSON_FIELDS, add_people, seed_store
 from cove.partner.store import open_store
 from cove.partner.suggestions import HoldoutReport, SuggestReport, evaluate_holdout, suggest
+from cove.partner.terminal import console, err, fail, now_ms, say
 from cove.sharing import wire
-
-console = Console()
-err = Console(stderr=True)
 
 STORE = typer.Option(None, "--store", help="The partner's DuckDB store [default: COVE_PARTNER_STORE or var/partner]")
 TRUST = typer.Option(None, "--trust", help="The messenger's trust bundle [default: COVE_PARTNER_TRUST or var/partner]")
@@ -64,15 +60,15 @@ def seed_command(
         with _spinner(f"generating {users:,} users"):
             world = add_people(generate(WorldSpec(users=users), seed), extra, seed)
         with _spinner("writing the store"):
-            report = seed_store(conn, world, _now_ms(), mirror=mirror, phone_key=key)
+            report = seed_store(conn, world, now_ms(), mirror=mirror, phone_key=key)
     finally:
         conn.close()
-    _say(
+    say(
         f"seeded {report.users:,} users ({len(extra)} given), {report.friendships:,} friendships, "
         f"{report.contact_uploads:,} contact-book entries, {report.blocks:,} blocks"
     )
     if mirror:
-        _say(f"mirrored {report.mirrored_subjects:,} messenger accounts ({report.truth_links:,} with a true link)")
+        say(f"mirrored {report.mirrored_subjects:,} messenger accounts ({report.truth_links:,} with a true link)")
 
 
 def link_command(
@@ -88,9 +84,9 @@ def link_command(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
         ) as bar:
             task = bar.add_task("linking")
-            report = link(conn, key, _now_ms(), threshold=threshold, on_phase=lambda p: bar.update(task, description=p))
+            report = link(conn, key, now_ms(), threshold=threshold, on_phase=lambda p: bar.update(task, description=p))
     except LinkingError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         conn.close()
     _print_links(report, threshold)
@@ -115,21 +111,21 @@ def suggest_command(
                 result = evaluate_holdout(conn, key, k, hub_cap=hub_cap, on_progress=on_progress)
             _print_holdout(result)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         conn.close()
 
 
 def _print_links(report: LinkReport, threshold: float) -> None:
-    _say(
+    say(
         f"{report.subjects:,} subjects shared for account linking, {report.users:,} parent users, "
         f"compared on {', '.join(report.fields) or 'nothing'}"
     )
     methods = ", ".join(f"{count:,} by {method}" for method, count in report.by_method.items()) or "none"
-    _say(f"linked {report.written:,} at p >= {threshold} ({methods}); {report.auto:,} at p >= 0.99 (automatic)")
+    say(f"linked {report.written:,} at p >= {threshold} ({methods}); {report.auto:,} at p >= 0.99 (automatic)")
     rejected = ", ".join(f"{count:,} on {key}" for key, count in report.exact_rejected.items())
     if rejected:
-        _say(f"exact matches the model did not link: {rejected}")
+        say(f"exact matches the model did not link: {rejected}")
     if report.quality:
         table = Table(title="Against the generator's ground truth")
         for column in ("links at", "links", "precision", "recall"):
@@ -148,9 +144,9 @@ def _print_links(report: LinkReport, threshold: float) -> None:
 
 def _print_suggestions(report: SuggestReport) -> None:
     sources = ", ".join(f"{count:,} {source}" for source, count in report.by_source.items())
-    _say(f"{report.written:,} suggestions for {report.users:,} users ({sources})")
-    _say(f"{report.via_messenger:,} contact-book suggestions came only from numbers shared for friend suggestions")
-    _say(f"{report.wedges:,} wedges, {report.hubs_skipped:,} hubs skipped; seconds: " + _seconds(report.timings))
+    say(f"{report.written:,} suggestions for {report.users:,} users ({sources})")
+    say(f"{report.via_messenger:,} contact-book suggestions came only from numbers shared for friend suggestions")
+    say(f"{report.wedges:,} wedges, {report.hubs_skipped:,} hubs skipped; seconds: " + _seconds(report.timings))
 
 
 def _print_holdout(result: HoldoutReport) -> None:
@@ -180,13 +176,13 @@ def _read_people(path: Path) -> list[dict[str, Any]]:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         people = [json.loads(line) for line in lines]
     except (OSError, ValueError) as exc:
-        raise _fail(f"cannot read people from {path}: {exc}") from None
+        raise fail(f"cannot read people from {path}: {exc}") from None
     for number, person in enumerate(people, 1):
         if not isinstance(person, dict) or not isinstance(person.get("name"), str):
-            raise _fail(f"{path}:{number}: each line must be an object with a name")
+            raise fail(f"{path}:{number}: each line must be an object with a name")
         unknown = set(person) - set(PERSON_FIELDS)
         if unknown:
-            raise _fail(f"{path}:{number}: unknown fields {sorted(unknown)}; expected {', '.join(PERSON_FIELDS)}")
+            raise fail(f"{path}:{number}: unknown fields {sorted(unknown)}; expected {', '.join(PERSON_FIELDS)}")
     return people
 
 
@@ -217,13 +213,13 @@ def _trust(path: Path | None) -> wire.TrustBundle:
     try:
         return config.load_trust(path)
     except FileNotFoundError:
-        raise _fail(
+        raise fail(
             f"no trust bundle at {path}: linking and suggestions hash numbers with the key the messenger hands over. "
             f"On the messenger, run `cove share keys --recipient parent --out FILE`, then copy FILE to {path} "
             "(or pass --trust, or set COVE_PARTNER_TRUST)."
         ) from None
     except ValidationError as exc:
-        raise _fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None
+        raise fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None
 
 
 def _open(store: Path | None) -> duckdb.DuckDBPyConnection:
@@ -231,7 +227,7 @@ def _open(store: Path | None) -> duckdb.DuckDBPyConnection:
     try:
         return open_store(path)
     except duckdb.Error as exc:
-        raise _fail(f"cannot open the partner store {path}: {exc}") from None
+        raise fail(f"cannot open the partner store {path}: {exc}") from None
 
 
 @contextmanager
@@ -247,16 +243,3 @@ def _rows_progress(text: str) -> Iterator[Any]:
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(text, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _say(text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from pathlib import Path
 
 import duckdb
 import typer
 from nats import errors as nats_errors
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from cove.partner import config
@@ -24,12 +22,11 @@ from cove.partner.analytics_cli import register as register_analytics
 from cove.partner.audiences import build_audiences
 from cove.partner.ingest import IngestReport, ingest_directory, ingest_nats, sweep, transaction
 from cove.partner.store import open_store
+from cove.partner.terminal import console, err, fail, now_ms, say
 from cove.sharing import wire
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
-console = Console()
-err = Console(stderr=True)
 
 partner_app = typer.Typer(
     help="The parent company's partner service: ingest what the messenger shares, and use it only as permitted.",
@@ -40,26 +37,12 @@ STORE = typer.Option(None, "--store", help="The partner's DuckDB store [default:
 TRUST = typer.Option(None, "--trust", help="The messenger's trust bundle [default: COVE_PARTNER_TRUST or var/partner]")
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _say(text: str) -> None:
-    """One plain line: never wrapped (scripts grep it) and never read as rich markup (ids are data)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _open(store: Path | None) -> duckdb.DuckDBPyConnection:
     path = store or config.store_path()
     try:
         return open_store(path)
     except duckdb.Error as exc:
-        raise _fail(f"cannot open the partner store {path}: {exc}") from None
+        raise fail(f"cannot open the partner store {path}: {exc}") from None
 
 
 def _trust(path: Path | None) -> wire.TrustBundle:
@@ -67,17 +50,17 @@ def _trust(path: Path | None) -> wire.TrustBundle:
     try:
         return config.load_trust(path)
     except FileNotFoundError:
-        raise _fail(
+        raise fail(
             f"no trust bundle at {path}. On the messenger, run `cove share keys --recipient parent --out FILE`, "
             f"then copy FILE to the partner as {path} (or pass --trust, or set COVE_PARTNER_TRUST)."
         ) from None
     except ValidationError as exc:
-        raise _fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None
+        raise fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None
 
 
 def _print_report(report: IngestReport) -> None:
     if report.already_applied:
-        _say(f"batch #{report.sequence} {report.batch_id}: already applied, acknowledged again")
+        say(f"batch #{report.sequence} {report.batch_id}: already applied, acknowledged again")
         return
     parts = [f"{report.rows_applied} rows", f"{report.revocations_applied} revocations"]
     if report.erasures:
@@ -86,7 +69,7 @@ def _print_report(report: IngestReport) -> None:
         parts.append(f"{report.sweep.profiles_deleted + report.sweep.usage_deleted} rows past retention deleted")
     if report.safety is not None and report.safety.newly_blocked:
         parts.append(f"{report.safety.newly_blocked} users blocked for safety")
-    _say(f"batch #{report.sequence} {report.batch_id} ({report.kind}): applied, {', '.join(parts)}")
+    say(f"batch #{report.sequence} {report.batch_id} ({report.kind}): applied, {', '.join(parts)}")
 
 
 @partner_app.command()
@@ -100,9 +83,9 @@ def ingest(
 ) -> None:
     """Verify and apply the messenger's signed batches, in chain order, and acknowledge them."""
     if (directory is None) == (not nats):
-        raise _fail("give either a batch or sink DIRECTORY, or --nats")
+        raise fail("give either a batch or sink DIRECTORY, or --nats")
     if follow and not nats:
-        raise _fail("--follow needs --nats")
+        raise fail("--follow needs --nats")
     bundle = _trust(trust)
     conn = _open(store)
     try:
@@ -111,22 +94,22 @@ def ingest(
                 reports = asyncio.run(ingest_nats(conn, bundle, nats_url, follow=follow, on_report=_print_report))
         else:
             if not directory.is_dir():
-                raise _fail(f"{directory} is not a directory")
+                raise fail(f"{directory} is not a directory")
             with err.status(f"applying batches from {directory}", spinner="dots"):
-                reports = ingest_directory(conn, directory, bundle, _now_ms(), on_report=_print_report)
+                reports = ingest_directory(conn, directory, bundle, now_ms(), on_report=_print_report)
     except wire.BadBatch as exc:
-        raise _fail(f"{exc.code}: {exc}") from None
+        raise fail(f"{exc.code}: {exc}") from None
     except nats_errors.Error as exc:
-        raise _fail(f"NATS at {nats_url}: {exc}") from None
+        raise fail(f"NATS at {nats_url}: {exc}") from None
     except OSError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err.print("stopped")
         return
     finally:
         conn.close()
     if not reports:
-        _say("no new batches")
+        say("no new batches")
 
 
 @partner_app.command()
@@ -135,11 +118,11 @@ def audiences(store: Path = STORE) -> None:
     conn = _open(store)
     try:
         with err.status("building audiences", spinner="dots"):
-            sizes = build_audiences(conn, _now_ms())
+            sizes = build_audiences(conn, now_ms())
     finally:
         conn.close()
     if not sizes:
-        _say("no audiences: no subject is shared for advertising")
+        say("no audiences: no subject is shared for advertising")
         return
     table = Table(title="Audiences")
     table.add_column("segment")
@@ -155,10 +138,10 @@ def sweep_command(store: Path = STORE) -> None:
     conn = _open(store)
     try:
         with err.status("sweeping", spinner="dots"), transaction(conn):
-            report = sweep(conn, _now_ms())
+            report = sweep(conn, now_ms())
     finally:
         conn.close()
-    _say(f"deleted {report.profiles_deleted} profile rows and {report.usage_deleted} usage rows")
+    say(f"deleted {report.profiles_deleted} profile rows and {report.usage_deleted} usage rows")
 
 
 @partner_app.command()
@@ -181,7 +164,7 @@ def status(store: Path = STORE) -> None:
     finally:
         conn.close()
     if not total:
-        _say("no batch applied yet")
+        say("no batch applied yet")
         return
     chain = Table(title=f"Applied batches (latest {len(batches)} of {total})")
     for column in ("#", "batch", "kind", "as of (UTC)", "rows", "revoked"):
@@ -197,7 +180,7 @@ def status(store: Path = STORE) -> None:
         days = "unlimited" if retention is None else f"{retention} days"
         held.add_row(purpose, use, days, f"{profiles:,}", f"{usage:,}")
     console.print(held)
-    _say(f"erasures applied: {erasures:,}")
+    say(f"erasures applied: {erasures:,}")
 
 
 def _utc(ms: int) -> str:

@@ -93,15 +93,22 @@ def _only(table: pa.Table, ordinals: np.ndarray) -> pa.Table:
     return table.filter(pc.is_in(table.column("ordinal"), pa.array(ordinals)))
 
 
-async def _assign_ordinals(engine: AsyncEngine) -> None:
-    """Give every account that has none an ordinal, in one statement (nothing per account on the hot path)."""
+async def _assign_ordinals(engine: AsyncEngine, since_ms: int | None) -> None:
+    """Give an ordinal, in one statement, to every account that could be permitted and has none.
+
+    Only accounts that accepted a policy can be permitted for anything; for an incremental batch, only those that
+    accepted since the previous one can be new, so the statement reads the acceptance index, not every account.
+    """
+    accepted = select(consent_accounts.c.account_id)
+    if since_ms is not None:
+        accepted = accepted.where(consent_accounts.c.accepted_at_ms > since_ms)
     async with engine.begin() as conn:
         await conn.execute(
             insert(subjects).from_select(
                 ["account_id"],
-                select(accounts.c.id)
-                .where(~exists().where(subjects.c.account_id == accounts.c.id))
-                .order_by(accounts.c.id),
+                accepted.where(~exists().where(subjects.c.account_id == consent_accounts.c.account_id)).order_by(
+                    consent_accounts.c.account_id
+                ),
             )
         )
 
@@ -266,7 +273,10 @@ async def export(
             if since_row is None:
                 raise ExportError(f"no batch {since_batch!r} was sent to {recipient!r}")
             since_ms = since_row.as_of_ms - LATE_COMMIT_MARGIN_MS
-        republished = since_ms is not None and (await conn.execute(policies_published_since(since_ms))).first()
+        # A policy published before the previous snapshot was read was evaluated by it: no look-back here.
+        republished = (
+            since_ms is not None and (await conn.execute(policies_published_since(since_row.as_of_ms))).first()
+        )
         held = await _held(conn, recipient)
         erasures = (
             await conn.execute(
@@ -284,7 +294,7 @@ async def export(
         raise ExportError(str(exc)) from None
     if previous is not None and at < previous.as_of_ms:
         raise ExportError(f"as-of time is before the previous batch {previous.batch_id}'s")
-    await _assign_ordinals(engine)
+    await _assign_ordinals(engine, since_ms)
 
     job = _Job(
         keys=keys,
