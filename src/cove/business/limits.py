@@ -1,0 +1,59 @@
+"""Volume limits on business sends: throughput per number, pair rate per user, a marketing cap per user.
+
+Throughput and pair rate are token buckets, so they reuse :func:`cove.safety.ratelimit.take` (already pure:
+the caller passes the bucket and the time). It counts time in float seconds; these wrappers take and give
+integer milliseconds, the relay's clock unit, and leave the bucket itself in ``take``'s own form so a stored
+bucket means the same thing everywhere. The marketing cap is "at most N in any 24 h", a sliding count that a
+refilling bucket only approximates, so it keeps the delivery times themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cove.business.window import WINDOW_MS
+from cove.safety.ratelimit import Bucket, Limit, take
+
+DEFAULT_THROUGHPUT_MPS = 80  # §3 "Throughput": 80 mps per number by default (1,000 after upgrade, 20 coexistence)
+PAIR_BURST = 45  # §3 "Pair rate": "burst ≤45 in 6 s borrows future quota"
+PAIR_SECONDS_PER_MESSAGE = 6  # §3 "Pair rate": "~1 msg / 6 s (≈600/h)"
+PAIR_LIMIT = Limit(size=PAIR_BURST, refill_per_second=1 / PAIR_SECONDS_PER_MESSAGE)
+# §3 "Per-user marketing cap": Meta's is adaptive and unpublished; Cove's documented default is 2 marketing
+# templates per user in any 24 h from all businesses together, counting only those that open a conversation
+# (sent outside a service window), as Meta's does.
+MARKETING_CAP_PER_USER = 2
+MARKETING_CAP_PERIOD_MS = WINDOW_MS
+
+
+def throughput_limit(mps: int = DEFAULT_THROUGHPUT_MPS) -> Limit:
+    """A number may send ``mps`` messages in any second, and no burst beyond one second's worth."""
+    if mps < 1:
+        raise ValueError("throughput must be at least 1 message per second")
+    return Limit(size=mps, refill_per_second=mps)
+
+
+@dataclass(frozen=True)
+class Spent:
+    bucket: Bucket  # store this if the send goes ahead
+    wait_ms: int | None  # None: allowed; otherwise ms until it would be
+
+
+def spend(bucket: Bucket | None, limit: Limit, now_ms: int) -> Spent:
+    """One permit from ``bucket`` at ``now_ms`` (a missing bucket is a full one)."""
+    after, wait = take(bucket, limit, 1.0, now_ms / 1000)
+    return Spent(after, None if wait == 0 else math.ceil(wait * 1000))
+
+
+def marketing_recent(deliveries_ms: Sequence[int], now_ms: int) -> tuple[int, ...]:
+    """The marketing deliveries to one user (from any business) that still count at ``now_ms``."""
+    return tuple(sorted(t for t in deliveries_ms if now_ms - MARKETING_CAP_PERIOD_MS < t <= now_ms))
+
+
+def marketing_wait(deliveries_ms: Sequence[int], now_ms: int) -> int | None:
+    """None if one more marketing template may reach this user now; otherwise ms until one may."""
+    recent = marketing_recent(deliveries_ms, now_ms)
+    if len(recent) < MARKETING_CAP_PER_USER:
+        return None
+    return recent[-MARKETING_CAP_PER_USER] + MARKETING_CAP_PERIOD_MS - now_ms
