@@ -66,7 +66,7 @@ READABLE_TABLES = frozenset(
         "sharing_held",
         "sharing_disclosures",
         "sharing_erasures",
-        "sharing_pick",
+        "sharing_scope",  # the export's temporary table of accounts to re-check
     }
 )
 
@@ -99,13 +99,6 @@ FIELDS: dict[DataCategory, tuple[Field, ...]] = {
     # Usage counters are rows per day, not profile fields: see usage_daily above and cove.sharing.gateway.
     DataCategory.USAGE_COUNTERS: (),
 }
-
-SOURCES = {"accounts": accounts, "devices": devices, "safety_verdicts": safety_verdicts}
-
-
-def source_column(field: Field):  # noqa: ANN201 - a SQLAlchemy column clause
-    table_name, column_name = field.source.split(".")
-    return SOURCES[table_name].c[column_name]
 
 
 def fields_for(categories: list[DataCategory]) -> list[Field]:

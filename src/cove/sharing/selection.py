@@ -46,8 +46,8 @@ accounts, devices, usage, verdicts = (
 class Selected:
     plan: PurposePlan
     permitted: np.ndarray  # ordinals in scope that the purpose permits now
-    profile: pa.Table  # ordinal, account_id, then the profile columns (phone still in clear)
-    usage: pa.Table | None  # ordinal, account_id, day, counters, updated_at_ms
+    profile: pa.Table  # ordinal, account_id, subject, then the wire's profile columns (already pseudonymised)
+    usage: pa.Table | None  # ordinal, account_id, subject, day, counters, updated_at_ms
 
 
 def unique(values: np.ndarray) -> np.ndarray:
@@ -202,28 +202,17 @@ class Reader:
         """Ordinals whose profile fields this purpose carries changed after ``since_ms``."""
         found = []
         if plan.categories & catalogue.DEVICE_READS:
-            found.append(
-                self.duck.sql(
-                    "SELECT s.ordinal FROM devices d JOIN subjects s ON s.account_id = d.account_id "
-                    "WHERE d.updated_at_ms > $since",
-                    params={"since": since_ms},
-                )
-                .to_arrow_table()
-                .column(0)
-                .to_numpy()
-            )
+            found.append(self._ordinals("devices", since_ms))
         if plan.only_banned:
-            found.append(
-                self.duck.sql(
-                    "SELECT s.ordinal FROM verdicts v JOIN subjects s ON s.account_id = v.account_id "
-                    "WHERE v.updated_at_ms > $since",
-                    params={"since": since_ms},
-                )
-                .to_arrow_table()
-                .column(0)
-                .to_numpy()
-            )
+            found.append(self._ordinals("verdicts", since_ms))
         return unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+
+    def _ordinals(self, changed_table: str, since_ms: int) -> np.ndarray:
+        query = (
+            f"SELECT s.ordinal FROM {changed_table} c JOIN subjects s ON s.account_id = c.account_id "
+            "WHERE c.updated_at_ms > $since"
+        )
+        return self.duck.sql(query, params={"since": since_ms}).to_arrow_table().column(0).to_numpy()
 
 
 def _permitted(plan: PurposePlan, version: int) -> str:

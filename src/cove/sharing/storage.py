@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
@@ -81,14 +79,4 @@ sharing_erasures = Table(
     Column("sent_batch_id", String(80), nullable=True),
     Column("acked_at_ms", BigInteger, nullable=True),
     Index("ix_sharing_erasures_pending", "recipient", "acked_at_ms"),
-)
-
-# Per-connection scratch space for the ordinals an incremental batch sends (not migrated: temporary).
-scratch = MetaData()
-sharing_pick = Table(
-    "sharing_pick",
-    scratch,
-    Column("ordinal", BigInteger, primary_key=True),
-    Column("fresh", Boolean, nullable=False),  # not held by the recipient yet: send everything
-    prefixes=["TEMPORARY"],
 )
