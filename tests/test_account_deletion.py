@@ -28,7 +28,7 @@ from helpers import texts
 from test_consent_e2e import DEFAULT, publish
 
 # Columns that name an account, and the phone-number columns.
-ACCOUNT_COLUMNS = ("account_id", "sender_account_id", "recipient_account_id")
+ACCOUNT_COLUMNS = ("account_id", "sender_account_id", "recipient_account_id", "business_id", "user_account_id")
 # What deletion keeps on purpose (cove.accounts.deletion explains why): the consent ledger; the mail the
 # deleted account sent that still waits for its recipients; other users' idempotency records of their sends
 # to it. The sharing gateway adds its erasure log here.

@@ -13,6 +13,8 @@ from cove import __version__
 from cove.accounts.directory import DeviceDirectory
 from cove.accounts.routes import router as accounts_router
 from cove.accounts.senders import make_code_sender
+from cove.business import storage as business_storage
+from cove.business.routes import router as business_router
 from cove.config import Settings
 from cove.consent import push as consent_push
 from cove.consent.ledger_storage import checkpoint_forever
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             code_secret=settings.resolved_secret_key(),
         )
         relay.account_deleted_hooks.append(record_erasure)  # erasure events travel to every recipient
+        relay.account_deleted_hooks.append(business_storage.forget_account)
         app.state.relay = relay
         relay.connect_frames.append(consent_push.on_connect)
         relay.consent_writer.start()
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(messaging_router)
     app.include_router(consent_router)
+    app.include_router(business_router)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the relay is up")
     async def health() -> dict[str, str]:

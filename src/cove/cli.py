@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cove.business.commands import business_app
 from cove.client.cli import register_client_commands, register_privacy_commands
 from cove.consent.commands import ledger_app, policy_app
 from cove.partner.cli import partner_app
@@ -55,3 +56,4 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(safety_app, name="safety")
 app.add_typer(share_app, name="share")
 app.add_typer(partner_app, name="partner")
+app.add_typer(business_app, name="business")

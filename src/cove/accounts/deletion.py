@@ -5,6 +5,9 @@ keys, the envelopes queued for them, the idempotency records of the account's se
 its consent state (terms accepted, choices per purpose, notices served) and a pending verification code
 for its number. Capabilities add their own rows through ``Relay.account_deleted_hooks``, called in the
 same transaction before it commits (the sharing gateway records an erasure event for its recipients).
+The business capability's hook deletes a business's profile, templates and what users told it, and a
+user's per-business ids, opt-ins and preferences; the user's blocks and reports stay, without the account
+id, as anonymous feedback in the business's quality record (cove.business.storage.forget_account).
 
 Kept, on purpose:
 

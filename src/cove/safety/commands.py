@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.accounts.directory import TTL_SECONDS
-from cove.config import Settings
-from cove.db import create_engine, migrate
-from cove.errors import ApiError
+from cove.operator import on_database
 from cove.safety import service
 from cove.safety.verdicts import ReasonCode
 
@@ -23,24 +17,6 @@ console = Console()
 err = Console(stderr=True)
 
 safety_app = typer.Typer(help="Bans: keep a phone number off Cove, lift the ban, list bans.", no_args_is_help=True)
-
-T = TypeVar("T")
-
-
-def _on_database(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    async def run() -> T:
-        engine = create_engine(Settings().resolved_database_url)
-        try:
-            await migrate(engine)
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except ApiError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from exc
 
 
 @safety_app.command("ban")
@@ -52,7 +28,7 @@ def ban(
 
     Running relays refuse the old tokens within 5 seconds and close open connections as quickly.
     """
-    banned = _on_database(lambda engine: service.ban(engine, phone_number, reason))
+    banned = on_database(lambda engine: service.ban(engine, phone_number, reason))
     if banned.account_id is None:
         console.print(f"banned {banned.phone_number} ({reason.value}); it has no account and cannot register one")
     else:
@@ -65,7 +41,7 @@ def ban(
 @safety_app.command("unban")
 def unban(phone_number: str = typer.Argument(..., help="The banned number")) -> None:
     """Lift a ban: the number may register again (as a new phone: its old devices stay logged out)."""
-    lifted = _on_database(lambda engine: service.unban(engine, phone_number))
+    lifted = on_database(lambda engine: service.unban(engine, phone_number))
     if lifted is None:
         err.print(f"{phone_number} is not banned")
         raise typer.Exit(1)
@@ -75,7 +51,7 @@ def unban(phone_number: str = typer.Argument(..., help="The banned number")) -> 
 @safety_app.command("list")
 def list_bans() -> None:
     """The numbers banned now, with the reason and since when."""
-    bans = _on_database(service.banned_numbers)
+    bans = on_database(service.banned_numbers)
     if not bans:
         console.print("no number is banned")
         return

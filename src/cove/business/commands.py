@@ -1,0 +1,67 @@
+"""Operator commands: `cove business verify|templates|approve|reject`."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+
+from cove.business import service
+from cove.business.keys import BusinessKeys
+from cove.business.templates import ReviewStatus
+from cove.config import Settings
+from cove.operator import on_database
+
+console = Console()
+err = Console(stderr=True)
+
+business_app = typer.Typer(help="Business messaging: verify businesses, review their templates.", no_args_is_help=True)
+
+
+@business_app.command("verify")
+def verify(phone_number: str = typer.Argument(..., help="The business's number, e.g. +14155550123")) -> None:
+    """Verify a business: its profile shows the verified badge (until it changes its display name)."""
+    row = on_database(lambda engine: service.verify(engine, phone_number))
+    console.print(f"verified {row.display_name!r} (account {row.account_id})")
+
+
+@business_app.command("templates")
+def templates(
+    status: ReviewStatus = typer.Option(None, help="Only templates in this status, e.g. PENDING"),
+) -> None:
+    """Templates of every business, oldest first: id, status, version, business, name, lint warnings."""
+    listed = on_database(lambda engine: service.list_templates(engine, status))
+    if not listed:
+        console.print("no template" + (f" is {status.value}" if status else ""))
+        return
+    # One line per template, not a table: the ids must survive narrow terminals whole, to be copied.
+    for item in listed:
+        r = item.row
+        warnings = ", ".join(f["code"] for f in json.loads(r.findings)) or "none"
+        business = item.business_name or r.business_id
+        typer.echo(
+            f"{r.template_id}  {r.status:<8}  v{r.version}  {business!r}  {r.name} ({r.language}, {r.category})"
+            f"  warnings: {warnings}"
+        )
+
+
+@business_app.command("approve")
+def approve(template_id: str = typer.Argument(..., help="The template's id (`cove business templates`)")) -> None:
+    """Approve a pending template: a new version, signed with the server's key for clients to verify."""
+    keys = BusinessKeys.load_or_create(Settings().data_dir)
+    row = on_database(lambda engine: service.approve(engine, keys, template_id))
+    console.print(f"approved {row.name} ({row.language}) version {row.version}, template {row.template_id}")
+
+
+@business_app.command("reject")
+def reject(
+    template_id: str = typer.Argument(..., help="The template's id"),
+    reason: str = typer.Option(..., help="Why: shown to the business"),
+) -> None:
+    """Reject a pending template, saying why."""
+    if not reason.strip():
+        err.print("[red]error:[/red] give a reason")
+        raise typer.Exit(2)
+    row = on_database(lambda engine: service.reject(engine, template_id, reason.strip()))
+    console.print(f"rejected {row.name} ({row.language}): {row.rejected_reason}")

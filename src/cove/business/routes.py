@@ -1,0 +1,345 @@
+"""HTTP routes of the business capability: profiles, templates and their review, and users' controls.
+
+Errors are the relay's ``{"error": {...}}`` shape; the Cloud-API shapes belong to the business gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from cove.accounts.auth import current_device
+from cove.accounts.storage import DeviceRecord
+from cove.business import service
+from cove.business.keys import BusinessKeys
+from cove.business.optin import BlockReason, Category, OptInSource
+from cove.context import Relay, get_relay
+from cove.errors import error_responses
+
+router = APIRouter(tags=["business"])
+
+Vertical = Literal[
+    "OTHER", "AUTO", "BEAUTY", "APPAREL", "EDU", "ENTERTAIN", "EVENT_PLAN", "FINANCE", "GROCERY", "GOVT", "HOTEL",
+    "HEALTH", "NONPROFIT", "PROF_SERVICES", "RETAIL", "TRAVEL", "RESTAURANT",
+]  # fmt: skip
+
+
+class Profile(BaseModel):
+    """The business profile (business-platform.md §2: about 1-139 characters, at most two websites)."""
+
+    display_name: str = Field(min_length=3, max_length=128)
+    about: str | None = Field(None, min_length=1, max_length=139)
+    description: str | None = Field(None, max_length=512)
+    address: str | None = Field(None, max_length=256)
+    email: str | None = Field(None, max_length=128, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    websites: list[str] = Field(
+        default_factory=list, max_length=2, json_schema_extra={"items": {"pattern": "^https?://"}}
+    )
+    vertical: Vertical | None = None
+
+
+class ProfileView(Profile):
+    business_id: str
+    verified: bool = Field(description="The operator verified this business and its display name")
+
+
+class TemplateView(BaseModel):
+    template_id: str
+    name: str
+    language: str
+    category: str
+    status: str
+    reason: str | None = Field(description="Why it was rejected")
+    version: int = Field(description="0 until approved; each approval makes a new version")
+    warnings: list[dict[str, str]] = Field(description="Lint warnings: they do not block approval")
+
+
+class TemplateKey(BaseModel):
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    key_id: str
+    public_key: str = Field(description="The raw 32-byte public key, base64")
+
+
+class ApprovedView(BaseModel):
+    template_id: str
+    version: int
+    payload: str = Field(description="The exact signed bytes (canonical JSON of the approved template), base64")
+    signature: str = Field(description="Ed25519 over the payload, base64")
+    key_id: str
+
+
+class OptInBody(BaseModel):
+    categories: list[Category] = Field(min_length=1)
+    source: OptInSource
+
+
+class BlockBody(BaseModel):
+    reason: BlockReason
+
+
+class ReportBody(BaseModel):
+    reason: BlockReason = BlockReason.SPAM
+    block: bool = Field(False, description="Block the business too (Report and block)")
+
+
+class ConsentView(BaseModel):
+    user_id: str = Field(description="My id as this business sees it")
+    opt_ins: list[dict[str, Any]]
+    promotions_stopped: bool
+    blocked: bool
+    block_reason: str | None
+    sendable_categories: list[str] = Field(description="What the business may send me outside a conversation")
+
+
+class Customer(BaseModel):
+    user_id: str
+    opt_ins: list[str]
+    promotions_stopped: bool
+
+
+def _keys(relay: Relay) -> BusinessKeys:
+    return BusinessKeys.load_or_create(relay.settings.data_dir)
+
+
+# The business's side -----------------------------------------------------------------------------------------
+
+
+@router.put(
+    "/v1/business/profile",
+    response_model=ProfileView,
+    responses=error_responses(400, 401),
+    summary="Create or update my business profile; the account becomes a business",
+    description="Changing the display name of a verified business removes the badge until the operator "
+    "verifies it again.",
+)
+async def put_profile(
+    body: Profile, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await service.put_profile(relay.engine, device.account_id, body.model_dump())
+
+
+@router.post(
+    "/v1/business/templates",
+    status_code=201,
+    response_model=TemplateView,
+    responses=error_responses(400, 401, 403, 409),
+    summary="Submit a template (a Cloud API creation body) for review",
+    description="400 `invalid_template` with `problems` (path, code, message) when it cannot be parsed; 400 "
+    "`template_lint_errors` with `findings` when a lint error would block approval. Otherwise it is stored "
+    "PENDING with its lint warnings. Submitting the same name and language again edits it and sends it back "
+    "to review; 409 for a disabled one.",
+)
+async def submit_template(
+    body: dict[str, Any] = Body(..., examples=[{"name": "order_ready", "language": "en", "category": "UTILITY"}]),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> Any:
+    view, new = await service.submit_template(relay.engine, device.account_id, body)
+    return (
+        view
+        if new
+        else Response(TemplateView(**view).model_dump_json(), status_code=200, media_type="application/json")
+    )
+
+
+@router.get(
+    "/v1/business/templates",
+    response_model=list[TemplateView],
+    responses=error_responses(401),
+    summary="My templates, with their review status, reason and version",
+)
+async def own_templates(
+    device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> list[dict[str, Any]]:
+    return await service.own_templates(relay.engine, device.account_id)
+
+
+@router.delete(
+    "/v1/business/templates/{name}",
+    status_code=204,
+    responses=error_responses(401, 404),
+    summary="Delete a template in every language, or in one with ?language=",
+)
+async def delete_template(
+    name: str,
+    language: str | None = Query(None, max_length=16),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> Response:
+    await service.delete_templates(relay.engine, device.account_id, name, language)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/business/customers",
+    response_model=list[Customer],
+    responses=error_responses(401),
+    summary="The users who opted in to my messages, by their per-business id, with categories",
+)
+async def customers(
+    device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> list[dict[str, Any]]:
+    return await service.customers(relay.engine, device.account_id)
+
+
+# Anyone's side ---------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/business/template-key",
+    response_model=TemplateKey,
+    responses=error_responses(500),
+    summary="The server's public key that signs approved templates",
+)
+async def template_key(relay: Relay = Depends(get_relay)) -> TemplateKey:
+    keys = _keys(relay)
+    return TemplateKey(key_id=keys.key_id, public_key=keys.public_key_b64)
+
+
+@router.get(
+    "/v1/business/templates/{template_id}/approved",
+    response_model=ApprovedView,
+    responses=error_responses(401, 404),
+    summary="An approved template as signed by the server, for the client to verify and render",
+    description="404 `template_not_approved` unless it is approved (or paused: messages already sent with it "
+    "must still render).",
+)
+async def approved_template(
+    template_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> ApprovedView:
+    row, payload = await service.approved(relay.engine, template_id)
+    return ApprovedView(
+        template_id=row.template_id,
+        version=row.version,
+        payload=base64.b64encode(payload).decode(),
+        signature=row.signature,
+        key_id=_keys(relay).key_id,
+    )
+
+
+@router.get(
+    "/v1/business/{business_id}/profile",
+    response_model=ProfileView,
+    responses=error_responses(401, 404),
+    summary="A business's public profile, with its verified badge",
+)
+async def public_profile(
+    business_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await service.public_profile(relay.engine, business_id)
+
+
+# The user's controls -------------------------------------------------------------------------------------------
+
+
+async def _change(relay: Relay, business_id: str, device: DeviceRecord, change: Any, **kw: Any) -> dict[str, Any]:
+    return await service.change_consent(relay.engine, _keys(relay), business_id, device.account_id, change, **kw)
+
+
+@router.get(
+    "/v1/business/{business_id}/preferences",
+    response_model=ConsentView,
+    responses=error_responses(401, 404),
+    summary="What I told this business: opt-ins, promotions, block; and what it may send me",
+)
+async def my_preferences(
+    business_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await service.my_consent(relay.engine, _keys(relay), business_id, device.account_id)
+
+
+@router.put(
+    "/v1/business/{business_id}/opt-in",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Opt in to this business's messages of these categories, saying where I agreed",
+)
+async def opt_in(
+    business_id: str, body: OptInBody, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await _change(relay, business_id, device, service.grant(body.categories, body.source))
+
+
+@router.delete(
+    "/v1/business/{business_id}/opt-in",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Withdraw my opt-in: every category, or those given with ?category=",
+)
+async def withdraw(
+    business_id: str,
+    category: list[Category] | None = Query(None),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> dict[str, Any]:
+    return await _change(relay, business_id, device, service.withdraw(category or list(Category)))
+
+
+@router.post(
+    "/v1/business/{business_id}/stop-promotions",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Stop marketing messages from this business (utility and replies still come)",
+)
+async def stop_promotions(
+    business_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await _change(relay, business_id, device, service.stop_promotions)
+
+
+@router.post(
+    "/v1/business/{business_id}/resume-promotions",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Resume marketing messages from this business",
+)
+async def resume_promotions(
+    business_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await _change(relay, business_id, device, service.resume_promotions)
+
+
+@router.post(
+    "/v1/business/{business_id}/block",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Block this business, saying why; the reason counts in its quality rating",
+)
+async def block(
+    business_id: str, body: BlockBody, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    feedback = [("block", body.reason)]
+    return await _change(relay, business_id, device, service.block(body.reason), feedback=feedback)
+
+
+@router.delete(
+    "/v1/business/{business_id}/block",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Unblock this business",
+)
+async def unblock(
+    business_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await _change(relay, business_id, device, service.unblock)
+
+
+@router.post(
+    "/v1/business/{business_id}/report",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Report this business (and block it with block=true)",
+)
+async def report(
+    business_id: str,
+    body: ReportBody,
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> dict[str, Any]:
+    if body.block:  # Report and block: both count in the quality rating
+        feedback = [("report", body.reason), ("block", body.reason)]
+        return await _change(relay, business_id, device, service.block(body.reason), feedback=feedback)
+    return await _change(relay, business_id, device, lambda consent, _: consent, feedback=[("report", body.reason)])

@@ -1,0 +1,426 @@
+"""Business accounts and templates on the relay: the operations the routes and the operator commands run.
+
+Every rule lives in the pure modules (cove.business.templates, cove.business.optin); this module loads, applies
+them and stores the result, answering with :class:`ApiError`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cove.accounts import storage as account_storage
+from cove.accounts.phone import normalise
+from cove.business import optin
+from cove.business.keys import BusinessKeys
+from cove.business.optin import Actor, BlockReason, Category, OptInSource, PairConsent
+from cove.business.storage import (
+    business_accounts,
+    business_by_id,
+    business_feedback,
+    business_optins,
+    business_preferences,
+    business_templates,
+    business_user_ids,
+    load_consent,
+    store_consent,
+)
+from cove.business.templates import (
+    Approve,
+    Finding,
+    IllegalTransition,
+    Reject,
+    ReviewState,
+    ReviewStatus,
+    Submit,
+    Template,
+    TemplateError,
+    approved_payload,
+    blocks_approval,
+    canonical_json,
+    lint,
+    parse_template,
+    sign_approved,
+    transition,
+)
+from cove.clock import now_ms
+from cove.errors import ApiError
+
+UNVERIFIED, VERIFIED = "unverified", "verified"
+#: Statuses whose signed text a client may still fetch: messages sent before a pause must still render.
+SERVED_STATUSES = (ReviewStatus.APPROVED, ReviewStatus.PAUSED)
+
+
+def _problems(problems: Iterable[Any]) -> list[dict[str, str]]:
+    return [{"path": p.path, "code": p.code, "message": p.message} for p in problems]
+
+
+# Profiles ----------------------------------------------------------------------------------------------------
+
+
+async def put_profile(engine: AsyncEngine, account_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """Create or update the business profile, marking the account as a business. A new display name takes the
+    verified badge away until the operator verifies the business again: the badge vouches for a name."""
+    now = now_ms()
+    values = {**profile, "websites": json.dumps(profile.get("websites") or []), "updated_at_ms": now}
+    async with engine.begin() as conn:
+        current = await business_by_id(conn, account_id)
+        if current is None:
+            await conn.execute(
+                insert(business_accounts).values(
+                    account_id=account_id, verification=UNVERIFIED, created_at_ms=now, **values
+                )
+            )
+        else:
+            if current.display_name != profile["display_name"]:
+                values |= {"verification": UNVERIFIED, "verified_at_ms": None}
+            t = business_accounts
+            await conn.execute(update(t).where(t.c.account_id == account_id).values(**values))
+        return profile_view(await business_by_id(conn, account_id))
+
+
+def profile_view(row: Any) -> dict[str, Any]:
+    return {
+        "business_id": row.account_id,
+        "display_name": row.display_name,
+        "about": row.about,
+        "description": row.description,
+        "address": row.address,
+        "email": row.email,
+        "websites": json.loads(row.websites),
+        "vertical": row.vertical,
+        "verified": row.verification == VERIFIED,
+    }
+
+
+async def _business(conn: AsyncConnection, business_id: str) -> Any:
+    row = await business_by_id(conn, business_id)
+    if row is None:
+        raise ApiError(404, "unknown_business", "no business has this account id")
+    return row
+
+
+async def public_profile(engine: AsyncEngine, business_id: str) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        return profile_view(await _business(conn, business_id))
+
+
+async def verify(engine: AsyncEngine, raw_phone: str) -> Any:
+    """The operator's `cove business verify PHONE`: the badge. Returns the business row."""
+    phone = normalise(raw_phone)
+    async with engine.begin() as conn:
+        account = await account_storage.account_by_phone(conn, phone)
+        if account is None:
+            raise ApiError(404, "unknown_account", f"no account has the number {phone}")
+        row = await business_by_id(conn, account.id)
+        if row is None:
+            raise ApiError(409, "not_a_business", f"{phone} has no business profile (PUT /v1/business/profile)")
+        t = business_accounts
+        now = now_ms()
+        await conn.execute(
+            update(t).where(t.c.account_id == account.id).values(verification=VERIFIED, verified_at_ms=now)
+        )
+        return await business_by_id(conn, account.id)
+
+
+# Templates -----------------------------------------------------------------------------------------------------
+
+
+def _template_view(row: Any) -> dict[str, Any]:
+    return {
+        "template_id": row.template_id,
+        "name": row.name,
+        "language": row.language,
+        "category": row.category,
+        "status": row.status,
+        "reason": row.rejected_reason,
+        "version": row.version,
+        "warnings": json.loads(row.findings),
+    }
+
+
+def _review_state(row: Any) -> ReviewState:
+    return ReviewState(status=ReviewStatus(row.status), reason=row.rejected_reason)
+
+
+async def submit_template(engine: AsyncEngine, business_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Parse and lint a Cloud API creation body; store it PENDING (new, or an edit of the same name and
+    language). Returns the template's view and whether it is new."""
+    try:
+        template = parse_template(body)
+    except TemplateError as exc:
+        raise ApiError(400, "invalid_template", str(exc), problems=_problems(exc.problems)) from exc
+    findings = lint(template)
+    if blocks_approval(findings):
+        raise ApiError(
+            400,
+            "template_lint_errors",
+            "; ".join(f"{f.path}: {f.message} [{f.code}]" for f in findings if f.severity == "error"),
+            findings=[f.to_dict() for f in findings],
+        )
+    now = now_ms()
+    t = business_templates
+    values = {
+        "category": template.category.value,
+        "body": canonical_json(template.model_dump(mode="json", exclude_none=True)).decode(),
+        "parameter_format": template.parameter_format.value,
+        "status": ReviewStatus.PENDING.value,
+        "rejected_reason": None,
+        "findings": json.dumps([f.to_dict() for f in findings]),
+        "signature": None,
+        "updated_at_ms": now,
+    }
+    async with engine.begin() as conn:
+        if await business_by_id(conn, business_id) is None:
+            raise ApiError(403, "not_a_business", "create the business profile first (PUT /v1/business/profile)")
+        where = (t.c.business_id == business_id, t.c.name == template.name, t.c.language == template.language)
+        current = (await conn.execute(select(t).where(*where))).first()
+        if current is None:
+            template_id = str(uuid.uuid4())
+            await conn.execute(
+                insert(t).values(
+                    template_id=template_id,
+                    business_id=business_id,
+                    name=template.name,
+                    language=template.language,
+                    version=0,
+                    created_at_ms=now,
+                    **values,
+                )
+            )
+        else:
+            template_id = current.template_id
+            state = _review_state(current)
+            if state.status is not ReviewStatus.PENDING:  # an edit of a pending template needs no move
+                _move(state, Submit())
+            await conn.execute(update(t).where(t.c.template_id == template_id).values(**values))
+        row = (await conn.execute(select(t).where(t.c.template_id == template_id))).one()
+    return _template_view(row), current is None
+
+
+def _move(state: ReviewState, event: Any) -> ReviewState:
+    try:
+        return transition(state, event)
+    except IllegalTransition as exc:
+        raise ApiError(409, "illegal_transition", str(exc), status=exc.status.value) from exc
+
+
+async def own_templates(engine: AsyncEngine, business_id: str) -> list[dict[str, Any]]:
+    t = business_templates
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(select(t).where(t.c.business_id == business_id).order_by(t.c.name, t.c.language))
+        ).all()
+    return [_template_view(r) for r in rows]
+
+
+async def delete_templates(engine: AsyncEngine, business_id: str, name: str, language: str | None) -> int:
+    t = business_templates
+    where = [t.c.business_id == business_id, t.c.name == name]
+    if language is not None:
+        where.append(t.c.language == language)
+    async with engine.begin() as conn:
+        deleted = (await conn.execute(delete(t).where(*where))).rowcount
+    if not deleted:
+        raise ApiError(404, "unknown_template", f"no template {name!r}" + (f" in {language}" if language else ""))
+    return deleted
+
+
+async def approved(engine: AsyncEngine, template_id: str) -> tuple[Any, bytes]:
+    """The signed approved payload of a template, as the client verifies it."""
+    t = business_templates
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(t).where(t.c.template_id == template_id))).first()
+    if row is None or row.status not in SERVED_STATUSES or row.signature is None:
+        raise ApiError(404, "template_not_approved", "no approved template has this id")
+    return row, _payload(row)
+
+
+def _payload(row: Any) -> bytes:
+    template = Template.model_validate_json(row.body)
+    return approved_payload(template, row.template_id, row.version, business_id=row.business_id)
+
+
+@dataclass(frozen=True)
+class Listed:
+    row: Any
+    business_name: str | None
+
+
+async def list_templates(engine: AsyncEngine, status: ReviewStatus | None) -> list[Listed]:
+    t, b = business_templates, business_accounts
+    query = select(t, b.c.display_name).outerjoin(b, b.c.account_id == t.c.business_id).order_by(t.c.created_at_ms)
+    if status is not None:
+        query = query.where(t.c.status == status.value)
+    async with engine.connect() as conn:
+        return [Listed(r, r.display_name) for r in (await conn.execute(query)).all()]
+
+
+async def _review(engine: AsyncEngine, template_id: str, apply: Callable[[AsyncConnection, Any], Any]) -> Any:
+    t = business_templates
+    async with engine.begin() as conn:
+        row = (await conn.execute(select(t).where(t.c.template_id == template_id))).first()
+        if row is None:
+            raise ApiError(404, "unknown_template", f"no template has the id {template_id}")
+        values = apply(conn, row)
+        changed = await conn.execute(
+            update(t)
+            .where(t.c.template_id == template_id, t.c.status == row.status, t.c.version == row.version)
+            .values(updated_at_ms=now_ms(), **values)
+        )
+        if changed.rowcount != 1:
+            raise ApiError(409, "concurrent_change", "the template changed meanwhile; look again")
+        return (await conn.execute(select(t).where(t.c.template_id == template_id))).one()
+
+
+async def approve(engine: AsyncEngine, keys: BusinessKeys, template_id: str) -> Any:
+    """PENDING -> APPROVED: bump the version and sign exactly what clients will verify."""
+
+    def apply(_: AsyncConnection, row: Any) -> dict[str, Any]:
+        state = _move(_review_state(row), Approve())
+        template = Template.model_validate_json(row.body)
+        errors: list[Finding] = [f for f in lint(template) if f.severity == "error"]
+        if errors:  # the rules may have grown since it was submitted
+            raise ApiError(409, "template_lint_errors", "; ".join(f"{f.path}: {f.message}" for f in errors))
+        version = row.version + 1
+        payload = approved_payload(template, row.template_id, version, business_id=row.business_id)
+        return {"status": state.status.value, "version": version, "signature": sign_approved(keys.signing_key, payload)}
+
+    return await _review(engine, template_id, apply)
+
+
+async def reject(engine: AsyncEngine, template_id: str, reason: str) -> Any:
+    def apply(_: AsyncConnection, row: Any) -> dict[str, Any]:
+        state = _move(_review_state(row), Reject(reason=reason))
+        return {"status": state.status.value, "rejected_reason": state.reason, "signature": None}
+
+    return await _review(engine, template_id, apply)
+
+
+# What users tell businesses --------------------------------------------------------------------------------------
+
+
+async def user_id_for(conn: AsyncConnection, keys: BusinessKeys, business_id: str, user_id: str) -> str:
+    """The user's per-business id, recorded the first time the pair meets."""
+    u = business_user_ids
+    where = (u.c.business_id == business_id, u.c.user_account_id == user_id)
+    found = (await conn.execute(select(u.c.bsuid).where(*where))).scalar()
+    if found is None:
+        found = keys.bsuid(business_id, user_id)
+        await conn.execute(
+            insert(u).values(business_id=business_id, user_account_id=user_id, bsuid=found, created_at_ms=now_ms())
+        )
+    return found
+
+
+def consent_view(consent: PairConsent, bsuid: str) -> dict[str, Any]:
+    return {
+        "user_id": bsuid,
+        "opt_ins": [
+            {"category": c.value, "source": o.source.value, "at": o.at_ms}
+            for c, o in sorted(consent.opt_ins.items())
+            if o.active
+        ],
+        "promotions_stopped": consent.promotions_stopped_at_ms is not None,
+        "blocked": consent.block is not None,
+        "block_reason": consent.block.reason.value if consent.block else None,
+        # Outside a conversation window: what this business may send now ("why am I getting this").
+        "sendable_categories": sorted(c.value for c in optin.sendable(consent, in_window=False)),
+    }
+
+
+async def change_consent(
+    engine: AsyncEngine,
+    keys: BusinessKeys,
+    business_id: str,
+    user_id: str,
+    change: Callable[[PairConsent, int], PairConsent],
+    feedback: Iterable[tuple[str, BlockReason]] = (),
+) -> dict[str, Any]:
+    """Apply one of the user's switches with the pure rules, store the difference, return the new state."""
+    now = now_ms()
+    async with engine.begin() as conn:
+        await _business(conn, business_id)
+        if business_id == user_id:
+            raise ApiError(400, "own_business", "this is your own business")
+        bsuid = await user_id_for(conn, keys, business_id, user_id)
+        before = await load_consent(conn, business_id, user_id)
+        after = change(before, now)
+        await store_consent(conn, business_id, user_id, before, after, now)
+        for kind, reason in feedback:
+            await conn.execute(
+                insert(business_feedback).values(
+                    business_id=business_id, user_account_id=user_id, kind=kind, reason=reason.value, at_ms=now
+                )
+            )
+    return consent_view(after, bsuid)
+
+
+async def my_consent(engine: AsyncEngine, keys: BusinessKeys, business_id: str, user_id: str) -> dict[str, Any]:
+    """The user's own view; reading it records nothing, so looking at a business does not tell it anything."""
+    async with engine.connect() as conn:
+        await _business(conn, business_id)
+        consent = await load_consent(conn, business_id, user_id)
+    return consent_view(consent, keys.bsuid(business_id, user_id))
+
+
+def grant(categories: list[Category], source: OptInSource) -> Callable[[PairConsent, int], PairConsent]:
+    def change(consent: PairConsent, now: int) -> PairConsent:
+        for category in categories:
+            consent = optin.grant(consent, category, source, now)
+        return consent
+
+    return change
+
+
+def withdraw(categories: list[Category]) -> Callable[[PairConsent, int], PairConsent]:
+    def change(consent: PairConsent, now: int) -> PairConsent:
+        for category in categories:
+            consent = optin.withdraw(consent, category, now)
+        return consent
+
+    return change
+
+
+def stop_promotions(consent: PairConsent, now: int) -> PairConsent:
+    return optin.stop_promotions(consent, Actor.USER, now)
+
+
+def resume_promotions(consent: PairConsent, _: int) -> PairConsent:
+    return optin.resume_promotions(consent, Actor.USER)
+
+
+def block(reason: BlockReason) -> Callable[[PairConsent, int], PairConsent]:
+    return lambda consent, now: optin.block(consent, Actor.USER, reason, now)
+
+
+def unblock(consent: PairConsent, _: int) -> PairConsent:
+    return optin.unblock(consent, Actor.USER)
+
+
+async def customers(engine: AsyncEngine, business_id: str) -> list[dict[str, Any]]:
+    """The business's view: the per-business ids of the users with an active opt-in, their categories and
+    promotion switch; never a number or an account id, nor who blocked it (blocked users are left out)."""
+    u, o, p = business_user_ids, business_optins, business_preferences
+    query = (
+        select(u.c.bsuid, o.c.category, p.c.promotions_stopped_at_ms)
+        .join(o, (o.c.business_id == u.c.business_id) & (o.c.user_account_id == u.c.user_account_id))
+        .outerjoin(p, (p.c.business_id == u.c.business_id) & (p.c.user_account_id == u.c.user_account_id))
+        .where(u.c.business_id == business_id, o.c.withdrawn_at_ms.is_(None), p.c.blocked_at_ms.is_(None))
+        .order_by(u.c.bsuid, o.c.category)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    found: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = found.setdefault(
+            r.bsuid, {"user_id": r.bsuid, "opt_ins": [], "promotions_stopped": r.promotions_stopped_at_ms is not None}
+        )
+        entry["opt_ins"].append(r.category)
+    return list(found.values())

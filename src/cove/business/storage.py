@@ -1,0 +1,181 @@
+"""Business tables: profiles, per-business user ids, templates, and what each user told each business.
+
+The opt-in, preference and feedback rows are what the quality rating and the send decision read (next slice);
+:func:`load_consent` and :func:`store_consent` turn them into and from the pure :class:`PairConsent`.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cove.business.optin import Block, BlockReason, Category, OptIn, OptInSource, PairConsent
+from cove.db import metadata
+
+business_accounts = Table(
+    "business_accounts",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("display_name", String(128), nullable=False),
+    Column("about", String(139), nullable=True),
+    Column("description", String(512), nullable=True),
+    Column("address", String(256), nullable=True),
+    Column("email", String(128), nullable=True),
+    Column("websites", Text, nullable=False),  # a JSON list, at most two
+    Column("vertical", String(20), nullable=True),
+    Column("verification", String(12), nullable=False),  # 'unverified' | 'verified'
+    Column("verified_at_ms", BigInteger, nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+business_user_ids = Table(
+    "business_user_ids",
+    metadata,
+    Column("business_id", String(36), primary_key=True),
+    Column("user_account_id", String(36), primary_key=True),
+    Column("bsuid", String(64), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    UniqueConstraint("business_id", "bsuid", name="uq_business_user_ids_bsuid"),
+    Index("ix_business_user_ids_user", "user_account_id"),
+)
+
+business_templates = Table(
+    "business_templates",
+    metadata,
+    Column("template_id", String(36), primary_key=True),
+    Column("business_id", String(36), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("category", String(20), nullable=False),
+    Column("body", Text, nullable=False),  # the parsed template as canonical JSON
+    Column("parameter_format", String(12), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("rejected_reason", Text, nullable=True),
+    Column("findings", Text, nullable=False),  # lint warnings, a JSON list
+    Column("version", Integer, nullable=False),  # 0 until first approved; each approval bumps it
+    Column("signature", String(100), nullable=True),  # over the approved payload of `version`; NULL unless approved
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    UniqueConstraint("business_id", "name", "language", name="uq_business_templates_name_language"),
+    Index("ix_business_templates_status", "status"),
+)
+
+business_optins = Table(
+    "business_optins",
+    metadata,
+    Column("business_id", String(36), primary_key=True),
+    Column("user_account_id", String(36), primary_key=True),
+    Column("category", String(20), primary_key=True),
+    Column("source", String(20), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("withdrawn_at_ms", BigInteger, nullable=True),
+    Index("ix_business_optins_user", "user_account_id"),
+)
+
+business_preferences = Table(
+    "business_preferences",
+    metadata,
+    Column("business_id", String(36), primary_key=True),
+    Column("user_account_id", String(36), primary_key=True),
+    Column("promotions_stopped_at_ms", BigInteger, nullable=True),
+    Column("block_reason", String(20), nullable=True),
+    Column("blocked_at_ms", BigInteger, nullable=True),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Index("ix_business_preferences_user", "user_account_id"),
+)
+
+business_feedback = Table(
+    "business_feedback",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("business_id", String(36), nullable=False),
+    # NULL once the user deleted their account: the block still counts against the business, anonymously.
+    Column("user_account_id", String(36), nullable=True),
+    Column("kind", String(12), nullable=False),  # 'block' | 'report'
+    Column("reason", String(20), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("ix_business_feedback_business", "business_id", "at_ms"),
+    Index("ix_business_feedback_user", "user_account_id"),
+    sqlite_autoincrement=True,
+)
+
+_PAIR_TABLES = (business_user_ids, business_optins, business_preferences)
+
+
+async def business_by_id(conn: AsyncConnection, account_id: str):  # noqa: ANN201 - a Row
+    return (await conn.execute(select(business_accounts).where(business_accounts.c.account_id == account_id))).first()
+
+
+async def load_consent(conn: AsyncConnection, business_id: str, user_id: str) -> PairConsent:
+    t, p = business_optins, business_preferences
+    rows = (await conn.execute(select(t).where(t.c.business_id == business_id, t.c.user_account_id == user_id))).all()
+    opt_ins = {
+        Category(r.category): OptIn(Category(r.category), OptInSource(r.source), r.at_ms, r.withdrawn_at_ms)
+        for r in rows
+    }
+    pref = (await conn.execute(select(p).where(p.c.business_id == business_id, p.c.user_account_id == user_id))).first()
+    blocked = None
+    if pref is not None and pref.blocked_at_ms is not None:
+        blocked = Block(BlockReason(pref.block_reason), pref.blocked_at_ms)
+    return PairConsent(
+        opt_ins=MappingProxyType(opt_ins),
+        promotions_stopped_at_ms=pref.promotions_stopped_at_ms if pref is not None else None,
+        block=blocked,
+    )
+
+
+async def store_consent(
+    conn: AsyncConnection, business_id: str, user_id: str, before: PairConsent, after: PairConsent, now: int
+) -> None:
+    """Write what changed between ``before`` (as loaded in this transaction) and ``after``."""
+    t, p = business_optins, business_preferences
+    pair = {"business_id": business_id, "user_account_id": user_id}
+    for category, record in after.opt_ins.items():
+        if before.opt_ins.get(category) == record:
+            continue
+        values = {"source": record.source.value, "at_ms": record.at_ms, "withdrawn_at_ms": record.withdrawn_at_ms}
+        if category in before.opt_ins:
+            where = (t.c.business_id == business_id, t.c.user_account_id == user_id, t.c.category == category.value)
+            await conn.execute(update(t).where(*where).values(**values))
+        else:
+            await conn.execute(insert(t).values(**pair, category=category.value, **values))
+    if (before.promotions_stopped_at_ms, before.block) == (after.promotions_stopped_at_ms, after.block):
+        return
+    values = {
+        "promotions_stopped_at_ms": after.promotions_stopped_at_ms,
+        "block_reason": after.block.reason.value if after.block else None,
+        "blocked_at_ms": after.block.at_ms if after.block else None,
+        "updated_at_ms": now,
+    }
+    where = (p.c.business_id == business_id, p.c.user_account_id == user_id)
+    if (await conn.execute(update(p).where(*where).values(**values))).rowcount == 0:
+        await conn.execute(insert(p).values(**pair, **values))
+
+
+async def forget_account(conn: AsyncConnection, account_id: str, _at_ms: int) -> None:
+    """The account-deletion hook: a deleted business takes its profile, templates and everything users told it
+    with it; a deleted user takes their per-business ids, opt-ins and preferences, and their blocks and reports
+    stay as anonymous feedback (so leaving Cove does not clean a spammer's quality record)."""
+    for table in (*_PAIR_TABLES, business_feedback, business_templates):
+        await conn.execute(delete(table).where(table.c.business_id == account_id))
+    await conn.execute(delete(business_accounts).where(business_accounts.c.account_id == account_id))
+    for table in _PAIR_TABLES:
+        await conn.execute(delete(table).where(table.c.user_account_id == account_id))
+    f = business_feedback
+    await conn.execute(update(f).where(f.c.user_account_id == account_id).values(user_account_id=None))
