@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.accounts.codes import PendingCode
+from cove.business.storage import business_accounts
 from cove.clock import to_datetime, to_ms
 from cove.db import metadata
 
@@ -83,6 +84,9 @@ class DeviceRecord:
     registration_id: int
     identity_curve25519: str
     identity_ed25519: str
+    # The account has a business profile: its sends go through the business rules, and users' messages to it
+    # open its service window. Loaded with the device (one outer join), so plain sends pay no extra query.
+    business: bool = False
 
 
 async def load_code(conn: AsyncConnection, phone_number: str) -> PendingCode | None:
@@ -149,6 +153,11 @@ async def account_by_id(conn: AsyncConnection, account_id: str):  # noqa: ANN201
     return (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
 
 
+_B = business_accounts
+_DEVICES_AND_BUSINESS = devices.outerjoin(_B, _B.c.account_id == devices.c.account_id)
+_IS_BUSINESS = _B.c.account_id.isnot(None).label("business")
+
+
 async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecord]:
     rows = await conn.execute(
         select(
@@ -157,7 +166,9 @@ async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecor
             devices.c.registration_id,
             devices.c.identity_curve25519,
             devices.c.identity_ed25519,
+            _IS_BUSINESS,
         )
+        .select_from(_DEVICES_AND_BUSINESS)
         .where(devices.c.account_id == account_id)
         .order_by(devices.c.device_id)
     )
@@ -173,7 +184,10 @@ async def device_by_token_hash(conn: AsyncConnection, token_hash: str) -> Device
                 devices.c.registration_id,
                 devices.c.identity_curve25519,
                 devices.c.identity_ed25519,
-            ).where(devices.c.token_hash == token_hash)
+                _IS_BUSINESS,
+            )
+            .select_from(_DEVICES_AND_BUSINESS)
+            .where(devices.c.token_hash == token_hash)
         )
     ).first()
     return DeviceRecord(*row) if row else None

@@ -118,7 +118,11 @@ def _keys(relay: Relay) -> BusinessKeys:
 async def put_profile(
     body: Profile, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> dict[str, Any]:
-    return await service.put_profile(relay.engine, device.account_id, body.model_dump())
+    profile = await service.put_profile(relay.engine, device.account_id, body.model_dump())
+    # Its devices are cached with a "business" flag (the send path reads it); other relay processes see the
+    # change within the directory's TTL.
+    relay.directory.forget(device.account_id)
+    return profile
 
 
 @router.post(

@@ -115,7 +115,28 @@ business_feedback = Table(
     sqlite_autoincrement=True,
 )
 
-_PAIR_TABLES = (business_user_ids, business_optins, business_preferences)
+# The send path's own state (cove.business.sending): when each user last wrote to each business (the 24 h
+# service window), and when the business last reached each user outside a window (its tier usage).
+business_windows = Table(
+    "business_windows",
+    metadata,
+    Column("business_id", String(36), primary_key=True),
+    Column("user_account_id", String(36), primary_key=True),
+    Column("last_user_message_ms", BigInteger, nullable=False),
+    Index("ix_business_windows_user", "user_account_id"),
+)
+
+business_reach = Table(
+    "business_reach",
+    metadata,
+    Column("business_id", String(36), primary_key=True),
+    Column("user_account_id", String(36), primary_key=True),
+    Column("reached_at_ms", BigInteger, nullable=False),
+    Index("ix_business_reach_business_time", "business_id", "reached_at_ms"),
+    Index("ix_business_reach_user", "user_account_id"),
+)
+
+_PAIR_TABLES = (business_user_ids, business_optins, business_preferences, business_windows, business_reach)
 
 
 async def business_by_id(conn: AsyncConnection, account_id: str):  # noqa: ANN201 - a Row

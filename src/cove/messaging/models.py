@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from cove.business.sending import BusinessHeader
 from cove.messaging.envelope import EnvelopeKind
 
 
@@ -19,6 +20,11 @@ class SendRequest(BaseModel):
         min_length=1, max_length=64, description="Chosen by the sender; a repeat is accepted once"
     )
     messages: list[OutgoingCiphertext] = Field(min_length=1, description="One ciphertext per recipient device")
+    business: BusinessHeader | None = Field(
+        None,
+        description="Visible header of a business account's message (a business's send without one is free-form "
+        "text); the business rules read it, the parameter values stay inside the ciphertext",
+    )
 
 
 class SendResult(BaseModel):

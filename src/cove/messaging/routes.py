@@ -48,10 +48,12 @@ _CLOSE = object()
 @router.put(
     "/v1/messages/{account_id}",
     response_model=SendResult,
-    responses=error_responses(400, 401, 404, 409, 410, 413),
+    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 429),
     summary="Send one ciphertext per device of the recipient account",
     description="409 `device_mismatch` lists `missing_devices` and `extra_devices`; 410 `stale_devices` lists "
-    "reinstalled devices. Fetch keys, fix the sessions and retry with the same client_message_id.",
+    "reinstalled devices. Fetch keys, fix the sessions and retry with the same client_message_id. A business "
+    "account's send is checked against the business rules: a refusal is `business_rule` with `cloud_api`, the "
+    "Cloud API error (its `code`, e.g. 131047 outside the 24 h window), and `Retry-After` when known.",
 )
 async def send(
     account_id: str,

@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from cove.accounts.storage import DeviceRecord
+from cove.business import sending
 from cove.clock import now_ms
 from cove.context import Relay
 from cove.errors import ApiError
@@ -57,6 +58,7 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     )
 
     now = now_ms()
+    business = await _business_rules(relay, sender, recipient_id, registered, request, now)
     expires = now + relay.retention_ms
     envelopes = [
         Envelope(
@@ -73,4 +75,27 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
         )
         for m, body in zip(request.messages, bodies, strict=True)
     ]
-    return SendJob(sender.account_id, recipient_id, request.client_message_id, envelopes)
+    return SendJob(sender.account_id, recipient_id, request.client_message_id, envelopes, business)
+
+
+async def _business_rules(
+    relay: Relay,
+    sender: DeviceRecord,
+    recipient_id: str,
+    registered: list[DeviceRecord],
+    request: SendRequest,
+    now: int,
+) -> sending.BusinessWrites | None:
+    """A business's send passes the business rules (raising their refusal); a message to a business opens its
+    service window. Neither costs a plain send a query: the business flags come with the cached devices."""
+    if recipient_id == sender.account_id:
+        if request.business is not None:
+            raise ApiError(400, "invalid_business_header", "a message to your own devices carries no business header")
+        return None
+    if sender.business:
+        return await sending.check(relay.engine, sender.account_id, recipient_id, request.business, now)
+    if request.business is not None:
+        raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")
+    if registered[0].business:
+        return sending.BusinessWrites(recipient_id, sender.account_id, opens_window_at_ms=now)
+    return None

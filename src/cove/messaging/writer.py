@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.batching import GroupCommit, new_future
+from cove.business import sending
 from cove.clock import now_ms
 from cove.db import TransactionRunner
 from cove.messaging import storage
@@ -32,6 +33,7 @@ class SendJob:
     recipient_account_id: str
     client_message_id: str
     envelopes: list[Envelope]
+    business: sending.BusinessWrites | None = None  # stored with the envelopes, unless a duplicate
     future: asyncio.Future[list[Envelope] | None] = field(default_factory=new_future)
 
 
@@ -118,6 +120,9 @@ class QueueWriter:
                 for job in fresh
             ],
         )
+        business = [job.business for job in fresh if job.business is not None]
+        if business:
+            sending.store(conn, business)
         pending = [e for job in fresh for e in job.envelopes] + receipts
         queued = storage.insert_envelopes(conn, pending)
 
