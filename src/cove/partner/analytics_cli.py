@@ -15,10 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -26,13 +24,9 @@ from cove.partner import config
 from cove.partner.linking import LinkingError, LinkReport, link
 from cove.partner.population import WorldSpec, generate
 from cove.partner.seed import PERSON_FIELDS, add_people, seed_store
-from cove.partner.store import open_store
 from cove.partner.suggestions import HoldoutReport, SuggestReport, evaluate_holdout, suggest
-from cove.partner.terminal import console, err, fail, now_ms, say
+from cove.partner.terminal import STORE, TRUST, console, err, fail, now_ms, open_or_fail, say, trust_or_fail
 from cove.sharing import wire
-
-STORE = typer.Option(None, "--store", help="The partner's DuckDB store [default: COVE_PARTNER_STORE or var/partner]")
-TRUST = typer.Option(None, "--trust", help="The messenger's trust bundle [default: COVE_PARTNER_TRUST or var/partner]")
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +49,7 @@ def seed_command(
     """Replace the parent's population (users, friendships, contact books, blocks) with a generated one."""
     extra = _read_people(people) if people else []
     key = _mirror_key(trust) if mirror else None
-    conn = _open(store)
+    conn = open_or_fail(store)
     try:
         with _spinner(f"generating {users:,} users"):
             world = add_people(generate(WorldSpec(users=users), seed), extra, seed)
@@ -77,8 +71,8 @@ def link_command(
     trust: Path = TRUST,
 ) -> None:
     """Link messenger subjects shared for account linking to parent users (Splink), replacing the links."""
-    key = _trust(trust).phone_key()
-    conn = _open(store)
+    key = trust_or_fail(trust).phone_key()
+    conn = open_or_fail(store)
     try:
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
@@ -100,8 +94,8 @@ def suggest_command(
     trust: Path = TRUST,
 ) -> None:
     """Compute every user's top-k friend suggestions, replacing the suggestions."""
-    key = _trust(trust).phone_key()
-    conn = _open(store)
+    key = trust_or_fail(trust).phone_key()
+    conn = open_or_fail(store)
     try:
         with _rows_progress("friends of friends") as on_progress:
             report = suggest(conn, key, k, hub_cap=hub_cap, on_progress=on_progress)
@@ -190,7 +184,7 @@ def _mirror_key(path: Path | None) -> bytes:
     """The trust bundle's phone key; with no bundle, a new key in a mirror-only bundle written in its place."""
     path = path or config.trust_path()
     if path.exists():
-        return _trust(path).phone_key()
+        return trust_or_fail(path).phone_key()
     key = os.urandom(32)
     public = wire.public_key_bytes(Ed25519PrivateKey.generate().public_key())
     bundle = wire.TrustBundle(
@@ -206,28 +200,6 @@ def _mirror_key(path: Path | None) -> bytes:
         soft_wrap=True,
     )
     return key
-
-
-def _trust(path: Path | None) -> wire.TrustBundle:
-    path = path or config.trust_path()
-    try:
-        return config.load_trust(path)
-    except FileNotFoundError:
-        raise fail(
-            f"no trust bundle at {path}: linking and suggestions hash numbers with the key the messenger hands over. "
-            f"On the messenger, run `cove share keys --recipient parent --out FILE`, then copy FILE to {path} "
-            "(or pass --trust, or set COVE_PARTNER_TRUST)."
-        ) from None
-    except ValidationError as exc:
-        raise fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None
-
-
-def _open(store: Path | None) -> duckdb.DuckDBPyConnection:
-    path = store or config.store_path()
-    try:
-        return open_store(path)
-    except duckdb.Error as exc:
-        raise fail(f"cannot open the partner store {path}: {exc}") from None
 
 
 @contextmanager

@@ -11,18 +11,14 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
-import duckdb
 import typer
 from nats import errors as nats_errors
-from pydantic import ValidationError
 from rich.table import Table
 
-from cove.partner import config
 from cove.partner.analytics_cli import register as register_analytics
 from cove.partner.audiences import build_audiences
 from cove.partner.ingest import IngestReport, ingest_directory, ingest_nats, sweep, transaction
-from cove.partner.store import open_store
-from cove.partner.terminal import console, err, fail, now_ms, say
+from cove.partner.terminal import STORE, TRUST, console, err, fail, now_ms, open_or_fail, say, trust_or_fail
 from cove.sharing import wire
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -32,30 +28,6 @@ partner_app = typer.Typer(
     help="The parent company's partner service: ingest what the messenger shares, and use it only as permitted.",
     no_args_is_help=True,
 )
-
-STORE = typer.Option(None, "--store", help="The partner's DuckDB store [default: COVE_PARTNER_STORE or var/partner]")
-TRUST = typer.Option(None, "--trust", help="The messenger's trust bundle [default: COVE_PARTNER_TRUST or var/partner]")
-
-
-def _open(store: Path | None) -> duckdb.DuckDBPyConnection:
-    path = store or config.store_path()
-    try:
-        return open_store(path)
-    except duckdb.Error as exc:
-        raise fail(f"cannot open the partner store {path}: {exc}") from None
-
-
-def _trust(path: Path | None) -> wire.TrustBundle:
-    path = path or config.trust_path()
-    try:
-        return config.load_trust(path)
-    except FileNotFoundError:
-        raise fail(
-            f"no trust bundle at {path}. On the messenger, run `cove share keys --recipient parent --out FILE`, "
-            f"then copy FILE to the partner as {path} (or pass --trust, or set COVE_PARTNER_TRUST)."
-        ) from None
-    except ValidationError as exc:
-        raise fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None
 
 
 def _print_report(report: IngestReport) -> None:
@@ -86,8 +58,8 @@ def ingest(
         raise fail("give either a batch or sink DIRECTORY, or --nats")
     if follow and not nats:
         raise fail("--follow needs --nats")
-    bundle = _trust(trust)
-    conn = _open(store)
+    bundle = trust_or_fail(trust)
+    conn = open_or_fail(store)
     try:
         if nats:
             with err.status(f"consuming batches for {bundle.recipient} from {nats_url}", spinner="dots"):
@@ -115,7 +87,7 @@ def ingest(
 @partner_app.command()
 def audiences(store: Path = STORE) -> None:
     """Rebuild the ad audiences from advertising purposes only, and print each segment's size."""
-    conn = _open(store)
+    conn = open_or_fail(store)
     try:
         with err.status("building audiences", spinner="dots"):
             sizes = build_audiences(conn, now_ms())
@@ -135,7 +107,7 @@ def audiences(store: Path = STORE) -> None:
 @partner_app.command(name="sweep")
 def sweep_command(store: Path = STORE) -> None:
     """Delete shared rows older than their purpose's retention, with what was derived from them."""
-    conn = _open(store)
+    conn = open_or_fail(store)
     try:
         with err.status("sweeping", spinner="dots"), transaction(conn):
             report = sweep(conn, now_ms())
@@ -147,7 +119,7 @@ def sweep_command(store: Path = STORE) -> None:
 @partner_app.command()
 def status(store: Path = STORE) -> None:
     """Show the applied batch chain, rows held per purpose and erasures applied."""
-    conn = _open(store)
+    conn = open_or_fail(store)
     try:
         batches = conn.execute(
             """SELECT sequence, batch_id, kind, as_of_ms, rows_applied, revocations_applied
