@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,24 +18,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from cove.keyfile import derive, read_or_create
+
 BSUID_PREFIX = "CC."
-
-
-def _derive(secret: bytes, label: str) -> bytes:
-    return hmac.new(secret, label.encode(), hashlib.sha256).digest()
-
-
-def _read_or_create(path: Path) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process (the relay, an operator command) made it first
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
 
 
 @dataclass(frozen=True)
@@ -50,7 +33,7 @@ class BusinessKeys:
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(_derive(self.secret, "cove:business:template:ed25519"))
+        return Ed25519PrivateKey.from_private_bytes(derive(self.secret, "cove:business:template:ed25519"))
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -68,11 +51,11 @@ class BusinessKeys:
     def bsuid(self, business_id: str, user_account_id: str) -> str:
         """The user's id as this business sees it: stable per pair, unlinkable across businesses."""
         digest = hmac.new(
-            _derive(self.secret, "cove:business:bsuid"), f"{business_id}|{user_account_id}".encode(), hashlib.sha256
+            derive(self.secret, "cove:business:bsuid"), f"{business_id}|{user_account_id}".encode(), hashlib.sha256
         ).digest()
         return BSUID_PREFIX + base64.b32encode(digest[:20]).decode().rstrip("=")
 
 
 @cache
 def _cached(data_dir: Path) -> BusinessKeys:
-    return BusinessKeys(_read_or_create(data_dir / "business.key"))
+    return BusinessKeys(read_or_create(data_dir / "business.key"))

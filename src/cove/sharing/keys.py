@@ -8,20 +8,16 @@ Deriving rather than storing them means one file to back up and nothing per reci
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cove.keyfile import derive, read_or_create
 from cove.sharing import wire
-
-
-def _derive(secret: bytes, label: str) -> bytes:
-    return hmac.new(secret, label.encode(), hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -30,34 +26,26 @@ class SharingKeys:
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> SharingKeys:
-        path = data_dir / "sharing.key"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-        return cls(bytes.fromhex(path.read_text().strip()))
+        return cls(read_or_create(data_dir / "sharing.key"))
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(_derive(self.secret, "cove:sharing:ed25519"))
+        return Ed25519PrivateKey.from_private_bytes(derive(self.secret, "cove:sharing:ed25519"))
 
     @property
     def key_id(self) -> str:
         return wire.key_id(self.signing_key.public_key())
 
     def phone_key(self, recipient: str) -> bytes:
-        return _derive(self.secret, f"cove:sharing:phone:{recipient}")
+        return derive(self.secret, f"cove:sharing:phone:{recipient}")
 
     def subject_key(self, recipient: str) -> bytes:
-        return _derive(self.secret, f"cove:sharing:subject:{recipient}")
+        return derive(self.secret, f"cove:sharing:subject:{recipient}")
 
     def subject(self, recipient: str, account_id: str) -> str:
         return hmac.new(self.subject_key(recipient), account_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def trust_bundle(self, recipient: str) -> wire.TrustBundle:
-        import base64
-
         public = wire.public_key_bytes(self.signing_key.public_key())
         return wire.TrustBundle(
             recipient=recipient,
