@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from typing import Any
 
@@ -89,12 +90,13 @@ async def approved_template(relay, owner: httpx.AsyncClient, body: dict[str, Any
     return {**template, "category": body["category"]}
 
 
-async def set_template_status(relay, template_id: str, status: str) -> None:  # noqa: ANN001
+async def set_template_status(relay, template_id: str, status: str, paused_until_ms: int | None = None) -> None:  # noqa: ANN001
     engine = create_engine(relay.database_url)
     try:
         async with engine.begin() as conn:
             t = business_templates
-            await conn.execute(update(t).where(t.c.template_id == template_id).values(status=status))
+            values = {"status": status, "paused_until_ms": paused_until_ms}
+            await conn.execute(update(t).where(t.c.template_id == template_id).values(**values))
     finally:
         await engine.dispose()
 
@@ -165,7 +167,7 @@ async def test_templates_outside_the_window_need_an_opt_in_and_respect_stop_prom
         pending_header = {**template_header(utility), "template_id": pending.json()["template_id"]}
         refused(await send(owner, a, pending_header), 404, 132001)
 
-        await set_template_status(relay, utility["template_id"], "PAUSED")
+        await set_template_status(relay, utility["template_id"], "PAUSED", int(time.time() * 1000) + 3 * 3_600_000)
         paused = await send(owner, a, template_header(utility))
         error = refused(paused, 400, 132015)
         assert 0 < int(paused.headers["Retry-After"]) <= 3 * 3600 and error["retry_after"] == int(

@@ -13,6 +13,7 @@ from cove.accounts.directory import DeviceDirectory
 from cove.accounts.presence import Presence
 from cove.accounts.senders import CodeSender
 from cove.accounts.storage import DeviceRecord
+from cove.business.sending import SendBuckets
 from cove.config import Settings
 from cove.consent.service import PolicyBook
 from cove.consent.writer import ConsentWriter
@@ -41,6 +42,7 @@ class Relay:
     # atomically with it. A hook that raises aborts the deletion.
     account_deleted_hooks: list[Callable[[AsyncConnection, str, int], Awaitable[None]]] = field(default_factory=list)
     presence: Presence = field(init=False)
+    send_buckets: SendBuckets = field(default_factory=SendBuckets)  # business throughput and pair rate
 
     def __post_init__(self) -> None:
         self.presence = Presence(self.engine)

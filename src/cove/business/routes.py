@@ -17,7 +17,7 @@ from cove.business import service
 from cove.business.keys import BusinessKeys
 from cove.business.optin import BlockReason, Category, OptInSource
 from cove.context import Relay, get_relay
-from cove.errors import error_responses
+from cove.errors import ApiError, error_responses
 
 router = APIRouter(tags=["business"])
 
@@ -44,6 +44,12 @@ class Profile(BaseModel):
 class ProfileView(Profile):
     business_id: str
     verified: bool = Field(description="The operator verified this business and its display name")
+
+
+class OwnProfileView(ProfileView):
+    quality: Literal["GREEN", "YELLOW", "RED"] = Field(description="The number's quality rating (7 days of feedback)")
+    messaging_limit: int | None = Field(description="Unique users a day outside service windows; null: unlimited")
+    throughput_mps: int = Field(description="Messages per second this number may send")
 
 
 class TemplateView(BaseModel):
@@ -94,6 +100,23 @@ class ConsentView(BaseModel):
     sendable_categories: list[str] = Field(description="What the business may send me outside a conversation")
 
 
+class BusinessEvent(BaseModel):
+    seq: int = Field(description="Read on from here with ?after=")
+    kind: str = Field(description="template_status, quality, tier or user_preferences")
+    at: int = Field(description="When it happened, ms since the epoch")
+    body: dict[str, Any]
+
+
+class ResolveBody(BaseModel):
+    user_ids: list[str] = Field(default_factory=list, max_length=1000, description="Per-business user ids")
+    account_ids: list[str] = Field(default_factory=list, max_length=1000, description="Accounts that wrote to me")
+
+
+class UserPair(BaseModel):
+    user_id: str
+    account_id: str
+
+
 class Customer(BaseModel):
     user_id: str
     opt_ins: list[str]
@@ -123,6 +146,16 @@ async def put_profile(
     # change within the directory's TTL.
     relay.directory.forget(device.account_id)
     return profile
+
+
+@router.get(
+    "/v1/business/profile",
+    response_model=OwnProfileView,
+    responses=error_responses(401, 404),
+    summary="My business profile, with my quality rating, messaging limit and throughput",
+)
+async def own_profile(device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)) -> Any:
+    return await service.own_profile(relay.engine, device.account_id)
 
 
 @router.post(
@@ -187,6 +220,37 @@ async def customers(
     device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> list[dict[str, Any]]:
     return await service.customers(relay.engine, device.account_id)
+
+
+@router.get(
+    "/v1/business/events",
+    response_model=list[BusinessEvent],
+    responses=error_responses(401, 403),
+    summary="What happened to my business outside its chats: template reviews and pauses, quality and tier "
+    "moves, users stopping or resuming promotions",
+    description="Oldest first, after the sequence number `after`; the business gateway turns each into a webhook.",
+)
+async def business_events(
+    after: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> list[dict[str, Any]]:
+    if not device.business:
+        raise ApiError(403, "not_a_business", "create the business profile first (PUT /v1/business/profile)")
+    return await service.events(relay.engine, device.account_id, after, limit)
+
+
+@router.post(
+    "/v1/business/users/resolve",
+    response_model=list[UserPair],
+    responses=error_responses(400, 401, 404),
+    summary="Pair my per-business user ids with the account ids my gateway encrypts to",
+)
+async def resolve_users(
+    body: ResolveBody, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> list[dict[str, str]]:
+    return await service.resolve_users(relay.engine, _keys(relay), device.account_id, body.user_ids, body.account_ids)
 
 
 # Anyone's side ---------------------------------------------------------------------------------------------------

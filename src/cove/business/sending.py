@@ -8,16 +8,20 @@ reads in two queries (three for a template) and answers what to store with the e
 a send that was not a duplicate. A user's message to a business opens the business's service window the same
 way. Plain sends pay nothing: whether an account is a business comes with its devices (cached), not a query.
 
-Not yet modelled here (so ``may_send`` sees their neutral values): stored throughput and pair buckets, the
-cross-business marketing cap, the marketing holdout, quality ratings from feedback, and tier moves over days
-(an unverified business has the 250 tier, a verified one 2,000: ``tiers.evaluate``'s verification path).
+The number's quality and tier, the template's pauses and the marketing log come from the tables that
+:mod:`cove.business.standing` keeps; throughput and pair-rate buckets from :class:`SendBuckets` in memory. The
+first send of a day per business runs that day's re-rating and tier move. Not modelled: the marketing
+experiment holdout (Cove runs no such experiment), and pacing (``Allowed.paced`` is computed, not acted on).
+Sends decided at the same moment can each see the last free slot of a tier and both pass: the tier can be
+overshot by the sends in flight, never by more.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -28,13 +32,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cove.business import tiers
+from cove.business import limits, standing, tiers
 from cove.business.decision import TEMPLATE, Allowed, SendRequest, SendState, TemplateState, may_send
 from cove.business.errors import CloudApiError
 from cove.business.optin import Block, BlockReason, Category, OptIn, OptInSource, PairConsent
-from cove.business.quality import PAUSE_DURATIONS_MS, TemplateHealth
+from cove.business.quality import Quality
 from cove.business.storage import (
     business_accounts,
+    business_marketing,
     business_optins,
     business_preferences,
     business_reach,
@@ -43,6 +48,7 @@ from cove.business.storage import (
 )
 from cove.business.templates import ReviewStatus
 from cove.errors import ApiError
+from cove.safety.ratelimit import Bucket
 
 
 class BusinessHeader(BaseModel):
@@ -71,12 +77,65 @@ FREE_FORM = BusinessHeader(kind="text")
 
 @dataclass(frozen=True)
 class BusinessWrites:
-    """What a send stores with its envelopes: a window the user opened, or a reach outside one."""
+    """What a send stores with its envelopes: a window the user opened, or a reach outside one (with its
+    template, a marketing delivery for the per-user cap, and whether the user is new to today's count)."""
 
     business_id: str
     user_id: str
     opens_window_at_ms: int | None = None
     reached_at_ms: int | None = None
+    template_id: str | None = None
+    marketing_at_ms: int | None = None
+    new_today: bool = False
+    quality: Quality = Quality.GREEN  # the number's rating when sent, for a first row of the day
+
+
+class SendBuckets:
+    """The throughput and pair-rate buckets of this relay process, spent without an await between reading and
+    writing them, so concurrent sends cannot both take the last permit.
+
+    They are seconds to minutes long, so they live in memory: a restart forgets at most one burst. Marketing
+    deliveries accepted but not yet committed are held here too, so two businesses cannot both take a user's
+    last marketing slot while the queue writer commits. Several relay processes would keep all of this in
+    Redis, as :mod:`cove.safety.ratelimit` says of its buckets.
+    """
+
+    def __init__(self, max_pairs: int = 500_000) -> None:
+        self.numbers: dict[str, Bucket] = {}
+        self.pairs: OrderedDict[tuple[str, str], Bucket] = OrderedDict()
+        self._max_pairs = max_pairs
+        self.marketing_in_flight: dict[str, set[tuple[str, int]]] = {}
+
+    def pair(self, business_id: str, user_id: str) -> Bucket | None:
+        return self.pairs.get((business_id, user_id))
+
+    def spent(self, business_id: str, user_id: str, allowed: Allowed) -> None:
+        self.numbers[business_id] = allowed.throughput
+        self.pairs[(business_id, user_id)] = allowed.pair
+        self.pairs.move_to_end((business_id, user_id))
+        while len(self.pairs) > self._max_pairs:  # the oldest pair has long refilled
+            self.pairs.popitem(last=False)
+
+    def marketing(self, user_id: str, stored: list[tuple[str, int]], now: int) -> tuple[int, ...]:
+        """This user's marketing deliveries: committed (``stored``) and in flight, as one set of (business, time)."""
+        pending = self.marketing_in_flight.get(user_id, set())
+        fresh = {x for x in pending if now - x[1] < IN_FLIGHT_MS}
+        if fresh != pending:
+            self._set_pending(user_id, fresh)
+        return tuple(at for _, at in {*stored, *fresh})
+
+    def hold_marketing(self, user_id: str, business_id: str, at: int) -> None:
+        self._set_pending(user_id, {*self.marketing_in_flight.get(user_id, set()), (business_id, at)})
+
+    def _set_pending(self, user_id: str, pending: set[tuple[str, int]]) -> None:
+        if pending:
+            self.marketing_in_flight[user_id] = pending
+        else:
+            self.marketing_in_flight.pop(user_id, None)
+
+
+# Long enough for any queue commit: after that a delivery is in the table, or its send failed.
+IN_FLIGHT_MS = 60_000
 
 
 def refusal(error: CloudApiError) -> ApiError:
@@ -96,8 +155,9 @@ def _pair(t: Any, business_id: str, user_id: str) -> Any:
 
 async def _load(
     engine: AsyncEngine, business_id: str, user_id: str, header: BusinessHeader, now: int
-) -> tuple[SendState, int | None]:
-    """The decision's snapshot. Returns it and this user's stored reach (to know if the reach changes)."""
+) -> tuple[SendState, Any, list[tuple[str, int]], int | None]:
+    """The decision's snapshot, the business's row, the user's stored marketing deliveries, and when the business
+    last reached this user outside a window."""
     p, w, r, b = business_preferences, business_windows, business_reach, business_accounts
     since = now - tiers.COUNTING_PERIOD_MS
     counting = and_(r.c.business_id == business_id, r.c.reached_at_ms > since, r.c.reached_at_ms <= now)
@@ -106,7 +166,6 @@ async def _load(
         return select(column).where(where).scalar_subquery()
 
     pair_query = select(
-        one(b.c.verification, b.c.account_id == business_id).label("verification"),
         one(p.c.promotions_stopped_at_ms, _pair(p, business_id, user_id)).label("stopped"),
         one(p.c.block_reason, _pair(p, business_id, user_id)).label("block_reason"),
         one(p.c.blocked_at_ms, _pair(p, business_id, user_id)).label("blocked"),
@@ -115,11 +174,13 @@ async def _load(
         select(func.count()).select_from(r).where(counting).scalar_subquery().label("reached"),
         select(func.min(r.c.reached_at_ms)).where(counting).scalar_subquery().label("oldest"),
     )
-    o = business_optins
+    o, m = business_optins, business_marketing
     async with engine.connect() as conn:
+        business = (await conn.execute(select(b).where(b.c.account_id == business_id))).one()
         row = (await conn.execute(pair_query)).one()
         opt_rows = (await conn.execute(select(o).where(_pair(o, business_id, user_id)))).all()
         template_row = None
+        marketing: list[tuple[str, int]] = []
         if header.kind == TEMPLATE:
             t = business_templates
             template_row = (
@@ -127,8 +188,16 @@ async def _load(
                     select(t).where(t.c.template_id == header.template_id, t.c.business_id == business_id)
                 )
             ).first()
+            if header.category == "MARKETING":
+                period = now - limits.MARKETING_CAP_PERIOD_MS
+                marketing = [
+                    (x.business_id, x.at_ms)
+                    for x in await conn.execute(
+                        select(m.c.business_id, m.c.at_ms).where(m.c.user_account_id == user_id, m.c.at_ms > period)
+                    )
+                ]
 
-    limit = tiers.LIMITS[tiers.Tier.T2K if row.verification == "verified" else tiers.Tier.T250]
+    limit = tiers.LIMITS[tiers.Tier(business.tier)]
     reached: dict[str, int] = {}
     if row.mine is not None and since < row.mine <= now:
         reached[user_id] = row.mine
@@ -149,14 +218,16 @@ async def _load(
     state = SendState(
         consent=consent,
         last_user_message_ms=row.last_user_message,
-        template=_template_state(template_row, header, now),
+        template=_template_state(template_row, header),
+        number_quality=Quality(business.quality),
         messaging_limit=limit,
         reached=MappingProxyType(reached),
+        throughput_mps=business.throughput_mps,
     )
-    return state, row.mine
+    return state, business, marketing, row.mine
 
 
-def _template_state(row: Any, header: BusinessHeader, now: int) -> TemplateState | None:
+def _template_state(row: Any, header: BusinessHeader) -> TemplateState | None:
     """The template as the registry holds it; None (132001) unless the header names its current approved
     version, language and category exactly: the client renders what the recipient will verify."""
     if row is None:
@@ -168,61 +239,109 @@ def _template_state(row: Any, header: BusinessHeader, now: int) -> TemplateState
     ):
         return None
     status = ReviewStatus(row.status)
-    health = TemplateHealth()
-    if status is ReviewStatus.PAUSED:
-        # The registry does not store when the pause ends yet: the first pause's length from the last change.
-        health = TemplateHealth(pauses=1, paused_until_ms=max(row.updated_at_ms + PAUSE_DURATIONS_MS[0], now + 1))
-    elif status is ReviewStatus.DISABLED:
-        health = TemplateHealth(disabled=True)
     return TemplateState(
         category=Category(row.category.lower()),
         # The relay never sees parameter values (nor their count): the recipient's client checks them against
         # the signed text. The request below supplies the template's own count, so the rule always holds here.
         param_count=0,
         approved=status in (ReviewStatus.APPROVED, ReviewStatus.PAUSED, ReviewStatus.DISABLED),
-        health=health,
+        quality=Quality(row.quality),
+        health=standing.template_health(row),
     )
 
 
 async def check(
-    engine: AsyncEngine, business_id: str, user_id: str, header: BusinessHeader | None, now: int
+    engine: AsyncEngine,
+    buckets: SendBuckets,
+    business_id: str,
+    user_id: str,
+    header: BusinessHeader | None,
+    now: int,
 ) -> BusinessWrites | None:
     """Apply the business rules to one send; raises the refusal, or returns what to store with it."""
     header = header or FREE_FORM
-    state, mine = await _load(engine, business_id, user_id, header, now)
+    state, business, marketing, mine = await _load(engine, business_id, user_id, header, now)
+    if business.tier_evaluated_day < standing.day_of(now):
+        await standing.evaluate_day(engine, business_id, now)
+        state, business, marketing, mine = await _load(engine, business_id, user_id, header, now)
+    # From here to spending the buckets nothing awaits, so no other send sees the same permits.
+    state = replace(
+        state,
+        throughput=buckets.numbers.get(business_id),
+        pair=buckets.pair(business_id, user_id),
+        user_marketing_ms=buckets.marketing(user_id, marketing, now),
+    )
     request = SendRequest(user_id=user_id, type=header.kind, template_params=0)
     decided = may_send(request, state, now)
     if isinstance(decided, CloudApiError):
         raise refusal(decided)
-    return _writes(business_id, user_id, decided, mine)
-
-
-def _writes(business_id: str, user_id: str, allowed: Allowed, mine: int | None) -> BusinessWrites | None:
-    if allowed.reached_at_ms is None or allowed.reached_at_ms == mine:
+    buckets.spent(business_id, user_id, decided)
+    marketing_at = None
+    if decided.category is Category.MARKETING and decided.reached_at_ms is not None:
+        marketing_at = now
+        buckets.hold_marketing(user_id, business_id, now)
+    if decided.reached_at_ms is None:
         return None
-    return BusinessWrites(business_id, user_id, reached_at_ms=allowed.reached_at_ms)
+    return BusinessWrites(
+        business_id,
+        user_id,
+        reached_at_ms=decided.reached_at_ms,
+        template_id=header.template_id,
+        marketing_at_ms=marketing_at,
+        new_today=mine is None or standing.day_of(mine) < standing.day_of(now),
+        quality=Quality(business.quality),
+    )
 
 
 def store(conn: Connection, writes: list[BusinessWrites]) -> None:
-    """Upsert the windows and reaches of the sends committed in one queue transaction (sync: the writer's)."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    for table, column, attr in (
-        (business_windows, "last_user_message_ms", "opens_window_at_ms"),
-        (business_reach, "reached_at_ms", "reached_at_ms"),
-    ):
-        latest: dict[tuple[str, str], int] = {}
-        for x in writes:
-            at = getattr(x, attr)
-            if at is not None:
-                key = (x.business_id, x.user_id)
-                latest[key] = max(at, latest.get(key, at))
-        if not latest:
-            continue
-        statement = insert(table).values(
-            [{"business_id": b, "user_account_id": u, column: at} for (b, u), at in latest.items()]
+    """Store what the sends committed in one queue transaction did (sync: the writer's): windows opened, users
+    reached outside one with the template, marketing deliveries, and today's count of new users reached."""
+    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    opened: dict[tuple[str, str], int] = {}
+    reached: dict[tuple[str, str], BusinessWrites] = {}
+    for x in writes:
+        key = (x.business_id, x.user_id)
+        if x.opens_window_at_ms is not None:
+            opened[key] = max(x.opens_window_at_ms, opened.get(key, x.opens_window_at_ms))
+        if x.reached_at_ms is not None and (key not in reached or reached[key].reached_at_ms <= x.reached_at_ms):
+            reached[key] = x
+    if opened:
+        w = business_windows
+        statement = insert_(w).values(
+            [{"business_id": b, "user_account_id": u, "last_user_message_ms": at} for (b, u), at in opened.items()]
         )
         conn.execute(
             statement.on_conflict_do_update(
-                index_elements=["business_id", "user_account_id"], set_={column: statement.excluded[column]}
+                index_elements=["business_id", "user_account_id"],
+                set_={"last_user_message_ms": statement.excluded.last_user_message_ms},
             )
         )
+    if reached:
+        r = business_reach
+        statement = insert_(r).values(
+            [
+                {"business_id": b, "user_account_id": u, "reached_at_ms": x.reached_at_ms, "template_id": x.template_id}
+                for (b, u), x in reached.items()
+            ]
+        )
+        excluded = statement.excluded
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["business_id", "user_account_id"],
+                set_={"reached_at_ms": excluded.reached_at_ms, "template_id": excluded.template_id},
+            )
+        )
+    marketing = [
+        {"user_account_id": x.user_id, "business_id": x.business_id, "at_ms": x.marketing_at_ms}
+        for x in writes
+        if x.marketing_at_ms is not None
+    ]
+    if marketing:
+        conn.execute(business_marketing.insert(), marketing)
+    new_users: dict[tuple[str, int], tuple[int, Quality]] = {}
+    for x in reached.values():  # once per pair, however many sends to the user this batch holds
+        if x.new_today and x.reached_at_ms is not None:
+            key = (x.business_id, standing.day_of(x.reached_at_ms))
+            new_users[key] = (new_users.get(key, (0, x.quality))[0] + 1, x.quality)
+    for (business_id, day), (n, rated) in new_users.items():
+        conn.execute(standing.daily_upsert(conn.dialect.name, business_id, day, rated, n, rerated=False))

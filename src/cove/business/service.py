@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.accounts import storage as account_storage
 from cove.accounts.phone import normalise
-from cove.business import optin
+from cove.business import optin, standing, tiers
 from cove.business.keys import BusinessKeys
 from cove.business.optin import Actor, BlockReason, Category, OptInSource, PairConsent
 from cove.business.storage import (
     business_accounts,
     business_by_id,
-    business_feedback,
+    business_events,
     business_optins,
     business_preferences,
     business_templates,
@@ -111,6 +111,16 @@ async def public_profile(engine: AsyncEngine, business_id: str) -> dict[str, Any
         return profile_view(await _business(conn, business_id))
 
 
+async def own_profile(engine: AsyncEngine, business_id: str) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        row = await _business(conn, business_id)
+    return profile_view(row) | {
+        "quality": row.quality.upper(),
+        "messaging_limit": tiers.LIMITS[tiers.Tier(row.tier)],
+        "throughput_mps": row.throughput_mps,
+    }
+
+
 async def verify(engine: AsyncEngine, raw_phone: str) -> Any:
     """The operator's `cove business verify PHONE`: the badge. Returns the business row."""
     phone = normalise(raw_phone)
@@ -126,7 +136,27 @@ async def verify(engine: AsyncEngine, raw_phone: str) -> Any:
         await conn.execute(
             update(t).where(t.c.account_id == account.id).values(verification=VERIFIED, verified_at_ms=now)
         )
+        if row.tier < tiers.Tier.T2K:  # the verification path: 250 -> 2,000 (cove.business.tiers)
+            await standing.set_tier(conn, account.id, tiers.Tier.T2K, standing.day_of(now), now)
         return await business_by_id(conn, account.id)
+
+
+async def set_limits(engine: AsyncEngine, raw_phone: str, tier: tiers.Tier | None, throughput_mps: int | None) -> Any:
+    """The operator's override of a number's tier or throughput (Meta's upgrades to 1,000 mps and support's tier
+    reviews); the daily evaluation moves the tier on from there."""
+    phone = normalise(raw_phone)
+    async with engine.begin() as conn:
+        account = await account_storage.account_by_phone(conn, phone)
+        row = await business_by_id(conn, account.id) if account is not None else None
+        if row is None:
+            raise ApiError(404, "unknown_business", f"no business has the number {phone}")
+        now = now_ms()
+        if tier is not None:
+            await standing.set_tier(conn, row.account_id, tier, standing.day_of(now), now)
+        if throughput_mps is not None:
+            t = business_accounts
+            await conn.execute(update(t).where(t.c.account_id == row.account_id).values(throughput_mps=throughput_mps))
+        return await business_by_id(conn, row.account_id)
 
 
 # Templates -----------------------------------------------------------------------------------------------------
@@ -276,7 +306,17 @@ async def _review(engine: AsyncEngine, template_id: str, apply: Callable[[AsyncC
         )
         if changed.rowcount != 1:
             raise ApiError(409, "concurrent_change", "the template changed meanwhile; look again")
-        return (await conn.execute(select(t).where(t.c.template_id == template_id))).one()
+        after = (await conn.execute(select(t).where(t.c.template_id == template_id))).one()
+        body = {
+            "template_id": after.template_id,
+            "name": after.name,
+            "language": after.language,
+            "event": after.status,
+            "reason": after.rejected_reason,
+            "version": after.version,
+        }
+        await standing.emit(conn, after.business_id, "template_status", body, now_ms())
+        return after
 
 
 async def approve(engine: AsyncEngine, keys: BusinessKeys, template_id: str) -> Any:
@@ -353,12 +393,15 @@ async def change_consent(
         before = await load_consent(conn, business_id, user_id)
         after = change(before, now)
         await store_consent(conn, business_id, user_id, before, after, now)
-        for kind, reason in feedback:
-            await conn.execute(
-                insert(business_feedback).values(
-                    business_id=business_id, user_account_id=user_id, kind=kind, reason=reason.value, at_ms=now
-                )
-            )
+        if feedback:
+            await standing.record_feedback(conn, business_id, user_id, list(feedback), now)
+        stopped_before, stopped_after = (
+            before.promotions_stopped_at_ms is not None,
+            after.promotions_stopped_at_ms is not None,
+        )
+        if stopped_before != stopped_after:  # the Cloud API's user_preferences webhook
+            value = "stop" if stopped_after else "resume"
+            await standing.emit(conn, business_id, "user_preferences", {"user_id": bsuid, "value": value}, now)
     return consent_view(after, bsuid)
 
 
@@ -424,3 +467,38 @@ async def customers(engine: AsyncEngine, business_id: str) -> list[dict[str, Any
         )
         entry["opt_ins"].append(r.category)
     return list(found.values())
+
+
+# The business's feed and its users' ids -----------------------------------------------------------------------------
+
+
+async def events(engine: AsyncEngine, business_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """The business's events after sequence number ``after``, oldest first."""
+    e = business_events
+    query = (
+        select(e).where(e.c.business_id == business_id, e.c.seq > after).order_by(e.c.seq).limit(limit)
+    )  # fmt: skip
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [{"seq": r.seq, "kind": r.kind, "at": r.at_ms, "body": json.loads(r.body)} for r in rows]
+
+
+async def resolve_users(
+    engine: AsyncEngine, keys: BusinessKeys, business_id: str, user_ids: list[str], account_ids: list[str]
+) -> list[dict[str, str]]:
+    """Pair the business's user ids with account ids, both ways. Its gateway needs the account to encrypt to (the
+    E2E sessions are per device) and the user id to show its own systems; an account id it only learns as the
+    sender of a message to it. Unknown user ids are left out, so the answer confirms only the business's own."""
+    u = business_user_ids
+    async with engine.begin() as conn:
+        await _business(conn, business_id)
+        found = {
+            r.bsuid: r.user_account_id
+            for r in await conn.execute(
+                select(u.c.bsuid, u.c.user_account_id).where(u.c.business_id == business_id, u.c.bsuid.in_(user_ids))
+            )
+        }
+        for account_id in account_ids:
+            if account_id != business_id and await account_storage.account_by_id(conn, account_id) is not None:
+                found[await user_id_for(conn, keys, business_id, account_id)] = account_id
+    return [{"user_id": bsuid, "account_id": account} for bsuid, account in found.items()]

@@ -40,6 +40,13 @@ business_accounts = Table(
     Column("vertical", String(20), nullable=True),
     Column("verification", String(12), nullable=False),  # 'unverified' | 'verified'
     Column("verified_at_ms", BigInteger, nullable=True),
+    # The quality loop and the limits (cove.business.standing): the number's rating, its messaging tier with
+    # the day it last moved and was last evaluated, and its throughput.
+    Column("quality", String(8), nullable=False, server_default="green"),
+    Column("tier", Integer, nullable=False, server_default="0"),
+    Column("tier_changed_day", Integer, nullable=False, server_default="0"),
+    Column("tier_evaluated_day", Integer, nullable=False, server_default="0"),
+    Column("throughput_mps", Integer, nullable=False, server_default="80"),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
 )
@@ -70,6 +77,9 @@ business_templates = Table(
     Column("findings", Text, nullable=False),  # lint warnings, a JSON list
     Column("version", Integer, nullable=False),  # 0 until first approved; each approval bumps it
     Column("signature", String(100), nullable=True),  # over the approved payload of `version`; NULL unless approved
+    Column("quality", String(8), nullable=False, server_default="green"),
+    Column("pauses", Integer, nullable=False, server_default="0"),  # times paused for quality: 3 h, 6 h, disabled
+    Column("paused_until_ms", BigInteger, nullable=True),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
     UniqueConstraint("business_id", "name", "language", name="uq_business_templates_name_language"),
@@ -109,6 +119,7 @@ business_feedback = Table(
     Column("user_account_id", String(36), nullable=True),
     Column("kind", String(12), nullable=False),  # 'block' | 'report'
     Column("reason", String(20), nullable=False),
+    Column("template_id", String(36), nullable=True),  # the last template this business sent the user, if any
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_business_feedback_business", "business_id", "at_ms"),
     Index("ix_business_feedback_user", "user_account_id"),
@@ -132,10 +143,48 @@ business_reach = Table(
     Column("business_id", String(36), primary_key=True),
     Column("user_account_id", String(36), primary_key=True),
     Column("reached_at_ms", BigInteger, nullable=False),
+    Column("template_id", String(36), nullable=True),  # the template of that message (feedback is blamed on it)
     Index("ix_business_reach_business_time", "business_id", "reached_at_ms"),
     Index("ix_business_reach_user", "user_account_id"),
 )
 
+# Marketing templates each user got outside a service window, from every business: the per-user cap (131049).
+business_marketing = Table(
+    "business_marketing",
+    metadata,
+    Column("user_account_id", String(36), nullable=False),
+    Column("business_id", String(36), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("ix_business_marketing_user_time", "user_account_id", "at_ms"),
+    Index("ix_business_marketing_business", "business_id"),
+)
+
+# One row per business and day: unique users reached outside windows and the rating at the day's end, which is
+# what the tier moves read (cove.business.tiers.evaluate).
+business_daily = Table(
+    "business_daily",
+    metadata,
+    Column("business_id", String(36), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("unique_users", Integer, nullable=False),
+    Column("quality", String(8), nullable=False),
+)
+
+# What the relay tells a business outside its chats (template reviews, quality and tier moves, users' promotion
+# switches), in commit order; its gateway reads from its last sequence number and turns each into a webhook.
+business_events = Table(
+    "business_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("business_id", String(36), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("ix_business_events_business_seq", "business_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+_BUSINESS_TABLES = (business_feedback, business_templates, business_marketing, business_daily, business_events)
 _PAIR_TABLES = (business_user_ids, business_optins, business_preferences, business_windows, business_reach)
 
 
@@ -193,10 +242,18 @@ async def forget_account(conn: AsyncConnection, account_id: str, _at_ms: int) ->
     """The account-deletion hook: a deleted business takes its profile, templates and everything users told it
     with it; a deleted user takes their per-business ids, opt-ins and preferences, and their blocks and reports
     stay as anonymous feedback (so leaving Cove does not clean a spammer's quality record)."""
-    for table in (*_PAIR_TABLES, business_feedback, business_templates):
+    for table in (
+        *_PAIR_TABLES,
+        business_feedback,
+        business_templates,
+        business_marketing,
+        business_daily,
+        business_events,
+    ):
         await conn.execute(delete(table).where(table.c.business_id == account_id))
     await conn.execute(delete(business_accounts).where(business_accounts.c.account_id == account_id))
     for table in _PAIR_TABLES:
         await conn.execute(delete(table).where(table.c.user_account_id == account_id))
+    await conn.execute(delete(business_marketing).where(business_marketing.c.user_account_id == account_id))
     f = business_feedback
     await conn.execute(update(f).where(f.c.user_account_id == account_id).values(user_account_id=None))

@@ -4,8 +4,11 @@ Like h11 or matrix-nio's base client, :class:`ClientCore` builds :class:`Request
 relay's answers and WebSocket frames; :mod:`cove.client.transport` only moves bytes. Tests can drive the
 core with hand-made responses.
 
-Payloads inside the ciphertext are JSON: ``{"v": 1, "type": "text", "id", "text", "ts"}`` for a message
-and ``{"v": 1, "type": "read", "ids": [...]}`` for a read receipt (read receipts are end-to-end).
+Payloads inside the ciphertext are JSON: ``{"v": 1, "type": "text", "id", "text", "ts"}`` for a message,
+``{"v": 1, "type": "read", "ids": [...]}`` for a read receipt (read receipts are end-to-end), and
+``{"v": 1, "type": "template", "id", "ts", "sealed"}`` for a business's template message, whose ``sealed`` is
+the text of :func:`cove.business.templates.split_template_message`'s plaintext. Other types (interactive
+messages, replies to them) reach the app as :class:`PayloadReceived`.
 """
 
 from __future__ import annotations
@@ -47,6 +50,33 @@ class MessageReceived:
     client_message_id: str
     text: str
     sent_at: int
+    business: dict[str, Any] | None = None  # a business's message: its visible header (show the business label)
+
+
+@dataclass(frozen=True)
+class TemplateReceived:
+    """A business's template message: render it with ``CoveClient.render_template``, which verifies the server's
+    signature on the approved text and checks the values against it before anything is shown."""
+
+    sender: str
+    sender_device: int
+    client_message_id: str
+    header: dict[str, Any]  # the envelope's visible header
+    sealed: bytes  # the parameter values with the header they were written for (inside the ciphertext)
+    sent_at: int
+
+
+@dataclass(frozen=True)
+class PayloadReceived:
+    """A payload of another type (interactive messages and the replies to them): the app or the business gateway
+    interprets ``payload``."""
+
+    sender: str
+    sender_device: int
+    client_message_id: str
+    payload: dict[str, Any]
+    sent_at: int
+    business: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +119,17 @@ class NoticeReceived:
     notice: dict[str, Any]
 
 
-Event = MessageReceived | Delivered | Read | IdentityChanged | Undecryptable | QueueEmpty | NoticeReceived
+Event = (
+    MessageReceived
+    | TemplateReceived
+    | PayloadReceived
+    | Delivered
+    | Read
+    | IdentityChanged
+    | Undecryptable
+    | QueueEmpty
+    | NoticeReceived
+)
 
 
 @dataclass
@@ -105,6 +145,8 @@ class Outgoing:
     client_message_id: str
     payload: bytes
     text: str | None = None  # kept in local history when it is a text message
+    business: dict[str, Any] | None = None  # a business's visible header (cove.business.sending.BusinessHeader)
+    receipt: bool = False  # a read receipt: told to the relay, so that it opens no business's service window
 
 
 class NotRegistered(Exception):
@@ -213,9 +255,16 @@ class ClientCore:
         payload = {"v": PAYLOAD_VERSION, "type": "text", "id": cmid, "text": text, "ts": _now_ms()}
         return Outgoing(recipient, cmid, json.dumps(payload).encode(), text)
 
+    def compose_business(
+        self, recipient: str, client_message_id: str, plaintext: bytes, header: dict[str, Any], text: str | None = None
+    ) -> Outgoing:
+        """A business's message: the payload is already built (text, interactive or a sealed template) and the
+        header says what the relay may see of it."""
+        return Outgoing(recipient, client_message_id, plaintext, text, header)
+
     def compose_read_receipt(self, recipient: str, client_message_ids: list[str]) -> Outgoing:
         payload = {"v": PAYLOAD_VERSION, "type": "read", "ids": client_message_ids}
-        return Outgoing(recipient, uuid.uuid4().hex, json.dumps(payload).encode())
+        return Outgoing(recipient, uuid.uuid4().hex, json.dumps(payload).encode(), receipt=True)
 
     # the send state machine --------------------------------------------------------------------------
     def identity_request(self, account_id: str) -> Request:
@@ -326,11 +375,12 @@ class ClientCore:
                         "body": crypto.b64(sealed.body),
                     }
                 )
-        return Request(
-            "PUT",
-            f"/v1/messages/{outgoing.recipient}",
-            {"client_message_id": outgoing.client_message_id, "messages": messages},
-        )
+        body: dict[str, Any] = {"client_message_id": outgoing.client_message_id, "messages": messages}
+        if outgoing.business is not None:
+            body["business"] = outgoing.business
+        if outgoing.receipt:
+            body["receipt"] = True
+        return Request("PUT", f"/v1/messages/{outgoing.recipient}", body)
 
     def sent(self, outgoing: Outgoing) -> None:
         if outgoing.text is not None:
@@ -494,17 +544,24 @@ class ClientCore:
             payload = json.loads(plaintext)
         except ValueError:
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not JSON")]
-        if payload.get("type") == "text":
-            cmid = str(payload.get("id") or frame["client_message_id"])
-            text, sent_at = str(payload.get("text", "")), int(payload.get("ts") or frame["server_ts"])
-            self.store.add_message(sender, "in", cmid, text, sent_at, "received")
-            self.store.count_usage(_today(), received=1)
-            return [MessageReceived(sender, sender_device, cmid, text, sent_at)]
-        if payload.get("type") == "read":
+        if not isinstance(payload, dict):
+            return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not a JSON object")]
+        kind = payload.get("type")
+        if kind == "read":
             ids = [str(i) for i in payload.get("ids", [])]
             self.store.set_status(sender, ids, "read")
             return [Read(sender, ids)]
-        return []
+        cmid = str(payload.get("id") or frame["client_message_id"])
+        sent_at = int(payload.get("ts") or frame["server_ts"])
+        business = frame.get("business")
+        self.store.count_usage(_today(), received=1)
+        if kind == "text":
+            text = str(payload.get("text", ""))
+            self.store.add_message(sender, "in", cmid, text, sent_at, "received")
+            return [MessageReceived(sender, sender_device, cmid, text, sent_at, business)]
+        if kind == "template" and business is not None and isinstance(payload.get("sealed"), str):
+            return [TemplateReceived(sender, sender_device, cmid, business, payload["sealed"].encode(), sent_at)]
+        return [PayloadReceived(sender, sender_device, cmid, payload, sent_at, business)]
 
 
 def _now_ms() -> int:

@@ -85,6 +85,11 @@ class ClientStore:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For an app's own tables in the same file, written in :meth:`transaction` with the client's state."""
+        return self._db
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Nestable: only the outermost block commits."""

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client.core import ClientCore, Event, Outgoing, QueueEmpty, Request
+from cove.business.templates import (
+    ApprovedTemplate,
+    RenderedMessage,
+    TemplateHeader,
+    read_template_message,
+    verify_approved,
+)
+from cove.client.core import ClientCore, Event, Outgoing, QueueEmpty, Request, TemplateReceived
 
 MAX_SEND_ATTEMPTS = 4
 
@@ -35,6 +44,8 @@ class CoveClient:
             base_url=self.base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0)
         )
         self._opened = False
+        self._template_key: Ed25519PublicKey | None = None
+        self._template_key: Ed25519PublicKey | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -140,6 +151,28 @@ class CoveClient:
             self.core.sent(outgoing)
             return events
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
+
+    # business messages -----------------------------------------------------------------------------------
+    async def approved_template(self, template_id: str) -> ApprovedTemplate:
+        """An approved template as the server signed it, verified with the server's template key (fetched once
+        per client); raises ``TemplateError`` if the signature does not verify."""
+        if self._template_key is None:
+            key = await self.call(Request("GET", "/v1/business/template-key"))
+            self._template_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"]))
+        signed = await self.call(Request("GET", f"/v1/business/templates/{template_id}/approved"))
+        return verify_approved(self._template_key, base64.b64decode(signed["payload"]), signed["signature"])
+
+    async def render_template(self, message: TemplateReceived) -> RenderedMessage:
+        """What to show for a business's template message: the signed approved text with the values filled in,
+        after checking that the visible header, the sealed copy and the sender agree (``TemplateError`` if not)."""
+        header = TemplateHeader(
+            template_id=message.header["template_id"],
+            version=message.header["template_version"],
+            language=message.header["language"],
+            category=str(message.header["category"]).lower(),
+        )
+        approved = await self.approved_template(header.template_id)
+        return read_template_message(header, message.sealed, approved, message.sender)
 
     # privacy -----------------------------------------------------------------------------------------
     async def privacy(self) -> dict[str, Any]:

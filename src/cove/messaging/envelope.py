@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
@@ -29,6 +30,9 @@ class Envelope:
     body: bytes
     server_ts_ms: int
     expires_at_ms: int
+    # A business's visible header as JSON (kind, template id, version, language, category): the recipient's
+    # client shows the business label and fetches the signed template it names. Never content.
+    business: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -41,6 +45,7 @@ class Envelope:
             "body": self.body,
             "server_ts_ms": self.server_ts_ms,
             "expires_at_ms": self.expires_at_ms,
+            "business": self.business,
         }
 
     def with_id(self, queue_id: int) -> Envelope:
@@ -60,6 +65,8 @@ class Envelope:
             frame["client_message_ids"] = receipt_ids(self.body)
         else:
             frame["body"] = base64.b64encode(self.body).decode()
+        if self.business is not None:
+            frame["business"] = json.loads(self.business)
         return frame
 
 

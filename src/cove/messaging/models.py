@@ -25,6 +25,11 @@ class SendRequest(BaseModel):
         description="Visible header of a business account's message (a business's send without one is free-form "
         "text); the business rules read it, the parameter values stay inside the ciphertext",
     )
+    receipt: bool = Field(
+        False,
+        description="A read receipt, not a message: the user's client says so, and then it does not open a "
+        "business's 24-hour service window (only the user's own message does)",
+    )
 
 
 class SendResult(BaseModel):

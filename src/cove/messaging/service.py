@@ -59,6 +59,8 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
 
     now = now_ms()
     business = await _business_rules(relay, sender, recipient_id, registered, request, now)
+    # Recipients see every business message labelled as one, free-form ones too.
+    header = (request.business or sending.FREE_FORM).model_dump_json(exclude_none=True) if sender.business else None
     expires = now + relay.retention_ms
     envelopes = [
         Envelope(
@@ -72,6 +74,7 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
             body=body,
             server_ts_ms=now,
             expires_at_ms=expires,
+            business=header,
         )
         for m, body in zip(request.messages, bodies, strict=True)
     ]
@@ -93,9 +96,11 @@ async def _business_rules(
             raise ApiError(400, "invalid_business_header", "a message to your own devices carries no business header")
         return None
     if sender.business:
-        return await sending.check(relay.engine, sender.account_id, recipient_id, request.business, now)
+        return await sending.check(
+            relay.engine, relay.send_buckets, sender.account_id, recipient_id, request.business, now
+        )
     if request.business is not None:
         raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")
-    if registered[0].business:
+    if registered[0].business and not request.receipt:
         return sending.BusinessWrites(recipient_id, sender.account_id, opens_window_at_ms=now)
     return None

@@ -20,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     delete,
     insert,
     select,
@@ -47,6 +48,7 @@ envelopes = Table(
     Column("body", LargeBinary, nullable=False),
     Column("server_ts_ms", BigInteger, nullable=False),
     Column("expires_at_ms", BigInteger, nullable=False),
+    Column("business", Text, nullable=True),  # a business's visible header (JSON), shown to the recipient
     Index("ix_envelopes_queue", "account_id", "device_id", "id"),
     Index("ix_envelopes_expiry", "expires_at_ms"),
     # Queue ids are never reused (SQLite would otherwise reuse the highest deleted rowid): clients
@@ -75,6 +77,7 @@ _ENVELOPE_COLUMNS = (
     envelopes.c.body,
     envelopes.c.server_ts_ms,
     envelopes.c.expires_at_ms,
+    envelopes.c.business,
 )
 
 
