@@ -7,7 +7,8 @@ import json
 import typer
 from rich.console import Console
 
-from cove.business import service
+from cove.business import service, tiers
+from cove.business.gateway.commands import gateway_app
 from cove.business.keys import BusinessKeys
 from cove.business.templates import ReviewStatus
 from cove.config import Settings
@@ -17,6 +18,7 @@ console = Console()
 err = Console(stderr=True)
 
 business_app = typer.Typer(help="Business messaging: verify businesses, review their templates.", no_args_is_help=True)
+business_app.add_typer(gateway_app, name="gateway")
 
 
 @business_app.command("verify")
@@ -65,3 +67,29 @@ def reject(
         raise typer.Exit(2)
     row = on_database(lambda engine: service.reject(engine, template_id, reason.strip()))
     console.print(f"rejected {row.name} ({row.language}): {row.rejected_reason}")
+
+
+TIER_NAMES = {"250": tiers.Tier.T250, "2k": tiers.Tier.T2K, "10k": tiers.Tier.T10K, "100k": tiers.Tier.T100K}
+TIER_NAMES["unlimited"] = tiers.Tier.UNLIMITED
+
+
+@business_app.command("limits")
+def set_limits(
+    phone_number: str = typer.Argument(..., help="The business's number"),
+    tier: str = typer.Option(None, help="Messaging tier: 250, 2k, 10k, 100k or unlimited"),
+    throughput: int = typer.Option(None, min=1, max=10_000, help="Messages per second for this number"),
+) -> None:
+    """Set a business's messaging tier or throughput by hand (they move by themselves from there)."""
+    if tier is None and throughput is None:
+        err.print("[red]error:[/red] give --tier, --throughput or both")
+        raise typer.Exit(2)
+    if tier is not None and tier.lower() not in TIER_NAMES:
+        err.print(f"[red]error:[/red] unknown tier {tier!r}; one of {', '.join(TIER_NAMES)}")
+        raise typer.Exit(2)
+    chosen = TIER_NAMES[tier.lower()] if tier is not None else None
+    row = on_database(lambda engine: service.set_limits(engine, phone_number, chosen, throughput))
+    limit = tiers.LIMITS[tiers.Tier(row.tier)]
+    console.print(
+        f"{row.display_name!r}: up to {'unlimited' if limit is None else f'{limit:,}'} users a day outside"
+        f" service windows, {row.throughput_mps} messages/s"
+    )

@@ -1,0 +1,238 @@
+"""The gateway's HTTP surface: the WhatsApp Cloud API's endpoints and shapes, so a business's existing client
+library works with only its base URL changed (business-platform.md §2).
+
+- ``POST /{version}/{phone_number_id}/messages``: text, template, interactive (reply buttons, lists), mark as
+  read. 200 means accepted (the relay holds it); the final state comes by webhook. ``Idempotency-Key`` makes a
+  retried send one message.
+- ``GET|POST|DELETE /{version}/{waba_id}/message_templates``: the template registry on the relay.
+- ``GET|POST /{version}/{phone_number_id}/whatsapp_business_profile``: the profile users see.
+- ``GET /{version}/{phone_number_id}``: the number, its quality rating and messaging limit.
+
+Every request needs ``Authorization: Bearer <token>`` (``cove business gateway token``); errors are Graph errors
+(``{"error": {message, type, code, error_data, fbtrace_id}}``), as Cloud API libraries expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
+from cove.business.gateway.cloud import new_message_id
+from cove.business.gateway.events import TIER_NAMES
+from cove.business.gateway.service import Gateway, GraphError, now_ms
+from cove.business.gateway.store import request_hash
+from cove.business.tiers import LIMITS, Tier
+from cove.client.core import Request as RelayRequest
+from cove.client.transport import RelayError
+
+VERSION = r"^v\d+\.\d+$"
+PROFILE_FIELDS = ("about", "address", "description", "email", "websites", "vertical")
+
+
+def graph_response(error: CloudApiError, status: int | None = None) -> JSONResponse:
+    headers = {}
+    if error.retry_after_ms is not None:
+        headers["Retry-After"] = str(max(1, -(-error.retry_after_ms // 1000)))
+    return JSONResponse(
+        error.to_graph_error(uuid.uuid4().hex), status_code=status or error.spec.http_status, headers=headers
+    )
+
+
+def _relay_refusal(exc: RelayError) -> CloudApiError:
+    """A relay answer to a management call, as the Graph error a Cloud API library understands."""
+    return CloudApiError(100, f"{exc.details.get('message', exc)} ({exc.code})")
+
+
+def tier_of(limit: int | None) -> Tier:
+    return next(tier for tier, value in LIMITS.items() if value == limit)
+
+
+def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
+    store = gateway.store
+    key_locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(gateway.run()) if run_background else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="Cove business gateway",
+        summary="The WhatsApp Cloud API, end-to-end encrypted over Cove",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(GraphError)
+    async def _graph(_: Request, exc: GraphError) -> JSONResponse:
+        return graph_response(exc.error, exc.status)
+
+    @app.exception_handler(RelayError)
+    async def _relay(_: Request, exc: RelayError) -> JSONResponse:
+        return graph_response(_relay_refusal(exc), 400 if exc.status < 500 else 503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return graph_response(CloudApiError(100, f"{where}: {first.get('msg')}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return graph_response(CloudApiError(100, f"Unsupported request: {exc.detail}"), exc.status_code)
+
+    async def authorised(authorization: str = Header("", description="Bearer <token>")) -> None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token or not store.token_valid(token.strip()):
+            raise GraphError(CloudApiError(190, "Invalid OAuth access token."), 401)
+
+    def own(object_id: str) -> None:
+        if object_id != gateway.identity.account_id:
+            raise GraphError(
+                CloudApiError(100, f"Unsupported request: object with ID '{object_id}' does not exist on this gateway.")
+            )
+
+    @app.post(
+        "/{version}/{phone_number_id}/messages",
+        dependencies=[Depends(authorised)],
+        summary="Send a message or mark one as read (Cloud API shapes)",
+        responses={
+            400: {"description": "Graph error"},
+            401: {"description": "Bad token"},
+            429: {"description": "Throttled"},
+        },
+    )
+    async def messages(
+        request: Request,
+        version: str = Path(pattern=VERSION),
+        phone_number_id: str = Path(),
+        body: dict[str, Any] = Body(
+            ...,
+            examples=[
+                {
+                    "messaging_product": "whatsapp",
+                    "to": "+14155550100",
+                    "type": "text",
+                    "text": {"body": "Your order is ready"},
+                }
+            ],
+        ),
+        idempotency_key: str | None = Header(None, max_length=255, description="Makes a retried send one message"),
+    ) -> Any:
+        own(phone_number_id)
+        if idempotency_key is None:
+            return await gateway.send(body)
+        digest = request_hash(json.dumps(body, sort_keys=True).encode())
+        async with key_locks.setdefault(idempotency_key, asyncio.Lock()):
+            remembered = store.remembered(idempotency_key, now_ms())
+            if remembered is not None and remembered[0] != digest:
+                raise GraphError(CloudApiError(100, "This Idempotency-Key was used with a different request."), 422)
+            if remembered is not None and remembered[1] == 200:
+                return JSONResponse(json.loads(remembered[2]))
+            # Pending (a crash or a throttle came between): send again under the message id chosen the first time.
+            message_id = json.loads(remembered[2])["message_id"] if remembered is not None else None
+            if message_id is None:
+                message_id = new_message_id()
+                store.remember(idempotency_key, digest, 0, json.dumps({"message_id": message_id}), now_ms())
+            answer = await gateway.send(body, message_id)
+            store.remember(idempotency_key, digest, 200, json.dumps(answer), now_ms())
+        key_locks.pop(idempotency_key, None)
+        return answer
+
+    @app.get("/{version}/{waba_id}/message_templates", dependencies=[Depends(authorised)], summary="List templates")
+    async def list_templates(
+        version: str = Path(pattern=VERSION), waba_id: str = Path(), name: str | None = Query(None)
+    ) -> Any:
+        own(waba_id)
+        listed = await gateway.refresh_templates()
+        data = [
+            {
+                "id": t["template_id"],
+                "name": t["name"],
+                "language": t["language"],
+                "status": t["status"],
+                "category": t["category"],
+                "rejected_reason": t["reason"] or "NONE",
+                "version": t["version"],
+            }
+            for t in listed
+            if name is None or t["name"] == name
+        ]
+        return {"data": data, "paging": {"cursors": {"before": "", "after": ""}}}
+
+    @app.post("/{version}/{waba_id}/message_templates", dependencies=[Depends(authorised)], summary="Create a template")
+    async def create_template(
+        version: str = Path(pattern=VERSION), waba_id: str = Path(), body: dict[str, Any] = Body(...)
+    ) -> Any:
+        own(waba_id)
+        created = await gateway.client.call(RelayRequest("POST", "/v1/business/templates", body))
+        return {"id": created["template_id"], "status": created["status"], "category": created["category"]}
+
+    @app.delete(
+        "/{version}/{waba_id}/message_templates", dependencies=[Depends(authorised)], summary="Delete a template"
+    )
+    async def delete_template(
+        version: str = Path(pattern=VERSION),
+        waba_id: str = Path(),
+        name: str = Query(..., max_length=512),
+        language: str | None = Query(None, max_length=16),
+    ) -> Any:
+        own(waba_id)
+        params = {"language": language} if language else None
+        await gateway.client.call(RelayRequest("DELETE", f"/v1/business/templates/{name}", params=params))
+        return {"success": True}
+
+    @app.get(
+        "/{version}/{phone_number_id}/whatsapp_business_profile",
+        dependencies=[Depends(authorised)],
+        summary="The business profile",
+    )
+    async def get_profile(version: str = Path(pattern=VERSION), phone_number_id: str = Path()) -> Any:
+        own(phone_number_id)
+        profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
+        return {"data": [{"messaging_product": MESSAGING_PRODUCT, **{k: profile[k] for k in PROFILE_FIELDS}}]}
+
+    @app.post(
+        "/{version}/{phone_number_id}/whatsapp_business_profile",
+        dependencies=[Depends(authorised)],
+        summary="Update the business profile",
+    )
+    async def update_profile(
+        version: str = Path(pattern=VERSION), phone_number_id: str = Path(), body: dict[str, Any] = Body(...)
+    ) -> Any:
+        own(phone_number_id)
+        current = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
+        changed = {k: body[k] for k in PROFILE_FIELDS if k in body}
+        merged = {"display_name": current["display_name"], **{k: current[k] for k in PROFILE_FIELDS}, **changed}
+        await gateway.client.call(RelayRequest("PUT", "/v1/business/profile", merged))
+        return {"success": True}
+
+    @app.get("/{version}/{phone_number_id}", dependencies=[Depends(authorised)], summary="The phone number")
+    async def phone_number(version: str = Path(pattern=VERSION), phone_number_id: str = Path()) -> Any:
+        own(phone_number_id)
+        profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
+        limit = profile["messaging_limit"]
+        return {
+            "id": gateway.identity.phone_number_id,
+            "display_phone_number": gateway.identity.display_phone_number,
+            "verified_name": profile["display_name"],
+            "code_verification_status": "VERIFIED" if profile["verified"] else "NOT_VERIFIED",
+            "quality_rating": profile["quality"],
+            "messaging_limit_tier": TIER_NAMES[tier_of(limit)],
+            "throughput": {"level": "HIGH" if profile["throughput_mps"] >= 1000 else "STANDARD"},
+        }
+
+    return app

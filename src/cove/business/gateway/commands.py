@@ -1,0 +1,151 @@
+"""`cove business gateway serve|token|secret|status|dead-letters|replay`: run and operate a business's gateway.
+
+The gateway runs as the business's Cove profile (``cove register PHONE --profile shop``, then
+``PUT /v1/business/profile``): its keys, sessions, message statuses and webhook outbox share that profile's
+SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from cove.business.gateway.app import create_app
+from cove.business.gateway.delivery import WebhookDeliverer, WebhookSetupError, verify_endpoint
+from cove.business.gateway.outbox import Outbox
+from cove.business.gateway.service import Gateway, Identity, now_ms
+from cove.business.gateway.store import GatewayStore
+from cove.client.core import ClientCore
+from cove.client.profile import open_profile, profile_folder
+from cove.client.transport import CoveClient
+from cove.keyfile import read_or_create
+
+console = Console()
+err = Console(stderr=True)
+
+gateway_app = typer.Typer(
+    help="The business gateway: the WhatsApp Cloud API and signed webhooks over end-to-end encrypted Cove.",
+    no_args_is_help=True,
+)
+ProfileOption = typer.Option(
+    os.environ.get("COVE_PROFILE", "default"), "--profile", "-p", help="The business's Cove profile (env COVE_PROFILE)"
+)
+
+
+def _core(profile: str) -> ClientCore:
+    core = open_profile(profile)
+    if not core.token:
+        err.print(
+            f"[red]error:[/red] profile {profile!r} is not registered: run `cove register PHONE --profile {profile}`"
+        )
+        raise typer.Exit(1)
+    return core
+
+
+def app_secret(profile: str) -> str:
+    """The secret that signs webhooks: COVE_GATEWAY_APP_SECRET, or a 0600 file made once in the profile."""
+    return os.environ.get("COVE_GATEWAY_APP_SECRET") or read_or_create(profile_folder(profile) / "webhook.secret").hex()
+
+
+@gateway_app.command("serve")
+def serve(
+    profile: str = ProfileOption,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    port: int = typer.Option(8090, help="Port of the Cloud API endpoints"),
+    webhook_url: str = typer.Option(
+        None, envvar="COVE_GATEWAY_WEBHOOK_URL", help="Where webhooks go (env COVE_GATEWAY_WEBHOOK_URL); none: kept"
+    ),
+    verify_token: str = typer.Option(
+        None, envvar="COVE_GATEWAY_VERIFY_TOKEN", help="Sent in the GET handshake (env COVE_GATEWAY_VERIFY_TOKEN)"
+    ),
+    server: str = typer.Option(None, help="Relay URL [default: the one the profile registered with]"),
+) -> None:
+    """Serve the Cloud API for this business, receive its users' messages and deliver webhooks."""
+    core = _core(profile)
+    if webhook_url and not verify_token:
+        err.print("[red]error:[/red] a webhook URL needs --verify-token for the subscription handshake")
+        raise typer.Exit(2)
+    url = server or core.store.get("server") or "http://127.0.0.1:8080"
+    asyncio.run(_serve(core, profile, url, host, port, webhook_url, verify_token))
+
+
+async def _serve(
+    core: ClientCore, profile: str, url: str, host: str, port: int, webhook_url: str | None, verify_token: str | None
+) -> None:
+    async with CoveClient(url, core) as client, httpx.AsyncClient() as http:
+        store = GatewayStore(core.store)
+        outbox = Outbox(store.db)
+        deliverer = None
+        if webhook_url:
+            try:
+                await verify_endpoint(http, webhook_url, verify_token or "")
+            except (WebhookSetupError, httpx.TransportError) as exc:
+                err.print(f"[red]error:[/red] the webhook URL failed the subscription handshake: {exc}")
+                raise typer.Exit(1) from exc
+            deliverer = WebhookDeliverer(outbox, webhook_url, app_secret(profile).encode(), http, now_ms)
+        identity = Identity(core.account_id or "", core.phone_number or "")
+        gateway = Gateway(client, store, outbox, deliverer, identity)
+        config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning", lifespan="on")
+        console.print(
+            f"gateway for {identity.display_phone_number} on http://{host}:{port}/v21.0/{identity.phone_number_id}/messages"
+            + (f", webhooks to {webhook_url}" if webhook_url else ", webhooks kept (no --webhook-url)")
+        )
+        await uvicorn.Server(config).serve()
+
+
+@gateway_app.command("token")
+def token(profile: str = ProfileOption, label: str = typer.Option("default", help="What this token is for")) -> None:
+    """Create an access token for the business's systems (shown once; keep it like a password)."""
+    store = GatewayStore(_core(profile).store)
+    typer.echo(store.create_token(label, now_ms()))
+
+
+@gateway_app.command("secret")
+def secret(profile: str = ProfileOption) -> None:
+    """Print the app secret that signs webhooks, for the business's webhook receiver."""
+    _core(profile)
+    typer.echo(app_secret(profile))
+
+
+def _outbox(profile: str) -> Outbox:
+    return Outbox(GatewayStore(_core(profile).store).db)
+
+
+@gateway_app.command("status")
+def status(profile: str = ProfileOption) -> None:
+    """Webhook delivery: pending, delivered and dead events, and the oldest pending one's age."""
+    for name, value in _outbox(profile).stats(now_ms()).items():
+        console.print(f"{name}: {value if value is not None else '-'}")
+
+
+@gateway_app.command("dead-letters")
+def dead_letters(profile: str = ProfileOption) -> None:
+    """Webhooks given up on after 7 days of failed attempts, with the last error."""
+    dead = _outbox(profile).dead_letters()
+    if not dead:
+        console.print("no dead letters")
+        return
+    table = Table("event id", "attempts", "last error")
+    for event in dead:
+        table.add_row(event.event_id, str(event.attempts), event.last_error or "")
+    console.print(table)
+
+
+@gateway_app.command("replay")
+def replay(
+    event_ids: list[str] = typer.Argument(None, help="Dead letters to send again (see dead-letters)"),
+    every: bool = typer.Option(False, "--all", help="Send every dead letter again"),
+    profile: str = ProfileOption,
+) -> None:
+    """Queue dead letters again; a running gateway delivers them with their original ids and signatures."""
+    if not event_ids and not every:
+        err.print("[red]error:[/red] name event ids, or --all")
+        raise typer.Exit(2)
+    count = _outbox(profile).replay(None if every else list(event_ids), now_ms())
+    console.print(f"{count} event(s) queued again")

@@ -1,0 +1,50 @@
+"""When to try a failed webhook again, and when to give up.
+
+Meta retries a failed webhook with exponential backoff for up to 7 days (business-platform.md §2 "Webhooks",
+[3P] https://docs.360dialog.com/docs/messaging/webhook and
+https://hookdeck.com/webhooks/platforms/guide-to-whatsapp-webhooks-features-and-best-practices). Cove does the
+same, with these numbers:
+
+- the first retry comes 5 s after the first failure, and each wait doubles: 5 s, 10 s, 20 s ... 42 min 40 s;
+- no wait is longer than 1 h, so an endpoint that comes back is served within the hour (from about 1.4 h
+  after the first failure on, it is one try an hour: about 177 tries in all);
+- each wait is moved by up to ±20 %, so the events of one outage do not all come back in the same second;
+  the jitter is a hash of the event id and attempt, not a random draw, so a schedule is reproducible;
+- 7 days after the event was created the next failure dead-letters it (the last try is at the 7-day mark).
+  A dead letter stays until the business replays it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+FIRST_WAIT_MS = 5_000
+MAX_WAIT_MS = 3_600_000
+JITTER = 0.2  # a wait is base × [1 - JITTER, 1 + JITTER]
+RETRY_FOR_MS = 7 * 24 * 3600 * 1000
+
+
+def base_wait_ms(attempt: int) -> int:
+    """The wait after the ``attempt``-th failure (from 1), before jitter."""
+    # past the cap the doubling no longer matters; stopping there also keeps the power small
+    doublings = min(attempt - 1, MAX_WAIT_MS.bit_length())
+    return min(FIRST_WAIT_MS << doublings, MAX_WAIT_MS)
+
+
+def jitter_factor(event_id: str, attempt: int) -> float:
+    """A number in [1 - JITTER, 1 + JITTER], fixed by the event and attempt."""
+    digest = hashlib.sha256(f"{event_id}:{attempt}".encode()).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    return 1 + JITTER * (2 * unit - 1)
+
+
+def wait_ms(event_id: str, attempt: int) -> int:
+    return round(base_wait_ms(attempt) * jitter_factor(event_id, attempt))
+
+
+def next_attempt_ms(event_id: str, attempt: int, created_at_ms: int, now_ms: int) -> int | None:
+    """When to try again after the ``attempt``-th failure (from 1) at ``now_ms``; None: dead-letter it now."""
+    give_up_at = created_at_ms + RETRY_FOR_MS
+    if now_ms >= give_up_at:
+        return None
+    return min(now_ms + wait_ms(event_id, attempt), give_up_at)

@@ -1,0 +1,477 @@
+"""The gateway's work: Cloud API sends become end-to-end encrypted Cove messages; what comes back (users'
+messages, receipts, the relay's business events) becomes webhooks.
+
+It is a Cove client (:class:`cove.client.transport.CoveClient`) holding the business's device keys, so the
+relay sees of a business chat only what any Cove chat shows plus the visible business header (VISION.md).
+
+Sends. The send is checked (:func:`cloud.parse_send`), sealed (a template's values with
+:func:`split_template_message`, checked against the signed approved text as the user's client will) and sent
+to the relay within the request, so a 200 means the relay holds it durably; its Cloud API id is its Cove
+client message id, which the user's receipts name. The relay's refusals follow the Cloud API: a throttle the
+business should retry in seconds (130429, 131056) is answered at once with 429 and ``Retry-After``, and nothing
+is recorded; any other refusal is accepted and reported as a ``failed`` status webhook, as Meta does.
+
+Receiving. Each envelope's effects (ratchet, statuses, the webhooks it causes) commit in one SQLite
+transaction before it is acked (:mod:`.store`), and webhook ids derive from the facts (:mod:`.events`), so a
+crash means a redelivery that changes nothing twice. Statuses only move forward (:mod:`.statuses`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from cove.business.errors import CloudApiError
+from cove.business.gateway import cloud, events
+from cove.business.gateway.cloud import MarkRead, Send, SendInteractive, SendTemplate, SendText
+from cove.business.gateway.delivery import WebhookDeliverer
+from cove.business.gateway.events import Event, Pricing, QualityEvent
+from cove.business.gateway.outbox import Outbox
+from cove.business.gateway.statuses import Status, advance
+from cove.business.gateway.store import GatewayStore, MessageRecord
+from cove.business.optin import Category
+from cove.business.templates import ApprovedTemplate, ReviewStatus, TemplateError, split_template_message
+from cove.business.tiers import Tier
+from cove.client.core import (
+    PAYLOAD_VERSION,
+    Delivered,
+    MessageReceived,
+    PayloadReceived,
+    Read,
+    Request,
+)
+from cove.client.transport import CoveClient, RelayError
+
+log = logging.getLogger("cove.gateway")
+
+THROTTLES = frozenset({130429, 131056})  # retry the same request in seconds: answered synchronously
+EVENTS_POLL_S = 1.0
+RECONNECT_S = 1.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class GraphError(Exception):
+    """A synchronous Cloud API error: HTTP status, the Graph body, and ``Retry-After`` seconds if any."""
+
+    def __init__(self, error: CloudApiError, status: int | None = None) -> None:
+        self.error = error
+        self.status = status or error.spec.http_status
+        super().__init__(str(error))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the business is in Cloud API terms: Cove has one number per business account, so the account id is
+    both the WABA id and the phone number id."""
+
+    account_id: str
+    display_phone_number: str
+
+    @property
+    def waba_id(self) -> str:
+        return self.account_id
+
+    @property
+    def phone_number_id(self) -> str:
+        return self.account_id
+
+
+@dataclass(frozen=True)
+class Recipient:
+    account_id: str | None  # None: no Cove user answers to ``to``
+    wa_id: str
+
+
+class Gateway:
+    def __init__(
+        self,
+        client: CoveClient,
+        store: GatewayStore,
+        outbox: Outbox,
+        deliverer: WebhookDeliverer | None,
+        identity: Identity,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.client = client
+        self.core = client.core
+        self.store = store
+        self.outbox = outbox
+        self.deliverer = deliverer
+        self.identity = identity
+        self.clock = clock
+        self._recipient_locks: dict[str, asyncio.Lock] = {}
+        self._templates: dict[tuple[str, str], tuple[str, int]] = {}  # (name, language) -> (id, version)
+        self._approved: dict[tuple[str, int], ApprovedTemplate] = {}
+
+    # webhooks ----------------------------------------------------------------------------------------------------
+    def _enqueue(self, event: Event, ordering_key: str | None = None) -> None:
+        body = json.dumps(event.body, separators=(",", ":")).encode()
+        self.outbox.add(event.event_id, body, self.clock(), ordering_key)
+
+    def _notify(self) -> None:
+        if self.deliverer is not None:
+            self.deliverer.notify()
+
+    def _status_event(self, record: MessageRecord, status: Status, at_ms: int, error: CloudApiError | None) -> Event:
+        category = Category(record.category) if record.category else None
+        # Cove charges nobody; "billable" says what Meta would charge (templates, not service messages), so a
+        # business's cost reports keep adding up.
+        pricing = Pricing(category, category is not None) if status is not Status.FAILED else None
+        i = self.identity
+        return events.status(
+            i.waba_id,
+            i.phone_number_id,
+            i.display_phone_number,
+            record.message_id,
+            status,
+            at_ms // 1000,
+            record.wa_id,
+            errors=[error] if error is not None else None,
+            biz_opaque_callback_data=record.callback,
+            pricing=pricing,
+        )
+
+    def _move(self, message_id: str, status: Status, at_ms: int, error: CloudApiError | None = None) -> None:
+        """Record a status if it moves the message forward, and queue its webhook (inside a transaction)."""
+        record = self.store.message(message_id)
+        if record is None or record.direction != "out":
+            return
+        moved = advance(Status(record.status), status)
+        if moved is None:
+            return
+        self.store.set_status(message_id, moved, at_ms)
+        self._enqueue(self._status_event(record, moved, at_ms, error), ordering_key=message_id)
+
+    # recipients --------------------------------------------------------------------------------------------------
+    async def _recipient(self, to: str) -> Recipient:
+        """``to`` is a phone number (E.164, with or without +) or a per-business user id (``wa_id``)."""
+        account = self.store.account_of(to)
+        if account is not None:
+            return Recipient(account, to)
+        if to.lstrip("+").isdigit():
+            try:
+                account = await self.client.resolve(to if to.startswith("+") else "+" + to)
+            except RelayError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                return Recipient(None, to)
+            return Recipient(account, await self.wa_id_of(account) or to)
+        pairs = await self.client.call(Request("POST", "/v1/business/users/resolve", {"user_ids": [to]}))
+        for pair in pairs:
+            self.store.pair(pair["account_id"], pair["user_id"])
+            return Recipient(pair["account_id"], pair["user_id"])
+        return Recipient(None, to)
+
+    async def wa_id_of(self, account_id: str) -> str | None:
+        """The user id the business knows this account by (None once the account is deleted)."""
+        known = self.store.wa_id_of(account_id)
+        if known is not None:
+            return known
+        pairs = await self.client.call(Request("POST", "/v1/business/users/resolve", {"account_ids": [account_id]}))
+        if not pairs:
+            return None
+        self.store.pair(account_id, pairs[0]["user_id"])
+        return pairs[0]["user_id"]
+
+    # templates ---------------------------------------------------------------------------------------------------
+    async def _approved_template(self, name: str, language: str) -> ApprovedTemplate:
+        """The approved template by name and language, verified with the server's key (cached per version)."""
+        found = self._templates.get((name, language))
+        if found is None:
+            await self.refresh_templates()
+            found = self._templates.get((name, language))
+        if found is None:
+            raise GraphError(CloudApiError(132001, f"No approved template {name!r} in {language!r}."))
+        if found not in self._approved:
+            try:
+                self._approved[found] = await self.client.approved_template(found[0])
+            except RelayError as exc:
+                if exc.status != 404:
+                    raise
+                self._templates.pop((name, language), None)
+                raise GraphError(CloudApiError(132001, f"Template {name!r} in {language!r} is not approved.")) from exc
+        return self._approved[found]
+
+    async def refresh_templates(self) -> list[dict[str, Any]]:
+        listed = await self.client.call(Request("GET", "/v1/business/templates"))
+        self._templates = {
+            (t["name"], t["language"]): (t["template_id"], t["version"])
+            for t in listed
+            if t["status"] in (ReviewStatus.APPROVED, ReviewStatus.PAUSED) and t["version"] >= 1
+        }
+        return listed
+
+    # sending -----------------------------------------------------------------------------------------------------
+    async def send(self, body: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
+        """Answer one ``POST /messages``; raises :class:`GraphError` for a synchronous refusal. A retry under
+        the same idempotency key passes the ``message_id`` chosen the first time: the relay, which knows it as
+        the client message id, then stores the message once however often it is sent."""
+        try:
+            parsed = cloud.parse_send(body)
+        except CloudApiError as exc:
+            raise GraphError(exc) from exc
+        if isinstance(parsed, MarkRead):
+            await self._mark_read(parsed)
+            return cloud.read_ok()
+        return await self._send(parsed, message_id or cloud.new_message_id())
+
+    async def _send(self, send: Send, message_id: str) -> dict[str, Any]:
+        recipient = await self._recipient(send.to)
+        now = self.clock()
+        header, plaintext, category = await self._seal(send, message_id, now)
+        callback = send.biz_opaque_callback_data
+        record = MessageRecord(
+            message_id, "out", recipient.account_id or "", recipient.wa_id, message_id, "accepted", category, callback
+        )
+        if recipient.account_id is None:
+            self._record_failure(record, CloudApiError(131026, "No Cove user has this number or user id."))
+            return cloud.accepted(send.to, recipient.wa_id, message_id)
+        text = send.text.body if isinstance(send, SendText) else None
+        outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
+        lock = self._recipient_locks.setdefault(recipient.account_id, asyncio.Lock())
+        try:
+            async with lock:  # one session set-up per user, and ratchet steps in order
+                await self.client.send(outgoing)
+        except RelayError as exc:
+            refusal = _cloud_refusal(exc)
+            if refusal.code in THROTTLES:
+                raise GraphError(refusal) from exc
+            self._record_failure(record, refusal)
+            return cloud.accepted(send.to, recipient.wa_id, message_id)
+        with self.store.client_store.transaction():
+            self.store.add_message(record, now)
+            self._move(message_id, Status.SENT, self.clock())
+        self._notify()
+        return cloud.accepted(send.to, recipient.wa_id, message_id)
+
+    def _record_failure(self, record: MessageRecord, error: CloudApiError) -> None:
+        with self.store.client_store.transaction():
+            self.store.add_message(record, self.clock())
+            self._move(record.message_id, Status.FAILED, self.clock(), error)
+        self._notify()
+
+    async def _seal(self, send: Send, message_id: str, now: int) -> tuple[dict[str, Any], bytes, str | None]:
+        """The visible header, the plaintext to encrypt, and the category (None for a service message)."""
+        if isinstance(send, SendText | SendInteractive):
+            return {"kind": "text"}, cloud.business_plaintext(send, message_id, now), None
+        assert isinstance(send, SendTemplate)
+        approved = await self._approved_template(send.template.name, send.template.language.code)
+        try:
+            parts = split_template_message(approved, cloud.template_parameters(send))
+        except TemplateError as exc:
+            raise GraphError(CloudApiError(132000, str(exc))) from exc
+        header = {
+            "kind": "template",
+            "template_id": parts.header.template_id,
+            "template_version": parts.header.version,
+            "language": parts.header.language,
+            "category": parts.header.category.value.upper(),
+        }
+        payload = {
+            "v": PAYLOAD_VERSION,
+            "type": "template",
+            "id": message_id,
+            "ts": now,
+            "sealed": parts.plaintext.decode(),
+        }
+        return header, json.dumps(payload).encode(), parts.header.category.value
+
+    async def _mark_read(self, read: MarkRead) -> None:
+        """Send the user an end-to-end read receipt for their message (and so for the earlier ones)."""
+        record = self.store.message(read.message_id)
+        if record is None or record.direction != "in":
+            raise GraphError(CloudApiError(100, f"No message from a user has the id {read.message_id!r}."))
+        receipt = self.core.compose_read_receipt(record.account_id, [record.client_message_id])
+        async with self._recipient_locks.setdefault(record.account_id, asyncio.Lock()):
+            await self.client.send(receipt)
+
+    # receiving ---------------------------------------------------------------------------------------------------
+    async def listen(self) -> None:
+        """Receive from the relay for ever, reconnecting after a drop."""
+        while True:
+            try:
+                await self._listen_once()
+            except (OSError, httpx.TransportError, WebSocketException, RelayError) as exc:
+                log.warning("relay connection lost (%s); reconnecting", exc)
+            await asyncio.sleep(RECONNECT_S)
+
+    async def _listen_once(self) -> None:
+        url = self.client.base_url.replace("http", "ws", 1) + "/v1/websocket"
+        headers = {"Authorization": f"Bearer {self.core.token}"}
+        async with connect(url, additional_headers=headers, compression=None, max_size=2**20) as ws:
+            async for raw in ws:
+                frame = json.loads(raw)
+                frames = frame["frames"] if frame.get("type") == "batch" else [frame]
+                acks: list[int] = []
+                for one in frames:
+                    acks += await self._receive(one)
+                if acks:
+                    await ws.send(json.dumps({"type": "ack", "ids": acks}))
+                self._notify()
+
+    async def _receive(self, frame: dict[str, Any]) -> list[int]:
+        """Apply one frame and queue its webhooks in one transaction; returns the queue ids to ack."""
+        sender = frame.get("sender")
+        wa_id = await self.wa_id_of(sender) if frame.get("type") == "envelope" and sender else None
+        refreshed = False
+        while True:
+            with self.store.client_store.transaction():
+                received = self.core.receive(frame, identity_refreshed=refreshed)
+                if received.need_identity is None:
+                    for event in received.events:
+                        self._apply(event, wa_id, frame)
+                    return received.ack_ids
+            try:
+                identity = await self.client.call(self.core.identity_request(received.need_identity))
+                self.core.identity_received(identity)
+            except RelayError as exc:
+                if exc.status != 404:  # 404: the sender deleted their account; the message is undecryptable
+                    raise
+            refreshed = True
+
+    def _apply(self, event: Any, wa_id: str | None, frame: dict[str, Any]) -> None:
+        at = int(frame.get("server_ts") or self.clock())
+        if isinstance(event, Delivered):
+            self._move(event.client_message_id, Status.DELIVERED, at)
+        elif isinstance(event, Read):
+            for message_id in event.client_message_ids:
+                self._move(message_id, Status.READ, at)
+        elif isinstance(event, MessageReceived) and wa_id is not None:
+            self._inbound(event.sender, wa_id, event.client_message_id, event.text, None, at)
+        elif (
+            isinstance(event, PayloadReceived)
+            and wa_id is not None
+            and event.payload.get("type") == "interactive_reply"
+        ):
+            try:
+                reply = cloud.parse_interactive_reply(json.dumps(event.payload).encode())
+            except ValueError:
+                log.warning("dropped a malformed interactive reply from %s", wa_id)
+                return
+            self._inbound(event.sender, wa_id, event.client_message_id, reply.reply, reply.context_id, at)
+
+    def _inbound(self, account_id: str, wa_id: str, cmid: str, content: Any, context_id: str | None, at: int) -> None:
+        message_id = inbound_id(account_id, cmid)
+        record = MessageRecord(message_id, "in", account_id, wa_id, cmid, "received", None, None)
+        if not self.store.add_message(record, at):
+            return
+        i = self.identity
+        event = events.inbound_message(
+            i.waba_id,
+            i.phone_number_id,
+            i.display_phone_number,
+            wa_id,
+            wa_id,
+            message_id,
+            at // 1000,
+            content,
+            context_id,
+        )
+        self._enqueue(event)
+
+    # the relay's business events ---------------------------------------------------------------------------------
+    async def poll_events(self) -> int:
+        """Turn the relay's new business events into webhooks; the cursor moves in the same transaction."""
+        cursor = int(self.store.client_store.get("gateway_events_cursor") or 0)
+        fresh = await self.client.call(Request("GET", "/v1/business/events", params={"after": cursor, "limit": 500}))
+        if not fresh:
+            return 0
+        wa_ids = {e["body"]["user_id"] for e in fresh if e["kind"] == "user_preferences"}
+        for wa_id in wa_ids:
+            self.store.pair(await self._account_for(wa_id), wa_id)
+        with self.store.client_store.transaction():
+            for item in fresh:
+                webhook = self._business_event(item)
+                if webhook is not None:
+                    self._enqueue(webhook)
+            self.store.client_store.set("gateway_events_cursor", str(fresh[-1]["seq"]))
+        if any(item["kind"] == "template_status" for item in fresh):
+            self._templates.clear()  # a new version or a pause: read the registry again on the next send
+        self._notify()
+        return len(fresh)
+
+    async def _account_for(self, wa_id: str) -> str:
+        recipient = await self._recipient(wa_id)
+        return recipient.account_id or ""
+
+    def _business_event(self, item: dict[str, Any]) -> Event | None:
+        i, body, at_s = self.identity, item["body"], item["at"] // 1000
+        kind = item["kind"]
+        if kind == "template_status":
+            status = ReviewStatus(body["event"])
+            return events.template_status_update(
+                i.waba_id, body["template_id"], body["name"], body["language"], status, body.get("reason"), at_s
+            )
+        if kind == "tier":
+            event = QualityEvent.UPGRADE if body["event"] == "UPGRADE" else QualityEvent.DOWNGRADE
+            return events.quality_update(i.waba_id, i.display_phone_number, event, Tier(body["tier"]), at_s)
+        if kind == "quality":
+            if body["current"] == "RED":
+                event = QualityEvent.FLAGGED
+            elif body["previous"] == "RED":
+                event = QualityEvent.UNFLAGGED
+            else:
+                return None  # GREEN <-> YELLOW moves show in GET /{phone_number_id}; Meta sends no webhook either
+            return events.quality_update(i.waba_id, i.display_phone_number, event, Tier(body["tier"]), at_s)
+        if kind == "user_preferences":
+            return events.user_preferences(
+                i.waba_id, i.phone_number_id, i.display_phone_number, body["user_id"], body["value"], at_s
+            )
+        log.info("ignored a business event of kind %r", kind)
+        return None
+
+    async def poll_forever(self) -> None:
+        while True:
+            try:
+                while await self.poll_events():
+                    pass
+            except (OSError, httpx.TransportError, RelayError) as exc:
+                log.warning("could not read the relay's business events: %s", exc)
+            await asyncio.sleep(EVENTS_POLL_S)
+
+    async def run(self) -> None:
+        """Everything but the HTTP server: receiving, the event feed, webhook delivery."""
+        tasks = [asyncio.create_task(self.listen()), asyncio.create_task(self.poll_forever())]
+        if self.deliverer is not None:
+            tasks.append(asyncio.create_task(self.deliverer.run()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+def inbound_id(account_id: str, client_message_id: str) -> str:
+    """The Cloud API id of a user's message: its client message id is unique only per sender."""
+    return f"wamid.in.{account_id[:8]}.{client_message_id}"
+
+
+def _cloud_refusal(exc: RelayError) -> CloudApiError:
+    """The relay's refusal as the Cloud API error it carries (a plain relay error becomes 131000 or 131026)."""
+    cloud_error = exc.details.get("cloud_api") if isinstance(exc.details, dict) else None
+    if cloud_error:
+        retry = exc.details.get("retry_after")
+        return CloudApiError(
+            int(cloud_error["code"]),
+            cloud_error.get("error_data", {}).get("details"),
+            retry_after_ms=int(retry) * 1000 if retry else None,
+        )
+    if exc.status in (404, 410):
+        return CloudApiError(131026, f"The recipient cannot receive this message ({exc.code}).")
+    return CloudApiError(131000, f"The relay refused the message: {exc}")

@@ -1,0 +1,309 @@
+"""The business gateway with real processes: a relay, the business's gateway, its webhook receiver and users'
+SDK clients. A business talks Cloud API to the gateway; users see end-to-end encrypted Cove messages.
+
+Covers the issue's proof list: opt-in; a template outside the window; free-form inside it; window expiry with an
+injected clock; stop promotions; blocks with reasons lowering quality until the template pauses; tier limits;
+signatures verified (by the receiver, which refuses anything unsigned); a receiver down for a while, then back,
+with nothing lost and nothing applied twice; and nothing of the content in the relay's database or log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import insert
+
+from cove.business.storage import business_reach
+from cove.client.core import MessageReceived, Read, TemplateReceived
+from cove.db import create_engine
+from gateway_world import GatewayProcess, Receiver, operator, register_business
+from helpers import assert_no_plaintext, server_rows
+from test_business_sending import DAY_AND_AN_HOUR_MS, MARKETING
+
+SHOP_PHONE = "+14155550190"
+PROFILE = {"display_name": "Corner Bakery", "about": "Fresh bread every morning", "vertical": "RESTAURANT"}
+ORDER_READY = {
+    "name": "order_ready",
+    "language": "en",
+    "category": "UTILITY",
+    "components": [
+        {"type": "BODY", "text": "Your order {{1}} is ready for pickup.", "example": {"body_text": [["A-17"]]}}
+    ],
+}
+WEEKLY_OFFER = MARKETING
+
+
+def template(name: str, to: str, *values: str) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "to": to,
+        "type": "template",
+        "template": {
+            "name": name,
+            "language": {"code": "en"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": v} for v in values]}],
+        },
+    }
+
+
+def text(to: str, body: str) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "text",
+        "text": {"body": body},
+    }
+
+
+@pytest.fixture
+async def world(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
+    home = tmp_path / "business-home"
+    home.mkdir()
+    receiver = Receiver(tmp_path)
+    receiver.start()
+    shop_id = await register_business(relay, code_inbox, home, "shop", SHOP_PHONE, PROFILE)
+    gateway = GatewayProcess(relay, home, "shop", receiver.url)
+    gateway.start()
+    gateway.phone_number_id = shop_id
+    yield gateway, receiver
+    gateway.stop()
+    receiver.stop()
+
+
+async def approved_templates(gateway: GatewayProcess, relay, receiver: Receiver, *bodies: dict[str, Any]) -> None:  # noqa: ANN001
+    async with gateway.api() as api:
+        for body in bodies:
+            made = await api.post(f"/{gateway.phone_number_id}/message_templates", json=body)
+            assert made.status_code == 200, made.text
+            assert made.json()["status"] == "PENDING"
+            approved = operator(relay, "business", "approve", made.json()["id"])
+            assert approved.returncode == 0, approved.stderr
+    names = {b["name"] for b in bodies}
+    await receiver.wait_for(
+        lambda r: (
+            names
+            <= {
+                c["value"]["message_template_name"]
+                for c in r.changes("message_template_status_update")
+                if c["value"]["event"] == "APPROVED"
+            }
+        )
+    )
+
+
+async def opt_in(relay, user, business_id: str, *categories: str) -> None:  # noqa: ANN001
+    async with httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {user.core.token}"}) as api:
+        made = await api.put(
+            f"/v1/business/{business_id}/opt-in", json={"categories": list(categories), "source": "web"}
+        )
+        assert made.status_code == 200, made.text
+
+
+async def user_call(relay, user, method: str, path: str, **kw: Any) -> httpx.Response:  # noqa: ANN001
+    async with httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {user.core.token}"}) as api:
+        return await api.request(method, path, **kw)
+
+
+async def send(gateway: GatewayProcess, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+    async with gateway.api() as api:
+        answer = await api.post(f"/{gateway.phone_number_id}/messages", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def failed_with(receiver: Receiver, message_id: str) -> int | None:
+    for mid, status, errors in receiver.statuses():
+        if mid == message_id and status == "failed":
+            return errors[0]["code"]
+    return None
+
+
+def statuses_of(receiver: Receiver, message_id: str) -> list[str]:
+    return [status for mid, status, _ in receiver.statuses() if mid == message_id]
+
+
+async def test_a_business_integrates_through_the_gateway_with_templates_windows_and_webhooks(world, users, relay):
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    ana = await users.register("ana", "+14155550191")
+    await approved_templates(gateway, relay, receiver, ORDER_READY, WEEKLY_OFFER)
+
+    # Without an opt-in a template is accepted, then fails by webhook (as the Cloud API reports it).
+    refused = await send(gateway, template("order_ready", ana.core.phone_number, "A-17"))
+    wa_id = refused["contacts"][0]["wa_id"]
+    assert wa_id != ana.core.phone_number and refused["messages"][0]["message_status"] == "accepted"
+    assert await receiver.wait_for(lambda r: failed_with(r, refused["messages"][0]["id"])) == 131026
+
+    # Opted in: a template outside the window reaches Ana, who renders the signed text with the value.
+    await opt_in(relay, ana, shop, "utility")
+    sent = await send(gateway, template("order_ready", wa_id, "Q-5521"))
+    message_id = sent["messages"][0]["id"]
+    received = [e for e in await ana.inbox() if isinstance(e, TemplateReceived)]
+    assert [e.client_message_id for e in received] == [message_id]
+    rendered = await ana.render_template(received[0])
+    assert rendered.body == "Your order Q-5521 is ready for pickup."
+    await ana.mark_read(shop, [message_id])
+    await receiver.wait_for(lambda r: statuses_of(r, message_id) == ["sent", "delivered", "read"])
+
+    # Free-form text outside the window fails with 131047; once Ana writes, it goes through, and her message
+    # reaches the business as an inbound webhook that the business can mark as read.
+    outside = await send(gateway, text(wa_id, "Anything else?"))
+    assert await receiver.wait_for(lambda r: failed_with(r, outside["messages"][0]["id"])) == 131047
+    await ana.send_text(shop, "Can I pick it up at 5?")
+    inbound = await receiver.wait_for(
+        lambda r: [m for c in r.changes("messages") for m in c["value"].get("messages", [])]
+    )
+    assert inbound[0]["from"] == wa_id and inbound[0]["text"]["body"] == "Can I pick it up at 5?"
+    reply = await send(gateway, text(wa_id, "Yes, see you at 5."))
+    async with gateway.api() as api:
+        marked = await api.post(
+            f"/{shop}/messages",
+            json={"messaging_product": "whatsapp", "status": "read", "message_id": inbound[0]["id"]},
+        )
+    assert marked.json() == {"success": True}
+    events = await ana.inbox()
+    replies = [e for e in events if isinstance(e, MessageReceived)]
+    assert [e.text for e in replies] == ["Yes, see you at 5."] and replies[0].business == {"kind": "text"}
+    assert any(isinstance(e, Read) for e in events)
+    await receiver.wait_for(lambda r: "delivered" in statuses_of(r, reply["messages"][0]["id"]))
+
+    # The same idempotency key twice is one message; with another body it is refused.
+    first = await send(gateway, text(wa_id, "Your bread is warm."), **{"Idempotency-Key": "k-1"})
+    again = await send(gateway, text(wa_id, "Your bread is warm."), **{"Idempotency-Key": "k-1"})
+    assert first == again
+    async with gateway.api() as api:
+        clash = await api.post(f"/{shop}/messages", json=text(wa_id, "Other"), headers={"Idempotency-Key": "k-1"})
+    assert clash.status_code == 422 and clash.json()["error"]["code"] == 100
+    assert [e.text for e in await ana.inbox() if isinstance(e, MessageReceived)] == ["Your bread is warm."]
+
+    # Stop promotions: the business hears of it, and marketing fails with 131050 even inside the window.
+    await opt_in(relay, ana, shop, "marketing")
+    stopped = await user_call(relay, ana, "POST", f"/v1/business/{shop}/stop-promotions")
+    assert stopped.status_code == 200
+    preference = await receiver.wait_for(lambda r: r.changes("user_preferences"))
+    assert preference[0]["value"]["user_preferences"][0] == {
+        **preference[0]["value"]["user_preferences"][0],
+        "wa_id": wa_id,
+        "value": "stop",
+    }
+    offer = await send(gateway, template("weekly_offer", wa_id, "Ana"))
+    assert await receiver.wait_for(lambda r: failed_with(r, offer["messages"][0]["id"])) == 131050
+
+    # A day and an hour later (the relay's clock moved), the window has closed again.
+    relay.env["COVE_CLOCK_OFFSET_MS"] = str(DAY_AND_AN_HOUR_MS)
+    relay.restart()
+    late = await send(gateway, text(wa_id, "Still there?"))
+    assert await receiver.wait_for(lambda r: failed_with(r, late["messages"][0]["id"]), timeout=30) == 131047
+
+    # Every webhook arrived once, signed (the receiver refuses anything else), and statuses never went back.
+    stats = receiver.stats()
+    assert stats["rejected_signature"] == 0
+    ids = [e["event_id"] for e in receiver.events()]
+    assert len(ids) == len(set(ids))
+    order = {"sent": 0, "delivered": 1, "read": 2, "failed": 3}
+    by_message: dict[str, list[int]] = {}
+    for mid, status, _ in receiver.statuses():
+        by_message.setdefault(mid, []).append(order[status])
+    assert all(seen == sorted(set(seen)) for seen in by_message.values())
+
+    # The relay stored and logged no parameter value and no text.
+    secrets = ["Q-5521", "Can I pick it up", "Yes, see you at 5", "Your bread is warm", "Anything else", "Still there"]
+    assert_no_plaintext(await server_rows(relay.database_url), secrets)
+    assert not any(s in relay.log() for s in secrets)
+
+
+async def test_blocks_with_reasons_pause_the_template_and_tiers_cap_new_users(world, users, relay):
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    await approved_templates(gateway, relay, receiver, WEEKLY_OFFER)
+    people = [await users.register(name) for name in ("bo", "cy", "di", "ed")]
+    for person in people:
+        await opt_in(relay, person, shop, "marketing")
+    offers = [await send(gateway, template("weekly_offer", p.core.phone_number, "friend")) for p in people[:3]]
+    for offer in offers:
+        await receiver.wait_for(lambda r, o=offer: "sent" in statuses_of(r, o["messages"][0]["id"]))
+
+    # One "spam" block is not enough to pause; two reports-and-blocks among few users make the template RED:
+    # paused 3 hours, and the number is flagged.
+    blocked = await user_call(relay, people[0], "POST", f"/v1/business/{shop}/block", json={"reason": "spam"})
+    assert blocked.status_code == 200
+    await asyncio.sleep(1.5)  # the gateway reads the relay's events every second
+    assert not receiver.changes("phone_number_quality_update")
+    for person in people[1:3]:
+        reported = await user_call(
+            relay, person, "POST", f"/v1/business/{shop}/report", json={"reason": "spam", "block": True}
+        )
+        assert reported.status_code == 200
+    paused = await receiver.wait_for(
+        lambda r: [c for c in r.changes("message_template_status_update") if c["value"]["event"] == "PAUSED"]
+    )
+    assert paused[0]["value"]["message_template_name"] == "weekly_offer"
+    flagged = await receiver.wait_for(lambda r: r.changes("phone_number_quality_update"))
+    assert flagged[0]["value"]["event"] == "FLAGGED"
+    after = await send(gateway, template("weekly_offer", people[3].core.phone_number, "friend"))
+    assert await receiver.wait_for(lambda r: failed_with(r, after["messages"][0]["id"])) == 132015
+    async with gateway.api() as api:
+        number = (await api.get(f"/{shop}")).json()
+        listed = (await api.get(f"/{shop}/message_templates")).json()["data"]
+    assert number["quality_rating"] == "RED" and number["messaging_limit_tier"] == "TIER_250"
+    assert [t["status"] for t in listed] == ["PAUSED"]
+
+
+async def test_the_messaging_tier_caps_new_users_outside_windows(world, users, relay):
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    await approved_templates(gateway, relay, receiver, ORDER_READY)
+    fay = await users.register("fay")
+    await opt_in(relay, fay, shop, "utility")
+    # 250 users already reached today (an unverified business's tier), recorded as the send path records them.
+    engine = create_engine(relay.database_url)
+    try:
+        async with engine.begin() as conn:
+            now = time.time_ns() // 1_000_000
+            rows = [
+                {"business_id": shop, "user_account_id": f"earlier-{i}", "reached_at_ms": now - 60_000}
+                for i in range(250)
+            ]
+            await conn.execute(insert(business_reach), rows)
+    finally:
+        await engine.dispose()
+    capped = await send(gateway, template("order_ready", fay.core.phone_number, "B-2"))
+    assert await receiver.wait_for(lambda r: failed_with(r, capped["messages"][0]["id"])) == 131048
+    # Verification moves the business to 2,000 users a day, and Fay gets her message.
+    verified = operator(relay, "business", "verify", "+14155550190")
+    assert verified.returncode == 0, verified.stderr
+    upgrade = await receiver.wait_for(lambda r: r.changes("phone_number_quality_update"))
+    assert upgrade[0]["value"]["event"] == "UPGRADE" and upgrade[0]["value"]["current_limit"] == "TIER_2K"
+    sent = await send(gateway, template("order_ready", fay.core.phone_number, "B-2"))
+    assert [e.client_message_id for e in await fay.inbox() if isinstance(e, TemplateReceived)] == [
+        sent["messages"][0]["id"]
+    ]
+
+
+async def test_a_receiver_down_for_a_while_loses_nothing_and_gets_nothing_twice(world, users, relay):
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    gus = await users.register("gus")
+    await gus.send_text(shop, "hello")  # opens the window: free-form is fine
+    await receiver.wait_for(lambda r: [c for c in r.changes("messages") if c["value"].get("messages")])
+
+    receiver.down()
+    sent = [await send(gateway, text(gus.core.phone_number, f"note {i}")) for i in range(5)]
+    await gus.inbox()  # delivery receipts: 5 more webhooks, all waiting
+    await receiver.wait_for(lambda r: r.stats()["refused_down"] > 0)
+    await asyncio.sleep(1)
+    receiver.up()
+    ids = [s["messages"][0]["id"] for s in sent]
+    await receiver.wait_for(lambda r: all(statuses_of(r, i) == ["sent", "delivered"] for i in ids), timeout=60)
+    counts = Counter(e["event_id"] for e in receiver.events())
+    assert set(counts.values()) == {1}
+    assert receiver.stats()["rejected_signature"] == 0
+    status = gateway.cli("status")
+    assert "dead: 0" in status.stdout
