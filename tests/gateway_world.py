@@ -149,18 +149,20 @@ class GatewayProcess:
         )
 
 
-async def register_business(
-    relay: RelayProcess, inbox: CodeInbox, home: Path, profile: str, phone: str, details: dict[str, Any]
+async def register_profile(
+    relay: RelayProcess, inbox: CodeInbox, home: Path, profile: str, phone: str, business: dict[str, Any] | None = None
 ) -> str:
-    """Register the business's Cove profile as `cove register --profile` would, and create its profile."""
+    """Register a `cove --profile` identity as `cove register` and `cove verify` would (and, given a business
+    profile, make it a business); returns its account id."""
     core = open_profile(profile, home)
     async with CoveClient(relay.url, core) as client:
         await client.request_code(phone)
         await client.register(phone, await inbox.code_for(phone))
         core.store.set("server", relay.url)
-        async with httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {core.token}"}) as api:
-            made = await api.put("/v1/business/profile", json=details)
-            assert made.status_code == 200, made.text
+        if business is not None:
+            async with httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {core.token}"}) as api:
+                made = await api.put("/v1/business/profile", json=business)
+                assert made.status_code == 200, made.text
     account_id = core.account_id or ""
     core.store.close()
     return account_id

@@ -10,6 +10,8 @@ with nothing lost and nothing applied twice; and nothing of the content in the r
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,8 +23,9 @@ from sqlalchemy import insert
 
 from cove.business.storage import business_reach
 from cove.client.core import MessageReceived, Read, TemplateReceived
+from cove.client.profile import open_profile
 from cove.db import create_engine
-from gateway_world import GatewayProcess, Receiver, operator, register_business
+from gateway_world import GatewayProcess, Receiver, operator, register_profile
 from helpers import assert_no_plaintext, server_rows
 from test_business_sending import DAY_AND_AN_HOUR_MS, MARKETING
 
@@ -64,11 +67,12 @@ def text(to: str, body: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def world(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
+    """The relay, the business's gateway (its profile under ``gateway.home``) and its webhook receiver."""
     home = tmp_path / "business-home"
     home.mkdir()
     receiver = Receiver(tmp_path)
     receiver.start()
-    shop_id = await register_business(relay, code_inbox, home, "shop", SHOP_PHONE, PROFILE)
+    shop_id = await register_profile(relay, code_inbox, home, "shop", SHOP_PHONE, PROFILE)
     gateway = GatewayProcess(relay, home, "shop", receiver.url)
     gateway.start()
     gateway.phone_number_id = shop_id
@@ -307,3 +311,34 @@ async def test_a_receiver_down_for_a_while_loses_nothing_and_gets_nothing_twice(
     assert receiver.stats()["rejected_signature"] == 0
     status = gateway.cli("status")
     assert "dead: 0" in status.stdout
+
+
+async def test_the_cove_command_line_shows_a_template_as_the_server_signed_it(world, relay, code_inbox):
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    phone = "+14155550199"
+    await register_profile(relay, code_inbox, gateway.home, "hal", phone)
+    hal = open_profile("hal", gateway.home)
+    token = hal.token
+    hal.store.close()
+    await approved_templates(gateway, relay, receiver, ORDER_READY)
+    env = {**gateway.env, "COVE_PROFILE": "hal"}
+
+    def cove(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cove", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    async with httpx.AsyncClient(base_url=relay.url) as api:
+        made = await api.put(
+            f"/v1/business/{shop}/opt-in",
+            json={"categories": ["utility"], "source": "qr"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert made.status_code == 200, made.text
+    sent = await send(gateway, template("order_ready", phone, "Z-42"))
+    shown = await asyncio.to_thread(cove, "inbox")
+    assert shown.returncode == 0, shown.stderr
+    assert "[business]" in shown.stdout and "Your order Z-42 is ready for pickup." in shown.stdout
+    # The command line sends read receipts for what it showed: the business hears "read".
+    await receiver.wait_for(lambda r: "read" in statuses_of(r, sent["messages"][0]["id"]))

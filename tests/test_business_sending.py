@@ -197,3 +197,49 @@ async def test_a_refusal_over_the_websocket_has_the_same_content(users, relay):
     assert answer["request_id"] == "r1" and answer["status"] == 400
     assert answer["body"]["error"]["code"] == "business_rule"
     assert answer["body"]["error"]["cloud_api"]["code"] == 131047
+
+
+async def test_the_marketing_cap_counts_every_business_and_each_number_has_a_pair_rate_and_a_throughput(users, relay):
+    shops = [await business(users, relay, f"shop{i}", f"+1415555018{i}") for i in range(3)]
+    ana = await users.register("ana", "+14155550185")
+    a = ana.core.account_id
+    headers = []
+    async with http(relay, ana) as user:
+        for shop in shops:
+            async with http(relay, shop) as owner:
+                headers.append(template_header(await approved_template(relay, owner, MARKETING)))
+            opted = await user.put(
+                f"/v1/business/{shop.core.account_id}/opt-in", json={"categories": ["marketing"], "source": "web"}
+            )
+            assert opted.status_code == 200
+    # Two marketing templates in a day reach Ana, from whichever businesses; the third waits about a day.
+    for shop, header in zip(shops, headers, strict=True):
+        async with http(relay, shop) as owner:
+            answer = await send(owner, a, header)
+        if shop is not shops[2]:
+            ok(answer)
+    error = refused(answer, 400, 131049)
+    assert 23 * 3600 < error["retry_after"] <= 24 * 3600
+
+    # Inside a window Ana opened, one number may still write to her only so fast: a burst of 45 (the template
+    # above was one of them), then 131056.
+    shop = shops[0]
+    async with http(relay, ana) as user:
+        ok(await send(user, shop.core.account_id, header=None))
+    async with http(relay, shop) as owner:
+        answers = [await send(owner, a) for _ in range(45)]
+    assert [r.status_code for r in answers[:44]] == [200] * 44
+    assert 0 < refused(answers[44], 429, 131056)["retry_after"] <= 6
+
+    # A number's throughput (set low by the operator here) refuses the next message in the same second.
+    limited = cove(relay, "business", "limits", "+14155550181", "--throughput", "1")
+    assert limited.returncode == 0, limited.stderr
+    assert "1 messages/s" in limited.stdout
+    bo, cy = await users.register("bo"), await users.register("cy")
+    async with http(relay, shops[1]) as owner:
+        for person in (bo, cy):
+            async with http(relay, person) as user:
+                ok(await send(user, shops[1].core.account_id, header=None))
+        first, second = await send(owner, bo.core.account_id), await send(owner, cy.core.account_id)
+    ok(first)
+    assert refused(second, 429, 130429)["retry_after"] == 1

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from cove.business.templates import TemplateError
 from cove.client.core import (
     ClientCore,
     Delivered,
@@ -23,8 +24,10 @@ from cove.client.core import (
     IdentityChanged,
     MessageReceived,
     NotRegistered,
+    PayloadReceived,
     QueueEmpty,
     Read,
+    TemplateReceived,
 )
 from cove.client.profile import DEFAULT_SERVER, open_profile, remove_profile
 from cove.client.transport import CoveClient, RelayError
@@ -79,10 +82,37 @@ def _name(core: ClientCore, account_id: str) -> str:
     return row[0] if row and row[0] else account_id[:8]
 
 
-def _show(core: ClientCore, event: Event) -> None:
+def _line(core: ClientCore, sender: str, sent_at: int, text: str, business: bool) -> None:
+    when = datetime.fromtimestamp(sent_at / 1000).strftime("%H:%M:%S")
+    label = " [cyan]\\[business][/cyan]" if business else ""
+    console.print(f"[dim]{when}[/dim] [bold]{_name(core, sender)}[/bold]{label}: {text}")
+
+
+async def _show_template(client: CoveClient, event: TemplateReceived) -> None:
+    """A template is shown only as the server signed it, with the business's values checked against it."""
+    try:
+        shown = await client.render_template(event)
+    except (TemplateError, RelayError) as exc:
+        err.print(f"[red]a business message from {_name(client.core, event.sender)} did not verify: {exc}[/red]")
+        return
+    parts = [p for p in (shown.header, shown.body, shown.footer) if p]
+    parts += [f"[{b.text}]" for b in shown.buttons]
+    _line(client.core, event.sender, event.sent_at, "\n  ".join(parts), business=True)
+
+
+async def _show(client: CoveClient, event: Event) -> None:
+    core = client.core
     if isinstance(event, MessageReceived):
-        when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
-        console.print(f"[dim]{when}[/dim] [bold]{_name(core, event.sender)}[/bold]: {event.text}")
+        _line(core, event.sender, event.sent_at, event.text, business=event.business is not None)
+    elif isinstance(event, TemplateReceived):
+        await _show_template(client, event)
+    elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
+        interactive = event.payload.get("interactive", {})
+        action = interactive.get("action", {})
+        choices = [b.get("reply", {}).get("title", "") for b in action.get("buttons", [])]
+        choices += [r.get("title", "") for s in action.get("sections", []) for r in s.get("rows", [])]
+        text = interactive.get("body", {}).get("text", "") + "".join(f"\n  [{c}]" for c in choices)
+        _line(core, event.sender, event.sent_at, text, business=event.business is not None)
     elif isinstance(event, Delivered):
         console.print(f"[dim]delivered to {_name(core, event.peer)}: {event.client_message_id[:8]}[/dim]")
     elif isinstance(event, Read):
@@ -98,7 +128,7 @@ def _show(core: ClientCore, event: Event) -> None:
 async def _reply_read(client: CoveClient, events: list[Event]) -> None:
     by_peer: dict[str, list[str]] = {}
     for e in events:
-        if isinstance(e, MessageReceived):
+        if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived):
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
         await client.mark_read(peer, ids)
@@ -165,7 +195,7 @@ def register_client_commands(app: typer.Typer) -> None:
         async with _client(core) as client:
             events = await client.inbox()
             for event in events:
-                _show(core, event)
+                await _show(client, event)
             if not events:
                 console.print("[dim]nothing new[/dim]")
             if receipts:
@@ -180,8 +210,8 @@ def register_client_commands(app: typer.Typer) -> None:
         async with _client(core) as client:
             console.print("[dim]listening; Ctrl-C to stop[/dim]")
             async for event in client.events():
-                _show(core, event)
-                if isinstance(event, MessageReceived):
+                await _show(client, event)
+                if isinstance(event, MessageReceived | TemplateReceived | PayloadReceived):
                     await _reply_read(client, [event])
                 elif isinstance(event, QueueEmpty):
                     await _report_usage(client)  # what earlier sessions counted, and this open
