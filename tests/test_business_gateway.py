@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import insert
 
 from cove.business.storage import business_reach
-from cove.client.core import MessageReceived, Read, TemplateReceived
+from cove.client.core import MessageReceived, PayloadReceived, Read, TemplateReceived
 from cove.client.profile import open_profile
 from cove.db import create_engine
 from gateway_world import GatewayProcess, Receiver, operator, register_profile
@@ -342,3 +342,42 @@ async def test_the_cove_command_line_shows_a_template_as_the_server_signed_it(wo
     assert "[business]" in shown.stdout and "Your order Z-42 is ready for pickup." in shown.stdout
     # The command line sends read receipts for what it showed: the business hears "read".
     await receiver.wait_for(lambda r: "read" in statuses_of(r, sent["messages"][0]["id"]))
+
+
+async def test_interactive_buttons_reach_the_user_and_the_choice_comes_back_as_a_webhook(world, users):
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    ivy = await users.register("ivy")
+    await ivy.send_text(shop, "When can I pick up my cake?")
+    inbound = await receiver.wait_for(
+        lambda r: [m for c in r.changes("messages") for m in c["value"].get("messages", [])]
+    )
+    buttons = {
+        "messaging_product": "whatsapp",
+        "to": inbound[0]["from"],
+        "type": "interactive",
+        "interactive": {
+            "type": "button",
+            "body": {"text": "Pick a time for your cake"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "slot-4", "title": "4 pm"}},
+                    {"type": "reply", "reply": {"id": "slot-6", "title": "6 pm"}},
+                ]
+            },
+        },
+    }
+    sent = await send(gateway, buttons)
+    offered = [e for e in await ivy.inbox() if isinstance(e, PayloadReceived)]
+    assert [e.client_message_id for e in offered] == [sent["messages"][0]["id"]]
+    assert offered[0].business == {"kind": "text"}
+    with pytest.raises(ValueError, match="not one of"):
+        await ivy.answer(offered[0], "slot-9")
+    await ivy.answer(offered[0], "slot-6")
+    replies = await receiver.wait_for(
+        lambda r: [
+            m for c in r.changes("messages") for m in c["value"].get("messages", []) if m["type"] == "interactive"
+        ]
+    )
+    assert replies[0]["interactive"] == {"type": "button_reply", "button_reply": {"id": "slot-6", "title": "6 pm"}}
+    assert replies[0]["context"]["id"] == sent["messages"][0]["id"]

@@ -24,13 +24,14 @@ from typing import Any
 import vodozemac as vz
 
 from cove.accounts import usage
+from cove.business.gateway.cloud import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
 from cove.client import crypto
 from cove.client.crypto import OlmDevice
+from cove.client.payload import PAYLOAD_VERSION
 from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.keys import signing
 from cove.messaging.envelope import EnvelopeKind
 
-PAYLOAD_VERSION = 1
 REFILL_BELOW = 25
 
 
@@ -261,6 +262,15 @@ class ClientCore:
         """A business's message: the payload is already built (text, interactive or a sealed template) and the
         header says what the relay may see of it."""
         return Outgoing(recipient, client_message_id, plaintext, text, header)
+
+    def compose_choice(self, message: PayloadReceived, choice_id: str) -> Outgoing:
+        """Tap one of the choices (a reply button or a list row) of a business's interactive message. Raises
+        ``ValueError`` if the message is not interactive or does not offer ``choice_id``."""
+        offered = parse_business_plaintext(json.dumps(message.payload).encode())
+        if not isinstance(offered, BusinessInteractive):
+            raise ValueError("only an interactive message offers choices")
+        cmid = uuid.uuid4().hex
+        return Outgoing(message.sender, cmid, compose_interactive_reply(offered, choice_id, cmid, _now_ms()))
 
     def compose_read_receipt(self, recipient: str, client_message_ids: list[str]) -> Outgoing:
         payload = {"v": PAYLOAD_VERSION, "type": "read", "ids": client_message_ids}

@@ -18,7 +18,7 @@ from cove.business.templates import (
     read_template_message,
     verify_approved,
 )
-from cove.client.core import ClientCore, Event, Outgoing, QueueEmpty, Request, TemplateReceived
+from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
 
 MAX_SEND_ATTEMPTS = 4
 
@@ -123,6 +123,12 @@ class CoveClient:
     # sending -----------------------------------------------------------------------------------------
     async def send_text(self, recipient: str, text: str) -> str:
         outgoing = self.core.compose_text(recipient, text)
+        await self.send(outgoing)
+        return outgoing.client_message_id
+
+    async def answer(self, message: PayloadReceived, choice_id: str) -> str:
+        """Answer a business's interactive message with one of its buttons or list rows; the id of the reply."""
+        outgoing = self.core.compose_choice(message, choice_id)
         await self.send(outgoing)
         return outgoing.client_message_id
 

@@ -36,7 +36,7 @@ from cove.business.decision import SUPPORTED_TYPES
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.templates import BUTTONS_MAX, LANGUAGE, NAME_MAX, Parameters
 from cove.business.templates.signing import canonical_json
-from cove.client.core import PAYLOAD_VERSION
+from cove.client.payload import PAYLOAD_VERSION
 
 TEXT_MAX = 4_096
 INTERACTIVE_HEADER_MAX = 60

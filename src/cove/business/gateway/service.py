@@ -43,13 +43,13 @@ from cove.business.optin import Category
 from cove.business.templates import ApprovedTemplate, ReviewStatus, TemplateError, split_template_message
 from cove.business.tiers import Tier
 from cove.client.core import (
-    PAYLOAD_VERSION,
     Delivered,
     MessageReceived,
     PayloadReceived,
     Read,
     Request,
 )
+from cove.client.payload import PAYLOAD_VERSION
 from cove.client.transport import CoveClient, RelayError
 
 log = logging.getLogger("cove.gateway")
