@@ -36,6 +36,10 @@ from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError
 
 VERSION = r"^v\d+\.\d+$"
+GRAPH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": 'A Graph error: `{"error": {message, type, code, error_data, fbtrace_id}}`'},
+    401: {"description": "Missing or unknown access token (code 190)"},
+}
 PROFILE_FIELDS = ("about", "address", "description", "email", "websites", "vertical")
 
 
@@ -109,11 +113,7 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         "/{version}/{phone_number_id}/messages",
         dependencies=[Depends(authorised)],
         summary="Send a message or mark one as read (Cloud API shapes)",
-        responses={
-            400: {"description": "Graph error"},
-            401: {"description": "Bad token"},
-            429: {"description": "Throttled"},
-        },
+        responses=GRAPH_ERRORS | {429: {"description": "Throttled (130429, 131056): retry after Retry-After seconds"}},
     )
     async def messages(
         request: Request,
@@ -152,7 +152,12 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         key_locks.pop(idempotency_key, None)
         return answer
 
-    @app.get("/{version}/{waba_id}/message_templates", dependencies=[Depends(authorised)], summary="List templates")
+    @app.get(
+        "/{version}/{waba_id}/message_templates",
+        dependencies=[Depends(authorised)],
+        responses=GRAPH_ERRORS,
+        summary="List templates",
+    )
     async def list_templates(
         version: str = Path(pattern=VERSION), waba_id: str = Path(), name: str | None = Query(None)
     ) -> Any:
@@ -173,7 +178,12 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         ]
         return {"data": data, "paging": {"cursors": {"before": "", "after": ""}}}
 
-    @app.post("/{version}/{waba_id}/message_templates", dependencies=[Depends(authorised)], summary="Create a template")
+    @app.post(
+        "/{version}/{waba_id}/message_templates",
+        dependencies=[Depends(authorised)],
+        responses=GRAPH_ERRORS,
+        summary="Create a template",
+    )
     async def create_template(
         version: str = Path(pattern=VERSION), waba_id: str = Path(), body: dict[str, Any] = Body(...)
     ) -> Any:
@@ -182,7 +192,10 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         return {"id": created["template_id"], "status": created["status"], "category": created["category"]}
 
     @app.delete(
-        "/{version}/{waba_id}/message_templates", dependencies=[Depends(authorised)], summary="Delete a template"
+        "/{version}/{waba_id}/message_templates",
+        dependencies=[Depends(authorised)],
+        responses=GRAPH_ERRORS,
+        summary="Delete a template",
     )
     async def delete_template(
         version: str = Path(pattern=VERSION),
@@ -198,6 +211,7 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
     @app.get(
         "/{version}/{phone_number_id}/whatsapp_business_profile",
         dependencies=[Depends(authorised)],
+        responses=GRAPH_ERRORS,
         summary="The business profile",
     )
     async def get_profile(version: str = Path(pattern=VERSION), phone_number_id: str = Path()) -> Any:
@@ -208,6 +222,7 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
     @app.post(
         "/{version}/{phone_number_id}/whatsapp_business_profile",
         dependencies=[Depends(authorised)],
+        responses=GRAPH_ERRORS,
         summary="Update the business profile",
     )
     async def update_profile(
@@ -220,7 +235,12 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         await gateway.client.call(RelayRequest("PUT", "/v1/business/profile", merged))
         return {"success": True}
 
-    @app.get("/{version}/{phone_number_id}", dependencies=[Depends(authorised)], summary="The phone number")
+    @app.get(
+        "/{version}/{phone_number_id}",
+        dependencies=[Depends(authorised)],
+        responses=GRAPH_ERRORS,
+        summary="The phone number",
+    )
     async def phone_number(version: str = Path(pattern=VERSION), phone_number_id: str = Path()) -> Any:
         own(phone_number_id)
         profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
