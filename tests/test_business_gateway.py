@@ -23,7 +23,6 @@ from sqlalchemy import insert
 
 from cove.business.storage import business_reach
 from cove.client.core import MessageReceived, PayloadReceived, Read, TemplateReceived
-from cove.client.profile import open_profile
 from cove.db import create_engine
 from gateway_world import GatewayProcess, Receiver, operator, register_profile
 from helpers import assert_no_plaintext, server_rows
@@ -318,9 +317,6 @@ async def test_the_cove_command_line_shows_a_template_as_the_server_signed_it(wo
     shop = gateway.phone_number_id
     phone = "+14155550199"
     await register_profile(relay, code_inbox, gateway.home, "hal", phone)
-    hal = open_profile("hal", gateway.home)
-    token = hal.token
-    hal.store.close()
     await approved_templates(gateway, relay, receiver, ORDER_READY)
     env = {**gateway.env, "COVE_PROFILE": "hal"}
 
@@ -329,19 +325,25 @@ async def test_the_cove_command_line_shows_a_template_as_the_server_signed_it(wo
             [sys.executable, "-m", "cove", *args], env=env, capture_output=True, text=True, timeout=60
         )
 
-    async with httpx.AsyncClient(base_url=relay.url) as api:
-        made = await api.put(
-            f"/v1/business/{shop}/opt-in",
-            json={"categories": ["utility"], "source": "qr"},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert made.status_code == 200, made.text
+    opted = await asyncio.to_thread(cove, "businesses", "opt-in", SHOP_PHONE, "--category", "utility", "--source", "qr")
+    assert opted.returncode == 0, opted.stderr
+    assert "opted in to: utility (qr)" in opted.stdout
+    about = await asyncio.to_thread(cove, "businesses", "show", shop)
+    assert "Corner Bakery" in about.stdout and "not verified" in about.stdout
     sent = await send(gateway, template("order_ready", phone, "Z-42"))
     shown = await asyncio.to_thread(cove, "inbox")
     assert shown.returncode == 0, shown.stderr
     assert "[business]" in shown.stdout and "Your order Z-42 is ready for pickup." in shown.stdout
     # The command line sends read receipts for what it showed: the business hears "read".
     await receiver.wait_for(lambda r: "read" in statuses_of(r, sent["messages"][0]["id"]))
+
+    # The business's own commands: its profile, and revoking the tokens its systems use.
+    shown = gateway.cli("profile")
+    assert shown.returncode == 0 and "Corner Bakery" in shown.stdout and "quality: GREEN" in shown.stdout
+    assert "1 token(s) revoked" in gateway.cli("revoke-tokens").stdout
+    async with gateway.api() as api:
+        refused = await api.post(f"/{shop}/messages", json=text(phone, "hello"))
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == 190
 
 
 async def test_interactive_buttons_reach_the_user_and_the_choice_comes_back_as_a_webhook(world, users):

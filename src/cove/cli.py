@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cove.business.commands import business_app
+from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands, register_privacy_commands
 from cove.consent.commands import ledger_app, policy_app
 from cove.partner.cli import partner_app
@@ -56,4 +57,5 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(safety_app, name="safety")
 app.add_typer(share_app, name="share")
 app.add_typer(partner_app, name="partner")
+app.add_typer(businesses_app, name="businesses")
 app.add_typer(business_app, name="business")

@@ -168,7 +168,7 @@ def _template_view(row: Any) -> dict[str, Any]:
         "name": row.name,
         "language": row.language,
         "category": row.category,
-        "status": row.status,
+        "status": standing.effective_status(row, now_ms()).value,  # a quality pause ends by itself
         "reason": row.rejected_reason,
         "version": row.version,
         "warnings": json.loads(row.findings),

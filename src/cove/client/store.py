@@ -8,6 +8,7 @@ crash is recognised and not decrypted twice.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -75,6 +76,10 @@ class StoredMessage:
 class ClientStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        if str(path) != ":memory:" and not self.path.exists():
+            # Owner-only from the start (SQLite gives its -wal and -shm files the same mode): it holds the
+            # relay token and the messages.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -169,7 +169,7 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
                 "name": t["name"],
                 "language": t["language"],
                 "status": t["status"],
-                "category": t["category"],
+                "category": t["category"].upper(),
                 "rejected_reason": t["reason"] or "NONE",
                 "version": t["version"],
             }
@@ -189,7 +189,12 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
     ) -> Any:
         own(waba_id)
         created = await gateway.client.call(RelayRequest("POST", "/v1/business/templates", body))
-        return {"id": created["template_id"], "status": created["status"], "category": created["category"]}
+        return {
+            "id": created["template_id"],
+            "status": created["status"],
+            "category": created["category"].upper(),
+            "warnings": created["warnings"],  # Cove's linter: what may get it rejected, said before review
+        }
 
     @app.delete(
         "/{version}/{waba_id}/message_templates",

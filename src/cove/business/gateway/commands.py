@@ -21,9 +21,9 @@ from cove.business.gateway.delivery import WebhookDeliverer, WebhookSetupError, 
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.service import Gateway, Identity, now_ms
 from cove.business.gateway.store import GatewayStore
-from cove.client.core import ClientCore
+from cove.client.core import ClientCore, Request
 from cove.client.profile import open_profile, profile_folder
-from cove.client.transport import CoveClient
+from cove.client.transport import CoveClient, RelayError
 from cove.keyfile import read_or_create
 
 console = Console()
@@ -104,6 +104,70 @@ def token(profile: str = ProfileOption, label: str = typer.Option("default", hel
     """Create an access token for the business's systems (shown once; keep it like a password)."""
     store = GatewayStore(_core(profile).store)
     typer.echo(store.create_token(label, now_ms()))
+
+
+@gateway_app.command("revoke-tokens")
+def revoke_tokens(profile: str = ProfileOption) -> None:
+    """Revoke every access token at once (after a leak); create new ones with `token`."""
+    count = GatewayStore(_core(profile).store).revoke_tokens()
+    console.print(f"{count} token(s) revoked")
+
+
+@gateway_app.command("profile")
+def profile_command(
+    profile: str = ProfileOption,
+    display_name: str = typer.Option(None, help="The name users see (3-128 characters); required the first time"),
+    about: str = typer.Option(None, help="A line under the name (1-139 characters)"),
+    description: str = typer.Option(None, help="What the business does (up to 512 characters)"),
+    address: str = typer.Option(None, help="Where to find it"),
+    email: str = typer.Option(None, help="A contact address"),
+    website: list[str] = typer.Option(None, help="Up to two http(s) addresses"),
+    vertical: str = typer.Option(None, help="The industry, e.g. RETAIL, RESTAURANT (see the OpenAPI document)"),
+) -> None:
+    """Make this profile's account a business, or change its profile; without options, show it."""
+    core = _core(profile)
+    changes = {
+        "display_name": display_name,
+        "about": about,
+        "description": description,
+        "address": address,
+        "email": email,
+        "websites": website or None,
+        "vertical": vertical,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    shown = asyncio.run(_profile(core, changes))
+    badge = "verified" if shown["verified"] else "not verified (an operator runs `cove business verify`)"
+    console.print(f"[bold]{shown['display_name']}[/bold], {badge}")
+    for field in ("about", "description", "address", "email", "websites", "vertical", "quality", "messaging_limit"):
+        if shown.get(field) not in (None, []):
+            console.print(f"  {field}: {shown[field]}")
+
+
+async def _profile(core: ClientCore, changes: dict[str, object]) -> dict[str, object]:
+    async with CoveClient(core.store.get("server") or "http://127.0.0.1:8080", core) as client:
+        try:
+            current = await client.call(Request("GET", "/v1/business/profile"))
+        except RelayError as exc:
+            if exc.status != 404:
+                raise _fail(exc) from exc
+            current = {}
+        if not changes:
+            if not current:
+                raise _fail("this account is not a business yet: give --display-name (and more) to make it one")
+            return current
+        fields = ("display_name", "about", "description", "address", "email", "websites", "vertical")
+        body = {k: current[k] for k in fields if current.get(k) is not None} | changes
+        try:
+            await client.call(Request("PUT", "/v1/business/profile", body))
+            return await client.call(Request("GET", "/v1/business/profile"))
+        except RelayError as exc:
+            raise _fail(exc) from exc
+
+
+def _fail(problem: object) -> typer.Exit:
+    err.print(f"[red]error:[/red] {problem}")
+    return typer.Exit(1)
 
 
 @gateway_app.command("secret")

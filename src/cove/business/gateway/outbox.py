@@ -174,6 +174,13 @@ class Outbox:
         ).fetchone()
         return row[0]
 
+    def prune(self, delivered_before_ms: int) -> int:
+        """Forget events delivered before this time: the business has them, and they may hold users' words."""
+        return self._write(
+            "DELETE FROM webhook_events WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < ?",
+            (delivered_before_ms,),
+        ).rowcount
+
     def dead_letters(self) -> list[Event]:
         return self._events(
             f"SELECT {_COLUMNS} FROM webhook_events AS e WHERE e.dead_at_ms IS NOT NULL ORDER BY e.dead_at_ms, e.seq"

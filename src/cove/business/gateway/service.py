@@ -19,7 +19,9 @@ crash means a redelivery that changes nothing twice. Statuses only move forward 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -56,6 +58,9 @@ log = logging.getLogger("cove.gateway")
 
 THROTTLES = frozenset({130429, 131056})  # retry the same request in seconds: answered synchronously
 EVENTS_POLL_S = 1.0
+WEBHOOKS_KEPT_MS = 7 * 86_400_000
+MESSAGES_KEPT_MS = 30 * 86_400_000  # the relay's envelope retention: no status comes for an older message
+PRUNE_EVERY_S = 3600.0
 RECONNECT_S = 1.0
 
 
@@ -115,6 +120,7 @@ class Gateway:
         self._recipient_locks: dict[str, asyncio.Lock] = {}
         self._templates: dict[tuple[str, str], tuple[str, int]] = {}  # (name, language) -> (id, version)
         self._approved: dict[tuple[str, int], ApprovedTemplate] = {}
+        self._disabled: set[tuple[str, str]] = set()
 
     # webhooks ----------------------------------------------------------------------------------------------------
     def _enqueue(self, event: Event, ordering_key: str | None = None) -> None:
@@ -193,6 +199,8 @@ class Gateway:
         if found is None:
             await self.refresh_templates()
             found = self._templates.get((name, language))
+        if found is None and (name, language) in self._disabled:
+            raise GraphError(CloudApiError(132016))
         if found is None:
             raise GraphError(CloudApiError(132001, f"No approved template {name!r} in {language!r}."))
         if found not in self._approved:
@@ -212,6 +220,7 @@ class Gateway:
             for t in listed
             if t["status"] in (ReviewStatus.APPROVED, ReviewStatus.PAUSED) and t["version"] >= 1
         }
+        self._disabled = {(t["name"], t["language"]) for t in listed if t["status"] == ReviewStatus.DISABLED}
         return listed
 
     # sending -----------------------------------------------------------------------------------------------------
@@ -237,7 +246,8 @@ class Gateway:
             message_id, "out", recipient.account_id or "", recipient.wa_id, message_id, "accepted", category, callback
         )
         if recipient.account_id is None:
-            self._record_failure(record, CloudApiError(131026, "No Cove user has this number or user id."))
+            # The catalogue's words, as for a block: a business cannot tell a missing account from a block.
+            self._record_failure(record, CloudApiError(131026))
             return cloud.accepted(send.to, recipient.wa_id, message_id)
         text = send.text.body if isinstance(send, SendText) else None
         outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
@@ -294,9 +304,15 @@ class Gateway:
         record = self.store.message(read.message_id)
         if record is None or record.direction != "in":
             raise GraphError(CloudApiError(100, f"No message from a user has the id {read.message_id!r}."))
-        receipt = self.core.compose_read_receipt(record.account_id, [record.client_message_id])
+        unread = self.store.unread_until(record)  # as in the Cloud API, earlier messages are read too
+        if not unread:
+            return
+        receipt = self.core.compose_read_receipt(record.account_id, [m.client_message_id for m in unread])
         async with self._recipient_locks.setdefault(record.account_id, asyncio.Lock()):
             await self.client.send(receipt)
+        with self.store.client_store.transaction():
+            for message in unread:
+                self.store.set_status(message.message_id, Status.READ, self.clock())
 
     # receiving ---------------------------------------------------------------------------------------------------
     async def listen(self) -> None:
@@ -364,7 +380,7 @@ class Gateway:
             self._inbound(event.sender, wa_id, event.client_message_id, reply.reply, reply.context_id, at)
 
     def _inbound(self, account_id: str, wa_id: str, cmid: str, content: Any, context_id: str | None, at: int) -> None:
-        message_id = inbound_id(account_id, cmid)
+        message_id = inbound_id(self.identity.account_id, account_id, cmid)
         record = MessageRecord(message_id, "in", account_id, wa_id, cmid, "received", None, None)
         if not self.store.add_message(record, at):
             return
@@ -442,9 +458,25 @@ class Gateway:
                 log.warning("could not read the relay's business events: %s", exc)
             await asyncio.sleep(EVENTS_POLL_S)
 
+    def prune(self) -> None:
+        """Keep delivered webhooks a week (for looking into a complaint) and messages as long as the relay keeps
+        envelopes; nothing the users wrote stays in the gateway longer than that."""
+        now = self.clock()
+        self.outbox.prune(now - WEBHOOKS_KEPT_MS)
+        self.store.prune(now - MESSAGES_KEPT_MS, now)
+
+    async def prune_forever(self) -> None:
+        while True:
+            self.prune()
+            await asyncio.sleep(PRUNE_EVERY_S)
+
     async def run(self) -> None:
-        """Everything but the HTTP server: receiving, the event feed, webhook delivery."""
-        tasks = [asyncio.create_task(self.listen()), asyncio.create_task(self.poll_forever())]
+        """Everything but the HTTP server: receiving, the event feed, webhook delivery, pruning."""
+        tasks = [
+            asyncio.create_task(self.listen()),
+            asyncio.create_task(self.poll_forever()),
+            asyncio.create_task(self.prune_forever()),
+        ]
         if self.deliverer is not None:
             tasks.append(asyncio.create_task(self.deliverer.run()))
         try:
@@ -457,9 +489,11 @@ class Gateway:
                     await task
 
 
-def inbound_id(account_id: str, client_message_id: str) -> str:
-    """The Cloud API id of a user's message: its client message id is unique only per sender."""
-    return f"wamid.in.{account_id[:8]}.{client_message_id}"
+def inbound_id(business_id: str, account_id: str, client_message_id: str) -> str:
+    """The Cloud API id of a user's message. A client message id is unique only per sender, so the sender is in
+    the hash; the business is too, so two businesses cannot match the ids of one user's messages."""
+    digest = hashlib.sha256(f"{business_id}\n{account_id}\n{client_message_id}".encode()).digest()[:24]
+    return "wamid." + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _cloud_refusal(exc: RelayError) -> CloudApiError:

@@ -127,11 +127,28 @@ class GatewayStore:
         ).fetchone()
         return MessageRecord(*row) if row else None
 
+    def unread_until(self, record: MessageRecord) -> list[MessageRecord]:
+        """The user's messages up to and including ``record`` that the business has not marked read."""
+        rows = self.db.execute(
+            "SELECT message_id, direction, account_id, wa_id, client_message_id, status, category, callback "
+            "FROM gw_messages WHERE direction = 'in' AND account_id = ? AND status != 'read' AND created_at_ms <= "
+            "(SELECT created_at_ms FROM gw_messages WHERE message_id = ?) ORDER BY created_at_ms",
+            (record.account_id, record.message_id),
+        ).fetchall()
+        return [MessageRecord(*row) for row in rows]
+
     def set_status(self, message_id: str, status: Status, now_ms: int) -> None:
         self.db.execute(
             "UPDATE gw_messages SET status = ?, updated_at_ms = ? WHERE message_id = ?",
             (status.value, now_ms, message_id),
         )
+
+    def prune(self, messages_before_ms: int, now_ms: int) -> None:
+        """Forget messages older than the relay keeps envelopes (no status can come for them any more) and
+        idempotency keys older than a day."""
+        with self.client_store.transaction() as db:
+            db.execute("DELETE FROM gw_messages WHERE created_at_ms < ?", (messages_before_ms,))
+            db.execute("DELETE FROM gw_idempotency WHERE created_at_ms <= ?", (now_ms - IDEMPOTENCY_MS,))
 
     # users -------------------------------------------------------------------------------------------------------
     def wa_id_of(self, account_id: str) -> str | None:
