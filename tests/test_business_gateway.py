@@ -199,11 +199,18 @@ async def test_a_business_integrates_through_the_gateway_with_templates_windows_
     offer = await send(gateway, template("weekly_offer", wa_id, "Ana"))
     assert await receiver.wait_for(lambda r: failed_with(r, offer["messages"][0]["id"])) == 131050
 
+    # Ana writes STOP in the chat: only the business can read it, so the business records her opt-out.
+    async with gateway.api() as api:
+        stop = await api.delete(f"/{shop}/opt_ins/{wa_id}", params={"category": "UTILITY"})
+    assert stop.json() == {"success": True}
+
     # A day and an hour later (the relay's clock moved), the window has closed again.
     relay.env["COVE_CLOCK_OFFSET_MS"] = str(DAY_AND_AN_HOUR_MS)
     relay.restart()
     late = await send(gateway, text(wa_id, "Still there?"))
     assert await receiver.wait_for(lambda r: failed_with(r, late["messages"][0]["id"]), timeout=30) == 131047
+    no_longer = await send(gateway, template("order_ready", wa_id, "Q-5522"))
+    assert await receiver.wait_for(lambda r: failed_with(r, no_longer["messages"][0]["id"])) == 131026
 
     # Every webhook arrived once, signed (the receiver refuses anything else), and statuses never went back.
     stats = receiver.stats()

@@ -253,6 +253,24 @@ async def resolve_users(
     return await service.resolve_users(relay.engine, _keys(relay), device.account_id, body.user_ids, body.account_ids)
 
 
+@router.delete(
+    "/v1/business/customers/{user_id}/opt-in",
+    response_model=ConsentView,
+    responses=error_responses(400, 401, 404),
+    summary="Record that one of my users opted out (every category, or those given with ?category=)",
+    description="For a STOP the user wrote in the chat: only the business can read it. A business can withdraw "
+    "an opt-in, never give one.",
+)
+async def withdraw_for_user(
+    user_id: str,
+    category: list[Category] | None = Query(None),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> dict[str, Any]:
+    categories = category or list(Category)
+    return await service.withdraw_for_user(relay.engine, _keys(relay), device.account_id, user_id, categories)
+
+
 # Anyone's side ---------------------------------------------------------------------------------------------------
 
 

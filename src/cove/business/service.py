@@ -502,3 +502,18 @@ async def resolve_users(
             if account_id != business_id and await account_storage.account_by_id(conn, account_id) is not None:
                 found[await user_id_for(conn, keys, business_id, account_id)] = account_id
     return [{"user_id": bsuid, "account_id": account} for bsuid, account in found.items()]
+
+
+async def withdraw_for_user(
+    engine: AsyncEngine, keys: BusinessKeys, business_id: str, bsuid: str, categories: list[Category]
+) -> dict[str, Any]:
+    """The business records a user's opt-out (a STOP they wrote in the chat, which only the business can read).
+    A business may withdraw an opt-in, never grant one."""
+    u = business_user_ids
+    async with engine.connect() as conn:
+        account_id = (
+            await conn.execute(select(u.c.user_account_id).where(u.c.business_id == business_id, u.c.bsuid == bsuid))
+        ).scalar()
+    if account_id is None:
+        raise ApiError(404, "unknown_user", "none of your users has this id")
+    return await change_consent(engine, keys, business_id, account_id, withdraw(categories))

@@ -7,6 +7,7 @@ library works with only its base URL changed (business-platform.md §2).
 - ``GET|POST|DELETE /{version}/{waba_id}/message_templates``: the template registry on the relay.
 - ``GET|POST /{version}/{phone_number_id}/whatsapp_business_profile``: the profile users see.
 - ``GET /{version}/{phone_number_id}``: the number, its quality rating and messaging limit.
+- ``DELETE /{version}/{phone_number_id}/opt_ins/{wa_id}``: Cove's addition, to honour a STOP a user wrote.
 
 Every request needs ``Authorization: Bearer <token>`` (``cove business gateway token``); errors are Graph errors
 (``{"error": {message, type, code, error_data, fbtrace_id}}``), as Cloud API libraries expect.
@@ -211,6 +212,23 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         own(waba_id)
         params = {"language": language} if language else None
         await gateway.client.call(RelayRequest("DELETE", f"/v1/business/templates/{name}", params=params))
+        return {"success": True}
+
+    @app.delete(
+        "/{version}/{phone_number_id}/opt_ins/{wa_id}",
+        dependencies=[Depends(authorised)],
+        responses=GRAPH_ERRORS,
+        summary="Record that a user opted out (Cove's addition: for a STOP written in the chat)",
+    )
+    async def opt_out(
+        version: str = Path(pattern=VERSION),
+        phone_number_id: str = Path(),
+        wa_id: str = Path(max_length=64),
+        category: list[str] | None = Query(None, description="marketing, utility, authentication [default: all]"),
+    ) -> Any:
+        own(phone_number_id)
+        params = {"category": [c.lower() for c in category]} if category else None
+        await gateway.client.call(RelayRequest("DELETE", f"/v1/business/customers/{wa_id}/opt-in", params=params))
         return {"success": True}
 
     @app.get(
