@@ -189,6 +189,12 @@ async def test_templates_are_reviewed_and_the_approved_text_verifies_with_the_se
         assert cove(relay, "business", "approve", template_id).returncode == 0
         signed = (await user.get(approved_path)).json()
         assert verify_approved(public_key, base64.b64decode(signed["payload"]), signed["signature"]).version == 2
+        # Messages sent with version 1 still render with the text they were sent with.
+        first = (await user.get(approved_path, params={"version": 1})).json()
+        old = verify_approved(public_key, base64.b64decode(first["payload"]), first["signature"])
+        footers = [c.text for c in old.template.components if c.type == "FOOTER"]
+        assert old.version == 1 and footers == ["Questions? Just reply."]
+        assert (await user.get(approved_path, params={"version": 3})).status_code == 404
 
         assert (await owner.delete("/v1/business/templates/order_ready?language=de")).status_code == 404
         assert (await owner.delete("/v1/business/templates/order_ready")).status_code == 204

@@ -294,14 +294,17 @@ async def template_key(relay: Relay = Depends(get_relay)) -> TemplateKey:
     "must still render).",
 )
 async def approved_template(
-    template_id: str, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+    template_id: str,
+    version: int | None = Query(None, ge=1, description="The version a message names [default: the current one]"),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
 ) -> ApprovedView:
-    row, payload = await service.approved(relay.engine, template_id)
+    signed = await service.approved(relay.engine, template_id, version)
     return ApprovedView(
-        template_id=row.template_id,
-        version=row.version,
-        payload=base64.b64encode(payload).decode(),
-        signature=row.signature,
+        template_id=signed.template_id,
+        version=signed.version,
+        payload=base64.b64encode(signed.payload).decode(),
+        signature=signed.signature,
         key_id=_keys(relay).key_id,
     )
 

@@ -26,6 +26,7 @@ from cove.business.storage import (
     business_events,
     business_optins,
     business_preferences,
+    business_template_versions,
     business_templates,
     business_user_ids,
     load_consent,
@@ -262,14 +263,30 @@ async def delete_templates(engine: AsyncEngine, business_id: str, name: str, lan
     return deleted
 
 
-async def approved(engine: AsyncEngine, template_id: str) -> tuple[Any, bytes]:
-    """The signed approved payload of a template, as the client verifies it."""
-    t = business_templates
+@dataclass(frozen=True)
+class Signed:
+    template_id: str
+    version: int
+    payload: bytes  # the exact bytes the signature covers
+    signature: str
+
+
+async def approved(engine: AsyncEngine, template_id: str, version: int | None = None) -> Signed:
+    """The signed approved payload of a template, as the client verifies it: the current version, or the one a
+    message was sent with (any version ever approved, while the template exists)."""
+    t, v = business_templates, business_template_versions
     async with engine.connect() as conn:
         row = (await conn.execute(select(t).where(t.c.template_id == template_id))).first()
+        if row is not None and version is not None and version != row.version:
+            signed = (
+                await conn.execute(select(v).where(v.c.template_id == template_id, v.c.version == version))
+            ).first()
+            if signed is not None:
+                return Signed(template_id, version, signed.payload.encode(), signed.signature)
+            row = None
     if row is None or row.status not in SERVED_STATUSES or row.signature is None:
-        raise ApiError(404, "template_not_approved", "no approved template has this id")
-    return row, _payload(row)
+        raise ApiError(404, "template_not_approved", "no approved template has this id and version")
+    return Signed(row.template_id, row.version, _payload(row), row.signature)
 
 
 def _payload(row: Any) -> bytes:
@@ -307,6 +324,17 @@ async def _review(engine: AsyncEngine, template_id: str, apply: Callable[[AsyncC
         if changed.rowcount != 1:
             raise ApiError(409, "concurrent_change", "the template changed meanwhile; look again")
         after = (await conn.execute(select(t).where(t.c.template_id == template_id))).one()
+        if after.status == ReviewStatus.APPROVED and after.version != row.version:
+            await conn.execute(
+                insert(business_template_versions).values(
+                    template_id=after.template_id,
+                    version=after.version,
+                    business_id=after.business_id,
+                    payload=_payload(after).decode(),
+                    signature=after.signature,
+                    approved_at_ms=now_ms(),
+                )
+            )
         body = {
             "template_id": after.template_id,
             "name": after.name,

@@ -86,6 +86,20 @@ business_templates = Table(
     Index("ix_business_templates_status", "status"),
 )
 
+# Every approved version as signed: a message renders with the version it was sent with, after the business
+# edits the template and it is approved again.
+business_template_versions = Table(
+    "business_template_versions",
+    metadata,
+    Column("template_id", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("business_id", String(36), nullable=False),
+    Column("payload", Text, nullable=False),  # the exact signed bytes (canonical JSON)
+    Column("signature", String(100), nullable=False),
+    Column("approved_at_ms", BigInteger, nullable=False),
+    Index("ix_business_template_versions_business", "business_id"),
+)
+
 business_optins = Table(
     "business_optins",
     metadata,
@@ -184,7 +198,14 @@ business_events = Table(
     sqlite_autoincrement=True,
 )
 
-_BUSINESS_TABLES = (business_feedback, business_templates, business_marketing, business_daily, business_events)
+_BUSINESS_TABLES = (
+    business_feedback,
+    business_templates,
+    business_template_versions,
+    business_marketing,
+    business_daily,
+    business_events,
+)
 _PAIR_TABLES = (business_user_ids, business_optins, business_preferences, business_windows, business_reach)
 
 

@@ -159,13 +159,14 @@ class CoveClient:
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
 
     # business messages -----------------------------------------------------------------------------------
-    async def approved_template(self, template_id: str) -> ApprovedTemplate:
+    async def approved_template(self, template_id: str, version: int | None = None) -> ApprovedTemplate:
         """An approved template as the server signed it, verified with the server's template key (fetched once
         per client); raises ``TemplateError`` if the signature does not verify."""
         if self._template_key is None:
             key = await self.call(Request("GET", "/v1/business/template-key"))
             self._template_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"]))
-        signed = await self.call(Request("GET", f"/v1/business/templates/{template_id}/approved"))
+        params = {"version": version} if version is not None else None
+        signed = await self.call(Request("GET", f"/v1/business/templates/{template_id}/approved", params=params))
         return verify_approved(self._template_key, base64.b64decode(signed["payload"]), signed["signature"])
 
     async def render_template(self, message: TemplateReceived) -> RenderedMessage:
@@ -177,7 +178,7 @@ class CoveClient:
             language=message.header["language"],
             category=str(message.header["category"]).lower(),
         )
-        approved = await self.approved_template(header.template_id)
+        approved = await self.approved_template(header.template_id, header.version)
         return read_template_message(header, message.sealed, approved, message.sender)
 
     # privacy -----------------------------------------------------------------------------------------

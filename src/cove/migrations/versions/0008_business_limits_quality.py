@@ -1,5 +1,5 @@
 """business limits and quality: tiers, throughput, template pauses, the marketing log, daily usage, the
-business event feed, and the visible business header on envelopes
+business event feed, every approved template version, and the visible business header on envelopes
 
 Revision ID: 0008
 Revises: 0007
@@ -55,9 +55,22 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_business_events_business_seq", "business_events", ["business_id", "seq"])
+    op.create_table(
+        "business_template_versions",
+        sa.Column("template_id", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("business_id", sa.String(length=36), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("signature", sa.String(length=100), nullable=False),
+        sa.Column("approved_at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("template_id", "version"),
+    )
+    op.create_index("ix_business_template_versions_business", "business_template_versions", ["business_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_business_template_versions_business", table_name="business_template_versions")
+    op.drop_table("business_template_versions")
     op.drop_index("ix_business_events_business_seq", table_name="business_events")
     op.drop_table("business_events")
     op.drop_table("business_daily")
