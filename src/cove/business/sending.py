@@ -165,7 +165,12 @@ async def _load(
     def one(column: Any, where: Any) -> Any:
         return select(column).where(where).scalar_subquery()
 
+    # One statement for the business's row and everything about the pair (each await is a thread hop on SQLite).
     pair_query = select(
+        b.c.quality,
+        b.c.tier,
+        b.c.tier_evaluated_day,
+        b.c.throughput_mps,
         one(p.c.promotions_stopped_at_ms, _pair(p, business_id, user_id)).label("stopped"),
         one(p.c.block_reason, _pair(p, business_id, user_id)).label("block_reason"),
         one(p.c.blocked_at_ms, _pair(p, business_id, user_id)).label("blocked"),
@@ -173,11 +178,10 @@ async def _load(
         one(r.c.reached_at_ms, _pair(r, business_id, user_id)).label("mine"),
         select(func.count()).select_from(r).where(counting).scalar_subquery().label("reached"),
         select(func.min(r.c.reached_at_ms)).where(counting).scalar_subquery().label("oldest"),
-    )
+    ).where(b.c.account_id == business_id)
     o, m = business_optins, business_marketing
     async with engine.connect() as conn:
-        business = (await conn.execute(select(b).where(b.c.account_id == business_id))).one()
-        row = (await conn.execute(pair_query)).one()
+        row = business = (await conn.execute(pair_query)).one()
         opt_rows = (await conn.execute(select(o).where(_pair(o, business_id, user_id)))).all()
         template_row = None
         marketing: list[tuple[str, int]] = []

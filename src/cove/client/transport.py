@@ -40,9 +40,10 @@ class CoveClient:
         self.base_url = base_url.rstrip("/")
         # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never races the
         # relay hanging up ("Server disconnected").
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0)
-        )
+        # At most 32 connections, all kept alive: httpcore walks its whole pool at every request's start and end,
+        # and above 20 idle ones it closes and reopens them (the business gateway sends many at once).
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=2.0)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits)
         self._opened = False
         self._template_key: Ed25519PublicKey | None = None
         self._template_key: Ed25519PublicKey | None = None

@@ -13,6 +13,7 @@ import os
 import httpx
 import typer
 import uvicorn
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -72,7 +73,8 @@ def serve(
         err.print("[red]error:[/red] a webhook URL needs --verify-token for the subscription handshake")
         raise typer.Exit(2)
     url = server or core.store.get("server") or "http://127.0.0.1:8080"
-    asyncio.run(_serve(core, profile, url, host, port, webhook_url, verify_token))
+    # uvloop (from uvicorn[standard]): the gateway's event loop carries every send, receipt and webhook.
+    uvloop.run(_serve(core, profile, url, host, port, webhook_url, verify_token))
 
 
 async def _serve(

@@ -155,6 +155,10 @@ class Gateway:
         record = self.store.message(message_id)
         if record is None or record.direction != "out":
             return
+        if record.status == Status.ACCEPTED and status in (Status.DELIVERED, Status.READ):
+            # The user's receipt came before the relay's answer to the send: it was sent, so say so first.
+            self._move(message_id, Status.SENT, at_ms)
+            record = self.store.message(message_id) or record
         moved = advance(Status(record.status), status)
         if moved is None:
             return
@@ -251,6 +255,8 @@ class Gateway:
             return cloud.accepted(send.to, recipient.wa_id, message_id)
         text = send.text.body if isinstance(send, SendText) else None
         outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
+        # Recorded before it leaves: the user's delivery receipt can come back before the relay's answer does.
+        self.store.add_message(record, now)
         lock = self._recipient_locks.setdefault(recipient.account_id, asyncio.Lock())
         try:
             async with lock:  # one session set-up per user, and ratchet steps in order
@@ -258,18 +264,18 @@ class Gateway:
         except RelayError as exc:
             refusal = _cloud_refusal(exc)
             if refusal.code in THROTTLES:
+                self.store.forget_message(message_id)  # nothing was accepted: the business sends it again
                 raise GraphError(refusal) from exc
             self._record_failure(record, refusal)
             return cloud.accepted(send.to, recipient.wa_id, message_id)
         with self.store.client_store.transaction():
-            self.store.add_message(record, now)
             self._move(message_id, Status.SENT, self.clock())
         self._notify()
         return cloud.accepted(send.to, recipient.wa_id, message_id)
 
     def _record_failure(self, record: MessageRecord, error: CloudApiError) -> None:
         with self.store.client_store.transaction():
-            self.store.add_message(record, self.clock())
+            self.store.add_message(record, self.clock())  # a no-op if it was recorded before the send
             self._move(record.message_id, Status.FAILED, self.clock(), error)
         self._notify()
 

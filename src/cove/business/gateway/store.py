@@ -119,6 +119,9 @@ class GatewayStore:
         )
         return cursor.rowcount == 1
 
+    def forget_message(self, message_id: str) -> None:
+        self.db.execute("DELETE FROM gw_messages WHERE message_id = ?", (message_id,))
+
     def message(self, message_id: str) -> MessageRecord | None:
         row = self.db.execute(
             "SELECT message_id, direction, account_id, wa_id, client_message_id, status, category, callback "
