@@ -10,6 +10,7 @@ with nothing lost and nothing applied twice; and nothing of the content in the r
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -21,8 +22,14 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
+from cove.business.gateway.outbox import Outbox
+from cove.business.gateway.service import Gateway, Identity
+from cove.business.gateway.statuses import Status
+from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.storage import business_reach
-from cove.client.core import MessageReceived, PayloadReceived, Read, TemplateReceived
+from cove.client.core import ClientCore, MessageReceived, PayloadReceived, Read, TemplateReceived
+from cove.client.store import ClientStore
+from cove.client.transport import CoveClient
 from cove.db import create_engine
 from gateway_world import GatewayProcess, Receiver, operator, register_profile
 from helpers import assert_no_plaintext, server_rows
@@ -390,3 +397,25 @@ async def test_interactive_buttons_reach_the_user_and_the_choice_comes_back_as_a
     )
     assert replies[0]["interactive"] == {"type": "button_reply", "button_reply": {"id": "slot-6", "title": "6 pm"}}
     assert replies[0]["context"]["id"] == sent["messages"][0]["id"]
+
+
+def test_a_receipt_that_overtakes_the_relays_answer_still_reports_sent_then_delivered(tmp_path):
+    """The user's delivery receipt can reach the gateway before the relay answers the send: the message is
+    recorded before it leaves, and the receipt reports `sent` first, so no status is lost or goes backwards."""
+    core = ClientCore(ClientStore(tmp_path / "gateway.db"), bytes(32), {})
+    store = GatewayStore(core.store)
+    outbox = Outbox(store.db)
+    identity = Identity("shop", "+14155550190")
+    gateway = Gateway(CoveClient("http://127.0.0.1:9", core), store, outbox, None, identity, clock=lambda: 5_000)
+    record = MessageRecord("wamid.one", "out", "ana", "CC.ANA", "wamid.one", "accepted", "utility", None)
+    store.add_message(record, 1_000)
+    with core.store.transaction():
+        gateway._move("wamid.one", Status.DELIVERED, 2_000)  # the receipt, first
+        gateway._move("wamid.one", Status.SENT, 3_000)  # then the relay's answer: nothing more to say
+    sent = [json.loads(e.body) for e in outbox.due(10_000, 10)]
+    statuses = [s["status"] for e in sent for s in e["entry"][0]["changes"][0]["value"]["statuses"]]
+    assert statuses == ["sent"]  # the second waits for the first (per-message order)
+    outbox.delivered(outbox.due(10_000, 10)[0].event_id, 10_000)
+    after = [json.loads(e.body) for e in outbox.due(10_000, 10)]
+    assert [s["status"] for e in after for s in e["entry"][0]["changes"][0]["value"]["statuses"]] == ["delivered"]
+    assert store.message("wamid.one").status == "delivered"
