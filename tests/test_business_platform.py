@@ -17,21 +17,10 @@ from sqlalchemy import select
 from cove.business.storage import business_feedback, business_optins, business_preferences, business_user_ids
 from cove.business.templates import TemplateError, verify_approved
 from cove.db import create_engine
+from test_business_templates import UTILITY_POSITIONAL
 
-UTILITY: dict[str, Any] = {
-    "name": "order_shipped",
-    "language": "en",
-    "category": "UTILITY",
-    "components": [
-        {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}", "example": {"header_text": ["A-1001"]}},
-        {
-            "type": "BODY",
-            "text": "Hello {{1}}, your order {{2}} left our warehouse and arrives on {{3}}.",
-            "example": {"body_text": [["Ana", "A-1001", "Friday"]]},
-        },
-        {"type": "FOOTER", "text": "Questions? Just reply."},
-    ],
-}
+# tests/test_business_templates.py's utility template, in English and without its URL button.
+UTILITY: dict[str, Any] = {**UTILITY_POSITIONAL, "language": "en", "components": UTILITY_POSITIONAL["components"][:3]}
 # A warning (marketing wording in a UTILITY template) does not block review.
 PROMOTIONAL_UTILITY: dict[str, Any] = {
     "name": "order_ready",
