@@ -73,6 +73,7 @@ async def test_a_deleted_accounts_rows_are_gone_from_every_table_but_the_ledger(
     alice = await users.register("alice", "+14155550141")
     bob = await users.register("bob")
     alice_id = alice.core.account_id
+    await alice.set_pin("480731")  # a registration lock goes with the account
 
     notice = await alice.pending_notice()
     await alice.notice_shown(notice)

@@ -19,12 +19,12 @@ from cove.client.crypto import OlmDevice
 from cove.errors import ApiError
 from cove.keys import signing
 from cove.messaging.rules import DeviceCheck, check_devices, raise_for_mismatch
-from cove.safety.ratelimit import Bucket, Limit, RateLimiter, take
+from cove.safety.ratelimit import Bucket, Limit, Quota, RateLimiter, Window, count, take
 
 SECRET = b"test secret for verification codes"
 PHONE = "+14155550101"
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-POLICY = CodePolicy(ttl=timedelta(minutes=10), max_attempts=5, max_sends=5, send_window=timedelta(hours=1))
+POLICY = CodePolicy(ttl=timedelta(minutes=10), max_attempts=5)
 RIGHT = "123456"
 
 
@@ -40,7 +40,7 @@ def digest(code: str) -> str:
 
 
 def fresh_code(now: datetime = T0, policy: CodePolicy = POLICY) -> PendingCode:
-    return issue(None, PHONE, digest(RIGHT), now, policy)
+    return issue(PHONE, digest(RIGHT), now, policy)
 
 
 # verification codes -----------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def test_checking_without_a_pending_code_is_no_code_requested():
 )
 def test_no_more_than_max_attempts_guesses_are_ever_judged(max_attempts, guesses):
     # Played the way the relay does: a wrong guess's counted record is stored, a right one ends the game.
-    policy = CodePolicy(POLICY.ttl, max_attempts, POLICY.max_sends, POLICY.send_window)
+    policy = CodePolicy(POLICY.ttl, max_attempts)
     stored = fresh_code(policy=policy)
     outcomes = []
     for guess in guesses:
@@ -117,41 +117,34 @@ def _offsets_ms() -> st.SearchStrategy[list[int]]:
 
 
 @given(offsets=_offsets_ms(), max_sends=st.integers(1, 6), window_minutes=st.integers(1, 120))
-def test_codes_are_limited_per_send_window_and_retry_after_is_honest(offsets, max_sends, window_minutes):
-    policy = CodePolicy(POLICY.ttl, POLICY.max_attempts, max_sends, timedelta(minutes=window_minutes))
-    stored: PendingCode | None = None
-    issued: list[tuple[datetime, datetime]] = []  # (sent at, its window's start)
-    for offset in offsets:
-        now = T0 + timedelta(milliseconds=offset)
-        try:
-            stored = issue(stored, PHONE, digest(new_code()), now, policy)
-        except ApiError as error:
-            assert (error.status, error.code) == (429, "too_many_codes")
-            # Refused only when the limit really was reached within the last window...
-            assert sum(1 for sent, _ in issued if now - sent < policy.send_window) >= max_sends
-            # ...and Retry-After is positive and enough.
-            assert (
-                error.headers["Retry-After"] == str(error.details["retry_after"]) and error.details["retry_after"] > 0
-            )
-            issue(stored, PHONE, digest(RIGHT), now + timedelta(seconds=error.details["retry_after"]), policy)
+def test_a_fixed_window_counts_at_most_its_quota_and_its_wait_is_honest(offsets, max_sends, window_minutes):
+    quota = Quota(max_sends, window_minutes * 60_000)  # in milliseconds, for exact arithmetic
+    stored: Window | None = None
+    counted: list[tuple[float, float]] = []  # (counted at, its window's start)
+    for now in offsets:
+        window, wait = count(stored, quota, now)
+        if wait > 0:
+            # Refused only when the quota really was reached within the last window...
+            assert sum(1 for at, _ in counted if now - at < quota.window_seconds) >= max_sends
+            # ...and the wait is enough.
+            assert count(window, quota, now + wait)[1] == 0
         else:
-            assert (stored.attempts, stored.expires_at) == (0, now + policy.ttl)
-            issued.append((now, stored.window_started_at))
+            counted.append((now, window.started_at))
+        stored = window
 
-    for start, in_window in itertools.groupby(issued, key=lambda pair: pair[1]):
-        sent = [s for s, _ in in_window]
-        assert len(sent) <= max_sends
-        assert sent[0] == start and all(s - start < policy.send_window for s in sent)
+    for start, in_window in itertools.groupby(counted, key=lambda pair: pair[1]):
+        at = [a for a, _ in in_window]
+        assert len(at) <= max_sends
+        assert at[0] == start and all(a - start < quota.window_seconds for a in at)
 
 
-def test_sends_left_in_a_window_count_down_and_a_new_window_starts_afresh():
-    stored = None
-    for expected_sends in range(1, 6):
-        stored = issue(stored, PHONE, digest(RIGHT), T0 + timedelta(minutes=expected_sends), POLICY)
-        assert stored.sends == expected_sends and stored.window_started_at == T0 + timedelta(minutes=1)
-    refused("too_many_codes", issue, stored, PHONE, digest(RIGHT), T0 + timedelta(minutes=60), POLICY)
-    again = issue(stored, PHONE, digest(RIGHT), T0 + timedelta(minutes=61), POLICY)
-    assert (again.sends, again.window_started_at) == (1, T0 + timedelta(minutes=61))
+def test_a_window_counts_down_and_a_new_one_starts_afresh():
+    quota, stored = Quota(5, 3600), None
+    for used in range(1, 6):
+        stored, wait = count(stored, quota, used * 60)
+        assert (stored, wait) == (Window(used, 60), 0)
+    assert count(stored, quota, 3600) == (stored, 60)
+    assert count(stored, quota, 3660) == (Window(1, 3660), 0)
 
 
 # rate limits ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import typer
 from cove.business.commands import business_app
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands, register_privacy_commands
+from cove.client.pin_cli import pin_app
 from cove.consent.commands import ledger_app, policy_app
 from cove.partner.cli import partner_app
 from cove.safety.commands import safety_app
@@ -59,3 +60,4 @@ app.add_typer(share_app, name="share")
 app.add_typer(partner_app, name="partner")
 app.add_typer(businesses_app, name="businesses")
 app.add_typer(business_app, name="business")
+app.add_typer(pin_app, name="pin")

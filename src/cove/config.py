@@ -42,8 +42,15 @@ class Settings(BaseSettings):
     code_webhook_url: str | None = None
     code_ttl_seconds: int = 600
     code_max_attempts: int = 5
-    code_max_sends: int = 5
+    code_max_sends: int = Field(5, description="Codes per number per source address per window")
     code_send_window_seconds: int = 3600
+    code_max_sends_per_source: int = Field(20, description="Codes per source address (IPv6: /64) per window")
+    code_max_sends_per_range: int = Field(50, description="Codes per number range per window")
+    code_range_digits: int = Field(2, ge=0, le=6, description="A range is the number without this many last digits")
+    code_max_sends_overall: int = Field(10_000, description="Codes the relay sends per window in all")
+    registration_lock_days: float = Field(7.0, description="A registration lock lapses after this long inactive")
+    registration_lock_max_guesses: int = Field(10, description="Wrong PINs before the lock takes no more guesses")
+    token_idle_days: float = Field(180.0, description="A device token unused for this long stops working")
 
     message_retention_days: float = 30.0
     purge_interval_seconds: float = 60.0

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cove.accounts.code_limits import CodeLimits
 from cove.accounts.directory import DeviceDirectory
 from cove.accounts.presence import Presence
 from cove.accounts.senders import CodeSender
@@ -43,12 +44,16 @@ class Relay:
     account_deleted_hooks: list[Callable[[AsyncConnection, str, int], Awaitable[None]]] = field(default_factory=list)
     presence: Presence = field(init=False)
     send_buckets: SendBuckets = field(default_factory=SendBuckets)  # business throughput and pair rate
+    code_limits: CodeLimits = field(init=False)
+    # Setting a PIN costs a 128 MiB hash: a few an hour per account is plenty.
+    pin_change_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("PIN change", Limit(5, 5 / 3600)))
 
     def __post_init__(self) -> None:
         self.presence = Presence(self.engine)
         self.policies = PolicyBook(self.engine, self.settings.notice_interval_seconds)
         self.consent_writer = ConsentWriter(self.engine, self.policies)
         s = self.settings
+        self.code_limits = CodeLimits.from_settings(s)
         self.discovery_limiter = RateLimiter(
             "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)
         )

@@ -71,6 +71,15 @@ class CodeInbox:
         self._server.shutdown()
 
 
+# Tests, benchmarks and the demo register many numbers of one range from 127.0.0.1, which the production
+# limits on code requests per source, per range and overall would refuse; a caller's env may lower them again.
+HARNESS_CODE_LIMITS = {
+    "COVE_CODE_MAX_SENDS_PER_SOURCE": "1000000",
+    "COVE_CODE_MAX_SENDS_PER_RANGE": "1000000",
+    "COVE_CODE_MAX_SENDS_OVERALL": "1000000",
+}
+
+
 class RelayProcess:
     """``cove serve`` in a subprocess; restartable on the same database."""
 
@@ -87,6 +96,7 @@ class RelayProcess:
             "COVE_CODE_SENDER": "webhook",
             "COVE_CODE_WEBHOOK_URL": code_url,
             "COVE_CONFIG": str(data_dir / "none.toml"),
+            **HARNESS_CODE_LIMITS,
             **extra_env,
         }
         self._proc: subprocess.Popen[bytes] | None = None

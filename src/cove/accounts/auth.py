@@ -6,6 +6,8 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cove.accounts.storage import DeviceRecord
+from cove.accounts.tokens import idle_expired
+from cove.clock import now_ms
 from cove.context import Relay, get_relay
 from cove.errors import ApiError
 
@@ -24,6 +26,13 @@ async def authenticate(relay: Relay, token: str | None) -> DeviceRecord:
     device = await relay.directory.authenticate(token)
     if device is None:
         raise ApiError(401, "unauthenticated", "the device token is unknown or was revoked")
+    idle_days = relay.settings.token_idle_days
+    if idle_expired(device.last_seen_at_ms, now_ms(), int(idle_days * 86_400_000)):
+        raise ApiError(
+            401, "token_expired", f"this device was not used for over {idle_days:g} days: register the number again"
+        )
+    # Every authenticated use counts as activity: it keeps the token alive and the registration lock held.
+    relay.presence.connected(device.account_id, device.device_id)
     return device
 
 

@@ -1,7 +1,7 @@
 """Verification codes as pure rules: generation, hashing, and what a submission or a resend may do.
 
 A code is 6 digits, so it is stored only as an HMAC under the server secret (a plain hash of a
-million possibilities is no protection), with an expiry, an attempt counter and a send counter.
+million possibilities is no protection), with an expiry and an attempt counter.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ def hash_code(secret: bytes, phone_number: str, code: str) -> str:
 class CodePolicy:
     ttl: timedelta
     max_attempts: int
-    max_sends: int
-    send_window: timedelta
 
 
 @dataclass(frozen=True)
@@ -39,29 +37,11 @@ class PendingCode:
     code_hash: str
     expires_at: datetime
     attempts: int
-    sends: int
-    window_started_at: datetime
 
 
-def issue(
-    previous: PendingCode | None, phone_number: str, code_hash: str, now: datetime, policy: CodePolicy
-) -> PendingCode:
-    """A fresh code for ``phone_number``, counting it against the resend limit of the current window."""
-    if previous is None or now - previous.window_started_at >= policy.send_window:
-        sends, window_start = 0, now
-    else:
-        sends, window_start = previous.sends, previous.window_started_at
-    if sends >= policy.max_sends:
-        retry_at = window_start + policy.send_window
-        err = ApiError(
-            429,
-            "too_many_codes",
-            f"{policy.max_sends} codes were already sent to this number; try again after {retry_at.isoformat()}",
-            retry_after=int((retry_at - now).total_seconds()) + 1,
-        )
-        err.headers["Retry-After"] = str(err.details["retry_after"])
-        raise err
-    return PendingCode(phone_number, code_hash, now + policy.ttl, 0, sends + 1, window_start)
+def issue(phone_number: str, code_hash: str, now: datetime, policy: CodePolicy) -> PendingCode:
+    """A fresh code for ``phone_number``; how many may be sent is cove.accounts.code_limits' business."""
+    return PendingCode(phone_number, code_hash, now + policy.ttl, 0)
 
 
 def check(pending: PendingCode | None, submitted_hash: str, now: datetime, policy: CodePolicy) -> PendingCode:

@@ -2,9 +2,10 @@
 
 Deleted: the account row, its devices (with their identity keys and tokens), their one-time and fallback
 keys, the envelopes queued for them, the idempotency records of the account's sends, its usage counters,
-its consent state (terms accepted, choices per purpose, notices served) and a pending verification code
-for its number. Capabilities add their own rows through ``Relay.account_deleted_hooks``, called in the
-same transaction before it commits (the sharing gateway records an erasure event for its recipients).
+its consent state (terms accepted, choices per purpose, notices served), its registration lock and a
+pending verification code for its number. Capabilities add their own rows through
+``Relay.account_deleted_hooks``, called in the same transaction before it commits (the sharing gateway
+records an erasure event for its recipients).
 The business capability's hook deletes a business's profile, templates and what users told it, and a
 user's per-business ids, opt-ins and preferences; the user's blocks and reports stay, without the account
 id, as anonymous feedback in the business's quality record (cove.business.storage.forget_account).
@@ -29,7 +30,7 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.accounts import storage
+from cove.accounts import reglock_storage, storage
 from cove.accounts.storage import accounts, devices, verification_codes
 from cove.accounts.usage_storage import delete_account_usage
 from cove.clock import now_ms
@@ -63,6 +64,7 @@ async def _delete_rows(conn: AsyncConnection, account_id: str, phone_number: str
     await delete_account_queues(conn, account_id)
     await conn.execute(delete(sent_messages).where(sent_messages.c.sender_account_id == account_id))
     await delete_account_usage(conn, account_id)
+    await reglock_storage.remove(conn, account_id)
     for table in (consent_purposes, consent_served, consent_accounts):
         await conn.execute(delete(table).where(table.c.account_id == account_id))
     await conn.execute(delete(verification_codes).where(verification_codes.c.phone_number == phone_number))

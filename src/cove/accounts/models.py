@@ -12,7 +12,9 @@ class CodeRequest(BaseModel):
 class CodeSent(BaseModel):
     phone_number: str = Field(description="The number in E.164 form")
     expires_at: int = Field(description="Milliseconds since the epoch")
-    sends_left: int = Field(description="Codes that may still be requested in this window")
+    sends_left: int = Field(
+        description="Codes that may still be requested for this number from this address in this window"
+    )
 
 
 class DeviceInfo(BaseModel):
@@ -40,6 +42,12 @@ class RegistrationRequest(BaseModel):
     registration_id: int = Field(ge=1, le=16380, description="Random per install; a new one marks a reinstall")
     identity_key: IdentityKeys
     device: DeviceInfo
+    pin: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="The registration lock's PIN, needed only while the number is locked (423 `registration_lock`)",
+    )
 
 
 class Registered(BaseModel):
@@ -48,6 +56,21 @@ class Registered(BaseModel):
     token: str = Field(description="Bearer token for this device; shown once")
     identity_generation: int
     reregistered: bool = Field(description="True when this number had an account: its old devices were logged out")
+
+
+class PinRequest(BaseModel):
+    pin: str = Field(
+        min_length=1,
+        max_length=64,
+        description="6 to 64 characters; not one repeated character nor a run of digits (400 `weak_pin`)",
+        examples=["480731"],
+    )
+
+
+class RegistrationLockView(BaseModel):
+    enabled: bool
+    set_at: int | None = Field(None, description="When the PIN was set, milliseconds since the epoch")
+    lapses_after_days: float = Field(description="The lock lapses once every device was inactive this long")
 
 
 class DeviceView(BaseModel):

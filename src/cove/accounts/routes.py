@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from cove.accounts import deletion, service
+from fastapi import APIRouter, Depends, Request, Response
+
+from cove.accounts import deletion, reglock, reglock_service, service
 from cove.accounts.auth import current_device
+from cove.accounts.code_limits import CodeRequestsLimited, source_key
 from cove.accounts.models import (
     AccountView,
     CodeRequest,
@@ -14,17 +18,46 @@ from cove.accounts.models import (
     DeviceView,
     LookupRequest,
     LookupResult,
+    PinRequest,
     Registered,
     RegisteredContact,
+    RegistrationLockView,
     RegistrationRequest,
     UsageReport,
 )
 from cove.accounts.storage import DeviceRecord
 from cove.accounts.usage import DayCounts
 from cove.context import Relay, get_relay
-from cove.errors import error_responses
+from cove.errors import ApiError, error_responses
 
 router = APIRouter(tags=["accounts"])
+
+# The registration lock's and the code limits' refusals, as HTTP; 423 Locked as Signal answers a locked number.
+_STATUS: dict[type[Exception], int] = {
+    reglock.WeakPin: 400,
+    reglock.RegistrationLocked: 423,
+    reglock.WrongPin: 423,
+    reglock.PinGuessesPaused: 429,
+    CodeRequestsLimited: 429,
+}
+
+
+@contextmanager
+def _as_http() -> Iterator[None]:
+    try:
+        yield
+    except CodeRequestsLimited as exc:
+        raise _api_error(exc, exc.code, retry_after=exc.retry_after, limit=exc.limit) from None
+    except reglock.RegLockError as exc:
+        raise _api_error(exc, exc.code, **exc.details) from None
+
+
+def _api_error(exc: Exception, code: str, **details: int | str) -> ApiError:
+    status = next(_STATUS[cls] for cls in type(exc).__mro__ if cls in _STATUS)
+    err = ApiError(status, code, str(exc), **details)
+    if details.get("retry_after"):
+        err.headers["Retry-After"] = str(details["retry_after"])
+    return err
 
 
 @router.post(
@@ -33,14 +66,16 @@ router = APIRouter(tags=["accounts"])
     response_model=CodeSent,
     responses=error_responses(400, 403, 429, 502),
     summary="Send a 6-digit verification code to a phone number",
-    description="403 `account_banned` (with its `reason` code) when the number is banned.",
+    description="403 `account_banned` (with its `reason` code) when the number is banned. 429 `too_many_codes` "
+    "with `Retry-After` and `limit`: `number` (codes to this number from this address), `source` (from this "
+    "address), `range` (to numbers sharing all but the last digits) or `overall`. A new code replaces the last.",
 )
-async def request_code(body: CodeRequest, relay: Relay = Depends(get_relay)) -> CodeSent:
-    pending = await service.request_code(relay, body.phone_number)
+async def request_code(body: CodeRequest, request: Request, relay: Relay = Depends(get_relay)) -> CodeSent:
+    source = source_key(request.client.host if request.client else None)
+    with _as_http():
+        pending, sends_left = await service.request_code(relay, body.phone_number, source)
     return CodeSent(
-        phone_number=pending.phone_number,
-        expires_at=service.code_expiry_ms(pending),
-        sends_left=service.sends_left(relay, pending),
+        phone_number=pending.phone_number, expires_at=service.code_expiry_ms(pending), sends_left=sends_left
     )
 
 
@@ -48,16 +83,23 @@ async def request_code(body: CodeRequest, relay: Relay = Depends(get_relay)) -> 
     "/v1/registration",
     status_code=201,
     response_model=Registered,
-    responses=error_responses(400, 403, 429),
+    responses=error_responses(400, 403, 423, 429),
     summary="Verify the code and register this phone as the account's primary device",
     description="Registering a number that already has an account creates a new identity: every old device is "
     "logged out and the key directory's identity_generation goes up so contacts can warn their users. "
-    "403 `account_banned` when the number is banned.",
+    "403 `account_banned` when the number is banned. While the number has a registration lock (a PIN set with "
+    "`PUT /v1/accounts/me/registration-lock`, and a device of the account active within "
+    "`COVE_REGISTRATION_LOCK_DAYS`), a right code is not enough: 423 `registration_lock` without `pin`, 423 "
+    "`wrong_pin` (with `attempts_left`) for a wrong one, both with `time_remaining_ms` until the lock lapses; "
+    "the code stays valid and the account, its devices, keys and messages are untouched. After 3 wrong PINs "
+    "each further guess waits twice as long (429 `pin_backoff` with `Retry-After`); after "
+    "`COVE_REGISTRATION_LOCK_MAX_GUESSES` no guess is taken until the lock lapses (429 `pin_attempts_exhausted`).",
 )
 async def register(body: RegistrationRequest, relay: Relay = Depends(get_relay)) -> Registered:
-    account_id, device_id, token, generation, again = await service.register(
-        relay, body.phone_number, body.code, body.registration_id, body.identity_key, body.device
-    )
+    with _as_http():
+        account_id, device_id, token, generation, again = await service.register(
+            relay, body.phone_number, body.code, body.registration_id, body.identity_key, body.device, body.pin
+        )
     return Registered(
         account_id=account_id,
         device_id=device_id,
@@ -105,6 +147,54 @@ async def me(device: DeviceRecord = Depends(current_device), relay: Relay = Depe
 )
 async def delete_account(device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)) -> Response:
     await deletion.delete_account(relay, device.account_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/accounts/me/registration-lock",
+    response_model=RegistrationLockView,
+    responses=error_responses(401),
+    summary="Whether my number has a registration lock",
+)
+async def registration_lock(
+    device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> RegistrationLockView:
+    lock = await reglock_service.lock_of(relay, device.account_id)
+    return RegistrationLockView(
+        enabled=lock is not None,
+        set_at=lock.set_at_ms if lock else None,
+        lapses_after_days=relay.settings.registration_lock_days,
+    )
+
+
+@router.put(
+    "/v1/accounts/me/registration-lock",
+    status_code=204,
+    responses=error_responses(400, 401, 429),
+    summary="Set (or change) my registration lock's PIN",
+    description="From then on, registering this number on another phone needs the PIN as well as the SMS code, "
+    "until every device of the account has been inactive for `COVE_REGISTRATION_LOCK_DAYS` (7 by default). "
+    "The relay keeps only a salted scrypt hash of the PIN. 400 `weak_pin`; 429 `rate_limited` after 5 changes "
+    "an hour.",
+)
+async def set_registration_lock(
+    body: PinRequest, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> Response:
+    with _as_http():
+        await reglock_service.set_pin(relay, device.account_id, body.pin)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/v1/accounts/me/registration-lock",
+    status_code=204,
+    responses=error_responses(401),
+    summary="Remove my registration lock: the SMS code alone registers the number again",
+)
+async def remove_registration_lock(
+    device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> Response:
+    await reglock_service.remove_pin(relay, device.account_id)
     return Response(status_code=204)
 
 

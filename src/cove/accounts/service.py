@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.accounts import codes, storage, usage, usage_storage
+from cove.accounts import codes, reglock, reglock_service, reglock_storage, storage, usage, usage_storage
 from cove.accounts.models import DeviceInfo, IdentityKeys
 from cove.accounts.phone import normalise, try_normalise
 from cove.accounts.storage import accounts, devices
@@ -37,12 +37,7 @@ def _busy() -> ApiError:
 
 def _code_policy(relay: Relay) -> codes.CodePolicy:
     s = relay.settings
-    return codes.CodePolicy(
-        ttl=timedelta(seconds=s.code_ttl_seconds),
-        max_attempts=s.code_max_attempts,
-        max_sends=s.code_max_sends,
-        send_window=timedelta(seconds=s.code_send_window_seconds),
-    )
+    return codes.CodePolicy(ttl=timedelta(seconds=s.code_ttl_seconds), max_attempts=s.code_max_attempts)
 
 
 async def _refuse_banned(conn: AsyncConnection, phone: str) -> None:
@@ -51,8 +46,10 @@ async def _refuse_banned(conn: AsyncConnection, phone: str) -> None:
         raise banned_error(reason)
 
 
-async def request_code(relay: Relay, raw_phone: str) -> codes.PendingCode:
+async def request_code(relay: Relay, raw_phone: str, source: str) -> tuple[codes.PendingCode, int]:
+    """Send a fresh code to the number. Returns it and how many more ``source`` may ask for in this window."""
     phone = normalise(raw_phone)
+    sends_left = relay.code_limits.spend(phone, source)
     policy = _code_policy(relay)
     code = codes.new_code()
     code_hash = codes.hash_code(relay.code_secret, phone, code)
@@ -60,48 +57,90 @@ async def request_code(relay: Relay, raw_phone: str) -> codes.PendingCode:
         async with relay.engine.begin() as conn:
             await _refuse_banned(conn, phone)
             previous = await storage.load_code(conn, phone)
-            pending = codes.issue(previous, phone, code_hash, to_datetime(now_ms()), policy)
+            pending = codes.issue(phone, code_hash, to_datetime(now_ms()), policy)
             if await storage.replace_code(conn, previous, pending):
                 break
     else:
         raise _busy()
     # Sent after the commit: a code the database does not know must never reach a phone.
     await relay.code_sender.send(phone, code)
-    return pending
+    return pending, sends_left
 
 
-def sends_left(relay: Relay, pending: codes.PendingCode) -> int:
-    return max(0, relay.settings.code_max_sends - pending.sends)
+async def _verify(relay: Relay, phone: str, code: str, pin: str | None, now: int) -> bool:
+    """Check the code and, while the number is locked, the PIN; the code is used up only when both pass.
+
+    Returns whether a lock held (and the PIN opened it). The lock is looked at only once the code is right,
+    so nobody without the code learns that a number has one. A wrong code or PIN is counted before it is
+    refused; the PIN's slow hash runs outside any transaction, and a lock changed meanwhile is judged again.
+    """
+    policy = _code_policy(relay)
+    lock_policy = reglock_service.policy(relay.settings)
+    submitted = codes.hash_code(relay.code_secret, phone, code.strip())
+    hashed: tuple[reglock.PinHash, bool] | None = None  # a PIN hash and whether ``pin`` matched it
+    for _ in range(_MAX_RACES):
+        refusal: Exception | None = None
+        locked = False
+        try:
+            async with relay.engine.begin() as conn:
+                await _refuse_banned(conn, phone)
+                pending = await storage.load_code(conn, phone)
+                try:
+                    codes.check(pending, submitted, to_datetime(now), policy)
+                except codes.WrongCode as wrong:
+                    refusal, judged_code = wrong, wrong.counted
+                else:
+                    judged_code = None
+                    gate = await reglock_service.gate(conn, phone)
+                    if gate is not None and reglock.guard(
+                        gate.lock, gate.last_active_ms, pin is not None, now, lock_policy
+                    ):
+                        if hashed is None or hashed[0] != gate.lock.pin:
+                            raise _NeedsHash(gate.lock.pin)
+                        locked = True
+                        try:
+                            judged_lock = reglock.judge(gate.lock, hashed[1], gate.last_active_ms, now, lock_policy)
+                        except reglock.WrongPin as wrong_pin:
+                            refusal, judged_lock, judged_code = wrong_pin, wrong_pin.counted, pending
+                        if not await reglock_storage.replace_if_same(conn, gate.account_id, gate.lock, judged_lock):
+                            raise _LostRace
+                # A wrong guess is counted, a right one uses the code up; either only if no concurrent request
+                # got there first, so that every guess counts and a code registers at most one device.
+                if judged_code is not pending and not await storage.replace_code(conn, pending, judged_code):
+                    raise _LostRace
+        except _LostRace:
+            continue
+        except _NeedsHash as need:
+            assert pin is not None
+            hashed = (need.pin_hash, await reglock_service.matches(need.pin_hash, pin))
+            continue
+        if refusal is not None:
+            raise refusal
+        return locked
+    raise _busy()
+
+
+class _NeedsHash(Exception):
+    def __init__(self, pin_hash: reglock.PinHash) -> None:
+        self.pin_hash = pin_hash
 
 
 async def register(
-    relay: Relay, raw_phone: str, code: str, registration_id: int, identity: IdentityKeys, info: DeviceInfo
+    relay: Relay,
+    raw_phone: str,
+    code: str,
+    registration_id: int,
+    identity: IdentityKeys,
+    info: DeviceInfo,
+    pin: str | None = None,
 ) -> tuple[str, int, str, int, bool]:
-    """Verify the code and create the account's primary device. Returns
-    ``(account_id, device_id, token, identity_generation, reregistered)``."""
+    """Verify the code (and the PIN if the number is locked) and create the account's primary device.
+    Returns ``(account_id, device_id, token, identity_generation, reregistered)``."""
     phone = normalise(raw_phone)
     signing.check_public_key(identity.ed25519, "identity_key.ed25519")
     signing.verify(identity.ed25519, signing.IDENTITY, identity.curve25519, identity.signature, "identity_key")
-    policy = _code_policy(relay)
     now = now_ms()
-    submitted = codes.hash_code(relay.code_secret, phone, code.strip())
-    for _ in range(_MAX_RACES):
-        async with relay.engine.begin() as conn:
-            await _refuse_banned(conn, phone)
-            pending = await storage.load_code(conn, phone)
-            wrong: codes.WrongCode | None = None
-            try:
-                codes.check(pending, submitted, to_datetime(now), policy)
-            except codes.WrongCode as exc:
-                wrong = exc
-            # A wrong guess is counted, a right one uses the code up; either only if no concurrent request
-            # got there first, so that every guess counts and a code registers at most one device.
-            if await storage.replace_code(conn, pending, wrong.counted if wrong else None):
-                break
-    else:
-        raise _busy()
-    if wrong is not None:
-        raise wrong
+    unlocked = await _verify(relay, phone, code, pin, now)
 
     token = new_token()
     async with relay.engine.begin() as conn:
@@ -132,6 +171,8 @@ async def register(
                 .where(accounts.c.id == account_id)
                 .values(identity_generation=generation, identity_changed_at_ms=now)
             )
+            if not unlocked:  # the lock had lapsed: it was the old owner's, not this phone's
+                await reglock_storage.remove(conn, account_id)
         await conn.execute(
             insert(devices).values(
                 account_id=account_id,

@@ -72,8 +72,6 @@ verification_codes = Table(
     Column("code_hash", String(64), nullable=False),
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("sends", Integer, nullable=False),
-    Column("window_started_at_ms", BigInteger, nullable=False),
 )
 
 
@@ -87,6 +85,9 @@ class DeviceRecord:
     # The account has a business profile: its sends go through the business rules, and users' messages to it
     # open its service window. Loaded with the device (one outer join), so plain sends pay no extra query.
     business: bool = False
+    # When the device was last seen (cove.accounts.presence): a token idle for too long stops working. Loaded
+    # only with a token; 0 elsewhere.
+    last_seen_at_ms: int = 0
 
 
 async def load_code(conn: AsyncConnection, phone_number: str) -> PendingCode | None:
@@ -100,19 +101,17 @@ async def load_code(conn: AsyncConnection, phone_number: str) -> PendingCode | N
         code_hash=row.code_hash,
         expires_at=to_datetime(row.expires_at_ms),
         attempts=row.attempts,
-        sends=row.sends,
-        window_started_at=to_datetime(row.window_started_at_ms),
     )
 
 
 def _same_code(code: PendingCode) -> tuple:
-    # The hash changes with every code issued, attempts with every guess and sends with every issue, so
-    # together they tell whether the stored record is still the one a rule judged.
+    # The hash and the expiry change with every code issued and attempts with every guess, so together they
+    # tell whether the stored record is still the one a rule judged.
     return (
         verification_codes.c.phone_number == code.phone_number,
         verification_codes.c.code_hash == code.code_hash,
+        verification_codes.c.expires_at_ms == to_ms(code.expires_at),
         verification_codes.c.attempts == code.attempts,
-        verification_codes.c.sends == code.sends,
     )
 
 
@@ -130,8 +129,6 @@ async def replace_code(conn: AsyncConnection, judged: PendingCode | None, code: 
         "code_hash": code.code_hash,
         "expires_at_ms": to_ms(code.expires_at),
         "attempts": code.attempts,
-        "sends": code.sends,
-        "window_started_at_ms": to_ms(code.window_started_at),
     }
     if judged is None:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -185,6 +182,7 @@ async def device_by_token_hash(conn: AsyncConnection, token_hash: str) -> Device
                 devices.c.identity_curve25519,
                 devices.c.identity_ed25519,
                 _IS_BUSINESS,
+                devices.c.last_seen_at_ms,
             )
             .select_from(_DEVICES_AND_BUSINESS)
             .where(devices.c.token_hash == token_hash)

@@ -1,4 +1,8 @@
-"""Per-device bearer tokens: random, shown once, stored only as a SHA-256 digest."""
+"""Per-device bearer tokens: random, shown once, stored only as a SHA-256 digest; they lapse when left unused.
+
+A token's use is the device's last seen (cove.accounts.presence, refreshed at most once an hour), so
+expiring idle tokens costs no write per request.
+"""
 
 from __future__ import annotations
 
@@ -12,3 +16,7 @@ def new_token() -> str:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def idle_expired(last_seen_at_ms: int, now_ms: int, idle_ms: int) -> bool:
+    return now_ms - last_seen_at_ms > idle_ms

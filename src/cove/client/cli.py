@@ -158,14 +158,25 @@ def register_client_commands(app: typer.Typer) -> None:
 
     @app.command()
     @_run
-    async def verify(code: str = typer.Argument(..., help="The 6-digit code"), profile: str = ProfileOption) -> None:
+    async def verify(
+        code: str = typer.Argument(..., help="The 6-digit code"),
+        profile: str = ProfileOption,
+        pin: str = typer.Option(None, help="The registration lock's PIN, if the number has one (else asked for)"),
+    ) -> None:
         """Confirm the code: this profile becomes the number's device and publishes its keys (step 2 of 2)."""
         core = open_profile(profile)
         phone = core.store.get("pending_phone")
         if not phone:
             raise NotRegistered("no code was requested for this profile: run `cove register PHONE` first")
         async with _client(core) as client:
-            body = await client.register(phone, code)
+            try:
+                body = await client.register(phone, code, pin)
+            except RelayError as exc:
+                if exc.code != "registration_lock" or pin is not None:
+                    raise
+                err.print(f"{phone} has a registration lock, set with `cove pin set` on its other phone.")
+                pin = typer.prompt("PIN", hide_input=True)
+                body = await client.register(phone, code, pin)
         again = " (this number's old devices were logged out)" if body["reregistered"] else ""
         console.print(f"Registered {phone} as account {body['account_id']}{again}")
 

@@ -195,8 +195,9 @@ class ClientCore:
     def request_code(self, phone_number: str) -> Request:
         return Request("POST", "/v1/verification/code", {"phone_number": phone_number})
 
-    def registration(self, phone_number: str, code: str) -> Request:
-        """A fresh Olm identity for this install; registering again (a new phone) makes another one."""
+    def registration(self, phone_number: str, code: str, pin: str | None = None) -> Request:
+        """A fresh Olm identity for this install; registering again (a new phone) makes another one. ``pin``:
+        the registration lock's, when the relay answered 423 ``registration_lock``."""
         self._olm = OlmDevice.create()
         registration_id = secrets.randbelow(16380) + 1
         with self.store.transaction():
@@ -211,8 +212,18 @@ class ClientCore:
                 "registration_id": registration_id,
                 "identity_key": self._olm.identity_keys(),
                 "device": self.device_info,
-            },
+            }
+            | ({"pin": pin} if pin is not None else {}),
         )
+
+    def registration_lock(self) -> Request:
+        return Request("GET", "/v1/accounts/me/registration-lock")
+
+    def pin_set(self, pin: str) -> Request:
+        return Request("PUT", "/v1/accounts/me/registration-lock", {"pin": pin})
+
+    def pin_removal(self) -> Request:
+        return Request("DELETE", "/v1/accounts/me/registration-lock")
 
     def registered(self, body: dict[str, Any]) -> None:
         with self.store.transaction():

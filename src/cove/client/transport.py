@@ -78,13 +78,27 @@ class CoveClient:
     async def request_code(self, phone_number: str) -> dict[str, Any]:
         return await self.call(self.core.request_code(phone_number))
 
-    async def register(self, phone_number: str, code: str) -> dict[str, Any]:
-        """Verify the code, become the number's device, and publish one-time and fallback keys."""
-        body = await self.call(self.core.registration(phone_number, code))
+    async def register(self, phone_number: str, code: str, pin: str | None = None) -> dict[str, Any]:
+        """Verify the code, become the number's device, and publish one-time and fallback keys.
+
+        While the number has a registration lock the relay also wants its ``pin``: without it, or with a wrong
+        one, ``RelayError`` 423 (``registration_lock``, ``wrong_pin``) and the code stays valid for a retry."""
+        body = await self.call(self.core.registration(phone_number, code, pin))
         self.core.registered(body)
         self.core.registered_phone(body.get("phone_number") or phone_number)
         await self.refill_keys(force_fallback=True)
         return body
+
+    async def registration_lock(self) -> dict[str, Any]:
+        """``{"enabled", "set_at", "lapses_after_days"}``: whether this number has a registration lock."""
+        return await self.call(self.core.registration_lock())
+
+    async def set_pin(self, pin: str) -> None:
+        """Lock the number: registering it on another phone will need this PIN as well as the SMS code."""
+        await self.call(self.core.pin_set(pin))
+
+    async def remove_pin(self) -> None:
+        await self.call(self.core.pin_removal())
 
     async def refill_keys(self, force_fallback: bool = False) -> int:
         count = await self.call(self.core.key_count())

@@ -1,7 +1,9 @@
-"""Token buckets: a pure rule (:func:`take`) and an in-process keyed store.
+"""Token buckets: a pure rule (:func:`take`) and an in-process keyed store; and fixed windows (:func:`count`).
 
 A bucket holds up to ``size`` permits and regains ``refill_per_second``; an action spends permits or is
-refused with the seconds until it could succeed. Several relay processes would keep the same state in Redis.
+refused with the seconds until it could succeed. A window allows ``count`` uses from its first use until
+``window_seconds`` later, all of them at once if need be. Several relay processes would keep the same state
+in Redis.
 """
 
 from __future__ import annotations
@@ -34,6 +36,28 @@ def take(bucket: Bucket | None, limit: Limit, cost: float, now: float) -> tuple[
     if tokens >= cost:
         return Bucket(tokens - cost, now), 0.0
     return Bucket(tokens, now), (cost - tokens) / limit.refill_per_second
+
+
+@dataclass(frozen=True)
+class Quota:
+    count: int
+    window_seconds: float
+
+
+@dataclass(frozen=True)
+class Window:
+    used: int
+    started_at: float
+
+
+def count(window: Window | None, quota: Quota, now: float) -> tuple[Window, float]:
+    """Count one use. Returns the window with it counted and 0, or the window as it is and the seconds until
+    it ends (a new window starts with the first use after that)."""
+    if window is None or now - window.started_at >= quota.window_seconds:
+        window = Window(0, now)
+    if window.used >= quota.count:
+        return window, window.started_at + quota.window_seconds - now
+    return Window(window.used + 1, window.started_at), 0.0
 
 
 class RateLimiter:
