@@ -3,6 +3,9 @@ wrong PINs back off, the lock lapses after 7 days of inactivity, and idle device
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from cove.client.core import MessageReceived
@@ -117,14 +120,14 @@ async def test_a_device_token_unused_for_180_days_expires_and_a_used_one_does_no
     bob = await users.register("bob", "+14155550183")
 
     travel(relay, 179 * DAY_MS)
-    await bob.registration_lock()  # Bob uses his phone on day 179; Alice does not
+    await bob.call(bob.core.key_count())  # Bob uses his phone on day 179; Alice does not
 
     travel(relay, 181 * DAY_MS)
-    await refused(401, "token_expired", alice.registration_lock())
+    await refused(401, "token_expired", alice.call(alice.core.key_count()))
     with pytest.raises(RelayError) as on_the_socket:  # the WebSocket too (its status is the SDK's to fix)
         await alice.inbox()
     assert on_the_socket.value.code == "token_expired"
-    assert (await bob.registration_lock())["enabled"] is False
+    assert (await bob.call(bob.core.key_count()))["one_time_keys"] > 0
 
 
 async def test_a_weak_pin_is_refused_and_a_removed_lock_no_longer_holds(users, code_inbox):
@@ -136,3 +139,27 @@ async def test_a_weak_pin_is_refused_and_a_removed_lock_no_longer_holds(users, c
     assert (await victim.registration_lock())["enabled"] is False
     thief = users.client("thief")
     assert (await thief.register(VICTIM, await code_for(thief, code_inbox)))["reregistered"] is True
+
+
+def cove(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cove", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_the_cli_sets_a_pin_and_verify_asks_for_it_on_a_new_phone(relay, code_inbox, tmp_path):
+    env = {**relay.env, "COVE_HOME": str(tmp_path / "home"), "COVE_SERVER": relay.url}
+    assert cove(env, "register", VICTIM, "--profile", "old").returncode == 0
+    assert cove(env, "verify", await code_inbox.code_for(VICTIM), "--profile", "old").returncode == 0
+    locked = cove(env, "pin", "set", "--profile", "old", stdin=f"{PIN}\n{PIN}\n")
+    assert locked.returncode == 0, locked.stderr
+    assert "Registration lock on" in locked.stdout
+
+    code_inbox.codes.pop(VICTIM)
+    assert cove(env, "register", VICTIM, "--profile", "new").returncode == 0
+    code = await code_inbox.code_for(VICTIM)
+    wrong = cove(env, "verify", code, "--profile", "new", "--pin", "913364")
+    assert wrong.returncode == 1 and "wrong_pin" in wrong.stderr and "Traceback" not in wrong.stderr
+    asked = cove(env, "verify", code, "--profile", "new", stdin=f"{PIN}\n")
+    assert asked.returncode == 0, asked.stderr
+    assert "has a registration lock" in asked.stderr and "old devices were logged out" in asked.stdout
