@@ -9,8 +9,8 @@ by an attacker with many addresses, so they sit far above what one source may us
 logged for the operator.
 
 A source is the client's address as uvicorn reports it (``X-Forwarded-For`` is believed only from the
-addresses in uvicorn's ``--forwarded-allow-ips``, by default 127.0.0.1), an IPv6 client's /64 network,
-which is what one subscriber is given. The counters live in this process's memory, like the relay's other
+addresses in the ``FORWARDED_ALLOW_IPS`` environment variable, by default the loopback), an IPv6 client's /64
+network, which is what one subscriber is given. The counters live in this process's memory, like the relay's other
 limiters: a restart starts them afresh.
 """
 
