@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cove.keyfile import write_secret
 from cove.partner import config
 from cove.partner.linking import MIN_EM_PAIRS, LinkingError, LinkReport, link
 from cove.partner.population import WorldSpec, generate
@@ -200,8 +201,7 @@ def _mirror_key(path: Path | None) -> bytes:
     bundle = wire.TrustBundle(
         recipient="mirror", messenger_public_key=base64.b64encode(public).decode(), phone_hash_key=key.hex()
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(bundle.model_dump_json())
+    write_secret(path, bundle.model_dump_json().encode())  # the phone-hash key is a secret
     err.print(
         f"no trust bundle at {path}: made up a phone-hash key for this mirror and wrote a mirror-only bundle there. "
         "Its messenger key signs nothing, so replace it with `cove share keys` output before ingesting real batches.",
