@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,6 +241,7 @@ def test_cli_seeds_a_mirror_links_and_refuses_without_a_trust_bundle(tmp_path: P
     seeded = runner.invoke(app, ["seed", "--users", "1500", "--mirror", "--people", str(people), *where])
     assert seeded.exit_code == 0, seeded.output
     assert "made up a phone-hash key" in seeded.output and trust.exists()
+    assert stat.S_IMODE(trust.stat().st_mode) == 0o600  # it holds a phone-hash key
     assert "seeded 1,501 users (1 given)" in seeded.output
 
     linked = runner.invoke(app, ["link", *where])
