@@ -5,8 +5,8 @@
     .venv/bin/python bench/partner.py --part linking --plain-phones
     .venv/bin/python bench/partner.py --part suggestions --users 100000 --json
 
-(a) **Linking.** Generate ``--people`` parent users and as many messenger accounts with the confounders of
-../shared/reference/analytics.md §1.4 (``cove.partner.population``), timed on its own; write them into a
+(a) **Linking.** Generate ``--people`` parent users and as many messenger accounts with the confounders
+of ``cove.partner.population`` (recycled numbers, shared family handsets, typos), timed on its own; write them into a
 temporary DuckDB store in mirror mode (the messenger side as if shared for account linking, numbers hashed
 under a random key, or plain with ``--plain-phones``; ``--minimal`` shares only the number and the vendor id,
 as the cove default policy's account_linking purpose does); then ``cove.partner.linking.link``. Printed: the

@@ -144,6 +144,7 @@ async def test_templates_are_reviewed_and_the_approved_text_verifies_with_the_se
         assert "version 1" in approved.stdout
         again = cove(relay, "business", "approve", template_id)
         assert again.returncode == 1 and "cannot approve a APPROVED template" in " ".join(again.stderr.split())
+        assert "Traceback" not in again.stderr  # it was one, with a TypeError, before
         assert cove(relay, "business", "approve", "no-such-id").returncode == 1
 
         key = (await user.get("/v1/business/template-key")).json()

@@ -71,9 +71,9 @@ async def first_notice(client) -> dict:
 
 
 async def test_publish_check_and_status_from_the_command_line(relay):
-    check = cove(relay, "policy", "check", str(DEFAULT), "--profile", "eu")
+    check = cove(relay, "policy", "check", str(DEFAULT), "--law", "eu")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert cove(relay, "policy", "check", str(ORIGINAL), "--profile", "eu").returncode == 1
+    assert cove(relay, "policy", "check", str(ORIGINAL), "--law", "eu").returncode == 1
     published = cove(relay, "policy", "publish", str(DEFAULT))
     assert published.returncode == 0, published.stderr
     again = cove(relay, "policy", "publish", str(DEFAULT))

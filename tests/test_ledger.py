@@ -567,13 +567,22 @@ def test_cli_verify_intact_then_tampered(relay_db: Seeded):
 
 
 def test_cli_verify_an_empty_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A relay that has run but recorded no consent act yet (a missing database is refused: test_operator_cli)."""
     monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("COVE_DATABASE_URL", raising=False)
     monkeypatch.setenv("COVE_CONFIG", str(tmp_path / "absent.toml"))
+
+    async def relay_started() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cove.db'}")
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(relay_started())
     result = runner.invoke(cli, ["verify"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "ledger intact: 0 entries, 0 checkpoints"
-    assert (tmp_path / "cove.db").exists()
 
 
 def _recomputed(record: dict, account: str) -> str:

@@ -7,8 +7,10 @@ a link however well the rows would match.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from cove.partner.analytics_cli import register
@@ -238,6 +241,7 @@ def test_cli_seeds_a_mirror_links_and_refuses_without_a_trust_bundle(tmp_path: P
     seeded = runner.invoke(app, ["seed", "--users", "1500", "--mirror", "--people", str(people), *where])
     assert seeded.exit_code == 0, seeded.output
     assert "made up a phone-hash key" in seeded.output and trust.exists()
+    assert stat.S_IMODE(trust.stat().st_mode) == 0o600  # it holds a phone-hash key
     assert "seeded 1,501 users (1 given)" in seeded.output
 
     linked = runner.invoke(app, ["link", *where])
@@ -247,3 +251,48 @@ def test_cli_seeds_a_mirror_links_and_refuses_without_a_trust_bundle(tmp_path: P
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"name": "Eve", "email": "eve@example.com"}\n')
     assert runner.invoke(app, ["seed", "--people", str(bad), *where]).exit_code == 1
+
+
+def _share_for_linking(conn: duckdb.DuckDBPyConnection, phones: list[str]) -> None:
+    """What a real batch under cove-default's account_linking purpose holds: a few subjects, hash and vendor id."""
+    conn.execute(
+        "INSERT INTO shared_purposes VALUES (?, ?, 'consent', NULL, ?, 'b1')",
+        [LINKING_PURPOSE, Use.ACCOUNT_LINKING.value, [wire.CATEGORY_PHONE, wire.CATEGORY_VENDOR_DEVICE_ID]],
+    )
+    for i, phone in enumerate(phones):
+        conn.execute(
+            """INSERT INTO shared_profiles (purpose, subject, phone_hash, vendor_device_id, batch_id, received_at_ms)
+               VALUES (?, ?, ?, ?, 'b1', ?)""",
+            [LINKING_PURPOSE, f"subject-{i}", phone_hash(KEY, phone), f"vendor-{i}", NOW_MS],
+        )
+
+
+def test_a_few_real_subjects_against_a_generated_network_link_nothing_and_say_why(tmp_path: Path) -> None:
+    """The README's path: real batches of a handful of users, then `seed`: no pair to train on, no traceback."""
+    store = tmp_path / "partner.duckdb"
+    conn = open_store(store)
+    seed_store(conn, generate(WorldSpec(users=1_000, mean_degree=0), seed=5), NOW_MS)
+    _share_for_linking(conn, ["+14155550101", "+14155550102", "+14155550123"])
+    conn.close()
+    trust = tmp_path / "trust.json"
+    public = base64.b64encode(wire.public_key_bytes(Ed25519PrivateKey.generate().public_key())).decode()
+    trust.write_text(
+        wire.TrustBundle(recipient="parent", messenger_public_key=public, phone_hash_key=KEY.hex()).model_dump_json()
+    )
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["link", "--store", str(store), "--trust", str(trust)])
+    assert result.exit_code == 0, result.output
+    assert "linked 0" in result.output and "nothing to link" in result.output
+
+
+def test_a_block_too_small_for_em_keeps_splink_defaults_instead_of_failing() -> None:
+    world = add_people(
+        generate(WorldSpec(users=1_000, mean_degree=0), seed=5), [{"name": "A", "phone": "+14155550101"}]
+    )
+    conn = open_store(":memory:")
+    seed_store(conn, world, NOW_MS)
+    _share_for_linking(conn, ["+14155550101", "+14155550102"])
+    report = link(conn, KEY, NOW_MS)
+    assert report.candidate_pairs == {"phone": 1, "vendor_device_id": 0}
+    assert report.untrained == ["phone", "vendor_device_id"] and report.scored_pairs == 1

@@ -339,7 +339,7 @@ def cli() -> typer.Typer:
 
 def test_cli_default_is_clean(cli: typer.Typer) -> None:
     for profile in Profile:
-        result = runner.invoke(cli, [str(DEFAULT), "--profile", profile.value])
+        result = runner.invoke(cli, [str(DEFAULT), "--law", profile.value])
         assert result.exit_code == 0, result.output
         assert "clean" in result.stdout
 
@@ -352,17 +352,17 @@ def test_cli_original_fails_in_the_eu(cli: typer.Typer) -> None:
 
 
 def test_cli_original_only_warns_in_the_us(cli: typer.Typer) -> None:
-    result = runner.invoke(cli, [str(ORIGINAL), "-p", "us"])
+    result = runner.invoke(cli, [str(ORIGINAL), "-l", "us"])
     assert result.exit_code == 0
     assert "warning" in result.stdout and "error " not in result.stdout
 
 
 @pytest.mark.parametrize(("profile", "code"), [("eu", 1), ("uk", 1), ("us", 0)])
 def test_cli_json(cli: typer.Typer, original: Policy, profile: str, code: int) -> None:
-    result = runner.invoke(cli, [str(ORIGINAL), "--profile", profile, "--format", "json"])
+    result = runner.invoke(cli, [str(ORIGINAL), "--law", profile, "--format", "json"])
     assert result.exit_code == code
     report = json.loads(result.stdout)
-    assert report["file"] == str(ORIGINAL) and report["profile"] == profile
+    assert report["file"] == str(ORIGINAL) and report["law"] == profile
     assert report["errors"] + report["warnings"] == len(report["findings"]) == len(lint(original, profile))
     assert (report["errors"] > 0) == (profile != "us")
     assert set(report["findings"][0]) == {"rule", "severity", "where", "message", "law"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from cove.business.commands import business_app
+from cove.cli_guard import GuardedGroup
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands, register_privacy_commands
 from cove.client.pin_cli import pin_app
+from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
 from cove.partner.cli import partner_app
 from cove.safety.commands import safety_app
@@ -17,6 +19,7 @@ app = typer.Typer(
     help="Cove: an end-to-end encrypted messenger whose privacy promises are enforced by code.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=GuardedGroup,
 )
 
 
@@ -25,7 +28,7 @@ def main() -> None:
     """Run a relay with `cove serve`; register, send and read messages as a client."""
 
 
-@app.command()
+@app.command(epilog=settings_help())
 def serve(
     host: str = typer.Option(None, help="Interface to listen on [default: COVE_HOST or 127.0.0.1]"),
     port: int = typer.Option(None, help="Port to listen on [default: COVE_PORT or 8080]"),

@@ -96,3 +96,20 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+
+def _shown(default: object) -> str:
+    return f"./{default}" if isinstance(default, Path) and not default.is_absolute() else str(default)
+
+
+def settings_help() -> str:
+    """Every setting as ``COVE_NAME=default``, for ``cove serve --help``: read from :class:`Settings`, never stale."""
+    names = "  ".join(
+        f"COVE_{name.upper()}" + ("" if field.default is None else f"={_shown(field.default)}")
+        for name, field in Settings.model_fields.items()
+    )
+    return (
+        "Settings: environment variables COVE_*, then the same keys in lower case in cove.toml in the working "
+        f"directory (or the file COVE_CONFIG names), then these defaults: {names}. "
+        "The README's Settings table says what each one does."
+    )

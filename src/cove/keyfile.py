@@ -27,5 +27,19 @@ def read_or_create(path: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
+def write_secret(path: Path, data: bytes, *, replace: bool = False) -> None:
+    """Write ``data`` to ``path``, readable by its owner only (0600); an existing file is an error unless ``replace``.
+
+    Raises FileExistsError rather than overwrite: a secret handed out once must not change behind its holder's back.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") if replace else path
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    if replace:
+        os.replace(target, path)
+
+
 def derive(secret: bytes, label: str) -> bytes:
     return hmac.new(secret, label.encode(), hashlib.sha256).digest()

@@ -51,8 +51,10 @@ def templates(
 @business_app.command("approve")
 def approve(template_id: str = typer.Argument(..., help="The template's id (`cove business templates`)")) -> None:
     """Approve a pending template: a new version, signed with the server's key for clients to verify."""
-    keys = BusinessKeys.load_or_create(Settings().data_dir)
-    row = on_database(lambda engine: service.approve(engine, keys, template_id))
+    # The keys are read once the database is found: they live in the relay's data directory, not a new one.
+    row = on_database(
+        lambda engine: service.approve(engine, BusinessKeys.load_or_create(Settings().data_dir), template_id)
+    )
     console.print(f"approved {row.name} ({row.language}) version {row.version}, template {row.template_id}")
 
 

@@ -20,7 +20,7 @@ throttled, so a business is never told to slow down for a message it may not sen
             Cloud API leaves opt-in to the business's honour); 131047 would tell the business "send a template
             instead", which is what it just did, while 131026 already means "do not retry blindly". The details
             name the cause: the opt-in is the business's own record, so nothing private is revealed.
- 7. 130472  marketing outside the window to a user in the marketing experiment holdout (§3).
+ 7. 130472  marketing outside the window to a user in the marketing experiment holdout ([M] https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes).
  8. 131048  marketing outside the window while the number's quality is RED (the spam rate limit: a number
             users block and report may still answer them, and still send utility and authentication
             templates, but may not start marketing).
@@ -50,7 +50,7 @@ from cove.business.window import WindowState, free_form_allowed, window_state
 from cove.safety.ratelimit import Bucket
 
 TEMPLATE = "template"
-# The Cloud API's message ``type`` values Cove carries (business-platform.md §1 "Message types").
+# The Cloud API's message ``type`` values Cove carries (Meta's send-messages page).
 SUPPORTED_TYPES = frozenset(
     {
         "text",

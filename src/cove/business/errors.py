@@ -4,7 +4,7 @@ A business integration written against the WhatsApp Cloud API branches on the nu
 integrators to do so and not to rely on titles), so Cove refuses a send with the same code, in the same JSON
 shapes: the synchronous Graph error and the asynchronous webhook ``errors[]`` entry. Titles and details follow
 Meta's error-codes table [M] https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes
-as restated in ../shared/reference/business-platform.md §3 ("Error codes to model") and by
+and by
 [3P] https://niswey.com/knowledge-base/error-codes-meta (130429, 131048, 100 wording),
 https://heltar.com/blogs/how-to-resolve-whatsapp-business-api-error-code-131056-pair-rate-limit-hit-cm3kmbksu000xvnqr4ql87km1
 (131056), https://dualhook.com/docs/whatsapp-error-131056 (131056 answered with HTTP 429),

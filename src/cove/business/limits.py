@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from cove.business.window import WINDOW_MS
 from cove.safety.ratelimit import Bucket, Limit, take
 
-DEFAULT_THROUGHPUT_MPS = 80  # §3 "Throughput": 80 mps per number by default (1,000 after upgrade, 20 coexistence)
-PAIR_BURST = 45  # §3 "Pair rate": "burst ≤45 in 6 s borrows future quota"
-PAIR_SECONDS_PER_MESSAGE = 6  # §3 "Pair rate": "~1 msg / 6 s (≈600/h)"
+DEFAULT_THROUGHPUT_MPS = 80  # Meta's throughput page: 80 mps a number (1,000 after upgrade, 20 coexistence)
+PAIR_BURST = 45  # pair rate ([3P] dualhook.com/docs/capacity-quality-limits): bursts of 45 in 6 s
+PAIR_SECONDS_PER_MESSAGE = 6  # pair rate (131056): about 1 message / 6 s, 600 an hour
 PAIR_LIMIT = Limit(size=PAIR_BURST, refill_per_second=1 / PAIR_SECONDS_PER_MESSAGE)
-# §3 "Per-user marketing cap": Meta's is adaptive and unpublished; Cove's documented default is 2 marketing
+# Per-user marketing cap (131049): Meta's is adaptive and unpublished; Cove's documented default is 2 marketing
 # templates per user in any 24 h from all businesses together, counting only those that open a conversation
 # (sent outside a service window), as Meta's does.
 MARKETING_CAP_PER_USER = 2

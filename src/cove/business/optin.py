@@ -1,10 +1,12 @@
 """What one user has told one business: opt-ins per category, "stop promotions", and blocks.
 
-Pure state (one frozen :class:`PairConsent` per business × user, loaded and stored by the caller) and the rule
-that reads it. Sources: business-platform.md §2 "Opt-in" (opt-in before any business-initiated message, from
-any channel, best kept per category), §4.2 (block with a reason, report), §4.3 ("Stop promotions" per business,
-marketing only, utility/auth and in-window replies still go through, only the user can resume) and §6.1
-(a consent ledger: category, source, time).
+Pure state (one frozen :class:`PairConsent` per business × user, loaded and stored by the caller) and the rule that
+reads it. Sources: Meta's opt-in page ([M] https://developers.facebook.com/docs/whatsapp/overview/getting-opt-in: opt-in
+before any business-initiated message, from any channel, best kept per category), WhatsApp's help centre (block with a
+reason, report: https://faq.whatsapp.com/905446723757116/) and the user_preferences webhook ([M]
+https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/user_preferences: "stop
+promotions" per business, marketing only, utility, authentication and in-window replies still go through, only the user
+can resume).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from types import MappingProxyType
 
 
 class Category(StrEnum):
-    """Template categories (business-platform.md §2 "Templates"); free-form messages have none."""
+    """Template categories (Meta's templates overview); free-form messages have none."""
 
     MARKETING = "marketing"
     UTILITY = "utility"
@@ -24,7 +26,7 @@ class Category(StrEnum):
 
 
 class OptInSource(StrEnum):
-    """Where the user agreed; any channel counts if it names the business (§2 "Opt-in")."""
+    """Where the user agreed; any channel counts if it names the business (Meta's opt-in page)."""
 
     WEB = "web"
     SMS = "sms"
@@ -40,7 +42,8 @@ class Actor(StrEnum):
 
 
 class BlockReason(StrEnum):
-    """The reasons a user may give when blocking (§4.2); they weigh differently in the quality rating."""
+    """The reasons a user may give when blocking (WhatsApp's help centre); they weigh differently in the quality
+    rating."""
 
     DIDNT_SIGN_UP = "didnt_sign_up"
     SPAM = "spam"
@@ -138,7 +141,7 @@ def refusal(consent: PairConsent, category: Category | None, in_window: bool) ->
 
     A block stops everything. "Stop promotions" stops every marketing template, inside the window too; utility
     and authentication templates and free-form replies still go. Outside the window a template needs an active
-    opt-in for its own category (§2 best practice: separate opt-in per category); inside it the user's own
+    opt-in for its own category (Meta's best practice: a separate opt-in per category); inside it the user's own
     message is the invitation, so no opt-in is asked for.
     """
     if consent.block is not None:
@@ -151,5 +154,5 @@ def refusal(consent: PairConsent, category: Category | None, in_window: bool) ->
 
 
 def sendable(consent: PairConsent, in_window: bool) -> frozenset[Category]:
-    """The template categories the business may send this user now (the "why am I getting this" view, §6.10)."""
+    """The template categories the business may send this user now (the "why am I getting this" view)."""
     return frozenset(c for c in Category if refusal(consent, c, in_window) is None)

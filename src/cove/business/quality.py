@@ -1,9 +1,10 @@
 """Quality rating from user feedback, and the template pauses it drives.
 
-The rating is GREEN, YELLOW or RED from the last 7 days of blocks and reports, weighted to recent ones and by
-reason (business-platform.md §2 "Quality rating, pacing, pausing": "from the last 7 days of user feedback,
-weighted to recent: blocks, block reasons, reports", [3P] https://docs.360dialog.com/docs/resources/phone-numbers/quality-rating).
-Meta publishes no formula, so Cove's is written down here:
+The rating is GREEN, YELLOW or RED from the last 7 days of blocks and reports, weighted to recent ones and by reason
+([M] https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-quality: user feedback
+of the last 7 days, weighted to recent ones: blocks, block reasons, reports; [3P]
+https://docs.360dialog.com/docs/resources/phone-numbers/quality-rating). Meta publishes no formula, so Cove's is written
+down here:
 
     score = Σ weight(feedback) · 2^(-age / 2 days)  /  max(unique users messaged in the 7 days, 300)
 
@@ -14,9 +15,9 @@ its size; the floor of 300 keeps one unhappy user of a small sender from being a
 spam block today is YELLOW, RED takes about three). With these numbers 10 spam blocks today among 1,000 users
 messaged make RED (0.03), 10 "no longer needed" blocks stay GREEN (0.005).
 
-Template pauses follow Meta's template-pausing page (§2 "Pausing", §3 "Template pause"): the first time a
+Template pauses follow Meta's template-pausing page (3 h, then 6 h, then disabled): the first time a
 template goes RED it is paused 3 h, the second time 6 h, the third time it is disabled for good. Pacing follows
-Meta's template-pacing page (§2 "Pacing"): marketing and utility sends of a template that is not GREEN, or was
+Meta's template-pacing page: marketing and utility sends of a template that is not GREEN, or was
 unpaused in the last day, are accepted but flagged so the gateway holds them until feedback on the first part
 arrives; "new template" pacing needs the template's age, which the registry owns, and is not modelled here.
 """
@@ -30,7 +31,7 @@ from enum import StrEnum
 from cove.business.optin import BlockReason, Category
 from cove.business.window import DAY_MS, HOUR_MS
 
-RATING_PERIOD_MS = 7 * DAY_MS  # §2: "from the last 7 days of user feedback"
+RATING_PERIOD_MS = 7 * DAY_MS  # template-quality: the last 7 days of user feedback
 HALF_LIFE_MS = 2 * DAY_MS  # recency weighting: feedback counts half after 2 days, 1/8 after 6 (Cove's choice)
 MIN_USERS_FOR_RATE = 300  # denominator floor (Cove's choice, see the module docstring)
 
@@ -47,9 +48,9 @@ BLOCK_WEIGHTS = {
 YELLOW_AT = 0.01  # weighted negative feedback per user messaged (Cove's choice)
 RED_AT = 0.03
 
-PAUSE_DURATIONS_MS = (3 * HOUR_MS, 6 * HOUR_MS)  # §3 "Template pause: 3 h → 6 h → disabled"
+PAUSE_DURATIONS_MS = (3 * HOUR_MS, 6 * HOUR_MS)  # template-pausing: 3 h, then 6 h, then disabled
 PACED_AFTER_UNPAUSE_MS = DAY_MS  # how long an unpaused template stays paced (Cove's choice; Meta gives no number)
-PACED_CATEGORIES = frozenset({Category.MARKETING, Category.UTILITY})  # §2 "Pacing": marketing & utility only
+PACED_CATEGORIES = frozenset({Category.MARKETING, Category.UTILITY})  # template-pacing: marketing and utility only
 
 
 class Quality(StrEnum):

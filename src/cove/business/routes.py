@@ -28,7 +28,7 @@ Vertical = Literal[
 
 
 class Profile(BaseModel):
-    """The business profile (business-platform.md §2: about 1-139 characters, at most two websites)."""
+    """The business profile (Meta's business-profiles page: about 1-139 characters, at most two websites)."""
 
     display_name: str = Field(min_length=3, max_length=128)
     about: str | None = Field(None, min_length=1, max_length=139)

@@ -239,7 +239,7 @@ def _move(state: ReviewState, event: Any) -> ReviewState:
     try:
         return transition(state, event)
     except IllegalTransition as exc:
-        raise ApiError(409, "illegal_transition", str(exc), status=exc.status.value) from exc
+        raise ApiError(409, "illegal_transition", str(exc), template_status=exc.status.value) from exc
 
 
 async def own_templates(engine: AsyncEngine, business_id: str) -> list[dict[str, Any]]:

@@ -1,11 +1,11 @@
 """Messaging tiers: how many unique users a business may reach outside a service window in a moving 24 h.
 
-Counting (business-platform.md §2 "Messaging limits", [M] messaging-limits.md): a user counts once however
-many messages they get, only for messages sent outside a customer service window, and only while the last
-such message is less than 24 h old. Replies inside a window the user opened never count. Limits are per
-business portfolio, shared by all its numbers, so the caller keeps one ``reached`` map per portfolio.
+Counting ([M] https://developers.facebook.com/documentation/business-messaging/whatsapp/messaging-limits): a user counts
+once however many messages they get, only for messages sent outside a customer service window, and only while the last
+such message is less than 24 h old. Replies inside a window the user opened never count. Limits are per business
+portfolio, shared by all its numbers, so the caller keeps one ``reached`` map per portfolio.
 
-Tier moves (§3 "The numbers"; Meta publishes the gates only loosely, so Cove's reading is written down):
+Tier moves (Meta publishes the gates only loosely, so Cove's reading is written down):
 - 250 → 2,000 takes business verification (the "verification path" of the current portfolio tiers) and a
   quality that is not RED; the usage-only path is not modelled, so an unverified business stays at 250.
 - Above that, one tier up when the unique users reached outside windows, summed over the days since the last
@@ -26,9 +26,9 @@ from enum import IntEnum
 from cove.business.quality import Quality
 from cove.business.window import WINDOW_MS
 
-COUNTING_PERIOD_MS = WINDOW_MS  # "a moving 24 h" (§2), the same length as the service window
-EVALUATION_DAYS = 7  # §3: usage "in 7 days" for upgrades, "7 days at Low" for downgrades
-UPGRADE_USAGE_SHARE = 0.5  # §3: "using ≥½ the limit"
+COUNTING_PERIOD_MS = WINDOW_MS  # "a moving 24 h" (messaging-limits), the same length as the service window
+EVALUATION_DAYS = 7  # the legacy rule below: usage "in 7 days" up, "7 days at Low" down
+UPGRADE_USAGE_SHARE = 0.5  # the legacy rule below: "using ≥½ the limit"
 
 
 class Tier(IntEnum):
@@ -41,7 +41,7 @@ class Tier(IntEnum):
     UNLIMITED = 4
 
 
-LIMITS: Mapping[Tier, int | None] = {  # §3 "Tiers, current (per portfolio)"
+LIMITS: Mapping[Tier, int | None] = {  # messaging-limits: the current tiers, per business portfolio
     Tier.T250: 250,
     Tier.T2K: 2_000,
     Tier.T10K: 10_000,

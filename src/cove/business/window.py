@@ -1,10 +1,10 @@
 """The 24-hour customer service window: the only time a business may write free-form to a user.
 
-A user's message or call opens the window and each new one resets it; nothing the business does (its own
-messages, its templates, their delivery or reading) opens or extends it, so a business cannot keep a window
-alive by writing into it (business-platform.md §2 "24 h customer service window", [M] send-messages and
-[3P] https://docs.ycloud.com/en/documentation/whatsapp-business-platform/messaging/service-messages.md).
-Inside the window any message may be sent; outside it only an approved template (131047 otherwise).
+A user's message or call opens the window and each new one resets it; nothing the business does (its own messages, its
+templates, their delivery or reading) opens or extends it, so a business cannot keep a window alive by writing into it
+([M] https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages and [3P]
+https://docs.ycloud.com/en/documentation/whatsapp-business-platform/messaging/service-messages.md). Inside the window
+any message may be sent; outside it only an approved template (131047 otherwise).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from enum import StrEnum
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-WINDOW_MS = DAY_MS  # business-platform.md §3: "24 h from the user's last message/call"
+WINDOW_MS = DAY_MS  # send-messages: 24 h from the user's last message or call
 
 
 class ChatEvent(StrEnum):

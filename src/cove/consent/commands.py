@@ -9,16 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cove.cli_guard import CommandError
 from cove.clock import now_ms
-from cove.config import Settings
 from cove.consent import service, storage
 from cove.consent.ledger_cli import export as ledger_export
 from cove.consent.ledger_cli import verify as ledger_verify
+from cove.consent.lint import Profile, Severity, lint
+from cove.consent.lint_cli import LAW, finding_line
 from cove.consent.lint_cli import check as lint_check
 from cove.consent.policy import PolicyError, load_policy
 from cove.consent.status import rollout_status
-from cove.db import create_engine, migrate
-from cove.errors import ApiError
+from cove.operator import relay_database
 
 console = Console()
 err = Console(stderr=True)
@@ -32,36 +33,41 @@ ledger_app.command("verify")(ledger_verify)
 ledger_app.command("export")(ledger_export)
 
 
-async def _engine():  # noqa: ANN202
-    engine = create_engine(Settings().resolved_database_url)
-    await migrate(engine)
-    return engine
-
-
 @policy_app.command("publish")
-def publish(file: Path = typer.Argument(..., help="The policy TOML file")) -> None:
-    """Store a policy version and start its rollout; its waves open by their start times.
+def publish(
+    file: Path = typer.Argument(..., help="The policy TOML file"),
+    law: Profile = LAW,
+    force: bool = typer.Option(False, "--force", help="Publish even though the linter finds errors"),
+) -> None:
+    """Check a policy as `cove policy check` does, then store it and start its rollout.
 
-    Nothing is written per account: a notice is due to an account when a started wave includes it.
+    The linter's findings are shown either way; a policy with errors is refused unless --force is given. Its waves
+    open by their start times. Nothing is written per account: a notice is due to an account when a started wave
+    includes it.
     """
 
     async def run() -> None:
-        engine = await _engine()
-        try:
+        async with relay_database() as engine:
             await service.publish(engine, policy)
-        finally:
-            await engine.dispose()
 
     try:
         policy = load_policy(file)
-        asyncio.run(run())
     except PolicyError as exc:
         for path, message in exc.problems:
             err.print(f"{exc.source}: {path}: {message}")
         raise typer.Exit(2) from exc
-    except ApiError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from exc
+    findings = lint(policy, law)
+    for finding in findings:
+        typer.echo(finding_line(finding), err=True)
+    errors = sum(f.severity == Severity.ERROR for f in findings)
+    if errors and not force:
+        raise CommandError(
+            f"{file} breaks {errors} requirement(s) under {law}: not published. "
+            "Fix the policy, or publish it anyway with --force."
+        )
+    if errors:
+        err.print(f"[yellow]warning:[/yellow] publishing despite {errors} error(s) under {law} (--force)")
+    asyncio.run(run())
     waves = ", ".join(f"{w.name} at {w.start.isoformat()}" for w in policy.rollout.waves)
     console.print(f"published {policy.version} ({policy.title}); waves: {waves}")
 
@@ -71,14 +77,10 @@ def status(version: str = typer.Option(None, help="Only this version [default: e
     """Rollout progress per wave (eligible, served, accepted) and choices per purpose."""
 
     async def run() -> list:
-        engine = await _engine()
-        try:
-            async with engine.connect() as conn:
-                policies = await storage.load_policies(conn)
-                chosen = [p for p in policies if version in (None, p.version)]
-                return [await rollout_status(conn, p, now_ms()) for p in chosen]
-        finally:
-            await engine.dispose()
+        async with relay_database() as engine, engine.connect() as conn:
+            policies = await storage.load_policies(conn)
+            chosen = [p for p in policies if version in (None, p.version)]
+            return [await rollout_status(conn, p, now_ms()) for p in chosen]
 
     reports = asyncio.run(run())
     if not reports:

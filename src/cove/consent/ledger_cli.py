@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.clock import now_ms, to_datetime
 from cove.consent import ledger, ledger_storage
 from cove.consent.ledger import Entry
+from cove.operator import relay_database
 
 err = Console(stderr=True)
 
@@ -35,24 +33,11 @@ _GIVEN = {"in", "yes", "true", "accept", "accepted", "agree", "agreed", "allow",
 _REFUSED = {"out", "no", "false", "reject", "rejected", "decline", "declined", "deny", "denied", "refused", "opt_out"}
 
 
-@asynccontextmanager
-async def _relay_database() -> AsyncIterator[AsyncEngine]:
-    from cove.config import Settings
-    from cove.db import create_engine, migrate
-
-    engine = create_engine(Settings().resolved_database_url)
-    try:
-        await migrate(engine)
-        yield engine
-    finally:
-        await engine.dispose()
-
-
 # --- verify ----------------------------------------------------------------------------------------------
 
 
 async def _verify() -> tuple[int, int, list[ledger.Problem]]:
-    async with _relay_database() as engine, engine.connect() as conn:
+    async with relay_database() as engine, engine.connect() as conn:
         entries, checkpoints = await ledger_storage.count(conn)
         progress = Progress(
             TextColumn("{task.description}"),
@@ -182,7 +167,7 @@ def receipts_document(account_id: str, entries: list[Entry], generated_at_ms: in
 
 
 async def _export(account: str) -> list[Entry]:
-    async with _relay_database() as engine, engine.connect() as conn:
+    async with relay_database() as engine, engine.connect() as conn:
         return await ledger_storage.load_account(conn, account)
 
 

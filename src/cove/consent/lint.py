@@ -1,4 +1,4 @@
-"""The policy linter: where a policy breaks the requirements R1-R19 (../shared/reference/consent-rules.md).
+"""The policy linter: where a policy breaks the requirements R1-R19 (listed, with their sources, in docs/privacy.md).
 
 ``lint(policy, profile)`` is pure. It reads a loaded :class:`~cove.consent.policy.Policy` and returns findings,
 each carrying the rule id, a severity, the law or finding it answers, a message and ``where``: the path of the

@@ -20,16 +20,17 @@ class OutputFormat(StrEnum):
 _COLOURS = {Severity.ERROR: typer.colors.RED, Severity.WARNING: typer.colors.YELLOW}
 
 
-def _line(finding: Finding) -> str:
+LAW = typer.Option(Profile.EU, "--law", "-l", help="Whose law to check against: eu and uk report errors, us warnings")
+
+
+def finding_line(finding: Finding) -> str:
     severity = typer.style(f"{finding.severity:<7}", fg=_COLOURS[finding.severity], bold=True)
     return f"{severity} {finding.rule:<4} {finding.where}: {finding.message} [{finding.law}]"
 
 
 def check(
     file: Path = typer.Argument(..., help="The policy file (TOML), e.g. policies/cove-default.toml"),
-    profile: Profile = typer.Option(
-        Profile.EU, "--profile", "-p", help="Whose law to check against: eu and uk report errors, us warnings"
-    ),
+    law: Profile = LAW,
     format: OutputFormat = typer.Option(OutputFormat.TEXT, "--format", "-f", help="text for people, json for CI"),
 ) -> None:
     """Check a privacy policy against the consent requirements R1-R19 before it ships.
@@ -47,13 +48,13 @@ def check(
             typer.echo(f"{exc.source}: {path}: {message}", err=True)
         raise typer.Exit(2) from None
 
-    findings = lint(policy, profile)
+    findings = lint(policy, law)
     errors = sum(f.severity == Severity.ERROR for f in findings)
     warnings = len(findings) - errors
     if format == OutputFormat.JSON:
         report = {
             "file": str(file),
-            "profile": str(profile),
+            "law": str(law),
             "errors": errors,
             "warnings": warnings,
             "findings": [f.to_dict() for f in findings],
@@ -61,7 +62,7 @@ def check(
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         for finding in findings:
-            typer.echo(_line(finding))
+            typer.echo(finding_line(finding))
         verdict = "clean" if not findings else f"{errors} error(s), {warnings} warning(s)"
-        typer.echo(f"{file} ({policy.version}) under {profile}: {verdict}")
+        typer.echo(f"{file} ({policy.version}) under {law}: {verdict}")
     raise typer.Exit(1 if errors else 0)

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cove.keyfile import write_secret
 from cove.partner import config
-from cove.partner.linking import LinkingError, LinkReport, link
+from cove.partner.linking import MIN_EM_PAIRS, LinkingError, LinkReport, link
 from cove.partner.population import WorldSpec, generate
 from cove.partner.seed import PERSON_FIELDS, add_people, seed_store
 from cove.partner.suggestions import HoldoutReport, SuggestReport, evaluate_holdout, suggest
@@ -115,6 +116,16 @@ def _print_links(report: LinkReport, threshold: float) -> None:
         f"{report.subjects:,} subjects shared for account linking, {report.users:,} parent users, "
         f"compared on {', '.join(report.fields) or 'nothing'}"
     )
+    if report.subjects and report.users and not any(report.candidate_pairs.values()):
+        say(
+            "no subject shares a phone number or a vendor device id with a parent user: nothing to link. "
+            "A generated network holds none of the messenger's people: `seed --people FILE` adds them."
+        )
+    if report.untrained:
+        say(
+            f"too few pairs share {' or '.join(report.untrained)} to train the model there (EM needs about "
+            f"{MIN_EM_PAIRS:,}): Splink's default m probabilities were used"
+        )
     methods = ", ".join(f"{count:,} by {method}" for method, count in report.by_method.items()) or "none"
     say(f"linked {report.written:,} at p >= {threshold} ({methods}); {report.auto:,} at p >= 0.99 (automatic)")
     rejected = ", ".join(f"{count:,} on {key}" for key, count in report.exact_rejected.items())
@@ -190,8 +201,7 @@ def _mirror_key(path: Path | None) -> bytes:
     bundle = wire.TrustBundle(
         recipient="mirror", messenger_public_key=base64.b64encode(public).decode(), phone_hash_key=key.hex()
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(bundle.model_dump_json())
+    write_secret(path, bundle.model_dump_json().encode())  # the phone-hash key is a secret
     err.print(
         f"no trust bundle at {path}: made up a phone-hash key for this mirror and wrote a mirror-only bundle there. "
         "Its messenger key signs nothing, so replace it with `cove share keys` output before ingesting real batches.",

@@ -1,17 +1,20 @@
 """Account linking: which messenger subject is which parent user, from the rows shared for account linking only.
 
-The recipe is ../shared/reference/analytics.md §1.4-1.5. A deterministic pre-pass finds every pair with the same
-phone (keyed hash) or the same vendor device id. Those pairs are *candidates*, not links: a recycled number now
-held by another parent user, or a family handset shared with one, makes an exact match wrong, and §1.4 measured
-that Splink's model gains ~6 points of precision by rejecting them. So every link goes through the model, and
-the exact rules only set its prior, block its candidates and name each link's evidence. Splink 5 on DuckDB
-scores the pairs that share a phone or a vendor id (plus two fuzzy phone blocks when a purpose carries plain
-numbers), comparing whichever of these both sides have: the phone (hash equality; Damerau-Levenshtein 1 and 2 on
-plain numbers), the vendor id, the device model (term-frequency adjusted: a rare model is stronger evidence) and
-the OS (same version, same family, other). λ comes from the exact rules at an assumed recall; u from random
+The model is Fellegi and Sunter's ("A Theory for Record Linkage", JASA 64(328), 1969) as Splink implements it
+(Linacre et al., "Splink: Free software for probabilistic record linkage at scale", IJPDS 7(3), 2022; its docs at
+moj-analytical-services.github.io/splink). A deterministic pre-pass finds every pair with the same phone (keyed
+hash) or the same vendor device id. Those pairs are *candidates*, not links: a recycled number now held by another
+parent user, or a family handset shared with one, makes an exact match wrong, and bench/partner.py measures that
+the model gains about 5 points of precision over the exact rules by rejecting them. So every link goes through the
+model, and the exact rules only set its prior, block its candidates and name each link's evidence. Splink 5 on
+DuckDB scores the pairs that share a phone or a vendor id (plus two fuzzy phone blocks when a purpose carries
+plain numbers), comparing whichever of these both sides have: the phone (hash equality; Damerau-Levenshtein 1 and
+2 on plain numbers), the vendor id, the device model (term-frequency adjusted: a rare model is stronger evidence)
+and the OS (same version, same family, other). λ comes from the exact rules at an assumed recall; u from random
 pairs, except for the exact-key levels (:func:`_exact_u`); m from EM on the phone block and on the vendor-id
-block. Single best links keep the result one-to-one (:func:`_one_to_one`). A link's ``method`` is the exact
-evidence the model accepted it on ('phone', else 'vendor_device_id'), or 'splink' when there was none.
+block, each when it holds enough pairs (:data:`MIN_EM_PAIRS`). Single best links keep the result one-to-one
+(:func:`_one_to_one`). A link's ``method`` is the exact evidence the model accepted it on ('phone', else
+'vendor_device_id'), or 'splink' when there was none.
 
 Measured weak spot (bench/partner.py): on a shared family handset the vendor id, model and OS agree as one fact
 but count as three (Fellegi-Sunter assumes them independent given the match status), so about a third of such
@@ -47,8 +50,11 @@ if TYPE_CHECKING:  # splink is imported when linking runs: it takes a second to 
     from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 QUALITY_THRESHOLDS = (0.5, 0.9, 0.99)
-AUTO_LINK = 0.99  # at or above: linked without asking; from the threshold to here: "ask the user" (§1.5)
+AUTO_LINK = 0.99  # at or above: linked without asking; from the threshold to here: "ask the user"
 CANDIDATE_FLOOR = 0.5  # pairs below this are never kept, whatever the threshold
+# Splink's EM "requires a substantial number of record comparisons ... usually at least a few hundred": a smaller
+# block (a handful of real accounts against a generated network) leaves that session's m at Splink's defaults.
+MIN_EM_PAIRS = 100
 PARENT, MESSENGER = "parent_", "messenger_"  # Splink's names of the two datasets
 _FIELD = {"phone_hash": "phone", "vendor_device_id": "vendor_device_id"}  # exact-match keys, by column
 
@@ -84,6 +90,8 @@ class LinkReport:
     auto: int = 0  # of them, at or above AUTO_LINK
     by_method: dict[str, int] = field(default_factory=dict)
     scored_pairs: int = 0  # pairs the blocking rules produced, all scored
+    candidate_pairs: dict[str, int] = field(default_factory=dict)  # pairs sharing each exact key
+    untrained: list[str] = field(default_factory=list)  # exact keys with too few pairs for an EM session
     exact_rejected: dict[str, int] = field(default_factory=dict)  # exact-match pairs the model did not link
     quality: list[Quality] = field(default_factory=list)  # empty without ground truth
     baselines: dict[str, Quality] = field(default_factory=dict)  # the deterministic rules alone, pairwise
@@ -158,7 +166,11 @@ def link(
     with duckdb.connect() as mem:  # Splink's working database, apart from the store
         with phase("prepare"):
             plain = _load(conn, mem, phone_key, report)
-        if report.subjects and report.users:
+            if report.subjects and report.users:
+                _check_fields(report)
+                report.candidate_pairs = _candidate_pairs(mem, report.fields)
+        # The prior comes from the exact matches: without one there is nothing to train or score.
+        if any(report.candidate_pairs.values()):
             linker = _train(mem, report, phase, plain, rules_recall, u_pairs, seed)
             with phase("predict"):
                 predictions = linker.inference.predict(warning_mode="never").physical_name
@@ -206,6 +218,22 @@ def _keys(fields: list[str]) -> list[str]:
     return [key for key, name in _FIELD.items() if name in fields]
 
 
+def _check_fields(report: LinkReport) -> None:
+    if not _keys(report.fields) or len(report.fields) < 2:
+        raise LinkingError(
+            f"account-linking rows share only {report.fields or 'nothing'} with the parent's users: a model needs "
+            "the phone or the vendor device id, and at least two of phone, vendor id, device model, OS"
+        )
+
+
+def _candidate_pairs(mem: duckdb.DuckDBPyConnection, fields: list[str]) -> dict[str, int]:
+    """Pairs that share each exact key: the blocks of the deterministic rules and of the EM sessions."""
+    return {
+        _FIELD[key]: _scalar(mem, f"SELECT count(*) FROM parent p JOIN messenger m ON p.{key} = m.{key}")
+        for key in _keys(fields)
+    }
+
+
 def _train(
     mem: duckdb.DuckDBPyConnection,
     report: LinkReport,
@@ -219,11 +247,6 @@ def _train(
     from splink import block_on
 
     keys = _keys(report.fields)
-    if not keys or len(report.fields) < 2:
-        raise LinkingError(
-            f"account-linking rows share only {report.fields or 'nothing'} with the parent's users: a model needs "
-            "the phone or the vendor device id, and at least two of phone, vendor id, device model, OS"
-        )
     with phase("train"):
         linker = _model(mem, report.fields, keys, plain)
         linker.training.estimate_probability_two_random_records_match(
@@ -233,6 +256,9 @@ def _train(
         # Each session estimates the m of every comparison but its own key. Term frequencies are left out of EM
         # (three times faster at 1 M a side, the same links) and still adjust the device model at prediction.
         for key in keys:
+            if report.candidate_pairs[_FIELD[key]] < MIN_EM_PAIRS:
+                report.untrained.append(_FIELD[key])
+                continue
             linker.training.estimate_parameters_using_expectation_maximisation(
                 block_on(key), estimate_without_term_frequencies=True
             )

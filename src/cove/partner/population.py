@@ -1,16 +1,16 @@
 """A seeded synthetic world for the partner's analytics: people, their handsets, both networks, a social graph.
 
-No public data set joins a social network's accounts with a messenger's, and none ships offline with contact
-books (../shared/reference/analytics.md §1.4, §2.5), so linking and suggestions are measured on generated data
-whose ground truth is known. The recipe follows §1.4: each person has one handset (an E.164 number, a Zipf-
-distributed device model out of 300, an OS version tied to the model's family, a vendor device id that each app
-sees 65% of the time); 70% of the parent's users also use the messenger; the messenger's copy of a person is
-perturbed the way real records drift (no number, a 1-digit typo, an OS upgrade, a new handset); and two
-confounders make an exact match wrong: a *recycled* number now held by another parent user, and a *shared
-family handset* whose vendor id and model belong to another parent user. The parent's friendships come from
-planted, overlapping communities with a heavy-tailed degree distribution (:func:`_friendships`), so
-friends-of-friends scores have something to find; contact books, blocks and birth years complete what the parent
-holds. ``accounts`` keeps the answer key: which parent user each messenger account is, and its confounder.
+No public data set joins a social network's accounts with a messenger's, and none ships offline with contact books
+(SNAP's ego-Facebook, McAuley and Leskovec, NIPS 2012, has friendships only, and no PyPI package ships it), so
+linking and suggestions are measured on generated data whose ground truth is known. Each person has one handset
+(an E.164 number, a Zipf-distributed device model out of 300, an OS version tied to the model's family, a vendor
+device id that each app sees 65% of the time); 70% of the parent's users also use the messenger; the messenger's
+copy of a person is perturbed the way real records drift (no number, a 1-digit typo, an OS upgrade, a new
+handset); and two confounders make an exact match wrong: a *recycled* number now held by another parent user, and
+a *shared family handset* whose vendor id and model belong to another parent user. The parent's friendships come
+from planted, overlapping communities with a heavy-tailed degree distribution (:func:`_friendships`), so
+friends-of-friends scores have something to find; contact books, blocks and birth years complete what the parent holds.
+``accounts`` keeps the answer key: which parent user each messenger account is, and its confounder.
 
 Everything is vectorised numpy/pyarrow: a million people take seconds, not minutes.
 """
@@ -120,7 +120,7 @@ LAST_NAMES = [
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """Sizes and rates of a generated world; the defaults are analytics.md §1.4's."""
+    """Sizes and rates of a generated world; the defaults give bench/partner.py's world."""
 
     users: int = 10_000  # parent-network users
     accounts: int | None = None  # messenger accounts (default: as many as users)

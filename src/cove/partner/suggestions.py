@@ -1,21 +1,22 @@
 """Friend suggestions ("people you may know"): contact-book matches first, then friends of friends.
 
-The recipe is ../shared/reference/analytics.md §2.4-2.6. Candidates come from two places:
+Neighbourhood scores for link prediction (Liben-Nowell and Kleinberg, "The link-prediction problem for social
+networks", CIKM 2003), with contact-book matches ranked above them. Candidates come from two places:
 
 - **Contact books** the parent's users uploaded: a number in u's book that is v's own number on the parent
   (the parent's own data), or that is the number of a messenger subject shared under a ``friend_suggestions``
   purpose and linked (``links``) to v. Both directions count (u has v's number, v has u's), and mutual books
   rank first. Messenger-derived evidence exists only through ``friend_suggestions`` rows, so a subject that did
   not allow that purpose contributes nothing; messenger contact books never reach the partner at all.
-- **Friends of friends**, scored by resource allocation plus a share of Adamic-Adar, both sums over common
-  friends z (1/deg z and 1/log deg z), so one sparse product ``A @ diag(w) @ A`` computes the blend. Hubs
-  (deg z > ``hub_cap``) are skipped as middle nodes: the cost is Σ deg(z)² wedges, and a hub's friends say
-  little about each other. Rows are processed in blocks of bounded wedges by one thread per core (scipy's sparse
-  product releases the GIL), and each row's top k is taken with ``argpartition``.
+- **Friends of friends**, scored by resource allocation plus a share of Adamic-Adar, both sums over common friends z
+  (1/deg z, Zhou, Lü and Zhang 2009; 1/log deg z, Adamic and Adar 2003), so one sparse product ``A @ diag(w) @ A``
+  computes the blend. Hubs (deg z > ``hub_cap``) are skipped as middle nodes: the cost is Σ deg(z)² wedges, and a
+  hub's friends say little about each other. Rows are processed in blocks of bounded wedges by one thread per core
+  (scipy's sparse product releases the GIL), and each row's top k is taken with ``argpartition``.
 
 Contact-book matches rank above friends of friends. Self, existing friends, blocked pairs (either direction)
 and users blocked for safety are never suggested. ``evaluate_holdout`` hides a random share of friendships and
-measures precision, recall and hit rate at k on them (§2.2).
+measures precision, recall and hit rate at k on them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import scipy.sparse as sp
 from cove.sharing import wire
 from cove.sharing.wire import Use
 
-# Adamic-Adar only breaks ties: resource allocation alone ranks best, on ego-Facebook (§2.3) and on the generated
+# Adamic-Adar only breaks ties: resource allocation alone ranks best, on ego-Facebook (10% holdout) and on the generated
 # graphs (10 k users, 10% holdout: P@10 0.137 for RA, 0.126 for AA, 0.133 for RA + 0.1 AA).
 AA_WEIGHT = 0.01
 BLOCK_WEDGES = 20_000_000  # wedges per row block: bounds the memory of one block's product
@@ -91,7 +92,7 @@ class HoldoutReport:
     precision: float  # P@k, mean over evaluated users
     recall: float  # R@k: hits / the user's hidden friendships, mean over evaluated users
     hit_rate: float  # share of evaluated users with at least one hit
-    fof_precision: float  # the same for friends of friends alone (comparable with ego-Facebook, §2.3)
+    fof_precision: float  # the same for friends of friends alone (comparable with ego-Facebook)
     fof_recall: float
     fof_hit_rate: float
     random_precision: float  # expected P@k of a random ranking of non-friends

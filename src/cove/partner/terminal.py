@@ -51,8 +51,9 @@ def trust_or_fail(path: Path | None) -> wire.TrustBundle:
         return config.load_trust(path)
     except FileNotFoundError:
         raise fail(
-            f"no trust bundle at {path}. On the messenger, run `cove share keys --recipient parent --out FILE`, "
-            f"then copy FILE to the partner as {path} (or pass --trust, or set COVE_PARTNER_TRUST)."
+            f"no trust bundle at {path}. On the messenger, `cove share keys --recipient parent` writes it to "
+            f"DATA_DIR/sharing/parent-trust.json: copy that to the partner as {path}, or point --trust or "
+            "COVE_PARTNER_TRUST at it."
         ) from None
     except ValidationError as exc:
         raise fail(f"{path} is not a trust bundle: {exc.errors()[0]['msg']}") from None

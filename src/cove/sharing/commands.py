@@ -6,12 +6,15 @@ import asyncio
 from pathlib import Path
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from cove.cli_guard import CommandError
 from cove.config import Settings
-from cove.db import create_engine, migrate
+from cove.keyfile import write_secret
+from cove.operator import ensure_relay_database, relay_database
 from cove.sharing import erasure, gateway, sinks, wire
 from cove.sharing.keys import SharingKeys
 from cove.sharing.storage import sharing_batches, sharing_erasures
@@ -24,7 +27,24 @@ share_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RECIPIENT = typer.Option(..., "--recipient", "-r", help="A recipient id from the published policy (e.g. parent)")
+
+def _recipient_id(value: str) -> str:
+    """A recipient id names folders and files: only the wire format's identifiers are accepted."""
+    try:
+        return TypeAdapter(wire.Identifier).validate_python(value)
+    except ValidationError:
+        raise typer.BadParameter(
+            f"{value!r} is not a recipient id: a lower-case letter, then lower-case letters, digits or _"
+        ) from None
+
+
+RECIPIENT = typer.Option(
+    ...,
+    "--recipient",
+    "-r",
+    callback=_recipient_id,
+    help="A recipient id from the published policy (e.g. parent)",
+)
 OUTBOX = typer.Option(None, help="Batch directory [default: DATA_DIR/sharing/<recipient>]")
 NATS_URL = typer.Option(sinks.DEFAULT_NATS_URL, "--nats-url", help="NATS server with JetStream")
 
@@ -38,27 +58,43 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-async def _engine(settings: Settings):  # noqa: ANN202
-    engine = create_engine(settings.resolved_database_url)
-    await migrate(engine)
-    return engine
+def trust_bundle_path(settings: Settings, recipient: str) -> Path:
+    return settings.data_dir / "sharing" / f"{recipient}-trust.json"
 
 
 @share_app.command()
 def keys(
     recipient: str = RECIPIENT,
-    out: Path = typer.Option(..., "--out", help="Where to write the trust bundle (JSON)"),
+    out: Path = typer.Option(
+        None, "--out", help="Where to write the trust bundle [default: DATA_DIR/sharing/RECIPIENT-trust.json]"
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a different file already at that path"),
 ) -> None:
     """Write the recipient's trust bundle: the key that verifies batches, and its phone-hash key.
 
-    Hand it to the recipient once, out of band; it is what `cove partner ingest` trusts.
+    The phone-hash key lets its holder test a phone number against the batches, so the file is a secret: it is
+    written readable by its owner only, and never over another file. Hand it to the recipient once, out of band;
+    it is what `cove partner ingest` trusts.
     """
     settings = Settings()
+    ensure_relay_database()  # the relay's data directory, not a new one where the command happens to run
     bundle = SharingKeys.load_or_create(settings.data_dir).trust_bundle(recipient)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(wire.canonical_json(bundle.model_dump(mode="json")))
+    data = wire.canonical_json(bundle.model_dump(mode="json"))
+    path = out or trust_bundle_path(settings, recipient)
     key = wire.key_id(bundle.public_key())
-    console.print(f"Trust bundle for [bold]{recipient}[/bold] written to {out} (signing key id {key}); keep it secret.")
+    if not force and path.is_file() and path.read_bytes() == data:
+        console.print(f"{path} already holds the trust bundle for {recipient} (signing key id {key}); unchanged.")
+        return
+    try:
+        write_secret(path, data, replace=force)
+    except FileExistsError:
+        raise CommandError(
+            f"{path} already exists and holds something else: choose another --out, or --force"
+        ) from None
+    console.print(
+        f"Trust bundle for [bold]{recipient}[/bold] written to {path} (signing key id {key}), readable by you only: "
+        "it holds a secret, keep it out of version control."
+    )
 
 
 @share_app.command()
@@ -76,8 +112,7 @@ def export(
     folder = _outbox(settings, recipient, outbox)
 
     async def run() -> gateway.ExportResult:
-        engine = await _engine(settings)
-        try:
+        async with relay_database(settings) as engine:
             since_batch = since
             if since == "last":
                 async with engine.connect() as conn:
@@ -92,8 +127,6 @@ def export(
                 published = await sinks.publish_pending(engine, recipient, folder, nats_url)
                 console.print(f"Published {len(published)} batch(es) to NATS at {nats_url}")
             return result
-        finally:
-            await engine.dispose()
 
     try:
         result = asyncio.run(run())
@@ -119,11 +152,8 @@ def deliver(recipient: str = RECIPIENT, nats_url: str = NATS_URL, outbox: Path =
     settings = Settings()
 
     async def run() -> list[str]:
-        engine = await _engine(settings)
-        try:
+        async with relay_database(settings) as engine:
             return await sinks.publish_pending(engine, recipient, _outbox(settings, recipient, outbox), nats_url)
-        finally:
-            await engine.dispose()
 
     try:
         published = asyncio.run(run())
@@ -143,15 +173,12 @@ def acks(
     settings = Settings()
 
     async def run() -> int:
-        engine = await _engine(settings)
-        try:
+        async with relay_database(settings) as engine:
             if nats:
                 received = await sinks.fetch_nats_acks(recipient, nats_url)
             else:
                 received = sinks.directory_acks(_outbox(settings, recipient, outbox))
             return await erasure.apply_acks(engine, [a for a in received if a.recipient == recipient])
-        finally:
-            await engine.dispose()
 
     try:
         newly = asyncio.run(run())
@@ -166,8 +193,7 @@ def status(recipient: str = RECIPIENT) -> None:
     settings = Settings()
 
     async def run():  # noqa: ANN202
-        engine = await _engine(settings)
-        try:
+        async with relay_database(settings) as engine:
             async with engine.connect() as conn:
                 batches = (
                     await conn.execute(
@@ -189,8 +215,6 @@ def status(recipient: str = RECIPIENT) -> None:
                     )
                 ).scalar()
             return batches, pending, unsent
-        finally:
-            await engine.dispose()
 
     batches, pending, unsent = asyncio.run(run())
     table = Table(title=f"Last batches sent to {recipient}")

@@ -1,5 +1,5 @@
 """The gateway's HTTP surface: the WhatsApp Cloud API's endpoints and shapes, so a business's existing client
-library works with only its base URL changed (business-platform.md §2).
+library works with only its base URL changed (Meta's Cloud API reference).
 
 - ``POST /{version}/{phone_number_id}/messages``: text, template, interactive (reply buttons, lists), mark as
   read. 200 means accepted (the relay holds it); the final state comes by webhook. ``Idempotency-Key`` makes a

@@ -5,8 +5,8 @@ A business switches to Cove by changing its Cloud API client library's base URL,
 the bodies those libraries send and answers like Meta: ``(#100) Invalid parameter`` with details naming the
 field, or ``131051`` for a message type Cove does not carry yet (media, locations, contacts, reactions, and
 interactive types other than reply buttons and lists). Unknown fields are refused (100) rather than dropped, so
-a misspelt optional field is not silently lost. The limits are Meta's (business-platform.md §2 "Interactive",
-"Text"; list bodies per [M] mirror https://support.chatarchitect.com/books/meta-whatsapp/page/interactive-list-messages-developer-documentation;
+a misspelt optional field is not silently lost. The limits are Meta's (the Cloud API's send-messages
+and interactive-messages pages; list bodies per [M] mirror https://support.chatarchitect.com/books/meta-whatsapp/page/interactive-list-messages-developer-documentation;
 ``biz_opaque_callback_data`` per Meta's send reference as restated in
 https://secreto31126.github.io/whatsapp-api-js/5.0.0/types/types.ClientMessageRequest.html).
 

@@ -1,11 +1,11 @@
 """Webhook bodies in the Cloud API's shape, each with a stable event id.
 
-The bodies are Meta's (business-platform.md §2 "Webhooks"; field references under
+The bodies are Meta's (Meta's webhooks overview; field references under
 [M] https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/ for
 ``messages``, ``message_template_status_update``, ``phone_number_quality_update`` and ``user_preferences``), so a
 business's existing webhook handler reads them unchanged.
 
-Delivery is at least once, and duplicates are the first thing integrators complain about (§5.1). So every body
+Delivery is at least once, and duplicates are the first thing integrators complain about. So every body
 comes with an :class:`Event` id derived only from the facts it reports (sha256 of the field and those facts):
 the same fact built twice, after a gateway crash and a redelivered envelope, gets the same id, and the receiver
 drops the copy; a different fact (another status of the same message) gets another id. Nothing random and no
@@ -58,7 +58,7 @@ class QualityEvent(StrEnum):
 
 class Pricing(NamedTuple):
     """What a delivered message costs the business: its category (None: a free-form service message) and
-    whether this one is charged (utility is free inside the window, service always; business-platform.md §3)."""
+    whether this one is charged (utility is free inside the window, service always; Meta's pricing page)."""
 
     category: Category | None
     billable: bool

@@ -2,7 +2,7 @@
 
 An event is stored once, as the exact JSON bytes that will be signed and sent, so every attempt carries the
 same body, the same ``X-Cove-Event-Id`` and the same ``X-Hub-Signature-256``: a receiver can dedup by id, and
-delivery is at-least-once (business-platform.md §5 item 1, §6 item 6).
+delivery is at-least-once, as Meta's is.
 
 States: pending (``delivered_at_ms`` and ``dead_at_ms`` both NULL), delivered, or dead. A failed attempt
 schedules the next one (:mod:`.retries`) or, past the 7-day horizon, makes the event a dead letter, which stays
@@ -10,7 +10,7 @@ until :meth:`Outbox.replay`.
 
 Order: events that share an ``ordering_key`` (a message id) go out one at a time in creation order. An event
 waits while an earlier one with its key is pending, also while that one is between retries, so a message's
-``read`` status never overtakes its ``delivered`` (§5 item 2). A dead event stops blocking its key. Events
+``read`` status never overtakes its ``delivered``. A dead event stops blocking its key. Events
 without a key, and events of different keys, are not ordered.
 
 Transactions: every method writes with at most one statement and never commits a transaction it did not

@@ -1,6 +1,6 @@
 """When to try a failed webhook again, and when to give up.
 
-Meta retries a failed webhook with exponential backoff for up to 7 days (business-platform.md §2 "Webhooks",
+Meta retries a failed webhook with exponential backoff for up to 7 days (Meta's webhooks overview,
 [3P] https://docs.360dialog.com/docs/messaging/webhook and
 https://hookdeck.com/webhooks/platforms/guide-to-whatsapp-webhooks-features-and-best-practices). Cove does the
 same, with these numbers:

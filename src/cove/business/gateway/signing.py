@@ -1,12 +1,12 @@
 """Webhook signatures: the two headers every POST carries, the receiver-side checks, and the GET handshake URL.
 
 - ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`` is Meta's header, kept verbatim so
-  receivers written for the WhatsApp Cloud API work unchanged (business-platform.md §2 "Webhooks").
+  receivers written for the WhatsApp Cloud API work unchanged (Meta's webhooks overview).
 - ``X-Cove-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(app secret, "<t>." + raw body)>`` also covers the
-  time, so a captured request cannot be replayed later (the Stripe/Slack scheme; §6 item 6).
+  time, so a captured request cannot be replayed later (the Stripe/Slack scheme).
 
 Both are computed over the exact bytes sent: receivers that re-serialise the parsed JSON before checking get
-a different MAC (§5 item 6), so the checks here take the raw body too. The checks compare in constant time
+a different MAC (a common receiver bug), so the checks here take the raw body too. The checks compare in constant time
 and answer False, never raise, on a missing or malformed header.
 """
 

@@ -2,7 +2,7 @@
 
 Receipts reach the gateway unordered and sometimes twice (a redelivered envelope, a read receipt overtaking a
 delivery receipt), and integrators that apply them as they come downgrade read to delivered to sent
-(business-platform.md §5.2). So the gateway keeps each message's status and emits only what :func:`advance`
+(integrators report it). So the gateway keeps each message's status and emits only what :func:`advance`
 returns: ACCEPTED < SENT < DELIVERED < READ, FAILED terminal and only from ACCEPTED or SENT, since a message a
 device has received cannot fail any more.
 

@@ -1,10 +1,10 @@
 """Message templates: the Cloud-API-shaped model, its linter, review states, rendering, signing and the E2E split.
 
-A template is what a business may send to a user who has not written in the last 24 hours, so it is reviewed
-before use (business-platform.md §2 "Templates", §6.3). Everything here is pure: the registry, routes and the
-gateway call it. The relay never sees what a business writes, template or not: the server signs the text it
-approved, the user's client verifies it and renders the values itself, and the relay sees only a header naming
-the template.
+A template is what a business may send to a user who has not written in the last 24 hours, so it is reviewed before use
+([M] https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/overview). Everything here is
+pure: the registry, routes and the gateway call it. The relay never sees what a business writes, template or not: the
+server signs the text it approved, the user's client verifies it and renders the values itself, and the relay sees only
+a header naming the template.
 
 Import from this package (``from cove.business.templates import parse_template``); the modules, in the order a
 template goes through them, each depending only on the ones above it:

@@ -6,13 +6,14 @@ stands. Enum-valued fields are case-insensitive, as in the Cloud API, and stored
 several components (one body, where a variable may go, which buttons fit together) are checked by the
 :class:`~cove.business.templates.model.Template` that holds them.
 
-Limits (Meta's components page, business-platform.md §2): name ≤512 lower-case letters, digits and underscores;
-text header ≤60 characters with at most one variable, or an IMAGE/VIDEO/DOCUMENT header; body ≤1,024; footer
-≤60 without variables; ≤10 buttons, of which ≤2 URL and ≤1 PHONE_NUMBER, quick replies grouped together; button
-text ≤25; URL ≤2,000 with at most one variable, ``{{1}}`` at its end; phone number ≤20. AUTHENTICATION
-templates have no header, exactly one OTP button of type COPY_CODE, and one body parameter (the code the button
-copies). Meta's preset-text authentication body (``add_security_recommendation``, ``code_expiration_minutes``)
-is not accepted: Cove templates carry their text, in their language.
+Limits (Meta's components page, [M]
+https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/components): name ≤512 lower-case
+letters, digits and underscores; text header ≤60 characters with at most one variable, or an IMAGE/VIDEO/DOCUMENT
+header; body ≤1,024; footer ≤60 without variables; ≤10 buttons, of which ≤2 URL and ≤1 PHONE_NUMBER, quick replies
+grouped together; button text ≤25; URL ≤2,000 with at most one variable, ``{{1}}`` at its end; phone number ≤20.
+AUTHENTICATION templates have no header, exactly one OTP button of type COPY_CODE, and one body parameter (the code the
+button copies). Meta's preset-text authentication body (``add_security_recommendation``, ``code_expiration_minutes``) is
+not accepted: Cove templates carry their text, in their language.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Lint: the review of a template's text, as findings that a business sees all at once.
 
-A template may be sent to a user who has not written in the last 24 hours, so it is reviewed before use
-(business-platform.md §2, §6.3). :func:`lint` is that review: what gets a template rejected (variables at the
-edges, malformed or missing parameters, wrong category) and what Meta would silently re-categorise. Errors
-block approval (:func:`blocks_approval`); warnings are for the operator and the business. Parameters are left
-to the linter rather than the parser so a business sees every such problem at once, as findings, and so the
-linter can be run on drafts.
+A template may be sent to a user who has not written in the last 24 hours, so it is reviewed before use ([M]
+https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/overview). :func:`lint` is that
+review: what gets a template rejected (variables at the edges, malformed or missing parameters, wrong category) and what
+Meta would silently re-categorise. Errors block approval (:func:`blocks_approval`); warnings are for the operator and
+the business. Parameters are left to the linter rather than the parser so a business sees every such problem at once, as
+findings, and so the linter can be run on drafts.
 
 One small check per rule, registered with :func:`rule` in :data:`RULES`; :func:`lint` runs them in that order.
 """
@@ -96,8 +96,9 @@ def blocks_approval(findings: Iterable[Finding]) -> bool:
 
 
 #: Wording that makes a message promotional (Cove's list, matched case-insensitively as whole words, with the
-#: endings s/es/ed/ing). Meta re-categorises UTILITY templates that read as marketing (business-platform.md §5.7)
-#: and rejects promotional AUTHENTICATION templates; the list is English only and meant to catch, not to judge.
+#: endings s/es/ed/ing). Meta re-categorises UTILITY templates that read as marketing (its
+#: template_category_update webhook) and rejects promotional AUTHENTICATION templates; the list is English only
+#: and meant to catch, not to judge.
 PROMOTIONAL_WORDING = (
     "sale",
     "% off",
@@ -327,7 +328,7 @@ def authentication_url(t: Template) -> Iterator[Issue]:
 
 @rule("utility_promotional", Severity.WARNING)
 def utility_promotional(t: Template) -> Iterator[Issue]:
-    """A UTILITY template does not read as marketing: Meta re-categorises such templates (§5.7), and Cove must not
+    """A UTILITY template does not read as marketing: Meta re-categorises such templates, and Cove must not
     deliver promotions as utility to users who stopped promotions."""
     if t.category is Category.UTILITY:
         for path, text in _texts(t):

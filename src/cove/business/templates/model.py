@@ -1,13 +1,13 @@
 """The template itself: its cross-field layout rules, parsing, and how a refusal says what is wrong and where.
 
-A template is one language variant of a message a business may send outside the 24-hour window
-(business-platform.md §2 "Templates"). **Parse** (:func:`parse_template`) takes the JSON body a WhatsApp Cloud
-API client sends to ``POST /{waba-id}/message_templates`` and refuses what that API refuses at creation: unknown
-fields, Meta's limits (kept on the components, :mod:`.components`), a malformed component layout. Every problem
-has a path into that body (``components.1.text``) and a machine-readable code: pydantic's error type for schema
-errors (``string_too_long``, ``missing``, ``extra_forbidden``...), a Cove code for the cross-field layout rules
-(``too_many_url_buttons``...), which are checked once every field is valid. The category is stored as the
-package's lower-case :class:`~cove.business.optin.Category`.
+A template is one language variant of a message a business may send outside the 24-hour window ([M]
+https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/overview). **Parse**
+(:func:`parse_template`) takes the JSON body a WhatsApp Cloud API client sends to ``POST /{waba-id}/message_templates``
+and refuses what that API refuses at creation: unknown fields, Meta's limits (kept on the components,
+:mod:`.components`), a malformed component layout. Every problem has a path into that body (``components.1.text``) and a
+machine-readable code: pydantic's error type for schema errors (``string_too_long``, ``missing``,
+``extra_forbidden``...), a Cove code for the cross-field layout rules (``too_many_url_buttons``...), which are checked
+once every field is valid. The category is stored as the package's lower-case :class:`~cove.business.optin.Category`.
 
 The layout checks live here, with :class:`Template`, because its validator runs them: no ``Template`` exists
 that breaks them. :class:`Problem`, :class:`TemplateError` and ``_validated`` are shared by the rest of the
