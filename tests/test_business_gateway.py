@@ -349,6 +349,11 @@ async def test_the_cove_command_line_shows_a_template_as_the_server_signed_it(wo
     assert "opted in to: utility (qr)" in opted.stdout
     about = await asyncio.to_thread(cove, "businesses", "show", shop)
     assert "Corner Bakery" in about.stdout and "not verified" in about.stdout
+    # A business named by anything but a number or an account id is refused before it goes into a relay path:
+    # "../accounts/me?" was DELETE /v1/accounts/me, Hal's own account.
+    odd = await asyncio.to_thread(cove, "businesses", "withdraw", "../accounts/me?")
+    assert odd.returncode == 2 and "neither a phone number" in " ".join(odd.stderr.split()), odd.stderr
+    assert (await asyncio.to_thread(cove, "businesses", "show", shop)).returncode == 0
     sent = await send(gateway, template("order_ready", phone, "Z-42"))
     shown = await asyncio.to_thread(cove, "inbox")
     assert shown.returncode == 0, shown.stderr

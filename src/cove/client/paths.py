@@ -14,6 +14,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 SEGMENT_MAX = 512  # the longest id or name the relay has (a template name)
+ACCOUNT_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # as the relay issues them (uuid4)
 
 
 class InvalidPathValue(ValueError):
@@ -49,3 +50,4 @@ TEMPLATE = "/v1/business/templates/{name}"
 CUSTOMER_OPT_IN = "/v1/business/customers/{user_id}/opt-in"
 PRIVACY_CHOICE = "/v1/privacy/choices/{purpose_id}"
 OBJECTION = "/v1/privacy/objections/{purpose_id}"
+BUSINESS = "/v1/business/{business_id}/{action}"  # profile, preferences, opt-in, block, report...

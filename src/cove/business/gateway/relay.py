@@ -18,7 +18,7 @@ from cove.client.allowlist import Route, RouteAllowlist
 from cove.client.core import ClientCore
 from cove.client.transport import CoveClient
 
-UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # account and template ids (uuid4)
+UUID = paths.ACCOUNT_ID  # account and template ids: uuid4, as the relay issues both
 TEMPLATE_NAME = rf"^[a-z0-9_]{{1,{NAME_MAX}}}$"  # cove.business.templates.NAME, with its length
 SYNTAX = {"account_id": UUID, "template_id": UUID, "name": TEMPLATE_NAME, "user_id": BSUID}
 
