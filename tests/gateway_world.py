@@ -112,8 +112,12 @@ class Receiver:
 class GatewayProcess:
     """`cove business gateway serve` for a business profile, with a token for the business's systems."""
 
-    def __init__(self, relay: RelayProcess, home: Path, profile: str, webhook_url: str | None) -> None:
+    def __init__(
+        self, relay: RelayProcess, home: Path, profile: str, webhook_url: str | None, server: str | None = None
+    ) -> None:
+        """``server``: where the gateway reaches the relay, if not at ``relay.url`` (a recording proxy)."""
         self.relay, self.home, self.profile, self.webhook_url = relay, home, profile, webhook_url
+        self.server = server or relay.url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / f"gateway-{profile}.log"
@@ -131,7 +135,7 @@ class GatewayProcess:
             made = self.cli("token")
             assert made.returncode == 0, made.stderr
             self.token = made.stdout.strip()
-        args = ["serve", "--port", str(self.port), "--server", self.relay.url]
+        args = ["serve", "--port", str(self.port), "--server", self.server]
         if self.webhook_url:
             args += ["--webhook-url", self.webhook_url, "--verify-token", VERIFY_TOKEN]
         log = open(self.log, "ab")  # noqa: SIM115 - owned by the child process

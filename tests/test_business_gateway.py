@@ -145,19 +145,24 @@ async def test_a_business_integrates_through_the_gateway_with_templates_windows_
     ana = await users.register("ana", "+14155550191")
     await approved_templates(gateway, relay, receiver, ORDER_READY, WEEKLY_OFFER)
 
-    # Without an opt-in a template is accepted, then fails by webhook (as the Cloud API reports it).
+    # Without an opt-in a template is accepted, then fails by webhook (as the Cloud API reports it). Ana never
+    # dealt with the shop, so it gets no user id for her: the answer names her by the number it gave.
     refused = await send(gateway, template("order_ready", ana.core.phone_number, "A-17"))
-    wa_id = refused["contacts"][0]["wa_id"]
-    assert wa_id != ana.core.phone_number and refused["messages"][0]["message_status"] == "accepted"
+    assert refused["contacts"][0]["wa_id"] == ana.core.phone_number
+    assert refused["messages"][0]["message_status"] == "accepted"
     assert await receiver.wait_for(lambda r: failed_with(r, refused["messages"][0]["id"])) == 131026
 
-    # Opted in: a template outside the window reaches Ana, who renders the signed text with the value.
+    # Opted in: a template outside the window reaches Ana, who renders the signed text with the value; from now
+    # on the shop knows her by a user id of its own.
     await opt_in(relay, ana, shop, "utility")
+    first = await send(gateway, template("order_ready", ana.core.phone_number, "Q-5520"))
+    wa_id = first["contacts"][0]["wa_id"]
+    assert wa_id.startswith("CC.") and ana.core.phone_number.lstrip("+") not in wa_id
     sent = await send(gateway, template("order_ready", wa_id, "Q-5521"))
     message_id = sent["messages"][0]["id"]
     received = [e for e in await ana.inbox() if isinstance(e, TemplateReceived)]
-    assert [e.client_message_id for e in received] == [message_id]
-    rendered = await ana.render_template(received[0])
+    assert [e.client_message_id for e in received] == [first["messages"][0]["id"], message_id]
+    rendered = await ana.render_template(received[1])
     assert rendered.body == "Your order Q-5521 is ready for pickup."
     await ana.mark_read(shop, [message_id])
     await receiver.wait_for(lambda r: statuses_of(r, message_id) == ["sent", "delivered", "read"])
@@ -344,6 +349,11 @@ async def test_the_cove_command_line_shows_a_template_as_the_server_signed_it(wo
     assert "opted in to: utility (qr)" in opted.stdout
     about = await asyncio.to_thread(cove, "businesses", "show", shop)
     assert "Corner Bakery" in about.stdout and "not verified" in about.stdout
+    # A business named by anything but a number or an account id is refused before it goes into a relay path:
+    # "../accounts/me?" was DELETE /v1/accounts/me, Hal's own account.
+    odd = await asyncio.to_thread(cove, "businesses", "withdraw", "../accounts/me?")
+    assert odd.returncode == 2 and "neither a phone number" in " ".join(odd.stderr.split()), odd.stderr
+    assert (await asyncio.to_thread(cove, "businesses", "show", shop)).returncode == 0
     sent = await send(gateway, template("order_ready", phone, "Z-42"))
     shown = await asyncio.to_thread(cove, "inbox")
     assert shown.returncode == 0, shown.stderr

@@ -273,3 +273,37 @@ async def test_users_opt_in_stop_resume_and_block_and_each_business_sees_its_own
     # The bakery leaves: its profile, and the feedback about it, go.
     await bakery.delete_account()
     assert [f["business_id"] for f in await pair_rows(relay, business_feedback)] == [k]
+
+
+async def test_a_business_pairs_ids_only_for_its_own_users(users, relay):
+    """`POST /v1/business/users/resolve` pairs user ids and account ids only for the business's users: those who
+    wrote to it, opted in or set a preference with it. An account that never dealt with the business (even one
+    that opted in to another business) stays unknown, and resolving it records nothing."""
+    shop = await business(users, relay, "shop", "+14155550166")
+    other = await business(users, relay, "other", "+14155550167", {"display_name": "Other Shop"})
+    s = shop.core.account_id
+    ana, bo, cy, dee, eve = [await users.register(name) for name in ("ana", "bo", "cy", "dee", "eve")]
+    await bo.send_text(s, "Do you deliver?")  # wrote to it
+    async with http(relay, ana) as api:  # opted in
+        assert (await api.put(f"/v1/business/{s}/opt-in", json={"categories": ["utility"], "source": "web"})).is_success
+    async with http(relay, cy) as api:  # stopped its promotions without ever opting in
+        assert (await api.post(f"/v1/business/{s}/stop-promotions")).is_success
+    async with http(relay, dee) as api:  # opted in, to the other business only
+        other_id = other.core.account_id
+        made = await api.put(f"/v1/business/{other_id}/opt-in", json={"categories": ["utility"], "source": "web"})
+        dee_at_other = made.json()["user_id"]
+
+    everyone = [c.core.account_id for c in (ana, bo, cy, dee, eve, shop, other)]
+    async with http(relay, shop) as api:
+        pairs = (await api.post("/v1/business/users/resolve", json={"account_ids": everyone})).json()
+        assert {p["account_id"] for p in pairs} == {ana.core.account_id, bo.core.account_id, cy.core.account_id}
+        by_user_id = await api.post("/v1/business/users/resolve", json={"user_ids": [p["user_id"] for p in pairs]})
+        assert sorted(by_user_id.json(), key=str) == sorted(pairs, key=str)
+        assert (await api.post("/v1/business/users/resolve", json={"user_ids": [dee_at_other]})).json() == []
+    known = {r["user_account_id"] for r in await pair_rows(relay, business_user_ids) if r["business_id"] == s}
+    assert dee.core.account_id not in known and eve.core.account_id not in known
+
+    await eve.send_text(s, "Hello")  # now she has written: the shop may know her
+    async with http(relay, shop) as api:
+        pairs = (await api.post("/v1/business/users/resolve", json={"account_ids": [eve.core.account_id]})).json()
+    assert [p["account_id"] for p in pairs] == [eve.core.account_id]

@@ -242,6 +242,10 @@ def _buttons(n: int) -> list[dict[str, Any]]:
         (changed(TEXT, "messaging_product", "sms"), "messaging_product"),
         (changed(TEXT, "messaging_product", ...), "messaging_product: required parameter is missing"),
         (changed(TEXT, "to", ...), "to: required parameter is missing"),
+        (changed(TEXT, "to", "../../devices/current"), "to: must be a phone number"),
+        (changed(TEXT, "to", "+1 650 555 1234"), "to: must be a phone number"),
+        (changed(TEXT, "to", "+١٦٥٠٥٥٥١٢٣٤"), "to: must be a phone number"),  # digits, not ASCII ones
+        (changed(TEXT, "to", "CC.ana"), "to: must be a phone number (digits, with or without +) or a wa_id"),
         (changed(TEXT, "recipient_type", "group"), "recipient_type"),
         (changed(TEXT, "text.body", ""), "text.body"),
         (changed(TEXT, "text.body", "x" * 4097), "text.body"),
@@ -249,6 +253,7 @@ def _buttons(n: int) -> list[dict[str, Any]]:
         (changed(TEXT, "text.bdoy", "misspelt"), "text.bdoy: unknown parameter"),
         (changed(REPLY_TEXT, "biz_opaque_callback_data", "x" * 513), "biz_opaque_callback_data"),
         (changed(REPLY_TEXT, "context.message_id", ...), "context.message_id"),
+        (changed(REPLY_TEXT, "context.message_id", "wamid.a/../b"), "context.message_id: must be a message id"),
         # reply buttons
         (changed(BUTTONS, "interactive.action.buttons", []), "interactive.action.buttons"),
         (changed(BUTTONS, "interactive.action.buttons", _buttons(4)), "interactive.action.buttons"),
@@ -280,6 +285,7 @@ def _buttons(n: int) -> list[dict[str, Any]]:
         (changed(LIST, "interactive.body.text", "x" * 4097), "interactive.body.text"),
         # templates
         (changed(TEMPLATE_NAMED, "template.name", ""), "template.name"),
+        (changed(TEMPLATE_NAMED, "template.name", "../spring_sale"), "template.name"),
         (changed(TEMPLATE_NAMED, "template.language.code", "english"), "template.language.code"),
         (changed(TEMPLATE_NAMED, "template.language.policy", "fallback"), "template.language.policy"),
         (changed(TEMPLATE_NAMED, "template.components.1.type", "footer"), "template.components.1.type"),
@@ -296,6 +302,7 @@ def _buttons(n: int) -> list[dict[str, Any]]:
         (changed(TEMPLATE_NAMED, "template.components.0.type", "body"), "template.components.1: a second body"),
         # mark as read
         (changed(MARK_READ, "message_id", ...), "message_id: required parameter is missing"),
+        (changed(MARK_READ, "message_id", "wamid.\x00"), "message_id: must be a message id"),
         (changed(MARK_READ, "status", "delivered"), "status"),
         (changed(MARK_READ, "typing_indicator.type", "audio"), "typing_indicator.type"),
         ({**MARK_READ, "to": "16505551234"}, "to: unknown parameter"),

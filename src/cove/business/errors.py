@@ -62,6 +62,7 @@ CATALOGUE: Mapping[int, ErrorSpec] = _catalogue(
         Retry.NEVER,
         400,
     ),
+    ErrorSpec(2, "API Service", "Temporary due to downtime or due to being overloaded.", Retry.BACKOFF, 503),
     ErrorSpec(190, "Access token has expired", "Your access token has expired.", Retry.NEVER, 401),
     ErrorSpec(
         130429,

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cove.keyfile import derive, read_or_create
 
 BSUID_PREFIX = "CC."
+BSUID = r"^CC\.[A-Z2-7]{32}$"  # the prefix and 20 bytes of HMAC in unpadded base32 (bsuid below)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from cove.business.storage import (
     business_template_versions,
     business_templates,
     business_user_ids,
+    is_related,
     load_consent,
+    related_accounts,
     store_consent,
 )
 from cove.business.templates import (
@@ -516,19 +518,18 @@ async def resolve_users(
 ) -> list[dict[str, str]]:
     """Pair the business's user ids with account ids, both ways. Its gateway needs the account to encrypt to (the
     E2E sessions are per device) and the user id to show its own systems; an account id it only learns as the
-    sender of a message to it. Unknown user ids are left out, so the answer confirms only the business's own."""
+    sender of a message to it. Only the business's users are paired (they wrote to it, opted in or set a
+    preference: ``storage.is_related``); any other id is left out, so the answer confirms nothing else and no
+    business gets an id for a user who never dealt with it."""
     u = business_user_ids
     async with engine.begin() as conn:
         await _business(conn, business_id)
-        found = {
-            r.bsuid: r.user_account_id
-            for r in await conn.execute(
-                select(u.c.bsuid, u.c.user_account_id).where(u.c.business_id == business_id, u.c.bsuid.in_(user_ids))
-            )
-        }
-        for account_id in account_ids:
-            if account_id != business_id and await account_storage.account_by_id(conn, account_id) is not None:
-                found[await user_id_for(conn, keys, business_id, account_id)] = account_id
+        query = select(u.c.bsuid, u.c.user_account_id).where(
+            u.c.business_id == business_id, u.c.bsuid.in_(user_ids), is_related(business_id, u.c.user_account_id)
+        )
+        found = {r.bsuid: r.user_account_id for r in await conn.execute(query)}
+        for account_id in sorted(await related_accounts(conn, business_id, account_ids)):
+            found[await user_id_for(conn, keys, business_id, account_id)] = account_id
     return [{"user_id": bsuid, "account_id": account} for bsuid, account in found.items()]
 
 

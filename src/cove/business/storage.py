@@ -18,11 +18,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    exists,
     insert,
+    or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from cove.business.optin import Block, BlockReason, Category, OptIn, OptInSource, PairConsent
 from cove.db import metadata
@@ -207,6 +211,33 @@ _BUSINESS_TABLES = (
     business_events,
 )
 _PAIR_TABLES = (business_user_ids, business_optins, business_preferences, business_windows, business_reach)
+# What makes an account one of a business's users, by the user's own doing: it wrote to the business (a service
+# window, open or closed), opted in (even if withdrawn since), or set a preference (stopped its promotions,
+# blocked it). A business reaching a user needed one of these first.
+_RELATIONSHIP_TABLES = (business_windows, business_optins, business_preferences)
+
+
+def is_related(business_id: str, account_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether the account is one of the business's users (see ``_RELATIONSHIP_TABLES``)."""
+    return or_(
+        *(
+            exists().where(t.c.business_id == business_id, t.c.user_account_id == account_id)
+            for t in _RELATIONSHIP_TABLES
+        )
+    )
+
+
+async def related_accounts(conn: AsyncConnection, business_id: str, account_ids: list[str]) -> set[str]:
+    """Those of ``account_ids`` that are the business's users (see ``_RELATIONSHIP_TABLES``)."""
+    if not account_ids:
+        return set()
+    query = union(
+        *(
+            select(t.c.user_account_id).where(t.c.business_id == business_id, t.c.user_account_id.in_(account_ids))
+            for t in _RELATIONSHIP_TABLES
+        )
+    )
+    return set((await conn.execute(query)).scalars())
 
 
 async def business_by_id(conn: AsyncConnection, account_id: str):  # noqa: ANN201 - a Row

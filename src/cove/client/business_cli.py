@@ -7,6 +7,7 @@ sends: opting in per category (with where the user agreed), stopping promotions,
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 
 from cove.business.optin import BlockReason, Category, OptInSource
+from cove.client import paths
 from cove.client.cli import ProfileOption, _client, _registered, _run
 from cove.client.core import Request
 from cove.client.transport import CoveClient
@@ -32,7 +34,13 @@ class Switch(StrEnum):
 
 
 async def _business_id(client: CoveClient, business: str) -> str:
-    return await client.resolve(business) if business.startswith("+") else business
+    if business.startswith("+"):
+        return await client.resolve(business)
+    if re.match(paths.ACCOUNT_ID, business) is None:  # it goes into the relay path of what the command does
+        raise typer.BadParameter(
+            f"{business[:40]!r} is neither a phone number (+14155550123) nor an account id", param_hint="BUSINESS"
+        )
+    return business
 
 
 def _show(view: dict[str, Any]) -> None:
@@ -49,7 +57,11 @@ async def _change(profile: str, business: str, method: str, action: str, body: d
     core = _registered(profile)
     async with _client(core) as client:
         business_id = await _business_id(client, business)
-        _show(await client.call(Request(method, f"/v1/business/{business_id}/{action}", body)))
+        _show(
+            await client.call(
+                Request(method, paths.build(paths.BUSINESS, business_id=business_id, action=action), body)
+            )
+        )
 
 
 @businesses_app.command("show")
@@ -59,10 +71,13 @@ async def show(business: str = BusinessArgument, profile: str = ProfileOption) -
     core = _registered(profile)
     async with _client(core) as client:
         business_id = await _business_id(client, business)
-        about = await client.call(Request("GET", f"/v1/business/{business_id}/profile"))
+        about = await client.call(
+            Request("GET", paths.build(paths.BUSINESS, business_id=business_id, action="profile"))
+        )
         badge = " [green]✓ verified[/green]" if about["verified"] else " [yellow](not verified)[/yellow]"
         console.print(f"[bold]{about['display_name']}[/bold]{badge}  {about.get('about') or ''}")
-        _show(await client.call(Request("GET", f"/v1/business/{business_id}/preferences")))
+        preferences = paths.build(paths.BUSINESS, business_id=business_id, action="preferences")
+        _show(await client.call(Request("GET", preferences)))
 
 
 @businesses_app.command("opt-in")
@@ -89,7 +104,8 @@ async def withdraw(
     async with _client(core) as client:
         business_id = await _business_id(client, business)
         params = {"category": [c.value for c in category]} if category else None
-        _show(await client.call(Request("DELETE", f"/v1/business/{business_id}/opt-in", params=params)))
+        opt_in = paths.build(paths.BUSINESS, business_id=business_id, action="opt-in")
+        _show(await client.call(Request("DELETE", opt_in, params=params)))
 
 
 @businesses_app.command("promotions")

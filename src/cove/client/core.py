@@ -25,7 +25,7 @@ import vodozemac as vz
 
 from cove.accounts import usage
 from cove.business.gateway.cloud import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
-from cove.client import crypto
+from cove.client import crypto, paths
 from cove.client.crypto import OlmDevice
 from cove.client.payload import PAYLOAD_VERSION
 from cove.client.store import ClientStore, PeerDevice, UsageDay
@@ -289,7 +289,7 @@ class ClientCore:
 
     # the send state machine --------------------------------------------------------------------------
     def identity_request(self, account_id: str) -> Request:
-        return Request("GET", f"/v1/keys/{account_id}/identity")
+        return Request("GET", paths.build(paths.KEYS_IDENTITY, account_id=account_id))
 
     def identity_received(self, body: dict[str, Any]) -> list[Event]:
         """Record an account's devices; a higher identity generation means a new phone: drop old sessions."""
@@ -332,7 +332,7 @@ class ClientCore:
         return [d for d in devices if d != mine and not self.store.sessions(recipient, d)]
 
     def bundles_request(self, recipient: str, device_ids: list[int]) -> Request:
-        return Request("GET", f"/v1/keys/{recipient}", params={"device_id": device_ids})
+        return Request("GET", paths.build(paths.KEY_BUNDLES, account_id=recipient), params={"device_id": device_ids})
 
     def bundles_received(self, body: dict[str, Any]) -> list[Event]:
         """Open an outbound session with every device whose one-time key verifies."""
@@ -401,7 +401,7 @@ class ClientCore:
             body["business"] = outgoing.business
         if outgoing.receipt:
             body["receipt"] = True
-        return Request("PUT", f"/v1/messages/{outgoing.recipient}", body)
+        return Request("PUT", paths.build(paths.MESSAGES, account_id=outgoing.recipient), body)
 
     def sent(self, outgoing: Outgoing) -> None:
         if outgoing.text is not None:
@@ -483,13 +483,13 @@ class ClientCore:
 
     def choose(self, purpose_id: str, choice: str, surface: str = "settings") -> Request:
         body = {"choice": choice, "surface": surface, "app_version": self.device_info.get("app_version")}
-        return Request("PUT", f"/v1/privacy/choices/{purpose_id}", body)
+        return Request("PUT", paths.build(paths.PRIVACY_CHOICE, purpose_id=purpose_id), body)
 
     def withdraw(self, purpose_id: str) -> Request:
-        return Request("DELETE", f"/v1/privacy/choices/{purpose_id}")
+        return Request("DELETE", paths.build(paths.PRIVACY_CHOICE, purpose_id=purpose_id))
 
     def object_to(self, purpose_id: str) -> Request:
-        return Request("POST", f"/v1/privacy/objections/{purpose_id}")
+        return Request("POST", paths.build(paths.OBJECTION, purpose_id=purpose_id))
 
     def _about(self, notice: dict[str, Any], surface: str) -> dict[str, Any]:
         return {

@@ -18,6 +18,8 @@ from cove.business.templates import (
     read_template_message,
     verify_approved,
 )
+from cove.client import paths
+from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
 
 MAX_SEND_ATTEMPTS = 4
@@ -35,7 +37,10 @@ class RelayError(Exception):
 
 
 class CoveClient:
-    def __init__(self, base_url: str, core: ClientCore, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, core: ClientCore, timeout: float = 30.0, allowed: RouteAllowlist | None = None
+    ) -> None:
+        """``allowed``: the only relay routes this client may reach (every request is checked before it leaves)."""
         self.core = core
         self.base_url = base_url.rstrip("/")
         # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never races the
@@ -43,7 +48,8 @@ class CoveClient:
         # At most 32 connections, all kept alive: httpcore walks its whole pool at every request's start and end,
         # and above 20 idle ones it closes and reopens them (the business gateway sends many at once).
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=2.0)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits)
+        hooks = {"request": [allowed]} if allowed is not None else {}
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits, event_hooks=hooks)
         self._opened = False
         self._template_key: Ed25519PublicKey | None = None
         self._template_key: Ed25519PublicKey | None = None
@@ -181,7 +187,9 @@ class CoveClient:
             key = await self.call(Request("GET", "/v1/business/template-key"))
             self._template_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"]))
         params = {"version": version} if version is not None else None
-        signed = await self.call(Request("GET", f"/v1/business/templates/{template_id}/approved", params=params))
+        signed = await self.call(
+            Request("GET", paths.build(paths.APPROVED_TEMPLATE, template_id=template_id), params=params)
+        )
         return verify_approved(self._template_key, base64.b64decode(signed["payload"]), signed["signature"])
 
     async def render_template(self, message: TemplateReceived) -> RenderedMessage:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -32,9 +34,16 @@ from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
 from cove.business.gateway.service import Gateway, GraphError, now_ms
 from cove.business.gateway.store import request_hash
+from cove.business.keys import BSUID
+from cove.business.optin import Category
+from cove.business.templates import LANGUAGE, NAME, NAME_MAX
 from cove.business.tiers import LIMITS, Tier
+from cove.client import paths
+from cove.client.allowlist import RouteNotAllowed
 from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError
+
+log = logging.getLogger("cove.gateway")
 
 VERSION = r"^v\d+\.\d+$"
 GRAPH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -56,6 +65,15 @@ def graph_response(error: CloudApiError, status: int | None = None) -> JSONRespo
 def _relay_refusal(exc: RelayError) -> CloudApiError:
     """A relay answer to a management call, as the Graph error a Cloud API library understands."""
     return CloudApiError(100, f"{exc.details.get('message', exc)} ({exc.code})")
+
+
+def _category(value: str) -> str:
+    """A template category, in either case (Cloud API libraries send MARKETING)."""
+    try:
+        return Category(value.lower()).value
+    except ValueError:
+        known = ", ".join(c.value for c in Category)
+        raise GraphError(CloudApiError(100, f"category: {value[:40]!r} is not one of {known}")) from None
 
 
 def tier_of(limit: int | None) -> Tier:
@@ -98,6 +116,28 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return graph_response(CloudApiError(100, f"Unsupported request: {exc.detail}"), exc.status_code)
+
+    # A value that cannot be part of a relay URL; the edge checks each one's syntax first, so these are the
+    # fail-closed net, answered as the invalid parameter they are.
+    @app.exception_handler(paths.InvalidPathValue)
+    @app.exception_handler(httpx.InvalidURL)
+    async def _invalid_value(_: Request, exc: Exception) -> JSONResponse:
+        return graph_response(CloudApiError(100, str(exc)))
+
+    @app.exception_handler(RouteNotAllowed)
+    async def _not_allowed(_: Request, exc: RouteNotAllowed) -> JSONResponse:
+        log.error("refused to send a relay request: %s", exc)
+        return graph_response(CloudApiError(100, "The request would reach a relay route this gateway does not use."))
+
+    @app.exception_handler(httpx.TransportError)
+    async def _unreachable(_: Request, exc: httpx.TransportError) -> JSONResponse:
+        return graph_response(CloudApiError(2, f"The relay cannot be reached ({type(exc).__name__})."))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        """Anything else is still a Graph error, never a plain-text 500 (the exception is logged)."""
+        log.error("unexpected error", exc_info=exc)
+        return graph_response(CloudApiError(131000, "An unexpected error occurred in the gateway; try again."))
 
     async def authorised(authorization: str = Header("", description="Bearer <token>")) -> None:
         scheme, _, token = authorization.partition(" ")
@@ -160,7 +200,9 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         summary="List templates",
     )
     async def list_templates(
-        version: str = Path(pattern=VERSION), waba_id: str = Path(), name: str | None = Query(None)
+        version: str = Path(pattern=VERSION),
+        waba_id: str = Path(),
+        name: str | None = Query(None, max_length=NAME_MAX, pattern=NAME),
     ) -> Any:
         own(waba_id)
         listed = await gateway.refresh_templates()
@@ -202,12 +244,12 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
     async def delete_template(
         version: str = Path(pattern=VERSION),
         waba_id: str = Path(),
-        name: str = Query(..., max_length=512),
-        language: str | None = Query(None, max_length=16),
+        name: str = Query(..., max_length=NAME_MAX, pattern=NAME),
+        language: str | None = Query(None, pattern=LANGUAGE),
     ) -> Any:
         own(waba_id)
         params = {"language": language} if language else None
-        await gateway.client.call(RelayRequest("DELETE", f"/v1/business/templates/{name}", params=params))
+        await gateway.client.call(RelayRequest("DELETE", paths.build(paths.TEMPLATE, name=name), params=params))
         return {"success": True}
 
     @api.delete(
@@ -217,12 +259,14 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
     async def opt_out(
         version: str = Path(pattern=VERSION),
         phone_number_id: str = Path(),
-        wa_id: str = Path(max_length=64),
+        wa_id: str = Path(pattern=BSUID, description="The user id the business knows the user by"),
         category: list[str] | None = Query(None, description="marketing, utility, authentication [default: all]"),
     ) -> Any:
         own(phone_number_id)
-        params = {"category": [c.lower() for c in category]} if category else None
-        await gateway.client.call(RelayRequest("DELETE", f"/v1/business/customers/{wa_id}/opt-in", params=params))
+        params = {"category": [_category(c) for c in category]} if category else None
+        await gateway.client.call(
+            RelayRequest("DELETE", paths.build(paths.CUSTOMER_OPT_IN, user_id=wa_id), params=params)
+        )
         return {"success": True}
 
     @api.get(

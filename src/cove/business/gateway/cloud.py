@@ -26,15 +26,27 @@ Plaintexts (JSON inside the ciphertext; templates have theirs in :mod:`cove.busi
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from cove.business.decision import SUPPORTED_TYPES
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
+from cove.business.keys import BSUID
 from cove.business.templates import BUTTONS_MAX, LANGUAGE, NAME_MAX, Parameters
+from cove.business.templates import NAME as TEMPLATE_NAME
 from cove.business.templates.signing import canonical_json
 from cove.client.payload import PAYLOAD_VERSION
 
@@ -59,6 +71,8 @@ MESSAGE_ID_BYTES = 24
 #: The media types: Cloud API shapes the gateway will carry once media travels as attachments.
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 NAMED_KEY = r"^[a-z_][a-z0-9_]*$"  # a named template variable, as in cove.business.templates.components
+PHONE = r"^\+?[0-9]{1,15}$"  # E.164's at most 15 digits, with or without the +, as the Cloud API takes ``to``
+MESSAGE_ID = r"^wamid\.[A-Za-z0-9+/=_-]{1,128}$"  # ``wamid.`` and base64: the gateway's ids and Meta's
 
 
 class _Shape(BaseModel):
@@ -86,6 +100,22 @@ def _lower(value: object) -> object:
 TextOnly = Annotated[Literal["text"], BeforeValidator(_text_only)]
 
 
+def _syntax(pattern: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if compiled.match(value) is None:
+            raise PydanticCustomError("syntax", "must be {what}", {"what": what})
+        return value
+
+    return AfterValidator(check)
+
+
+#: Whom to send to: a phone number, or the user id (``wa_id``) the gateway gave the business.
+RecipientId = Annotated[str, _syntax(f"{PHONE}|{BSUID}", "a phone number (digits, with or without +) or a wa_id")]
+MessageId = Annotated[str, _syntax(MESSAGE_ID, "a message id (wamid. and base64)")]
+
+
 def _text(max_length: int) -> Any:
     return Field(min_length=1, max_length=max_length)
 
@@ -105,13 +135,13 @@ def _first_repeat(values: list[str]) -> int | None:
 class Context(_Shape):
     """A reply: the message replied to."""
 
-    message_id: str = Field(min_length=1)
+    message_id: MessageId
 
 
 class _Send(_Shape):
     messaging_product: Literal["whatsapp"]
     recipient_type: Literal["individual"] = "individual"
-    to: str = Field(min_length=1)
+    to: RecipientId
     context: Context | None = None
     biz_opaque_callback_data: str | None = Field(None, max_length=CALLBACK_DATA_MAX)
 
@@ -174,7 +204,7 @@ class TemplateComponent(_Shape):
 
 
 class TemplateSend(_Shape):
-    name: str = Field(min_length=1, max_length=NAME_MAX)
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=TEMPLATE_NAME)
     language: Language
     components: list[TemplateComponent] = Field(default_factory=list)
 
@@ -325,7 +355,7 @@ class MarkRead(_Shape):
 
     messaging_product: Literal["whatsapp"]
     status: Literal["read"]
-    message_id: str = Field(min_length=1)
+    message_id: MessageId
     typing_indicator: TypingIndicator | None = None
 
 

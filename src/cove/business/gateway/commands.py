@@ -20,11 +20,12 @@ from rich.table import Table
 from cove.business.gateway.app import create_app
 from cove.business.gateway.delivery import WebhookDeliverer, WebhookSetupError, verify_endpoint
 from cove.business.gateway.outbox import Outbox
+from cove.business.gateway.relay import relay_client
 from cove.business.gateway.service import Gateway, Identity, now_ms
 from cove.business.gateway.store import GatewayStore
 from cove.client.core import ClientCore, Request
 from cove.client.profile import open_profile, profile_folder
-from cove.client.transport import CoveClient, RelayError
+from cove.client.transport import RelayError
 from cove.keyfile import read_or_create
 
 console = Console()
@@ -80,7 +81,7 @@ def serve(
 async def _serve(
     core: ClientCore, profile: str, url: str, host: str, port: int, webhook_url: str | None, verify_token: str | None
 ) -> None:
-    async with CoveClient(url, core) as client, httpx.AsyncClient() as http:
+    async with relay_client(url, core) as client, httpx.AsyncClient() as http:
         store = GatewayStore(core.store)
         outbox = Outbox(store.db)
         deliverer = None
@@ -147,7 +148,7 @@ def profile_command(
 
 
 async def _profile(core: ClientCore, changes: dict[str, object]) -> dict[str, object]:
-    async with CoveClient(core.store.get("server") or "http://127.0.0.1:8080", core) as client:
+    async with relay_client(core.store.get("server") or "http://127.0.0.1:8080", core) as client:
         try:
             current = await client.call(Request("GET", "/v1/business/profile"))
         except RelayError as exc:

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,11 +168,12 @@ class Gateway:
 
     # recipients --------------------------------------------------------------------------------------------------
     async def _recipient(self, to: str) -> Recipient:
-        """``to`` is a phone number (E.164, with or without +) or a per-business user id (``wa_id``)."""
+        """``to`` is a phone number (E.164, with or without +) or a per-business user id (``wa_id``), as
+        :data:`cloud.PHONE` and :data:`BSUID` say (:func:`cloud.parse_send` checked it)."""
         account = self.store.account_of(to)
         if account is not None:
             return Recipient(account, to)
-        if to.lstrip("+").isdigit():
+        if re.match(cloud.PHONE, to):
             try:
                 account = await self.client.resolve(to if to.startswith("+") else "+" + to)
             except RelayError as exc:
@@ -413,7 +415,9 @@ class Gateway:
             return 0
         wa_ids = {e["body"]["user_id"] for e in fresh if e["kind"] == "user_preferences"}
         for wa_id in wa_ids:
-            self.store.pair(await self._account_for(wa_id), wa_id)
+            account = (await self._recipient(wa_id)).account_id
+            if account is not None:  # an account deleted since has no pair; a "" would be a path segment
+                self.store.pair(account, wa_id)
         with self.store.client_store.transaction():
             for item in fresh:
                 webhook = self._business_event(item)
@@ -424,10 +428,6 @@ class Gateway:
             self._templates.clear()  # a new version or a pause: read the registry again on the next send
         self._notify()
         return len(fresh)
-
-    async def _account_for(self, wa_id: str) -> str:
-        recipient = await self._recipient(wa_id)
-        return recipient.account_id or ""
 
     def _business_event(self, item: dict[str, Any]) -> Event | None:
         i, body, at_s = self.identity, item["body"], item["at"] // 1000

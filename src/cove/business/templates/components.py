@@ -42,6 +42,7 @@ CANDIDATE = re.compile(r"\{\{([^{}]*)\}\}")
 #: The inside of a well-formed variable: a positional number from 1 without leading zero, or a lower-case name.
 PARAMETER_KEY = re.compile(r"[1-9][0-9]*|[a-z_][a-z0-9_]*")
 LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2})?$"  # Cloud API codes: en, en_US, pt_BR, fil
+NAME = r"^[a-z0-9_]+$"  # a template's name: lower-case letters, digits and underscores
 IDENTIFIER = r"^[A-Za-z0-9_.:-]{1,128}$"  # template and business ids, as the registry issues them
 
 

@@ -30,6 +30,7 @@ from cove.business.templates.components import (
     _UPPER,
     CANDIDATE,
     LANGUAGE,
+    NAME,
     NAME_MAX,
     PHONE_BUTTONS_MAX,
     URL_BUTTONS_MAX,
@@ -57,7 +58,7 @@ _C = TypeVar("_C", Header, Body, Footer, Buttons)
 class Template(_Strict):
     """One language variant of a template, as a Cloud API client creates it."""
 
-    name: str = Field(max_length=NAME_MAX, pattern=r"^[a-z0-9_]+$")
+    name: str = Field(max_length=NAME_MAX, pattern=NAME)
     language: str = Field(pattern=LANGUAGE)
     category: Annotated[Category, BeforeValidator(_lower)]
     parameter_format: Annotated[ParameterFormat, _UPPER] = ParameterFormat.POSITIONAL
