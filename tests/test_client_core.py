@@ -7,8 +7,19 @@ import os
 import pytest
 import vodozemac
 
-from cove.client.core import ClientCore, Delivered, IdentityChanged, MessageReceived, QueueEmpty, Undecryptable
+from cove.client.core import (
+    ClientCore,
+    Delivered,
+    IdentityChanged,
+    MessageReceived,
+    PayloadReceived,
+    QueueEmpty,
+    Read,
+    TemplateReceived,
+    Undecryptable,
+)
 from cove.client.store import ClientStore
+from helpers import texts
 
 INFO = {"model": "test", "os_name": "TestOS", "os_version": "1", "app_version": "0"}
 
@@ -172,3 +183,61 @@ def test_refill_tops_the_relay_back_up_only_when_it_runs_low(pair):
     assert alice.key_upload(40) is None
     request = alice.key_upload(10)
     assert len(request.json["one_time_keys"]) == 40 and "fallback_key" not in request.json
+
+
+def app_takes(core: ClientCore) -> list:
+    """What an app sees: the events waiting in the outbox, each then marked taken."""
+    seen = []
+    for item in core.pending_events():
+        seen.append(item.event)
+        core.event_taken(item.seq)
+    return seen
+
+
+def test_events_stored_before_a_lost_ack_reach_the_app_once_after_the_redelivery(pair):
+    relay, alice, bob = pair
+    frames = [send(relay, alice, "bob", f"message {i}") for i in range(3)]
+    for frame in frames:  # stored, then the socket dies: neither the ack nor the events leave the transport
+        receive(relay, bob, frame)
+    for frame in frames:  # the relay redelivers what was not acked: recognised and acked, no second event
+        again = receive(relay, bob, frame)
+        assert again.ack_ids == [frame["id"]]
+    assert texts(app_takes(bob)) == ["message 0", "message 1", "message 2"]
+    for frame in frames:
+        receive(relay, bob, frame)
+    assert app_takes(bob) == []
+
+
+def test_a_client_restart_between_the_save_and_the_app_keeps_the_events_for_the_next_run(pair, tmp_path):
+    relay, alice, bob = pair
+    frame = send(relay, alice, "bob", "survives a restart")
+    receipt = {"type": "envelope", "id": 98, "kind": 5, "sender": "bob", "sender_device": 1,
+               "client_message_id": frame["client_message_id"], "body": "", "server_ts": 0}  # fmt: skip
+    receive(relay, bob, frame)
+    alice.receive(receipt)
+    key = bob._key
+    bob.store.close()  # the process stops before the app saw the message
+
+    restarted = ClientCore(ClientStore(tmp_path / "bob.db"), key, INFO)
+    assert texts([p.event for p in restarted.pending_events()]) == ["survives a restart"]
+    assert receive(relay, restarted, frame).events == []  # the relay redelivers it too: no second event
+    assert texts(app_takes(restarted)) == ["survives a restart"]
+    assert app_takes(restarted) == []
+    assert app_takes(alice) == [Delivered("bob", frame["client_message_id"])]
+
+
+def test_every_stored_event_kind_comes_back_from_the_outbox_as_it_went_in(tmp_path):
+    core = make_core(tmp_path, "carol")
+    stored = [
+        MessageReceived("a", 1, "m1", "hi", 5, {"label": "Bakery"}),
+        TemplateReceived("a", 1, "m2", {"template_id": "t"}, b"\x00sealed\xff", 6),
+        PayloadReceived("a", 1, "m3", {"type": "interactive"}, 7, None),
+        Delivered("a", "m4"),
+        Read("a", ["m5", "m6"]),
+        IdentityChanged("a", 2),
+        Undecryptable("a", 1, 9, "no session decrypts it"),
+    ]
+    with core.store.transaction():
+        core._processed(1, stored)
+    assert core.take_events() == stored
+    assert core.pending_events() == []

@@ -96,6 +96,7 @@ async def test_an_unacked_envelope_is_redelivered_and_applied_once(users):
             bob.core.identity_received(await bob.call(bob.core.identity_request(received.need_identity)))
             received = bob.core.receive(frame, identity_refreshed=True)
         assert texts(received.events) == ["exactly once"]
+        assert texts(bob.core.take_events()) == ["exactly once"]  # what an app driving the core itself does
 
     assert await bob.inbox() == []  # redelivered, recognised, acked, not shown again
     assert [m.text for m in bob.core.store.messages()] == ["exactly once"]

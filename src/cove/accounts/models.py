@@ -38,7 +38,7 @@ class IdentityKeys(BaseModel):
 
 class RegistrationRequest(BaseModel):
     phone_number: str = Field(max_length=32)
-    code: str = Field(min_length=1, max_length=12)
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The 6 digits sent; anything else is refused uncounted")
     registration_id: int = Field(ge=1, le=16380, description="Random per install; a new one marks a reinstall")
     identity_key: IdentityKeys
     device: DeviceInfo

@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
+from websockets.exceptions import WebSocketException
 
 from cove.business.templates import TemplateError
 from cove.client.core import (
@@ -23,17 +26,29 @@ from cove.client.core import (
     Event,
     IdentityChanged,
     MessageReceived,
+    NoticeReceived,
     NotRegistered,
     PayloadReceived,
     QueueEmpty,
     Read,
     TemplateReceived,
+    Undecryptable,
 )
-from cove.client.profile import DEFAULT_SERVER, open_profile, remove_profile
+from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
 
 console = Console()
 err = Console(stderr=True)
+
+CODE = re.compile(r"[0-9]{6}")
+INTERNATIONAL_FORMAT = "write the number in international format, with + and the country code, like +14155550101"
+LOGGED_OUT = (
+    "the relay no longer accepts this profile: it was logged out (its number was registered on another device, "
+    "banned or deleted). Register it again with `cove register PHONE`"
+)
+
+# The relay the running command talks to, for "cannot reach the relay at URL" (set by _client).
+_relay_url = {"url": DEFAULT_SERVER}
 
 ProfileOption = typer.Option(
     os.environ.get("COVE_PROFILE", "default"),
@@ -51,13 +66,19 @@ def _run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         try:
             asyncio.run(fn(*args, **kwargs))
         except RelayError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {LOGGED_OUT if exc.status == 401 else escape(str(exc))}")
             raise typer.Exit(1) from exc
         except NotRegistered as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc
         except (httpx.TransportError, OSError) as exc:
-            err.print(f"[red]error:[/red] cannot reach the relay: {exc}")
+            err.print(f"[red]error:[/red] cannot reach the relay at {_relay_url['url']}: {escape(str(exc))}")
+            raise typer.Exit(1) from exc
+        except WebSocketException as exc:
+            err.print(
+                f"[red]error:[/red] lost the connection to the relay at {_relay_url['url']} ({escape(str(exc))}); "
+                "nothing that arrived is lost: run the command again"
+            )
             raise typer.Exit(1) from exc
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -65,27 +86,49 @@ def _run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     return wrapper
 
 
+def _refuse(message: str) -> NoReturn:
+    """Input the relay would refuse anyway: said before anything is sent or created."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(2)
+
+
+def _not_registered(profile: str, core: ClientCore | None) -> NotRegistered:
+    pending = core.store.get("pending_phone") if core else None
+    if pending:
+        return NotRegistered(
+            f"profile {profile!r} is not registered yet: a code was requested for {pending}; "
+            f"the next step is `cove verify CODE --profile {profile}`"
+        )
+    return NotRegistered(f"profile {profile!r} is not registered: run `cove register PHONE --profile {profile}`")
+
+
+def _existing(profile: str) -> ClientCore | None:
+    """The profile if it exists; reading one never creates its folder."""
+    return open_profile(profile) if profile_folder(profile).is_dir() else None
+
+
 def _registered(profile: str) -> ClientCore:
-    core = open_profile(profile)
-    if not core.token:
-        raise NotRegistered(f"profile {profile!r} is not registered: run `cove register PHONE --profile {profile}`")
+    core = _existing(profile)
+    if core is None or not core.token:
+        raise _not_registered(profile, core)
     return core
 
 
 def _client(core: ClientCore, server: str | None = None) -> CoveClient:
     url = server or core.store.get("server") or os.environ.get("COVE_SERVER", DEFAULT_SERVER)
+    _relay_url["url"] = url
     return CoveClient(url, core)
 
 
 def _name(core: ClientCore, account_id: str) -> str:
-    row = core.store._db.execute("SELECT phone_number FROM peers WHERE account_id = ?", (account_id,)).fetchone()
-    return row[0] if row and row[0] else account_id[:8]
+    """A peer's number once contact discovery confirmed it, else their full account id."""
+    return core.store.peer_phone(account_id) or account_id
 
 
 def _line(core: ClientCore, sender: str, sent_at: int, text: str, business: bool) -> None:
     when = datetime.fromtimestamp(sent_at / 1000).strftime("%H:%M:%S")
     label = " [cyan]\\[business][/cyan]" if business else ""
-    console.print(f"[dim]{when}[/dim] [bold]{_name(core, sender)}[/bold]{label}: {text}")
+    console.print(f"[dim]{when}[/dim] [bold]{_name(core, sender)}[/bold]{label}: {escape(text)}")
 
 
 async def _show_template(client: CoveClient, event: TemplateReceived) -> None:
@@ -121,8 +164,14 @@ async def _show(client: CoveClient, event: Event) -> None:
         console.print(
             f"[yellow]{_name(core, event.peer)} registered on a new phone: their security code changed[/yellow]"
         )
-    else:
-        console.print(f"[red]{event}[/red]")
+    elif isinstance(event, Undecryptable):
+        console.print(f"[red]a message from {_name(core, event.sender)} could not be read: {event.reason}[/red]")
+    elif isinstance(event, NoticeReceived):
+        console.print("[yellow]A privacy notice is waiting for you: read it with `cove privacy notice`.[/yellow]")
+    elif isinstance(event, PayloadReceived):
+        kind = escape(str(event.payload.get("type")))
+        console.print(f"[dim]{_name(core, event.sender)} sent a {kind} message this client cannot show[/dim]")
+    # QueueEmpty says only that everything waiting has arrived: nothing to show
 
 
 async def _reply_read(client: CoveClient, events: list[Event]) -> None:
@@ -132,6 +181,12 @@ async def _reply_read(client: CoveClient, events: list[Event]) -> None:
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
         await client.mark_read(peer, ids)
+
+
+async def _name_senders(client: CoveClient) -> None:
+    """Best effort: a sender is shown by account id until contact discovery confirms their number."""
+    with contextlib.suppress(RelayError, httpx.TransportError, OSError):
+        await client.name_senders()
 
 
 async def _report_usage(client: CoveClient) -> None:
@@ -149,9 +204,17 @@ def register_client_commands(app: typer.Typer) -> None:
         server: str = typer.Option(None, help=f"Relay URL (env COVE_SERVER) [default: {DEFAULT_SERVER}]"),
     ) -> None:
         """Ask the relay to send a verification code to PHONE_NUMBER (step 1 of 2)."""
+        if not phone_number.startswith("+"):
+            _refuse(f"{phone_number!r} has no country code: {INTERNATIONAL_FORMAT}")
+        new = not profile_folder(profile).exists()
         core = open_profile(profile)
-        async with _client(core, server) as client:
-            sent = await client.request_code(phone_number)
+        try:
+            async with _client(core, server) as client:
+                sent = await client.request_code(phone_number)
+        except BaseException:
+            if new:  # a failed first step leaves no profile behind
+                remove_profile(core, profile)
+            raise
         core.store.set("server", client.base_url)
         core.store.set("pending_phone", sent["phone_number"])
         console.print(f"Code sent to {sent['phone_number']}. Now run: cove verify CODE --profile {profile}")
@@ -164,9 +227,12 @@ def register_client_commands(app: typer.Typer) -> None:
         pin: str = typer.Option(None, help="The registration lock's PIN, if the number has one (else asked for)"),
     ) -> None:
         """Confirm the code: this profile becomes the number's device and publishes its keys (step 2 of 2)."""
-        core = open_profile(profile)
-        phone = core.store.get("pending_phone")
-        if not phone:
+        code = code.replace(" ", "").replace("-", "")
+        if not CODE.fullmatch(code):
+            _refuse(f"{code!r} is not a code: the code is the 6 digits the relay sent, like 123456")
+        core = _existing(profile)
+        phone = core.store.get("pending_phone") if core else None
+        if core is None or not phone:
             raise NotRegistered("no code was requested for this profile: run `cove register PHONE` first")
         async with _client(core) as client:
             try:
@@ -205,6 +271,7 @@ def register_client_commands(app: typer.Typer) -> None:
         core = _registered(profile)
         async with _client(core) as client:
             events = await client.inbox()
+            await _name_senders(client)
             for event in events:
                 await _show(client, event)
             if not events:
@@ -221,8 +288,11 @@ def register_client_commands(app: typer.Typer) -> None:
         async with _client(core) as client:
             console.print("[dim]listening; Ctrl-C to stop[/dim]")
             async for event in client.events():
+                written = isinstance(event, MessageReceived | TemplateReceived | PayloadReceived)
+                if written:
+                    await _name_senders(client)
                 await _show(client, event)
-                if isinstance(event, MessageReceived | TemplateReceived | PayloadReceived):
+                if written:
                     await _reply_read(client, [event])
                 elif isinstance(event, QueueEmpty):
                     await _report_usage(client)  # what earlier sessions counted, and this open
@@ -257,20 +327,23 @@ def register_client_commands(app: typer.Typer) -> None:
         limit: int = typer.Option(50, min=1),
     ) -> None:
         """Show the conversation history kept on this device."""
-        core = open_profile(profile)
+        core = _existing(profile)
+        if core is None:
+            err.print(str(_not_registered(profile, None)))
+            raise typer.Exit(1)
         peer_id = core.store.peer_by_phone(peer) if peer and peer.startswith("+") else peer
         for m in core.store.messages(peer_id, limit):
             arrow = "→" if m.direction == "out" else "←"
-            who = m.peer_phone or m.peer_account[:8]
+            who = m.peer_phone or m.peer_account
             status = f" [dim]({m.status})[/dim]" if m.direction == "out" else ""
-            console.print(f"{arrow} {who}: {m.text}{status}")
+            console.print(f"{arrow} {who}: {escape(m.text)}{status}")
 
     @app.command()
     def whoami(profile: str = ProfileOption) -> None:
         """Show this profile's number, account and relay."""
-        core = open_profile(profile)
-        if not core.account_id:
-            err.print(f"profile {profile!r} is not registered: run `cove register PHONE --profile {profile}`")
+        core = _existing(profile)
+        if core is None or not core.account_id:
+            err.print(str(_not_registered(profile, core)))
             raise typer.Exit(1)
         console.print(
             f"{core.phone_number}  account {core.account_id}  device {core.device_id}  relay {core.store.get('server')}"

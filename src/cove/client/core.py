@@ -26,13 +26,29 @@ import vodozemac as vz
 from cove.accounts import usage
 from cove.business.gateway.cloud import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
 from cove.client import crypto, paths
+from cove.client import events as outbox
 from cove.client.crypto import OlmDevice
+from cove.client.events import (
+    Delivered,
+    Event,
+    IdentityChanged,
+    MessageReceived,
+    NoticeReceived,
+    PayloadReceived,
+    PendingEvent,
+    QueueEmpty,
+    Read,
+    TemplateReceived,
+    Undecryptable,
+)
 from cove.client.payload import PAYLOAD_VERSION
 from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.keys import signing
 from cove.messaging.envelope import EnvelopeKind
 
 REFILL_BELOW = 25
+MAX_CLAIMS_CHECKED = 100  # numbers per contact-discovery request
+MAX_PHONE_LENGTH = 32  # as the relay's own phone fields
 
 
 @dataclass(frozen=True)
@@ -43,98 +59,11 @@ class Request:
     params: dict[str, Any] | None = None
 
 
-# Events a user of the SDK sees -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MessageReceived:
-    sender: str
-    sender_device: int
-    client_message_id: str
-    text: str
-    sent_at: int
-    business: dict[str, Any] | None = None  # a business's message: its visible header (show the business label)
-
-
-@dataclass(frozen=True)
-class TemplateReceived:
-    """A business's template message: render it with ``CoveClient.render_template``, which verifies the server's
-    signature on the approved text and checks the values against it before anything is shown."""
-
-    sender: str
-    sender_device: int
-    client_message_id: str
-    header: dict[str, Any]  # the envelope's visible header
-    sealed: bytes  # the parameter values with the header they were written for (inside the ciphertext)
-    sent_at: int
-
-
-@dataclass(frozen=True)
-class PayloadReceived:
-    """A payload of another type (interactive messages and the replies to them): the app or the business gateway
-    interprets ``payload``."""
-
-    sender: str
-    sender_device: int
-    client_message_id: str
-    payload: dict[str, Any]
-    sent_at: int
-    business: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Delivered:
-    peer: str
-    client_message_id: str
-
-
-@dataclass(frozen=True)
-class Read:
-    peer: str
-    client_message_ids: list[str]
-
-
-@dataclass(frozen=True)
-class IdentityChanged:
-    """The peer registered their number on a new phone: verify their safety number again."""
-
-    peer: str
-    generation: int
-
-
-@dataclass(frozen=True)
-class Undecryptable:
-    sender: str
-    sender_device: int
-    envelope_id: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class QueueEmpty:
-    pass
-
-
-@dataclass(frozen=True)
-class NoticeReceived:
-    """A privacy notice is due: show it (its summary and purposes first), then let the user decide."""
-
-    notice: dict[str, Any]
-
-
-Event = (
-    MessageReceived
-    | TemplateReceived
-    | PayloadReceived
-    | Delivered
-    | Read
-    | IdentityChanged
-    | Undecryptable
-    | QueueEmpty
-    | NoticeReceived
-)
-
-
 @dataclass
 class Received:
+    """What a frame did. Its stored events are already in the outbox: the app takes them from there
+    (:meth:`ClientCore.pending_events`), so that none is lost or repeated when the ack or the process fails."""
+
     events: list[Event] = field(default_factory=list)
     ack_ids: list[int] = field(default_factory=list)
     need_identity: str | None = None  # fetch this account's identity, feed it, then receive the frame again
@@ -261,10 +190,24 @@ class ClientCore:
             self.store.save_peer(account, self.store.peer_generation(account) or 0, phone)
         return found
 
+    def sender_numbers(self) -> Request | None:
+        """Contact discovery for the numbers senders said were theirs (``None``: none to check). The directory's
+        answer names an account, so a sender who claims someone else's number is not named by it."""
+        claimed = self.store.phone_claims(MAX_CLAIMS_CHECKED)
+        return self.lookup(claimed) if claimed else None
+
+    def sender_numbers_found(self, request: Request, body: dict[str, Any]) -> None:
+        assert request.json is not None
+        with self.store.transaction():
+            self.looked_up(body)
+            self.store.drop_phone_claims(request.json["phone_numbers"])
+
     # composing ---------------------------------------------------------------------------------------
     def compose_text(self, recipient: str, text: str) -> Outgoing:
         cmid = uuid.uuid4().hex
         payload = {"v": PAYLOAD_VERSION, "type": "text", "id": cmid, "text": text, "ts": _now_ms()}
+        if self.phone_number:  # as a phone shows the sender's number; the recipient checks it (sender_numbers)
+            payload["from"] = self.phone_number
         return Outgoing(recipient, cmid, json.dumps(payload).encode(), text)
 
     def compose_business(
@@ -514,10 +457,11 @@ class ClientCore:
         sender, sender_device = frame["sender"], int(frame["sender_device"])
         if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
             ids = frame.get("client_message_ids") or [frame["client_message_id"]]
+            events: list[Event] = [Delivered(sender, cmid) for cmid in ids]
             with self.store.transaction():
                 self.store.set_status(sender, ids, "delivered")
-                self.store.mark_processed(envelope_id)
-            return Received([Delivered(sender, cmid) for cmid in ids], [envelope_id])
+                self._processed(envelope_id, events)
+            return Received(events, [envelope_id])
         return self._receive_ciphertext(frame, envelope_id, sender, sender_device, identity_refreshed)
 
     def _receive_ciphertext(
@@ -551,14 +495,38 @@ class ClientCore:
                         if not identity_refreshed:
                             return Received(need_identity=sender)
             if plaintext is None:
-                self.store.mark_processed(envelope_id)
-                return Received(
-                    [Undecryptable(sender, sender_device, envelope_id, "no session decrypts it")],
-                    [envelope_id],
-                )
-            events = self._apply_payload(sender, sender_device, plaintext, frame)
-            self.store.mark_processed(envelope_id)
+                events = [Undecryptable(sender, sender_device, envelope_id, "no session decrypts it")]
+            else:
+                events = self._apply_payload(sender, sender_device, plaintext, frame)
+            self._processed(envelope_id, events)
         return Received(events, [envelope_id])
+
+    def _processed(self, envelope_id: int, events: list[Event]) -> None:
+        """In the envelope's transaction: it will not be applied again, and its events wait for the app."""
+        self.store.mark_processed(envelope_id)
+        for event in events:
+            self.store.add_pending_event(outbox.dump(event))
+
+    # handing events to the app -----------------------------------------------------------------------
+    def pending_events(self, limit: int = 100) -> list[PendingEvent]:
+        """The oldest events the app has not taken yet, in the order their envelopes were applied."""
+        return [PendingEvent(seq, outbox.load(text)) for seq, text in self.store.pending_events(limit)]
+
+    def event_taken(self, seq: int) -> None:
+        """The app has this event and every earlier one. An app with its own tables in the store's file can
+        call this inside :meth:`ClientStore.transaction` with its own writes, and so take each event exactly
+        once even if it crashes."""
+        self.store.events_taken(seq)
+
+    def take_events(self) -> list[Event]:
+        """Every pending event, now counted as taken: call it in the transaction that records what the app does
+        with them, or where losing them to a crash before they are shown is acceptable."""
+        taken: list[Event] = []
+        with self.store.transaction():
+            while pending := self.pending_events():
+                taken += [p.event for p in pending]
+                self.event_taken(pending[-1].seq)
+        return taken
 
     def _apply_payload(self, sender: str, sender_device: int, plaintext: bytes, frame: dict[str, Any]) -> list[Event]:
         try:
@@ -576,6 +544,9 @@ class ClientCore:
         sent_at = int(payload.get("ts") or frame["server_ts"])
         business = frame.get("business")
         self.store.count_usage(_today(), received=1)
+        claimed = payload.get("from")
+        if isinstance(claimed, str) and len(claimed) <= MAX_PHONE_LENGTH and not self.store.peer_phone(sender):
+            self.store.claim_phone(sender, claimed)
         if kind == "text":
             text = str(payload.get("text", ""))
             self.store.add_message(sender, "in", cmid, text, sent_at, "received")

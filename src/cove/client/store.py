@@ -1,9 +1,10 @@
 """The client's local state in one SQLite file.
 
 The Olm account and sessions are kept only as vodozemac pickles, encrypted under the profile's 32-byte
-key. Everything a received envelope changes (ratchet state, the message, the "processed" mark) is written
-in one transaction, so an envelope is acked only after its effects are on disk, and a redelivery after a
-crash is recognised and not decrypted twice.
+key. Everything a received envelope changes (ratchet state, the message, the "processed" mark, the events
+the app is to see) is written in one transaction, so an envelope is acked only after its effects are on disk,
+a redelivery after a crash is recognised and not decrypted twice, and its events wait in ``pending_events``
+until the app has taken them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS messages (
     received_at INTEGER, status TEXT NOT NULL,
     UNIQUE (peer_account, direction, client_message_id));
 CREATE TABLE IF NOT EXISTS processed (envelope_id INTEGER PRIMARY KEY, processed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS phone_claims (account_id TEXT PRIMARY KEY, phone_number TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS served_notices (
     version TEXT NOT NULL, text_hash TEXT NOT NULL, surface TEXT NOT NULL, shown_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (
@@ -41,7 +44,18 @@ CREATE TABLE IF NOT EXISTS usage (
     reported INTEGER NOT NULL DEFAULT 0);
 """
 
-_TABLES = ("meta", "sessions", "peers", "peer_devices", "messages", "processed", "served_notices", "usage")
+_TABLES = (
+    "meta",
+    "sessions",
+    "peers",
+    "peer_devices",
+    "messages",
+    "processed",
+    "pending_events",
+    "phone_claims",
+    "served_notices",
+    "usage",
+)
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,26 @@ class ClientStore:
         row = self._db.execute("SELECT account_id FROM peers WHERE phone_number = ?", (phone_number,)).fetchone()
         return row[0] if row else None
 
+    def peer_phone(self, account_id: str) -> str | None:
+        row = self._db.execute("SELECT phone_number FROM peers WHERE account_id = ?", (account_id,)).fetchone()
+        return row[0] if row else None
+
+    def claim_phone(self, account_id: str, phone_number: str) -> None:
+        """A number a sender says is theirs: not shown before contact discovery confirms it."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO phone_claims VALUES (?, ?) ON CONFLICT(account_id) DO UPDATE SET "
+                "phone_number = excluded.phone_number",
+                (account_id, phone_number),
+            )
+
+    def phone_claims(self, limit: int) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT phone_number FROM phone_claims LIMIT ?", (limit,))]
+
+    def drop_phone_claims(self, phone_numbers: list[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM phone_claims WHERE phone_number = ?", [(n,) for n in phone_numbers])
+
     def peer_devices(self, account_id: str) -> dict[int, PeerDevice]:
         rows = self._db.execute("SELECT * FROM peer_devices WHERE account_id = ?", (account_id,))
         return {r["device_id"]: PeerDevice(**dict(r)) for r in rows}
@@ -237,6 +271,18 @@ class ClientStore:
     def mark_processed(self, envelope_id: int) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO processed VALUES (?, ?)", (envelope_id, time.time()))
+
+    def add_pending_event(self, event: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO pending_events (event) VALUES (?)", (event,))
+
+    def pending_events(self, limit: int) -> list[tuple[int, str]]:
+        rows = self._db.execute("SELECT seq, event FROM pending_events ORDER BY seq LIMIT ?", (limit,))
+        return [(r[0], r[1]) for r in rows]
+
+    def events_taken(self, through_seq: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM pending_events WHERE seq <= ?", (through_seq,))
 
     # notices shown ------------------------------------------------------------------------------------
     def add_served(self, version: str, text_hash: str, surface: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -21,8 +22,11 @@ from cove.business.templates import (
 from cove.client import paths
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
+from cove.client.events import is_stored
 
 MAX_SEND_ATTEMPTS = 4
+# An error frame has no HTTP status; these codes mean what they mean over HTTP (the relay closes with 4401).
+FRAME_ERROR_STATUS = {"unauthenticated": 401}
 
 
 class RelayError(Exception):
@@ -51,7 +55,6 @@ class CoveClient:
         hooks = {"request": [allowed]} if allowed is not None else {}
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits, event_hooks=hooks)
         self._opened = False
-        self._template_key: Ed25519PublicKey | None = None
         self._template_key: Ed25519PublicKey | None = None
 
     async def aclose(self) -> None:
@@ -121,6 +124,13 @@ class CoveClient:
         if not found:
             raise RelayError(404, {"error": {"code": "unknown_number", "message": f"{phone_number} is not on Cove"}})
         return next(iter(found.values()))
+
+    async def name_senders(self) -> None:
+        """Learn the numbers of those who wrote, as contact discovery confirms them (then ``history`` and the
+        events' senders can be shown by number)."""
+        request = self.core.sender_numbers()
+        if request is not None:
+            self.core.sender_numbers_found(request, await self.call(request))
 
     async def update_device(self, info: dict[str, Any]) -> None:
         """Tell the relay this device's model, OS and app version (after an update)."""
@@ -229,26 +239,48 @@ class CoveClient:
 
     # receiving ---------------------------------------------------------------------------------------
     async def events(self, stop_when_empty: bool = False) -> AsyncIterator[Event]:
-        """Yield events from the stream; each envelope is acked only after its effects are stored."""
+        """Yield events from the stream, each exactly once across disconnects and restarts.
+
+        An envelope's effects and events are stored before its ack leaves, and its events are yielded from the
+        store's outbox: those an earlier session stored but did not hand out come first. An event counts as
+        taken when the app asks for the next one or stops iterating; a relay's redelivery of an envelope whose
+        ack was lost is acked again without a second event."""
         self._session_started()
+        async with aclosing(self._stream()) as stream:  # connects at the first anext: stored events come first
+            live: list[Event] = []
+            while True:
+                while pending := self.core.pending_events():
+                    for item in pending:
+                        try:
+                            yield item.event
+                        finally:  # resumed (the app wants the next) or closed (the app stopped): it has this one
+                            self.core.event_taken(item.seq)
+                for event in live:
+                    yield event
+                    if isinstance(event, QueueEmpty):
+                        await self.refill_keys()
+                        if stop_when_empty:
+                            return
+                try:
+                    live = await anext(stream)
+                except StopAsyncIteration:
+                    return
+
+    async def _stream(self) -> AsyncIterator[list[Event]]:
+        """One connection: each frame (or batch) is applied and acked as it comes; yields its live signals."""
         url = self.base_url.replace("http", "ws", 1) + "/v1/websocket"
         headers = {"Authorization": f"Bearer {self.core.token}"}
         async with connect(url, additional_headers=headers, compression=None, max_size=2**20) as ws:
             async for raw in ws:
                 frame = json.loads(raw)
                 if frame.get("type") == "error":
-                    raise RelayError(400, frame)
-                frames = frame["frames"] if frame.get("type") == "batch" else [frame]
-                for event in await self._digest(ws, frames):
-                    yield event
-                    if isinstance(event, QueueEmpty):
-                        await self.refill_keys()
-                        if stop_when_empty:
-                            return
+                    raise RelayError(FRAME_ERROR_STATUS.get(frame.get("error", {}).get("code"), 400), frame)
+                yield await self._digest(ws, frame["frames"] if frame.get("type") == "batch" else [frame])
 
     async def _digest(self, ws: ClientConnection, frames: list[dict[str, Any]]) -> list[Event]:
-        """Apply frames in order, then ack them all at once: each is stored before the ack leaves."""
-        events: list[Event] = []
+        """Apply frames in order, then ack them all at once: each is stored before the ack leaves. Returns the
+        frames' live signals (``QueueEmpty``, notices); their stored events wait in the outbox."""
+        live: list[Event] = []
         ack_ids: list[int] = []
         for frame in frames:
             received = self.core.receive(frame)
@@ -261,12 +293,21 @@ class CoveClient:
                     # The sender deleted their account: their keys are gone, so the message cannot be
                     # verified; it is reported as undecryptable and acked.
                 received = self.core.receive(frame, identity_refreshed=True)
-            events += received.events
+            live += [e for e in received.events if not is_stored(e)]
             ack_ids += received.ack_ids
         if ack_ids:
             await ws.send(json.dumps({"type": "ack", "ids": ack_ids}))
-        return events
+        return live
 
     async def inbox(self) -> list[Event]:
-        """Collect everything queued for this device, then disconnect."""
-        return [e async for e in self.events(stop_when_empty=True) if not isinstance(e, QueueEmpty)]
+        """Collect everything queued for this device, then disconnect. The events are taken from the outbox only
+        once the whole queue is stored: a connection lost on the way returns nothing and loses nothing."""
+        self._session_started()
+        notices: list[Event] = []
+        async with aclosing(self._stream()) as stream:
+            async for live in stream:
+                notices += [e for e in live if not isinstance(e, QueueEmpty)]
+                if len(notices) < len(live):
+                    await self.refill_keys()
+                    break
+        return self.core.take_events() + notices

@@ -355,7 +355,7 @@ class Gateway:
             with self.store.client_store.transaction():
                 received = self.core.receive(frame, identity_refreshed=refreshed)
                 if received.need_identity is None:
-                    for event in received.events:
+                    for event in self.core.take_events():  # this frame's: taken in the transaction that stored them
                         self._apply(event, wa_id, frame)
                     return received.ack_ids
             try:

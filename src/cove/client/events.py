@@ -1,0 +1,141 @@
+"""The events a user of the SDK sees, and how the ones an envelope produces are kept until the app takes them.
+
+An envelope's events are written to the local store's outbox in the transaction that stores the envelope's
+effects, and leave it only when the app has taken them (:meth:`cove.client.core.ClientCore.pending_events`):
+a connection that dies between the save and the ack, or a process that stops before the app saw them, loses
+nothing, and the relay's redelivery of an envelope already stored produces no second event. ``QueueEmpty`` and
+``NoticeReceived`` describe the live connection, not an envelope: they are never stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MessageReceived:
+    sender: str
+    sender_device: int
+    client_message_id: str
+    text: str
+    sent_at: int
+    business: dict[str, Any] | None = None  # a business's message: its visible header (show the business label)
+
+
+@dataclass(frozen=True)
+class TemplateReceived:
+    """A business's template message: render it with ``CoveClient.render_template``, which verifies the server's
+    signature on the approved text and checks the values against it before anything is shown."""
+
+    sender: str
+    sender_device: int
+    client_message_id: str
+    header: dict[str, Any]  # the envelope's visible header
+    sealed: bytes  # the parameter values with the header they were written for (inside the ciphertext)
+    sent_at: int
+
+
+@dataclass(frozen=True)
+class PayloadReceived:
+    """A payload of another type (interactive messages and the replies to them): the app or the business gateway
+    interprets ``payload``."""
+
+    sender: str
+    sender_device: int
+    client_message_id: str
+    payload: dict[str, Any]
+    sent_at: int
+    business: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    peer: str
+    client_message_id: str
+
+
+@dataclass(frozen=True)
+class Read:
+    peer: str
+    client_message_ids: list[str]
+
+
+@dataclass(frozen=True)
+class IdentityChanged:
+    """The peer registered their number on a new phone: verify their safety number again."""
+
+    peer: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Undecryptable:
+    sender: str
+    sender_device: int
+    envelope_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueueEmpty:
+    pass
+
+
+@dataclass(frozen=True)
+class NoticeReceived:
+    """A privacy notice is due: show it (its summary and purposes first), then let the user decide."""
+
+    notice: dict[str, Any]
+
+
+Event = (
+    MessageReceived
+    | TemplateReceived
+    | PayloadReceived
+    | Delivered
+    | Read
+    | IdentityChanged
+    | Undecryptable
+    | QueueEmpty
+    | NoticeReceived
+)
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event in the outbox: ``seq`` orders them and is what the app reports as taken."""
+
+    seq: int
+    event: Event
+
+
+_STORED: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (MessageReceived, TemplateReceived, PayloadReceived, Delivered, Read, IdentityChanged, Undecryptable)
+}
+
+
+def is_stored(event: Event) -> bool:
+    return type(event).__name__ in _STORED
+
+
+def dump(event: Event) -> str:
+    """JSON for the outbox; ``bytes`` fields as base64."""
+    body = {
+        name: base64.b64encode(value).decode() if isinstance(value, bytes) else value
+        for name, value in asdict(event).items()
+    }
+    return json.dumps({"type": type(event).__name__, "event": body})
+
+
+def load(text: str) -> Event:
+    stored = json.loads(text)
+    cls = _STORED[stored["type"]]
+    body = stored["event"]
+    for f in fields(cls):
+        if f.type == "bytes":
+            body[f.name] = base64.b64decode(body[f.name])
+    return cls(**body)
