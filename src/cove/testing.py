@@ -137,6 +137,12 @@ class RelayProcess:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL, as a power cut, a crash or the OOM killer would: no shutdown, nothing flushed."""
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
