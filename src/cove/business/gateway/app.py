@@ -35,6 +35,7 @@ from cove.business.gateway.store import request_hash
 from cove.business.tiers import LIMITS, Tier
 from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError
+from cove.errors import http_error_headers
 
 VERSION = r"^v\d+\.\d+$"
 GRAPH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -96,8 +97,10 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         return graph_response(CloudApiError(100, f"{where}: {first.get('msg')}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return graph_response(CloudApiError(100, f"Unsupported request: {exc.detail}"), exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = graph_response(CloudApiError(100, f"Unsupported request: {exc.detail}"), exc.status_code)
+        response.headers.update(http_error_headers(request, exc) or {})
+        return response
 
     async def authorised(authorization: str = Header("", description="Bearer <token>")) -> None:
         scheme, _, token = authorization.partition(" ")
