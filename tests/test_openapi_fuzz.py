@@ -39,7 +39,7 @@ SEMANTIC_REFUSALS = {
     "POST /v1/verification/code": {"invalid_phone_number"},
     "POST /v1/registration": {"invalid_phone_number"},
     # a key's signature by the device's identity key
-    "PUT /v1/keys": {"invalid_signature"},
+    "PUT /v1/keys": {"bad_signature"},
     # the window of days is relative to today
     "PUT /v1/me/usage": {"usage_day_out_of_range"},
     # the business rules (opt-in, the 24-hour window, templates approved), the template's lint, and the relay's
