@@ -91,7 +91,7 @@ class RelayProcess:
         }
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "cove", "serve", "--port", str(self.port)],
@@ -99,7 +99,7 @@ class RelayProcess:
             stdout=log,
             stderr=log,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"relay exited: {self.log_path.read_text()[-3000:]}")
@@ -107,7 +107,8 @@ class RelayProcess:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
             time.sleep(0.05)
-        raise RuntimeError("relay did not start in 30 s")
+        self.kill()  # or it outlives the test, holding its port and CPU
+        raise RuntimeError(f"relay did not start in {timeout:g} s")
 
     @property
     def started(self) -> bool:
