@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 
 class ApiError(Exception):
@@ -77,6 +78,25 @@ def _document_validation_as_400(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+_HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
+
+
+def http_error_headers(request: Request, exc: StarletteHTTPException) -> dict[str, str] | None:
+    """The exception's headers, and on a 405 an ``Allow`` naming every method the path takes (RFC 9110, 15.5.6):
+    Starlette's own names only those of the first route whose path matched, when it names any."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        methods: set[str] = set()
+        for template, operations in request.app.openapi().get("paths", {}).items():
+            if compile_path(template)[0].match(request.url.path):
+                methods |= {m.upper() for m in operations} & _HTTP_METHODS
+        if "GET" in methods:
+            methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods))
+    return headers or None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     _document_validation_as_400(app)
 
@@ -95,6 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+        body = {"error": {"code": code, "message": str(exc.detail)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=http_error_headers(request, exc))

@@ -101,7 +101,7 @@ class RelayProcess:
         }
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "cove", "serve", "--port", str(self.port)],
@@ -109,7 +109,7 @@ class RelayProcess:
             stdout=log,
             stderr=log,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"relay exited: {self.log_path.read_text()[-3000:]}")
@@ -117,7 +117,8 @@ class RelayProcess:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
             time.sleep(0.05)
-        raise RuntimeError("relay did not start in 30 s")
+        self.kill()  # or it outlives the test, holding its port and CPU
+        raise RuntimeError(f"relay did not start in {timeout:g} s")
 
     @property
     def started(self) -> bool:
@@ -146,6 +147,12 @@ class RelayProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut, a crash or the OOM killer would: no shutdown, nothing flushed."""
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

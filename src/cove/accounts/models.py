@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field
 
 
 class CodeRequest(BaseModel):
@@ -108,13 +110,28 @@ class LookupResult(BaseModel):
     registered: list[RegisteredContact]
 
 
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):  # pydantic would take true for 1; the schema says integer
+        raise ValueError("a count is a number, not true or false")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
 class UsageDay(BaseModel):
-    day: str = Field(min_length=10, max_length=10, description="The UTC day, YYYY-MM-DD", examples=["2026-11-25"])
-    messages_sent: int = Field(0, ge=0, le=1_000_000, description="Messages this device sent that day")
-    messages_received: int = Field(
+    day: str = Field(
+        min_length=10,
+        max_length=10,
+        json_schema_extra={"format": "date"},  # checked by usage.parse_day, for its own error code
+        description="The UTC day, YYYY-MM-DD: from 30 days ago to tomorrow",
+        examples=["2026-11-25"],
+    )
+    messages_sent: Count = Field(0, ge=0, le=1_000_000, description="Messages this device sent that day")
+    messages_received: Count = Field(
         0, ge=0, le=1_000_000, description="Messages this device received and decrypted that day"
     )
-    app_opens: int = Field(0, ge=0, le=1_000_000, description="Times the app was opened that day")
+    app_opens: Count = Field(0, ge=0, le=1_000_000, description="Times the app was opened that day")
 
 
 class UsageReport(BaseModel):

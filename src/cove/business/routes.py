@@ -6,7 +6,7 @@ Errors are the relay's ``{"error": {...}}`` shape; the Cloud-API shapes belong t
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field
@@ -34,9 +34,9 @@ class Profile(BaseModel):
     about: str | None = Field(None, min_length=1, max_length=139)
     description: str | None = Field(None, max_length=512)
     address: str | None = Field(None, max_length=256)
-    email: str | None = Field(None, max_length=128, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    websites: list[str] = Field(
-        default_factory=list, max_length=2, json_schema_extra={"items": {"pattern": "^https?://"}}
+    email: str | None = Field(None, max_length=128, pattern=r"^[^@ \t\n\r]+@[^@ \t\n\r]+\.[^@ \t\n\r]+$")
+    websites: list[Annotated[str, Field(max_length=256, pattern=r"^https?://")]] = Field(
+        default_factory=list, max_length=2
     )
     vertical: Vertical | None = None
 

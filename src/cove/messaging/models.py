@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from cove.business.sending import BusinessHeader
@@ -11,7 +13,10 @@ from cove.messaging.envelope import EnvelopeKind
 class OutgoingCiphertext(BaseModel):
     device_id: int = Field(ge=1)
     registration_id: int = Field(ge=1, description="The registration id the sender's session was made for")
-    kind: EnvelopeKind = Field(description="0: Olm pre-key message, 1: Olm message")
+    # A client sends ciphertexts only: delivery receipts (kind 5) are the relay's own.
+    kind: Literal[EnvelopeKind.OLM_PREKEY, EnvelopeKind.OLM_MESSAGE] = Field(
+        description="0: Olm pre-key message, 1: Olm message"
+    )
     body: str = Field(description="Base64 ciphertext for this one device")
 
 

@@ -11,7 +11,7 @@ from cove.clock import now_ms
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.messaging import rules
-from cove.messaging.envelope import CIPHERTEXT_KINDS, Envelope
+from cove.messaging.envelope import Envelope
 from cove.messaging.models import SendRequest, SendResult
 from cove.messaging.writer import SendJob
 
@@ -39,9 +39,6 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     settings = relay.settings
     if len(request.messages) > settings.max_devices_per_message:
         raise ApiError(400, "too_many_devices", f"at most {settings.max_devices_per_message} devices per message")
-    for i, m in enumerate(request.messages):
-        if m.kind not in CIPHERTEXT_KINDS:
-            raise ApiError(400, "invalid_kind", f"messages.{i}.kind must be 0 (pre-key) or 1 (message)")
     bodies = [_decode(m.body, settings.max_message_bytes, i) for i, m in enumerate(request.messages)]
 
     registered = await relay.directory.devices_of(recipient_id)

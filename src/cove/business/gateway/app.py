@@ -42,6 +42,7 @@ from cove.client import paths
 from cove.client.allowlist import RouteNotAllowed
 from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError
+from cove.errors import http_error_headers
 
 log = logging.getLogger("cove.gateway")
 
@@ -114,8 +115,10 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         return graph_response(CloudApiError(100, f"{where}: {first.get('msg')}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return graph_response(CloudApiError(100, f"Unsupported request: {exc.detail}"), exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = graph_response(CloudApiError(100, f"Unsupported request: {exc.detail}"), exc.status_code)
+        response.headers.update(http_error_headers(request, exc) or {})
+        return response
 
     # A value that cannot be part of a relay URL; the edge checks each one's syntax first, so these are the
     # fail-closed net, answered as the invalid parameter they are.
