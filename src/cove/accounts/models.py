@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from cove.accounts.reglock import MAX_PIN_LENGTH, MIN_PIN_LENGTH
+
 
 class CodeRequest(BaseModel):
     phone_number: str = Field(max_length=32, examples=["+14155550123"])
@@ -47,7 +49,7 @@ class RegistrationRequest(BaseModel):
     pin: str | None = Field(
         None,
         min_length=1,
-        max_length=64,
+        max_length=MAX_PIN_LENGTH,
         description="The registration lock's PIN, needed only while the number is locked (423 `registration_lock`)",
     )
 
@@ -62,8 +64,8 @@ class Registered(BaseModel):
 
 class PinRequest(BaseModel):
     pin: str = Field(
-        min_length=1,
-        max_length=64,
+        min_length=MIN_PIN_LENGTH,
+        max_length=MAX_PIN_LENGTH,
         description="6 to 64 characters; not one repeated character nor a run of digits (400 `weak_pin`)",
         examples=["480731"],
     )
