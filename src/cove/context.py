@@ -19,6 +19,7 @@ from cove.consent.service import PolicyBook
 from cove.consent.writer import ConsentWriter
 from cove.messaging.hub import Hub
 from cove.messaging.writer import QueueWriter
+from cove.safety.connections import Occupancy
 from cove.safety.ratelimit import Limit, RateLimiter
 
 
@@ -42,6 +43,7 @@ class Relay:
     # atomically with it. A hook that raises aborts the deletion.
     account_deleted_hooks: list[Callable[[AsyncConnection, str, int], Awaitable[None]]] = field(default_factory=list)
     presence: Presence = field(init=False)
+    open_sockets: Occupancy = field(init=False)  # WebSockets per account
     send_buckets: SendBuckets = field(default_factory=SendBuckets)  # business throughput and pair rate
 
     def __post_init__(self) -> None:
@@ -49,6 +51,7 @@ class Relay:
         self.policies = PolicyBook(self.engine, self.settings.notice_interval_seconds)
         self.consent_writer = ConsentWriter(self.engine, self.policies)
         s = self.settings
+        self.open_sockets = Occupancy(s.max_sockets_per_account)
         self.discovery_limiter = RateLimiter(
             "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)
         )
