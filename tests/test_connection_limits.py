@@ -69,6 +69,17 @@ def test_a_request_whose_headers_never_finish_is_closed(relay) -> None:  # noqa:
     assert httpx.get(f"{relay.url}/health").status_code == 200  # a whole request is still served
 
 
+@pytest.mark.parametrize("relay_env", [{"COVE_HEADER_TIMEOUT_SECONDS": "300"}])
+def test_headers_larger_than_the_limit_are_refused(relay) -> None:  # noqa: ANN001
+    endless = open_raw(relay)
+    answer = b""
+    with contextlib.suppress(ConnectionResetError, BrokenPipeError):  # the relay may cut before reading it all
+        endless.sendall(b"GET /health HTTP/1.1\r\nHost: relay\r\nX-Long: " + b"a" * 200_000)
+        answer = endless.recv(65536)
+    assert closed_by_relay(endless)
+    assert not answer or (answer.startswith(b"HTTP/1.1 431") and b"headers_too_large" in answer)
+
+
 @pytest.mark.parametrize(
     ("relay_env", "status"),
     [

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     max_connections_per_address: int = Field(1000, ge=1, description="Open connections from one source address")
     max_sockets_per_account: int = Field(4, ge=1, description="Open WebSockets of one account")
     header_timeout_seconds: float = Field(10.0, gt=0, description="Time to send a request's headers")
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="Largest request line and headers (431 above)")
     ws_close_timeout_seconds: float = Field(10.0, gt=0, description="Time a closing socket gets to flush")
     ws_max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest WebSocket frame accepted")
     ws_outbox_frames: int = Field(1024, ge=1, description="Frames waiting for one socket before it is closed")

@@ -5,6 +5,8 @@ What uvicorn 0.55 (httptools) lacks, read in its source:
 - No timer runs while a request's headers arrive: the keep-alive timer is armed only after a response and
   cancelled by any byte, so a client that sends half a request holds its connection forever (slowloris).
   :class:`HttpProtocol` closes a connection whose headers are not complete within ``header_timeout_seconds``.
+- Nothing bounds the size of the headers (llhttp leaves that to its user; uvicorn appends every header it
+  gets): :class:`HttpProtocol` answers ``431`` once more than ``max_header_bytes`` came without completing them.
 - ``limit_concurrency`` counts all connections but answers in plain text, only once a request's headers are
   in, and never refuses a WebSocket upgrade; nothing limits one source address. :class:`ConnectionGate`
   counts open connections in total and per address when they are accepted; a connection over either limit
@@ -50,6 +52,13 @@ class Refusal:
         await send({"type": f"{prefix}.response.body", "body": body})
 
 
+_HEADERS_TOO_LARGE_BODY = b'{"error": {"code": "headers_too_large", "message": "the request headers are too large"}}'
+_HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    + b"content-length: %d\r\n\r\n" % len(_HEADERS_TOO_LARGE_BODY)
+    + _HEADERS_TOO_LARGE_BODY
+)
+
 TOTAL_REFUSAL = Refusal(503, "the relay has as many open connections as it accepts; retry later")
 ADDRESS_REFUSAL = Refusal(429, "too many open connections from this address; close some or retry later")
 
@@ -89,11 +98,20 @@ class ConnectionGate:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    def __init__(self, *args: Any, gate: ConnectionGate, header_timeout: float, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        *args: Any,  # noqa: ANN401
+        gate: ConnectionGate,
+        header_timeout: float,
+        max_header_bytes: int,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._gate = gate
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._max_header_bytes = max_header_bytes
+        self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -107,6 +125,12 @@ class HttpProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             self._start_header_timer()
         super().data_received(data)
+        if self._header_timer is not None and not self.transport.is_closing():
+            self._header_bytes += len(data)
+            if self._header_bytes > self._max_header_bytes:
+                self._stop_header_timer()
+                self.transport.write(_HEADERS_TOO_LARGE)
+                self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._stop_header_timer()
@@ -119,6 +143,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _start_header_timer(self) -> None:
         if self._header_timer is None:
+            self._header_bytes = 0
             self._header_timer = self.loop.call_later(self._header_timeout, self._headers_too_slow)
 
     def _stop_header_timer(self) -> None:
@@ -169,7 +194,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The ``uvicorn.run`` options that apply the relay's connection limits and timeouts."""
     gate = ConnectionGate(settings.max_connections, settings.max_connections_per_address)
     return {
-        "http": functools.partial(HttpProtocol, gate=gate, header_timeout=settings.header_timeout_seconds),
+        "http": functools.partial(
+            HttpProtocol,
+            gate=gate,
+            header_timeout=settings.header_timeout_seconds,
+            max_header_bytes=settings.max_header_bytes,
+        ),
         "ws": functools.partial(WebSocketProtocol, gate=gate, close_timeout=settings.ws_close_timeout_seconds),
         "ws_max_size": settings.ws_max_frame_bytes,
     }
