@@ -31,6 +31,3 @@ class Occupancy:
             self._open.pop(key, None)
         else:
             self._open[key] = held - 1
-
-    def held(self, key: Hashable) -> int:
-        return self._open.get(key, 0)
