@@ -40,6 +40,7 @@ def serve(
 
     from cove.app import create_app
     from cove.config import Settings
+    from cove.serving import uvicorn_options
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -48,7 +49,7 @@ def serve(
         host=host or settings.host,
         port=port if port is not None else settings.port,
         log_level=settings.log_level,
-        ws="websockets-sansio",
+        **uvicorn_options(settings),  # connection limits and timeouts uvicorn lacks
         ws_per_message_deflate=False,  # ciphertext does not compress; deflate costs ~4x memory per socket
         access_log=False,
     )

@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     ledger_checkpoint_seconds: float = Field(60.0, description="How often the ledger's global checkpoint is written")
     ban_sweep_seconds: float = Field(5.0, description="How often bans made by `cove safety ban` close open sockets")
 
+    # Connection limits: what one client, one address or everyone together may hold open (cove.serving).
+    max_connections: int = Field(4000, ge=1, description="Open connections in total; keep it under `ulimit -n`")
+    max_connections_per_address: int = Field(1000, ge=1, description="Open connections from one source address")
+    max_sockets_per_account: int = Field(4, ge=1, description="Open WebSockets of one account")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="Time to send a request's headers")
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="Largest request line and headers (431 above)")
+    ws_close_timeout_seconds: float = Field(10.0, gt=0, description="Time a closing socket gets to flush")
+    ws_max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest WebSocket frame accepted")
+    ws_outbox_frames: int = Field(1024, ge=1, description="Frames waiting for one socket before it is closed")
+    ws_outbox_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Bytes waiting for one socket, as above")
+    ws_in_flight: int = Field(256, ge=1, description="Sends and acks of one socket not yet committed")
+    ws_bad_frames: int = Field(20, ge=1, description="Unreadable frames a socket may send at once")
+    ws_bad_frames_per_second: float = Field(1.0, gt=0, description="... and regains per second")
+
     log_level: str = "info"
 
     @classmethod

@@ -20,6 +20,7 @@ from cove.consent.service import PolicyBook
 from cove.consent.writer import ConsentWriter
 from cove.messaging.hub import Hub
 from cove.messaging.writer import QueueWriter
+from cove.safety.connections import Occupancy
 from cove.safety.ratelimit import Limit, RateLimiter
 
 
@@ -43,6 +44,7 @@ class Relay:
     # atomically with it. A hook that raises aborts the deletion.
     account_deleted_hooks: list[Callable[[AsyncConnection, str, int], Awaitable[None]]] = field(default_factory=list)
     presence: Presence = field(init=False)
+    open_sockets: Occupancy = field(init=False)  # WebSockets per account
     send_buckets: SendBuckets = field(default_factory=SendBuckets)  # business throughput and pair rate
     code_limits: CodeLimits = field(init=False)
     # Setting a PIN costs a 128 MiB hash: a few an hour per account is plenty.
@@ -54,6 +56,7 @@ class Relay:
         self.consent_writer = ConsentWriter(self.engine, self.policies)
         s = self.settings
         self.code_limits = CodeLimits.from_settings(s)
+        self.open_sockets = Occupancy(s.max_sockets_per_account)
         self.discovery_limiter = RateLimiter(
             "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)
         )

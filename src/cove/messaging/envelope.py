@@ -17,6 +17,8 @@ class EnvelopeKind(IntEnum):
 
 CIPHERTEXT_KINDS = frozenset({EnvelopeKind.OLM_PREKEY, EnvelopeKind.OLM_MESSAGE})
 
+QUEUE_ID_MAX = 2**63 - 1  # queue ids are signed 64-bit integers in SQLite and PostgreSQL alike
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:

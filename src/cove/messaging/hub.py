@@ -13,12 +13,18 @@ from cove.messaging.envelope import Envelope
 
 DeviceKey = tuple[str, int]
 
+# Close codes, 4000 + the HTTP status they resemble; the reason starts with a machine-readable word.
 CLOSE_CONNECTED_ELSEWHERE = 4409
 CLOSE_LOGGED_OUT = 4401
+CLOSE_BAD_FRAMES = 4400  # too many frames the relay could not read
+CLOSE_NOT_READING = 4408  # the client did not read what was sent to it
+CLOSE_TOO_MANY_SOCKETS = 4429  # the account has as many open sockets as it may
 
 
 class Stream(Protocol):
-    def offer(self, item: Envelope | dict[str, Any]) -> None: ...
+    def offer(self, item: Envelope | dict[str, Any]) -> None:
+        """Never blocks: a stream that cannot take more (its client is not reading) drops it and closes itself.
+        The hub's envelopes are stored, so that device gets them from its queue when it reconnects."""
 
     def close(self, code: int, reason: str) -> None: ...
 

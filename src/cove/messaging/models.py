@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from cove.business.sending import BusinessHeader
-from cove.messaging.envelope import EnvelopeKind
+from cove.messaging.envelope import QUEUE_ID_MAX, EnvelopeKind
+
+# More than one batch frame or backlog page carries (cove.messaging.routes), so one ack can answer either.
+MAX_ACK_IDS = 1000
+
+QueueId = Annotated[int, Field(strict=True, ge=1, le=QUEUE_ID_MAX)]
+RequestId = Annotated[str, Field(max_length=64)] | Annotated[int, Field(strict=True, ge=0, le=QUEUE_ID_MAX)]
 
 
 class OutgoingCiphertext(BaseModel):
@@ -41,3 +47,18 @@ class SendResult(BaseModel):
     duplicate: bool = Field(description="True when this client_message_id was already accepted")
     queued: int = Field(description="Envelopes queued now (0 for a duplicate)")
     server_ts: int
+
+
+class AckFrame(BaseModel):
+    """WebSocket ``{"type": "ack", "ids": [...]}``: validated whole before it joins a shared commit."""
+
+    type: Literal["ack"]
+    ids: list[QueueId] = Field(max_length=MAX_ACK_IDS)
+
+
+class SendFrame(SendRequest):
+    """WebSocket ``{"type": "send", "request_id", "to", ...}``: the HTTP send's body, its recipient and an id."""
+
+    type: Literal["send"]
+    request_id: RequestId | None = None
+    to: str = Field(min_length=1, max_length=36, description="The recipient's account id")

@@ -14,18 +14,23 @@ client → server
   ``{"type": "ack", "ids": [...]}`` the relay deletes these envelopes and receipts the senders.
   ``{"type": "send", "request_id", "to", "client_message_id", "messages": [...]}`` same as the HTTP send.
 
-Close codes: 4401 logged out or bad token, 4409 the same device connected elsewhere.
+Close codes (the reason starts with a machine-readable word): 4401 logged out or bad token, 4409 the same device
+connected elsewhere, 4429 the account has ``max_sockets_per_account`` sockets open, 4408 the client did not read
+what was sent to it (its outbox filled up; ``ws_outbox_frames``, ``ws_outbox_bytes``), 4400 too many frames the
+relay could not read (``ws_bad_frames``), 1009 a frame larger than ``ws_max_frame_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from cove.accounts.auth import authenticate, bearer_token, current_device
 from cove.accounts.storage import DeviceRecord
@@ -34,15 +39,17 @@ from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
 from cove.messaging import service, storage
 from cove.messaging.envelope import Envelope
-from cove.messaging.hub import CLOSE_LOGGED_OUT
-from cove.messaging.models import SendRequest, SendResult
+from cove.messaging.hub import CLOSE_BAD_FRAMES, CLOSE_LOGGED_OUT, CLOSE_TOO_MANY_SOCKETS
+from cove.messaging.models import AckFrame, RequestId, SendFrame, SendRequest, SendResult
+from cove.messaging.stream import SocketStream
+from cove.safety.ratelimit import Bucket, Limit, take
 
 log = logging.getLogger("cove.websocket")
 router = APIRouter(tags=["messaging"])
 
 BACKLOG_PAGE = 200
 MAX_BATCH_FRAMES = 256
-_CLOSE = object()
+MAX_BATCH_BYTES = 512 * 1024
 
 
 @router.put(
@@ -64,22 +71,6 @@ async def send(
     return await service.send(relay, device, account_id, body)
 
 
-class SocketStream:
-    """What the hub hands envelopes to: an outbox drained by the connection's single writer."""
-
-    def __init__(self) -> None:
-        self.outbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.close_code = 1000
-        self.close_reason = ""
-
-    def offer(self, item: Envelope | dict[str, Any]) -> None:
-        self.outbox.put_nowait(item)
-
-    def close(self, code: int, reason: str) -> None:
-        self.close_code, self.close_reason = code, reason
-        self.outbox.put_nowait(_CLOSE)
-
-
 @router.websocket("/v1/websocket")
 async def websocket_stream(ws: WebSocket) -> None:
     relay: Relay = ws.app.state.relay
@@ -87,25 +78,57 @@ async def websocket_stream(ws: WebSocket) -> None:
     try:
         device = await authenticate(relay, bearer_token(ws.headers.get("authorization")))
     except ApiError as exc:
-        await ws.send_text(orjson.dumps({"type": "error", **exc.body()}).decode())
-        await ws.close(CLOSE_LOGGED_OUT, exc.message[:120])
+        await _refuse(ws, CLOSE_LOGGED_OUT, exc)
         return
+    if not relay.open_sockets.acquire(device.account_id):
+        limit = relay.settings.max_sockets_per_account
+        refusal = ApiError(429, "too_many_connections", f"this account already has {limit} open sockets")
+        await _refuse(ws, CLOSE_TOO_MANY_SOCKETS, refusal)
+        return
+    try:
+        await _serve(ws, relay, device)
+    finally:
+        relay.open_sockets.release(device.account_id)
+
+
+async def _refuse(ws: WebSocket, code: int, error: ApiError) -> None:
+    await ws.send_text(orjson.dumps({"type": "error", **error.body()}).decode())
+    await ws.close(code, f"{error.code}: {error.message}"[:120])
+
+
+async def _serve(ws: WebSocket, relay: Relay, device: DeviceRecord) -> None:
+    settings = relay.settings
     key = (device.account_id, device.device_id)
-    stream = SocketStream()
+    stream = SocketStream(settings.ws_outbox_frames, settings.ws_outbox_bytes)
     relay.hub.attach(key, stream)
     relay.presence.connected(device.account_id, device.device_id)
     reader = asyncio.create_task(_read_frames(ws, relay, device, stream))
+    pump = asyncio.create_task(_pump(ws, relay, device, stream))
+    closing = asyncio.create_task(stream.closing())
     try:
-        await _pump(ws, relay, device, stream)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+        await asyncio.wait({pump, closing}, return_when=asyncio.FIRST_COMPLETED)
+        if not pump.done() and not stream.aborted:
+            # A graceful close: what was queued before it leaves first, if the client reads it in time.
+            await asyncio.wait({pump}, timeout=settings.ws_close_timeout_seconds)
+        if stream.aborted:
+            log.info("closed the socket of %s: %s", key, stream.close_reason)
     finally:
+        for task in (pump, reader, closing):
+            task.cancel()
         relay.hub.detach(key, stream)
-        reader.cancel()
+    failure = pump.exception() if pump.done() and not pump.cancelled() else None
+    if failure is not None and not isinstance(failure, _GONE):
+        log.error("socket writer failed", exc_info=failure)
+    with contextlib.suppress(*_GONE):
+        await ws.close(stream.close_code, stream.close_reason)
+
+
+# What sending to a socket whose client has gone raises.
+_GONE = (WebSocketDisconnect, RuntimeError)
 
 
 async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: SocketStream) -> None:
-    """The connection's only writer: the stored backlog in order, then whatever the hub offers.
+    """The connection's only writer: the stored backlog in order, then whatever the hub offers, until closed.
 
     Whatever is ready at one moment leaves in one ``batch`` frame: one write and one client wake-up for
     many envelopes, which is most of the cost of a busy connection.
@@ -122,16 +145,9 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
     await ws.send_text('{"type": "queue_empty"}')
     for frames_for in relay.connect_frames:
         await _send_frames(ws, await frames_for(relay, device))
-    while True:
-        ready = [await stream.outbox.get()]
-        while not stream.outbox.empty() and len(ready) < MAX_BATCH_FRAMES:
-            ready.append(stream.outbox.get_nowait())
+    while ready := await stream.next_batch(MAX_BATCH_FRAMES):
         frames = []
         for item in ready:
-            if item is _CLOSE:
-                await _send_frames(ws, frames)
-                await ws.close(stream.close_code, stream.close_reason)
-                return
             if isinstance(item, Envelope):
                 # Committed after we attached but also read in the backlog: already sent.
                 if item.id <= last_id:
@@ -143,6 +159,21 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
 
 
 async def _send_frames(ws: WebSocket, frames: list[dict[str, Any]]) -> None:
+    """Frames in ``batch`` frames of at most about MAX_BATCH_BYTES: a backlog page of large envelopes in one
+    frame would be larger than clients accept (the SDK takes 1 MiB) and held whole in memory while sent."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for frame in frames:
+        cost = len(frame.get("body") or "") + 256
+        if batch and size + cost > MAX_BATCH_BYTES:
+            await _send_batch(ws, batch)
+            batch, size = [], 0
+        batch.append(frame)
+        size += cost
+    await _send_batch(ws, batch)
+
+
+async def _send_batch(ws: WebSocket, frames: list[dict[str, Any]]) -> None:
     # orjson: JSON encoding was the largest single cost of a busy socket with the standard library.
     if len(frames) == 1:
         await ws.send_text(orjson.dumps(frames[0]).decode())
@@ -150,54 +181,119 @@ async def _send_frames(ws: WebSocket, frames: list[dict[str, Any]]) -> None:
         await ws.send_text(orjson.dumps({"type": "batch", "frames": frames}).decode())
 
 
+class _BadFrame(Exception):
+    """A frame the relay could not read, and what the client is told about it."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(answer)
+        self.answer = answer
+
+
+def _error(code: str, message: str) -> _BadFrame:
+    return _BadFrame({"type": "error", "error": {"code": code, "message": message[:200]}})
+
+
+def _response(request_id: object, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "response", "request_id": request_id, "status": status, "body": body}
+
+
 async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: SocketStream) -> None:
+    """Reads frames until the client closes. Sends and acks are not awaited (they ride the next group commit
+    while reading goes on) but at most ``ws_in_flight`` are, after which reading waits: the client is slowed
+    by TCP, not buffered here. A client that keeps sending unreadable frames is closed (4400)."""
+    settings = relay.settings
+    in_flight = asyncio.Semaphore(settings.ws_in_flight)
+    bad_frames = Limit(settings.ws_bad_frames, settings.ws_bad_frames_per_second)
+    budget: Bucket | None = None
+
+    def settled(_: asyncio.Future[Any]) -> None:
+        in_flight.release()
+
     try:
-        async for text in ws.iter_text():
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await in_flight.acquire()
             try:
-                frame = orjson.loads(text)
-                kind = frame.get("type") if isinstance(frame, dict) else None
-                if kind == "ack":
-                    ids = [int(i) for i in frame.get("ids", [])]
-                    if ids:
-                        # Not awaited: acks ride the next group commit while we keep reading.
-                        relay.writer.submit_ack(device.account_id, device.device_id, ids)
-                elif kind == "send":
-                    # Not awaited either: the answer is offered when the commit lands, so one socket can
-                    # have many sends in one group commit while their order is kept.
-                    await _submit_send(relay, device, frame, stream)
+                future = await _submit(relay, device, message.get("text"), stream)
+            except _BadFrame as exc:
+                in_flight.release()
+                budget, wait = take(budget, bad_frames, 1, time.monotonic())
+                if wait > 0:
+                    stream.close(CLOSE_BAD_FRAMES, "bad_frames: too many frames the relay could not read")
+                    return
+                stream.offer(exc.answer)
+            else:
+                if future is None:
+                    in_flight.release()
                 else:
-                    raise ApiError(400, "unknown_frame", f"unknown frame type {kind!r}")
-            except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
-                stream.offer({"type": "error", "error": {"code": "bad_frame", "message": str(exc)[:200]}})
-            except ApiError as exc:
-                stream.offer({"type": "error", **exc.body()})
-    except WebSocketDisconnect:
-        pass
+                    future.add_done_callback(settled)
     finally:
         stream.close(1000, "")
 
 
-async def _submit_send(relay: Relay, device: DeviceRecord, frame: dict[str, Any], stream: SocketStream) -> None:
-    request_id = frame.get("request_id")
-
-    def answer(status: int, body: dict[str, Any]) -> None:
-        stream.offer({"type": "response", "request_id": request_id, "status": status, "body": body})
-
+async def _submit(
+    relay: Relay, device: DeviceRecord, text: str | None, stream: SocketStream
+) -> asyncio.Future[Any] | None:
+    """Hand one client frame to the writer; returns its commit, or None when nothing was submitted."""
+    if text is None:
+        raise _error("bad_frame", "frames are JSON text")
     try:
-        request = SendRequest.model_validate(frame)
-        job = await service.prepare(relay, device, str(frame.get("to", "")), request)
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _error("bad_frame", str(exc)) from exc
+    kind = frame.get("type") if isinstance(frame, dict) else None
+    if kind == "ack":
+        try:
+            ack = AckFrame.model_validate(frame)
+        except ValidationError as exc:
+            raise _error("bad_frame", f"ack: {_problem(exc)}") from exc
+        return relay.writer.submit_ack(device.account_id, device.device_id, ack.ids) if ack.ids else None
+    if kind == "send":
+        return await _submit_send(relay, device, frame, stream)
+    raise _error("unknown_frame", f"unknown frame type {str(kind)[:40]!r}")
+
+
+def _problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+
+
+async def _submit_send(
+    relay: Relay, device: DeviceRecord, frame: dict[str, Any], stream: SocketStream
+) -> asyncio.Future[Any] | None:
+    """Not awaited past its checks: the answer is offered when the commit lands, so one socket can have many
+    sends in one group commit while their order is kept."""
+    try:
+        request = SendFrame.model_validate(frame)
     except ValidationError as exc:
-        error = ApiError(400, "invalid_request", str(exc.errors()[0].get("msg", "invalid send frame")))
-        answer(error.status, error.body())
-        return
+        error = ApiError(400, "invalid_request", _problem(exc))
+        raise _BadFrame(_response(_request_id(frame), error.status, error.body())) from exc
+    try:
+        job = await service.prepare(relay, device, request.to, request)
     except ApiError as exc:
-        answer(exc.status, exc.body())
-        return
+        stream.offer(_response(request.request_id, exc.status, exc.body()))
+        return None
 
     def committed(future: asyncio.Future[list[Envelope] | None]) -> None:
         if future.cancelled() or future.exception() is not None:
-            answer(503, {"error": {"code": "unavailable", "message": "the relay could not store the message"}})
+            body = {"error": {"code": "unavailable", "message": "the relay could not store the message"}}
+            stream.offer(_response(request.request_id, 503, body))
         else:
-            answer(200, service.result_of(job, future.result()).model_dump())
+            stream.offer(_response(request.request_id, 200, service.result_of(job, future.result()).model_dump()))
 
-    relay.writer.submit_send(job).add_done_callback(committed)
+    future = relay.writer.submit_send(job)
+    future.add_done_callback(committed)
+    return future
+
+
+_REQUEST_ID: TypeAdapter[Any] = TypeAdapter(RequestId)
+
+
+def _request_id(frame: dict[str, Any]) -> object:
+    """The frame's request id, to echo in the answer, if it is one (an invalid one is not echoed)."""
+    try:
+        return _REQUEST_ID.validate_python(frame.get("request_id"))
+    except ValidationError:
+        return None

@@ -19,7 +19,7 @@ from cove.business import sending
 from cove.clock import now_ms
 from cove.db import TransactionRunner
 from cove.messaging import storage
-from cove.messaging.envelope import CIPHERTEXT_KINDS, Envelope, EnvelopeKind, receipt_body
+from cove.messaging.envelope import CIPHERTEXT_KINDS, QUEUE_ID_MAX, Envelope, EnvelopeKind, receipt_body
 from cove.messaging.hub import Hub
 
 log = logging.getLogger("cove.queue")
@@ -71,7 +71,12 @@ class QueueWriter:
         return self._batches.submit(job)
 
     def submit_ack(self, account_id: str, device_id: int, ids: list[int]) -> asyncio.Future[int]:
-        """Queue an ack without waiting for its commit (a lost ack only means a redelivery)."""
+        """Queue an ack without waiting for its commit (a lost ack only means a redelivery).
+
+        Raises ValueError for an id no queue can hold: the database would refuse it inside the shared
+        commit and fail everyone's jobs with it."""
+        if not all(1 <= i <= QUEUE_ID_MAX for i in ids):
+            raise ValueError(f"queue ids are between 1 and {QUEUE_ID_MAX}")
         future = self._batches.submit(AckJob(account_id, device_id, ids))
         future.add_done_callback(_retrieve)
         return future
