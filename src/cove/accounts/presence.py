@@ -1,4 +1,4 @@
-"""Last seen: refreshed when a device connects its WebSocket, at most once an hour per device.
+"""Last seen: refreshed by any authenticated request or WebSocket connect, at most once an hour per device.
 
 The catalogue exports last seen as a day, so an hour's precision is plenty, and a device that reconnects
 all day costs one write an hour, not one per connect. Each process remembers when it last refreshed a

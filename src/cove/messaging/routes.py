@@ -101,7 +101,6 @@ async def _serve(ws: WebSocket, relay: Relay, device: DeviceRecord) -> None:
     key = (device.account_id, device.device_id)
     stream = SocketStream(settings.ws_outbox_frames, settings.ws_outbox_bytes)
     relay.hub.attach(key, stream)
-    relay.presence.connected(device.account_id, device.device_id)
     reader = asyncio.create_task(_read_frames(ws, relay, device, stream))
     pump = asyncio.create_task(_pump(ws, relay, device, stream))
     closing = asyncio.create_task(stream.closing())
