@@ -5,7 +5,8 @@ deployed: a separate process, real HTTP and WebSocket, codes through the webhook
 
 The test suite starts hundreds of relays; importing Cove's dependencies was most of each start (2 s of CPU,
 far more on a loaded machine). With ``preloaded=True`` the relay is forked from a server process that has
-imported ``cove.cli`` once, then runs the same ``cove serve`` command with its own environment.
+imported Cove once, then runs the same ``cove serve`` command with its own environment; :func:`run_cove` does the same
+for the other ``cove`` commands the tests run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,14 +78,32 @@ class CodeInbox:
         self._server.shutdown()
 
 
-def _run_cove(argv: list[str], env: dict[str, str], log_path: str) -> None:
-    """The forked child: ``cove ARGV`` with exactly ``env`` as its environment and its output in the log."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+# What a forked `cove` command starts with already imported: the relay and the libraries behind every command, but
+# not the command modules, which read the terminal (rich consoles) and the environment (option defaults) on import.
+_PRELOAD = [
+    "cove.app",
+    "cove.client.core",
+    "cove.partner.ingest",
+    "duckdb",
+    "scipy.sparse",
+    "nats",
+    "typer",
+    "rich.console",
+]
+
+
+def _run_cove(argv: list[str], env: dict[str, str], cwd: str | None, out: str, err: str, stdin: str | None) -> None:
+    """The forked child: ``cove ARGV`` with exactly ``env`` as its environment and its output in files."""
+    for fd, path in ((1, out), (2, err)):
+        opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(opened, fd)
+        os.close(opened)
+    if stdin is not None:
+        sys.stdin = open(stdin, encoding="utf-8")  # noqa: SIM115 - the child's stdin until it exits
     os.environ.clear()
     os.environ.update(env)
+    if cwd is not None:
+        os.chdir(cwd)
     from cove.cli import app
 
     app(argv, prog_name="cove")
@@ -98,11 +118,23 @@ class PreloadedCove:
 
     _context = multiprocessing.get_context("forkserver")
 
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        out: Path,
+        err: Path | None = None,
+        *,
+        stdin: Path | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         # Read when the server first starts. The caller's main module too, which each child would import again.
-        self._context.set_forkserver_preload(["__main__", "cove.cli", "cove.testing"])
+        self._context.set_forkserver_preload(["__main__", *_PRELOAD])
+        paths = (str(out), str(err or out), None if stdin is None else str(stdin))
         # Daemonic, so that a child left running is killed when the caller exits rather than awaited forever.
-        self._process = self._context.Process(target=_run_cove, args=(argv, env, str(log_path)), daemon=True)
+        self._process = self._context.Process(
+            target=_run_cove, args=(argv, env, None if cwd is None else str(cwd), *paths), daemon=True
+        )
         self._process.start()
 
     @property
@@ -128,6 +160,25 @@ class PreloadedCove:
 
     def kill(self) -> None:
         self._process.kill()
+
+
+def run_cove(
+    args: list[str], env: dict[str, str], *, input: str | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(["cove", *args], env=env, input=input, capture_output=True, text=True)``, forked from a
+    process that has imported Cove already (:class:`PreloadedCove`): the same command without the import."""
+    with tempfile.TemporaryDirectory(prefix="cove-run-") as folder:
+        out, err, stdin = Path(folder, "stdout"), Path(folder, "stderr"), Path(folder, "stdin")
+        if input is not None:
+            stdin.write_text(input, encoding="utf-8")
+        process = PreloadedCove(args, env, out, err, stdin=stdin if input is not None else None, cwd=cwd)
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise subprocess.TimeoutExpired(["cove", *args], timeout, out.read_text(), err.read_text()) from None
+        return subprocess.CompletedProcess(["cove", *args], code, out.read_text(), err.read_text())
 
 
 class RelayProcess:
