@@ -20,8 +20,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed  ## run the relay on SQLite under ./var (see README for settings)
 	$(BIN)/cove serve
 
+# pytest-xdist processes for `make test`; TEST_WORKERS=0 runs the tests in pytest's own process
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test  ## the whole suite; PostgreSQL too when COVE_TEST_POSTGRES_URL is set
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench scripts

@@ -656,7 +656,11 @@ def main() -> None:
         relay.start()
         receiver = Receiver(work)
         world = World(
-            relay, inbox, receiver, GatewayProcess(relay, work / "business", "shop", receiver.url), work / "business"
+            relay,
+            inbox,
+            receiver,
+            GatewayProcess(relay, work / "business", "shop", receiver.url, preloaded=False),
+            work / "business",
         )
         try:
             result = run_against(relay, inbox, lambda: run(args, world, console), budget)

@@ -1,6 +1,8 @@
 """Shared fixtures: a real relay process on a random port, over SQLite or PostgreSQL, and SDK users.
 
-PostgreSQL runs only when COVE_TEST_POSTGRES_URL is set (CI sets it); each test gets its own database.
+PostgreSQL runs only when COVE_TEST_POSTGRES_URL is set (CI sets it); each test gets its own database, a copy of
+one migrated once per session (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL), so the relay
+starts on an up-to-date schema; the migrations themselves still run from scratch once per session.
 Verification codes reach the tests the way they would reach an SMS gateway: through the webhook sender.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
+from cove.db import create_engine, migrate
 from cove.testing import CodeInbox, RelayProcess
 
 POSTGRES_URL = os.environ.get("COVE_TEST_POSTGRES_URL")
@@ -33,15 +37,40 @@ async def _postgres(statement: str) -> None:
         await conn.close()
 
 
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "relay.db"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres() -> Iterator[str]:
+    name = f"cove_template_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_migrate(f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"))
+    yield name
+    asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), tmp_path / "relay.db")
         yield f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
         return
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL tests need COVE_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/test)")
     name = f"cove_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_postgres(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("_migrated_postgres")}"'))
     base = POSTGRES_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -66,7 +95,7 @@ def relay(
 ) -> Iterator[RelayProcess]:
     data_dir = tmp_path / "relay"
     data_dir.mkdir()
-    process = RelayProcess(database_url, data_dir, code_inbox.url, relay_env)
+    process = RelayProcess(database_url, data_dir, code_inbox.url, relay_env, preloaded=True)
     process.start()
     yield process
     process.stop()

@@ -18,7 +18,7 @@ import httpx
 
 from cove.client.profile import open_profile
 from cove.client.transport import CoveClient
-from cove.testing import CodeInbox, RelayProcess, free_port
+from cove.testing import CodeInbox, PreloadedCove, RelayProcess, free_port, run_cove
 
 API = "v21.0"
 RECEIVER = Path(__file__).with_name("webhook_receiver.py")
@@ -26,7 +26,7 @@ SECRET = "a-webhook-app-secret-for-tests"
 VERIFY_TOKEN = "verify-me"
 
 
-def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, what: str) -> None:
+def _wait_until_up(proc: subprocess.Popen[bytes] | PreloadedCove, url: str, log: Path, what: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -38,7 +38,7 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, what: str
     raise RuntimeError(f"{what} did not start in 30 s")
 
 
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+def _stop(proc: subprocess.Popen[bytes] | PreloadedCove | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.terminate()
         try:
@@ -113,22 +113,31 @@ class GatewayProcess:
     """`cove business gateway serve` for a business profile, with a token for the business's systems."""
 
     def __init__(
-        self, relay: RelayProcess, home: Path, profile: str, webhook_url: str | None, server: str | None = None
+        self,
+        relay: RelayProcess,
+        home: Path,
+        profile: str,
+        webhook_url: str | None,
+        server: str | None = None,
+        *,
+        preloaded: bool = True,
     ) -> None:
-        """``server``: where the gateway reaches the relay, if not at ``relay.url`` (a recording proxy)."""
+        """``server``: where the gateway reaches the relay, if not at ``relay.url`` (a recording proxy).
+        ``preloaded`` forks it from a process that imported Cove already (cove.testing.PreloadedCove); the
+        benchmark turns it off to measure a fresh interpreter."""
         self.relay, self.home, self.profile, self.webhook_url = relay, home, profile, webhook_url
         self.server = server or relay.url
+        self.preloaded = preloaded
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / f"gateway-{profile}.log"
         self.env = {**os.environ, "COVE_HOME": str(home), "COVE_GATEWAY_APP_SECRET": SECRET}
         self.token = ""
         self.phone_number_id = ""
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | PreloadedCove | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "cove", "business", "gateway", *args, "--profile", self.profile]
-        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=60)
+        return run_cove(["business", "gateway", *args, "--profile", self.profile], self.env)
 
     def start(self) -> None:
         if not self.token:
@@ -138,9 +147,12 @@ class GatewayProcess:
         args = ["serve", "--port", str(self.port), "--server", self.server]
         if self.webhook_url:
             args += ["--webhook-url", self.webhook_url, "--verify-token", VERIFY_TOKEN]
-        log = open(self.log, "ab")  # noqa: SIM115 - owned by the child process
-        command = [sys.executable, "-m", "cove", "business", "gateway", *args, "--profile", self.profile]
-        self._proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
+        argv = ["business", "gateway", *args, "--profile", self.profile]
+        if self.preloaded:
+            self._proc = PreloadedCove(argv, self.env, self.log)
+        else:
+            log = open(self.log, "ab")  # noqa: SIM115 - owned by the child process
+            self._proc = subprocess.Popen([sys.executable, "-m", "cove", *argv], env=self.env, stdout=log, stderr=log)
         _wait_until_up(self._proc, f"{self.url}/docs", self.log, "gateway")
 
     def stop(self) -> None:
@@ -173,6 +185,4 @@ async def register_profile(
 
 
 def operator(relay: RelayProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cove", *args], env=relay.env, capture_output=True, text=True, timeout=60
-    )
+    return run_cove(list(args), relay.env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ from cove.context import Relay
 from cove.db import create_engine, metadata, migrate
 from cove.errors import ApiError
 from cove.messaging.hub import Hub
-from cove.testing import policy_opening_now
+from cove.testing import policy_opening_now, run_cove
 from helpers import texts
 from test_consent_e2e import DEFAULT, publish
 
@@ -211,9 +210,7 @@ async def test_deletion_hooks_run_inside_the_transaction_and_a_failing_hook_abor
 
 
 def cove(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cove", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-    )
+    return run_cove(list(args), env, input=stdin)
 
 
 async def test_the_cli_asks_before_deleting_then_removes_the_account_and_the_profile(relay, code_inbox, tmp_path):

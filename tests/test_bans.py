@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 
 import httpx
@@ -20,6 +19,7 @@ from cove.errors import ApiError
 from cove.safety import verdicts
 from cove.safety.storage import banned_numbers, safety_verdicts
 from cove.safety.verdicts import ReasonCode, Verdict
+from cove.testing import run_cove
 
 
 # pure rules -------------------------------------------------------------------------------------------
@@ -54,9 +54,7 @@ def relay_env() -> dict[str, str]:
 
 
 def cove(relay, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run(
-        [sys.executable, "-m", "cove", *args], env=relay.env, capture_output=True, text=True, timeout=60
-    )
+    return run_cove(list(args), relay.env)
 
 
 async def safety_rows(relay) -> tuple[list, list]:  # noqa: ANN001

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,6 +30,7 @@ from cove.client.core import ClientCore, MessageReceived, PayloadReceived, Read,
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.db import create_engine
+from cove.testing import run_cove
 from gateway_world import GatewayProcess, Receiver, operator, register_profile
 from helpers import assert_no_plaintext, server_rows
 from test_business_sending import DAY_AND_AN_HOUR_MS, MARKETING
@@ -340,9 +340,7 @@ async def test_the_cove_command_line_shows_a_template_as_the_server_signed_it(wo
     env = {**gateway.env, "COVE_PROFILE": "hal"}
 
     def cove(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cove", *args], env=env, capture_output=True, text=True, timeout=60
-        )
+        return run_cove(list(args), env)
 
     opted = await asyncio.to_thread(cove, "businesses", "opt-in", SHOP_PHONE, "--category", "utility", "--source", "qr")
     assert opted.returncode == 0, opted.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from cove.business.storage import business_feedback, business_optins, business_preferences, business_user_ids
 from cove.business.templates import TemplateError, verify_approved
 from cove.db import create_engine
+from cove.testing import run_cove
 from test_business_templates import UTILITY_POSITIONAL
 
 # tests/test_business_templates.py's utility template, in English and without its URL button.
@@ -53,9 +53,7 @@ PROFILE = {
 
 
 def cove(relay, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run(
-        [sys.executable, "-m", "cove", *args], env=relay.env, capture_output=True, text=True, timeout=60
-    )
+    return run_cove(list(args), relay.env)
 
 
 def http(relay, client) -> httpx.AsyncClient:  # noqa: ANN001

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from cove.consent.policy import load_policy
 from cove.consent.predicate import permitted_accounts
 from cove.consent.storage import consent_accounts, consent_served, load_policies
 from cove.db import create_engine
-from cove.testing import policy_opening_now
+from cove.testing import policy_opening_now, run_cove
 from helpers import texts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,9 +34,7 @@ def relay_env() -> dict[str, str]:
 
 
 def cove(relay, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cove", *args], env=relay.env, capture_output=True, text=True, timeout=60
-    )
+    return run_cove(list(args), relay.env)
 
 
 async def publish(relay, policy) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cove.sharing.keys import SharingKeys
+from cove.testing import run_cove
 from helpers import server_rows, texts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def relay_env() -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "cove", *args], env=env, capture_output=True, text=True, timeout=300)
+    done = run_cove(list(args), env, timeout=300)
     assert done.returncode == 0, f"cove {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done
 

@@ -6,13 +6,12 @@ import os
 import time
 from datetime import UTC, datetime
 
-# Test-only: shifts the relay's clock by this many milliseconds, read once at start, so a test can restart a
-# relay "a day later" (e.g. to see a business's 24 h service window close). Never set it in production.
-CLOCK_OFFSET_MS = int(os.environ.get("COVE_CLOCK_OFFSET_MS") or 0)
-
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000 + CLOCK_OFFSET_MS
+    # Test-only: COVE_CLOCK_OFFSET_MS shifts the relay's clock, so a test can restart a relay "a day later" (e.g. to
+    # see a business's 24 h service window close). Never set it in production. Read at each call, not at import:
+    # test relays are forked from a process that imported this module once (cove.testing.PreloadedCove).
+    return time.time_ns() // 1_000_000 + int(os.environ.get("COVE_CLOCK_OFFSET_MS") or 0)
 
 
 def to_datetime(ms: int) -> datetime:
