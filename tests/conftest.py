@@ -61,19 +61,32 @@ def _migrated_postgres() -> Iterator[str]:
     asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def _database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> Iterator[str]:
     if request.param == "sqlite":
-        shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), tmp_path / "relay.db")
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), tmp_path / "relay.db")
         yield f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
         return
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL tests need COVE_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/test)")
     name = f"cove_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_postgres(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("_migrated_postgres")}"'))
+    template = f' TEMPLATE "{request.getfixturevalue("_migrated_postgres")}"' if migrated else ""
+    asyncio.run(_postgres(f'CREATE DATABASE "{name}"{template}'))
     base = POSTGRES_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own with Cove's schema, as the relay leaves it after its first start."""
+    yield from _database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own with no schema yet (no file at all on SQLite)."""
+    yield from _database(request, tmp_path, migrated=False)
 
 
 @pytest.fixture

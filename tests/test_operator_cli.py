@@ -88,20 +88,20 @@ def test_a_database_the_relay_never_migrated_is_refused(data_dir: Path) -> None:
 
 
 def test_empty_database_is_refused_then_used_once_migrated(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite and PostgreSQL alike: the URL the relay would use, its password never shown."""
     monkeypatch.setenv("COVE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COVE_CONFIG", str(tmp_path / "none.toml"))
-    monkeypatch.setenv("COVE_DATABASE_URL", database_url)
-    if database_url.startswith("sqlite"):
+    monkeypatch.setenv("COVE_DATABASE_URL", empty_database_url)
+    if empty_database_url.startswith("sqlite"):
         _refused(cove("policy", "status"))
-        assert not Path(database_url.split("///", 1)[1]).exists()
+        assert not Path(empty_database_url.split("///", 1)[1]).exists()
     else:
         refused = cove("policy", "status")
         _refused(refused)
         assert "holds no Cove schema" in refused.output
-    _migrated(database_url)
+    _migrated(empty_database_url)
     status = cove("policy", "status")
     assert status.exit_code == 1 and "no policy is published" in status.output
     assert "relay database: " in status.output

@@ -480,7 +480,7 @@ def test_cli_says_how_to_get_a_trust_bundle(tmp_path: Path) -> None:
     env = {"COVE_PARTNER_STORE": str(tmp_path / "p.duckdb"), "COVE_PARTNER_TRUST": str(tmp_path / "none.json")}
     result = CliRunner().invoke(partner_app, ["ingest", str(tmp_path)], env=env)
     assert result.exit_code == 1
-    assert "cove share keys --recipient parent --out FILE" in result.stderr
+    assert "`cove share keys --recipient parent` writes it" in result.stderr
 
 
 def test_cli_needs_a_directory_or_nats(cli_env: dict[str, str]) -> None:

@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cove.keyfile import write_secret
 from cove.partner import config
 from cove.partner.linking import MIN_EM_PAIRS, LinkingError, LinkReport, link
 from cove.partner.population import WorldSpec, generate
@@ -201,7 +200,11 @@ def _mirror_key(path: Path | None) -> bytes:
     bundle = wire.TrustBundle(
         recipient="mirror", messenger_public_key=base64.b64encode(public).decode(), phone_hash_key=key.hex()
     )
-    write_secret(path, bundle.model_dump_json().encode())  # the phone-hash key is a secret
+    # The phone-hash key is a secret: owner-only, and never over a file that appeared meanwhile. (Not
+    # cove.keyfile's writer: the partner imports nothing of the messenger but its wire format.)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(bundle.model_dump_json().encode())
     err.print(
         f"no trust bundle at {path}: made up a phone-hash key for this mirror and wrote a mirror-only bundle there. "
         "Its messenger key signs nothing, so replace it with `cove share keys` output before ingesting real batches.",
