@@ -37,7 +37,7 @@ from gateway_world import API, GatewayProcess, register_profile
 SEMANTIC_REFUSALS = {
     # whether a number is allocated in its country's numbering plan is known to the phone library only
     "POST /v1/verification/code": {"invalid_phone_number"},
-    "POST /v1/registration": {"invalid_phone_number"},
+    "POST /v1/registration": {"invalid_phone_number", "bad_signature"},
     # a key's signature by the device's identity key
     "PUT /v1/keys": {"bad_signature"},
     # the window of days is relative to today
@@ -51,12 +51,10 @@ SEMANTIC_REFUSALS = {
     # the caller may be that business itself
     "PUT /v1/business/{business_id}/opt-in": {"own_business"},
 }
-# Not semantic, yet not stated by the schema either (left for later): a key's length in base64, a business
-# header's fields by its kind, a ciphertext's base64, and the template body, which the schema gives as any object.
+# Not semantic, yet not stated by the schema either (left for later): a business header's fields by its kind, and
+# the template body, which the schema gives as any object.
 UNSTATED = {
-    "POST /v1/registration": {"invalid_key", "malformed_base64"},
-    "PUT /v1/keys": {"invalid_key", "malformed_base64"},
-    "PUT /v1/messages/{account_id}": {"invalid_request", "malformed_base64"},
+    "PUT /v1/messages/{account_id}": {"invalid_request"},
     "POST /v1/business/templates": {"invalid_template"},
 }
 

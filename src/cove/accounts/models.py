@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, Field
 
 from cove.accounts.reglock import MAX_PIN_LENGTH, MIN_PIN_LENGTH
+from cove.keys.models import KEY_32, SIGNATURE_64
 
 
 class CodeRequest(BaseModel):
@@ -32,11 +33,14 @@ class DeviceInfo(BaseModel):
 
 
 class IdentityKeys(BaseModel):
-    curve25519: str = Field(max_length=64, description="Unpadded base64 Curve25519 identity key")
-    ed25519: str = Field(max_length=64, description="Unpadded base64 Ed25519 signing key")
+    curve25519: str = Field(
+        max_length=64, description="Unpadded base64 Curve25519 identity key", json_schema_extra=KEY_32
+    )
+    ed25519: str = Field(max_length=64, description="Unpadded base64 Ed25519 signing key", json_schema_extra=KEY_32)
     signature: str = Field(
         max_length=128,
         description="Ed25519 signature over 'cove:v1:identity:<curve25519>' (see keys.signing)",
+        json_schema_extra=SIGNATURE_64,
     )
 
 

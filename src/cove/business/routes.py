@@ -231,7 +231,7 @@ async def customers(
     description="Oldest first, after the sequence number `after`; the business gateway turns each into a webhook.",
 )
 async def business_events(
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=2**63 - 1),  # a sequence number is a signed 64-bit integer in the database
     limit: int = Query(100, ge=1, le=1000),
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),
@@ -295,7 +295,9 @@ async def template_key(relay: Relay = Depends(get_relay)) -> TemplateKey:
 )
 async def approved_template(
     template_id: str,
-    version: int | None = Query(None, ge=1, description="The version a message names [default: the current one]"),
+    version: int | None = Query(
+        None, ge=1, le=2**31 - 1, description="The version a message names [default: the current one]"
+    ),
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),
 ) -> ApprovedView:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+# The syntax of keys and signatures, stated in the OpenAPI document. The relay checks it itself (cove.keys.signing),
+# answering `malformed_base64` or `invalid_key` as clients expect, so pydantic only documents these patterns.
+KEY_32 = {"pattern": r"^[A-Za-z0-9+/]{43}=?$"}  # 32 bytes of standard base64, padded or not
+SIGNATURE_64 = {"pattern": r"^[A-Za-z0-9+/]{86}(==)?$"}  # 64 bytes of standard base64, padded or not
+
 
 class SignedKeyBody(BaseModel):
     key_id: str = Field(min_length=1, max_length=64)
-    public_key: str = Field(max_length=64, description="Unpadded base64 Curve25519 key")
-    signature: str = Field(max_length=128, description="Ed25519 signature by the device's identity key")
+    public_key: str = Field(max_length=64, description="Unpadded base64 Curve25519 key", json_schema_extra=KEY_32)
+    signature: str = Field(
+        max_length=128, description="Ed25519 signature by the device's identity key", json_schema_extra=SIGNATURE_64
+    )
 
 
 class KeyUpload(BaseModel):

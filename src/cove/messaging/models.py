@@ -23,7 +23,11 @@ class OutgoingCiphertext(BaseModel):
     kind: Literal[EnvelopeKind.OLM_PREKEY, EnvelopeKind.OLM_MESSAGE] = Field(
         description="0: Olm pre-key message, 1: Olm message"
     )
-    body: str = Field(description="Base64 ciphertext for this one device")
+    # Stated for the OpenAPI document; the relay decodes it itself and answers `malformed_base64`.
+    body: str = Field(
+        description="Base64 ciphertext for this one device, padded",
+        json_schema_extra={"pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"},
+    )
 
 
 class SendRequest(BaseModel):
