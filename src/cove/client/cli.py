@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from websockets.exceptions import WebSocketException
 
+from cove.accounts.phone import INTERNATIONAL_FORMAT
 from cove.business.templates import TemplateError
 from cove.client.core import (
     ClientCore,
@@ -41,7 +42,6 @@ console = Console()
 err = Console(stderr=True)
 
 CODE = re.compile(r"[0-9]{6}")
-INTERNATIONAL_FORMAT = "write the number in international format, with + and the country code, like +14155550101"
 LOGGED_OUT = (
     "the relay no longer accepts this profile: it was logged out (its number was registered on another device, "
     "banned or deleted). Register it again with `cove register PHONE`"
