@@ -9,7 +9,7 @@ How a run goes, on a fresh SQLite file in a temp dir (or ``--database-url``, an 
 
 1. Migrate, then generate ``--accounts`` accounts straight into the ``accounts`` table, in big batches of one
    transaction each: random v4 ids, E.164 numbers over a mix of calling codes, ``rollout_bucket`` from
-   ``cove.consent.rollout.bucket`` and ``calling_code``, as registration would store them.
+   ``cove.accounts.cohort.bucket`` and ``calling_code``, as registration would store them.
 2. (a) Publish ``policies/cove-default.toml`` with ``cove.consent.service.publish``, its waves moved to start
    now (``cove.testing.policy_opening_now``) so its notice is due. Time it and count the rows of
    every table before and after: a rollout must write one row whatever the number of accounts.
@@ -66,6 +66,7 @@ from rich.table import Table
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cove.accounts.cohort import bucket, calling_code
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient, RelayError
@@ -74,7 +75,6 @@ from cove.consent.decision import effective_ms, permitted
 from cove.consent.ledger_storage import ledger_entries
 from cove.consent.policy import LegalBasis, Policy
 from cove.consent.predicate import permitted_accounts
-from cove.consent.rollout import bucket, calling_code
 from cove.db import create_engine, migrate
 from cove.testing import CodeInbox, RelayProcess, policy_opening_now
 from harness import bounded, command, machine, measure_cpu, ms, percentile, report_console, run_against

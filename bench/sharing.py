@@ -34,7 +34,7 @@ How a run goes, on a fresh SQLite file in a temp dir (or ``--database-url``, an 
    15% withdraw ads consent (``consent_purposes.choice = 'out'``), 10% adults opting in to ads, 3% new bans, 1%
    banned accounts banned again for a graver reason (``safety_verdicts.updated_at_ms`` moves, ``banned_at_ms``
    stays, as ``cove.safety.verdicts.ban`` does), 2% account deletions (the rows ``cove.accounts.deletion`` deletes,
-   and ``cove.sharing.erasure.record_erasure`` in the same transaction, as the relay's deletion hook does).
+   and the capabilities' ``AccountDeleted`` handlers in the same transaction, as the relay's deletion does).
    Then ``export(..., since_batch=<the previous batch>)`` per recipient, timed as above; the report gives seconds,
    rows, revocations by reason, erasures, seconds per changed account and a least-squares fit seconds = fixed +
    per-change x changes. A replica per recipient, updated from every batch as a recipient would (upsert the rows,
@@ -100,6 +100,8 @@ from consent import (
 from cove.accounts import deletion
 from cove.accounts.storage import accounts, devices
 from cove.accounts.usage_storage import usage_daily
+from cove.app import build_relay
+from cove.config import Settings
 from cove.consent import service
 from cove.consent.categories import DataCategory
 from cove.consent.decision import permitted
@@ -107,6 +109,7 @@ from cove.consent.policy import Policy, Purpose, load_policy
 from cove.consent.predicate import permitted_accounts
 from cove.consent.storage import consent_accounts, consent_purposes, load_consent, load_policies
 from cove.db import create_engine, migrate
+from cove.events import AccountDeleted, Hooks
 from cove.safety.storage import banned_numbers, safety_verdicts
 from cove.sharing import erasure, gateway, wire
 from cove.sharing.keys import SharingKeys
@@ -425,7 +428,9 @@ async def plan_changes(
     return steps
 
 
-async def apply_changes(engine: AsyncEngine, step: Step, policy: Policy, since_ms: int, rng: random.Random) -> dict:
+async def apply_changes(
+    engine: AsyncEngine, hooks: Hooks, step: Step, policy: Policy, since_ms: int, rng: random.Random
+) -> dict:
     """Write the step's changes, each stamped after ``since_ms`` (the exports before) and before now."""
     await asyncio.sleep(max(0, since_ms + 3 - now_ms()) / 1000)
     until = now_ms()
@@ -470,9 +475,9 @@ async def apply_changes(engine: AsyncEngine, step: Step, policy: Policy, since_m
             await conn.execute(
                 update(banned_numbers).where(banned_numbers.c.account_id.in_(kinds["reban"])).values(reason_code=graver)
             )
-        for account_id in kinds["delete"]:  # as cove.accounts.deletion.delete_account, with the app's hook
-            await deletion._delete_rows(conn, account_id, phones[account_id])
-            await erasure.record_erasure(conn, account_id, stamp())
+        for account_id in kinds["delete"]:  # as cove.accounts.deletion.delete_account, with the app's handlers
+            await deletion.delete_rows(conn, account_id, phones[account_id])
+            await hooks.in_transaction(conn, AccountDeleted(account_id, stamp()))
     return {
         "changed": step.changed,
         "kinds": {k: len(v) for k, v in kinds.items()},
@@ -994,6 +999,8 @@ async def run(args: argparse.Namespace, url: str, work: Path, console: Console) 
         },
     }
     engine = create_engine(url)
+    # The relay's own AccountDeleted handlers, wired as the app wires them (nothing is started).
+    hooks = build_relay(Settings(database_url=url, secret_key="bench"), engine).hooks
     bulk = BulkWriter(url, engine)
     phases = Phases()
     phases.install()
@@ -1048,7 +1055,7 @@ async def run(args: argparse.Namespace, url: str, work: Path, console: Console) 
         result["incremental"] = []
         for n, step in enumerate(steps, 1):
             since = max(who.last_at for who in recipients)
-            changes = await apply_changes(engine, step, policy, since, rng)
+            changes = await apply_changes(engine, hooks, step, policy, since, rng)
             console.print(f"step {n}: {step.changed:,} accounts changed ({step.fraction:.2%}); incremental exports ...")
             exports = {}
             for who in recipients:

@@ -10,18 +10,16 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-import cove.app  # noqa: F401 - every capability's tables on the metadata
 from cove.accounts import deletion
-from cove.accounts.directory import DeviceDirectory
 from cove.accounts.storage import accounts, devices
 from cove.accounts.usage_storage import usage_daily
+from cove.app import build_relay  # every capability's tables on the metadata, too
 from cove.client.core import MessageReceived
 from cove.config import Settings
 from cove.consent.ledger_storage import load_account, verify_database
-from cove.context import Relay
 from cove.db import create_engine, metadata, migrate
 from cove.errors import ApiError
-from cove.messaging.hub import Hub
+from cove.events import AccountDeleted
 from cove.testing import policy_opening_now, run_cove
 from helpers import texts
 from test_consent_e2e import DEFAULT, publish
@@ -143,15 +141,7 @@ async def test_a_message_from_an_account_deleted_before_the_first_contact_is_und
 async def test_deletion_hooks_run_inside_the_transaction_and_a_failing_hook_aborts_it(database_url, tmp_path):
     engine = create_engine(database_url)
     await migrate(engine)
-    relay = Relay(
-        settings=Settings(data_dir=tmp_path, database_url=database_url),
-        engine=engine,
-        hub=Hub(),
-        writer=None,  # type: ignore[arg-type] - deletion never queues
-        directory=DeviceDirectory(engine),
-        code_sender=None,  # type: ignore[arg-type]
-        code_secret=b"",
-    )
+    relay = build_relay(Settings(data_dir=tmp_path, database_url=database_url), engine)
     try:
         async with engine.begin() as conn:
             for account_id, phone in (("acc-1", "+14155550191"), ("acc-2", "+14155550192")):
@@ -182,19 +172,19 @@ async def test_deletion_hooks_run_inside_the_transaction_and_a_failing_hook_abor
 
         seen = []
 
-        async def record(conn, account_id: str, at_ms: int) -> None:  # noqa: ANN001
-            left = (await conn.execute(select(accounts.c.id).where(accounts.c.id == account_id))).all()
-            seen.append((account_id, at_ms, left))
+        async def record(conn, event: AccountDeleted) -> None:  # noqa: ANN001
+            left = (await conn.execute(select(accounts.c.id).where(accounts.c.id == event.account_id))).all()
+            seen.append((event.account_id, event.at_ms, left))
 
-        async def refuse(conn, account_id: str, at_ms: int) -> None:  # noqa: ANN001
+        async def refuse(conn, event: AccountDeleted) -> None:  # noqa: ANN001
             raise ApiError(503, "unavailable", "the erasure log is down")
 
-        relay.account_deleted_hooks.append(record)
+        relay.hooks.on_transaction(AccountDeleted, record)
         await deletion.delete_account(relay, "acc-1")
         assert len(seen) == 1 and seen[0][0] == "acc-1" and seen[0][1] > 0
         assert seen[0][2] == []  # the hook sees the deletion: same transaction, before the commit
 
-        relay.account_deleted_hooks.append(refuse)
+        relay.hooks.on_transaction(AccountDeleted, refuse)
         with pytest.raises(ApiError):
             await deletion.delete_account(relay, "acc-2")
         async with engine.connect() as conn:

@@ -8,28 +8,76 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove import __version__
+from cove.accounts import hooks as accounts_hooks
+from cove.accounts.code_limits import CodeLimits
 from cove.accounts.directory import DeviceDirectory
+from cove.accounts.presence import Presence
 from cove.accounts.routes import router as accounts_router
 from cove.accounts.senders import make_code_sender
-from cove.business import storage as business_storage
+from cove.business import hooks as business_hooks
 from cove.business.routes import router as business_router
+from cove.business.sending import SendBuckets
 from cove.config import Settings
+from cove.consent import hooks as consent_hooks
 from cove.consent import push as consent_push
 from cove.consent.ledger_storage import checkpoint_forever
 from cove.consent.routes import router as consent_router
+from cove.consent.service import PolicyBook
+from cove.consent.writer import ConsentWriter
 from cove.context import Relay
 from cove.db import create_engine, migrate
 from cove.errors import install_error_handlers
+from cove.keys import hooks as keys_hooks
 from cove.keys.routes import router as keys_router
+from cove.messaging import hooks as messaging_hooks
 from cove.messaging.hub import Hub
 from cove.messaging.routes import router as messaging_router
 from cove.messaging.writer import QueueWriter, purge_expired_forever
+from cove.safety import hooks as safety_hooks
+from cove.safety.connections import Occupancy
 from cove.safety.service import enforce_bans_forever
-from cove.sharing.erasure import record_erasure
+from cove.sharing import hooks as sharing_hooks
 
 log = logging.getLogger("cove")
+
+
+# Each capability registers its reactions to the others' events, its connect frames and its send rule.
+CAPABILITIES = (
+    accounts_hooks,
+    keys_hooks,
+    messaging_hooks,
+    safety_hooks,
+    consent_hooks,
+    business_hooks,
+    sharing_hooks,
+)
+
+
+def build_relay(settings: Settings, engine: AsyncEngine) -> Relay:
+    """The relay's parts, wired, nothing started (``create_app``'s lifespan starts the writers)."""
+    hub = Hub()
+    policies = PolicyBook(engine, settings.notice_interval_seconds)
+    relay = Relay(
+        settings=settings,
+        engine=engine,
+        hub=hub,
+        writer=QueueWriter(engine, hub, int(settings.message_retention_days * 86_400_000)),
+        directory=DeviceDirectory(engine),
+        code_sender=make_code_sender(settings),
+        code_secret=settings.resolved_secret_key(),
+        presence=Presence(engine),
+        policies=policies,
+        consent_writer=ConsentWriter(engine, policies),
+        open_sockets=Occupancy(settings.max_sockets_per_account),
+        code_limits=CodeLimits.from_settings(settings),
+        send_buckets=SendBuckets(),
+    )
+    for capability in CAPABILITIES:
+        capability.register(relay)
+    return relay
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,29 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
-        hub = Hub()
-        retention_ms = int(settings.message_retention_days * 86_400_000)
-        writer = QueueWriter(engine, hub, retention_ms)
-        writer.start()
-        relay = Relay(
-            settings=settings,
-            engine=engine,
-            hub=hub,
-            writer=writer,
-            directory=DeviceDirectory(engine),
-            code_sender=make_code_sender(settings),
-            code_secret=settings.resolved_secret_key(),
-        )
-        relay.account_deleted_hooks.append(record_erasure)  # erasure events travel to every recipient
-        relay.account_deleted_hooks.append(business_storage.forget_account)
+        relay = build_relay(settings, engine)
         app.state.relay = relay
-        relay.connect_frames.append(consent_push.on_connect)
+        relay.writer.start()
         relay.consent_writer.start()
         background = [
-            asyncio.create_task(purge_expired_forever(engine, retention_ms, settings.purge_interval_seconds)),
+            asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
-            asyncio.create_task(enforce_bans_forever(engine, hub, relay.directory, settings.ban_sweep_seconds)),
+            asyncio.create_task(enforce_bans_forever(engine, relay.hooks, settings.ban_sweep_seconds)),
         ]
         log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
         try:
@@ -69,9 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in background:
                 task.cancel()
-            hub.close_all()
+            relay.hub.close_all()
             await relay.presence.drain()
-            await writer.stop()
+            await relay.writer.stop()
             await relay.consent_writer.stop()
             await relay.code_sender.aclose()
             await engine.dispose()

@@ -1,27 +1,37 @@
-"""The relay's long-lived parts, built once per process and reached from routes via ``request.app.state``."""
+"""The relay's long-lived parts, built once per process by :func:`cove.app.build_relay` and reached from
+routes via ``request.app.state``.
+
+This module sits below every capability: they all take a ``Relay``, so it imports none of them at run time.
+It names their parts' types for the type checker only; the composition root builds the parts and hands them
+in, and each capability registers its reactions to the others' events on ``hooks`` (cove.events).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cove.accounts.code_limits import CodeLimits
-from cove.accounts.directory import DeviceDirectory
-from cove.accounts.presence import Presence
-from cove.accounts.senders import CodeSender
-from cove.accounts.storage import DeviceRecord
-from cove.business.sending import SendBuckets
 from cove.config import Settings
-from cove.consent.service import PolicyBook
-from cove.consent.writer import ConsentWriter
-from cove.messaging.hub import Hub
-from cove.messaging.writer import QueueWriter
-from cove.safety.connections import Occupancy
+from cove.events import Hooks
 from cove.safety.ratelimit import Limit, RateLimiter
+
+if TYPE_CHECKING:
+    from cove.accounts.code_limits import CodeLimits
+    from cove.accounts.directory import DeviceDirectory
+    from cove.accounts.presence import Presence
+    from cove.accounts.senders import CodeSender
+    from cove.accounts.storage import DeviceRecord
+    from cove.business.sending import SendBuckets
+    from cove.consent.service import PolicyBook
+    from cove.consent.writer import ConsentWriter
+    from cove.messaging.hub import Hub
+    from cove.messaging.service import SendRule
+    from cove.messaging.writer import QueueWriter
+    from cove.safety.connections import Occupancy
 
 
 @dataclass
@@ -33,30 +43,24 @@ class Relay:
     directory: DeviceDirectory
     code_sender: CodeSender
     code_secret: bytes
+    presence: Presence
+    policies: PolicyBook
+    consent_writer: ConsentWriter
+    open_sockets: Occupancy  # WebSockets per account
+    code_limits: CodeLimits
+    send_buckets: SendBuckets  # business throughput and pair rate
+    hooks: Hooks = field(default_factory=Hooks)
     discovery_limiter: RateLimiter = field(init=False)
-    policies: PolicyBook = field(init=False)
-    consent_writer: ConsentWriter = field(init=False)
     # Frames a device gets once its queue is drained (a due privacy notice, say); filled by capabilities.
     connect_frames: list[Callable[[Relay, DeviceRecord], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
+    # The rules another capability applies to every send (the business rules), set by it at start-up.
+    send_rule: SendRule | None = None
     key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))
-    # Called with (connection, account_id, at_ms) inside the transaction that deletes an account, before it
-    # commits: a capability records what the deletion means for it (the sharing gateway, an erasure event)
-    # atomically with it. A hook that raises aborts the deletion.
-    account_deleted_hooks: list[Callable[[AsyncConnection, str, int], Awaitable[None]]] = field(default_factory=list)
-    presence: Presence = field(init=False)
-    open_sockets: Occupancy = field(init=False)  # WebSockets per account
-    send_buckets: SendBuckets = field(default_factory=SendBuckets)  # business throughput and pair rate
-    code_limits: CodeLimits = field(init=False)
     # Setting a PIN costs a 128 MiB hash: a few an hour per account is plenty.
     pin_change_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("PIN change", Limit(5, 5 / 3600)))
 
     def __post_init__(self) -> None:
-        self.presence = Presence(self.engine)
-        self.policies = PolicyBook(self.engine, self.settings.notice_interval_seconds)
-        self.consent_writer = ConsentWriter(self.engine, self.policies)
         s = self.settings
-        self.code_limits = CodeLimits.from_settings(s)
-        self.open_sockets = Occupancy(s.max_sockets_per_account)
         self.discovery_limiter = RateLimiter(
             "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)
         )

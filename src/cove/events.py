@@ -38,10 +38,11 @@ class Event:
 
 @dataclass(frozen=True)
 class AccountDeleted(Event):
-    """The account and everything about it are gone; its sockets must close."""
+    """The account and everything about it are gone (``at_ms``: when); its sockets must close."""
 
     kind: ClassVar[str] = "account_deleted"
     account_id: str
+    at_ms: int
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,26 @@ class PolicyPublished(Event):
     version: str
 
 
+@dataclass(frozen=True)
+class IdentityChanged(Event):
+    """The number was registered on a new phone (in its transaction only): a new identity, whose old devices
+    and their keys are gone."""
+
+    kind: ClassVar[str] = "identity_changed"
+    account_id: str
+
+
+@dataclass(frozen=True)
+class NumberClaimed(Event):
+    """A number is about to get a verification code or an account (in its transaction only, never emitted): a
+    handler that raises refuses it (a banned number)."""
+
+    kind: ClassVar[str] = "number_claimed"
+    phone_number: str
+
+
+# The kinds that are emitted, and so may cross processes. IdentityChanged and NumberClaimed are met inside their
+# transaction only (the logout that follows a new identity is emitted as DevicesLoggedOut).
 KINDS: dict[str, type[Event]] = {
     cls.kind: cls for cls in (AccountDeleted, DevicesLoggedOut, AccountChanged, PolicyPublished)
 }

@@ -1,14 +1,16 @@
 """Deleting an account (``DELETE /v1/accounts/me``): what the relay holds about it goes in one transaction.
 
-Deleted: the account row, its devices (with their identity keys and tokens), their one-time and fallback
-keys, the envelopes queued for them, the idempotency records of the account's sends, its usage counters,
-its consent state (terms accepted, choices per purpose, notices served), its registration lock and a
-pending verification code for its number. Capabilities add their own rows through
-``Relay.account_deleted_hooks``, called in the same transaction before it commits (the sharing gateway
-records an erasure event for its recipients).
-The business capability's hook deletes a business's profile, templates and what users told it, and a
-user's per-business ids, opt-ins and preferences; the user's blocks and reports stay, without the account
-id, as anonymous feedback in the business's quality record (cove.business.storage.forget_account).
+Accounts deletes its own rows: the account row, its devices (with their identity keys and tokens), its usage
+counters, its registration lock and a pending verification code for its number. Every other capability
+deletes its own through an ``on_transaction(AccountDeleted)`` handler (cove.events), run in the same
+transaction before it commits, so a handler that raises aborts the deletion: the key directory its one-time
+and fallback keys, messaging the envelopes queued for it and the idempotency records of its sends, consent
+its state (terms accepted, choices per purpose, notices served), the sharing gateway records an erasure event
+for its recipients, and the business capability deletes a business's profile, templates and what users told
+it, and a user's per-business ids, opt-ins and preferences; the user's blocks and reports stay, without the
+account id, as anonymous feedback in the business's quality record (cove.business.storage.forget_account).
+Once committed, ``AccountDeleted`` is emitted: every relay process closes the account's sockets and forgets
+its cached devices.
 
 Kept, on purpose:
 
@@ -34,38 +36,28 @@ from cove.accounts import reglock_storage, storage
 from cove.accounts.storage import accounts, devices, verification_codes
 from cove.accounts.usage_storage import delete_account_usage
 from cove.clock import now_ms
-from cove.consent.storage import consent_accounts, consent_purposes, consent_served
 from cove.context import Relay
 from cove.errors import ApiError
-from cove.keys.storage import fallback_keys, one_time_keys
-from cove.messaging.storage import delete_account_queues, sent_messages
+from cove.events import AccountDeleted
 
 CLOSE_REASON = "logged out: the account was deleted"
 
 
 async def delete_account(relay: Relay, account_id: str) -> None:
-    now = now_ms()
+    event = AccountDeleted(account_id, now_ms())
     async with relay.engine.begin() as conn:
         account = await storage.account_by_id(conn, account_id)
         if account is None:
             raise ApiError(404, "unknown_account", "this account was already deleted")
-        await _delete_rows(conn, account_id, account.phone_number)
-        for hook in relay.account_deleted_hooks:
-            await hook(conn, account_id, now)
-    relay.directory.forget(account_id)
-    relay.hub.log_out_account(account_id, CLOSE_REASON)
+        await delete_rows(conn, account_id, account.phone_number)
+        await relay.hooks.in_transaction(conn, event)
+    await relay.hooks.emit(event)
 
 
-async def _delete_rows(conn: AsyncConnection, account_id: str, phone_number: str) -> None:
-    # Children first: the foreign keys cascade, but this does not rely on SQLite's per-connection pragma.
-    for table in (one_time_keys, fallback_keys):
-        await conn.execute(delete(table).where(table.c.account_id == account_id))
-    await conn.execute(delete(devices).where(devices.c.account_id == account_id))
-    await delete_account_queues(conn, account_id)
-    await conn.execute(delete(sent_messages).where(sent_messages.c.sender_account_id == account_id))
+async def delete_rows(conn: AsyncConnection, account_id: str, phone_number: str) -> None:
+    """Accounts' own rows; the other capabilities' go through their AccountDeleted handlers."""
     await delete_account_usage(conn, account_id)
     await reglock_storage.remove(conn, account_id)
-    for table in (consent_purposes, consent_served, consent_accounts):
-        await conn.execute(delete(table).where(table.c.account_id == account_id))
     await conn.execute(delete(verification_codes).where(verification_codes.c.phone_number == phone_number))
+    await conn.execute(delete(devices).where(devices.c.account_id == account_id))
     await conn.execute(delete(accounts).where(accounts.c.id == account_id))

@@ -9,21 +9,21 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.accounts import codes, reglock, reglock_service, reglock_storage, storage, usage, usage_storage
+from cove.accounts import codes, cohort, reglock, reglock_service, reglock_storage, storage, usage, usage_storage
 from cove.accounts.models import DeviceInfo, IdentityKeys
 from cove.accounts.phone import normalise, try_normalise
 from cove.accounts.storage import accounts, devices
 from cove.accounts.tokens import new_token, token_digest
 from cove.clock import now_ms, to_datetime, to_ms
-from cove.consent import rollout
 from cove.context import Relay
 from cove.errors import ApiError
+from cove.events import AccountChanged, DevicesLoggedOut, IdentityChanged, NumberClaimed
 from cove.keys import signing
-from cove.messaging.storage import delete_account_queues
-from cove.safety import storage as safety_storage
-from cove.safety.verdicts import banned_error
 
 PRIMARY_DEVICE_ID = 1
+# The close reasons a logged-out device's socket gets (close code 4401).
+REREGISTERED = "logged out: the number was registered on another phone"
+LOGGED_OUT = "logged out: this device logged out"
 # Each lost compare-and-set means another request for the same number changed its code record; the
 # rules stop those after a handful (max sends, max attempts), so this bound is only a safety net.
 _MAX_RACES = 100
@@ -40,10 +40,9 @@ def _code_policy(relay: Relay) -> codes.CodePolicy:
     return codes.CodePolicy(ttl=timedelta(seconds=s.code_ttl_seconds), max_attempts=s.code_max_attempts)
 
 
-async def _refuse_banned(conn: AsyncConnection, phone: str) -> None:
-    reason = await safety_storage.banned_reason(conn, phone)
-    if reason is not None:
-        raise banned_error(reason)
+async def _refuse_banned(relay: Relay, conn: AsyncConnection, phone: str) -> None:
+    # Safety refuses a banned number (cove.safety.hooks).
+    await relay.hooks.in_transaction(conn, NumberClaimed(phone))
 
 
 async def request_code(relay: Relay, raw_phone: str, source: str) -> tuple[codes.PendingCode, int]:
@@ -55,7 +54,7 @@ async def request_code(relay: Relay, raw_phone: str, source: str) -> tuple[codes
     code_hash = codes.hash_code(relay.code_secret, phone, code)
     for _ in range(_MAX_RACES):
         async with relay.engine.begin() as conn:
-            await _refuse_banned(conn, phone)
+            await _refuse_banned(relay, conn, phone)
             previous = await storage.load_code(conn, phone)
             pending = codes.issue(phone, code_hash, to_datetime(now_ms()), policy)
             if await storage.replace_code(conn, previous, pending):
@@ -83,7 +82,7 @@ async def _verify(relay: Relay, phone: str, code: str, pin: str | None, now: int
         locked = False
         try:
             async with relay.engine.begin() as conn:
-                await _refuse_banned(conn, phone)
+                await _refuse_banned(relay, conn, phone)
                 pending = await storage.load_code(conn, phone)
                 try:
                     codes.check(pending, submitted, to_datetime(now), policy)
@@ -144,7 +143,7 @@ async def register(
 
     token = new_token()
     async with relay.engine.begin() as conn:
-        await _refuse_banned(conn, phone)  # banned since the code was checked
+        await _refuse_banned(relay, conn, phone)  # banned since the code was checked
         existing = await storage.account_by_phone(conn, phone)
         if existing is None:
             account_id, generation, old_devices = str(uuid.uuid4()), 1, []
@@ -154,8 +153,8 @@ async def register(
                     phone_number=phone,
                     created_at_ms=now,
                     identity_generation=1,
-                    rollout_bucket=rollout.bucket(account_id),
-                    calling_code=rollout.calling_code(phone),
+                    rollout_bucket=cohort.bucket(account_id),
+                    calling_code=cohort.calling_code(phone),
                 )
             )
         else:
@@ -165,7 +164,7 @@ async def register(
             account_id, generation = existing.id, existing.identity_generation + 1
             old_devices = [d.device_id for d in await storage.devices_of(conn, account_id)]
             await conn.execute(delete(devices).where(devices.c.account_id == account_id))
-            await delete_account_queues(conn, account_id)
+            await relay.hooks.in_transaction(conn, IdentityChanged(account_id))
             await conn.execute(
                 update(accounts)
                 .where(accounts.c.id == account_id)
@@ -187,8 +186,11 @@ async def register(
                 **_device_columns(info),
             )
         )
-    relay.directory.forget(account_id)
-    relay.hub.log_out(account_id, old_devices)
+    # An empty device list would mean all of them: a new account has none to log out.
+    if old_devices:
+        await relay.hooks.emit(DevicesLoggedOut(account_id, tuple(old_devices), REREGISTERED))
+    else:
+        await relay.hooks.emit(AccountChanged(account_id))
     return account_id, PRIMARY_DEVICE_ID, token, generation, existing is not None
 
 
@@ -243,8 +245,7 @@ async def log_out(relay: Relay, account_id: str, device_id: int) -> None:
             .where(devices.c.account_id == account_id, devices.c.device_id == device_id)
             .values(token_hash=None)
         )
-    relay.directory.forget(account_id)
-    relay.hub.log_out(account_id, [device_id])
+    await relay.hooks.emit(DevicesLoggedOut(account_id, (device_id,), LOGGED_OUT))
 
 
 async def describe(relay: Relay, account_id: str):  # noqa: ANN201

@@ -18,6 +18,7 @@ from cove.business.keys import BusinessKeys
 from cove.business.optin import BlockReason, Category, OptInSource
 from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
+from cove.events import AccountChanged
 
 router = APIRouter(tags=["business"])
 
@@ -142,9 +143,8 @@ async def put_profile(
     body: Profile, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> dict[str, Any]:
     profile = await service.put_profile(relay.engine, device.account_id, body.model_dump())
-    # Its devices are cached with a "business" flag (the send path reads it); other relay processes see the
-    # change within the directory's TTL.
-    relay.directory.forget(device.account_id)
+    # Its devices are cached with a "business" flag (the send path reads it): every relay process forgets them.
+    await relay.hooks.emit(AccountChanged(device.account_id))
     return profile
 
 

@@ -23,9 +23,8 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -48,31 +47,8 @@ from cove.business.storage import (
 )
 from cove.business.templates import ReviewStatus
 from cove.errors import ApiError
+from cove.messaging.models import FREE_FORM, BusinessHeader
 from cove.safety.ratelimit import Bucket
-
-
-class BusinessHeader(BaseModel):
-    """The visible header of a business's message: what the send rules need, and nothing of the content."""
-
-    kind: Literal["text", "template"] = Field(description="`text`: a free-form message; `template`: an approved one")
-    template_id: str | None = Field(None, max_length=36, description="Templates only: the approved template's id")
-    template_version: int | None = Field(None, ge=1, description="Templates only: the approved version rendered")
-    language: str | None = Field(None, max_length=16, description="Templates only: its language")
-    category: Literal["MARKETING", "UTILITY", "AUTHENTICATION"] | None = Field(
-        None, description="Templates only: its category, as approved"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> BusinessHeader:
-        template_fields = (self.template_id, self.template_version, self.language, self.category)
-        if self.kind == TEMPLATE and any(f is None for f in template_fields):
-            raise ValueError("a template header names template_id, template_version, language and category")
-        if self.kind == "text" and any(f is not None for f in template_fields):
-            raise ValueError("a text header names no template")
-        return self
-
-
-FREE_FORM = BusinessHeader(kind="text")
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,14 @@
 """Who must see a policy's notice when: waves by account-hash bucket and calling code.
 
 Nothing is written per account to roll a policy out: whether a notice is due is computed from the
-account's fixed bucket (0-99, from its id) and calling code, the waves and the clock.
+account's fixed bucket (0-99, from its id) and calling code (cove.accounts.cohort), the waves and the clock.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
-import phonenumbers
-
 from cove.consent.policy import Policy, Wave
-
-
-def bucket(account_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(account_id.encode()).digest()[:8], "big") % 100
-
-
-def calling_code(phone_number: str) -> int:
-    return phonenumbers.parse(phone_number).country_code
 
 
 def in_wave(wave: Wave, account_bucket: int, account_calling_code: int) -> bool:

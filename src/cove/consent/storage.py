@@ -6,7 +6,7 @@ current state the decision and the export predicate read.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, Text, select
+from sqlalchemy import BigInteger, Column, Index, String, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.consent.decision import AccountConsent, AgeBracket, PurposeState
@@ -82,3 +82,10 @@ async def load_consent(conn: AsyncConnection, account_id: str) -> AccountConsent
     return AccountConsent(
         account_id, account.policy_version, account.accepted_at_ms, AgeBracket(account.age_bracket), purposes
     )
+
+
+async def forget_account(conn: AsyncConnection, account_id: str) -> None:
+    """An account's deletion: its consent state goes (terms accepted, choices, notices served); the ledger,
+    the proof of what it agreed to, stays (cove.accounts.deletion says why)."""
+    for table in (consent_purposes, consent_served, consent_accounts):
+        await conn.execute(delete(table).where(table.c.account_id == account_id))

@@ -115,3 +115,10 @@ async def take_key(conn: AsyncConnection, account_id: str, device_id: int) -> tu
     if fallback is None:
         return None
     return SignedKey(fallback.key_id, fallback.public_key, fallback.signature), True
+
+
+async def forget_account(conn: AsyncConnection, account_id: str) -> None:
+    """An account's deletion: its one-time and fallback keys go (the devices' rows cascade too, but this does not
+    rely on SQLite's per-connection foreign-key pragma)."""
+    for table in (one_time_keys, fallback_keys):
+        await conn.execute(delete(table).where(table.c.account_id == account_id))

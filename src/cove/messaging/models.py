@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from cove.business.sending import BusinessHeader
 from cove.messaging.envelope import QUEUE_ID_MAX, EnvelopeKind
 
 # More than one batch frame or backlog page carries (cove.messaging.routes), so one ack can answer either.
@@ -28,6 +27,30 @@ class OutgoingCiphertext(BaseModel):
         description="Base64 ciphertext for this one device, padded",
         json_schema_extra={"pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"},
     )
+
+
+class BusinessHeader(BaseModel):
+    """The visible header of a business's message: what the send rules need, and nothing of the content."""
+
+    kind: Literal["text", "template"] = Field(description="`text`: a free-form message; `template`: an approved one")
+    template_id: str | None = Field(None, max_length=36, description="Templates only: the approved template's id")
+    template_version: int | None = Field(None, ge=1, description="Templates only: the approved version rendered")
+    language: str | None = Field(None, max_length=16, description="Templates only: its language")
+    category: Literal["MARKETING", "UTILITY", "AUTHENTICATION"] | None = Field(
+        None, description="Templates only: its category, as approved"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BusinessHeader:
+        template_fields = (self.template_id, self.template_version, self.language, self.category)
+        if self.kind == "template" and any(f is None for f in template_fields):
+            raise ValueError("a template header names template_id, template_version, language and category")
+        if self.kind == "text" and any(f is not None for f in template_fields):
+            raise ValueError("a text header names no template")
+        return self
+
+
+FREE_FORM = BusinessHeader(kind="text")
 
 
 class SendRequest(BaseModel):

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any, Protocol
 
 from cove.accounts.storage import DeviceRecord
-from cove.business import sending
 from cove.clock import now_ms
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.messaging import rules
 from cove.messaging.envelope import Envelope
-from cove.messaging.models import SendRequest, SendResult
+from cove.messaging.models import FREE_FORM, SendRequest, SendResult
 from cove.messaging.writer import SendJob
+
+
+class SendRule(Protocol):
+    """Rules another capability applies to every send between two accounts (the business rules,
+    cove.business.hooks), registered as ``Relay.send_rule`` so that messaging imports none: raises the
+    refusal, or returns what the queue writer stores with the envelopes (``QueueWriter.store_with_sends``)."""
+
+    async def __call__(
+        self,
+        relay: Relay,
+        sender: DeviceRecord,
+        recipient_id: str,
+        registered: list[DeviceRecord],
+        request: SendRequest,
+        now: int,
+    ) -> Any | None: ...
 
 
 def _decode(body: str, limit: int, index: int) -> bytes:
@@ -55,9 +71,9 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     )
 
     now = now_ms()
-    business = await _business_rules(relay, sender, recipient_id, registered, request, now)
+    business = await _send_rule(relay, sender, recipient_id, registered, request, now)
     # Recipients see every business message labelled as one, free-form ones too.
-    header = (request.business or sending.FREE_FORM).model_dump_json(exclude_none=True) if sender.business else None
+    header = (request.business or FREE_FORM).model_dump_json(exclude_none=True) if sender.business else None
     expires = now + relay.retention_ms
     envelopes = [
         Envelope(
@@ -78,26 +94,18 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     return SendJob(sender.account_id, recipient_id, request.client_message_id, envelopes, business)
 
 
-async def _business_rules(
+async def _send_rule(
     relay: Relay,
     sender: DeviceRecord,
     recipient_id: str,
     registered: list[DeviceRecord],
     request: SendRequest,
     now: int,
-) -> sending.BusinessWrites | None:
-    """A business's send passes the business rules (raising their refusal); a message to a business opens its
-    service window. Neither costs a plain send a query: the business flags come with the cached devices."""
+) -> Any | None:
     if recipient_id == sender.account_id:
         if request.business is not None:
             raise ApiError(400, "invalid_business_header", "a message to your own devices carries no business header")
         return None
-    if sender.business:
-        return await sending.check(
-            relay.engine, relay.send_buckets, sender.account_id, recipient_id, request.business, now
-        )
-    if request.business is not None:
-        raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")
-    if registered[0].business and not request.receipt:
-        return sending.BusinessWrites(recipient_id, sender.account_id, opens_window_at_ms=now)
-    return None
+    if relay.send_rule is None:
+        return None
+    return await relay.send_rule(relay, sender, recipient_id, registered, request, now)

@@ -196,3 +196,10 @@ async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_
 async def delete_account_queues(conn: AsyncConnection, account_id: str) -> None:
     """Drop every envelope queued for the account's devices (they were encrypted to keys now gone)."""
     await conn.execute(delete(envelopes).where(envelopes.c.account_id == account_id))
+
+
+async def forget_account(conn: AsyncConnection, account_id: str) -> None:
+    """An account's deletion: its queues and the idempotency records of its sends (cove.accounts.deletion says
+    what is kept: the mail it sent that still waits for its recipients)."""
+    await delete_account_queues(conn, account_id)
+    await conn.execute(delete(sent_messages).where(sent_messages.c.sender_account_id == account_id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.batching import GroupCommit, new_future
-from cove.business import sending
 from cove.clock import now_ms
 from cove.db import TransactionRunner
 from cove.messaging import storage
@@ -33,7 +33,7 @@ class SendJob:
     recipient_account_id: str
     client_message_id: str
     envelopes: list[Envelope]
-    business: sending.BusinessWrites | None = None  # stored with the envelopes, unless a duplicate
+    business: Any = None  # what Relay.send_rule decided: stored with the envelopes, unless a duplicate
     future: asyncio.Future[list[Envelope] | None] = field(default_factory=new_future)
 
 
@@ -53,6 +53,8 @@ class QueueWriter:
         self._transactions = TransactionRunner(engine)
         self._hub = hub
         self._retention_ms = retention_ms
+        # Stores the send rule's writes in the batch's transaction (sync: the writer's); set with the rule.
+        self.store_with_sends: Callable[[Connection, list[Any]], None] | None = None
         self._batches: GroupCommit[Job] = GroupCommit("cove-queue-writer", self._commit, MAX_BATCH)
 
     def start(self) -> None:
@@ -127,7 +129,8 @@ class QueueWriter:
         )
         business = [job.business for job in fresh if job.business is not None]
         if business:
-            sending.store(conn, business)
+            assert self.store_with_sends is not None, "a send rule's writes need its store"
+            self.store_with_sends(conn, business)
         pending = [e for job in fresh for e in job.envelopes] + receipts
         queued = storage.insert_envelopes(conn, pending)
 

@@ -8,8 +8,8 @@ database:
 - HTTP: a relay caches who a token belongs to for ``cove.accounts.directory.TTL_SECONDS`` (5 s), so a revoked
   token is refused within 5 seconds.
 - WebSocket: an open socket was authenticated when it connected; :func:`enforce_bans_forever` reads the bans
-  that started since its last look every ``COVE_BAN_SWEEP_SECONDS`` (5 s) and closes those accounts'
-  sockets (close code 4401).
+  that started since its last look every ``COVE_BAN_SWEEP_SECONDS`` (5 s) and emits ``DevicesLoggedOut``
+  for each (cove.events), on which messaging closes those accounts' sockets (close code 4401).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.accounts import storage as account_storage
-from cove.accounts.directory import DeviceDirectory
 from cove.accounts.phone import normalise
 from cove.accounts.storage import devices
 from cove.clock import now_ms
-from cove.messaging.hub import Hub
+from cove.events import DevicesLoggedOut, Hooks
 from cove.safety import storage, verdicts
 from cove.safety.storage import BannedNumber
 from cove.safety.verdicts import ReasonCode
@@ -36,6 +35,7 @@ log = logging.getLogger("cove.safety")
 # How far back each sweep looks beyond its previous one: covers a ban whose commit landed after its
 # banned_at instant was taken, and a small clock difference between the command's host and the relay's.
 SWEEP_OVERLAP_MS = 60_000
+BANNED_REASON = "logged out: this account was banned"
 
 
 class Banned(NamedTuple):
@@ -94,10 +94,9 @@ async def banned_numbers(engine: AsyncEngine) -> list[BannedNumber]:
         return await storage.all_banned_numbers(conn)
 
 
-async def enforce_bans_forever(
-    engine: AsyncEngine, hub: Hub, directory: DeviceDirectory, every_seconds: float = 5.0
-) -> None:
-    """Close the open sockets of accounts banned by another process, and drop them from the token cache."""
+async def enforce_bans_forever(engine: AsyncEngine, hooks: Hooks, every_seconds: float = 5.0) -> None:
+    """Log out the accounts banned by another process: emits ``DevicesLoggedOut`` for each, on which messaging
+    closes their open sockets and accounts drops them from the token cache."""
     since = now_ms() - SWEEP_OVERLAP_MS
     handled: set[tuple[str, int]] = set()
     while True:
@@ -110,8 +109,7 @@ async def enforce_bans_forever(
                 if (account_id, banned_at) in handled:
                     continue
                 handled.add((account_id, banned_at))
-                directory.forget(account_id)
-                hub.log_out_account(account_id, "logged out: this account was banned")
+                await hooks.emit(DevicesLoggedOut(account_id, (), BANNED_REASON))
             since = started - SWEEP_OVERLAP_MS
             handled = {h for h in handled if h[1] >= since}
         except Exception:

@@ -17,7 +17,7 @@ depends_on = None
 
 
 def _bucket(account_id: str) -> int:
-    # The same rule as cove.consent.rollout.bucket, frozen here as migrations must not import app code.
+    # The same rule as cove.accounts.cohort.bucket, frozen here as migrations must not import app code.
     return int.from_bytes(hashlib.sha256(account_id.encode()).digest()[:8], "big") % 100
 
 

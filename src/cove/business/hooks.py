@@ -1,0 +1,45 @@
+"""What the business capability does when another acts: it applies the business rules to every send between
+two accounts (``Relay.send_rule``) and stores what they decided with the envelopes; an account's deletion
+takes its business data (cove.business.storage.forget_account)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cove.accounts.storage import DeviceRecord
+from cove.business import sending, storage
+from cove.context import Relay
+from cove.errors import ApiError
+from cove.events import AccountDeleted
+from cove.messaging.models import SendRequest
+
+
+async def business_rules(
+    relay: Relay,
+    sender: DeviceRecord,
+    recipient_id: str,
+    registered: list[DeviceRecord],
+    request: SendRequest,
+    now: int,
+) -> sending.BusinessWrites | None:
+    """A business's send passes the business rules (raising their refusal); a message to a business opens its
+    service window. Neither costs a plain send a query: the business flags come with the cached devices."""
+    if sender.business:
+        return await sending.check(
+            relay.engine, relay.send_buckets, sender.account_id, recipient_id, request.business, now
+        )
+    if request.business is not None:
+        raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")
+    if registered[0].business and not request.receipt:
+        return sending.BusinessWrites(recipient_id, sender.account_id, opens_window_at_ms=now)
+    return None
+
+
+async def _forget(conn: AsyncConnection, event: AccountDeleted) -> None:
+    await storage.forget_account(conn, event.account_id, event.at_ms)
+
+
+def register(relay: Relay) -> None:
+    relay.send_rule = business_rules
+    relay.writer.store_with_sends = sending.store
+    relay.hooks.on_transaction(AccountDeleted, _forget)

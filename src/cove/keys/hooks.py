@@ -1,0 +1,17 @@
+"""What the key directory does when another capability acts: an account's deletion takes its keys."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cove.context import Relay
+from cove.events import AccountDeleted
+from cove.keys import storage
+
+
+async def _forget(conn: AsyncConnection, event: AccountDeleted) -> None:
+    await storage.forget_account(conn, event.account_id)
+
+
+def register(relay: Relay) -> None:
+    relay.hooks.on_transaction(AccountDeleted, _forget)

@@ -1,0 +1,20 @@
+"""What safety does when another capability acts: a banned number gets no verification code and no account."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cove.context import Relay
+from cove.events import NumberClaimed
+from cove.safety import storage
+from cove.safety.verdicts import banned_error
+
+
+async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
+    reason = await storage.banned_reason(conn, event.phone_number)
+    if reason is not None:
+        raise banned_error(reason)
+
+
+def register(relay: Relay) -> None:
+    relay.hooks.on_transaction(NumberClaimed, refuse_banned)
