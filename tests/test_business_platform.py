@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from cove.business.storage import business_feedback, business_optins, business_preferences, business_user_ids
-from cove.business.templates import TemplateError, verify_approved
 from cove.db import create_engine
+from cove.protocol.templates import TemplateError, verify_approved
 from cove.testing import run_cove
 from test_business_templates import UTILITY_POSITIONAL
 

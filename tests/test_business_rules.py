@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from cove.business import limits, optin, quality, tiers, window
 from cove.business.decision import SUPPORTED_TYPES, Allowed, SendRequest, SendState, TemplateState, may_send
 from cove.business.errors import CATALOGUE, ERROR_CODES_HREF, CloudApiError, Retry
-from cove.business.optin import Actor, BlockReason, Category, OptInSource, PairConsent, Refusal
+from cove.business.optin import Actor, PairConsent, Refusal
 from cove.business.quality import Feedback, FeedbackKind, Quality, TemplateHealth, TemplateStatus
 from cove.business.tiers import DayRecord, Tier, TierState
 from cove.business.window import DAY_MS, HOUR_MS, WINDOW_MS, ChatEvent
+from cove.protocol.business import BlockReason, Category, OptInSource
 from cove.safety.ratelimit import Bucket
 
 T0 = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000)

@@ -1,5 +1,5 @@
 """Templates: Cloud-API-shaped parsing with precise errors, the linter, review states, rendering, signing of
-approved texts and the end-to-end split of a template message (cove.business.templates)."""
+approved texts and the end-to-end split of a template message (cove.protocol.templates)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cove.business.optin import Category
-from cove.business.templates import (
+from cove.protocol.business import Category
+from cove.protocol.templates import (
     BODY_TEXT_MAX,
     REFUSAL_CODES,
     RULES,

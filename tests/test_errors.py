@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from cove.client.crypto import OlmDevice
-from cove.keys import signing
+from cove.protocol import signing
 from helpers import server_rows
 
 ALICE = "+14155550101"

@@ -17,27 +17,29 @@ from cove.business.errors import CloudApiError
 from cove.business.gateway import events
 from cove.business.gateway.cloud import (
     MarkRead,
-    ReplyChoice,
     SendInteractive,
     SendTemplate,
     SendText,
     accepted,
     business_plaintext,
-    compose_interactive_reply,
     new_message_id,
-    parse_business_plaintext,
-    parse_interactive_reply,
     parse_send,
     read_ok,
     template_parameters,
 )
 from cove.business.gateway.events import Pricing, QualityEvent
 from cove.business.gateway.statuses import Status, advance
-from cove.business.optin import Category
-from cove.business.templates import Parameters, ReviewStatus, parse_template, render
 from cove.business.tiers import Tier
 from cove.client.core import ClientCore, MessageReceived
 from cove.client.store import ClientStore
+from cove.protocol.business import Category
+from cove.protocol.business_messages import (
+    ReplyChoice,
+    compose_interactive_reply,
+    parse_business_plaintext,
+    parse_interactive_reply,
+)
+from cove.protocol.templates import Parameters, ReviewStatus, parse_template, render
 from test_business_templates import MARKETING_NAMED, UTILITY_POSITIONAL
 
 # Known-good bodies, in the shapes of Meta's send-messages and interactive-messages pages.

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cove.accounts.codes import CodePolicy, PendingCode, WrongCode, check, hash_code, issue, new_code
-from cove.accounts.phone import normalise, try_normalise
 from cove.client.crypto import OlmDevice
 from cove.errors import ApiError
-from cove.keys import signing
 from cove.messaging.rules import DeviceCheck, check_devices, raise_for_mismatch
+from cove.protocol import signing
+from cove.protocol.phone import normalise, try_normalise
 from cove.safety.ratelimit import Bucket, Limit, Quota, RateLimiter, Window, count, take
 
 SECRET = b"test secret for verification codes"

@@ -8,9 +8,7 @@ import os
 import pytest
 from sqlalchemy import select, update
 
-from cove.accounts import usage
 from cove.accounts.storage import devices
-from cove.accounts.usage import DayCounts
 from cove.accounts.usage_storage import usage_daily
 from cove.client.core import ClientCore, Request
 from cove.client.store import ClientStore
@@ -18,6 +16,8 @@ from cove.client.transport import RelayError
 from cove.clock import now_ms
 from cove.db import create_engine
 from cove.errors import ApiError
+from cove.protocol import usage
+from cove.protocol.usage import DayCounts
 from helpers import texts
 
 DAY = usage.DAY_MS

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, Field
 
 from cove.accounts.reglock import MAX_PIN_LENGTH, MIN_PIN_LENGTH
-from cove.keys.models import KEY_32, SIGNATURE_64
+from cove.protocol.signing import KEY_32, SIGNATURE_64
 
 
 class CodeRequest(BaseModel):

@@ -26,9 +26,9 @@ from cove.accounts.models import (
     UsageReport,
 )
 from cove.accounts.storage import DeviceRecord
-from cove.accounts.usage import DayCounts
 from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
+from cove.protocol.usage import DayCounts
 
 router = APIRouter(tags=["accounts"])
 

@@ -9,16 +9,16 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.accounts import codes, cohort, reglock, reglock_service, reglock_storage, storage, usage, usage_storage
+from cove.accounts import codes, cohort, reglock, reglock_service, reglock_storage, storage, usage_storage
 from cove.accounts.models import DeviceInfo, IdentityKeys
-from cove.accounts.phone import normalise, try_normalise
 from cove.accounts.storage import accounts, devices
 from cove.accounts.tokens import new_token, token_digest
 from cove.clock import now_ms, to_datetime, to_ms
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.events import AccountChanged, DevicesLoggedOut, IdentityChanged, NumberClaimed
-from cove.keys import signing
+from cove.protocol import signing, usage
+from cove.protocol.phone import normalise, try_normalise
 
 PRIMARY_DEVICE_ID = 1
 # The close reasons a logged-out device's socket gets (close code 4401).

@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.accounts.usage import DayCounts
 from cove.db import metadata
+from cove.protocol.usage import DayCounts
 
 usage_daily = Table(
     "usage_daily",

@@ -10,9 +10,9 @@ from rich.console import Console
 from cove.business import service, tiers
 from cove.business.gateway.commands import gateway_app
 from cove.business.keys import BusinessKeys
-from cove.business.templates import ReviewStatus
 from cove.config import Settings
 from cove.operator import on_database
+from cove.protocol.templates import ReviewStatus
 
 console = Console()
 err = Console(stderr=True)

@@ -44,9 +44,10 @@ from types import MappingProxyType
 
 from cove.business import limits, optin, quality, tiers
 from cove.business.errors import CloudApiError
-from cove.business.optin import Category, PairConsent, Refusal
+from cove.business.optin import PairConsent, Refusal
 from cove.business.quality import Quality, TemplateHealth, TemplateStatus
 from cove.business.window import WindowState, free_form_allowed, window_state
+from cove.protocol.business import Category
 from cove.safety.ratelimit import Bucket
 
 TEMPLATE = "template"

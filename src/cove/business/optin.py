@@ -16,40 +16,12 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
-
-class Category(StrEnum):
-    """Template categories (Meta's templates overview); free-form messages have none."""
-
-    MARKETING = "marketing"
-    UTILITY = "utility"
-    AUTHENTICATION = "authentication"
-
-
-class OptInSource(StrEnum):
-    """Where the user agreed; any channel counts if it names the business (Meta's opt-in page)."""
-
-    WEB = "web"
-    SMS = "sms"
-    IVR = "ivr"
-    IN_THREAD = "in_thread"
-    QR = "qr"
-    EMAIL = "email"
+from cove.protocol.business import BlockReason, Category, OptInSource
 
 
 class Actor(StrEnum):
     USER = "user"
     BUSINESS = "business"
-
-
-class BlockReason(StrEnum):
-    """The reasons a user may give when blocking (WhatsApp's help centre); they weigh differently in the quality
-    rating."""
-
-    DIDNT_SIGN_UP = "didnt_sign_up"
-    SPAM = "spam"
-    NO_LONGER_NEEDED = "no_longer_needed"
-    OFFENSIVE = "offensive"
-    OTHER = "other"
 
 
 class Refusal(StrEnum):

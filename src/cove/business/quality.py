@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cove.business.optin import BlockReason, Category
 from cove.business.window import DAY_MS, HOUR_MS
+from cove.protocol.business import BlockReason, Category
 
 RATING_PERIOD_MS = 7 * DAY_MS  # template-quality: the last 7 days of user feedback
 HALF_LIFE_MS = 2 * DAY_MS  # recency weighting: feedback counts half after 2 days, 1/8 after 6 (Cove's choice)

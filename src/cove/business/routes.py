@@ -15,10 +15,10 @@ from cove.accounts.auth import current_device
 from cove.accounts.storage import DeviceRecord
 from cove.business import service
 from cove.business.keys import BusinessKeys
-from cove.business.optin import BlockReason, Category, OptInSource
 from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
 from cove.events import AccountChanged
+from cove.protocol.business import BlockReason, Category, OptInSource
 
 router = APIRouter(tags=["business"])
 

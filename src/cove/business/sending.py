@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cove.business import limits, standing, tiers
 from cove.business.decision import TEMPLATE, Allowed, SendRequest, SendState, TemplateState, may_send
 from cove.business.errors import CloudApiError
-from cove.business.optin import Block, BlockReason, Category, OptIn, OptInSource, PairConsent
+from cove.business.optin import Block, OptIn, PairConsent
 from cove.business.quality import Quality
 from cove.business.storage import (
     business_accounts,
@@ -45,9 +45,10 @@ from cove.business.storage import (
     business_templates,
     business_windows,
 )
-from cove.business.templates import ReviewStatus
 from cove.errors import ApiError
 from cove.messaging.models import FREE_FORM, BusinessHeader
+from cove.protocol.business import BlockReason, Category, OptInSource
+from cove.protocol.templates import ReviewStatus
 from cove.safety.ratelimit import Bucket
 
 

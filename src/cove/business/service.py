@@ -1,6 +1,6 @@
 """Business accounts and templates on the relay: the operations the routes and the operator commands run.
 
-Every rule lives in the pure modules (cove.business.templates, cove.business.optin); this module loads, applies
+Every rule lives in the pure modules (cove.protocol.templates, cove.business.optin); this module loads, applies
 them and stores the result, answering with :class:`ApiError`.
 """
 
@@ -16,10 +16,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.accounts import storage as account_storage
-from cove.accounts.phone import normalise
 from cove.business import optin, standing, tiers
 from cove.business.keys import BusinessKeys
-from cove.business.optin import Actor, BlockReason, Category, OptInSource, PairConsent
+from cove.business.optin import Actor, PairConsent
 from cove.business.storage import (
     business_accounts,
     business_by_id,
@@ -34,7 +33,11 @@ from cove.business.storage import (
     related_accounts,
     store_consent,
 )
-from cove.business.templates import (
+from cove.clock import now_ms
+from cove.errors import ApiError
+from cove.protocol.business import BlockReason, Category, OptInSource
+from cove.protocol.phone import normalise
+from cove.protocol.templates import (
     Approve,
     Finding,
     IllegalTransition,
@@ -52,8 +55,6 @@ from cove.business.templates import (
     sign_approved,
     transition,
 )
-from cove.clock import now_ms
-from cove.errors import ApiError
 
 UNVERIFIED, VERIFIED = "unverified", "verified"
 #: Statuses whose signed text a client may still fetch: messages sent before a pause must still render.

@@ -25,7 +25,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.business import quality, tiers
-from cove.business.optin import BlockReason
 from cove.business.quality import Feedback, FeedbackKind, Quality, TemplateHealth, TemplateStatus
 from cove.business.storage import (
     business_accounts,
@@ -35,8 +34,9 @@ from cove.business.storage import (
     business_reach,
     business_templates,
 )
-from cove.business.templates import ReviewStatus
 from cove.business.window import DAY_MS
+from cove.protocol.business import BlockReason
+from cove.protocol.templates import ReviewStatus
 
 VERIFIED = "verified"
 

@@ -28,8 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from cove.business.optin import Block, BlockReason, Category, OptIn, OptInSource, PairConsent
+from cove.business.optin import Block, OptIn, PairConsent
 from cove.db import metadata
+from cove.protocol.business import BlockReason, Category, OptInSource
 
 business_accounts = Table(
     "business_accounts",

@@ -14,11 +14,11 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from cove.business.optin import BlockReason, Category, OptInSource
 from cove.client import paths
 from cove.client.cli import ProfileOption, _client, _registered, _run
 from cove.client.core import Request
 from cove.client.transport import CoveClient
+from cove.protocol.business import BlockReason, Category, OptInSource
 
 console = Console()
 businesses_app = typer.Typer(

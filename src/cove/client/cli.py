@@ -19,8 +19,6 @@ from rich.markup import escape
 from rich.table import Table
 from websockets.exceptions import WebSocketException
 
-from cove.accounts.phone import INTERNATIONAL_FORMAT
-from cove.business.templates import TemplateError
 from cove.client.core import (
     ClientCore,
     Delivered,
@@ -37,6 +35,8 @@ from cove.client.core import (
 )
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
+from cove.protocol.phone import INTERNATIONAL_FORMAT
+from cove.protocol.templates import TemplateError
 
 console = Console()
 err = Console(stderr=True)

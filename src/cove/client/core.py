@@ -7,7 +7,7 @@ core with hand-made responses.
 Payloads inside the ciphertext are JSON: ``{"v": 1, "type": "text", "id", "text", "ts"}`` for a message,
 ``{"v": 1, "type": "read", "ids": [...]}`` for a read receipt (read receipts are end-to-end), and
 ``{"v": 1, "type": "template", "id", "ts", "sealed"}`` for a business's template message, whose ``sealed`` is
-the text of :func:`cove.business.templates.split_template_message`'s plaintext. Other types (interactive
+the text of :func:`cove.protocol.templates.split_template_message`'s plaintext. Other types (interactive
 messages, replies to them) reach the app as :class:`PayloadReceived`.
 """
 
@@ -23,8 +23,6 @@ from typing import Any
 
 import vodozemac as vz
 
-from cove.accounts import usage
-from cove.business.gateway.cloud import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
 from cove.client import crypto, paths
 from cove.client import events as outbox
 from cove.client.crypto import OlmDevice
@@ -41,10 +39,11 @@ from cove.client.events import (
     TemplateReceived,
     Undecryptable,
 )
-from cove.client.payload import PAYLOAD_VERSION
 from cove.client.store import ClientStore, PeerDevice, UsageDay
-from cove.keys import signing
-from cove.messaging.envelope import EnvelopeKind
+from cove.protocol import signing, usage
+from cove.protocol.business_messages import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
+from cove.protocol.envelope import EnvelopeKind
+from cove.protocol.payload import PAYLOAD_VERSION
 
 REFILL_BELOW = 25
 MAX_CLAIMS_CHECKED = 100  # numbers per contact-discovery request

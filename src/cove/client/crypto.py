@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import vodozemac as vz
 
 from cove.errors import ApiError
-from cove.keys import signing
+from cove.protocol import signing
 
 PICKLE_KEY_BYTES = 32
 ONE_TIME_KEY_TARGET = 50

@@ -12,17 +12,17 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.business.templates import (
+from cove.client import paths
+from cove.client.allowlist import RouteAllowlist
+from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
+from cove.client.events import is_stored
+from cove.protocol.templates import (
     ApprovedTemplate,
     RenderedMessage,
     TemplateHeader,
     read_template_message,
     verify_approved,
 )
-from cove.client import paths
-from cove.client.allowlist import RouteAllowlist
-from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
-from cove.client.events import is_stored
 
 MAX_SEND_ATTEMPTS = 4
 # An error frame has no HTTP status; these codes mean what they mean over HTTP (the relay closes with 4401).

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-# The syntax of keys and signatures, stated in the OpenAPI document. The relay checks it itself (cove.keys.signing),
-# answering `malformed_base64` or `invalid_key` as clients expect, so pydantic only documents these patterns.
-KEY_32 = {"pattern": r"^[A-Za-z0-9+/]{43}=?$"}  # 32 bytes of standard base64, padded or not
-SIGNATURE_64 = {"pattern": r"^[A-Za-z0-9+/]{86}(==)?$"}  # 64 bytes of standard base64, padded or not
+from cove.protocol.signing import KEY_32, SIGNATURE_64
 
 
 class SignedKeyBody(BaseModel):

@@ -6,7 +6,7 @@ from cove.accounts import storage as account_storage
 from cove.accounts.storage import DeviceRecord
 from cove.context import Relay
 from cove.errors import ApiError
-from cove.keys import signing, storage
+from cove.keys import storage
 from cove.keys.models import (
     AccountIdentity,
     DeviceBundle,
@@ -17,6 +17,7 @@ from cove.keys.models import (
     SignedKeyBody,
 )
 from cove.keys.storage import SignedKey
+from cove.protocol import signing
 
 
 async def upload(relay: Relay, device: DeviceRecord, body: KeyUpload) -> KeyCount:

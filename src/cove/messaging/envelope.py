@@ -5,15 +5,9 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, replace
-from enum import IntEnum
 from typing import Any
 
-
-class EnvelopeKind(IntEnum):
-    OLM_PREKEY = 0  # vodozemac message type 0: opens a session, consumes a one-time key
-    OLM_MESSAGE = 1  # vodozemac message type 1: within an established session
-    DELIVERY_RECEIPT = 5  # from the server: "these messages reached that device"; body lists their ids
-
+from cove.protocol.envelope import EnvelopeKind
 
 CIPHERTEXT_KINDS = frozenset({EnvelopeKind.OLM_PREKEY, EnvelopeKind.OLM_MESSAGE})
 

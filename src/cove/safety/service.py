@@ -22,10 +22,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.accounts import storage as account_storage
-from cove.accounts.phone import normalise
 from cove.accounts.storage import devices
 from cove.clock import now_ms
 from cove.events import DevicesLoggedOut, Hooks
+from cove.protocol.phone import normalise
 from cove.safety import storage, verdicts
 from cove.safety.storage import BannedNumber
 from cove.safety.verdicts import ReasonCode

@@ -35,14 +35,14 @@ from cove.business.gateway.events import TIER_NAMES
 from cove.business.gateway.service import Gateway, GraphError, now_ms
 from cove.business.gateway.store import request_hash
 from cove.business.keys import BSUID
-from cove.business.optin import Category
-from cove.business.templates import LANGUAGE, NAME, NAME_MAX
 from cove.business.tiers import LIMITS, Tier
 from cove.client import paths
 from cove.client.allowlist import RouteNotAllowed
 from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError
 from cove.errors import http_error_headers
+from cove.protocol.business import Category
+from cove.protocol.templates import LANGUAGE, NAME, NAME_MAX
 
 log = logging.getLogger("cove.gateway")
 

@@ -1,5 +1,4 @@
-"""The Cloud API send endpoint, ``POST /{version}/{phone_number_id}/messages``, as pure shapes; and what the
-gateway puts inside the end-to-end ciphertext for the text and interactive messages it sends.
+"""The Cloud API send endpoint, ``POST /{version}/{phone_number_id}/messages``, as pure shapes.
 
 A business switches to Cove by changing its Cloud API client library's base URL, so :func:`parse_send` accepts
 the bodies those libraries send and answers like Meta: ``(#100) Invalid parameter`` with details naming the
@@ -10,17 +9,8 @@ and interactive-messages pages; list bodies per [M] mirror https://support.chata
 ``biz_opaque_callback_data`` per Meta's send reference as restated in
 https://secreto31126.github.io/whatsapp-api-js/5.0.0/types/types.ClientMessageRequest.html).
 
-Plaintexts (JSON inside the ciphertext; templates have theirs in :mod:`cove.business.templates.message`):
-
-- text: ``{"v":1,"type":"text","id","text","ts","context_id"?}``, the payload a normal Cove client already reads
-  (:mod:`cove.client.core`), so a business's text shows as a text; ``context_id`` (the message replied to) is a
-  key such a client ignores;
-- interactive: ``{"v":1,"type":"interactive","id","ts","interactive":{...},"context_id"?}``, ``interactive``
-  being the validated Cloud API object;
-- a user's choice: ``{"v":1,"type":"interactive_reply","id","ts","context_id","reply":{"type":"button_reply"|
-  "list_reply","id","title","description"?}}``.
-
-``ts`` is in milliseconds, as in the client's payloads.
+What the gateway puts inside the end-to-end ciphertext, and the interactive shapes it shares with the user's
+client, are :mod:`cove.protocol.business_messages`.
 """
 
 from __future__ import annotations
@@ -30,74 +20,39 @@ import re
 import secrets
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from cove.business.decision import SUPPORTED_TYPES
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.keys import BSUID
-from cove.business.templates import BUTTONS_MAX, LANGUAGE, NAME_MAX, Parameters
-from cove.business.templates import NAME as TEMPLATE_NAME
-from cove.business.templates.signing import canonical_json
-from cove.client.payload import PAYLOAD_VERSION
+from cove.protocol.business_messages import (
+    INTERACTIVE_TYPES,
+    TEXT_MAX,
+    BusinessInteractive,
+    BusinessText,
+    Interactive,
+    Shape,
+    TextOnly,
+    bounded_text,
+    first_repeat,
+    shape_error,
+)
+from cove.protocol.payload import PAYLOAD_VERSION
+from cove.protocol.templates import BUTTONS_MAX, LANGUAGE, NAME_MAX, Parameters
+from cove.protocol.templates import NAME as TEMPLATE_NAME
+from cove.protocol.templates.signing import canonical_json
 
-TEXT_MAX = 4_096
-INTERACTIVE_HEADER_MAX = 60
-BUTTON_BODY_MAX = 1_024
-LIST_BODY_MAX = 4_096
-INTERACTIVE_FOOTER_MAX = 60
-REPLY_BUTTONS_MAX = 3
-REPLY_ID_MAX = 256
-REPLY_TITLE_MAX = 20
-LIST_BUTTON_MAX = 20
-SECTIONS_MAX = 10
-ROWS_MAX = 10  # all sections together
-ROW_ID_MAX = 200
-ROW_TITLE_MAX = 24
-ROW_DESCRIPTION_MAX = 72
-SECTION_TITLE_MAX = 24
 CALLBACK_DATA_MAX = 512
 MESSAGE_ID_BYTES = 24
 
-#: The media types: Cloud API shapes the gateway will carry once media travels as attachments.
-MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
-NAMED_KEY = r"^[a-z_][a-z0-9_]*$"  # a named template variable, as in cove.business.templates.components
+NAMED_KEY = r"^[a-z_][a-z0-9_]*$"  # a named template variable, as in cove.protocol.templates.components
 PHONE = r"^\+?[0-9]{1,15}$"  # E.164's at most 15 digits, with or without the +, as the Cloud API takes ``to``
 MESSAGE_ID = r"^wamid\.[A-Za-z0-9+/=_-]{1,128}$"  # ``wamid.`` and base64: the gateway's ids and Meta's
 
 
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _shape_error(at: str, message: str) -> PydanticCustomError:
-    """A cross-field problem, with the path below the model that found it (``buttons.1.reply.id``)."""
-    return PydanticCustomError("shape", "{at}: {message}", {"at": at, "message": message})
-
-
-def _text_only(value: object) -> object:
-    """A media header or parameter is valid Cloud API, just not carried yet: say so (131051), not "invalid"."""
-    if isinstance(value, str) and value in MEDIA_TYPES:
-        raise PydanticCustomError(
-            "unsupported", "{kind}: media is not supported by this gateway yet", {"kind": repr(value)}
-        )
-    return value
-
-
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
-
-
-TextOnly = Annotated[Literal["text"], BeforeValidator(_text_only)]
 
 
 def _syntax(pattern: str, what: str) -> AfterValidator:
@@ -116,29 +71,16 @@ RecipientId = Annotated[str, _syntax(f"{PHONE}|{BSUID}", "a phone number (digits
 MessageId = Annotated[str, _syntax(MESSAGE_ID, "a message id (wamid. and base64)")]
 
 
-def _text(max_length: int) -> Any:
-    return Field(min_length=1, max_length=max_length)
-
-
-def _first_repeat(values: list[str]) -> int | None:
-    seen: set[str] = set()
-    for i, value in enumerate(values):
-        if value in seen:
-            return i
-        seen.add(value)
-    return None
-
-
 # The common part of every send.
 
 
-class Context(_Shape):
+class Context(Shape):
     """A reply: the message replied to."""
 
     message_id: MessageId
 
 
-class _Send(_Shape):
+class _Send(Shape):
     messaging_product: Literal["whatsapp"]
     recipient_type: Literal["individual"] = "individual"
     to: RecipientId
@@ -149,8 +91,8 @@ class _Send(_Shape):
 # text
 
 
-class TextBody(_Shape):
-    body: str = _text(TEXT_MAX)
+class TextBody(Shape):
+    body: str = bounded_text(TEXT_MAX)
     preview_url: bool = False  # accepted; a Cove client decides about link previews itself
 
 
@@ -163,18 +105,18 @@ class SendText(_Send):
 # template
 
 
-class Language(_Shape):
+class Language(Shape):
     code: str = Field(pattern=LANGUAGE)
     policy: Literal["deterministic"] | None = None
 
 
-class TextParameter(_Shape):
+class TextParameter(Shape):
     type: TextOnly
     text: str
     parameter_name: str | None = Field(None, pattern=NAMED_KEY)
 
 
-class TemplateComponent(_Shape):
+class TemplateComponent(Shape):
     """The values for one component. Only text values and URL-button suffixes exist in a Cove template."""
 
     type: Annotated[Literal["header", "body", "button"], BeforeValidator(_lower)]
@@ -186,24 +128,24 @@ class TemplateComponent(_Shape):
     def _consistent(self) -> TemplateComponent:
         names = [p.parameter_name for p in self.parameters]
         if any(n is None for n in names) and any(n is not None for n in names):
-            raise _shape_error("parameters", "either every parameter has a parameter_name or none has")
-        repeat = _first_repeat([n for n in names if n is not None])
+            raise shape_error("parameters", "either every parameter has a parameter_name or none has")
+        repeat = first_repeat([n for n in names if n is not None])
         if repeat is not None:
-            raise _shape_error(f"parameters.{repeat}.parameter_name", f"{names[repeat]!r} is given twice")
+            raise shape_error(f"parameters.{repeat}.parameter_name", f"{names[repeat]!r} is given twice")
         if self.type == "button":
             for field in ("sub_type", "index"):
                 if getattr(self, field) is None:
-                    raise _shape_error(field, "required parameter is missing for a button component")
+                    raise shape_error(field, "required parameter is missing for a button component")
             if len(self.parameters) != 1:
-                raise _shape_error("parameters", "a URL button takes exactly one parameter, the URL's suffix")
+                raise shape_error("parameters", "a URL button takes exactly one parameter, the URL's suffix")
             if self.parameters[0].parameter_name is not None:
-                raise _shape_error("parameters.0.parameter_name", "a URL button's parameter has no name")
+                raise shape_error("parameters.0.parameter_name", "a URL button's parameter has no name")
         elif self.sub_type is not None or self.index is not None:
-            raise _shape_error("sub_type" if self.sub_type is not None else "index", f"not for a {self.type}")
+            raise shape_error("sub_type" if self.sub_type is not None else "index", f"not for a {self.type}")
         return self
 
 
-class TemplateSend(_Shape):
+class TemplateSend(Shape):
     name: str = Field(min_length=1, max_length=NAME_MAX, pattern=TEMPLATE_NAME)
     language: Language
     components: list[TemplateComponent] = Field(default_factory=list)
@@ -211,9 +153,9 @@ class TemplateSend(_Shape):
     @model_validator(mode="after")
     def _once(self) -> TemplateSend:
         keys = [f"{c.type} {c.index}" if c.type == "button" else c.type for c in self.components]
-        repeat = _first_repeat(keys)
+        repeat = first_repeat(keys)
         if repeat is not None:
-            raise _shape_error(f"components.{repeat}", f"a second {keys[repeat]} component")
+            raise shape_error(f"components.{repeat}", f"a second {keys[repeat]} component")
         return self
 
 
@@ -242,102 +184,6 @@ def template_parameters(send: SendTemplate) -> Parameters:
     )
 
 
-# interactive
-
-
-class InteractiveHeader(_Shape):
-    type: TextOnly
-    text: str = _text(INTERACTIVE_HEADER_MAX)
-
-
-class ButtonBody(_Shape):
-    text: str = _text(BUTTON_BODY_MAX)
-
-
-class ListBody(_Shape):
-    text: str = _text(LIST_BODY_MAX)
-
-
-class Footer(_Shape):
-    text: str = _text(INTERACTIVE_FOOTER_MAX)
-
-
-class Reply(_Shape):
-    id: str = _text(REPLY_ID_MAX)
-    title: str = _text(REPLY_TITLE_MAX)
-
-
-class ReplyButton(_Shape):
-    type: Literal["reply"]
-    reply: Reply
-
-
-class ButtonAction(_Shape):
-    buttons: list[ReplyButton] = Field(min_length=1, max_length=REPLY_BUTTONS_MAX)
-
-    @model_validator(mode="after")
-    def _unique(self) -> ButtonAction:
-        """The reply names the button by id, and the user tells buttons apart by title: both must be unique."""
-        for field in ("id", "title"):
-            values = [getattr(b.reply, field) for b in self.buttons]
-            repeat = _first_repeat(values)
-            if repeat is not None:
-                raise _shape_error(f"buttons.{repeat}.reply.{field}", f"{values[repeat]!r} is used twice")
-        return self
-
-
-class ButtonMessage(_Shape):
-    type: Literal["button"]
-    header: InteractiveHeader | None = None
-    body: ButtonBody
-    footer: Footer | None = None
-    action: ButtonAction
-
-
-class Row(_Shape):
-    id: str = _text(ROW_ID_MAX)
-    title: str = _text(ROW_TITLE_MAX)
-    description: str | None = Field(None, min_length=1, max_length=ROW_DESCRIPTION_MAX)
-
-
-class Section(_Shape):
-    title: str | None = Field(None, min_length=1, max_length=SECTION_TITLE_MAX)
-    rows: list[Row] = Field(min_length=1, max_length=ROWS_MAX)
-
-
-class ListAction(_Shape):
-    button: str = _text(LIST_BUTTON_MAX)
-    sections: list[Section] = Field(min_length=1, max_length=SECTIONS_MAX)
-
-    @model_validator(mode="after")
-    def _rows(self) -> ListAction:
-        total = sum(len(s.rows) for s in self.sections)
-        if total > ROWS_MAX:
-            raise _shape_error("sections", f"{total} rows in all sections together, at most {ROWS_MAX}")
-        if len(self.sections) > 1:
-            for i, section in enumerate(self.sections):
-                if section.title is None:
-                    raise _shape_error(f"sections.{i}.title", "required when there is more than one section")
-        ids = [(i, j, row.id) for i, s in enumerate(self.sections) for j, row in enumerate(s.rows)]
-        repeat = _first_repeat([row_id for _, _, row_id in ids])
-        if repeat is not None:
-            i, j, row_id = ids[repeat]
-            raise _shape_error(f"sections.{i}.rows.{j}.id", f"{row_id!r} is used twice")
-        return self
-
-
-class ListMessage(_Shape):
-    type: Literal["list"]
-    header: InteractiveHeader | None = None
-    body: ListBody
-    footer: Footer | None = None
-    action: ListAction
-
-
-Interactive = Annotated[ButtonMessage | ListMessage, Field(discriminator="type")]
-INTERACTIVE_TYPES = ("button", "list")
-
-
 class SendInteractive(_Send):
     type: Literal["interactive"]
     interactive: Interactive
@@ -346,11 +192,11 @@ class SendInteractive(_Send):
 # mark as read
 
 
-class TypingIndicator(_Shape):
+class TypingIndicator(Shape):
     type: Literal["text"]
 
 
-class MarkRead(_Shape):
+class MarkRead(Shape):
     """Marks the user's message (and the ones before it) read; the typing indicator clears on reply or after 25 s."""
 
     messaging_product: Literal["whatsapp"]
@@ -475,29 +321,6 @@ def read_ok() -> dict[str, Any]:
 # inside the ciphertext
 
 
-class BusinessText(_Shape):
-    v: Literal[1]
-    type: Literal["text"]
-    id: str = Field(min_length=1)
-    text: str = _text(TEXT_MAX)
-    ts: int = Field(ge=0)
-    context_id: str | None = Field(None, min_length=1)
-
-
-class BusinessInteractive(_Shape):
-    v: Literal[1]
-    type: Literal["interactive"]
-    id: str = Field(min_length=1)
-    ts: int = Field(ge=0)
-    interactive: Interactive
-    context_id: str | None = Field(None, min_length=1)
-
-
-_BUSINESS_MESSAGE: TypeAdapter[BusinessText | BusinessInteractive] = TypeAdapter(
-    Annotated[BusinessText | BusinessInteractive, Field(discriminator="type")]
-)
-
-
 def business_plaintext(send: SendText | SendInteractive, message_id: str, ts_ms: int) -> bytes:
     """The plaintext of a business's text or interactive message (formats in the module docstring)."""
     common = {
@@ -512,72 +335,3 @@ def business_plaintext(send: SendText | SendInteractive, message_id: str, ts_ms:
     else:
         message = BusinessInteractive(type="interactive", interactive=send.interactive, **common)
     return canonical_json(message.model_dump(mode="json", exclude_none=True))
-
-
-def parse_business_plaintext(plaintext: bytes) -> BusinessText | BusinessInteractive:
-    """The user's client's side: a business's message, with every limit checked again (the user's client does
-    not trust the business's gateway). Raises pydantic's ``ValidationError`` (a ``ValueError``)."""
-    return _BUSINESS_MESSAGE.validate_json(plaintext)
-
-
-class ReplyChoice(_Shape):
-    """What the user chose: a button (id ≤256, title ≤20) or a list row (id ≤200, title ≤24, description)."""
-
-    type: Literal["button_reply", "list_reply"]
-    id: str = _text(REPLY_ID_MAX)
-    title: str = _text(ROW_TITLE_MAX)
-    description: str | None = Field(None, min_length=1, max_length=ROW_DESCRIPTION_MAX)
-
-    @model_validator(mode="after")
-    def _limits(self) -> ReplyChoice:
-        if self.type == "button_reply":
-            if len(self.title) > REPLY_TITLE_MAX:
-                raise _shape_error("title", f"at most {REPLY_TITLE_MAX} characters for a button")
-            if self.description is not None:
-                raise _shape_error("description", "a button has no description")
-        elif len(self.id) > ROW_ID_MAX:
-            raise _shape_error("id", f"at most {ROW_ID_MAX} characters for a list row")
-        return self
-
-
-class InteractiveReply(_Shape):
-    v: Literal[1]
-    type: Literal["interactive_reply"]
-    id: str = Field(min_length=1)
-    ts: int = Field(ge=0)
-    context_id: str = Field(min_length=1)
-    reply: ReplyChoice
-
-
-def _choice(interactive: ButtonMessage | ListMessage, choice_id: str) -> ReplyChoice:
-    if isinstance(interactive, ButtonMessage):
-        for button in interactive.action.buttons:
-            if button.reply.id == choice_id:
-                return ReplyChoice(type="button_reply", id=button.reply.id, title=button.reply.title)
-    else:
-        for section in interactive.action.sections:
-            for row in section.rows:
-                if row.id == choice_id:
-                    return ReplyChoice(type="list_reply", id=row.id, title=row.title, description=row.description)
-    raise ValueError(f"{choice_id!r} is not one of the message's choices")
-
-
-def compose_interactive_reply(replying_to: BusinessInteractive, choice_id: str, message_id: str, ts_ms: int) -> bytes:
-    """The user's client's side: the plaintext of tapping ``choice_id`` in ``replying_to``. Title and description
-    are copied from the message, so a reply only ever names a choice the business offered; raises ``ValueError``
-    for an id it did not offer."""
-    reply = InteractiveReply(
-        v=PAYLOAD_VERSION,
-        type="interactive_reply",
-        id=message_id,
-        ts=ts_ms,
-        context_id=replying_to.id,
-        reply=_choice(replying_to.interactive, choice_id),
-    )
-    return canonical_json(reply.model_dump(mode="json", exclude_none=True))
-
-
-def parse_interactive_reply(plaintext: bytes) -> InteractiveReply:
-    """The gateway's side: a user's choice. Raises pydantic's ``ValidationError`` (a ``ValueError``). Whether the
-    choice was offered in ``context_id`` is for the caller, who knows what it sent."""
-    return InteractiveReply.model_validate_json(plaintext)

@@ -19,12 +19,12 @@ from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
-from cove.business.gateway.cloud import ReplyChoice
 from cove.business.gateway.statuses import Status
-from cove.business.optin import Category
-from cove.business.templates.review import ReviewStatus
-from cove.business.templates.signing import canonical_json
 from cove.business.tiers import Tier
+from cove.protocol.business import Category
+from cove.protocol.business_messages import ReplyChoice
+from cove.protocol.templates.review import ReviewStatus
+from cove.protocol.templates.signing import canonical_json
 
 OBJECT = "whatsapp_business_account"
 

@@ -12,14 +12,14 @@ the way out, where the request must match one of :data:`ROUTES` with every place
 from __future__ import annotations
 
 from cove.business.keys import BSUID
-from cove.business.templates import NAME_MAX
 from cove.client import paths
 from cove.client.allowlist import Route, RouteAllowlist
 from cove.client.core import ClientCore
 from cove.client.transport import CoveClient
+from cove.protocol.templates import NAME_MAX
 
 UUID = paths.ACCOUNT_ID  # account and template ids: uuid4, as the relay issues both
-TEMPLATE_NAME = rf"^[a-z0-9_]{{1,{NAME_MAX}}}$"  # cove.business.templates.NAME, with its length
+TEMPLATE_NAME = rf"^[a-z0-9_]{{1,{NAME_MAX}}}$"  # cove.protocol.templates.NAME, with its length
 SYNTAX = {"account_id": UUID, "template_id": UUID, "name": TEMPLATE_NAME, "user_id": BSUID}
 
 ROUTES = (

@@ -42,8 +42,6 @@ from cove.business.gateway.events import Event, Pricing, QualityEvent
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
-from cove.business.optin import Category
-from cove.business.templates import ApprovedTemplate, ReviewStatus, TemplateError, split_template_message
 from cove.business.tiers import Tier
 from cove.client.core import (
     Delivered,
@@ -52,8 +50,11 @@ from cove.client.core import (
     Read,
     Request,
 )
-from cove.client.payload import PAYLOAD_VERSION
 from cove.client.transport import CoveClient, RelayError
+from cove.protocol.business import Category
+from cove.protocol.business_messages import parse_interactive_reply
+from cove.protocol.payload import PAYLOAD_VERSION
+from cove.protocol.templates import ApprovedTemplate, ReviewStatus, TemplateError, split_template_message
 
 log = logging.getLogger("cove.gateway")
 
@@ -381,7 +382,7 @@ class Gateway:
             and event.payload.get("type") == "interactive_reply"
         ):
             try:
-                reply = cloud.parse_interactive_reply(json.dumps(event.payload).encode())
+                reply = parse_interactive_reply(json.dumps(event.payload).encode())
             except ValueError:
                 log.warning("dropped a malformed interactive reply from %s", wa_id)
                 return

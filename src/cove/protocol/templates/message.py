@@ -16,11 +16,11 @@ from typing import NamedTuple
 
 from pydantic import Field
 
-from cove.business.optin import Category
-from cove.business.templates.components import IDENTIFIER, LANGUAGE, _Strict
-from cove.business.templates.model import Problem, TemplateError, _validated
-from cove.business.templates.rendering import Parameters, RenderedMessage, _as_parameters, render
-from cove.business.templates.signing import ApprovedTemplate, canonical_json
+from cove.protocol.business import Category
+from cove.protocol.templates.components import IDENTIFIER, LANGUAGE, _Strict
+from cove.protocol.templates.model import Problem, TemplateError, _validated
+from cove.protocol.templates.rendering import Parameters, RenderedMessage, _as_parameters, render
+from cove.protocol.templates.signing import ApprovedTemplate, canonical_json
 
 
 class TemplateHeader(_Strict):

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-from cove.business.templates.components import (
+from cove.protocol.templates.components import (
     BODY_TEXT_MAX,
     CANDIDATE,
     HEADER_TEXT_MAX,
@@ -29,7 +29,7 @@ from cove.business.templates.components import (
     _var,
     placeholders,
 )
-from cove.business.templates.model import Problem, Template, TemplateError, _validated
+from cove.protocol.templates.model import Problem, Template, TemplateError, _validated
 
 # Parameter values at send time (Cove's choice): a header value may be as long as a whole header, a body value
 # as long as a whole body; a URL value is bounded by the rendered URL's limit.

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from cove.business.optin import Category
-from cove.business.templates.components import (
+from cove.protocol.business import Category
+from cove.protocol.templates.components import (
     CANDIDATE,
     PARAMETER_KEY,
     Body,
@@ -33,7 +33,7 @@ from cove.business.templates.components import (
     _var,
     placeholders,
 )
-from cove.business.templates.model import Template
+from cove.protocol.templates.model import Template
 
 
 class Severity(StrEnum):

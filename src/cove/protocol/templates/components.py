@@ -4,7 +4,7 @@ These are the JSON shapes a WhatsApp Cloud API client sends to ``POST /{waba-id}
 pydantic models, so a field the Cloud API does not know, or a value beyond its limits, is refused where it
 stands. Enum-valued fields are case-insensitive, as in the Cloud API, and stored upper-case. The rules that span
 several components (one body, where a variable may go, which buttons fit together) are checked by the
-:class:`~cove.business.templates.model.Template` that holds them.
+:class:`~cove.protocol.templates.model.Template` that holds them.
 
 Limits (Meta's components page, [M]
 https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/components): name ≤512 lower-case

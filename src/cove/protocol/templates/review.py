@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from cove.business.templates.components import _Strict
+from cove.protocol.templates.components import _Strict
 
 
 class ReviewStatus(StrEnum):

@@ -6,7 +6,7 @@ pure: the registry, routes and the gateway call it. The relay never sees what a 
 server signs the text it approved, the user's client verifies it and renders the values itself, and the relay sees only
 a header naming the template.
 
-Import from this package (``from cove.business.templates import parse_template``); the modules, in the order a
+Import from this package (``from cove.protocol.templates import parse_template``); the modules, in the order a
 template goes through them, each depending only on the ones above it:
 
 - :mod:`.components`: Meta's limits, the variable syntax (``{{1}}``, ``{{name}}``, :func:`placeholders`), and the
@@ -25,7 +25,7 @@ template goes through them, each depending only on the ones above it:
   :func:`read_template_message`.
 """
 
-from cove.business.templates.components import (
+from cove.protocol.templates.components import (
     BODY_TEXT_MAX,
     BUTTON_TEXT_MAX,
     BUTTONS_MAX,
@@ -61,7 +61,7 @@ from cove.business.templates.components import (
     UrlButton,
     placeholders,
 )
-from cove.business.templates.linting import (
+from cove.protocol.templates.linting import (
     PROMOTIONAL_WORDING,
     RULES,
     WORDS_PER_VARIABLE,
@@ -74,15 +74,15 @@ from cove.business.templates.linting import (
     lint,
     rule,
 )
-from cove.business.templates.message import (
+from cove.protocol.templates.message import (
     TemplateHeader,
     TemplateMessageParts,
     header_for,
     read_template_message,
     split_template_message,
 )
-from cove.business.templates.model import Problem, Template, TemplateError, parse_template
-from cove.business.templates.rendering import (
+from cove.protocol.templates.model import Problem, Template, TemplateError, parse_template
+from cove.protocol.templates.rendering import (
     BODY_VALUE_MAX,
     HEADER_VALUE_MAX,
     Parameters,
@@ -91,7 +91,7 @@ from cove.business.templates.rendering import (
     Values,
     render,
 )
-from cove.business.templates.review import (
+from cove.protocol.templates.review import (
     REFUSAL_CODES,
     Approve,
     Disable,
@@ -105,7 +105,7 @@ from cove.business.templates.review import (
     Submit,
     transition,
 )
-from cove.business.templates.signing import (
+from cove.protocol.templates.signing import (
     APPROVED_TYPE,
     ApprovedTemplate,
     approved_payload,

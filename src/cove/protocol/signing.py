@@ -13,6 +13,12 @@ import vodozemac
 
 from cove.errors import ApiError
 
+# The syntax of keys and signatures, stated in the OpenAPI document. The relay checks it itself (below),
+# answering `malformed_base64` or `invalid_key` as clients expect, so pydantic only documents these patterns.
+KEY_32 = {"pattern": r"^[A-Za-z0-9+/]{43}=?$"}  # 32 bytes of standard base64, padded or not
+SIGNATURE_64 = {"pattern": r"^[A-Za-z0-9+/]{86}(==)?$"}  # 64 bytes of standard base64, padded or not
+
+
 IDENTITY = "identity"
 ONE_TIME = "one_time_key"
 FALLBACK = "fallback_key"

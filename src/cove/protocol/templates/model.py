@@ -24,8 +24,8 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from cove.business.optin import Category
-from cove.business.templates.components import (
+from cove.protocol.business import Category
+from cove.protocol.templates.components import (
     _TAGS,
     _UPPER,
     CANDIDATE,

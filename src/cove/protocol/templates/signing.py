@@ -17,8 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import Field
 
-from cove.business.templates.components import IDENTIFIER, _Strict
-from cove.business.templates.model import Problem, Template, TemplateError, _validated
+from cove.protocol.templates.components import IDENTIFIER, _Strict
+from cove.protocol.templates.model import Problem, Template, TemplateError, _validated
 
 APPROVED_TYPE = "cove.business.template.approved.v1"
 
