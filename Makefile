@@ -28,6 +28,7 @@ test: $(VENV)/.installed-test  ## the whole suite; PostgreSQL too when COVE_TEST
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports  # the layers: [tool.importlinter] in pyproject.toml
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix src tests bench scripts

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import MetaData, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from cove.accounts.storage import accounts, devices
 from cove.client.core import MessageReceived
 
 
@@ -35,3 +36,27 @@ def assert_no_plaintext(rows: list[tuple[str, dict]], secrets: list[str]) -> Non
                     assert needle not in bytes(value), f"plaintext {secret!r} in {table}.{column}"
                 elif isinstance(value, str):
                     assert secret not in value, f"plaintext {secret!r} in {table}.{column}"
+
+
+async def insert_account(engine: AsyncEngine, account_id: str, phone: str) -> None:
+    """An account with one device, written straight to the tables (no keys, no token)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(accounts).values(id=account_id, phone_number=phone, created_at_ms=1, identity_generation=1)
+        )
+        await conn.execute(
+            insert(devices).values(
+                account_id=account_id,
+                device_id=1,
+                registration_id=1,
+                identity_curve25519="c",
+                identity_ed25519="e",
+                device_model="m",
+                os_name="o",
+                os_version="1",
+                app_version="1",
+                created_at_ms=1,
+                updated_at_ms=1,
+                last_seen_at_ms=1,
+            )
+        )

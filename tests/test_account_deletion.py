@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from cove.accounts import deletion
-from cove.accounts.storage import accounts, devices
+from cove.accounts.storage import accounts
 from cove.accounts.usage_storage import usage_daily
 from cove.app import build_relay  # every capability's tables on the metadata, too
 from cove.client.core import MessageReceived
@@ -21,7 +21,7 @@ from cove.db import create_engine, metadata, migrate
 from cove.errors import ApiError
 from cove.events import AccountDeleted
 from cove.testing import policy_opening_now, run_cove
-from helpers import texts
+from helpers import insert_account, texts
 from test_consent_e2e import DEFAULT, publish
 
 # Columns that name an account, and the phone-number columns.
@@ -143,27 +143,9 @@ async def test_deletion_hooks_run_inside_the_transaction_and_a_failing_hook_abor
     await migrate(engine)
     relay = build_relay(Settings(data_dir=tmp_path, database_url=database_url), engine)
     try:
-        async with engine.begin() as conn:
-            for account_id, phone in (("acc-1", "+14155550191"), ("acc-2", "+14155550192")):
-                await conn.execute(
-                    insert(accounts).values(id=account_id, phone_number=phone, created_at_ms=1, identity_generation=1)
-                )
-                await conn.execute(
-                    insert(devices).values(
-                        account_id=account_id,
-                        device_id=1,
-                        registration_id=1,
-                        identity_curve25519="c",
-                        identity_ed25519="e",
-                        device_model="m",
-                        os_name="o",
-                        os_version="1",
-                        app_version="1",
-                        created_at_ms=1,
-                        updated_at_ms=1,
-                        last_seen_at_ms=1,
-                    )
-                )
+        for account_id, phone in (("acc-1", "+14155550191"), ("acc-2", "+14155550192")):
+            await insert_account(engine, account_id, phone)
+            async with engine.begin() as conn:
                 await conn.execute(
                     insert(usage_daily).values(
                         account_id=account_id, day=1, messages_sent=1, messages_received=1, app_opens=1, updated_at_ms=1

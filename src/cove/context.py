@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.config import Settings
 from cove.events import Hooks
@@ -53,6 +53,9 @@ class Relay:
     discovery_limiter: RateLimiter = field(init=False)
     # Frames a device gets once its queue is drained (a due privacy notice, say); filled by capabilities.
     connect_frames: list[Callable[[Relay, DeviceRecord], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
+    # Parts of a user's privacy view (``GET /v1/me/privacy``) that other capabilities keep, as {key: value} for
+    # an account: what the sharing gateway disclosed. Filled by capabilities.
+    privacy_sections: list[Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = field(default_factory=list)
     # The rules another capability applies to every send (the business rules), set by it at start-up.
     send_rule: SendRule | None = None
     key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))

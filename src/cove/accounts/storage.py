@@ -15,15 +15,16 @@ from sqlalchemy import (
     Table,
     case,
     delete,
+    false,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import ColumnElement, FromClause
 
 from cove.accounts.codes import PendingCode
-from cove.business.storage import business_accounts
 from cove.clock import to_datetime, to_ms
 from cove.db import metadata
 
@@ -150,12 +151,26 @@ async def account_by_id(conn: AsyncConnection, account_id: str):  # noqa: ANN201
     return (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
 
 
-_B = business_accounts
-_DEVICES_AND_BUSINESS = devices.outerjoin(_B, _B.c.account_id == devices.c.account_id)
-_IS_BUSINESS = _B.c.account_id.isnot(None).label("business")
+# Whether an account is a business is the business capability's to say: it names its table's account id column
+# when it is imported (cove.business.storage), and devices come with the flag from one outer join, so a send
+# reads it with the cached devices rather than by a query of its own, and accounts imports no business module.
+_business: list[Column] = []
+
+
+def flag_businesses(account_id: Column) -> None:
+    """A device's ``business`` flag is whether ``account_id``'s table has a row for its account."""
+    _business[:] = [account_id]
+
+
+def _with_business_flag() -> tuple[ColumnElement[bool], FromClause]:
+    if not _business:
+        return false().label("business"), devices
+    (key,) = _business
+    return key.isnot(None).label("business"), devices.outerjoin(key.table, key == devices.c.account_id)
 
 
 async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecord]:
+    is_business, devices_and_business = _with_business_flag()
     rows = await conn.execute(
         select(
             devices.c.account_id,
@@ -163,9 +178,9 @@ async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecor
             devices.c.registration_id,
             devices.c.identity_curve25519,
             devices.c.identity_ed25519,
-            _IS_BUSINESS,
+            is_business,
         )
-        .select_from(_DEVICES_AND_BUSINESS)
+        .select_from(devices_and_business)
         .where(devices.c.account_id == account_id)
         .order_by(devices.c.device_id)
     )
@@ -173,6 +188,7 @@ async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecor
 
 
 async def device_by_token_hash(conn: AsyncConnection, token_hash: str) -> DeviceRecord | None:
+    is_business, devices_and_business = _with_business_flag()
     row = (
         await conn.execute(
             select(
@@ -181,10 +197,10 @@ async def device_by_token_hash(conn: AsyncConnection, token_hash: str) -> Device
                 devices.c.registration_id,
                 devices.c.identity_curve25519,
                 devices.c.identity_ed25519,
-                _IS_BUSINESS,
+                is_business,
                 devices.c.last_seen_at_ms,
             )
-            .select_from(_DEVICES_AND_BUSINESS)
+            .select_from(devices_and_business)
             .where(devices.c.token_hash == token_hash)
         )
     ).first()

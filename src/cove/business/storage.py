@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from cove.accounts import storage as account_storage
 from cove.business.optin import Block, OptIn, PairConsent
 from cove.db import metadata
 from cove.protocol.business import BlockReason, Category, OptInSource
@@ -55,6 +56,8 @@ business_accounts = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
 )
+# Devices come with a business flag from this table (one join on the send path's cached lookup).
+account_storage.flag_businesses(business_accounts.c.account_id)
 
 business_user_ids = Table(
     "business_user_ids",

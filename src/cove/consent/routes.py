@@ -15,7 +15,6 @@ from cove.consent.decision import AgeBracket
 from cove.consent.policy import Choice
 from cove.context import Relay, get_relay
 from cove.errors import error_responses
-from cove.sharing.disclosures import disclosures_of
 
 router = APIRouter(tags=["privacy"])
 
@@ -143,5 +142,6 @@ async def my_privacy(
 ) -> dict[str, Any]:
     view = await service.privacy_view(relay.engine, relay.policies, device.account_id)
     async with relay.engine.connect() as conn:
-        view["disclosures"] = await disclosures_of(conn, device.account_id)
+        for section in relay.privacy_sections:  # what was shared: the sharing gateway's (cove.sharing.hooks)
+            view.update(await section(conn, device.account_id))
     return view

@@ -1,0 +1,75 @@
+"""The layers of cove, as pyproject.toml's [tool.importlinter] contract states them (``make lint`` runs
+``lint-imports`` on it): no package imports a higher one, the SDK imports no service. The same contract is
+checked here on the real import graph, and shown to catch an upward import."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import grimp
+import pytest
+
+CONFIG = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["importlinter"]
+LAYERS_CONTRACT, SDK_CONTRACT = CONFIG["contracts"]
+
+
+def _layer(line: str) -> grimp.Layer:
+    independent = "|" in line
+    return grimp.Layer(*(name.strip() for name in line.replace(":", "|").split("|")), independent=independent)
+
+
+LAYERS = [_layer(line) for line in LAYERS_CONTRACT["layers"]]
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    graph = grimp.build_graph("cove", exclude_type_checking_imports=CONFIG["exclude_type_checking_imports"])
+    for line in LAYERS_CONTRACT.get("ignore_imports", []):
+        importer, imported = (part.strip() for part in line.split("->"))
+        graph.remove_import(importer=importer, imported=imported)
+    return graph
+
+
+def _upward(graph: grimp.ImportGraph) -> list[str]:
+    return sorted(
+        f"{d.importer} -> {d.imported} via {sorted(r.heads)}"
+        for d in graph.find_illegal_dependencies_for_layers(layers=LAYERS)
+        for r in d.routes
+    )
+
+
+def _sdk_imports_a_service(graph: grimp.ImportGraph) -> list[str]:
+    return sorted(
+        f"{source} -> {service}"
+        for source in SDK_CONTRACT["source_modules"]
+        for service in SDK_CONTRACT["forbidden_modules"]
+        if graph.chain_exists(importer=source, imported=service, as_packages=True)
+    )
+
+
+def test_no_package_imports_a_higher_one(graph: grimp.ImportGraph) -> None:
+    assert _upward(graph) == []
+
+
+def test_the_sdk_imports_no_service(graph: grimp.ImportGraph) -> None:
+    assert _sdk_imports_a_service(graph) == []
+
+
+def test_every_package_of_cove_has_a_layer(graph: grimp.ImportGraph) -> None:
+    placed = {name for layer in LAYERS for name in layer.module_tails}
+    top = graph.find_children("cove") - {"cove.__main__", "cove.migrations"}
+    assert top - placed == set()
+
+
+def test_an_upward_import_is_caught(graph: grimp.ImportGraph) -> None:
+    # The deletion cascade's old shape: accounts importing the capabilities it deleted rows of.
+    graph.add_import(importer="cove.accounts.deletion", imported="cove.consent.storage")
+    graph.add_import(importer="cove.client.core", imported="cove.business.gateway.cloud")
+    try:
+        assert any(line.startswith("cove.accounts -> cove.consent") for line in _upward(graph))
+        assert "cove.client -> cove.business" in _sdk_imports_a_service(graph)
+    finally:
+        graph.remove_import(importer="cove.accounts.deletion", imported="cove.consent.storage")
+        graph.remove_import(importer="cove.client.core", imported="cove.business.gateway.cloud")
+    assert _upward(graph) == []
