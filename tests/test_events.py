@@ -16,7 +16,7 @@ from cove.accounts.storage import DeviceRecord, accounts
 from cove.app import build_relay
 from cove.business import service
 from cove.config import Settings
-from cove.db import create_engine, migrate
+from cove.db import create_engine
 from cove.errors import ApiError
 from cove.events import (
     KINDS,
@@ -111,11 +111,9 @@ async def test_an_in_transaction_handler_that_raises_stops_the_ones_after_it() -
 
 
 @pytest.fixture
-async def relay(tmp_path):  # noqa: ANN001, ANN201
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cove.db'}"
-    engine = create_engine(url)
-    await migrate(engine)
-    yield build_relay(Settings(data_dir=tmp_path, database_url=url, secret_key="test"), engine)
+async def relay(database_url: str, tmp_path):  # noqa: ANN001, ANN201
+    engine = create_engine(database_url)
+    yield build_relay(Settings(data_dir=tmp_path, database_url=database_url, secret_key="test"), engine)
     await engine.dispose()
 
 

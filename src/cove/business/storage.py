@@ -295,9 +295,10 @@ async def store_consent(
 
 
 async def forget_account(conn: AsyncConnection, account_id: str, _at_ms: int) -> None:
-    """The account-deletion hook: a deleted business takes its profile, templates and everything users told it
-    with it; a deleted user takes their per-business ids, opt-ins and preferences, and their blocks and reports
-    stay as anonymous feedback (so leaving Cove does not clean a spammer's quality record)."""
+    """On AccountDeleted, in the deletion's transaction (cove.business.hooks): a deleted business takes its profile,
+    templates and everything users told it with it; a deleted user takes their per-business ids, opt-ins and
+    preferences, and their blocks and reports stay as anonymous feedback (so leaving Cove does not clean a
+    spammer's quality record)."""
     for table in (
         *_PAIR_TABLES,
         business_feedback,

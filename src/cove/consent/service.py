@@ -26,8 +26,9 @@ _LEDGER_RETRIES = 5
 
 
 class PolicyBook:
-    """The published policies, cached; reloaded every few seconds so a `cove policy publish` run against
-    the database reaches every relay process."""
+    """The published policies, cached; reloaded at once on ``PolicyPublished`` (cove.consent.hooks), and every
+    few seconds so that a `cove policy publish` run against the database reaches every relay process even when
+    no event does."""
 
     def __init__(self, engine: AsyncEngine, reload_seconds: float = 5.0) -> None:
         self._engine = engine

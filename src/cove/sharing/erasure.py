@@ -1,8 +1,9 @@
 """Erasure: a deleted account becomes one erasure event per recipient, tracked until that recipient acknowledges.
 
-The hook runs inside the account-deletion transaction, so an account is never gone without its erasure events.
-The recipients are every recipient any published policy names: one that never received the account's data gets
-an event it can ignore, which is cheaper than being wrong about who might hold it.
+Its AccountDeleted handler (cove.sharing.hooks) runs inside the account-deletion transaction, so an account is
+never gone without its erasure events. The recipients are every recipient any published policy names: one that
+never received the account's data gets an event it can ignore, which is cheaper than being wrong about who might
+hold it.
 """
 
 from __future__ import annotations
