@@ -6,31 +6,24 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.accounts.storage import DeviceRecord
 from cove.business import sending, storage
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.events import AccountDeleted
-from cove.messaging.models import SendRequest
+from cove.messaging.service import Send
 
 
-async def business_rules(
-    relay: Relay,
-    sender: DeviceRecord,
-    recipient_id: str,
-    registered: list[DeviceRecord],
-    request: SendRequest,
-    now: int,
-) -> sending.BusinessWrites | None:
+async def business_rules(relay: Relay, send: Send) -> sending.BusinessWrites | None:
     """A business's send passes the business rules (raising their refusal); a message to a business opens its
     service window. Neither costs a plain send a query: the business flags come with the cached devices."""
+    sender, recipient_id, now = send.sender, send.recipient_id, send.now
     if sender.business:
         return await sending.check(
-            relay.engine, relay.send_buckets, sender.account_id, recipient_id, request.business, now
+            relay.engine, relay.send_buckets, sender.account_id, recipient_id, send.request.business, now
         )
-    if request.business is not None:
+    if send.request.business is not None:
         raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")
-    if registered[0].business and not request.receipt:
+    if send.registered[0].business and not send.request.receipt:
         return sending.BusinessWrites(recipient_id, sender.account_id, opens_window_at_ms=now)
     return None
 

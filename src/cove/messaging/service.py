@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from cove.accounts.storage import DeviceRecord
 from cove.clock import now_ms
@@ -16,20 +18,21 @@ from cove.messaging.models import FREE_FORM, SendRequest, SendResult
 from cove.messaging.writer import SendJob
 
 
-class SendRule(Protocol):
-    """Rules another capability applies to every send between two accounts (the business rules,
-    cove.business.hooks), registered as ``Relay.send_rule`` so that messaging imports none: raises the
-    refusal, or returns what the queue writer stores with the envelopes (``QueueWriter.store_with_sends``)."""
+@dataclass(frozen=True)
+class Send:
+    """A send between two accounts, checked so far: its devices match the recipient's (``registered``)."""
 
-    async def __call__(
-        self,
-        relay: Relay,
-        sender: DeviceRecord,
-        recipient_id: str,
-        registered: list[DeviceRecord],
-        request: SendRequest,
-        now: int,
-    ) -> Any | None: ...
+    sender: DeviceRecord
+    recipient_id: str
+    registered: list[DeviceRecord]
+    request: SendRequest
+    now: int
+
+
+# Rules another capability applies to every send between two accounts (the business rules, cove.business.hooks),
+# registered as ``Relay.send_rule`` so that messaging imports none: raises the refusal, or returns what the queue
+# writer stores with the envelopes (``QueueWriter.store_with_sends``).
+SendRule = Callable[[Relay, Send], Awaitable[Any]]
 
 
 def _decode(body: str, limit: int, index: int) -> bytes:
@@ -71,7 +74,7 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     )
 
     now = now_ms()
-    business = await _send_rule(relay, sender, recipient_id, registered, request, now)
+    business = await _send_rule(relay, Send(sender, recipient_id, registered, request, now))
     # Recipients see every business message labelled as one, free-form ones too.
     header = (request.business or FREE_FORM).model_dump_json(exclude_none=True) if sender.business else None
     expires = now + relay.retention_ms
@@ -94,18 +97,11 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     return SendJob(sender.account_id, recipient_id, request.client_message_id, envelopes, business)
 
 
-async def _send_rule(
-    relay: Relay,
-    sender: DeviceRecord,
-    recipient_id: str,
-    registered: list[DeviceRecord],
-    request: SendRequest,
-    now: int,
-) -> Any | None:
-    if recipient_id == sender.account_id:
-        if request.business is not None:
+async def _send_rule(relay: Relay, send: Send) -> Any:
+    if send.recipient_id == send.sender.account_id:
+        if send.request.business is not None:
             raise ApiError(400, "invalid_business_header", "a message to your own devices carries no business header")
         return None
     if relay.send_rule is None:
         return None
-    return await relay.send_rule(relay, sender, recipient_id, registered, request, now)
+    return await relay.send_rule(relay, send)
