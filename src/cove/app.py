@@ -22,9 +22,13 @@ from cove.consent.routes import router as consent_router
 from cove.context import Relay
 from cove.db import create_engine, migrate
 from cove.errors import install_error_handlers
+from cove.events import Hooks
+from cove.fleet.broadcast import Broadcast
+from cove.fleet.bus import Bus
 from cove.keys.routes import router as keys_router
-from cove.messaging.hub import Hub
+from cove.messaging.hub import Hub, new_node
 from cove.messaging.routes import router as messaging_router
+from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety.service import enforce_bans_forever
 from cove.sharing.erasure import record_erasure
@@ -39,7 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
-        hub = Hub()
+        bus = Bus(settings.nats_url, settings.bus_prefix, settings.fleet_poll_seconds) if settings.nats_url else None
+        hub = Hub(Wakeups(bus, new_node()) if bus is not None else None)
+        hooks = Hooks()
         retention_ms = int(settings.message_retention_days * 86_400_000)
         writer = QueueWriter(engine, hub, retention_ms)
         writer.start()
@@ -51,25 +57,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             directory=DeviceDirectory(engine),
             code_sender=make_code_sender(settings),
             code_secret=settings.resolved_secret_key(),
+            hooks=hooks,
         )
         relay.account_deleted_hooks.append(record_erasure)  # erasure events travel to every recipient
         relay.account_deleted_hooks.append(business_storage.forget_account)
         app.state.relay = relay
         relay.connect_frames.append(consent_push.on_connect)
         relay.consent_writer.start()
+        broadcast = Broadcast(engine, hooks, bus, settings.fleet_poll_seconds)
+        await broadcast.start()
+        if bus is not None:
+            bus.on_gap(hub.rescan)
+            await bus.start()
         background = [
             asyncio.create_task(purge_expired_forever(engine, retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
             asyncio.create_task(enforce_bans_forever(engine, hub, relay.directory, settings.ban_sweep_seconds)),
         ]
+        if bus is not None:
+            background.append(asyncio.create_task(hub.rescan_forever(settings.queue_rescan_seconds)))
         log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
             for task in background:
                 task.cancel()
+            await broadcast.stop()
             hub.close_all()
+            if bus is not None:
+                await bus.stop()
             await relay.presence.drain()
             await writer.stop()
             await relay.consent_writer.stop()

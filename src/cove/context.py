@@ -18,6 +18,7 @@ from cove.business.sending import SendBuckets
 from cove.config import Settings
 from cove.consent.service import PolicyBook
 from cove.consent.writer import ConsentWriter
+from cove.events import Hooks
 from cove.messaging.hub import Hub
 from cove.messaging.writer import QueueWriter
 from cove.safety.connections import Occupancy
@@ -33,6 +34,7 @@ class Relay:
     directory: DeviceDirectory
     code_sender: CodeSender
     code_secret: bytes
+    hooks: Hooks
     discovery_limiter: RateLimiter = field(init=False)
     policies: PolicyBook = field(init=False)
     consent_writer: ConsentWriter = field(init=False)
