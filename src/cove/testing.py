@@ -298,6 +298,11 @@ class NatsServer:
             time.sleep(0.05)
         raise RuntimeError(f"nats-server did not start: {self._log.read_text()[-2000:]}")
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
