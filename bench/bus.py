@@ -36,12 +36,21 @@ from cove.testing import NatsServer
 from harness import command, cpu_seconds, machine
 
 
-class CountingStream:
-    def __init__(self) -> None:
+class Tally:
+    def __init__(self, expected: int) -> None:
         self.offered = 0
+        self.expected = expected
+        self.done = asyncio.Event()
+
+
+class CountingStream:
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
 
     def offer(self, item: Any) -> None:  # noqa: ANN401 - whatever the hub hands over
-        self.offered += 1
+        self.tally.offered += 1
+        if self.tally.offered >= self.tally.expected:
+            self.tally.done.set()
 
     def close(self, code: int, reason: str) -> None:
         pass
@@ -52,15 +61,12 @@ async def run(args: argparse.Namespace, nats_url: str, nats: psutil.Process | No
     buses = [Bus(nats_url, prefix, poll_seconds=60) for _ in range(2)]
     for bus in buses:
         await bus.start()
-    while not all(bus.connected for bus in buses):
-        await asyncio.sleep(0.05)
+    await asyncio.gather(*(bus.ready() for bus in buses))
     sender, holder = (Hub(Wakeups(bus, new_node())) for bus in buses)
-    streams = {}
-    for i in range(args.devices):
-        key = (str(uuid.uuid4()), 1)
-        streams[key] = CountingStream()
-        await holder.attach(key, streams[key])
-    keys = list(streams)
+    tally = Tally(args.messages)
+    keys = [(str(uuid.uuid4()), 1) for _ in range(args.devices)]
+    for key in keys:
+        await holder.attach(key, CountingStream(tally))
     body = bytes(args.body_bytes)
     now = int(time.time() * 1000)
     envelopes = [
@@ -72,8 +78,7 @@ async def run(args: argparse.Namespace, nats_url: str, nats: psutil.Process | No
     for start in range(0, len(envelopes), args.batch):
         await sender.deliver(envelopes[start : start + args.batch])
         await asyncio.sleep(0)
-    while sum(s.offered for s in streams.values()) < args.messages:
-        await asyncio.sleep(0.001)
+    await tally.done.wait()
     wall = time.perf_counter() - wall0
     cpu, nats_cpu = cpu_seconds(me) - cpu0, (cpu_seconds(nats) - nats0) if nats else None
     for bus in buses:

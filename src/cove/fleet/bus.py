@@ -64,6 +64,10 @@ class Bus:
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
+    async def ready(self) -> None:
+        """Wait until the first connection to NATS is made."""
+        await self._connected.wait()
+
     def on_gap(self, listener: GapListener) -> None:
         """``listener(reason)`` runs whenever messages may have been missed."""
         self._gap_listeners.append(listener)
