@@ -67,17 +67,62 @@ async def bounded(coros: list[Awaitable[Any]], limit: int = 16) -> list[Any]:
 
 
 def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+    """CPU seconds of the process and its children (``cove serve --workers N`` is a parent and N workers)."""
+    total = 0.0
+    for one in [process, *process.children(recursive=True)]:
+        try:
+            times = one.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+# The servers a fleet of relays uses, by process name; their CPU is reported apart from the relay's.
+SERVICES = {"postgresql": "postgres", "nats": "nats-server", "redis": "redis-server"}
+
+
+def services_cpu() -> dict[str, float]:
+    """CPU seconds of every PostgreSQL, NATS and Redis server process on this machine, per service."""
+    totals = dict.fromkeys(SERVICES, 0.0)
+    names = {process_name: service for service, process_name in SERVICES.items()}
+    for process in psutil.process_iter(["name"]):
+        service = names.get(process.info["name"])
+        if service is None:
+            continue
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        totals[service] += times.user + times.system
+    return totals
 
 
 async def measure_cpu(relay: psutil.Process, window: Window) -> dict[str, float]:
-    """CPU seconds of the relay and of this process over the timed window."""
+    """CPU seconds over the timed window: the relay (all its processes), this process, and each service
+    (anything else using PostgreSQL, NATS or Redis on the machine meanwhile is counted too)."""
     me = psutil.Process()
     await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
-    relay0, me0 = cpu_seconds(relay), cpu_seconds(me)
+    relay0, me0, services0 = cpu_seconds(relay), cpu_seconds(me), services_cpu()
     await asyncio.sleep(max(0.0, window.t1 - time.perf_counter()))
-    return {"relay": cpu_seconds(relay) - relay0, "bench": cpu_seconds(me) - me0}
+    services1 = services_cpu()
+    return {
+        "relay": cpu_seconds(relay) - relay0,
+        "bench": cpu_seconds(me) - me0,
+        **{name: services1[name] - services0[name] for name in SERVICES},
+    }
+
+
+def fleet_env(workers: int, nats_url: str) -> dict[str, str]:
+    """Settings for ``--workers N``: NATS between the processes, on subjects of this run's own."""
+    if workers == 1:
+        return {}
+    return {"COVE_NATS_URL": nats_url, "COVE_BUS_PREFIX": f"bench{os.getpid()}"}
+
+
+def per_unit_ms(cpu: dict[str, float], units: int) -> dict[str, float | None]:
+    """Each service's CPU ms per delivered message (or decision)."""
+    return {name: round(cpu[name] * 1000 / units, 3) if units else None for name in SERVICES}
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -76,7 +76,7 @@ from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.messaging.envelope import EnvelopeKind
 from cove.testing import CodeInbox, RelayProcess
-from harness import bounded, command, machine, measure_cpu, ms, percentile, run_against
+from harness import bounded, command, fleet_env, machine, measure_cpu, ms, per_unit_ms, percentile, run_against
 
 # A typical short chat message: with the SDK's JSON around it ~200 bytes, which Olm turns into ~256 bytes.
 TEXT = "Running a few minutes late, the train is stuck outside the station. Order for me if you get there first?"
@@ -420,6 +420,7 @@ def report(
         "settings": {
             "mode": args.mode,
             "database": "postgresql" if args.database_url else "sqlite",
+            "workers": args.workers,
             "pairs": args.pairs,
             "load": f"fixed rate {args.rate:g} msg/s" if args.rate else f"closed loop, window {args.window}/sender",
             "seconds": args.seconds,
@@ -433,6 +434,7 @@ def report(
             "latency_max_ms": ms(max(tally.latencies, default=None)),
             "relay_cpu_ms_per_message": round(cpu["relay"] * 1000 / delivered, 3) if delivered else None,
             "relay_cpu_percent": round(cpu["relay"] / args.seconds * 100, 1),
+            "services_cpu_ms_per_message": per_unit_ms(cpu, delivered),
             "bench_client_cpu_percent": round(cpu["bench"] / args.seconds * 100, 1),
             "relay_rss_mb": round(rss / 2**20, 1),
             "delivered_in_window": delivered,
@@ -451,7 +453,8 @@ def print_table(result: dict[str, Any]) -> None:
     console.print(f"[bold]machine[/bold]  {m['cpus']} CPUs, Python {m['python']}, {m['platform']}", soft_wrap=True)
     s = result["settings"]
     console.print(
-        f"[bold]settings[/bold] mode {s['mode']}, {s['database']}, {s['pairs']} pairs, {s['load']}, "
+        f"[bold]settings[/bold] mode {s['mode']}, {s['database']}, {s['workers']} relay process(es), "
+        f"{s['pairs']} pairs, {s['load']}, "
         f"{s['seconds']:g} s measured after {s['warmup']:g} s warm-up"
         + (f", ciphertexts of ~{s['ciphertext_bytes']} bytes" if s["ciphertext_bytes"] else ""),
         soft_wrap=True,
@@ -467,6 +470,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("latency max (ms)", r["latency_max_ms"]),
         ("relay CPU ms per delivered message", r["relay_cpu_ms_per_message"]),
         ("relay CPU (% of one core)", r["relay_cpu_percent"]),
+        *((f"{name} server CPU ms per message", v) for name, v in r["services_cpu_ms_per_message"].items()),
         ("bench client CPU (% of one core)", r["bench_client_cpu_percent"]),
         ("relay RSS at the end (MB)", r["relay_rss_mb"]),
         ("delivered in the timed window", r["delivered_in_window"]),
@@ -495,8 +499,14 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="an empty PostgreSQL database, e.g. postgresql+asyncpg://user@127.0.0.1/bench (default: fresh SQLite)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="relay processes (cove serve --workers; needs PostgreSQL and NATS)"
+    )
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="NATS for --workers > 1 (default local)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args()
+    if args.workers > 1 and not args.database_url:
+        parser.error("--workers needs --database-url (PostgreSQL): SQLite takes one process")
     if not 1 <= args.pairs <= 4999:  # phone numbers are +1415555NNNN
         parser.error("--pairs must be between 1 and 4999")
     return args
@@ -515,7 +525,8 @@ def main() -> None:
             args.database_url or f"sqlite+aiosqlite:///{workdir / 'relay' / 'cove.db'}",
             workdir / "relay",
             inbox.url,
-            {},
+            fleet_env(args.workers, args.nats),
+            workers=args.workers,
         )
         relay.start()
         result = run_against(relay, inbox, lambda: run(args, relay, inbox, workdir), budget)

@@ -199,9 +199,17 @@ class RelayProcess:
     """
 
     def __init__(
-        self, database_url: str, data_dir: Path, code_url: str, extra_env: dict[str, str], *, preloaded: bool = False
+        self,
+        database_url: str,
+        data_dir: Path,
+        code_url: str,
+        extra_env: dict[str, str],
+        *,
+        preloaded: bool = False,
+        workers: int = 1,
     ) -> None:
         self.database_url = database_url
+        self.workers = workers
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -220,7 +228,7 @@ class RelayProcess:
         self._proc: subprocess.Popen[bytes] | PreloadedCove | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        argv = ["serve", "--port", str(self.port)]
+        argv = ["serve", "--port", str(self.port)] + (["--workers", str(self.workers)] if self.workers > 1 else [])
         if self.preloaded:
             self._proc = PreloadedCove(argv, self.env, self.log_path)
         else:
