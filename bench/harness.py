@@ -82,9 +82,9 @@ def cpu_seconds(process: psutil.Process) -> float:
 SERVICES = {"postgresql": "postgres", "nats": "nats-server", "redis": "redis-server"}
 
 
-def services_cpu() -> dict[str, float]:
-    """CPU seconds of every PostgreSQL, NATS and Redis server process on this machine, per service."""
-    totals = dict.fromkeys(SERVICES, 0.0)
+def services_cpu() -> dict[tuple[str, int], float]:
+    """CPU seconds of every PostgreSQL, NATS and Redis server process on this machine, by (service, pid)."""
+    found = {}
     names = {process_name: service for service, process_name in SERVICES.items()}
     for process in psutil.process_iter(["name"]):
         service = names.get(process.info["name"])
@@ -94,7 +94,16 @@ def services_cpu() -> dict[str, float]:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        totals[service] += times.user + times.system
+        found[(service, process.pid)] = times.user + times.system
+    return found
+
+
+def services_delta(before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]) -> dict[str, float]:
+    """CPU seconds per service between two readings. A process that ended in between is not counted (a
+    PostgreSQL backend of a closed connection): the figure is a lower bound."""
+    totals = dict.fromkeys(SERVICES, 0.0)
+    for (service, pid), seconds in after.items():
+        totals[service] += seconds - before.get((service, pid), 0.0)
     return totals
 
 
@@ -105,11 +114,10 @@ async def measure_cpu(relay: psutil.Process, window: Window) -> dict[str, float]
     await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
     relay0, me0, services0 = cpu_seconds(relay), cpu_seconds(me), services_cpu()
     await asyncio.sleep(max(0.0, window.t1 - time.perf_counter()))
-    services1 = services_cpu()
     return {
         "relay": cpu_seconds(relay) - relay0,
         "bench": cpu_seconds(me) - me0,
-        **{name: services1[name] - services0[name] for name in SERVICES},
+        **services_delta(services0, services_cpu()),
     }
 
 
