@@ -88,6 +88,7 @@ from harness import (
     percentile,
     report_console,
     run_against,
+    tree_rss,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -608,7 +609,7 @@ async def part_decisions(
         await asyncio.gather(*slots, return_exceptions=True)
         if late:
             tally.errors["still in flight after the drain"] += len(late)
-        rss = relay_process.memory_info().rss
+        rss = tree_rss(relay_process)
         choices_after = await choice_entries(engine)
     finally:
         for raw in raws:

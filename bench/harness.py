@@ -78,6 +78,17 @@ def cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
+def tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of the process and its children (all of ``cove serve --workers N``)."""
+    total = 0
+    for one in [process, *process.children(recursive=True)]:
+        try:
+            total += one.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 # The servers a fleet of relays uses, by process name; their CPU is reported apart from the relay's.
 SERVICES = {"postgresql": "postgres", "nats": "nats-server", "redis": "redis-server"}
 
@@ -119,6 +130,29 @@ async def measure_cpu(relay: psutil.Process, window: Window) -> dict[str, float]
         "bench": cpu_seconds(me) - me0,
         **services_delta(services0, services_cpu()),
     }
+
+
+async def postgres_counters(url: str) -> dict[str, int]:
+    """The database's write counters now: WAL position (bytes), commits, rows inserted and deleted. The WAL
+    is the server's, so anything else writing to the same server meanwhile is counted too."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        wal = await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        row = await conn.fetchrow(
+            "SELECT xact_commit, tup_inserted, tup_deleted, tup_updated FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return {"wal_bytes": int(wal), **{k: int(v) for k, v in row.items()}}
+
+
+def postgres_per_unit(before: dict[str, int], after: dict[str, int], units: int) -> dict[str, float | None]:
+    """What the database wrote per delivered message (or decision). pg_stat_database lags by up to its
+    stats interval, so run long enough for that not to matter (10 s and more)."""
+    return {k: round((after[k] - before[k]) / units, 2) if units else None for k in after}
 
 
 def fleet_env(workers: int, nats_url: str) -> dict[str, str]:

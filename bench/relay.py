@@ -76,7 +76,20 @@ from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.messaging.envelope import EnvelopeKind
 from cove.testing import CodeInbox, RelayProcess
-from harness import bounded, command, fleet_env, machine, measure_cpu, ms, per_unit_ms, percentile, run_against
+from harness import (
+    bounded,
+    command,
+    fleet_env,
+    machine,
+    measure_cpu,
+    ms,
+    per_unit_ms,
+    percentile,
+    postgres_counters,
+    postgres_per_unit,
+    run_against,
+    tree_rss,
+)
 
 # A typical short chat message: with the SDK's JSON around it ~200 bytes, which Olm turns into ~256 bytes.
 TEXT = "Running a few minutes late, the train is stuck outside the station. Order for me if you get there first?"
@@ -383,13 +396,14 @@ async def run(args: argparse.Namespace, relay: RelayProcess, inbox: CodeInbox, w
         tally.t0 = start + args.warmup
         tally.t1 = tally.t0 + args.seconds
         relay_process = psutil.Process(relay.pid)
-        cpu, *_ = await asyncio.gather(
+        cpu, written, *_ = await asyncio.gather(
             measure_cpu(relay_process, tally),
+            database_writes(args.database_url, tally),
             *(drive(p, send, tally, start, args.rate, args.pairs) for p in pairs),
         )
         # Let what is still in flight arrive, and the receipts of everything delivered come back.
         await wait_until(lambda: not tally.in_flight and tally.receipts >= tally.delivered, DRAIN_SECONDS)
-        rss = relay_process.memory_info().rss
+        rss = tree_rss(relay_process)
     finally:
         tally.closing = True
         for p in pairs:
@@ -406,12 +420,27 @@ async def run(args: argparse.Namespace, relay: RelayProcess, inbox: CodeInbox, w
         tally.errors["not delivered"] += len(tally.in_flight)
     if tally.receipts < tally.delivered:
         tally.errors["receipt missing"] += tally.delivered - tally.receipts
-    return report(args, tally, cpu, rss, body_bytes)
+    return report(args, tally, cpu, rss, body_bytes, written)
+
+
+async def database_writes(url: str | None, window: Tally) -> tuple[dict[str, int], dict[str, int]] | None:
+    """PostgreSQL's write counters at the start and end of the timed window (None on SQLite)."""
+    if not url:
+        return None
+    await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
+    before = await postgres_counters(url)
+    await asyncio.sleep(max(0.0, window.t1 - time.perf_counter()))
+    return before, await postgres_counters(url)
 
 
 # The report -------------------------------------------------------------------------------------------
 def report(
-    args: argparse.Namespace, tally: Tally, cpu: dict[str, float], rss: int, body_bytes: int | None
+    args: argparse.Namespace,
+    tally: Tally,
+    cpu: dict[str, float],
+    rss: int,
+    body_bytes: int | None,
+    written: tuple[dict[str, int], dict[str, int]] | None,
 ) -> dict[str, Any]:
     delivered = tally.delivered_in_window
     return {
@@ -435,6 +464,7 @@ def report(
             "relay_cpu_ms_per_message": round(cpu["relay"] * 1000 / delivered, 3) if delivered else None,
             "relay_cpu_percent": round(cpu["relay"] / args.seconds * 100, 1),
             "services_cpu_ms_per_message": per_unit_ms(cpu, delivered),
+            "postgresql_per_message": postgres_per_unit(*written, delivered) if written else None,
             "bench_client_cpu_percent": round(cpu["bench"] / args.seconds * 100, 1),
             "relay_rss_mb": round(rss / 2**20, 1),
             "delivered_in_window": delivered,
@@ -471,6 +501,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("relay CPU ms per delivered message", r["relay_cpu_ms_per_message"]),
         ("relay CPU (% of one core)", r["relay_cpu_percent"]),
         *((f"{name} server CPU ms per message", v) for name, v in r["services_cpu_ms_per_message"].items()),
+        *((f"postgresql {name} per message", v) for name, v in (r["postgresql_per_message"] or {}).items()),
         ("bench client CPU (% of one core)", r["bench_client_cpu_percent"]),
         ("relay RSS at the end (MB)", r["relay_rss_mb"]),
         ("delivered in the timed window", r["delivered_in_window"]),
