@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -177,29 +178,74 @@ async def test_delivery_goes_on_through_the_database_while_nats_is_down_and_afte
     assert "lost NATS" in fleet.a.log() + fleet.b.log()
 
 
+async def listen_across(fleet: Fleet, client: CoveClient, count: int, into: list[str]) -> None:
+    """Collect ``count`` texts; when the client's process dies, carry on through the other one."""
+    while len(into) < count:
+        try:
+            async for event in client.events():
+                if isinstance(event, MessageReceived):
+                    into.append(event.text)
+                    if len(into) >= count:
+                        return
+        except (OSError, ConnectionClosed, RelayError):
+            await asyncio.sleep(0.2)
+            client = fleet.moved(client, fleet.b)
+
+
+async def send_across(
+    fleet: Fleet, client: CoveClient, recipient: str, texts: list[str], sent: list[str], halfway: asyncio.Event
+) -> None:
+    """Send each text until acknowledged; when the client's process dies, through the other one. A retry
+    resends the same message (same client message id), so one the dead process had stored is not doubled."""
+    for text in texts:
+        outgoing = client.core.compose_text(recipient, text)
+        while True:
+            try:
+                await client.send(outgoing)
+                break
+            except (OSError, RelayError, httpx.TransportError):
+                await asyncio.sleep(0.1)
+                client = fleet.moved(client, fleet.b)
+        sent.append(text)
+        if len(sent) == len(texts) // 2:
+            halfway.set()
+        await asyncio.sleep(0.01)
+
+
 # A process killed between a commit and its publish loses that wake-up: the queue re-read delivers it.
 @pytest.mark.parametrize("fleet_extra_env", [{"COVE_QUEUE_RESCAN_SECONDS": "2"}])
-async def test_a_process_killed_under_load_loses_no_acknowledged_message(fleet):
+async def test_a_process_killed_under_load_loses_no_acknowledged_message_and_doubles_none(fleet):
+    """Alice on A writes to Bob on B, Carol on B to Dave on A; A is killed while both write."""
     alice = await fleet.register(fleet.a, "alice", "+14155550107")
     bob = await fleet.register(fleet.b, "bob", "+14155550108")
-    await alice.send_text(bob.core.account_id, "hello")
-    await connected(bob)
-    got: list[str] = []
-    listening = asyncio.create_task(collect(bob, 40, got, seconds=60))
-    await asyncio.sleep(0.5)
+    carol = await fleet.register(fleet.b, "carol", "+14155550109")
+    dave = await fleet.register(fleet.a, "dave", "+14155550110")
+    for sender, receiver in ((alice, bob), (carol, dave)):
+        await sender.send_text(receiver.core.account_id, "hello")
+        await connected(receiver)
 
-    acknowledged: list[str] = []
-    sender = alice
-    for i in range(40):
-        text = f"m{i}"
-        if i == 20:
-            fleet.a.kill()  # mid-run: alice's next send finds it gone, as after a crash
-        for _ in range(3):
-            try:
-                await sender.send_text(bob.core.account_id, text)
-                break
-            except (RelayError, OSError, Exception):  # noqa: BLE001 - any transport failure: move on
-                sender = fleet.moved(alice, fleet.b)  # the load balancer sends it to the live process
-        acknowledged.append(text)
-    await listening
-    assert got == acknowledged
+    n = 40
+    got_bob: list[str] = []
+    got_dave: list[str] = []
+    sent_alice: list[str] = []
+    sent_carol: list[str] = []
+    listening = [
+        asyncio.create_task(listen_across(fleet, bob, n, got_bob)),
+        asyncio.create_task(listen_across(fleet, dave, n, got_dave)),
+    ]
+    await asyncio.sleep(0.5)
+    halfway = asyncio.Event()
+    sending = [
+        asyncio.create_task(
+            send_across(fleet, alice, bob.core.account_id, [f"a{i}" for i in range(n)], sent_alice, halfway)
+        ),
+        asyncio.create_task(
+            send_across(fleet, carol, dave.core.account_id, [f"c{i}" for i in range(n)], sent_carol, asyncio.Event())
+        ),
+    ]
+    await asyncio.wait_for(halfway.wait(), 30)
+    fleet.a.kill()  # mid-run, while both pairs are sending and A holds Alice's and Dave's connections
+    await asyncio.wait_for(asyncio.gather(*sending), 60)
+    await asyncio.wait_for(asyncio.gather(*listening), 60)
+    assert got_bob == sent_alice == [f"a{i}" for i in range(n)]  # none lost, none twice, in order
+    assert got_dave == sent_carol == [f"c{i}" for i in range(n)]
