@@ -270,6 +270,15 @@ async def test_with_redis_unreachable_closed_limits_answer_503_and_open_ones_are
         with pytest.raises(ApiError) as caught:
             await limits.check(Limiter.KEY_FETCH, "alice>bob")
         refused("rate_limited", caught)
+        # A business send fails open too: its pair and throughput permits and marketing hold, kept here.
+        at = int(limits.clock() * 1000)
+        spends = [
+            Spend((Limiter.BUSINESS_PAIR, "shop>ana"), Limit(1, 0.01)),
+            Spend((Limiter.BUSINESS_THROUGHPUT, "shop"), Limit(80, 80)),
+        ]
+        hold = Hold((Limiter.MARKETING_HELD, "ana"), f"shop@{at}", at, (), 2, 86_400_000, 60_000)
+        assert (await limits.take(spends, hold)).ok
+        assert (await limits.take(spends, hold)).waits[0] == 100.0
     warnings = [r for r in caplog.records if r.name == "cove.limits"]
     assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()  # not one line per request
 
