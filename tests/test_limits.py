@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -23,6 +27,7 @@ from cove.safety.limiters import Limits
 from cove.safety.limits import Fails, Limiter, table
 from cove.safety.limits_redis import RedisStore
 from cove.safety.ratelimit import Bucket, Limit, Quota, Window, count, take
+from cove.testing import free_port
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -50,9 +55,14 @@ def shared(request: pytest.FixtureRequest) -> Iterator[tuple[str, str] | None]:
 
 
 @contextlib.asynccontextmanager
-async def limits_on(shared: tuple[str, str] | None, clock: Clock, rules=None) -> AsyncIterator[Limits]:  # noqa: ANN001
+async def limits_on(
+    shared: tuple[str, str] | None,
+    clock: Clock,
+    rules=None,
+    rest_seconds: float = 1.0,  # noqa: ANN001
+) -> AsyncIterator[Limits]:
     store = RedisStore(*shared) if shared else None
-    limits = Limits(rules or small_table(), store, clock)
+    limits = Limits(rules or small_table(), store, clock, rest_seconds)
     try:
         yield limits
     finally:
@@ -299,3 +309,53 @@ async def test_a_redis_that_does_not_answer_in_time_counts_as_away():
             await limits.check(Limiter.KEY_FETCH, "alice>bob")
     finally:
         server.close()
+
+
+@contextlib.contextmanager
+def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A Redis server of this test's own, which it may stop and start again (the shared one serves others)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(400):
+            if server.poll() is not None:
+                pytest.fail(f"redis-server exited with {server.returncode}")
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.025)
+        else:
+            pytest.fail("redis-server did not start")
+        yield server
+    finally:
+        client.close()
+        server.terminate()
+        server.wait()
+
+
+async def test_when_redis_comes_back_the_limits_are_fleet_wide_again_and_start_afresh(caplog):
+    caplog.set_level(logging.WARNING, "cove.limits")
+    port = free_port()
+    # No rest after a failure: Redis is tried again at the next check, not a second later.
+    async with limits_on((f"redis://127.0.0.1:{port}/0", "cove:"), Clock(), rest_seconds=0) as one:
+        with private_redis(port):
+            for _ in range(4):
+                await one.check(Limiter.PIN_CHANGE, "alice")
+        with pytest.raises(ApiError) as caught:  # stopped: closed
+            await one.check(Limiter.PIN_CHANGE, "alice")
+        refused("limiter_unavailable", caught)
+        with private_redis(port):  # restarted, empty: what was counted before is gone (docs/scaling.md)
+            for _ in range(5):
+                await one.check(Limiter.PIN_CHANGE, "alice")
+            with pytest.raises(ApiError) as caught:
+                await one.check(Limiter.PIN_CHANGE, "alice")
+            refused("rate_limited", caught)
+    said = [r.getMessage() for r in caplog.records if r.name == "cove.limits"]
+    assert len(said) == 2 and "unreachable" in said[0] and "again" in said[1]

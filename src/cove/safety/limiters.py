@@ -38,8 +38,10 @@ class Limits:
         rules: Mapping[Limiter, Rule],
         shared: Store | None = None,
         clock: Callable[[], float] = wall_clock,
+        rest_seconds: float = REST_SECONDS,
     ) -> None:
         self.rules = rules
+        self._rest_seconds = rest_seconds
         self._shared = shared
         self._local = MemoryStore()
         self.clock = clock
@@ -83,7 +85,7 @@ class Limits:
             try:
                 answer = await call(self._shared)
             except StoreUnavailable as exc:
-                self._resting_until = time.monotonic() + REST_SECONDS
+                self._resting_until = time.monotonic() + self._rest_seconds
                 self._went_without(str(exc))
             else:
                 if self._down:
