@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from cove.accounts.code_limits import CodeLimits, CodeRequestsLimited
 from cove.config import Settings
 from cove.errors import ApiError
-from cove.safety.limit_store import Hold, Spend, Use
+from cove.safety.limit_store import Hold, MemoryStore, Spend, Use
 from cove.safety.limiters import Limits
 from cove.safety.limits import Fails, Limiter, table
 from cove.safety.limits_redis import RedisStore
@@ -359,3 +359,21 @@ async def test_when_redis_comes_back_the_limits_are_fleet_wide_again_and_start_a
             refused("rate_limited", caught)
     said = [r.getMessage() for r in caplog.records if r.name == "cove.limits"]
     assert len(said) == 2 and "unreachable" in said[0] and "again" in said[1]
+
+
+async def test_this_process_keeps_a_bounded_number_of_keys_forgetting_the_spent_ones_last():
+    store = MemoryStore(max_keys=10)
+    slow, fast = Limit(1, 0.001), Limit(1, 1000)  # full again after 1,000 s, and after a millisecond
+
+    async def spent(key: str, limit: Limit, now: float) -> bool:
+        return not (await store.take([Spend(("key fetch", key), limit)], now)).ok
+
+    for i in range(5):
+        assert not await spent(f"slow-{i}", slow, 0.0)
+    for i in range(6):  # at the eleventh key the five fast ones before it have expired: they go, the slow stay
+        assert not await spent(f"fast-{i}", fast, i / 100)
+    assert all([await spent(f"slow-{i}", slow, 1.0) for i in range(5)])
+    for i in range(20):  # only live keys now: the least recently used tenth goes each time the bound is passed
+        await spent(f"more-{i}", slow, 1.0)
+    assert not await spent("slow-0", slow, 1.0)  # forgotten: a fresh, full bucket
+    assert await spent("more-19", slow, 1.0)
