@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await writer.stop()
             await relay.consent_writer.stop()
             await relay.code_sender.aclose()
+            await relay.limits.aclose()
             await engine.dispose()
 
     app = FastAPI(

@@ -94,6 +94,17 @@ class Settings(BaseSettings):
         30.0, gt=0, description="In a fleet, how often each socket re-reads its queue for a lost wake-up"
     )
 
+    # Shared limits (cove.safety.limits): a fleet of relays keeps every rate limit in one Redis.
+    redis_url: str | None = Field(
+        None, description="Redis for fleet-wide limits, e.g. redis://127.0.0.1:6379/0; empty: limits per process"
+    )
+    redis_prefix: str = Field(
+        "cove:", pattern=r"^[A-Za-z0-9:_.-]{0,64}$", description="Prefix of every key the relay writes to Redis"
+    )
+    redis_timeout_seconds: float = Field(
+        0.1, gt=0, le=5, description="A limit check that Redis has not answered by then fails open or closed"
+    )
+
     log_level: str = "info"
 
     @classmethod

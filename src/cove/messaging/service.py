@@ -93,9 +93,7 @@ async def _business_rules(
             raise ApiError(400, "invalid_business_header", "a message to your own devices carries no business header")
         return None
     if sender.business:
-        return await sending.check(
-            relay.engine, relay.send_buckets, sender.account_id, recipient_id, request.business, now
-        )
+        return await sending.check(relay.engine, relay.limits, sender.account_id, recipient_id, request.business, now)
     if request.business is not None:
         raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")
     if registered[0].business and not request.receipt:
