@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint format demo bench clean
+.PHONY: serve serve-cluster test lint format demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 serve: $(VENV)/.installed  ## run the relay on SQLite under ./var (see README for settings)
 	$(BIN)/cove serve
+
+# A fleet on one machine: WORKERS relay processes on the local PostgreSQL, NATS and Redis (docs/scaling.md)
+WORKERS      ?= 2
+CLUSTER_DB   ?= cove
+CLUSTER_ENV  := COVE_DATABASE_URL=$${COVE_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/$(CLUSTER_DB)} \
+	COVE_NATS_URL=$${COVE_NATS_URL:-nats://127.0.0.1:4222} COVE_REDIS_URL=$${COVE_REDIS_URL:-redis://127.0.0.1:6379/0}
+serve-cluster: $(VENV)/.installed  ## WORKERS relay processes on one port, on PostgreSQL, NATS and Redis
+	@createdb -h 127.0.0.1 -U postgres $(CLUSTER_DB) 2>/dev/null || true
+	$(CLUSTER_ENV) $(BIN)/cove serve --workers $(WORKERS)
 
 # pytest-xdist processes for `make test`; TEST_WORKERS=0 runs the tests in pytest's own process
 TEST_WORKERS ?= 2

@@ -77,7 +77,19 @@ from cove.consent.policy import LegalBasis, Policy
 from cove.consent.predicate import permitted_accounts
 from cove.db import create_engine, migrate
 from cove.testing import CodeInbox, RelayProcess, policy_opening_now
-from harness import bounded, command, machine, measure_cpu, ms, percentile, report_console, run_against
+from harness import (
+    bounded,
+    command,
+    fleet_env,
+    machine,
+    measure_cpu,
+    ms,
+    per_unit_ms,
+    percentile,
+    report_console,
+    run_against,
+    tree_rss,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_FILE = ROOT / "policies" / "cove-default.toml"
@@ -597,7 +609,7 @@ async def part_decisions(
         await asyncio.gather(*slots, return_exceptions=True)
         if late:
             tally.errors["still in flight after the drain"] += len(late)
-        rss = relay_process.memory_info().rss
+        rss = tree_rss(relay_process)
         choices_after = await choice_entries(engine)
     finally:
         for raw in raws:
@@ -621,6 +633,7 @@ async def part_decisions(
         "latency_max_ms": ms(max(tally.latencies, default=None)),
         "relay_cpu_ms_per_decision": round(cpu["relay"] * 1000 / tally.in_window, 3) if tally.in_window else None,
         "relay_cpu_percent": round(cpu["relay"] / args.seconds * 100, 1),
+        "services_cpu_ms_per_decision": per_unit_ms(cpu, tally.in_window),
         "bench_client_cpu_percent": round(cpu["bench"] / args.seconds * 100, 1),
         "relay_rss_mb": round(rss / 2**20, 1),
         "decisions_in_window": tally.in_window,
@@ -776,6 +789,7 @@ def print_report(result: dict[str, Any]) -> None:
         ("latency max (ms)", b["latency_max_ms"]),
         ("relay CPU ms per decision", b["relay_cpu_ms_per_decision"]),
         ("relay CPU (% of one core)", b["relay_cpu_percent"]),
+        *((f"{name} server CPU ms per decision", v) for name, v in b["services_cpu_ms_per_decision"].items()),
         ("bench client CPU (% of one core)", b["bench_client_cpu_percent"]),
         ("relay RSS at the end (MB)", b["relay_rss_mb"]),
         ("decisions in the timed window", b["decisions_in_window"]),
@@ -840,8 +854,14 @@ def parse_args() -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the relay, e.g. COVE_NOTICE_INTERVAL_SECONDS=3600 (repeatable)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="relay processes (cove serve --workers; needs PostgreSQL and NATS)"
+    )
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="NATS for --workers > 1 (default local)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args()
+    if args.workers > 1 and not args.database_url:
+        parser.error("--workers needs --database-url (PostgreSQL): SQLite takes one process")
     if any("=" not in item for item in args.relay_env):
         parser.error("--relay-env takes NAME=VALUE")
     if args.accounts < 1:
@@ -864,8 +884,8 @@ def main() -> None:
         (work / "relay").mkdir()
         url = args.database_url or f"sqlite+aiosqlite:///{work / 'relay' / 'cove.db'}"
         inbox = CodeInbox()
-        relay_env = dict(item.split("=", 1) for item in args.relay_env)
-        relay = RelayProcess(url, work / "relay", inbox.url, relay_env)
+        relay_env = {**fleet_env(args.workers, args.nats), **dict(item.split("=", 1) for item in args.relay_env)}
+        relay = RelayProcess(url, work / "relay", inbox.url, relay_env, workers=args.workers)
 
         result = run_against(relay, inbox, lambda: run(args, url, relay, inbox, work, console), budget)
     if args.json:

@@ -67,17 +67,104 @@ async def bounded(coros: list[Awaitable[Any]], limit: int = 16) -> list[Any]:
 
 
 def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+    """CPU seconds of the process and its children (``cove serve --workers N`` is a parent and N workers)."""
+    total = 0.0
+    for one in [process, *process.children(recursive=True)]:
+        try:
+            times = one.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of the process and its children (all of ``cove serve --workers N``)."""
+    total = 0
+    for one in [process, *process.children(recursive=True)]:
+        try:
+            total += one.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+# The servers a fleet of relays uses, by process name; their CPU is reported apart from the relay's.
+SERVICES = {"postgresql": "postgres", "nats": "nats-server", "redis": "redis-server"}
+
+
+def services_cpu() -> dict[tuple[str, int], float]:
+    """CPU seconds of every PostgreSQL, NATS and Redis server process on this machine, by (service, pid)."""
+    found = {}
+    names = {process_name: service for service, process_name in SERVICES.items()}
+    for process in psutil.process_iter(["name"]):
+        service = names.get(process.info["name"])
+        if service is None:
+            continue
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        found[(service, process.pid)] = times.user + times.system
+    return found
+
+
+def services_delta(before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]) -> dict[str, float]:
+    """CPU seconds per service between two readings. A process that ended in between is not counted (a
+    PostgreSQL backend of a closed connection): the figure is a lower bound."""
+    totals = dict.fromkeys(SERVICES, 0.0)
+    for (service, pid), seconds in after.items():
+        totals[service] += seconds - before.get((service, pid), 0.0)
+    return totals
 
 
 async def measure_cpu(relay: psutil.Process, window: Window) -> dict[str, float]:
-    """CPU seconds of the relay and of this process over the timed window."""
+    """CPU seconds over the timed window: the relay (all its processes), this process, and each service
+    (anything else using PostgreSQL, NATS or Redis on the machine meanwhile is counted too)."""
     me = psutil.Process()
     await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
-    relay0, me0 = cpu_seconds(relay), cpu_seconds(me)
+    relay0, me0, services0 = cpu_seconds(relay), cpu_seconds(me), services_cpu()
     await asyncio.sleep(max(0.0, window.t1 - time.perf_counter()))
-    return {"relay": cpu_seconds(relay) - relay0, "bench": cpu_seconds(me) - me0}
+    return {
+        "relay": cpu_seconds(relay) - relay0,
+        "bench": cpu_seconds(me) - me0,
+        **services_delta(services0, services_cpu()),
+    }
+
+
+async def postgres_counters(url: str) -> dict[str, int]:
+    """The database's write counters now: WAL position (bytes), commits, rows inserted and deleted. The WAL
+    is the server's, so anything else writing to the same server meanwhile is counted too."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        wal = await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        row = await conn.fetchrow(
+            "SELECT xact_commit, tup_inserted, tup_deleted, tup_updated FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return {"wal_bytes": int(wal), **{k: int(v) for k, v in row.items()}}
+
+
+def postgres_per_unit(before: dict[str, int], after: dict[str, int], units: int) -> dict[str, float | None]:
+    """What the database wrote per delivered message (or decision). pg_stat_database lags by up to its
+    stats interval, so run long enough for that not to matter (10 s and more)."""
+    return {k: round((after[k] - before[k]) / units, 2) if units else None for k in after}
+
+
+def fleet_env(workers: int, nats_url: str) -> dict[str, str]:
+    """Settings for ``--workers N``: NATS between the processes, on subjects of this run's own."""
+    if workers == 1:
+        return {}
+    return {"COVE_NATS_URL": nats_url, "COVE_BUS_PREFIX": f"bench{os.getpid()}"}
+
+
+def per_unit_ms(cpu: dict[str, float], units: int) -> dict[str, float | None]:
+    """Each service's CPU ms per delivered message (or decision)."""
+    return {name: round(cpu[name] * 1000 / units, 3) if units else None for name in SERVICES}
 
 
 def percentile(values: list[float], q: float) -> float | None:

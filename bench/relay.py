@@ -76,7 +76,20 @@ from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.messaging.envelope import EnvelopeKind
 from cove.testing import CodeInbox, RelayProcess
-from harness import bounded, command, machine, measure_cpu, ms, percentile, run_against
+from harness import (
+    bounded,
+    command,
+    fleet_env,
+    machine,
+    measure_cpu,
+    ms,
+    per_unit_ms,
+    percentile,
+    postgres_counters,
+    postgres_per_unit,
+    run_against,
+    tree_rss,
+)
 
 # A typical short chat message: with the SDK's JSON around it ~200 bytes, which Olm turns into ~256 bytes.
 TEXT = "Running a few minutes late, the train is stuck outside the station. Order for me if you get there first?"
@@ -383,13 +396,14 @@ async def run(args: argparse.Namespace, relay: RelayProcess, inbox: CodeInbox, w
         tally.t0 = start + args.warmup
         tally.t1 = tally.t0 + args.seconds
         relay_process = psutil.Process(relay.pid)
-        cpu, *_ = await asyncio.gather(
+        cpu, written, *_ = await asyncio.gather(
             measure_cpu(relay_process, tally),
+            database_writes(args.database_url, tally),
             *(drive(p, send, tally, start, args.rate, args.pairs) for p in pairs),
         )
         # Let what is still in flight arrive, and the receipts of everything delivered come back.
         await wait_until(lambda: not tally.in_flight and tally.receipts >= tally.delivered, DRAIN_SECONDS)
-        rss = relay_process.memory_info().rss
+        rss = tree_rss(relay_process)
     finally:
         tally.closing = True
         for p in pairs:
@@ -406,12 +420,27 @@ async def run(args: argparse.Namespace, relay: RelayProcess, inbox: CodeInbox, w
         tally.errors["not delivered"] += len(tally.in_flight)
     if tally.receipts < tally.delivered:
         tally.errors["receipt missing"] += tally.delivered - tally.receipts
-    return report(args, tally, cpu, rss, body_bytes)
+    return report(args, tally, cpu, rss, body_bytes, written)
+
+
+async def database_writes(url: str | None, window: Tally) -> tuple[dict[str, int], dict[str, int]] | None:
+    """PostgreSQL's write counters at the start and end of the timed window (None on SQLite)."""
+    if not url:
+        return None
+    await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
+    before = await postgres_counters(url)
+    await asyncio.sleep(max(0.0, window.t1 - time.perf_counter()))
+    return before, await postgres_counters(url)
 
 
 # The report -------------------------------------------------------------------------------------------
 def report(
-    args: argparse.Namespace, tally: Tally, cpu: dict[str, float], rss: int, body_bytes: int | None
+    args: argparse.Namespace,
+    tally: Tally,
+    cpu: dict[str, float],
+    rss: int,
+    body_bytes: int | None,
+    written: tuple[dict[str, int], dict[str, int]] | None,
 ) -> dict[str, Any]:
     delivered = tally.delivered_in_window
     return {
@@ -420,6 +449,7 @@ def report(
         "settings": {
             "mode": args.mode,
             "database": "postgresql" if args.database_url else "sqlite",
+            "workers": args.workers,
             "pairs": args.pairs,
             "load": f"fixed rate {args.rate:g} msg/s" if args.rate else f"closed loop, window {args.window}/sender",
             "seconds": args.seconds,
@@ -433,6 +463,8 @@ def report(
             "latency_max_ms": ms(max(tally.latencies, default=None)),
             "relay_cpu_ms_per_message": round(cpu["relay"] * 1000 / delivered, 3) if delivered else None,
             "relay_cpu_percent": round(cpu["relay"] / args.seconds * 100, 1),
+            "services_cpu_ms_per_message": per_unit_ms(cpu, delivered),
+            "postgresql_per_message": postgres_per_unit(*written, delivered) if written else None,
             "bench_client_cpu_percent": round(cpu["bench"] / args.seconds * 100, 1),
             "relay_rss_mb": round(rss / 2**20, 1),
             "delivered_in_window": delivered,
@@ -451,7 +483,8 @@ def print_table(result: dict[str, Any]) -> None:
     console.print(f"[bold]machine[/bold]  {m['cpus']} CPUs, Python {m['python']}, {m['platform']}", soft_wrap=True)
     s = result["settings"]
     console.print(
-        f"[bold]settings[/bold] mode {s['mode']}, {s['database']}, {s['pairs']} pairs, {s['load']}, "
+        f"[bold]settings[/bold] mode {s['mode']}, {s['database']}, {s['workers']} relay process(es), "
+        f"{s['pairs']} pairs, {s['load']}, "
         f"{s['seconds']:g} s measured after {s['warmup']:g} s warm-up"
         + (f", ciphertexts of ~{s['ciphertext_bytes']} bytes" if s["ciphertext_bytes"] else ""),
         soft_wrap=True,
@@ -467,6 +500,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("latency max (ms)", r["latency_max_ms"]),
         ("relay CPU ms per delivered message", r["relay_cpu_ms_per_message"]),
         ("relay CPU (% of one core)", r["relay_cpu_percent"]),
+        *((f"{name} server CPU ms per message", v) for name, v in r["services_cpu_ms_per_message"].items()),
+        *((f"postgresql {name} per message", v) for name, v in (r["postgresql_per_message"] or {}).items()),
         ("bench client CPU (% of one core)", r["bench_client_cpu_percent"]),
         ("relay RSS at the end (MB)", r["relay_rss_mb"]),
         ("delivered in the timed window", r["delivered_in_window"]),
@@ -495,8 +530,14 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="an empty PostgreSQL database, e.g. postgresql+asyncpg://user@127.0.0.1/bench (default: fresh SQLite)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="relay processes (cove serve --workers; needs PostgreSQL and NATS)"
+    )
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="NATS for --workers > 1 (default local)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args()
+    if args.workers > 1 and not args.database_url:
+        parser.error("--workers needs --database-url (PostgreSQL): SQLite takes one process")
     if not 1 <= args.pairs <= 4999:  # phone numbers are +1415555NNNN
         parser.error("--pairs must be between 1 and 4999")
     return args
@@ -515,7 +556,8 @@ def main() -> None:
             args.database_url or f"sqlite+aiosqlite:///{workdir / 'relay' / 'cove.db'}",
             workdir / "relay",
             inbox.url,
-            {},
+            fleet_env(args.workers, args.nats),
+            workers=args.workers,
         )
         relay.start()
         result = run_against(relay, inbox, lambda: run(args, relay, inbox, workdir), budget)

@@ -160,3 +160,26 @@ async def users(relay: RelayProcess, code_inbox: CodeInbox, tmp_path: Path):  # 
     made = Users(relay, code_inbox, tmp_path / "clients")
     yield made
     await made.aclose()
+
+
+REDIS_URL = os.environ.get("COVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_env() -> Iterator[dict[str, str]]:
+    """Settings that keep a relay's limits in the local Redis under a key prefix of the test's own (so parallel
+    tests never share a limit); its keys are deleted afterwards. Fails in CI when Redis is down, skips elsewhere."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis is unreachable at {REDIS_URL}: {exc}")
+    prefix = f"cove-test:{uuid.uuid4().hex[:12]}:"
+    yield {"COVE_REDIS_URL": REDIS_URL, "COVE_REDIS_PREFIX": prefix}
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+    client.close()

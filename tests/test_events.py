@@ -135,8 +135,8 @@ async def test_the_relays_after_commit_handlers_close_sockets_forget_the_directo
 ) -> None:
     await insert_account(relay.engine, "acc-1", "+14155550191")
     phone, other = FakeStream(), FakeStream()
-    relay.hub.attach(("acc-1", 1), phone)
-    relay.hub.attach(("acc-2", 1), other)
+    await relay.hub.attach(("acc-1", 1), phone)
+    await relay.hub.attach(("acc-2", 1), other)
     assert [d.device_id for d in await relay.directory.devices_of("acc-1")] == [1]  # now cached
 
     ban = DevicesLoggedOut("acc-1", (), BANNED_REASON)

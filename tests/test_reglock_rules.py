@@ -7,9 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cove.accounts import reglock
-from cove.accounts.code_limits import CodeLimits, CodeRequestsLimited, range_key, source_key
+from cove.accounts.code_limits import range_key, source_key
 from cove.accounts.reglock import Lock, PinHash, RegLockPolicy
-from cove.safety.ratelimit import Quota
 
 DAY_MS = 86_400_000
 POLICY = RegLockPolicy(inactivity_ms=7 * DAY_MS)
@@ -90,28 +89,3 @@ def test_sources_are_addresses_and_ipv6_subscribers_their_64():
     assert source_key("2001:db8:1:2::5") == source_key("2001:db8:1:2:ffff::1") == "2001:db8:1:2::/64"
     assert source_key(None) == source_key("testclient") == "unknown"
     assert range_key("+14155550171", 2) == "+141555501"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_a_refused_code_request_spends_no_other_limit_and_each_budget_comes_back_after_its_window():
-    clock = Clock()
-    quotas = {"number": Quota(2, 60), "source": Quota(3, 60), "range": Quota(100, 60), "overall": Quota(100, 60)}
-    limits = CodeLimits(quotas, 2, clock)
-    assert [limits.spend("+14155550171", "a"), limits.spend("+14155550171", "a")] == [1, 0]
-    with pytest.raises(CodeRequestsLimited) as refused:
-        limits.spend("+14155550171", "a")
-    assert (refused.value.limit, refused.value.retry_after) == ("number", 61)
-    assert limits.spend("+14155550171", "b") == 1  # another source has its own budget for the number
-    assert limits.spend("+14155550999", "a") == 1  # the refusal did not spend source a's third code
-    with pytest.raises(CodeRequestsLimited) as by_source:
-        limits.spend("+14155550888", "a")
-    assert by_source.value.limit == "source"
-    clock.now = 60
-    assert limits.spend("+14155550171", "a") == 1

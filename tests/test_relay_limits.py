@@ -98,6 +98,6 @@ async def test_a_bad_ack_never_joins_the_shared_commit(tmp_path: Path) -> None:
 
 async def test_the_hub_drops_a_push_to_a_full_stream_and_closes_it() -> None:
     hub, stream = Hub(), SocketStream(max_frames=2, max_bytes=1 << 20)
-    hub.attach(("bob", 1), stream)
-    hub.deliver([envelope(1), envelope(2), envelope(3)])  # the third: bob is not reading
+    await hub.attach(("bob", 1), stream)
+    await hub.deliver([envelope(1), envelope(2), envelope(3)])  # the third: bob is not reading
     assert stream.aborted and stream.close_code == CLOSE_NOT_READING

@@ -19,7 +19,6 @@ from cove.accounts.routes import router as accounts_router
 from cove.accounts.senders import make_code_sender
 from cove.business import hooks as business_hooks
 from cove.business.routes import router as business_router
-from cove.business.sending import SendBuckets
 from cove.config import Settings
 from cove.consent import hooks as consent_hooks
 from cove.consent import push as consent_push
@@ -30,14 +29,19 @@ from cove.consent.writer import ConsentWriter
 from cove.context import Relay
 from cove.db import create_engine, migrate
 from cove.errors import install_error_handlers
+from cove.events import Hooks
+from cove.fleet.broadcast import Broadcast
+from cove.fleet.bus import Bus
 from cove.keys import hooks as keys_hooks
 from cove.keys.routes import router as keys_router
 from cove.messaging import hooks as messaging_hooks
-from cove.messaging.hub import Hub
+from cove.messaging.hub import Hub, new_node
 from cove.messaging.routes import router as messaging_router
+from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety import hooks as safety_hooks
 from cove.safety.connections import Occupancy
+from cove.safety.limiters import Limits
 from cove.safety.service import enforce_bans_forever
 from cove.sharing import hooks as sharing_hooks
 
@@ -56,10 +60,11 @@ CAPABILITIES = (
 )
 
 
-def build_relay(settings: Settings, engine: AsyncEngine) -> Relay:
-    """The relay's parts, wired, nothing started (``create_app``'s lifespan starts the writers)."""
-    hub = Hub()
+def build_relay(settings: Settings, engine: AsyncEngine, bus: Bus | None = None) -> Relay:
+    """The relay's parts, wired, nothing started (``create_app``'s lifespan starts the writers and the bus)."""
+    hub = Hub(Wakeups(bus, new_node()) if bus is not None else None)
     policies = PolicyBook(engine, settings.notice_interval_seconds)
+    limits = Limits.from_settings(settings)
     relay = Relay(
         settings=settings,
         engine=engine,
@@ -72,8 +77,9 @@ def build_relay(settings: Settings, engine: AsyncEngine) -> Relay:
         policies=policies,
         consent_writer=ConsentWriter(engine, policies),
         open_sockets=Occupancy(settings.max_sockets_per_account),
-        code_limits=CodeLimits.from_settings(settings),
-        send_buckets=SendBuckets(),
+        limits=limits,
+        code_limits=CodeLimits(limits, settings.code_range_digits),
+        hooks=Hooks(),
     )
     for capability in CAPABILITIES:
         capability.register(relay)
@@ -87,27 +93,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
-        relay = build_relay(settings, engine)
+        bus = Bus(settings.nats_url, settings.bus_prefix, settings.fleet_poll_seconds) if settings.nats_url else None
+        relay = build_relay(settings, engine, bus)
+        hub = relay.hub
         app.state.relay = relay
         relay.writer.start()
         relay.consent_writer.start()
+        broadcast = Broadcast(engine, relay.hooks, bus, settings.fleet_poll_seconds)
+        await broadcast.start()
+        if bus is not None:
+            bus.on_gap(hub.rescan)
+            await bus.start()
         background = [
             asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
             asyncio.create_task(enforce_bans_forever(engine, relay.hooks, settings.ban_sweep_seconds)),
         ]
+        if bus is not None:
+            background.append(asyncio.create_task(hub.rescan_forever(settings.queue_rescan_seconds)))
         log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
             for task in background:
                 task.cancel()
-            relay.hub.close_all()
+            await broadcast.stop()
+            hub.close_all()
+            if bus is not None:
+                await bus.stop()
             await relay.presence.drain()
             await relay.writer.stop()
             await relay.consent_writer.stop()
             await relay.code_sender.aclose()
+            await relay.limits.aclose()
             await engine.dispose()
 
     app = FastAPI(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cove.business.commands import business_app
-from cove.cli_guard import GuardedGroup
+from cove.cli_guard import CommandError, GuardedGroup
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands, register_privacy_commands
 from cove.client.pin_cli import pin_app
@@ -32,27 +32,61 @@ def main() -> None:
 def serve(
     host: str = typer.Option(None, help="Interface to listen on [default: COVE_HOST or 127.0.0.1]"),
     port: int = typer.Option(None, help="Port to listen on [default: COVE_PORT or 8080]"),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="Relay processes sharing the port. More than one needs PostgreSQL (COVE_DATABASE_URL) and NATS "
+        "(COVE_NATS_URL); see docs/scaling.md.",
+    ),
 ) -> None:
     """Run the relay: migrate the database, then serve HTTP and WebSocket clients."""
+    import asyncio
     import logging
 
     import uvicorn
 
-    from cove.app import create_app
     from cove.config import Settings
+    from cove.db import create_engine, migrate
     from cove.serving import uvicorn_options
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port if port is not None else settings.port,
-        log_level=settings.log_level,
+    options = {
+        "host": host or settings.host,
+        "port": port if port is not None else settings.port,
+        "log_level": settings.log_level,
         **uvicorn_options(settings),  # connection limits and timeouts uvicorn lacks
-        ws_per_message_deflate=False,  # ciphertext does not compress; deflate costs ~4x memory per socket
-        access_log=False,
-    )
+        "ws_per_message_deflate": False,  # ciphertext does not compress; deflate costs ~4x memory per socket
+        "access_log": False,
+    }
+    if workers == 1:
+        from cove.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+        return
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        raise CommandError(
+            f"--workers {workers} needs PostgreSQL: SQLite takes one writing process. Set COVE_DATABASE_URL="
+            "postgresql+asyncpg://user@host:5432/db (and COVE_NATS_URL), or run one process."
+        )
+    if not settings.nats_url:
+        raise CommandError(
+            f"--workers {workers} needs NATS to wake the process that holds a device: set COVE_NATS_URL="
+            "nats://127.0.0.1:4222, or run one process."
+        )
+
+    async def migrate_once() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate_once())  # before the workers start, so none of them waits for another
+    # Each worker builds its app from the environment (factory) and restarts if it dies (uvicorn supervises).
+    uvicorn.run("cove.app:create_app", factory=True, workers=workers, **options)
 
 
 register_client_commands(app)

@@ -80,6 +80,31 @@ class Settings(BaseSettings):
     ws_bad_frames: int = Field(20, ge=1, description="Unreadable frames a socket may send at once")
     ws_bad_frames_per_second: float = Field(1.0, gt=0, description="... and regains per second")
 
+    # A fleet: several relay processes on one PostgreSQL database (docs/scaling.md).
+    nats_url: str | None = Field(
+        None, description="NATS server for wake-ups and events between relay processes; empty: one process"
+    )
+    bus_prefix: str = Field(
+        "cove", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="First token of every NATS subject (one per fleet)"
+    )
+    fleet_poll_seconds: float = Field(
+        2.0, gt=0, description="How often events from other processes are read from the database"
+    )
+    queue_rescan_seconds: float = Field(
+        30.0, gt=0, description="In a fleet, how often each socket re-reads its queue for a lost wake-up"
+    )
+
+    # Shared limits (cove.safety.limits): a fleet of relays keeps every rate limit in one Redis.
+    redis_url: str | None = Field(
+        None, description="Redis for fleet-wide limits, e.g. redis://127.0.0.1:6379/0; empty: limits per process"
+    )
+    redis_prefix: str = Field(
+        "cove:", pattern=r"^[A-Za-z0-9:_.-]{0,64}$", description="Prefix of every key the relay writes to Redis"
+    )
+    redis_timeout_seconds: float = Field(
+        0.1, gt=0, le=5, description="A limit check that Redis has not answered by then fails open or closed"
+    )
+
     log_level: str = "info"
 
     @classmethod

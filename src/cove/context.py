@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.config import Settings
 from cove.events import Hooks
-from cove.safety.ratelimit import Limit, RateLimiter
 
 if TYPE_CHECKING:
     from cove.accounts.code_limits import CodeLimits
@@ -25,13 +24,13 @@ if TYPE_CHECKING:
     from cove.accounts.presence import Presence
     from cove.accounts.senders import CodeSender
     from cove.accounts.storage import DeviceRecord
-    from cove.business.sending import SendBuckets
     from cove.consent.service import PolicyBook
     from cove.consent.writer import ConsentWriter
     from cove.messaging.hub import Hub
     from cove.messaging.service import SendRule
     from cove.messaging.writer import QueueWriter
     from cove.safety.connections import Occupancy
+    from cove.safety.limiters import Limits
 
 
 @dataclass
@@ -47,10 +46,9 @@ class Relay:
     policies: PolicyBook
     consent_writer: ConsentWriter
     open_sockets: Occupancy  # WebSockets per account
+    limits: Limits  # every rate limit (cove.safety.limits), in Redis for a fleet
     code_limits: CodeLimits
-    send_buckets: SendBuckets  # business throughput and pair rate
     hooks: Hooks = field(default_factory=Hooks)
-    discovery_limiter: RateLimiter = field(init=False)
     # Frames a device gets once its queue is drained (a due privacy notice, say); filled by capabilities.
     connect_frames: list[Callable[[Relay, DeviceRecord], Awaitable[list[dict[str, Any]]]]] = field(default_factory=list)
     # Parts of a user's privacy view (``GET /v1/me/privacy``) that other capabilities keep, as {key: value} for
@@ -58,15 +56,6 @@ class Relay:
     privacy_sections: list[Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = field(default_factory=list)
     # The rules another capability applies to every send (the business rules), set by it at start-up.
     send_rule: SendRule | None = None
-    key_fetch_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("key fetch", Limit(100, 0.5)))
-    # Setting a PIN costs a 128 MiB hash: a few an hour per account is plenty.
-    pin_change_limiter: RateLimiter = field(default_factory=lambda: RateLimiter("PIN change", Limit(5, 5 / 3600)))
-
-    def __post_init__(self) -> None:
-        s = self.settings
-        self.discovery_limiter = RateLimiter(
-            "contact discovery", Limit(s.discovery_bucket_size, s.discovery_refill_per_second)
-        )
 
     @property
     def retention_ms(self) -> int:

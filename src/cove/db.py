@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Engine, MetaData, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -103,7 +103,13 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(_alembic_config(connection), "head")
 
 
+# Any constant: relay processes starting together on one PostgreSQL database migrate one after another.
+_MIGRATION_LOCK = 0x436F7665
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision; safe to call on every start."""
+    """Bring the schema to the newest revision; safe to call on every start, by several processes at once."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(_upgrade)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -198,9 +199,17 @@ class RelayProcess:
     """
 
     def __init__(
-        self, database_url: str, data_dir: Path, code_url: str, extra_env: dict[str, str], *, preloaded: bool = False
+        self,
+        database_url: str,
+        data_dir: Path,
+        code_url: str,
+        extra_env: dict[str, str],
+        *,
+        preloaded: bool = False,
+        workers: int = 1,
     ) -> None:
         self.database_url = database_url
+        self.workers = workers
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -219,7 +228,7 @@ class RelayProcess:
         self._proc: subprocess.Popen[bytes] | PreloadedCove | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        argv = ["serve", "--port", str(self.port)]
+        argv = ["serve", "--port", str(self.port)] + (["--workers", str(self.workers)] if self.workers > 1 else [])
         if self.preloaded:
             self._proc = PreloadedCove(argv, self.env, self.log_path)
         else:
@@ -272,6 +281,40 @@ class RelayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class NatsServer:
+    """A NATS server of the test's own (core NATS, no JetStream), to stop and start under a running fleet."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._log = folder / "nats.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        log = open(self._log, "ab")  # noqa: SIM115 - owned by the child process
+        self._proc = subprocess.Popen(
+            [shutil.which("nats-server") or "nats-server", "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"nats-server did not start: {self._log.read_text()[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
 
 
 def policy_opening_now(path: Path):  # noqa: ANN201 - a cove.consent.policy.Policy

@@ -1,4 +1,4 @@
-"""Who may ask for how many verification codes: the one table of code-request limits, and its counters.
+"""Who may ask for how many verification codes: the four limits a code request counts against, and their keys.
 
 Counted per number alone, anyone could spend a victim's codes (five an hour) and lock them out of
 registering. So a number's budget is kept per source address: another source cannot spend the victim's.
@@ -10,35 +10,25 @@ logged for the operator.
 
 A source is the client's address as uvicorn reports it (``X-Forwarded-For`` is believed only from the
 addresses in the ``FORWARDED_ALLOW_IPS`` environment variable, by default the loopback), an IPv6 client's /64
-network, which is what one subscriber is given. The counters live in this process's memory, like the relay's other
-limiters: a restart starts them afresh.
+network, which is what one subscriber is given. The counters are :class:`cove.safety.limiters.Limits`
+windows: in Redis for a fleet of relays (so the fleet together sends no more than each limit), else in this
+process. Their sizes are rows of :mod:`cove.safety.limits`' table, where all four fail closed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import time
-from collections.abc import Callable
 
-from cove.config import Settings
-from cove.safety.ratelimit import Quota, Window, count
+from cove.safety.limit_store import Use
+from cove.safety.limiters import Limits
+from cove.safety.limits import Limiter
+from cove.safety.ratelimit import Quota
 
 log = logging.getLogger("cove.codes")
 
-MAX_COUNTERS = 200_000
 _SHARED = ("range", "overall")
-
-
-def quotas(settings: Settings) -> dict[str, Quota]:
-    """The table: each limit's name (also the ``limit`` of a refusal) and its quota per window."""
-    window = settings.code_send_window_seconds
-    return {
-        "number": Quota(settings.code_max_sends, window),
-        "source": Quota(settings.code_max_sends_per_source, window),
-        "range": Quota(settings.code_max_sends_per_range, window),
-        "overall": Quota(settings.code_max_sends_overall, window),
-    }
+_LIMITERS = (Limiter.CODE_NUMBER, Limiter.CODE_SOURCE, Limiter.CODE_RANGE, Limiter.CODE_OVERALL)
 
 
 class CodeRequestsLimited(Exception):
@@ -73,51 +63,28 @@ def range_key(phone_number: str, drop_digits: int) -> str:
 
 
 class CodeLimits:
-    def __init__(
-        self, quotas: dict[str, Quota], range_digits: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._quotas = quotas
+    def __init__(self, limits: Limits, range_digits: int) -> None:
+        self._limits = limits
         self._range_digits = range_digits
-        self._clock = clock
-        self._windows: dict[tuple[str, str], Window] = {}
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CodeLimits:
-        return cls(quotas(settings), settings.code_range_digits)
-
-    def spend(self, phone_number: str, source: str) -> int:
+    async def spend(self, phone_number: str, source: str) -> int:
         """Count one code to ``phone_number`` asked from ``source`` against every limit, or none if one refuses
         (raises :class:`CodeRequestsLimited` naming the one to wait longest for). Returns the codes this source
         may still ask for this number in the window."""
-        now = self._clock()
-        keys = {
-            "number": f"{phone_number}|{source}",
-            "source": source,
-            "range": range_key(phone_number, self._range_digits),
-            "overall": "",
-        }
-        counted: dict[tuple[str, str], Window] = {}
-        refusals: list[tuple[float, str]] = []
-        for limit, key in keys.items():
-            window, wait = count(self._windows.get((limit, key)), self._quotas[limit], now)
-            counted[(limit, key)] = window
-            if wait > 0:
-                refusals.append((wait, limit))
+        keys = (f"{phone_number}|{source}", source, range_key(phone_number, self._range_digits), "")
+        quotas = [self._quota(limiter) for limiter in _LIMITERS]
+        uses = [Use((limiter, key), quota) for limiter, key, quota in zip(_LIMITERS, keys, quotas, strict=True)]
+        counted = await self._limits.count(uses)
+        refusals = [(c.wait, i) for i, c in enumerate(counted) if c.wait > 0]
         if refusals:
-            wait, limit = max(refusals)
+            wait, i = max(refusals)
+            limit = _LIMITERS[i].value.removeprefix("code ")
             if limit in _SHARED:
-                log.warning("code requests reached the %s limit (%s)", limit, keys[limit] or "all numbers")
-            raise CodeRequestsLimited(limit, self._quotas[limit], int(wait) + 1)
-        self._make_room(now, len(counted))
-        self._windows.update(counted)
-        return self._quotas["number"].count - counted[("number", keys["number"])].used
+                log.warning("code requests reached the %s limit (%s)", limit, keys[i] or "all numbers")
+            raise CodeRequestsLimited(limit, quotas[i], int(wait) + 1)
+        return quotas[0].count - counted[0].used
 
-    def _make_room(self, now: float, needed: int) -> None:
-        """Bound the counters: forget ended windows first, then the oldest."""
-        if len(self._windows) + needed <= MAX_COUNTERS:
-            return
-        for (limit, key), window in list(self._windows.items()):
-            if now - window.started_at >= self._quotas[limit].window_seconds:
-                del self._windows[(limit, key)]
-        for stale in list(self._windows)[: max(0, len(self._windows) + needed - MAX_COUNTERS)]:
-            del self._windows[stale]
+    def _quota(self, limiter: Limiter) -> Quota:
+        quota = self._limits.rules[limiter].size
+        assert isinstance(quota, Quota)
+        return quota

@@ -14,6 +14,7 @@ from cove.accounts.reglock import Lock, PinHash, RegLockPolicy
 from cove.clock import now_ms
 from cove.config import Settings
 from cove.context import Relay
+from cove.safety.limits import Limiter
 
 # Each hash takes 128 MiB for a few hundred ms: at most two at once bounds the memory, whatever arrives.
 _HASHING = asyncio.Semaphore(2)
@@ -39,7 +40,7 @@ async def matches(pin_hash: PinHash, pin: str) -> bool:
 async def set_pin(relay: Relay, account_id: str, pin: str) -> None:
     """Lock the account's number with ``pin`` (replacing an earlier PIN); the guess count starts afresh."""
     reglock.check_new_pin(pin)
-    relay.pin_change_limiter.check(account_id)
+    await relay.limits.check(Limiter.PIN_CHANGE, account_id)
     hashed = await _off_loop(reglock.hash_pin, pin)
     async with relay.engine.begin() as conn:
         await reglock_storage.put(conn, account_id, Lock(hashed, now_ms()))

@@ -19,6 +19,7 @@ from cove.errors import ApiError
 from cove.events import AccountChanged, DevicesLoggedOut, IdentityChanged, NumberClaimed
 from cove.protocol import signing, usage
 from cove.protocol.phone import normalise, try_normalise
+from cove.safety.limits import Limiter
 
 PRIMARY_DEVICE_ID = 1
 # The close reasons a logged-out device's socket gets (close code 4401).
@@ -48,7 +49,7 @@ async def _refuse_banned(relay: Relay, conn: AsyncConnection, phone: str) -> Non
 async def request_code(relay: Relay, raw_phone: str, source: str) -> tuple[codes.PendingCode, int]:
     """Send a fresh code to the number. Returns it and how many more ``source`` may ask for in this window."""
     phone = normalise(raw_phone)
-    sends_left = relay.code_limits.spend(phone, source)
+    sends_left = await relay.code_limits.spend(phone, source)
     policy = _code_policy(relay)
     code = codes.new_code()
     code_hash = codes.hash_code(relay.code_secret, phone, code)
@@ -262,7 +263,7 @@ async def lookup(relay: Relay, caller_account_id: str, raw_numbers: list[str]) -
     limit = relay.settings.discovery_max_numbers
     if len(raw_numbers) > limit:
         raise ApiError(400, "too_many_numbers", f"look up at most {limit} numbers per request")
-    relay.discovery_limiter.check(caller_account_id, cost=max(1, len(raw_numbers)))
+    await relay.limits.check(Limiter.CONTACT_DISCOVERY, caller_account_id, cost=max(1, len(raw_numbers)))
     numbers = {n for n in (try_normalise(raw) for raw in raw_numbers) if n}
     if not numbers:
         return []

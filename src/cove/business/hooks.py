@@ -19,7 +19,7 @@ async def business_rules(relay: Relay, send: Send) -> sending.BusinessWrites | N
     sender, recipient_id, now = send.sender, send.recipient_id, send.now
     if sender.business:
         return await sending.check(
-            relay.engine, relay.send_buckets, sender.account_id, recipient_id, send.request.business, now
+            relay.engine, relay.limits, sender.account_id, recipient_id, send.request.business, now
         )
     if send.request.business is not None:
         raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")

@@ -4,7 +4,8 @@ Throughput and pair rate are token buckets, so they reuse :func:`cove.safety.rat
 the caller passes the bucket and the time). It counts time in float seconds; these wrappers take and give
 integer milliseconds, the relay's clock unit, and leave the bucket itself in ``take``'s own form so a stored
 bucket means the same thing everywhere. The marketing cap is "at most N in any 24 h", a sliding count that a
-refilling bucket only approximates, so it keeps the delivery times themselves.
+refilling bucket only approximates, so it keeps the delivery times themselves. The sizes are rows of the
+relay's one table of limits, :mod:`cove.safety.limits`, which cites their sources.
 """
 
 from __future__ import annotations
@@ -13,18 +14,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cove.business.window import WINDOW_MS
-from cove.safety.ratelimit import Bucket, Limit, take
-
-DEFAULT_THROUGHPUT_MPS = 80  # Meta's throughput page: 80 mps a number (1,000 after upgrade, 20 coexistence)
-PAIR_BURST = 45  # pair rate ([3P] dualhook.com/docs/capacity-quality-limits): bursts of 45 in 6 s
-PAIR_SECONDS_PER_MESSAGE = 6  # pair rate (131056): about 1 message / 6 s, 600 an hour
-PAIR_LIMIT = Limit(size=PAIR_BURST, refill_per_second=1 / PAIR_SECONDS_PER_MESSAGE)
-# Per-user marketing cap (131049): Meta's is adaptive and unpublished; Cove's documented default is 2 marketing
-# templates per user in any 24 h from all businesses together, counting only those that open a conversation
-# (sent outside a service window), as Meta's does.
-MARKETING_CAP_PER_USER = 2
-MARKETING_CAP_PERIOD_MS = WINDOW_MS
+from cove.safety.limits import DEFAULT_THROUGHPUT_MPS, MARKETING_CAP_PER_USER, MARKETING_CAP_PERIOD_MS
+from cove.safety.limits import PAIR_BURST as PAIR_BURST  # the decision and its tests name them from here
+from cove.safety.limits import PAIR_LIMIT as PAIR_LIMIT
+from cove.safety.ratelimit import Bucket, Limit, cap_wait, recent, take
 
 
 def throughput_limit(mps: int = DEFAULT_THROUGHPUT_MPS) -> Limit:
@@ -48,12 +41,9 @@ def spend(bucket: Bucket | None, limit: Limit, now_ms: int) -> Spent:
 
 def marketing_recent(deliveries_ms: Sequence[int], now_ms: int) -> tuple[int, ...]:
     """The marketing deliveries to one user (from any business) that still count at ``now_ms``."""
-    return tuple(sorted(t for t in deliveries_ms if now_ms - MARKETING_CAP_PERIOD_MS < t <= now_ms))
+    return recent(deliveries_ms, MARKETING_CAP_PERIOD_MS, now_ms)
 
 
 def marketing_wait(deliveries_ms: Sequence[int], now_ms: int) -> int | None:
     """None if one more marketing template may reach this user now; otherwise ms until one may."""
-    recent = marketing_recent(deliveries_ms, now_ms)
-    if len(recent) < MARKETING_CAP_PER_USER:
-        return None
-    return recent[-MARKETING_CAP_PER_USER] + MARKETING_CAP_PERIOD_MS - now_ms
+    return cap_wait(deliveries_ms, MARKETING_CAP_PER_USER, MARKETING_CAP_PERIOD_MS, now_ms)

@@ -9,18 +9,31 @@ a send that was not a duplicate. A user's message to a business opens the busine
 way. Plain sends pay nothing: whether an account is a business comes with its devices (cached), not a query.
 
 The number's quality and tier, the template's pauses and the marketing log come from the tables that
-:mod:`cove.business.standing` keeps; throughput and pair-rate buckets from :class:`SendBuckets` in memory. The
-first send of a day per business runs that day's re-rating and tier move. Not modelled: the marketing
-experiment holdout (Cove runs no such experiment), and pacing (``Allowed.paced`` is computed, not acted on).
-Sends decided at the same moment can each see the last free slot of a tier and both pass: the tier can be
-overshot by the sends in flight, never by more.
+:mod:`cove.business.standing` keeps. The first send of a day per business runs that day's re-rating and tier
+move. Not modelled: the marketing experiment holdout (Cove runs no such experiment), and pacing
+(``Allowed.paced`` is computed, not acted on).
+
+Across a fleet of relays (one database, one Redis):
+
+- Throughput per number, pair rate per number and user, and the marketing deliveries in flight are the
+  decision's last steps (10-12). The decision runs without them; then the relay's limits
+  (:class:`cove.safety.limiters.Limits`) apply them in one atomic call, all or nothing, with the same order and
+  arithmetic: in Redis for a fleet, so they hold fleet-wide exactly (up to the hosts' clock skew).
+- The marketing cap counts the database's log plus the deliveries held in flight: a delivery is held from its
+  decision for ``IN_FLIGHT_MS``, past its commit, so two relays cannot both take a user's last slot.
+- The tier (unique users reached outside a window in 24 h) is counted from the shared database: sends decided at
+  the same moment, on any relays, can each see a tier's last free slot and all pass. A tier is overshot by at
+  most the sends in flight across the fleet (decided, not yet committed), never by more.
+- While Redis is away these limits fail open (:mod:`cove.safety.limits`): each relay keeps them alone, so N
+  relays allow N times the throughput and pair rate, and a marketing delivery in flight on another relay is
+  not seen (the committed log still is).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -32,7 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.business import limits, standing, tiers
-from cove.business.decision import TEMPLATE, Allowed, SendRequest, SendState, TemplateState, may_send
+from cove.business.decision import TEMPLATE, SendRequest, SendState, TemplateState, may_send
 from cove.business.errors import CloudApiError
 from cove.business.optin import Block, OptIn, PairConsent
 from cove.business.quality import Quality
@@ -49,7 +62,9 @@ from cove.errors import ApiError
 from cove.messaging.models import FREE_FORM, BusinessHeader
 from cove.protocol.business import BlockReason, Category, OptInSource
 from cove.protocol.templates import ReviewStatus
-from cove.safety.ratelimit import Bucket
+from cove.safety.limit_store import Hold, Spend
+from cove.safety.limiters import Limits
+from cove.safety.limits import IN_FLIGHT_MS, Limiter
 
 
 @dataclass(frozen=True)
@@ -65,54 +80,6 @@ class BusinessWrites:
     marketing_at_ms: int | None = None
     new_today: bool = False
     quality: Quality = Quality.GREEN  # the number's rating when sent, for a first row of the day
-
-
-class SendBuckets:
-    """The throughput and pair-rate buckets of this relay process, spent without an await between reading and
-    writing them, so concurrent sends cannot both take the last permit.
-
-    They are seconds to minutes long, so they live in memory: a restart forgets at most one burst. Marketing
-    deliveries accepted but not yet committed are held here too, so two businesses cannot both take a user's
-    last marketing slot while the queue writer commits. Several relay processes would keep all of this in
-    Redis, as :mod:`cove.safety.ratelimit` says of its buckets.
-    """
-
-    def __init__(self, max_pairs: int = 500_000) -> None:
-        self.numbers: dict[str, Bucket] = {}
-        self.pairs: OrderedDict[tuple[str, str], Bucket] = OrderedDict()
-        self._max_pairs = max_pairs
-        self.marketing_in_flight: dict[str, set[tuple[str, int]]] = {}
-
-    def pair(self, business_id: str, user_id: str) -> Bucket | None:
-        return self.pairs.get((business_id, user_id))
-
-    def spent(self, business_id: str, user_id: str, allowed: Allowed) -> None:
-        self.numbers[business_id] = allowed.throughput
-        self.pairs[(business_id, user_id)] = allowed.pair
-        self.pairs.move_to_end((business_id, user_id))
-        while len(self.pairs) > self._max_pairs:  # the oldest pair has long refilled
-            self.pairs.popitem(last=False)
-
-    def marketing(self, user_id: str, stored: list[tuple[str, int]], now: int) -> tuple[int, ...]:
-        """This user's marketing deliveries: committed (``stored``) and in flight, as one set of (business, time)."""
-        pending = self.marketing_in_flight.get(user_id, set())
-        fresh = {x for x in pending if now - x[1] < IN_FLIGHT_MS}
-        if fresh != pending:
-            self._set_pending(user_id, fresh)
-        return tuple(at for _, at in {*stored, *fresh})
-
-    def hold_marketing(self, user_id: str, business_id: str, at: int) -> None:
-        self._set_pending(user_id, {*self.marketing_in_flight.get(user_id, set()), (business_id, at)})
-
-    def _set_pending(self, user_id: str, pending: set[tuple[str, int]]) -> None:
-        if pending:
-            self.marketing_in_flight[user_id] = pending
-        else:
-            self.marketing_in_flight.pop(user_id, None)
-
-
-# Long enough for any queue commit: after that a delivery is in the table, or its send failed.
-IN_FLIGHT_MS = 60_000
 
 
 def refusal(error: CloudApiError) -> ApiError:
@@ -233,7 +200,7 @@ def _template_state(row: Any, header: BusinessHeader) -> TemplateState | None:
 
 async def check(
     engine: AsyncEngine,
-    buckets: SendBuckets,
+    relay_limits: Limits,
     business_id: str,
     user_id: str,
     header: BusinessHeader | None,
@@ -245,22 +212,18 @@ async def check(
     if business.tier_evaluated_day < standing.day_of(now):
         await standing.evaluate_day(engine, business_id, now)
         state, business, marketing, mine = await _load(engine, business_id, user_id, header, now)
-    # From here to spending the buckets nothing awaits, so no other send sees the same permits.
-    state = replace(
-        state,
-        throughput=buckets.numbers.get(business_id),
-        pair=buckets.pair(business_id, user_id),
-        user_marketing_ms=buckets.marketing(user_id, marketing, now),
-    )
+    # Steps 10-12 (marketing cap, pair rate, throughput) are left to _spend, which applies them atomically.
+    state = replace(state, throughput=None, pair=None, user_marketing_ms=())
     request = SendRequest(user_id=user_id, type=header.kind, template_params=0)
     decided = may_send(request, state, now)
     if isinstance(decided, CloudApiError):
         raise refusal(decided)
-    buckets.spent(business_id, user_id, decided)
     marketing_at = None
     if decided.category is Category.MARKETING and decided.reached_at_ms is not None:
         marketing_at = now
-        buckets.hold_marketing(user_id, business_id, now)
+    refused = await _spend(relay_limits, business_id, user_id, business.throughput_mps, marketing, marketing_at, now)
+    if refused is not None:
+        raise refusal(refused)
     if decided.reached_at_ms is None:
         return None
     return BusinessWrites(
@@ -272,6 +235,46 @@ async def check(
         new_today=mine is None or standing.day_of(mine) < standing.day_of(now),
         quality=Quality(business.quality),
     )
+
+
+async def _spend(
+    relay_limits: Limits,
+    business_id: str,
+    user_id: str,
+    mps: int,
+    recorded: list[tuple[str, int]],
+    marketing_at: int | None,
+    now: int,
+) -> CloudApiError | None:
+    """The decision's steps 10-12 in its order, all or nothing: a marketing delivery held against the user's cap
+    (with the ``recorded`` ones), a permit of this number's pair bucket for the user, and one of its throughput."""
+    spends = [
+        Spend((Limiter.BUSINESS_PAIR, f"{business_id}>{user_id}"), limits.PAIR_LIMIT),
+        Spend((Limiter.BUSINESS_THROUGHPUT, business_id), limits.throughput_limit(mps)),
+    ]
+    hold = None
+    if marketing_at is not None:
+        hold = Hold(
+            (Limiter.MARKETING_HELD, user_id),
+            _delivery(business_id, marketing_at),
+            marketing_at,
+            tuple((_delivery(b, at), at) for b, at in recorded),
+            limits.MARKETING_CAP_PER_USER,
+            limits.MARKETING_CAP_PERIOD_MS,
+            IN_FLIGHT_MS,
+        )
+    taken = await relay_limits.take(spends, hold, now=now / 1000)  # seconds, as limits.spend counts buckets
+    if taken.held_wait is not None:
+        return CloudApiError(131049, retry_after_ms=taken.held_wait)
+    for code, wait in zip((131056, 130429), taken.waits, strict=True):
+        if wait:
+            return CloudApiError(code, retry_after_ms=math.ceil(wait * 1000))
+    return None
+
+
+def _delivery(business_id: str, at: int) -> str:
+    """A marketing delivery's name in a hold: one business at one time, without the business's id in Redis."""
+    return f"{hashlib.blake2b(business_id.encode(), digest_size=8).hexdigest()}@{at}"
 
 
 def store(conn: Connection, writes: list[BusinessWrites]) -> None:

@@ -2,7 +2,8 @@
 
 Like the message queue writer: every act waiting at one moment is judged and written in one transaction
 (one thread hop on SQLite), acts of one account in the order they arrived, each caller answered when its
-act is durable. One writer per process also means two acts of one account never race for a ledger seq.
+act is durable. One writer per process also means two acts of one account never race for a ledger seq
+within a process; across processes (PostgreSQL) a batch locks its accounts' rows first.
 """
 
 from __future__ import annotations
@@ -80,6 +81,16 @@ class ConsentWriter:
 def _apply(conn: Connection, batch: list[_Job], policies: dict[str, Policy]) -> list[ApiError | None]:
     now = now_ms()
     account_ids = sorted({job.act.account_id for job in batch})
+    if conn.dialect.name == "postgresql":
+        # Several relay processes: one account's acts can reach two writers at once. Each would read the same
+        # ledger head and one would fail at commit, taking its whole batch with it. Locking the accounts'
+        # rows (in one order, so two batches cannot deadlock) makes the later writer wait and read the new head.
+        conn.execute(
+            select(consent_accounts.c.account_id)
+            .where(consent_accounts.c.account_id.in_(account_ids))
+            .order_by(consent_accounts.c.account_id)
+            .with_for_update()
+        )
     consents = _load(conn, account_ids)
     heads = ledger_storage.heads_of(conn, account_ids)
     existing = {(a, p) for a, c in consents.items() for p in c.purposes}

@@ -18,6 +18,7 @@ from cove.keys.models import (
 )
 from cove.keys.storage import SignedKey
 from cove.protocol import signing
+from cove.safety.limits import Limiter
 
 
 async def upload(relay: Relay, device: DeviceRecord, body: KeyUpload) -> KeyCount:
@@ -96,7 +97,7 @@ async def identity(relay: Relay, account_id: str) -> AccountIdentity:
 async def bundles(
     relay: Relay, caller: DeviceRecord, account_id: str, only_devices: list[int] | None = None
 ) -> KeyBundles:
-    relay.key_fetch_limiter.check(f"{caller.account_id}>{account_id}")
+    await relay.limits.check(Limiter.KEY_FETCH, f"{caller.account_id}>{account_id}")
     async with relay.engine.begin() as conn:
         account = await _account_or_404(conn, account_id)
         result = []

@@ -39,7 +39,7 @@ from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
 from cove.messaging import service, storage
 from cove.messaging.envelope import Envelope
-from cove.messaging.hub import CLOSE_BAD_FRAMES, CLOSE_LOGGED_OUT, CLOSE_TOO_MANY_SOCKETS
+from cove.messaging.hub import CLOSE_BAD_FRAMES, CLOSE_LOGGED_OUT, CLOSE_TOO_MANY_SOCKETS, Rescan
 from cove.messaging.models import AckFrame, RequestId, SendFrame, SendRequest, SendResult
 from cove.messaging.stream import SocketStream
 from cove.safety.ratelimit import Bucket, Limit, take
@@ -100,7 +100,7 @@ async def _serve(ws: WebSocket, relay: Relay, device: DeviceRecord) -> None:
     settings = relay.settings
     key = (device.account_id, device.device_id)
     stream = SocketStream(settings.ws_outbox_frames, settings.ws_outbox_bytes)
-    relay.hub.attach(key, stream)
+    await relay.hub.attach(key, stream)
     reader = asyncio.create_task(_read_frames(ws, relay, device, stream))
     pump = asyncio.create_task(_pump(ws, relay, device, stream))
     closing = asyncio.create_task(stream.closing())
@@ -130,31 +130,59 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
     """The connection's only writer: the stored backlog in order, then whatever the hub offers, until closed.
 
     Whatever is ready at one moment leaves in one ``batch`` frame: one write and one client wake-up for
-    many envelopes, which is most of the cost of a busy connection.
+    many envelopes, which is most of the cost of a busy connection. An envelope can arrive twice (read in
+    the backlog and offered live, or offered live and read again by a re-read): ``sent`` leaves it out.
+    Queue ids are not in commit order across processes, so they cannot serve as a watermark.
     """
-    last_id = 0
-    while True:
-        async with relay.engine.connect() as conn:
-            page = await storage.fetch_queue(conn, device.account_id, device.device_id, last_id, now_ms(), BACKLOG_PAGE)
-        if page:
-            await _send_frames(ws, [envelope.wire() for envelope in page])
-            last_id = page[-1].id
-        if len(page) < BACKLOG_PAGE:
-            break
+    sent = _Sent()
+    await _send_unsent(ws, relay, device, sent)
     await ws.send_text('{"type": "queue_empty"}')
     for frames_for in relay.connect_frames:
         await _send_frames(ws, await frames_for(relay, device))
     while ready := await stream.next_batch(MAX_BATCH_FRAMES):
         frames = []
         for item in ready:
-            if isinstance(item, Envelope):
-                # Committed after we attached but also read in the backlog: already sent.
-                if item.id <= last_id:
-                    continue
-                last_id = item.id
-                item = item.wire()
-            frames.append(item)
+            if isinstance(item, Rescan):
+                await _send_frames(ws, frames)
+                frames = []
+                await _send_unsent(ws, relay, device, sent)
+                continue
+            frame = item.wire() if isinstance(item, Envelope) else item
+            if frame["type"] == "envelope" and not sent.add(frame["id"]):
+                continue
+            frames.append(frame)
         await _send_frames(ws, frames)
+
+
+class _Sent:
+    """The ids of the envelopes this socket sent lately. Bounded: an envelope sent long ago and read again
+    goes out again, which the client's exactly-once handling absorbs (and it was not acked yet)."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._ids: dict[int, None] = {}
+
+    def add(self, queue_id: int) -> bool:
+        """False if this id was sent already."""
+        if queue_id in self._ids:
+            return False
+        if len(self._ids) >= self.LIMIT:
+            del self._ids[next(iter(self._ids))]
+        self._ids[queue_id] = None
+        return True
+
+
+async def _send_unsent(ws: WebSocket, relay: Relay, device: DeviceRecord, sent: _Sent) -> None:
+    """The device's whole queue, oldest first, a page at a time, less what this socket already sent."""
+    after = 0
+    while True:
+        async with relay.engine.connect() as conn:
+            page = await storage.fetch_queue(conn, device.account_id, device.device_id, after, now_ms(), BACKLOG_PAGE)
+        await _send_frames(ws, [envelope.wire() for envelope in page if sent.add(envelope.id)])  # type: ignore[arg-type]
+        if len(page) < BACKLOG_PAGE:
+            return
+        after = page[-1].id  # type: ignore[assignment]
 
 
 async def _send_frames(ws: WebSocket, frames: list[dict[str, Any]]) -> None:

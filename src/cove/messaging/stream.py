@@ -13,9 +13,9 @@ from collections import deque
 from typing import Any
 
 from cove.messaging.envelope import Envelope
-from cove.messaging.hub import CLOSE_NOT_READING
+from cove.messaging.hub import CLOSE_NOT_READING, Rescan
 
-Item = Envelope | dict[str, Any]
+Item = Envelope | dict[str, Any] | Rescan
 
 # What a frame costs beyond its ciphertext, roughly: its JSON fields, or a small frame (answer, error) whole.
 _FRAME_BYTES = 256
@@ -24,6 +24,8 @@ _FRAME_BYTES = 256
 def _size(item: Item) -> int:
     if isinstance(item, Envelope):
         return len(item.body) * 4 // 3 + _FRAME_BYTES  # sent as base64
+    if isinstance(item, dict):
+        return len(item.get("body") or "") + _FRAME_BYTES  # an envelope from another process is a frame already
     return _FRAME_BYTES
 
 

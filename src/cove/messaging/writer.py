@@ -96,7 +96,7 @@ class QueueWriter:
             for job in batch:
                 await self._commit([job])
             return
-        self._hub.deliver(queued)
+        await self._hub.deliver(queued)
         for job, result in zip(batch, results, strict=True):
             if not job.future.done():
                 job.future.set_result(result)

@@ -8,6 +8,7 @@ import cove.accounts.storage  # noqa: F401 - registers the tables on the metadat
 import cove.accounts.usage_storage  # noqa: F401
 import cove.consent.ledger_storage  # noqa: F401
 import cove.consent.storage  # noqa: F401
+import cove.fleet.storage  # noqa: F401
 import cove.keys.storage  # noqa: F401
 import cove.messaging.storage  # noqa: F401
 import cove.safety.storage  # noqa: F401

@@ -1,0 +1,251 @@
+"""Two relay processes on one PostgreSQL database and a NATS server: any process serves any device.
+
+Each test runs its own NATS server, so stopping it touches no other test. The clients of one user talk to
+one process, or, after it dies, to the other, as a TCP load balancer would send them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from conftest import Users, _database
+from cove.client.core import MessageReceived
+from cove.client.transport import CoveClient, RelayError
+from cove.testing import CodeInbox, NatsServer, RelayProcess
+
+
+@pytest.fixture(params=["postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from _database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def fleet_env(nats_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "COVE_NATS_URL": nats_url,
+        "COVE_BUS_PREFIX": f"t{uuid.uuid4().hex[:12]}",
+        "COVE_FLEET_POLL_SECONDS": "0.5",
+        # Only wake-ups deliver live, unless a test says otherwise: a lost one would show as a timeout.
+        "COVE_QUEUE_RESCAN_SECONDS": "3600",
+        **extra,
+    }
+
+
+class Fleet:
+    def __init__(self, database_url: str, folder: Path, inbox: CodeInbox, env: dict[str, str]) -> None:
+        self.relays = []
+        for name in ("a", "b"):
+            (folder / name).mkdir()
+            self.relays.append(RelayProcess(database_url, folder / name, inbox.url, env, preloaded=True))
+        self.a, self.b = self.relays
+        self.inbox = inbox
+        self.folder = folder
+        self._users: list[Users] = []
+
+    def start(self) -> None:
+        for relay in self.relays:
+            relay.start()
+
+    def stop(self) -> None:
+        for relay in self.relays:
+            if relay.started:
+                relay.stop()
+
+    def users(self, relay: RelayProcess) -> Users:
+        made = Users(relay, self.inbox, self.folder / "clients")
+        self._users.append(made)
+        return made
+
+    async def register(self, relay: RelayProcess, name: str, phone: str) -> CoveClient:
+        return await self.users(relay).register(name, phone)
+
+    def moved(self, client: CoveClient, relay: RelayProcess) -> CoveClient:
+        """The same device (same local state) now talking to another process."""
+        return self.users(relay).client(client.core.store.path.parent.name)
+
+    async def aclose(self) -> None:
+        for made in self._users:
+            await made.aclose()
+
+
+@pytest.fixture
+def fleet_extra_env() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+async def fleet(  # noqa: ANN201
+    database_url: str, tmp_path: Path, code_inbox: CodeInbox, nats_server: NatsServer, fleet_extra_env: dict[str, str]
+):
+    made = Fleet(database_url, tmp_path, code_inbox, fleet_env(nats_server.url, **fleet_extra_env))
+    made.start()
+    yield made
+    await made.aclose()
+    made.stop()
+
+
+async def collect(client: CoveClient, count: int, into: list[str], seconds: float = 20.0) -> None:
+    """Listen until ``count`` texts arrived (in ``into``, in arrival order)."""
+
+    async def listen() -> None:
+        async for event in client.events():
+            if isinstance(event, MessageReceived):
+                into.append(event.text)
+                if len(into) >= count:
+                    return
+
+    await asyncio.wait_for(listen(), seconds)
+
+
+async def connected(client: CoveClient) -> None:
+    """Wait until the client's stream is open and its backlog drained, so what follows arrives live."""
+    await client.inbox()
+
+
+async def test_users_on_different_processes_exchange_messages_live_both_ways(fleet):
+    alice = await fleet.register(fleet.a, "alice", "+14155550101")
+    bob = await fleet.register(fleet.b, "bob", "+14155550102")
+    await alice.send_text(bob.core.account_id, "hello from a")  # sessions are set up through the queue
+    assert [e.text for e in await bob.inbox() if isinstance(e, MessageReceived)] == ["hello from a"]
+
+    got_bob: list[str] = []
+    got_alice: list[str] = []
+    listening = [
+        asyncio.create_task(collect(bob, 10, got_bob)),
+        asyncio.create_task(collect(alice, 10, got_alice)),
+    ]
+    await asyncio.sleep(0.5)  # both sockets open: everything below can only arrive as a wake-up
+    for i in range(10):
+        await alice.send_text(bob.core.account_id, f"a->b {i}")
+        await bob.send_text(alice.core.account_id, f"b->a {i}")
+    await asyncio.gather(*listening)
+    assert got_bob == [f"a->b {i}" for i in range(10)]
+    assert got_alice == [f"b->a {i}" for i in range(10)]
+    assert "Traceback" not in fleet.a.log() + fleet.b.log()
+
+
+async def test_a_device_connecting_to_another_process_closes_its_old_socket(fleet):
+    bob = await fleet.register(fleet.a, "bob", "+14155550103")
+    headers = {"Authorization": f"Bearer {bob.core.token}"}
+    ws_a = await connect(fleet.a.url.replace("http", "ws") + "/v1/websocket", additional_headers=headers)
+    assert "queue_empty" in await ws_a.recv()
+    async with connect(fleet.b.url.replace("http", "ws") + "/v1/websocket", additional_headers=headers) as ws_b:
+        assert "queue_empty" in await ws_b.recv()
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws_a.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
+        # The newer socket stays and is the one that gets the device's messages.
+        alice = await fleet.register(fleet.a, "alice", "+14155550104")
+        await alice.send_text(bob.core.account_id, "to the newer socket")
+        assert '"envelope"' in await asyncio.wait_for(ws_b.recv(), 10)
+
+
+async def test_delivery_goes_on_through_the_database_while_nats_is_down_and_after(fleet, nats_server):
+    alice = await fleet.register(fleet.a, "alice", "+14155550105")
+    bob = await fleet.register(fleet.b, "bob", "+14155550106")
+    await alice.send_text(bob.core.account_id, "before")
+    await connected(bob)
+
+    got: list[str] = []
+    listening = asyncio.create_task(collect(bob, 20, got, seconds=60))
+    await asyncio.sleep(0.5)
+    for i in range(5):
+        await alice.send_text(bob.core.account_id, f"up {i}")
+    nats_server.stop()
+    for i in range(10):
+        await alice.send_text(bob.core.account_id, f"down {i}")
+    nats_server.start()
+    for i in range(5):
+        await alice.send_text(bob.core.account_id, f"back {i}")
+    await listening
+    expected = [f"up {i}" for i in range(5)] + [f"down {i}" for i in range(10)] + [f"back {i}" for i in range(5)]
+    assert got == expected  # none lost, none twice, in order
+    assert "lost NATS" in fleet.a.log() + fleet.b.log()
+
+
+async def listen_across(fleet: Fleet, client: CoveClient, count: int, into: list[str]) -> None:
+    """Collect ``count`` texts; when the client's process dies, carry on through the other one."""
+    while len(into) < count:
+        try:
+            async for event in client.events():
+                if isinstance(event, MessageReceived):
+                    into.append(event.text)
+                    if len(into) >= count:
+                        return
+        except (OSError, ConnectionClosed, RelayError):
+            await asyncio.sleep(0.2)
+            client = fleet.moved(client, fleet.b)
+
+
+async def send_across(
+    fleet: Fleet, client: CoveClient, recipient: str, texts: list[str], sent: list[str], halfway: asyncio.Event
+) -> None:
+    """Send each text until acknowledged; when the client's process dies, through the other one. A retry
+    resends the same message (same client message id), so one the dead process had stored is not doubled."""
+    for text in texts:
+        outgoing = client.core.compose_text(recipient, text)
+        while True:
+            try:
+                await client.send(outgoing)
+                break
+            except (OSError, RelayError, httpx.TransportError):
+                await asyncio.sleep(0.1)
+                client = fleet.moved(client, fleet.b)
+        sent.append(text)
+        if len(sent) == len(texts) // 2:
+            halfway.set()
+        await asyncio.sleep(0.01)
+
+
+# A process killed between a commit and its publish loses that wake-up: the queue re-read delivers it.
+@pytest.mark.parametrize("fleet_extra_env", [{"COVE_QUEUE_RESCAN_SECONDS": "2"}])
+async def test_a_process_killed_under_load_loses_no_acknowledged_message_and_doubles_none(fleet):
+    """Alice on A writes to Bob on B, Carol on B to Dave on A; A is killed while both write."""
+    alice = await fleet.register(fleet.a, "alice", "+14155550107")
+    bob = await fleet.register(fleet.b, "bob", "+14155550108")
+    carol = await fleet.register(fleet.b, "carol", "+14155550109")
+    dave = await fleet.register(fleet.a, "dave", "+14155550110")
+    for sender, receiver in ((alice, bob), (carol, dave)):
+        await sender.send_text(receiver.core.account_id, "hello")
+        await connected(receiver)
+
+    n = 40
+    got_bob: list[str] = []
+    got_dave: list[str] = []
+    sent_alice: list[str] = []
+    sent_carol: list[str] = []
+    listening = [
+        asyncio.create_task(listen_across(fleet, bob, n, got_bob)),
+        asyncio.create_task(listen_across(fleet, dave, n, got_dave)),
+    ]
+    await asyncio.sleep(0.5)
+    halfway = asyncio.Event()
+    sending = [
+        asyncio.create_task(
+            send_across(fleet, alice, bob.core.account_id, [f"a{i}" for i in range(n)], sent_alice, halfway)
+        ),
+        asyncio.create_task(
+            send_across(fleet, carol, dave.core.account_id, [f"c{i}" for i in range(n)], sent_carol, asyncio.Event())
+        ),
+    ]
+    await asyncio.wait_for(halfway.wait(), 30)
+    fleet.a.kill()  # mid-run, while both pairs are sending and A holds Alice's and Dave's connections
+    await asyncio.wait_for(asyncio.gather(*sending), 60)
+    await asyncio.wait_for(asyncio.gather(*listening), 60)
+    assert got_bob == sent_alice == [f"a{i}" for i in range(n)]  # none lost, none twice, in order
+    assert got_dave == sent_carol == [f"c{i}" for i in range(n)]
