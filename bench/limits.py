@@ -3,7 +3,7 @@
     .venv/bin/python bench/limits.py                          # Redis at redis://127.0.0.1:6379/0
     .venv/bin/python bench/limits.py --redis-url redis://host:6379/0 --checks 20000
 
-Three calls, as the relay makes them (cove.safety.limiters.Limits):
+Three calls, as the relay makes them (cove.limits.limiters.Limits):
 
 bucket     one token bucket (key fetch, contact discovery, PIN change)
 codes      a code request: four fixed windows counted all or nothing (cove.accounts.code_limits)
@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 import redis
 
 from cove.config import Settings
-from cove.safety.limit_store import Hold, Spend, Use
-from cove.safety.limiters import Limits
-from cove.safety.limits import IN_FLIGHT_MS, Limiter, table
-from cove.safety.limits_redis import RedisStore
-from cove.safety.ratelimit import Limit, Quota
+from cove.limits.limiters import Limits
+from cove.limits.redis_store import RedisStore
+from cove.limits.rules import Limit, Quota
+from cove.limits.store import Hold, Spend, Use
+from cove.limits.table import IN_FLIGHT_MS, Limiter, table
 
 BIG = Limit(1e12, 1e9)  # never refuses: the bench measures the check, not the refusal
 

@@ -19,8 +19,8 @@ from cove.business.optin import Actor, PairConsent, Refusal
 from cove.business.quality import Feedback, FeedbackKind, Quality, TemplateHealth, TemplateStatus
 from cove.business.tiers import DayRecord, Tier, TierState
 from cove.business.window import DAY_MS, HOUR_MS, WINDOW_MS, ChatEvent
+from cove.limits.rules import Bucket
 from cove.protocol.business import BlockReason, Category, OptInSource
-from cove.safety.ratelimit import Bucket
 
 T0 = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000)
 USER = "u1"

@@ -1,4 +1,4 @@
-"""The relay's limits (cove.safety.limits, limiters, limit_store, limits_redis): both stores enforce the same
+"""The relay's limits (cove.limits.table, limiters, limit_store, limits_redis): both stores enforce the same
 limits; two relays sharing Redis allow each limit once between them; the Lua scripts do the pure rules'
 arithmetic exactly; and with Redis unreachable or slow, each limit fails open or closed as its row says."""
 
@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from cove.accounts.code_limits import CodeLimits, CodeRequestsLimited
 from cove.config import Settings
 from cove.errors import ApiError
-from cove.safety.limit_store import Hold, MemoryStore, Spend, Use
-from cove.safety.limiters import Limits
-from cove.safety.limits import Fails, Limiter, table
-from cove.safety.limits_redis import RedisStore
-from cove.safety.ratelimit import Bucket, Limit, Quota, Window, count, take
+from cove.limits.limiters import Limits
+from cove.limits.redis_store import RedisStore
+from cove.limits.rules import Bucket, Limit, Quota, Window, count, take
+from cove.limits.store import Hold, MemoryStore, Spend, Use
+from cove.limits.table import Fails, Limiter, table
 from cove.testing import free_port
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1

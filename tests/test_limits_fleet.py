@@ -1,6 +1,6 @@
 """Limits through the HTTP API of real relays: two relay processes on one PostgreSQL database and one Redis
 allow each limit once between them; and a relay whose Redis is unreachable refuses what fails closed with 503
-``limiter_unavailable`` and serves what fails open (cove.safety.limits)."""
+``limiter_unavailable`` and serves what fails open (cove.limits.table)."""
 
 from __future__ import annotations
 

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from cove.accounts.codes import CodePolicy, PendingCode, WrongCode, check, hash_code, issue, new_code
 from cove.client.crypto import OlmDevice
 from cove.errors import ApiError
+from cove.limits.rules import Bucket, Limit, Quota, Window, count, take
 from cove.messaging.rules import DeviceCheck, check_devices, raise_for_mismatch
 from cove.protocol import signing
 from cove.protocol.phone import normalise, try_normalise
-from cove.safety.ratelimit import Bucket, Limit, Quota, Window, count, take
 
 SECRET = b"test secret for verification codes"
 PHONE = "+14155550101"

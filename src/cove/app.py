@@ -34,6 +34,7 @@ from cove.fleet.broadcast import Broadcast
 from cove.fleet.bus import Bus
 from cove.keys import hooks as keys_hooks
 from cove.keys.routes import router as keys_router
+from cove.limits.limiters import Limits
 from cove.messaging import hooks as messaging_hooks
 from cove.messaging.hub import Hub, new_node
 from cove.messaging.routes import router as messaging_router
@@ -41,7 +42,6 @@ from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety import hooks as safety_hooks
 from cove.safety.connections import Occupancy
-from cove.safety.limiters import Limits
 from cove.safety.service import enforce_bans_forever
 from cove.sharing import hooks as sharing_hooks
 

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="In a fleet, how often each socket re-reads its queue for a lost wake-up"
     )
 
-    # Shared limits (cove.safety.limits): a fleet of relays keeps every rate limit in one Redis.
+    # Shared limits (cove.limits.table): a fleet of relays keeps every rate limit in one Redis.
     redis_url: str | None = Field(
         None, description="Redis for fleet-wide limits, e.g. redis://127.0.0.1:6379/0; empty: limits per process"
     )

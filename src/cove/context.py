@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from cove.accounts.storage import DeviceRecord
     from cove.consent.service import PolicyBook
     from cove.consent.writer import ConsentWriter
+    from cove.limits.limiters import Limits
     from cove.messaging.hub import Hub
     from cove.messaging.service import SendRule
     from cove.messaging.writer import QueueWriter
     from cove.safety.connections import Occupancy
-    from cove.safety.limiters import Limits
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Relay:
     policies: PolicyBook
     consent_writer: ConsentWriter
     open_sockets: Occupancy  # WebSockets per account
-    limits: Limits  # every rate limit (cove.safety.limits), in Redis for a fleet
+    limits: Limits  # every rate limit (cove.limits.table), in Redis for a fleet
     code_limits: CodeLimits
     hooks: Hooks = field(default_factory=Hooks)
     # Frames a device gets once its queue is drained (a due privacy notice, say); filled by capabilities.

@@ -10,9 +10,9 @@ logged for the operator.
 
 A source is the client's address as uvicorn reports it (``X-Forwarded-For`` is believed only from the
 addresses in the ``FORWARDED_ALLOW_IPS`` environment variable, by default the loopback), an IPv6 client's /64
-network, which is what one subscriber is given. The counters are :class:`cove.safety.limiters.Limits`
+network, which is what one subscriber is given. The counters are :class:`cove.limits.limiters.Limits`
 windows: in Redis for a fleet of relays (so the fleet together sends no more than each limit), else in this
-process. Their sizes are rows of :mod:`cove.safety.limits`' table, where all four fail closed.
+process. Their sizes are rows of :mod:`cove.limits.table`' table, where all four fail closed.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from cove.safety.limit_store import Use
-from cove.safety.limiters import Limits
-from cove.safety.limits import Limiter
-from cove.safety.ratelimit import Quota
+from cove.limits.limiters import Limits
+from cove.limits.rules import Quota
+from cove.limits.store import Use
+from cove.limits.table import Limiter
 
 log = logging.getLogger("cove.codes")
 

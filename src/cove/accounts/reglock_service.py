@@ -14,7 +14,7 @@ from cove.accounts.reglock import Lock, PinHash, RegLockPolicy
 from cove.clock import now_ms
 from cove.config import Settings
 from cove.context import Relay
-from cove.safety.limits import Limiter
+from cove.limits.table import Limiter
 
 # Each hash takes 128 MiB for a few hundred ms: at most two at once bounds the memory, whatever arrives.
 _HASHING = asyncio.Semaphore(2)

@@ -17,9 +17,9 @@ from cove.clock import now_ms, to_datetime, to_ms
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.events import AccountChanged, DevicesLoggedOut, IdentityChanged, NumberClaimed
+from cove.limits.table import Limiter
 from cove.protocol import signing, usage
 from cove.protocol.phone import normalise, try_normalise
-from cove.safety.limits import Limiter
 
 PRIMARY_DEVICE_ID = 1
 # The close reasons a logged-out device's socket gets (close code 4401).

@@ -47,8 +47,8 @@ from cove.business.errors import CloudApiError
 from cove.business.optin import PairConsent, Refusal
 from cove.business.quality import Quality, TemplateHealth, TemplateStatus
 from cove.business.window import WindowState, free_form_allowed, window_state
+from cove.limits.rules import Bucket
 from cove.protocol.business import Category
-from cove.safety.ratelimit import Bucket
 
 TEMPLATE = "template"
 # The Cloud API's message ``type`` values Cove carries (Meta's send-messages page).

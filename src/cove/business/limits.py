@@ -1,11 +1,11 @@
 """Volume limits on business sends: throughput per number, pair rate per user, a marketing cap per user.
 
-Throughput and pair rate are token buckets, so they reuse :func:`cove.safety.ratelimit.take` (already pure:
+Throughput and pair rate are token buckets, so they reuse :func:`cove.limits.rules.take` (already pure:
 the caller passes the bucket and the time). It counts time in float seconds; these wrappers take and give
 integer milliseconds, the relay's clock unit, and leave the bucket itself in ``take``'s own form so a stored
 bucket means the same thing everywhere. The marketing cap is "at most N in any 24 h", a sliding count that a
 refilling bucket only approximates, so it keeps the delivery times themselves. The sizes are rows of the
-relay's one table of limits, :mod:`cove.safety.limits`, which cites their sources.
+relay's one table of limits, :mod:`cove.limits.table`, which cites their sources.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cove.safety.limits import DEFAULT_THROUGHPUT_MPS, MARKETING_CAP_PER_USER, MARKETING_CAP_PERIOD_MS
-from cove.safety.limits import PAIR_BURST as PAIR_BURST  # the decision and its tests name them from here
-from cove.safety.limits import PAIR_LIMIT as PAIR_LIMIT
-from cove.safety.ratelimit import Bucket, Limit, cap_wait, recent, take
+from cove.limits.rules import Bucket, Limit, cap_wait, recent, take
+from cove.limits.table import DEFAULT_THROUGHPUT_MPS, MARKETING_CAP_PER_USER, MARKETING_CAP_PERIOD_MS
+from cove.limits.table import PAIR_BURST as PAIR_BURST  # the decision and its tests name them from here
+from cove.limits.table import PAIR_LIMIT as PAIR_LIMIT
 
 
 def throughput_limit(mps: int = DEFAULT_THROUGHPUT_MPS) -> Limit:

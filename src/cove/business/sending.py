@@ -17,14 +17,14 @@ Across a fleet of relays (one database, one Redis):
 
 - Throughput per number, pair rate per number and user, and the marketing deliveries in flight are the
   decision's last steps (10-12). The decision runs without them; then the relay's limits
-  (:class:`cove.safety.limiters.Limits`) apply them in one atomic call, all or nothing, with the same order and
+  (:class:`cove.limits.limiters.Limits`) apply them in one atomic call, all or nothing, with the same order and
   arithmetic: in Redis for a fleet, so they hold fleet-wide exactly (up to the hosts' clock skew).
 - The marketing cap counts the database's log plus the deliveries held in flight: a delivery is held from its
   decision for ``IN_FLIGHT_MS``, past its commit, so two relays cannot both take a user's last slot.
 - The tier (unique users reached outside a window in 24 h) is counted from the shared database: sends decided at
   the same moment, on any relays, can each see a tier's last free slot and all pass. A tier is overshot by at
   most the sends in flight across the fleet (decided, not yet committed), never by more.
-- While Redis is away these limits fail open (:mod:`cove.safety.limits`): each relay keeps them alone, so N
+- While Redis is away these limits fail open (:mod:`cove.limits.table`): each relay keeps them alone, so N
   relays allow N times the throughput and pair rate, and a marketing delivery in flight on another relay is
   not seen (the committed log still is).
 """
@@ -59,12 +59,12 @@ from cove.business.storage import (
     business_windows,
 )
 from cove.errors import ApiError
+from cove.limits.limiters import Limits
+from cove.limits.store import Hold, Spend
+from cove.limits.table import IN_FLIGHT_MS, Limiter
 from cove.messaging.models import FREE_FORM, BusinessHeader
 from cove.protocol.business import BlockReason, Category, OptInSource
 from cove.protocol.templates import ReviewStatus
-from cove.safety.limit_store import Hold, Spend
-from cove.safety.limiters import Limits
-from cove.safety.limits import IN_FLIGHT_MS, Limiter
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from cove.keys.models import (
     SignedKeyBody,
 )
 from cove.keys.storage import SignedKey
+from cove.limits.table import Limiter
 from cove.protocol import signing
-from cove.safety.limits import Limiter
 
 
 async def upload(relay: Relay, device: DeviceRecord, body: KeyUpload) -> KeyCount:

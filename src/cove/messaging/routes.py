@@ -37,12 +37,12 @@ from cove.accounts.storage import DeviceRecord
 from cove.clock import now_ms
 from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
+from cove.limits.rules import Bucket, Limit, take
 from cove.messaging import service, storage
 from cove.messaging.envelope import Envelope
 from cove.messaging.hub import CLOSE_BAD_FRAMES, CLOSE_LOGGED_OUT, CLOSE_TOO_MANY_SOCKETS, Rescan
 from cove.messaging.models import AckFrame, RequestId, SendFrame, SendRequest, SendResult
 from cove.messaging.stream import SocketStream
-from cove.safety.ratelimit import Bucket, Limit, take
 
 log = logging.getLogger("cove.websocket")
 router = APIRouter(tags=["messaging"])

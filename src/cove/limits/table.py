@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 
 from cove.config import Settings
-from cove.safety.ratelimit import Limit, Quota
+from cove.limits.rules import Limit, Quota
 
 
 class Limiter(StrEnum):

@@ -1,6 +1,6 @@
 """The relay's limits as its services use them: :class:`Limits` keeps the state in Redis when a fleet shares
 it (``COVE_REDIS_URL``), or in this process, and applies each limit's fail mode from the table
-(:mod:`cove.safety.limits`) when Redis cannot be reached.
+(:mod:`cove.limits.table`) when Redis cannot be reached.
 
 Once Redis has failed, it is left alone for :data:`REST_SECONDS`, so an outage costs each request nothing but
 the fallback (this process's store for a limit that fails open, a 503 for one that fails closed) rather than
@@ -17,9 +17,9 @@ from typing import TypeVar
 
 from cove.clock import now_ms
 from cove.config import Settings
-from cove.safety.limit_store import Counted, Hold, MemoryStore, Spend, Store, StoreUnavailable, Taken, Use
-from cove.safety.limits import Fails, Limiter, Rule, table
-from cove.safety.ratelimit import Limit, limiter_unavailable, rate_limited
+from cove.limits.rules import Limit, limiter_unavailable, rate_limited
+from cove.limits.store import Counted, Hold, MemoryStore, Spend, Store, StoreUnavailable, Taken, Use
+from cove.limits.table import Fails, Limiter, Rule, table
 
 log = logging.getLogger("cove.limits")
 
@@ -54,7 +54,7 @@ class Limits:
     def from_settings(cls, settings: Settings) -> Limits:
         shared = None
         if settings.redis_url:
-            from cove.safety.limits_redis import RedisStore  # only a fleet needs the Redis client
+            from cove.limits.redis_store import RedisStore  # only a fleet needs the Redis client
 
             shared = RedisStore(settings.redis_url, settings.redis_prefix, settings.redis_timeout_seconds)
         return cls(table(settings), shared)
@@ -68,13 +68,13 @@ class Limits:
             raise rate_limited(limiter.value, taken.waits[0])
 
     async def take(self, spends: list[Spend], hold: Hold | None = None, now: float | None = None) -> Taken:
-        """Spend from buckets and take a hold, all or none (:meth:`cove.safety.limit_store.Store.take`)."""
+        """Spend from buckets and take a hold, all or none (:meth:`cove.limits.store.Store.take`)."""
         at = self.clock() if now is None else now
         names = [s.key[0] for s in spends] + ([hold.key[0]] if hold else [])
         return await self._in_store(names, lambda store: store.take(spends, at, hold))
 
     async def count(self, uses: list[Use]) -> tuple[Counted, ...]:
-        """Count one use in each window, in all or none (:meth:`cove.safety.limit_store.Store.count`)."""
+        """Count one use in each window, in all or none (:meth:`cove.limits.store.Store.count`)."""
         now = self.clock()
         return await self._in_store([u.key[0] for u in uses], lambda store: store.count(uses, now))
 

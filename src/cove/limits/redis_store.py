@@ -1,7 +1,7 @@
 """The limits of a fleet of relays, in Redis: each call one Lua script, so it is atomic across every process.
 
-The scripts do :mod:`cove.safety.ratelimit`'s arithmetic exactly (doubles in both, written back with 17
-significant digits, which round-trip), all or nothing per call as :mod:`cove.safety.limit_store` says. Each key
+The scripts do :mod:`cove.limits.rules`'s arithmetic exactly (doubles in both, written back with 17
+significant digits, which round-trip), all or nothing per call as :mod:`cove.limits.store` says. Each key
 gets a TTL that ends when it would carry no information (a bucket full again, a window ended, a hold past its
 time), so Redis holds only live state. Keys are ``PREFIX`` + the limit's name + a BLAKE2b digest of the
 caller's key: a phone number, an address or an account id never reaches Redis as such, and any value is safe
@@ -9,7 +9,7 @@ in a key.
 
 Time is the callers' clock (seconds as a float), passed in, so relays on several hosts must keep their clocks
 in sync (NTP): a skew of ``d`` seconds lets a bucket refill ``d`` seconds early at most, and a clock behind
-refills nothing (:func:`cove.safety.ratelimit.take`). Every error and every answer slower than ``timeout``
+refills nothing (:func:`cove.limits.rules.take`). Every error and every answer slower than ``timeout``
 becomes :class:`StoreUnavailable`; the caller decides whether that fails open or closed. One Redis (with
 replicas if wanted) holds every key; a Redis Cluster would need hash tags for the multi-key scripts.
 """
@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from cove.safety.limit_store import Counted, Hold, Key, Spend, StoreUnavailable, Taken, Use
+from cove.limits.store import Counted, Hold, Key, Spend, StoreUnavailable, Taken, Use
 
 # KEYS: the buckets, then the hold's key if there is a hold.
 # ARGV: now, the number of buckets, size refill cost per bucket; for a hold: at member cap period held, then the

@@ -4,8 +4,8 @@
 A bucket holds up to ``size`` permits and regains ``refill_per_second``; an action spends permits or is
 refused with the seconds until it could succeed. A window allows ``count`` uses from its first use until
 ``window_seconds`` later, all of them at once if need be. A cap allows ``count`` events in any ``period``.
-Where the state lives (this process or Redis) is :mod:`cove.safety.limit_store`'s business; the Redis scripts
-in :mod:`cove.safety.limits_redis` do exactly this arithmetic (``tests/test_limits_redis.py`` compares them).
+Where the state lives (this process or Redis) is :mod:`cove.limits.store`'s business; the Redis scripts
+in :mod:`cove.limits.redis_store` do exactly this arithmetic (``tests/test_limits_redis.py`` compares them).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Where limits keep their state: the :class:`Store` interface, and :class:`MemoryStore`, this process's own.
 
-A store applies the pure rules of :mod:`cove.safety.ratelimit` to the state it keeps, all or nothing per call:
+A store applies the pure rules of :mod:`cove.limits.rules` to the state it keeps, all or nothing per call:
 if one limit of a call refuses, nothing is spent in any (a business send spends its pair and throughput buckets
-and holds a marketing slot together, or none of them). :class:`~cove.safety.limits_redis.RedisStore` does the
+and holds a marketing slot together, or none of them). :class:`~cove.limits.redis_store.RedisStore` does the
 same in Redis scripts, shared by a fleet of relays; this one serves a single relay, and stands in for Redis
 while it is away for the limits that fail open.
 
@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cove.safety.ratelimit import Bucket, Limit, Quota, Window, cap_wait, count, seconds_to_full, take
+from cove.limits.rules import Bucket, Limit, Quota, Window, cap_wait, count, seconds_to_full, take
 
 Key = tuple[str, str]  # (the limit's name, the caller's key: an account, a number, an address...)
 
