@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from conftest import Users, _database
 from cove.client.core import MessageReceived
 from cove.client.transport import CoveClient, RelayError
-from cove.testing import CodeInbox, NatsServer, RelayProcess
+from cove.testing import CodeInbox, NatsServer, RelayProcess, run_cove
 
 
 @pytest.fixture(params=["postgres"])
@@ -249,3 +249,45 @@ async def test_a_process_killed_under_load_loses_no_acknowledged_message_and_dou
     await asyncio.wait_for(asyncio.gather(*listening), 60)
     assert got_bob == sent_alice == [f"a{i}" for i in range(n)]  # none lost, none twice, in order
     assert got_dave == sent_carol == [f"c{i}" for i in range(n)]
+
+
+async def open_socket(relay: RelayProcess, client: CoveClient):  # noqa: ANN201 - a websockets connection
+    headers = {"Authorization": f"Bearer {client.core.token}"}
+    ws = await connect(relay.url.replace("http", "ws") + "/v1/websocket", additional_headers=headers)
+    assert "queue_empty" in await ws.recv()
+    return ws
+
+
+async def closed_with(ws) -> tuple[int, str]:  # noqa: ANN001
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_a_deletion_on_one_process_closes_the_accounts_socket_on_the_other(fleet):
+    bob = await fleet.register(fleet.a, "bob", "+14155550111")
+    ws = await open_socket(fleet.b, bob)
+    await bob.delete_account()  # through A
+    code, reason = await closed_with(ws)
+    assert code == 4401 and "deleted" in reason
+
+
+async def test_a_new_registration_on_one_process_logs_out_the_old_phone_on_the_other(fleet):
+    old = await fleet.register(fleet.a, "old-phone", "+14155550112")
+    ws = await open_socket(fleet.b, old)
+    await fleet.register(fleet.a, "new-phone", "+14155550112")
+    code, reason = await closed_with(ws)
+    assert code == 4401 and "another phone" in reason
+
+
+async def test_a_ban_from_the_command_line_closes_the_sockets_on_every_process(fleet):
+    bob = await fleet.register(fleet.a, "bob", "+14155550113")
+    sockets = [await open_socket(relay, bob) for relay in (fleet.a, fleet.b)]
+    # Two sockets of one device: the later (on B) closed the one on A as connected elsewhere.
+    assert (await closed_with(sockets[0]))[0] == 4409
+    banned = run_cove(["safety", "ban", "+14155550113", "--reason", "spam"], fleet.a.env)
+    assert banned.returncode == 0, banned.stderr
+    code, reason = await closed_with(sockets[1])
+    assert code == 4401 and "banned" in reason
