@@ -8,7 +8,7 @@ database:
 - HTTP: a relay caches who a token belongs to for ``cove.accounts.directory.TTL_SECONDS`` (5 s), so a revoked
   token is refused within 5 seconds.
 - WebSocket: an open socket was authenticated when it connected; :func:`enforce_bans_forever` reads the bans
-  that started since its last look every ``COVE_BAN_SWEEP_SECONDS`` (5 s) and emits ``DevicesLoggedOut``
+  that started since its last look every ``COVE_BAN_SWEEP_SECONDS`` (5 s) and handles ``DevicesLoggedOut``
   for each (cove.events), on which messaging closes those accounts' sockets (close code 4401).
 """
 
@@ -95,8 +95,8 @@ async def banned_numbers(engine: AsyncEngine) -> list[BannedNumber]:
 
 
 async def enforce_bans_forever(engine: AsyncEngine, hooks: Hooks, every_seconds: float = 5.0) -> None:
-    """Log out the accounts banned by another process: emits ``DevicesLoggedOut`` for each, on which messaging
-    closes their open sockets and accounts drops them from the token cache."""
+    """Log out the accounts banned by another process: handles ``DevicesLoggedOut`` for each in this process, on
+    which messaging closes their open sockets and accounts drops them from the token cache."""
     since = now_ms() - SWEEP_OVERLAP_MS
     handled: set[tuple[str, int]] = set()
     while True:
@@ -109,7 +109,9 @@ async def enforce_bans_forever(engine: AsyncEngine, hooks: Hooks, every_seconds:
                 if (account_id, banned_at) in handled:
                     continue
                 handled.add((account_id, banned_at))
-                await hooks.emit(DevicesLoggedOut(account_id, (), BANNED_REASON))
+                # Every process sweeps, so each handles the event itself: emitting would send the fleet one copy
+                # per process.
+                await hooks.handle(DevicesLoggedOut(account_id, (), BANNED_REASON))
             since = started - SWEEP_OVERLAP_MS
             handled = {h for h in handled if h[1] >= since}
         except Exception:
