@@ -97,27 +97,36 @@ async def _refuse(ws: WebSocket, code: int, error: ApiError) -> None:
 
 
 async def _serve(ws: WebSocket, relay: Relay, device: DeviceRecord) -> None:
+    """Two tasks per connection, the ASGI task writing (``_pump``) and a reader: an idle socket costs the relay
+    their coroutines, so there is no third task watching for the close; the stream stops the writer instead."""
     settings = relay.settings
     key = (device.account_id, device.device_id)
     stream = SocketStream(settings.ws_outbox_frames, settings.ws_outbox_bytes)
     relay.hub.attach(key, stream)
     reader = asyncio.create_task(_read_frames(ws, relay, device, stream))
-    pump = asyncio.create_task(_pump(ws, relay, device, stream))
-    closing = asyncio.create_task(stream.closing())
+    loop = asyncio.get_running_loop()
     try:
-        await asyncio.wait({pump, closing}, return_when=asyncio.FIRST_COMPLETED)
-        if not pump.done() and not stream.aborted:
-            # A graceful close: what was queued before it leaves first, if the client reads it in time.
-            await asyncio.wait({pump}, timeout=settings.ws_close_timeout_seconds)
-        if stream.aborted:
-            log.info("closed the socket of %s: %s", key, stream.close_reason)
+        async with asyncio.timeout(None) as deadline:
+
+            def stop_writing() -> None:
+                # A graceful close: what was queued before it leaves first, if the client reads it in time.
+                delay = 0 if stream.aborted else settings.ws_close_timeout_seconds
+                deadline.reschedule(loop.time() + delay)
+
+            stream.on_close = stop_writing
+            await _pump(ws, relay, device, stream)
+    except TimeoutError:
+        pass
+    except _GONE:
+        pass
+    except Exception:
+        log.exception("socket writer failed")
     finally:
-        for task in (pump, reader, closing):
-            task.cancel()
+        stream.on_close = None
+        reader.cancel()
         relay.hub.detach(key, stream)
-    failure = pump.exception() if pump.done() and not pump.cancelled() else None
-    if failure is not None and not isinstance(failure, _GONE):
-        log.error("socket writer failed", exc_info=failure)
+    if stream.aborted:
+        log.info("closed the socket of %s: %s", key, stream.close_reason)
     with contextlib.suppress(*_GONE):
         await ws.close(stream.close_code, stream.close_reason)
 
@@ -132,15 +141,7 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
     Whatever is ready at one moment leaves in one ``batch`` frame: one write and one client wake-up for
     many envelopes, which is most of the cost of a busy connection.
     """
-    last_id = 0
-    while True:
-        async with relay.engine.connect() as conn:
-            page = await storage.fetch_queue(conn, device.account_id, device.device_id, last_id, now_ms(), BACKLOG_PAGE)
-        if page:
-            await _send_frames(ws, [envelope.wire() for envelope in page])
-            last_id = page[-1].id
-        if len(page) < BACKLOG_PAGE:
-            break
+    last_id = await _send_backlog(ws, relay, device, 0)
     await ws.send_text('{"type": "queue_empty"}')
     for frames_for in relay.connect_frames:
         await _send_frames(ws, await frames_for(relay, device))
@@ -155,6 +156,19 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
                 item = item.wire()
             frames.append(item)
         await _send_frames(ws, frames)
+
+
+async def _send_backlog(ws: WebSocket, relay: Relay, device: DeviceRecord, last_id: int) -> int:
+    """The device's stored envelopes after ``last_id``, oldest first; returns the last id sent. Its own function
+    so that the database connection and the last page are not held by the writer's frame while the socket idles."""
+    while True:
+        async with relay.engine.connect() as conn:
+            page = await storage.fetch_queue(conn, device.account_id, device.device_id, last_id, now_ms(), BACKLOG_PAGE)
+        if page:
+            await _send_frames(ws, [envelope.wire() for envelope in page])
+            last_id = page[-1].id
+        if len(page) < BACKLOG_PAGE:
+            return last_id
 
 
 async def _send_frames(ws: WebSocket, frames: list[dict[str, Any]]) -> None:
