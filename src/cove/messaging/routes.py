@@ -91,6 +91,12 @@ async def websocket_stream(ws: WebSocket) -> None:
         relay.open_sockets.release(device.account_id)
 
 
+async def websocket_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401 - ASGI
+    """The same endpoint as a bare ASGI app: ``cove serve`` runs it without the application's middleware and
+    routing, whose frames would otherwise stay alive as long as each socket (see ``cove.serving``)."""
+    await websocket_stream(WebSocket(scope, receive, send))
+
+
 async def _refuse(ws: WebSocket, code: int, error: ApiError) -> None:
     await ws.send_text(orjson.dumps({"type": "error", **error.body()}).decode())
     await ws.close(code, f"{error.code}: {error.message}"[:120])
