@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
+from websockets.protocol import Protocol
 
 from cove.config import Settings
 from cove.messaging.routes import websocket_asgi
@@ -256,6 +258,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.app = functools.partial(_serve_direct, endpoint, self.config.app)
         super().handle_connect(event)
         del self.request  # read once, above
+        if self.response.status_code == 101 and not self.conn.reader.buffer:
+            # websockets' ServerProtocol.parse parses the request, then frames for the rest of the connection, its
+            # frame holding the request (its headers) all along: frames are parsed by a fresh Protocol.parse
+            # instead. Only with nothing buffered, so no byte read ahead is lost.
+            self.conn.parser = Protocol.parse(self.conn)
+            next(self.conn.parser)
 
     async def send(self, message: Any) -> None:  # noqa: ANN401 - an ASGI message
         closing = message["type"] == "websocket.close" and self.handshake_complete and self.initial_response is None
@@ -277,9 +285,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
 
 
-async def _serve_direct(endpoint: Any, app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
+def _serve_direct(endpoint: Any, app: Any, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:  # noqa: ANN401
+    # Not a coroutine: its frame would last as long as the socket.
     scope["app"] = app  # as Starlette sets it: the endpoint finds the relay in the application's state
-    await endpoint(scope, receive, send)
+    return endpoint(scope, receive, send)
 
 
 # WebSocket paths served without the application's middleware and routing; see WebSocketProtocol.
