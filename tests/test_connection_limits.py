@@ -152,6 +152,31 @@ async def test_a_socket_that_does_not_read_is_closed_and_loses_nothing(users, re
     assert sorted(texts(await bob.inbox())) == sent  # stored, so delivered on the next connection
 
 
+@pytest.mark.parametrize("relay_env", [{"COVE_WS_OUTBOX_FRAMES": "10000", "COVE_WS_CLOSE_TIMEOUT_SECONDS": "1"}])
+async def test_a_socket_that_does_not_read_is_replaced_by_the_device_connecting_again(users, relay) -> None:  # noqa: ANN001
+    alice = await users.register("alice")
+    bob = await users.register("bob")
+    tiny = socket.socket()
+    tiny.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    tiny.connect(("127.0.0.1", relay.port))
+    silent = await socket_of(bob, sock=tiny, max_queue=1, max_size=None)
+    assert json.loads(await silent.recv())["type"] == "queue_empty"
+    sent = [f"{i:04d} " + "x" * 60_000 for i in range(100)]  # more than the kernel buffers, less than the outbox
+    for message in sent:
+        await alice.send(alice.core.compose_text(bob.core.account_id, message))
+
+    # The relay's writer for the silent socket is stuck on a full buffer: the new connection still replaces it
+    # (a graceful close, given ws_close_timeout_seconds to flush) and gets everything from the queue.
+    assert sorted(texts(await bob.inbox())) == sent
+    async with asyncio.timeout(DEADLINE):
+        while "did not read what was queued in time" not in relay.log():  # noqa: ASYNC110 - another process
+            await asyncio.sleep(0.1)
+    frames, closed = await frames_until_closed(silent)
+    assert len(frames) < len(sent)  # the old socket was cut after its close timeout, not flushed to the end
+    assert closed.rcvd is None or closed.rcvd.code == 4409
+    assert "not_reading" not in relay.log()
+
+
 async def test_a_flood_of_bad_frames_is_answered_then_closed(users) -> None:  # noqa: ANN001
     alice = await users.register("alice")
     ws = await socket_of(alice, max_queue=None)

@@ -33,7 +33,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
-from websockets.protocol import Protocol
 
 from cove.config import Settings
 from cove.messaging.routes import websocket_asgi
@@ -257,13 +256,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if endpoint is not None and not isinstance(self.app, Refusal):
             self.app = functools.partial(_serve_direct, endpoint, self.config.app)
         super().handle_connect(event)
-        del self.request  # read once, above
-        if self.response.status_code == 101 and not self.conn.reader.buffer:
-            # websockets' ServerProtocol.parse parses the request, then frames for the rest of the connection, its
-            # frame holding the request (its headers) all along: frames are parsed by a fresh Protocol.parse
-            # instead. Only with nothing buffered, so no byte read ahead is lost.
-            self.conn.parser = Protocol.parse(self.conn)
-            next(self.conn.parser)
+        # Read into the scope above. websockets' ServerProtocol.parse goes on parsing frames for the connection's
+        # whole life with the request in its frame: emptied, its headers are not kept that long.
+        event.headers.clear()
+        del self.request
 
     async def send(self, message: Any) -> None:  # noqa: ANN401 - an ASGI message
         closing = message["type"] == "websocket.close" and self.handshake_complete and self.initial_response is None

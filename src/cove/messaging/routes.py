@@ -127,7 +127,12 @@ async def _serve(ws: WebSocket, relay: Relay, device: DeviceRecord) -> None:
             stream.on_close = stop_writing
             await _pump(ws, relay, device, stream)
     except TimeoutError:
-        pass
+        if not stream.aborted:
+            log.info(
+                "closed the socket of %s: %s, and its client did not read what was queued in time",
+                key,
+                stream.close_reason,
+            )
     except _GONE:
         pass
     except Exception:
