@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,9 +252,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Request) -> None:
         endpoint = self._direct.get(event.path.partition("?")[0])
-        if endpoint is not None and not isinstance(self.app, Refusal):
-            self.app = functools.partial(_serve_direct, endpoint, self.config.app)
+        direct = endpoint is not None and not isinstance(self.app, Refusal)
+        if direct:
+            self.app = endpoint
         super().handle_connect(event)
+        if direct and self.response.status_code == 101:
+            self.scope["app"] = self.config.app  # as Starlette sets it: the endpoint finds the relay in its state
         # Read into the scope above. websockets' ServerProtocol.parse goes on parsing frames for the connection's
         # whole life with the request in its frame: emptied, its headers are not kept that long.
         event.headers.clear()
@@ -279,12 +281,6 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             if self.close_timer is not None:
                 self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
-
-
-def _serve_direct(endpoint: Any, app: Any, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:  # noqa: ANN401
-    # Not a coroutine: its frame would last as long as the socket.
-    scope["app"] = app  # as Starlette sets it: the endpoint finds the relay in the application's state
-    return endpoint(scope, receive, send)
 
 
 # WebSocket paths served without the application's middleware and routing; see WebSocketProtocol.

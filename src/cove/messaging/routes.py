@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable
@@ -75,15 +76,14 @@ async def send(
 @router.websocket("/v1/websocket")
 async def websocket_stream(ws: WebSocket) -> None:
     relay: Relay = ws.app.state.relay
-    token = bearer_token(ws.headers.get("authorization"))
-    # Read once, and a socket may live for hours: its handshake headers (a kilobyte) are not kept all along.
-    ws.scope["headers"].clear()
     await ws.accept()
     try:
-        device = await authenticate(relay, token)
+        device = await authenticate(relay, bearer_token(ws.headers.get("authorization")))
     except ApiError as exc:
         await _refuse(ws, CLOSE_LOGGED_OUT, exc)
         return
+    # Read once, and a socket may live for hours: its handshake headers (a kilobyte) are not kept all along.
+    ws.scope["headers"].clear()
     if not relay.open_sockets.acquire(device.account_id):
         limit = relay.settings.max_sockets_per_account
         refusal = ApiError(429, "too_many_connections", f"this account already has {limit} open sockets")
@@ -218,6 +218,10 @@ class _BadFrame(Exception):
         self.answer = answer
 
 
+def _release(semaphore: asyncio.Semaphore, _: asyncio.Future[Any]) -> None:
+    semaphore.release()
+
+
 def _error(code: str, message: str) -> _BadFrame:
     return _BadFrame({"type": "error", "error": {"code": code, "message": message[:200]}})
 
@@ -234,9 +238,6 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
     in_flight = asyncio.Semaphore(settings.ws_in_flight)
     bad_frames = Limit(settings.ws_bad_frames, settings.ws_bad_frames_per_second)
     budget: Bucket | None = None
-
-    def settled(_: asyncio.Future[Any]) -> None:
-        in_flight.release()
 
     try:
         while True:
@@ -257,7 +258,7 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
                 if future is None:
                     in_flight.release()
                 else:
-                    future.add_done_callback(settled)
+                    future.add_done_callback(functools.partial(_release, in_flight))  # no closure held while idle
     finally:
         stream.close(1000, "")
 
