@@ -213,7 +213,11 @@ class _Flag:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        await waiter
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled while waiting: not kept until the next set()
+                self._waiters.remove(waiter)
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
