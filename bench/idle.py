@@ -3,6 +3,7 @@
     .venv/bin/python bench/idle.py                          # N = 1,000 and 10,000 (a fresh relay for each)
     .venv/bin/python bench/idle.py --connections 2000
     .venv/bin/python bench/idle.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench
+    .venv/bin/python bench/idle.py --connections 10000 --nats nats://127.0.0.1:4222   # as one process of a fleet
 
 How a run goes, for each N:
 
@@ -197,14 +198,17 @@ async def measure(relay: RelayProcess, tokens: list[str]) -> dict[str, Any]:
     }
 
 
-def run_one(n: int, database_url: str | None) -> dict[str, Any]:
+def run_one(n: int, database_url: str | None, nats_url: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cove-idle-") as tmp:
         folder = Path(tmp, "relay")
         folder.mkdir()
         url = database_url or f"sqlite+aiosqlite:///{folder / 'cove.db'}"
         tokens = asyncio.run(create_devices(url, n))
         inbox = CodeInbox()
-        relay = RelayProcess(url, folder, inbox.url, {"COVE_MAX_CONNECTIONS": str(n + WARMUP_SOCKETS + 100)})
+        env = {"COVE_MAX_CONNECTIONS": str(n + WARMUP_SOCKETS + 100)}
+        if nats_url:  # the relay as one process of a fleet: each socket also holds its device's NATS subscription
+            env |= {"COVE_NATS_URL": nats_url, "COVE_BUS_PREFIX": f"idle{os.getpid()}"}
+        relay = RelayProcess(url, folder, inbox.url, env)
 
         async def bench() -> dict[str, Any]:
             relay.start()
@@ -226,6 +230,11 @@ def parse_args() -> argparse.Namespace:
         "--database-url",
         default=None,
         help="an empty PostgreSQL database, used for one figure only (default: a fresh SQLite file per figure)",
+    )
+    parser.add_argument(
+        "--nats",
+        default=None,
+        help="run the relay as part of a fleet, with this NATS server (e.g. nats://127.0.0.1:4222)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args()
@@ -268,7 +277,8 @@ def main() -> None:
         "command": command(),
         "machine": machine(),
         "database": "postgresql" if args.database_url else "sqlite",
-        "runs": [run_one(n, args.database_url) for n in args.connections],
+        "fleet": bool(args.nats),
+        "runs": [run_one(n, args.database_url, args.nats) for n in args.connections],
     }
     if args.json:
         print(json.dumps(result, indent=2))
