@@ -130,26 +130,54 @@ async def test_an_account_over_its_socket_limit_is_refused(users) -> None:  # no
     await third.close()
 
 
-@pytest.mark.parametrize("relay_env", [{"COVE_WS_OUTBOX_FRAMES": "8", "COVE_WS_CLOSE_TIMEOUT_SECONDS": "1"}])
-async def test_a_socket_that_does_not_read_is_closed_and_loses_nothing(users, relay) -> None:  # noqa: ANN001
+async def silent_socket(users, relay):  # noqa: ANN001, ANN201
+    """Alice, Bob, and a socket of Bob's that has read ``queue_empty`` and reads no more, with small buffers."""
     alice = await users.register("alice")
     bob = await users.register("bob")
-    # Bob's socket reads one frame, then stops: the kernel's buffers fill up, then the relay's outbox.
     tiny = socket.socket()
     tiny.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     tiny.connect(("127.0.0.1", relay.port))
     silent = await socket_of(bob, sock=tiny, max_queue=1, max_size=None)
     assert json.loads(await silent.recv())["type"] == "queue_empty"
+    return alice, bob, silent
 
-    sent = [f"{i:04d} " + "x" * 60_000 for i in range(200)]  # about 16 MB of base64 ciphertext
+
+async def send_large(alice, bob, count: int) -> list[str]:  # noqa: ANN001
+    """``count`` messages of 60 kB from Alice to Bob; their texts."""
+    sent = [f"{i:04d} " + "x" * 60_000 for i in range(count)]
     for message in sent:
         await alice.send(alice.core.compose_text(bob.core.account_id, message))
+    return sent
+
+
+@pytest.mark.parametrize("relay_env", [{"COVE_WS_OUTBOX_FRAMES": "8", "COVE_WS_CLOSE_TIMEOUT_SECONDS": "1"}])
+async def test_a_socket_that_does_not_read_is_closed_and_loses_nothing(users, relay) -> None:  # noqa: ANN001
+    # Bob's socket reads one frame, then stops: the kernel's buffers fill up, then the relay's outbox.
+    alice, bob, silent = await silent_socket(users, relay)
+    sent = await send_large(alice, bob, 200)  # about 16 MB of base64 ciphertext
 
     frames, closed = await frames_until_closed(silent)
     assert closed.rcvd is None or closed.rcvd.code == 4408  # aborted, or told why if it read that far
     assert "not_reading" in relay.log()
     assert len(frames) < len(sent)
     assert sorted(texts(await bob.inbox())) == sent  # stored, so delivered on the next connection
+
+
+@pytest.mark.parametrize("relay_env", [{"COVE_WS_OUTBOX_FRAMES": "10000", "COVE_WS_CLOSE_TIMEOUT_SECONDS": "1"}])
+async def test_a_socket_that_does_not_read_is_replaced_by_the_device_connecting_again(users, relay) -> None:  # noqa: ANN001
+    alice, bob, silent = await silent_socket(users, relay)
+    sent = await send_large(alice, bob, 100)  # more than the kernel buffers, less than the outbox
+
+    # The relay's writer for the silent socket is stuck on a full buffer: the new connection still replaces it
+    # (a graceful close, given ws_close_timeout_seconds to flush) and gets everything from the queue.
+    assert sorted(texts(await bob.inbox())) == sent
+    async with asyncio.timeout(DEADLINE):
+        while "did not read what was queued in time" not in relay.log():  # noqa: ASYNC110 - another process
+            await asyncio.sleep(0.1)
+    frames, closed = await frames_until_closed(silent)
+    assert len(frames) < len(sent)  # the old socket was cut after its close timeout, not flushed to the end
+    assert closed.rcvd is None or closed.rcvd.code == 4409
+    assert "not_reading" not in relay.log()
 
 
 async def test_a_flood_of_bad_frames_is_answered_then_closed(users) -> None:  # noqa: ANN001

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,15 @@ async def test_the_hub_drops_a_push_to_a_full_stream_and_closes_it() -> None:
     await hub.attach(("bob", 1), stream)
     await hub.deliver([envelope(1), envelope(2), envelope(3)])  # the third: bob is not reading
     assert stream.aborted and stream.close_code == CLOSE_NOT_READING
+
+
+async def test_closing_a_stream_wakes_its_writer_and_tells_the_connection_once() -> None:
+    stream = SocketStream(max_frames=10, max_bytes=1 << 20)
+    told: list[bool] = []
+    stream.on_close = lambda: told.append(stream.aborted)
+    waiting = asyncio.create_task(stream.next_batch(10))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    stream.close(CLOSE_CONNECTED_ELSEWHERE, "connected elsewhere")
+    stream.abort(CLOSE_NOT_READING, "not_reading: too late, already closing")
+    assert await waiting == [] and told == [False] and stream.close_code == CLOSE_CONNECTED_ELSEWHERE

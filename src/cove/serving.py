@@ -31,8 +31,10 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 
 from cove.config import Settings
+from cove.messaging.routes import websocket_asgi
 from cove.safety.connections import Occupancy
 
 _TOTAL = "*"
@@ -156,11 +158,91 @@ class HttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class _Inbox:
+    """What uvicorn's protocol uses of its ``asyncio.Queue`` of ASGI events, for one reader: a list and a future
+    while the reader waits. An ``asyncio.Queue`` holds three deques (760 bytes each, empty) per connection."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:  # noqa: ANN401 - an ASGI event
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:  # noqa: ANN401 - an ASGI event
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+class _Flag:
+    """What uvicorn's protocol uses of ``asyncio.Event`` for ``writable``, without its deque of waiters."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled while waiting: not kept until the next set()
+                self._waiters.remove(waiter)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    def __init__(self, *args: Any, gate: ConnectionGate, close_timeout: float, **kwargs: Any) -> None:  # noqa: ANN401
+    """uvicorn's sans-I/O WebSocket protocol, lighter per connection (most sockets sit idle for hours):
+
+    - its event queue and ``writable`` event are replaced by :class:`_Inbox` and :class:`_Flag`;
+    - the handshake request and response (their headers) are dropped once the handshake is answered;
+    - a path in ``direct`` is served by that ASGI app straight from here, not through the FastAPI application
+      (its middleware, routing and dependency frames, and the scope copies they make, last as long as the socket).
+    """
+
+    def __init__(
+        self,
+        *args: Any,  # noqa: ANN401
+        gate: ConnectionGate,
+        close_timeout: float,
+        direct: dict[str, Any],
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._gate = gate
         self.close_timeout = close_timeout
+        self._direct = direct
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -171,6 +253,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._gate.close(self.transport)
         super().connection_lost(exc)
+
+    def handle_connect(self, event: Request) -> None:
+        endpoint = self._direct.get(event.path.partition("?")[0])
+        direct = endpoint is not None and not isinstance(self.app, Refusal)
+        if direct:
+            self.app = endpoint
+        super().handle_connect(event)
+        if direct and self.response.status_code == 101:
+            self.scope["app"] = self.config.app  # as Starlette sets it: the endpoint finds the relay in its state
+        # Read into the scope above. websockets' ServerProtocol.parse goes on parsing frames for the connection's
+        # whole life with the request in its frame: emptied, its headers are not kept that long.
+        event.headers.clear()
+        del self.request
 
     async def send(self, message: Any) -> None:  # noqa: ANN401 - an ASGI message
         closing = message["type"] == "websocket.close" and self.handshake_complete and self.initial_response is None
@@ -183,11 +278,17 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_sent = True
         else:
             await super().send(message)
+        if message["type"] == "websocket.accept":
+            self.response = None  # type: ignore[assignment] # sent: uvicorn reads it only to accept
         if closing and self.close_sent and not self.transport.is_closing():
             # uvicorn's own timer only closes, which waits for a flush that a non-reading peer never allows.
             if self.close_timer is not None:
                 self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+
+
+# WebSocket paths served without the application's middleware and routing; see WebSocketProtocol.
+DIRECT_WEBSOCKETS = {"/v1/websocket": websocket_asgi}
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -200,6 +301,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             header_timeout=settings.header_timeout_seconds,
             max_header_bytes=settings.max_header_bytes,
         ),
-        "ws": functools.partial(WebSocketProtocol, gate=gate, close_timeout=settings.ws_close_timeout_seconds),
+        "ws": functools.partial(
+            WebSocketProtocol, gate=gate, close_timeout=settings.ws_close_timeout_seconds, direct=DIRECT_WEBSOCKETS
+        ),
         "ws_max_size": settings.ws_max_frame_bytes,
     }

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -80,6 +82,8 @@ async def websocket_stream(ws: WebSocket) -> None:
     except ApiError as exc:
         await _refuse(ws, CLOSE_LOGGED_OUT, exc)
         return
+    # Read once, and a socket may live for hours: its handshake headers (a kilobyte) are not kept all along.
+    ws.scope["headers"].clear()
     if not relay.open_sockets.acquire(device.account_id):
         limit = relay.settings.max_sockets_per_account
         refusal = ApiError(429, "too_many_connections", f"this account already has {limit} open sockets")
@@ -91,33 +95,54 @@ async def websocket_stream(ws: WebSocket) -> None:
         relay.open_sockets.release(device.account_id)
 
 
+def websocket_asgi(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:  # noqa: ANN401 - ASGI
+    """The same endpoint as a bare ASGI app: ``cove serve`` runs it without the application's middleware and
+    routing, whose frames would otherwise stay alive as long as each socket (see ``cove.serving``). Not a
+    coroutine itself, for the same reason: one frame fewer per socket."""
+    return websocket_stream(WebSocket(scope, receive, send))
+
+
 async def _refuse(ws: WebSocket, code: int, error: ApiError) -> None:
     await ws.send_text(orjson.dumps({"type": "error", **error.body()}).decode())
     await ws.close(code, f"{error.code}: {error.message}"[:120])
 
 
 async def _serve(ws: WebSocket, relay: Relay, device: DeviceRecord) -> None:
+    """Two tasks per connection, the ASGI task writing (``_pump``) and a reader: an idle socket costs the relay
+    their coroutines, so there is no third task watching for the close; the stream stops the writer instead."""
     settings = relay.settings
     key = (device.account_id, device.device_id)
     stream = SocketStream(settings.ws_outbox_frames, settings.ws_outbox_bytes)
     await relay.hub.attach(key, stream)
     reader = asyncio.create_task(_read_frames(ws, relay, device, stream))
-    pump = asyncio.create_task(_pump(ws, relay, device, stream))
-    closing = asyncio.create_task(stream.closing())
+    loop = asyncio.get_running_loop()
     try:
-        await asyncio.wait({pump, closing}, return_when=asyncio.FIRST_COMPLETED)
-        if not pump.done() and not stream.aborted:
-            # A graceful close: what was queued before it leaves first, if the client reads it in time.
-            await asyncio.wait({pump}, timeout=settings.ws_close_timeout_seconds)
-        if stream.aborted:
-            log.info("closed the socket of %s: %s", key, stream.close_reason)
+        async with asyncio.timeout(None) as deadline:
+
+            def stop_writing() -> None:
+                # A graceful close: what was queued before it leaves first, if the client reads it in time.
+                delay = 0 if stream.aborted else settings.ws_close_timeout_seconds
+                deadline.reschedule(loop.time() + delay)
+
+            stream.on_close = stop_writing
+            await _pump(ws, relay, device, stream)
+    except TimeoutError:
+        if not stream.aborted:
+            log.info(
+                "closed the socket of %s: %s, and its client did not read what was queued in time",
+                key,
+                stream.close_reason,
+            )
+    except _GONE:
+        pass
+    except Exception:
+        log.exception("socket writer failed")
     finally:
-        for task in (pump, reader, closing):
-            task.cancel()
+        stream.on_close = None
+        reader.cancel()
         relay.hub.detach(key, stream)
-    failure = pump.exception() if pump.done() and not pump.cancelled() else None
-    if failure is not None and not isinstance(failure, _GONE):
-        log.error("socket writer failed", exc_info=failure)
+    if stream.aborted:
+        log.info("closed the socket of %s: %s", key, stream.close_reason)
     with contextlib.suppress(*_GONE):
         await ws.close(stream.close_code, stream.close_reason)
 
@@ -216,6 +241,10 @@ class _BadFrame(Exception):
         self.answer = answer
 
 
+def _release(semaphore: asyncio.Semaphore, _: asyncio.Future[Any]) -> None:
+    semaphore.release()
+
+
 def _error(code: str, message: str) -> _BadFrame:
     return _BadFrame({"type": "error", "error": {"code": code, "message": message[:200]}})
 
@@ -232,9 +261,6 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
     in_flight = asyncio.Semaphore(settings.ws_in_flight)
     bad_frames = Limit(settings.ws_bad_frames, settings.ws_bad_frames_per_second)
     budget: Bucket | None = None
-
-    def settled(_: asyncio.Future[Any]) -> None:
-        in_flight.release()
 
     try:
         while True:
@@ -255,7 +281,7 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
                 if future is None:
                     in_flight.release()
                 else:
-                    future.add_done_callback(settled)
+                    future.add_done_callback(functools.partial(_release, in_flight))  # no closure held while idle
     finally:
         stream.close(1000, "")
 

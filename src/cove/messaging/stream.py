@@ -9,7 +9,7 @@ from the queue when the device reconnects; an unanswered send is retried with th
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from cove.messaging.envelope import Envelope
@@ -30,21 +30,41 @@ def _size(item: Item) -> int:
 
 
 class SocketStream:
-    """What the hub hands frames to. ``close`` lets queued frames leave first; a full outbox aborts."""
+    """What the hub hands frames to. ``close`` lets queued frames leave first; a full outbox aborts.
+
+    Kept small: one lives for every connected device, idle almost always. A list rather than a deque (an empty
+    deque takes over 600 bytes), one future only while the writer waits rather than two events, each with a deque.
+    """
+
+    __slots__ = (
+        "_max_frames",
+        "_max_bytes",
+        "_items",
+        "_bytes",
+        "_waiter",
+        "_closing",
+        "on_close",
+        "close_code",
+        "close_reason",
+        "aborted",
+    )
 
     def __init__(self, max_frames: int, max_bytes: int) -> None:
         self._max_frames = max_frames
         self._max_bytes = max_bytes
-        self._items: deque[Item] = deque()
+        self._items: list[Item] = []
         self._bytes = 0
-        self._changed = asyncio.Event()
-        self._closing = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closing = False
+        # Called once, when the stream starts closing: the connection's writer may be blocked on a client that
+        # does not read, and must be stopped from outside.
+        self.on_close: Callable[[], None] | None = None
         self.close_code = 1000
         self.close_reason = ""
         self.aborted = False
 
     def offer(self, item: Item) -> None:
-        if self._closing.is_set():
+        if self._closing:
             return
         size = _size(item)
         # One frame larger than the byte bound still goes out alone: only a backlog means the client is not reading.
@@ -53,32 +73,39 @@ class SocketStream:
             return
         self._items.append(item)
         self._bytes += size
-        self._changed.set()
+        self._wake()
 
     def close(self, code: int, reason: str) -> None:
-        if not self._closing.is_set():
+        if not self._closing:
             self.close_code, self.close_reason = code, reason
-            self._closing.set()
-            self._changed.set()
+            self._closing = True
+            self._wake()
+            if self.on_close is not None:
+                self.on_close()
 
     def abort(self, code: int, reason: str) -> None:
         """Close without sending what waits (the peer is not reading it)."""
-        if not self._closing.is_set():
+        if not self._closing:
             self.aborted = True
             self._items.clear()
             self._bytes = 0
             self.close(code, reason)
 
-    async def closing(self) -> None:
-        await self._closing.wait()
-
     async def next_batch(self, limit: int) -> list[Item]:
         """Up to ``limit`` waiting items, in order, waiting for one; empty once the stream closes and is drained."""
         while not self._items:
-            if self._closing.is_set():
+            if self._closing:
                 return []
-            self._changed.clear()
-            await self._changed.wait()
-        batch = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        batch = self._items[:limit]
+        del self._items[:limit]
         self._bytes -= sum(_size(item) for item in batch)
         return batch
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
