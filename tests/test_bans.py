@@ -50,7 +50,7 @@ def test_a_banned_number_hears_why():
 # through a real relay ---------------------------------------------------------------------------------
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_BAN_SWEEP_SECONDS": "0.3"}
+    return {"COVE_FLEET_POLL_SECONDS": "0.3"}
 
 
 def cove(relay, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001

@@ -47,7 +47,7 @@ class FakeStream:
 
 SAMPLES: list[Event] = [
     AccountDeleted("acc-1", 1_700_000_000_000),
-    DevicesLoggedOut("acc-1", (1, 2), "logged out: test"),
+    DevicesLoggedOut("acc-1", (1, 2), "logged out: test", 1_000),
     AccountChanged("acc-1"),
     PolicyPublished("2026-01"),
 ]
@@ -139,7 +139,7 @@ async def test_the_relays_after_commit_handlers_close_sockets_forget_the_directo
     await relay.hub.attach(("acc-2", 1), other)
     assert [d.device_id for d in await relay.directory.devices_of("acc-1")] == [1]  # now cached
 
-    ban = DevicesLoggedOut("acc-1", (), BANNED_REASON)
+    ban = DevicesLoggedOut("acc-1", (), BANNED_REASON, 1_000)
     await relay.hooks.emit(ban)
     await relay.hooks.handle(ban)  # again, as from the bus after the catch-up read: nothing changes, no error
     assert phone.closed == [(CLOSE_LOGGED_OUT, BANNED_REASON)] and other.closed == []

@@ -180,5 +180,5 @@ def test_an_unexpected_error_is_one_line_with_a_debug_hint_and_exit_70(
 def test_serve_help_lists_the_settings() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200)
     assert result.exit_code == 0
-    for name in ("COVE_DATA_DIR=./var", "COVE_DATABASE_URL", "COVE_CONFIG", "COVE_BAN_SWEEP_SECONDS", "cove.toml"):
+    for name in ("COVE_DATA_DIR=./var", "COVE_DATABASE_URL", "COVE_CONFIG", "COVE_FLEET_POLL_SECONDS", "cove.toml"):
         assert name in result.output

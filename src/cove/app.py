@@ -42,7 +42,6 @@ from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety import hooks as safety_hooks
 from cove.safety.connections import Occupancy
-from cove.safety.service import enforce_bans_forever
 from cove.sharing import hooks as sharing_hooks
 
 log = logging.getLogger("cove")
@@ -108,7 +107,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
-            asyncio.create_task(enforce_bans_forever(engine, relay.hooks, settings.ban_sweep_seconds)),
         ]
         if bus is not None:
             background.append(asyncio.create_task(hub.rescan_forever(settings.queue_rescan_seconds)))

@@ -64,7 +64,6 @@ class Settings(BaseSettings):
 
     notice_interval_seconds: float = Field(5.0, description="How often opening rollout waves are checked")
     ledger_checkpoint_seconds: float = Field(60.0, description="How often the ledger's global checkpoint is written")
-    ban_sweep_seconds: float = Field(5.0, description="How often bans made by `cove safety ban` close open sockets")
 
     # Connection limits: what one client, one address or everyone together may hold open (cove.serving).
     max_connections: int = Field(4000, ge=1, description="Open connections in total; keep it under `ulimit -n`")

@@ -47,12 +47,15 @@ class AccountDeleted(Event):
 
 @dataclass(frozen=True)
 class DevicesLoggedOut(Event):
-    """These devices' tokens no longer work (re-registration, unlink, ban); ``device_ids`` empty means all."""
+    """These devices' tokens no longer work (re-registration, unlink, ban); ``device_ids`` empty means all.
+    ``at_ms``: when they stopped working; a socket a device opened later (a new phone given the same device id)
+    is not closed by it, however late the event arrives."""
 
     kind: ClassVar[str] = "devices_logged_out"
     account_id: str
     device_ids: tuple[int, ...]
     reason: str
+    at_ms: int
 
 
 @dataclass(frozen=True)

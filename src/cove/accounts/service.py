@@ -189,7 +189,7 @@ async def register(
         )
     # An empty device list would mean all of them: a new account has none to log out.
     if old_devices:
-        await relay.hooks.emit(DevicesLoggedOut(account_id, tuple(old_devices), REREGISTERED))
+        await relay.hooks.emit(DevicesLoggedOut(account_id, tuple(old_devices), REREGISTERED, now))
     else:
         await relay.hooks.emit(AccountChanged(account_id))
     return account_id, PRIMARY_DEVICE_ID, token, generation, existing is not None
@@ -240,13 +240,14 @@ class _LostRace(Exception):
 
 
 async def log_out(relay: Relay, account_id: str, device_id: int) -> None:
+    now = now_ms()
     async with relay.engine.begin() as conn:
         await conn.execute(
             update(devices)
             .where(devices.c.account_id == account_id, devices.c.device_id == device_id)
             .values(token_hash=None)
         )
-    await relay.hooks.emit(DevicesLoggedOut(account_id, (device_id,), LOGGED_OUT))
+    await relay.hooks.emit(DevicesLoggedOut(account_id, (device_id,), LOGGED_OUT, now))
 
 
 async def describe(relay: Relay, account_id: str):  # noqa: ANN201

@@ -28,9 +28,9 @@ def register(relay: Relay) -> None:
 
     def close_logged_out(event: DevicesLoggedOut) -> None:
         if event.device_ids:
-            hub.log_out(event.account_id, event.device_ids, event.reason)
+            hub.log_out(event.account_id, event.device_ids, event.reason, event.at_ms)
         else:
-            hub.log_out_account(event.account_id, event.reason)
+            hub.log_out_account(event.account_id, event.reason, event.at_ms)
 
     relay.hooks.on_transaction(AccountDeleted, _forget)
     relay.hooks.on_transaction(IdentityChanged, _drop_queues)

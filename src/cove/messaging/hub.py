@@ -160,15 +160,24 @@ class Hub:
         account_id: str,
         device_ids: Iterable[int],
         reason: str = "logged out: the number was registered on another phone",
+        before_ms: int | None = None,
     ) -> None:
+        """Close these devices' streams; with ``before_ms``, only those attached before then (in a fleet a logout
+        can arrive after the device's next phone, given the same device id, connected here)."""
         for device_id in device_ids:
-            stream = self._streams.pop((account_id, device_id), None)
+            key = (account_id, device_id)
+            claim = self._claims.get(key)
+            if before_ms is not None and claim is not None and claim.at_ms > before_ms:
+                continue
+            stream = self._streams.get(key)
             if stream is not None:
+                self.detach(key, stream)
                 stream.close(CLOSE_LOGGED_OUT, reason)
 
-    def log_out_account(self, account_id: str, reason: str) -> None:
+    def log_out_account(self, account_id: str, reason: str, before_ms: int | None = None) -> None:
         """Close every stream of the account (its devices were logged out, banned or deleted)."""
-        self.log_out(account_id, [device for account, device in self._streams if account == account_id], reason)
+        devices = [device for account, device in self._streams if account == account_id]
+        self.log_out(account_id, devices, reason, before_ms)
 
     def close_all(self) -> None:
         for key, stream in list(self._streams.items()):

@@ -2,19 +2,14 @@
 
 A ban writes the account's verdict, adds the number to ``banned_numbers`` (registration and code requests for
 it are refused with 403 ``account_banned``) and logs out every device of the account (its tokens are cleared)
-in one transaction. The command runs in another process than the relay, so the relay learns of it from the
-database:
-
-- HTTP: a relay caches who a token belongs to for ``cove.accounts.directory.TTL_SECONDS`` (5 s), so a revoked
-  token is refused within 5 seconds.
-- WebSocket: an open socket was authenticated when it connected; :func:`enforce_bans_forever` reads the bans
-  that started since its last look every ``COVE_BAN_SWEEP_SECONDS`` (5 s) and handles ``DevicesLoggedOut``
-  for each (cove.events), on which messaging closes those accounts' sockets (close code 4401).
+in one transaction, with a fleet event (``DevicesLoggedOut``, cove.fleet.broadcast) that every relay process
+reads within ``COVE_FLEET_POLL_SECONDS`` (2 s): messaging closes the account's open sockets (close code 4401)
+and accounts drops its tokens from the cache. A token refused by the database is refused anyway once the cache
+entry expires (``cove.accounts.directory.TTL_SECONDS``, 5 s).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import NamedTuple
 
@@ -24,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cove.accounts import storage as account_storage
 from cove.accounts.storage import devices
 from cove.clock import now_ms
-from cove.events import DevicesLoggedOut, Hooks
+from cove.events import DevicesLoggedOut
+from cove.fleet import storage as fleet_storage
+from cove.fleet.broadcast import stored
 from cove.protocol.phone import normalise
 from cove.safety import storage, verdicts
 from cove.safety.storage import BannedNumber
@@ -32,9 +29,6 @@ from cove.safety.verdicts import ReasonCode
 
 log = logging.getLogger("cove.safety")
 
-# How far back each sweep looks beyond its previous one: covers a ban whose commit landed after its
-# banned_at instant was taken, and a small clock difference between the command's host and the relay's.
-SWEEP_OVERLAP_MS = 60_000
 BANNED_REASON = "logged out: this account was banned"
 
 
@@ -68,6 +62,7 @@ async def ban(engine: AsyncEngine, raw_phone: str, reason: ReasonCode) -> Banned
                 .values(token_hash=None)
             )
             logged_out = result.rowcount or 0
+            await fleet_storage.append(conn, stored(DevicesLoggedOut(account_id, (), BANNED_REASON, now), now))
     return Banned(phone, account_id, reason, logged_out)
 
 
@@ -92,27 +87,3 @@ async def unban(engine: AsyncEngine, raw_phone: str) -> Unbanned | None:
 async def banned_numbers(engine: AsyncEngine) -> list[BannedNumber]:
     async with engine.connect() as conn:
         return await storage.all_banned_numbers(conn)
-
-
-async def enforce_bans_forever(engine: AsyncEngine, hooks: Hooks, every_seconds: float = 5.0) -> None:
-    """Log out the accounts banned by another process: handles ``DevicesLoggedOut`` for each in this process, on
-    which messaging closes their open sockets and accounts drops them from the token cache."""
-    since = now_ms() - SWEEP_OVERLAP_MS
-    handled: set[tuple[str, int]] = set()
-    while True:
-        await asyncio.sleep(every_seconds)
-        try:
-            started = now_ms()
-            async with engine.connect() as conn:
-                found = await storage.banned_since(conn, since)
-            for account_id, banned_at in found:
-                if (account_id, banned_at) in handled:
-                    continue
-                handled.add((account_id, banned_at))
-                # Every process sweeps, so each handles the event itself: emitting would send the fleet one copy
-                # per process.
-                await hooks.handle(DevicesLoggedOut(account_id, (), BANNED_REASON))
-            since = started - SWEEP_OVERLAP_MS
-            handled = {h for h in handled if h[1] >= since}
-        except Exception:
-            log.exception("enforcing bans failed")

@@ -117,12 +117,3 @@ async def all_banned_numbers(conn: AsyncConnection) -> list[BannedNumber]:
         select(t.c.phone_number, t.c.reason_code, t.c.banned_at_ms, t.c.account_id).order_by(t.c.banned_at_ms)
     )
     return [BannedNumber(r.phone_number, ReasonCode(r.reason_code), r.banned_at_ms, r.account_id) for r in rows]
-
-
-async def banned_since(conn: AsyncConnection, since_ms: int) -> list[tuple[str, int]]:
-    """``(account_id, banned_at_ms)`` of the bans in force that started at or after ``since_ms``."""
-    t = safety_verdicts
-    rows = await conn.execute(
-        select(t.c.account_id, t.c.banned_at_ms).where(t.c.banned_at_ms >= since_ms, t.c.lifted_at_ms.is_(None))
-    )
-    return [(r.account_id, r.banned_at_ms) for r in rows]
