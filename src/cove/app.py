@@ -62,7 +62,8 @@ CAPABILITIES = (
 def build_relay(settings: Settings, engine: AsyncEngine, bus: Bus | None = None) -> Relay:
     """The relay's parts, wired, nothing started (``create_app``'s lifespan starts the writers and the bus)."""
     hub = Hub(Wakeups(bus, new_node()) if bus is not None else None)
-    policies = PolicyBook(engine, settings.notice_interval_seconds)
+    # A publish reaches every process as an event (PolicyPublished); the reload a minute is for a lost one.
+    policies = PolicyBook(engine, reload_seconds=60.0)
     limits = Limits.from_settings(settings)
     relay = Relay(
         settings=settings,

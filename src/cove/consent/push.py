@@ -34,7 +34,7 @@ async def announce_forever(relay: Relay, every_seconds: float) -> None:
     while True:
         await asyncio.sleep(every_seconds)
         try:
-            policies = await relay.policies.reload()
+            policies = await relay.policies.all()
             opening = [
                 (p, w)
                 for p in policies

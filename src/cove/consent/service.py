@@ -21,14 +21,17 @@ from cove.consent.decision import AgeBracket, PurposeState, permitted, window_cl
 from cove.consent.policy import Policy
 from cove.consent.storage import consent_accounts, consent_policies, consent_purposes, consent_served
 from cove.errors import ApiError
+from cove.events import PolicyPublished
+from cove.fleet import storage as fleet_storage
+from cove.fleet.broadcast import stored
 
 _LEDGER_RETRIES = 5
 
 
 class PolicyBook:
-    """The published policies, cached; reloaded at once on ``PolicyPublished`` (cove.consent.hooks), and every
-    few seconds so that a `cove policy publish` run against the database reaches every relay process even when
-    no event does."""
+    """The published policies, cached; reloaded on ``PolicyPublished`` (cove.consent.hooks), which reaches every
+    relay process within ``COVE_FLEET_POLL_SECONDS`` of a `cove policy publish`, and every ``reload_seconds``
+    in case an event went astray."""
 
     def __init__(self, engine: AsyncEngine, reload_seconds: float = 5.0) -> None:
         self._engine = engine
@@ -55,7 +58,9 @@ class PolicyBook:
 
 
 async def publish(engine: AsyncEngine, policy: Policy) -> None:
-    """Store a version; its waves then open by the clock. Writes one row, whatever the number of accounts."""
+    """Store a version; its waves then open by the clock. Writes one row, whatever the number of accounts, and a
+    fleet event on which every relay process reloads its policies (within ``COVE_FLEET_POLL_SECONDS``)."""
+    now = now_ms()
     async with engine.begin() as conn:
         exists = await conn.execute(
             select(consent_policies.c.version).where(consent_policies.c.version == policy.version)
@@ -70,9 +75,10 @@ async def publish(engine: AsyncEngine, policy: Policy) -> None:
                 body=policy.model_dump_json(),
                 text_hash=policy.text_hash(),
                 effective_ms=int(policy.effective.timestamp() * 1000),
-                published_at_ms=now_ms(),
+                published_at_ms=now,
             )
         )
+        await fleet_storage.append(conn, stored(PolicyPublished(policy.version), now))
 
 
 async def _placement(conn: AsyncConnection, account_id: str) -> tuple[int, int]:
