@@ -40,7 +40,10 @@ KEPT = {
 
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3"}  # published policies are seen at once
+    return {
+        "COVE_NOTICE_INTERVAL_SECONDS": "0.3",
+        "COVE_FLEET_POLL_SECONDS": "0.3",
+    }  # published policies are seen at once
 
 
 async def rows_about(database_url: str, account_id: str, phone_number: str) -> dict[tuple[str, str], int]:

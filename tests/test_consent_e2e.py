@@ -30,7 +30,7 @@ NOW_MS = lambda: int(datetime.now(UTC).timestamp() * 1000)  # noqa: E731
 
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3"}
+    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3", "COVE_FLEET_POLL_SECONDS": "0.3"}
 
 
 def cove(relay, *args: str) -> subprocess.CompletedProcess:
@@ -43,7 +43,7 @@ async def publish(relay, policy) -> None:
         await service.publish(engine, policy)
     finally:
         await engine.dispose()
-    await asyncio.sleep(0.5)  # the relay re-reads published policies every COVE_NOTICE_INTERVAL_SECONDS
+    await asyncio.sleep(0.5)  # a publish reaches the relay within COVE_FLEET_POLL_SECONDS
 
 
 async def permitted(relay, purpose: str, recipient: str = "parent") -> set[str]:

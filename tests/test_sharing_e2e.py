@@ -29,7 +29,7 @@ SECRET = "meet me by the harbour at nine"
 
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3"}
+    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3", "COVE_FLEET_POLL_SECONDS": "0.3"}
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
