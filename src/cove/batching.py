@@ -4,6 +4,10 @@ One fsync-bound commit per job would cap a writer at a few hundred jobs a second
 that arrives while the previous batch runs amortises the commit over the whole batch (the idea of
 PostgreSQL's commit_delay, without the delay). Each job carries a future; the batch function settles it
 once the job's effects are durable, so no caller hears "done" before that.
+
+A job nobody waits on (``urgent=False``: a message ack) may linger up to ``linger`` seconds for an urgent
+one to share its commit. At light load every commit costs the same whatever it holds (a sync of the log,
+a thread hand-off, the transaction's fixed work), so an ack riding along the next send saves one each.
 """
 
 from __future__ import annotations
@@ -22,39 +26,58 @@ J = TypeVar("J", bound=Job)
 
 
 class GroupCommit(Generic[J]):
-    def __init__(self, name: str, commit: Callable[[list[J]], Awaitable[None]], max_batch: int) -> None:
+    def __init__(
+        self, name: str, commit: Callable[[list[J]], Awaitable[None]], max_batch: int, linger: float = 0.0
+    ) -> None:
         self._name = name
         self._commit = commit
         self._max_batch = max_batch
+        self._linger = linger
         self._jobs: list[J] = []
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # set while an urgent job waits: lingering ends
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
+        """Stop taking batches; what still waits (lingering acks, say) is committed once more, not dropped."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for job in self._jobs:
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("relay shutting down"))
+            self._task = None
+        while self._jobs:
+            batch, self._jobs = self._jobs[: self._max_batch], self._jobs[self._max_batch :]
+            await self._commit(batch)
 
-    def submit(self, job: J) -> asyncio.Future[Any]:
+    def submit(self, job: J, urgent: bool = True) -> asyncio.Future[Any]:
         """Queue a job without waiting; jobs reach the batch function in the order they were submitted."""
         self._jobs.append(job)
+        if urgent or len(self._jobs) >= self._max_batch:
+            self._urgent.set()
         self._wake.set()
         return job.future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._jobs:
-                batch, self._jobs = self._jobs[: self._max_batch], self._jobs[self._max_batch :]
-                await self._commit(batch)
+            if self._linger and not self._urgent.is_set():
+                # Only jobs that may wait: commit when an urgent one comes, or when the first has waited enough.
+                deadline = loop.call_later(self._linger, self._urgent.set)
+                await self._urgent.wait()
+                deadline.cancel()
+            self._urgent.clear()
+            if not self._jobs:  # taken by the previous batch, after they woke this one
+                continue
+            batch, self._jobs = self._jobs[: self._max_batch], self._jobs[self._max_batch :]
+            if self._jobs:  # more than one batch waits: no reason to linger over the rest
+                self._urgent.set()
+                self._wake.set()
+            await self._commit(batch)
 
 
 def new_future() -> asyncio.Future[Any]:
