@@ -1,0 +1,91 @@
+"""Group commit (cove.batching): jobs that may wait share the next urgent job's commit, and none is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from cove.batching import GroupCommit, new_future
+
+A_LONG_TIME = 3600.0  # a linger no test waits out: only an urgent job, a full batch or stop() may end it
+
+
+@dataclass
+class Job:
+    name: str
+    future: asyncio.Future[Any] = field(default_factory=new_future)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    async def __call__(self, batch: list[Job]) -> None:
+        self.batches.append([job.name for job in batch])
+        for job in batch:
+            job.future.set_result(None)
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_job_that_may_wait_rides_along_the_next_urgent_one() -> None:
+    commits = Recorder()
+    batches = GroupCommit("test", commits, max_batch=10, linger=A_LONG_TIME)
+    batches.start()
+    try:
+        ack = batches.submit(Job("ack"), urgent=False)
+        await _settle()
+        assert commits.batches == [] and not ack.done()
+        await batches.submit(Job("send"))
+        assert commits.batches == [["ack", "send"]]
+        assert ack.done()
+    finally:
+        await batches.stop()
+
+
+async def test_a_lone_job_that_may_wait_is_committed_once_it_has_lingered() -> None:
+    commits = Recorder()
+    batches = GroupCommit("test", commits, max_batch=10, linger=0.01)
+    batches.start()
+    try:
+        await asyncio.wait_for(batches.submit(Job("ack"), urgent=False), 10)
+        assert commits.batches == [["ack"]]
+    finally:
+        await batches.stop()
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    commits = Recorder()
+    batches = GroupCommit("test", commits, max_batch=3, linger=A_LONG_TIME)
+    batches.start()
+    try:
+        await asyncio.gather(*(batches.submit(Job(f"ack{i}"), urgent=False) for i in range(3)))
+        assert commits.batches == [["ack0", "ack1", "ack2"]]
+    finally:
+        await batches.stop()
+
+
+async def test_without_a_linger_every_job_is_committed_at_once() -> None:
+    commits = Recorder()
+    batches = GroupCommit("test", commits, max_batch=10)
+    batches.start()
+    try:
+        await batches.submit(Job("ack"), urgent=False)
+        await batches.submit(Job("send"))
+        assert commits.batches == [["ack"], ["send"]]
+    finally:
+        await batches.stop()
+
+
+async def test_stop_commits_what_still_lingers() -> None:
+    commits = Recorder()
+    batches = GroupCommit("test", commits, max_batch=10, linger=A_LONG_TIME)
+    batches.start()
+    ack = batches.submit(Job("ack"), urgent=False)
+    await _settle()
+    await batches.stop()
+    assert ack.done() and commits.batches == [["ack"]]
