@@ -89,3 +89,29 @@ async def test_stop_commits_what_still_lingers() -> None:
     await _settle()
     await batches.stop()
     assert ack.done() and commits.batches == [["ack"]]
+
+
+async def test_while_urgent_jobs_come_fast_a_commit_waits_for_more() -> None:
+    commits = Recorder()
+    batches = GroupCommit("test", commits, max_batch=100, delay=A_LONG_TIME)
+    burst = [batches.submit(Job(f"send{i}")) for i in range(20)]
+    batches.start()
+    await _settle()
+    late = batches.submit(Job("late"))
+    await _settle()
+    assert commits.batches == []
+    await batches.stop()
+    assert commits.batches == [[f"send{i}" for i in range(20)] + ["late"]]
+    assert all(f.done() for f in [*burst, late])
+
+
+async def test_a_lone_urgent_job_does_not_wait_for_company() -> None:
+    commits = Recorder()
+    # Nothing came before: the job is alone, and a delay this long would fail the wait below.
+    batches = GroupCommit("test", commits, max_batch=100, delay=1.9)
+    batches.start()
+    try:
+        await asyncio.wait_for(batches.submit(Job("send")), 1.0)
+        assert commits.batches == [["send"]]
+    finally:
+        await batches.stop()
