@@ -8,7 +8,7 @@ from typing import Any
 
 from cove.batching import GroupCommit, new_future
 
-A_LONG_TIME = 3600.0  # a linger no test waits out: only an urgent job, a full batch or stop() may end it
+A_LONG_TIME = 3600.0  # a linger or delay no test waits out: only an urgent job, a full batch or stop() ends it
 
 
 @dataclass
@@ -37,22 +37,36 @@ async def test_a_job_that_may_wait_rides_along_the_next_urgent_one() -> None:
     batches = GroupCommit("test", commits, max_batch=10, linger=A_LONG_TIME)
     batches.start()
     try:
+        await batches.submit(Job("send1"))  # urgent jobs come: lingering pays
         ack = batches.submit(Job("ack"), urgent=False)
         await _settle()
-        assert commits.batches == [] and not ack.done()
-        await batches.submit(Job("send"))
-        assert commits.batches == [["ack", "send"]]
+        assert commits.batches == [["send1"]] and not ack.done()
+        await batches.submit(Job("send2"))
+        assert commits.batches == [["send1"], ["ack", "send2"]]
         assert ack.done()
     finally:
         await batches.stop()
 
 
-async def test_a_lone_job_that_may_wait_is_committed_once_it_has_lingered() -> None:
+async def test_a_job_that_may_wait_is_committed_once_it_has_lingered() -> None:
     commits = Recorder()
     batches = GroupCommit("test", commits, max_batch=10, linger=0.01)
     batches.start()
     try:
+        batches.submit(Job("send"))
         await asyncio.wait_for(batches.submit(Job("ack"), urgent=False), 10)
+        assert [job for batch in commits.batches for job in batch] == ["send", "ack"]
+    finally:
+        await batches.stop()
+
+
+async def test_without_urgent_jobs_around_nothing_lingers() -> None:
+    commits = Recorder()
+    # No urgent job came: waiting would not pay, and a linger this long would fail the wait below.
+    batches = GroupCommit("test", commits, max_batch=10, linger=1.9)
+    batches.start()
+    try:
+        await asyncio.wait_for(batches.submit(Job("ack"), urgent=False), 1.0)
         assert commits.batches == [["ack"]]
     finally:
         await batches.stop()
@@ -63,8 +77,9 @@ async def test_a_full_batch_does_not_linger() -> None:
     batches = GroupCommit("test", commits, max_batch=3, linger=A_LONG_TIME)
     batches.start()
     try:
+        await batches.submit(Job("send"))
         await asyncio.gather(*(batches.submit(Job(f"ack{i}"), urgent=False) for i in range(3)))
-        assert commits.batches == [["ack0", "ack1", "ack2"]]
+        assert commits.batches == [["send"], ["ack0", "ack1", "ack2"]]
     finally:
         await batches.stop()
 
@@ -85,10 +100,12 @@ async def test_stop_commits_what_still_lingers() -> None:
     commits = Recorder()
     batches = GroupCommit("test", commits, max_batch=10, linger=A_LONG_TIME)
     batches.start()
+    await batches.submit(Job("send"))
     ack = batches.submit(Job("ack"), urgent=False)
     await _settle()
+    assert not ack.done()
     await batches.stop()
-    assert ack.done() and commits.batches == [["ack"]]
+    assert ack.done() and commits.batches == [["send"], ["ack"]]
 
 
 async def test_while_urgent_jobs_come_fast_a_commit_waits_for_more() -> None:

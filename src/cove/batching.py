@@ -8,19 +8,24 @@ once the job's effects are durable, so no caller hears "done" before that.
 Every commit costs about the same whatever it holds (a sync of the log, a thread hand-off and its wake-ups,
 the transaction's fixed work), so two waits buy fewer commits where they pay:
 
-- ``linger``: a job nobody waits on (``urgent=False``: a message ack) waits up to this long for an urgent
-  one to share its commit. At 20 msg/s an ack rides the next send: one commit per message, not three.
+- ``linger``: while urgent jobs come more often than once per ``linger``, a job nobody waits on
+  (``urgent=False``: a message ack) waits up to this long for an urgent one to share its commit. At
+  20 msg/s an ack rides the next send: one commit per message, not three. When urgent jobs are rarer,
+  waiting would rarely pay, and the job is committed at once.
 - ``delay``: PostgreSQL's commit_delay with its commit_siblings condition. Only while urgent jobs come
   faster than one per half the delay, a commit waits until ``delay`` after its oldest job, so that those
   arriving meanwhile join it. At 500 msg/s it turns ~500 commits a second into ~100 for a few ms of
   latency; at light load, where no second job would come, nothing waits; and a writer already busy for
   longer than the delay never waits either.
+
+The rate of urgent jobs is a moving average of the time between them (``_gap``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
@@ -48,7 +53,7 @@ class GroupCommit(Generic[J]):
         self._linger = linger
         self._delay = delay
         self._gap = 1.0  # smoothed seconds between urgent jobs (capped at one)
-        self._last_urgent = 0.0
+        self._last_urgent = -math.inf
         self._oldest = 0.0  # when the oldest waiting job came (time.monotonic)
         self._jobs: list[J] = []
         self._wake = asyncio.Event()
@@ -83,12 +88,16 @@ class GroupCommit(Generic[J]):
         self._wake.set()
         return job.future
 
+    def _expected_gap(self) -> float:
+        """Seconds until the next urgent job, as far as one can tell: at least the time since the last one."""
+        return max(self._gap, time.monotonic() - self._last_urgent)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._linger and not self._urgent.is_set():
+            if self._linger and not self._urgent.is_set() and self._expected_gap() < self._linger:
                 # Only jobs that may wait: commit when an urgent one comes, or when the first has waited enough.
                 deadline = loop.call_later(self._linger, self._urgent.set)
                 await self._urgent.wait()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    exists,
     insert,
     select,
     tuple_,
@@ -106,6 +107,7 @@ class AckedEnvelope(NamedTuple):
     sender_account_id: str
     sender_device_id: int
     client_message_id: str
+    sender_exists: bool  # whether the sender still has an account
 
 
 # Bound parameters per statement stay far below SQLite's and asyncpg's limit of 32,767.
@@ -135,17 +137,6 @@ def record_sent(conn: Connection, rows: list[dict]) -> set[tuple[str, str]]:
     return {(row[0], row[1]) for row in conn.execute(_RECORD_SENT[conn.dialect.name], rows)}
 
 
-_EXISTING_ACCOUNTS = select(accounts.c.id).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
-
-
-def existing_accounts(conn: Connection, account_ids: set[str]) -> set[str]:
-    """Which of these accounts still exist (a receipt for a deleted sender is not queued)."""
-    found: set[str] = set()
-    for chunk in _chunks(sorted(account_ids)):
-        found.update(row.id for row in conn.execute(_EXISTING_ACCOUNTS, {"ids": chunk}))
-    return found
-
-
 async def fetch_queue(
     conn: AsyncConnection, account_id: str, device_id: int, after_id: int, now_ms: int, limit: int
 ) -> list[Envelope]:
@@ -166,6 +157,7 @@ async def fetch_queue(
 # Each id counts only in the acking device's own queue, so a device can never delete another's envelopes.
 # The ids lead the search (by primary key) and the (id, account, device) triples filter what it finds: one
 # statement for every ack of a commit, on SQLite and PostgreSQL alike.
+_SENDER = accounts.alias("sender")  # named: SQLite's RETURNING leaves the envelope's columns unqualified
 _DELETE_ACKED = (
     delete(envelopes)
     .where(
@@ -179,6 +171,7 @@ _DELETE_ACKED = (
         envelopes.c.sender_account_id,
         envelopes.c.sender_device_id,
         envelopes.c.client_message_id,
+        exists().where(_SENDER.c.id == envelopes.c.sender_account_id),
     )
 )
 

@@ -113,13 +113,9 @@ class QueueWriter:
         acks = [job for job in batch if isinstance(job, AckJob)]
         sends = [job for job in batch if isinstance(job, SendJob)]
         acked = storage.delete_acked(conn, [(job.account_id, job.device_id, i) for job in acks for i in job.ids])
-        receipts = self._receipts([e for e in acked if e.kind in CIPHERTEXT_KINDS], now)
-        if receipts:
-            # A sender may have deleted their account since: its envelopes are still delivered (they are the
-            # recipients' mail), but nothing is queued back for an account that no longer exists.
-            alive = storage.existing_accounts(conn, {r.account_id for r in receipts})
-            receipts = [r for r in receipts if r.account_id in alive]
-
+        # A sender may have deleted their account since: its envelopes are still delivered (they are the
+        # recipients' mail), but nothing is queued back for an account that no longer exists.
+        receipts = self._receipts([e for e in acked if e.kind in CIPHERTEXT_KINDS and e.sender_exists], now)
         fresh = self._first_sends(conn, sends, now)
         business = [job.business for job in fresh if job.business is not None]
         if business:
