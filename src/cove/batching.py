@@ -2,7 +2,7 @@
 
 One fsync-bound commit per job would cap a writer at a few hundred jobs a second; collecting the work
 that arrives while the previous batch runs amortises the commit over the whole batch (the idea of
-PostgreSQL's commit_delay, without the delay). Each job carries a future; the batch function settles it
+PostgreSQL's commit_delay; below, when it also waits). Each job carries a future; the batch function settles it
 once the job's effects are durable, so no caller hears "done" before that.
 
 Every commit costs about the same whatever it holds (a sync of the log, a thread hand-off and its wake-ups,
@@ -14,8 +14,8 @@ the transaction's fixed work), so two waits buy fewer commits where they pay:
   waiting would rarely pay, and the job is committed at once.
 - ``delay``: PostgreSQL's commit_delay with its commit_siblings condition. Only while urgent jobs come
   faster than one per half the delay, a commit waits until ``delay`` after its oldest job, so that those
-  arriving meanwhile join it. At 500 msg/s it turns ~500 commits a second into ~100 for a few ms of
-  latency; at light load, where no second job would come, nothing waits; and a writer already busy for
+  arriving meanwhile join it. At 500 msg/s it turns ~500 commits a second into a few dozen for a
+  few ms of latency; at light load, where no second job would come, nothing waits; and a writer already busy for
   longer than the delay never waits either.
 
 The rate of urgent jobs is a moving average of the time between them (``_gap``).
@@ -72,7 +72,12 @@ class GroupCommit(Generic[J]):
             self._task = None
         while self._jobs:
             batch, self._jobs = self._jobs[: self._max_batch], self._jobs[self._max_batch :]
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except Exception as exc:
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(RuntimeError(f"relay shutting down: {exc}"))
 
     def submit(self, job: J, urgent: bool = True) -> asyncio.Future[Any]:
         """Queue a job without waiting; jobs reach the batch function in the order they were submitted."""
