@@ -107,7 +107,7 @@ class AckedEnvelope(NamedTuple):
     sender_account_id: str
     sender_device_id: int
     client_message_id: str
-    sender_exists: bool  # whether the sender still has an account
+    sender_exists: bool  # whether the sender still has an account (the one field not a column: keep it last)
 
 
 # Bound parameters per statement stay far below SQLite's and asyncpg's limit of 32,767.
@@ -165,12 +165,7 @@ _DELETE_ACKED = (
         tuple_(envelopes.c.id, envelopes.c.account_id, envelopes.c.device_id).in_(bindparam("keys", expanding=True)),
     )
     .returning(
-        envelopes.c.account_id,
-        envelopes.c.device_id,
-        envelopes.c.kind,
-        envelopes.c.sender_account_id,
-        envelopes.c.sender_device_id,
-        envelopes.c.client_message_id,
+        *(envelopes.c[name] for name in AckedEnvelope._fields[:-1]),  # the envelope's own columns
         exists().where(_SENDER.c.id == envelopes.c.sender_account_id),
     )
 )
