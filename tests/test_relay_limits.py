@@ -42,7 +42,7 @@ async def test_a_stream_bounds_the_bytes_waiting_but_lets_one_large_frame_throug
 async def test_a_graceful_close_sends_what_was_queued_first() -> None:
     stream = SocketStream(max_frames=10, max_bytes=1 << 20)
     stream.offer(envelope(1))
-    Hub().attach(("bob", 1), stream)
+    await Hub().attach(("bob", 1), stream)
     stream.close(CLOSE_CONNECTED_ELSEWHERE, "connected elsewhere")
     stream.offer(envelope(2))  # after the close: not taken
     assert [e.id for e in await stream.next_batch(10)] == [1]

@@ -1,7 +1,9 @@
 """Cached reads of who-has-which-devices and whose token this is, on the hot paths of send and auth.
 
-Entries live for a few seconds and are dropped at once when this process changes an account, so a
-re-registration is seen immediately here and within the TTL by other relay processes.
+An entry is dropped in every relay process when its account changes (re-registration, logout, ban, deletion,
+business flag: events of cove.events, which reach other processes through cove.fleet within milliseconds, or
+within ``COVE_FLEET_POLL_SECONDS`` when the bus lost them). The TTL only bounds how long an entry could outlive
+a change whose event was never written (a crash between the commit and the event's own write).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from cove.accounts import storage
 from cove.accounts.storage import DeviceRecord
 from cove.accounts.tokens import token_digest
 
-TTL_SECONDS = 5.0
+TTL_SECONDS = 60.0
 MAX_ENTRIES = 200_000
 
 

@@ -21,10 +21,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
+    exists,
     insert,
     select,
+    tuple_,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -81,12 +86,15 @@ _ENVELOPE_COLUMNS = (
 )
 
 
+# The writer's statements are built once: constructing a statement costs more than running it on SQLite.
+_INSERT_ENVELOPES = insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True)
+
+
 def insert_envelopes(conn: Connection, batch: list[Envelope]) -> list[Envelope]:
     """Insert envelopes and return them with their queue ids, in the order given."""
     if not batch:
         return []
-    rows = [e.row() for e in batch]
-    result = conn.execute(insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True), rows)
+    result = conn.execute(_INSERT_ENVELOPES, [e.row() for e in batch])
     return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
 
 
@@ -99,6 +107,7 @@ class AckedEnvelope(NamedTuple):
     sender_account_id: str
     sender_device_id: int
     client_message_id: str
+    sender_exists: bool  # whether the sender still has an account (the one field not a column: keep it last)
 
 
 # Bound parameters per statement stay far below SQLite's and asyncpg's limit of 32,767.
@@ -110,34 +119,22 @@ def _chunks(items: list, size: int = _CHUNK):  # noqa: ANN001, ANN202
         yield items[start : start + size]
 
 
-def sent_before(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which ``(sender account, client message id)`` pairs were already accepted."""
-    t = sent_messages
-    wanted = set(keys)
-    seen: set[tuple[str, str]] = set()
-    for chunk in _chunks(keys):
-        # Two plain INs, filtered here: SQLite scans the whole table for a row-value IN with several rows,
-        # and this table holds every send of the retention period.
-        rows = conn.execute(
-            select(t.c.sender_account_id, t.c.client_message_id).where(
-                t.c.sender_account_id.in_({k[0] for k in chunk}), t.c.client_message_id.in_({k[1] for k in chunk})
-            )
-        )
-        seen.update(pair for pair in ((row[0], row[1]) for row in rows) if pair in wanted)
-    return seen
+# A repeated (sender, client message id) is skipped by the primary key; RETURNING names the new ones. One
+# statement instead of a look-up and an insert, and two relay processes cannot both take a send for new.
+_RECORD_SENT = {
+    dialect: insert_for(sent_messages)
+    .on_conflict_do_nothing()
+    .returning(sent_messages.c.sender_account_id, sent_messages.c.client_message_id)
+    for dialect, insert_for in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 
 
-def record_sent(conn: Connection, rows: list[dict]) -> None:
-    if rows:
-        conn.execute(insert(sent_messages), rows)
-
-
-def existing_accounts(conn: Connection, account_ids: set[str]) -> set[str]:
-    """Which of these accounts still exist (a receipt for a deleted sender is not queued)."""
-    found: set[str] = set()
-    for chunk in _chunks(sorted(account_ids)):
-        found.update(row.id for row in conn.execute(select(accounts.c.id).where(accounts.c.id.in_(chunk))))
-    return found
+def record_sent(conn: Connection, rows: list[dict]) -> set[tuple[str, str]]:
+    """Record sends (rows of ``sent_messages``, one per key); returns the ``(sender account, client message id)``
+    pairs that were new, leaving out those accepted before."""
+    if not rows:
+        return set()
+    return {(row[0], row[1]) for row in conn.execute(_RECORD_SENT[conn.dialect.name], rows)}
 
 
 async def fetch_queue(
@@ -157,33 +154,30 @@ async def fetch_queue(
     return [Envelope(*row) for row in rows]
 
 
-def delete_acked(conn: Connection, keys: list[tuple[str, int, int]]) -> list[AckedEnvelope]:
-    """Delete envelopes by ``(account, device, queue id)`` and return those that existed (for receipts).
+# Each id counts only in the acking device's own queue, so a device can never delete another's envelopes.
+# The ids lead the search (by primary key) and the (id, account, device) triples filter what it finds: one
+# statement for every ack of a commit, on SQLite and PostgreSQL alike.
+_SENDER = accounts.alias("sender")  # named: SQLite's RETURNING leaves the envelope's columns unqualified
+_DELETE_ACKED = (
+    delete(envelopes)
+    .where(
+        envelopes.c.id.in_(bindparam("ids", expanding=True)),
+        tuple_(envelopes.c.id, envelopes.c.account_id, envelopes.c.device_id).in_(bindparam("keys", expanding=True)),
+    )
+    .returning(
+        *(envelopes.c[name] for name in AckedEnvelope._fields[:-1]),  # the envelope's own columns
+        exists().where(_SENDER.c.id == envelopes.c.sender_account_id),
+    )
+)
 
-    Ids are looked up first and only those in the acking device's own queue are deleted: a device can
-    never delete another's envelopes. (By primary key in two statements; SQLite would scan the whole
-    table for a row-value IN of the triples.)
-    """
-    t = envelopes
-    wanted = set(keys)
+
+def delete_acked(conn: Connection, keys: list[tuple[str, int, int]]) -> list[AckedEnvelope]:
+    """Delete envelopes by ``(account, device, queue id)`` and return those that existed (for receipts)."""
     deleted: list[AckedEnvelope] = []
-    for chunk in _chunks(sorted({k[2] for k in keys})):
-        owners = conn.execute(select(t.c.id, t.c.account_id, t.c.device_id).where(t.c.id.in_(chunk)))
-        own = [row.id for row in owners if (row.account_id, row.device_id, row.id) in wanted]
-        if own:
-            result = conn.execute(
-                delete(t)
-                .where(t.c.id.in_(own))
-                .returning(
-                    t.c.account_id,
-                    t.c.device_id,
-                    t.c.kind,
-                    t.c.sender_account_id,
-                    t.c.sender_device_id,
-                    t.c.client_message_id,
-                )  # fmt: skip
-            )
-            deleted += [AckedEnvelope(*row) for row in result]
+    # A quarter of the usual chunk: each triple binds three values beside its id.
+    for chunk in _chunks(sorted({(i, account, device) for account, device, i in keys}), _CHUNK // 4):
+        params = {"ids": [key[0] for key in chunk], "keys": chunk}
+        deleted += [AckedEnvelope(*row) for row in conn.execute(_DELETE_ACKED, params)]
     return deleted
 
 

@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cove.accounts.directory import TTL_SECONDS
 from cove.operator import on_database
 from cove.safety import service
 from cove.safety.verdicts import ReasonCode
@@ -26,7 +25,7 @@ def ban(
 ) -> None:
     """Ban a number: log out every device of its account and refuse it a code or a registration.
 
-    Running relays refuse the old tokens within 5 seconds and close open connections as quickly.
+    Running relays refuse the old tokens and close their open connections within COVE_FLEET_POLL_SECONDS.
     """
     banned = on_database(lambda engine: service.ban(engine, phone_number, reason))
     if banned.account_id is None:
@@ -34,7 +33,8 @@ def ban(
     else:
         console.print(
             f"banned {banned.phone_number} ({reason.value}): account {banned.account_id}, "
-            f"{banned.devices_logged_out} device(s) logged out (within {TTL_SECONDS:g} s on running relays)"
+            f"{banned.devices_logged_out} device(s) logged out "
+            "(running relays close their sockets within COVE_FLEET_POLL_SECONDS, 2 s by default)"
         )
 
 

@@ -4,8 +4,7 @@ A ban writes the account's verdict, adds the number to ``banned_numbers`` (regis
 it are refused with 403 ``account_banned``) and logs out every device of the account (its tokens are cleared)
 in one transaction, with a fleet event (``DevicesLoggedOut``, cove.fleet.broadcast) that every relay process
 reads within ``COVE_FLEET_POLL_SECONDS`` (2 s): messaging closes the account's open sockets (close code 4401)
-and accounts drops its tokens from the cache. A token refused by the database is refused anyway once the cache
-entry expires (``cove.accounts.directory.TTL_SECONDS``, 5 s).
+and accounts drops its tokens from the cache, so the old tokens are refused from then on.
 """
 
 from __future__ import annotations
