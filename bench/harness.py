@@ -152,7 +152,7 @@ async def postgres_counters(url: str) -> dict[str, int]:
 def postgres_per_unit(before: dict[str, int], after: dict[str, int], units: int) -> dict[str, float | None]:
     """What the database wrote per delivered message (or decision). pg_stat_database lags by up to its
     stats interval, so run long enough for that not to matter (10 s and more)."""
-    return {k: round((after[k] - before[k]) / units, 2) if units else None for k in after}
+    return {k: round((after[k] - before[k]) / units, 4) if units else None for k in after}
 
 
 def fleet_env(workers: int, nats_url: str) -> dict[str, str]:

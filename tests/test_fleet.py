@@ -291,3 +291,29 @@ async def test_a_ban_from_the_command_line_closes_the_sockets_on_every_process(f
     assert banned.returncode == 0, banned.stderr
     code, reason = await closed_with(sockets[1])
     assert code == 4401 and "banned" in reason
+
+
+async def test_cove_serve_with_two_workers_on_one_port_serves_live_messages(
+    database_url, tmp_path, code_inbox, nats_server
+):
+    """`cove serve --workers 2`: uvicorn's workers share the port and each builds the app from the environment."""
+    (tmp_path / "served").mkdir()
+    relay = RelayProcess(database_url, tmp_path / "served", code_inbox.url, fleet_env(nats_server.url), workers=2)
+    relay.start()
+    users = Users(relay, code_inbox, tmp_path / "clients")
+    try:
+        alice = await users.register("alice", "+14155550121")
+        bob = await users.register("bob", "+14155550122")
+        await alice.send_text(bob.core.account_id, "hello")
+        await connected(bob)
+        got: list[str] = []
+        listening = asyncio.create_task(collect(bob, 5, got))
+        await asyncio.sleep(0.5)
+        for i in range(5):
+            await alice.send_text(bob.core.account_id, f"live {i}")
+        await listening
+        assert got == [f"live {i}" for i in range(5)]
+        assert "Traceback" not in relay.log()
+    finally:
+        await users.aclose()
+        relay.stop()

@@ -261,7 +261,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.app = endpoint
         super().handle_connect(event)
         if direct and self.response.status_code == 101:
-            self.scope["app"] = self.config.app  # as Starlette sets it: the endpoint finds the relay in its state
+            self.scope["app"] = _application(self.config.loaded_app)  # as Starlette sets it: the relay is in its state
         # Read into the scope above. websockets' ServerProtocol.parse goes on parsing frames for the connection's
         # whole life with the request in its frame: emptied, its headers are not kept that long.
         event.headers.clear()
@@ -285,6 +285,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             if self.close_timer is not None:
                 self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+
+
+def _application(app: Any) -> Any:  # noqa: ANN401 - an ASGI app
+    """The application under uvicorn's wrappers (proxy headers, ...): with ``--workers`` uvicorn builds it from
+    an import string, so ``config.app`` is that string and only the loaded app is the application."""
+    while not hasattr(app, "state") and hasattr(app, "app"):
+        app = app.app
+    return app
 
 
 # WebSocket paths served without the application's middleware and routing; see WebSocketProtocol.
