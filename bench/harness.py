@@ -118,15 +118,29 @@ def services_delta(before: dict[tuple[str, int], float], after: dict[tuple[str, 
     return totals
 
 
+def per_process_cpu(process: psutil.Process) -> dict[int, float]:
+    """CPU seconds of each process of the tree, by pid: how the load spread over ``--workers``."""
+    found = {}
+    for one in [process, *process.children(recursive=True)]:
+        try:
+            times = one.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        found[one.pid] = times.user + times.system
+    return found
+
+
 async def measure_cpu(relay: psutil.Process, window: Window) -> dict[str, float]:
     """CPU seconds over the timed window: the relay (all its processes), this process, and each service
     (anything else using PostgreSQL, NATS or Redis on the machine meanwhile is counted too)."""
     me = psutil.Process()
     await asyncio.sleep(max(0.0, window.t0 - time.perf_counter()))
-    relay0, me0, services0 = cpu_seconds(relay), cpu_seconds(me), services_cpu()
+    relay0, me0, services0, each0 = cpu_seconds(relay), cpu_seconds(me), services_cpu(), per_process_cpu(relay)
     await asyncio.sleep(max(0.0, window.t1 - time.perf_counter()))
+    each = per_process_cpu(relay)
     return {
         "relay": cpu_seconds(relay) - relay0,
+        "relay_processes": sorted((seconds - each0.get(pid, 0.0) for pid, seconds in each.items()), reverse=True),
         "bench": cpu_seconds(me) - me0,
         **services_delta(services0, services_cpu()),
     }
