@@ -7,6 +7,7 @@ one process, or, after it dies, to the other, as a TCP load balancer would send 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -317,3 +318,19 @@ async def test_cove_serve_with_two_workers_on_one_port_serves_live_messages(
     finally:
         await users.aclose()
         relay.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({}, "needs PostgreSQL"),  # the SQLite default
+        ({"COVE_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test"}, "needs NATS"),
+    ],
+)
+def test_cove_serve_refuses_several_workers_without_postgresql_and_nats(tmp_path, env, says):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
+    result = run_cove(
+        ["serve", "--workers", "2"], {**base, "COVE_DATA_DIR": str(tmp_path), "COVE_CONFIG": "none.toml", **env}
+    )
+    assert result.returncode == 1
+    assert says in result.stderr and "Traceback" not in result.stderr
