@@ -22,7 +22,7 @@ class Hub:
     def __init__(self) -> None:
         self.delivered: list[Envelope] = []
 
-    def deliver(self, batch: Iterable[Envelope]) -> None:
+    async def deliver(self, batch: Iterable[Envelope]) -> None:
         self.delivered.extend(batch)
 
 

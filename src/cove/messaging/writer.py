@@ -105,7 +105,12 @@ class QueueWriter:
             for job in batch:
                 await self._commit([job])
             return
-        await self._hub.deliver(queued)
+        try:
+            await self._hub.deliver(queued)
+        except Exception:
+            # Stored is what the senders were promised: a push that failed is made good by the next read of the
+            # queue (a re-read in a fleet, a reconnect otherwise).
+            log.exception("handing committed envelopes to their sockets failed")
         for job, result in zip(batch, results, strict=True):
             if not job.future.done():
                 job.future.set_result(result)
