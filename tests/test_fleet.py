@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import Users, _database
+from cove.accounts.service import LOGGED_OUT
 from cove.client.core import MessageReceived
 from cove.client.transport import CoveClient, RelayError
 from cove.testing import CodeInbox, NatsServer, RelayProcess, run_cove
@@ -281,6 +282,16 @@ async def test_a_new_registration_on_one_process_logs_out_the_old_phone_on_the_o
     await fleet.register(fleet.a, "new-phone", "+14155550112")
     code, reason = await closed_with(ws)
     assert code == 4401 and "another phone" in reason
+
+
+async def test_a_logout_on_one_process_closes_the_devices_socket_on_the_other(fleet):
+    bob = await fleet.register(fleet.a, "bob", "+14155550114")
+    ws = await open_socket(fleet.b, bob)
+    async with httpx.AsyncClient(base_url=fleet.a.url) as http:
+        answer = await http.delete("/v1/devices/current", headers={"Authorization": f"Bearer {bob.core.token}"})
+    assert answer.status_code == 204
+    assert await closed_with(ws) == (4401, LOGGED_OUT)
+    assert "Traceback" not in fleet.a.log() + fleet.b.log()
 
 
 async def test_a_ban_from_the_command_line_closes_the_sockets_on_every_process(fleet):

@@ -29,7 +29,7 @@ async def business_rules(relay: Relay, send: Send) -> sending.BusinessWrites | N
 
 
 async def _forget(conn: AsyncConnection, event: AccountDeleted) -> None:
-    await storage.forget_account(conn, event.account_id, event.at_ms)
+    await storage.forget_account(conn, event.account_id)
 
 
 def register(relay: Relay) -> None:

@@ -294,7 +294,7 @@ async def store_consent(
         await conn.execute(insert(p).values(**pair, **values))
 
 
-async def forget_account(conn: AsyncConnection, account_id: str, _at_ms: int) -> None:
+async def forget_account(conn: AsyncConnection, account_id: str) -> None:
     """On AccountDeleted, in the deletion's transaction (cove.business.hooks): a deleted business takes its profile,
     templates and everything users told it with it; a deleted user takes their per-business ids, opt-ins and
     preferences, and their blocks and reports stay as anonymous feedback (so leaving Cove does not clean a
