@@ -214,6 +214,23 @@ async def send_across(
         await asyncio.sleep(0.01)
 
 
+async def test_a_device_that_connected_while_nats_was_down_gets_wake_ups_once_it_is_back(fleet, nats_server):
+    alice = await fleet.register(fleet.a, "alice", "+14155550115")
+    bob = await fleet.register(fleet.b, "bob", "+14155550116")
+    await alice.send_text(bob.core.account_id, "before")
+    await connected(bob)
+    nats_server.stop()
+    got: list[str] = []
+    listening = asyncio.create_task(collect(bob, 5, got, seconds=60))  # connects to B with no bus to subscribe on
+    await asyncio.sleep(1)
+    nats_server.start()
+    await asyncio.sleep(3)  # both processes reconnect (nats-py retries every second)
+    for i in range(5):
+        await alice.send_text(bob.core.account_id, f"after {i}")
+    await listening
+    assert got == [f"after {i}" for i in range(5)]
+
+
 # A process killed between a commit and its publish loses that wake-up: the queue re-read delivers it.
 @pytest.mark.parametrize("fleet_extra_env", [{"COVE_QUEUE_RESCAN_SECONDS": "2"}])
 async def test_a_process_killed_under_load_loses_no_acknowledged_message_and_doubles_none(fleet):

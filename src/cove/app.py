@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broadcast = Broadcast(engine, relay.hooks, bus, settings.fleet_poll_seconds)
         await broadcast.start()
         if bus is not None:
-            bus.on_gap(hub.rescan)
+            bus.on_gap(hub.bus_gap)
             await bus.start()
         background = [
             asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),

@@ -57,7 +57,7 @@ class Hub:
         self._claims: dict[DeviceKey, Claim] = {}
         self._subscriptions: dict[DeviceKey, Subscription] = {}
         self._rescan_due: asyncio.TimerHandle | None = None
-        self._announcing: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()  # claims re-announced, subscriptions made after a gap
 
     @property
     def node(self) -> str:
@@ -74,18 +74,25 @@ class Hub:
             return
         claim = Claim(now_ms(), self._wakeups.node)
         self._claims[key] = claim
+        await self._subscribe(key, stream, claim)
+
+    async def _subscribe(self, key: DeviceKey, stream: Stream, claim: Claim) -> bool:
+        """Subscribe to the device's wake-ups and announce its claim; False when the bus is unreachable (then
+        :meth:`bus_gap` subscribes once it is back)."""
+        assert self._wakeups is not None
         subscription = await self._wakeups.claim(
             key, claim, lambda frame: self._woken(key, frame), lambda other: self._claimed(key, other)
         )
         if subscription is None:
-            return
+            return False
         if self._streams.get(key) is not stream:  # closed or replaced while subscribing
             self._wakeups.release(subscription)
-            return
+            return True
         older = self._subscriptions.pop(key, None)
         self._subscriptions[key] = subscription
         if older is not None:
             self._wakeups.release(older)
+        return True
 
     def detach(self, key: DeviceKey, stream: Stream) -> None:
         if self._streams.get(key) is stream:
@@ -124,8 +131,27 @@ class Hub:
         elif self._wakeups is not None:
             # The other socket is older but its process may never have heard our claim: tell it again.
             task = asyncio.ensure_future(self._wakeups.announce(key, mine))
-            self._announcing.add(task)
-            task.add_done_callback(self._announcing.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def bus_gap(self, reason: str) -> None:
+        """The bus may have lost wake-ups: every stream re-reads its queue. When the bus is back, devices that
+        connected while it was away get their subscriptions first (nats-py renews only those it had)."""
+        if reason in ("connected", "reconnected") and self._wakeups is not None:
+            task = asyncio.ensure_future(self._subscribe_missing(reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self.rescan(reason)
+
+    async def _subscribe_missing(self, reason: str) -> None:
+        for key, stream in list(self._streams.items()):
+            claim = self._claims.get(key)
+            if key in self._subscriptions or claim is None or self._streams.get(key) is not stream:
+                continue
+            if not await self._subscribe(key, stream, claim):
+                break  # gone again: the next reconnect comes back here
+        self.rescan(reason)  # after subscribing: what was committed before is in the queues
 
     def rescan(self, reason: str = "") -> None:
         """Every stream re-reads its queue soon (the bus may have lost wake-ups); bursts cause one re-read."""
