@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -362,3 +363,17 @@ def test_cove_serve_refuses_several_workers_without_postgresql_and_nats(tmp_path
     )
     assert result.returncode == 1
     assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_workers_end_with_their_supervisor_even_when_it_is_killed(database_url, tmp_path, code_inbox, nats_server):
+    """A supervisor killed by SIGKILL tells nobody: its workers must not go on holding the port."""
+    (tmp_path / "served").mkdir()
+    relay = RelayProcess(database_url, tmp_path / "served", code_inbox.url, fleet_env(nats_server.url), workers=2)
+    relay.start()
+    workers = psutil.Process(relay.pid).children()
+    assert len([w for w in workers if "resource_tracker" not in " ".join(w.cmdline())]) >= 2
+    relay.kill()
+    _, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, [w.cmdline() for w in alive]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{relay.url}/health", timeout=2)

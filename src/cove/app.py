@@ -42,6 +42,7 @@ from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety import hooks as safety_hooks
 from cove.safety.connections import Occupancy
+from cove.serving import follow_supervisor
 from cove.sharing import hooks as sharing_hooks
 
 log = logging.getLogger("cove")
@@ -87,6 +88,7 @@ def build_relay(settings: Settings, engine: AsyncEngine, bus: Bus | None = None)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    follow_supervisor()  # a worker of `cove serve --workers` ends with it
     settings = settings or Settings()
 
     @asynccontextmanager

@@ -43,12 +43,13 @@ def serve(
     """Run the relay: migrate the database, then serve HTTP and WebSocket clients."""
     import asyncio
     import logging
+    import os
 
     import uvicorn
 
     from cove.config import Settings
     from cove.db import create_engine, migrate
-    from cove.serving import uvicorn_options
+    from cove.serving import SUPERVISOR_ENV, uvicorn_options
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -85,6 +86,7 @@ def serve(
             await engine.dispose()
 
     asyncio.run(migrate_once())  # before the workers start, so none of them waits for another
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())  # each worker ends with this process (cove.serving)
     # Each worker builds its app from the environment (factory) and restarts if it dies (uvicorn supervises).
     uvicorn.run("cove.app:create_app", factory=True, workers=workers, **options)
 

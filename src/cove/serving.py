@@ -23,7 +23,11 @@ The source address is the TCP peer: behind a reverse proxy every client has the 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
+import os
+import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -297,6 +301,23 @@ def _application(app: Any) -> Any:  # noqa: ANN401 - an ASGI app
 
 # WebSocket paths served without the application's middleware and routing; see WebSocketProtocol.
 DIRECT_WEBSOCKETS = {"/v1/websocket": websocket_asgi}
+
+
+# Set by `cove serve --workers N` to its own pid, for the workers it starts.
+SUPERVISOR_ENV = "COVE_SERVE_SUPERVISOR"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def follow_supervisor() -> None:
+    """In a worker of ``cove serve --workers``: end (SIGTERM, a graceful stop) when the supervisor ends, even by
+    SIGKILL, which lets it tell nobody. Otherwise its workers outlive it, holding the port, and a restarted
+    supervisor cannot bind it. Linux only; elsewhere a no-op."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(supervisor):  # it ended before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
