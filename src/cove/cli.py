@@ -48,7 +48,7 @@ def serve(
     import uvicorn
 
     from cove.config import Settings
-    from cove.db import create_engine, migrate
+    from cove.operator import migrate_or_explain
     from cove.serving import SUPERVISOR_ENV, uvicorn_options
 
     settings = Settings()
@@ -61,31 +61,25 @@ def serve(
         "ws_per_message_deflate": False,  # ciphertext does not compress; deflate costs ~4x memory per socket
         "access_log": False,
     }
+    url = settings.resolved_database_url
+    if workers > 1 and url.startswith("sqlite"):
+        raise CommandError(
+            f"--workers {workers} needs PostgreSQL: SQLite takes one writing process. Set COVE_DATABASE_URL="
+            "postgresql+asyncpg://user@host:5432/db (and COVE_NATS_URL), or run one process."
+        )
+    if workers > 1 and not settings.nats_url:
+        raise CommandError(
+            f"--workers {workers} needs NATS to wake the process that holds a device: set COVE_NATS_URL="
+            "nats://127.0.0.1:4222, or run one process."
+        )
+    # Here, before any worker starts: a database that cannot be opened is one clear line, not a traceback from
+    # each worker's start-up, and no worker waits for another's migration.
+    asyncio.run(migrate_or_explain(url))
     if workers == 1:
         from cove.app import create_app
 
         uvicorn.run(create_app(settings), **options)
         return
-    url = settings.resolved_database_url
-    if url.startswith("sqlite"):
-        raise CommandError(
-            f"--workers {workers} needs PostgreSQL: SQLite takes one writing process. Set COVE_DATABASE_URL="
-            "postgresql+asyncpg://user@host:5432/db (and COVE_NATS_URL), or run one process."
-        )
-    if not settings.nats_url:
-        raise CommandError(
-            f"--workers {workers} needs NATS to wake the process that holds a device: set COVE_NATS_URL="
-            "nats://127.0.0.1:4222, or run one process."
-        )
-
-    async def migrate_once() -> None:
-        engine = create_engine(url)
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(migrate_once())  # before the workers start, so none of them waits for another
     os.environ[SUPERVISOR_ENV] = str(os.getpid())  # each worker ends with this process (cove.serving)
     # Each worker builds its app from the environment (factory) and restarts if it dies (uvicorn supervises).
     uvicorn.run("cove.app:create_app", factory=True, workers=workers, **options)

@@ -55,6 +55,18 @@ def _located(settings: Settings) -> tuple[str, str]:
     return url, where
 
 
+async def migrate_or_explain(url: str) -> None:
+    """Bring the database at ``url`` to this version's schema, as the relay does on start (creating a SQLite
+    file); a :class:`CommandError` naming the database when it cannot be opened."""
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+    except (OSError, DBAPIError) as exc:
+        raise CommandError(f"cannot open the relay database {describe(url)}: {exc}") from exc
+    finally:
+        await engine.dispose()
+
+
 @asynccontextmanager
 async def relay_database(settings: Settings | None = None) -> AsyncIterator[AsyncEngine]:
     """The relay's database, migrated to this version's schema; :class:`NoRelayDatabase` if the relay made none."""
