@@ -24,6 +24,7 @@ from cove.business.gateway.relay import relay_client
 from cove.business.gateway.service import Gateway, Identity, now_ms
 from cove.business.gateway.store import GatewayStore
 from cove.client.core import ClientCore, Request
+from cove.client.paths import segment
 from cove.client.profile import open_profile, profile_folder
 from cove.client.transport import RelayError
 from cove.keyfile import read_or_create
@@ -95,11 +96,17 @@ async def _serve(
         identity = Identity(core.account_id or "", core.phone_number or "")
         gateway = Gateway(client, store, outbox, deliverer, identity)
         config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning", lifespan="on")
+        messages = f"/v21.0/{segment('phone_number_id', identity.phone_number_id)}/messages"
         console.print(
-            f"gateway for {identity.display_phone_number} on http://{host}:{port}/v21.0/{identity.phone_number_id}/messages"
+            f"gateway for {identity.display_phone_number} on http://{_url_host(host)}:{port}{messages}"
             + (f", webhooks to {webhook_url}" if webhook_url else ", webhooks kept (no --webhook-url)")
         )
         await uvicorn.Server(config).serve()
+
+
+def _url_host(host: str) -> str:
+    """The host as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 @gateway_app.command("token")
