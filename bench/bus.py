@@ -32,7 +32,7 @@ from cove.fleet.bus import Bus
 from cove.messaging.envelope import Envelope, EnvelopeKind
 from cove.messaging.hub import Hub, new_node
 from cove.messaging.wakeups import Wakeups
-from cove.testing import NatsServer
+from cove.testing import nats_server
 from harness import command, cpu_seconds, machine
 
 
@@ -107,7 +107,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(run(args, args.nats, None)), indent=2))
         return
     with tempfile.TemporaryDirectory() as folder:
-        server = NatsServer(Path(folder))
+        server = nats_server(Path(folder))
         server.start()
         try:
             result = asyncio.run(run(args, server.url, psutil.Process(server.pid)))

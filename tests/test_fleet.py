@@ -22,7 +22,8 @@ from conftest import Users, _database
 from cove.accounts.service import LOGGED_OUT
 from cove.client.core import MessageReceived
 from cove.client.transport import CoveClient, RelayError
-from cove.testing import CodeInbox, NatsServer, RelayProcess, run_cove
+from cove.testing import CodeInbox, LocalServer, RelayProcess, run_cove
+from cove.testing import nats_server as private_nats_server
 
 
 @pytest.fixture(params=["postgres"])
@@ -31,8 +32,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path)
+def nats_server(tmp_path: Path) -> Iterator[LocalServer]:
+    server = private_nats_server(tmp_path)
     server.start()
     yield server
     server.stop()
@@ -93,7 +94,7 @@ def fleet_extra_env() -> dict[str, str]:
 
 @pytest.fixture
 async def fleet(  # noqa: ANN201
-    database_url: str, tmp_path: Path, code_inbox: CodeInbox, nats_server: NatsServer, fleet_extra_env: dict[str, str]
+    database_url: str, tmp_path: Path, code_inbox: CodeInbox, nats_server: LocalServer, fleet_extra_env: dict[str, str]
 ):
     made = Fleet(database_url, tmp_path, code_inbox, fleet_env(nats_server.url, **fleet_extra_env))
     made.start()
@@ -354,9 +355,13 @@ async def test_cove_serve_with_two_workers_on_one_port_serves_live_messages(
     [
         ({}, "needs PostgreSQL"),  # the SQLite default
         ({"COVE_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test"}, "needs NATS"),
+        (  # nothing listens on port 1: one line naming the database, before any worker starts
+            {"COVE_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/test", "COVE_NATS_URL": "nats://x:4222"},
+            "cannot open the relay database postgresql+asyncpg://postgres@127.0.0.1:1/test",
+        ),
     ],
 )
-def test_cove_serve_refuses_several_workers_without_postgresql_and_nats(tmp_path, env, says):
+def test_cove_serve_refuses_what_it_cannot_run_with_one_line_and_exit_1(tmp_path, env, says):
     base = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
     result = run_cove(
         ["serve", "--workers", "2"], {**base, "COVE_DATA_DIR": str(tmp_path), "COVE_CONFIG": "none.toml", **env}

@@ -9,8 +9,6 @@ import contextlib
 import logging
 import os
 import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -27,7 +25,7 @@ from cove.limits.redis_store import RedisStore
 from cove.limits.rules import Bucket, Limit, Quota, Window, count, take
 from cove.limits.store import Hold, MemoryStore, Spend, Use
 from cove.limits.table import Fails, Limiter, table
-from cove.testing import free_port
+from cove.testing import LocalServer, redis_server
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -312,46 +310,31 @@ async def test_a_redis_that_does_not_answer_in_time_counts_as_away():
 
 
 @contextlib.contextmanager
-def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
+def running(server: LocalServer) -> Iterator[None]:
     """A Redis server of this test's own, which it may stop and start again (the shared one serves others)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which(server.binary) is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed")
         pytest.skip("redis-server is not installed")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
+    server.start()
     try:
-        for _ in range(400):
-            if server.poll() is not None:
-                pytest.fail(f"redis-server exited with {server.returncode}")
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.025)
-        else:
-            pytest.fail("redis-server did not start")
-        yield server
+        yield
     finally:
-        client.close()
-        server.terminate()
-        server.wait()
+        server.stop()
 
 
-async def test_when_redis_comes_back_the_limits_are_fleet_wide_again_and_start_afresh(caplog):
+async def test_when_redis_comes_back_the_limits_are_fleet_wide_again_and_start_afresh(caplog, tmp_path):
     caplog.set_level(logging.WARNING, "cove.limits")
-    port = free_port()
+    server = redis_server(tmp_path)
     # No rest after a failure: Redis is tried again at the next check, not a second later.
-    async with limits_on((f"redis://127.0.0.1:{port}/0", "cove:"), Clock(), rest_seconds=0) as one:
-        with private_redis(port):
+    async with limits_on((f"{server.url}/0", "cove:"), Clock(), rest_seconds=0) as one:
+        with running(server):
             for _ in range(4):
                 await one.check(Limiter.PIN_CHANGE, "alice")
         with pytest.raises(ApiError) as caught:  # stopped: closed
             await one.check(Limiter.PIN_CHANGE, "alice")
         refused("limiter_unavailable", caught)
-        with private_redis(port):  # restarted, empty: what was counted before is gone (docs/scaling.md)
+        with running(server):  # restarted, empty: what was counted before is gone (docs/scaling.md)
             for _ in range(5):
                 await one.check(Limiter.PIN_CHANGE, "alice")
             with pytest.raises(ApiError) as caught:

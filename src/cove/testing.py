@@ -283,28 +283,30 @@ class RelayProcess:
         return self.log_path.read_text(errors="replace")
 
 
-class NatsServer:
-    """A NATS server of the test's own (core NATS, no JetStream), to stop and start under a running fleet."""
+class LocalServer:
+    """A server of the test's own on a free loopback port (NATS, Redis), to stop and start again on that port
+    under running relays, while the machine's shared one serves the other tests."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, binary: str, args: list[str], scheme: str) -> None:
+        """``args``: the command line after the binary, with ``{port}`` where the port goes."""
         self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self._log = folder / "nats.log"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.binary = binary
+        self._argv = [a.format(port=self.port) for a in args]
+        self._log = folder / f"{binary}.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
         log = open(self._log, "ab")  # noqa: SIM115 - owned by the child process
-        self._proc = subprocess.Popen(
-            [shutil.which("nats-server") or "nats-server", "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=log,
-            stderr=log,
-        )
+        self._proc = subprocess.Popen([shutil.which(self.binary) or self.binary, *self._argv], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                break
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                 return
-            time.sleep(0.05)
-        raise RuntimeError(f"nats-server did not start: {self._log.read_text()[-2000:]}")
+            time.sleep(0.025)
+        raise RuntimeError(f"{self.binary} did not start: {self._log.read_text()[-2000:]}")
 
     @property
     def pid(self) -> int:
@@ -315,6 +317,17 @@ class NatsServer:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+
+
+def nats_server(folder: Path) -> LocalServer:
+    """Core NATS, no JetStream: what the relays' wake-ups and events use."""
+    return LocalServer(folder, "nats-server", ["-a", "127.0.0.1", "-p", "{port}"], "nats")
+
+
+def redis_server(folder: Path) -> LocalServer:
+    """Redis keeping nothing on disk, as CI runs it: a restart starts every limit afresh."""
+    args = ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return LocalServer(folder, "redis-server", args, "redis")
 
 
 def policy_opening_now(path: Path):  # noqa: ANN201 - a cove.consent.policy.Policy
