@@ -179,7 +179,10 @@ def redis_env() -> Iterator[dict[str, str]]:
             pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}")
         pytest.skip(f"Redis is unreachable at {REDIS_URL}: {exc}")
     prefix = f"cove-test:{uuid.uuid4().hex[:12]}:"
-    yield {"COVE_REDIS_URL": REDIS_URL, "COVE_REDIS_PREFIX": prefix}
+    # A relay's first check connects and loads the scripts: on a busy 2-core CI machine that can pass the 100 ms
+    # default, and a limit that fails closed would answer 503. These tests are about sharing limits; timeouts are
+    # tested against a server that never answers (tests/test_limits.py).
+    yield {"COVE_REDIS_URL": REDIS_URL, "COVE_REDIS_PREFIX": prefix, "COVE_REDIS_TIMEOUT_SECONDS": "2"}
     for key in client.scan_iter(match=f"{prefix}*"):
         client.delete(key)
     client.close()
