@@ -72,6 +72,25 @@ class IdentityChanged:
 
 
 @dataclass(frozen=True)
+class DevicesChanged:
+    """A contact (or you) linked or unlinked a device: their newly signed device list names these ids. Show it as a
+    security notice: messages now go to the added devices too."""
+
+    peer: str
+    added: list[int]
+    removed: list[int]
+
+
+@dataclass(frozen=True)
+class DeviceListRefused:
+    """The relay served a device list for this account that does not verify (a bad signature, an older version, a
+    key that is not the pinned one): it was ignored and the last verified list stays in force."""
+
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Undecryptable:
     sender: str
     sender_device: int
@@ -98,6 +117,8 @@ Event = (
     | Delivered
     | Read
     | IdentityChanged
+    | DevicesChanged
+    | DeviceListRefused
     | Undecryptable
     | QueueEmpty
     | NoticeReceived
@@ -114,7 +135,17 @@ class PendingEvent:
 
 _STORED: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (MessageReceived, TemplateReceived, PayloadReceived, Delivered, Read, IdentityChanged, Undecryptable)
+    for cls in (
+        MessageReceived,
+        TemplateReceived,
+        PayloadReceived,
+        Delivered,
+        Read,
+        IdentityChanged,
+        DevicesChanged,
+        DeviceListRefused,
+        Undecryptable,
+    )
 }
 
 

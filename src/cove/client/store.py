@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS usage (
     day INTEGER PRIMARY KEY, messages_sent INTEGER NOT NULL DEFAULT 0,
     messages_received INTEGER NOT NULL DEFAULT 0, app_opens INTEGER NOT NULL DEFAULT 0,
     reported INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS device_pins (
+    account_id TEXT PRIMARY KEY, generation INTEGER NOT NULL, primary_ed25519 TEXT NOT NULL,
+    version INTEGER NOT NULL, list TEXT, signature TEXT);
 """
 
 _TABLES = (
@@ -55,6 +58,7 @@ _TABLES = (
     "phone_claims",
     "served_notices",
     "usage",
+    "device_pins",
 )
 
 
@@ -233,6 +237,33 @@ class ClientStore:
                     device.ed25519,
                 ),
             )
+
+    # trusted device lists (cove.client.devices.Pin) ----------------------------------------------------------
+    def device_pin(self, account_id: str) -> tuple[int, str, int, str | None, str | None] | None:
+        row = self._db.execute(
+            "SELECT generation, primary_ed25519, version, list, signature FROM device_pins WHERE account_id = ?",
+            (account_id,),
+        ).fetchone()
+        return tuple(row) if row else None
+
+    def save_device_pin(
+        self,
+        account_id: str,
+        generation: int,
+        primary_ed25519: str,
+        version: int,
+        text: str | None,
+        signature: str | None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO device_pins VALUES (?, ?, ?, ?, ?, ?)",
+                (account_id, generation, primary_ed25519, version, text, signature),
+            )
+
+    def drop_device_pin(self, account_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM device_pins WHERE account_id = ?", (account_id,))
 
     # messages -----------------------------------------------------------------------------------------
     def add_message(

@@ -12,7 +12,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client import paths
+from cove.client import linking, paths
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
 from cove.client.events import is_stored
@@ -75,6 +75,7 @@ class CoveClient:
     async def call(self, request: Request) -> dict[str, Any]:
         self._session_started()
         headers = {"Authorization": f"Bearer {self.core.token}"} if self.core.token else {}
+        headers = request.headers or headers
         response = await self._http.request(
             request.method, request.path, json=request.json, params=request.params, headers=headers
         )
@@ -96,6 +97,7 @@ class CoveClient:
         self.core.registered(body)
         self.core.registered_phone(body.get("phone_number") or phone_number)
         await self.refill_keys(force_fallback=True)
+        await linking.publish_first_list(self, body["identity_generation"])
         return body
 
     async def registration_lock(self) -> dict[str, Any]:

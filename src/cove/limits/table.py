@@ -80,7 +80,9 @@ def table(s: Settings) -> dict[Limiter, Rule]:
         L.PIN_CHANGE: Rule(Limit(5, 5 / 3600), C, "rare for a person, costly for the relay: retrying later is cheap"),
         # provisioning channels opened per source address (no account yet): each is a row for 10 minutes
         L.PROVISIONING: Rule(
-            Quota(s.provisioning_per_source, 600), C, "unauthenticated writes: a flood of channels fills the database"
+            Limit(s.provisioning_per_source, s.provisioning_per_source / 600),
+            C,
+            "unauthenticated writes: a flood of channels fills the database",
         ),
         # verification codes (cove.accounts.code_limits): per number and source, per source, per range, overall
         L.CODE_NUMBER: Rule(Quota(s.code_max_sends, codes), C, "each code is an SMS paid for: toll fraud"),
