@@ -3,11 +3,10 @@ decides who gets messages, and unlinking."""
 
 from __future__ import annotations
 
-from devices_world import link
-from helpers import texts
-
 from cove.client import linking
 from cove.client.events import DevicesChanged
+from devices_world import link
+from helpers import texts
 
 
 async def test_two_people_with_two_devices_each_every_device_of_the_recipient_gets_each_message(users):
