@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     max_devices_per_message: int = 16
     max_one_time_keys: int = 50
 
+    max_attachment_bytes: int = Field(
+        100 * 1024 * 1024, ge=1, description="Largest attachment ciphertext a device may upload (413 above)"
+    )
+    attachment_upload_hours: float = Field(
+        24.0, gt=0, description="An attachment upload not completed within this long is deleted"
+    )
+
     discovery_max_numbers: int = 1000
     discovery_bucket_size: int = 5000
     discovery_refill_per_second: float = 1.0
