@@ -51,3 +51,5 @@ CUSTOMER_OPT_IN = "/v1/business/customers/{user_id}/opt-in"
 PRIVACY_CHOICE = "/v1/privacy/choices/{purpose_id}"
 OBJECTION = "/v1/privacy/objections/{purpose_id}"
 BUSINESS = "/v1/business/{business_id}/{action}"  # profile, preferences, opt-in, block, report...
+ATTACHMENT = "/v1/attachments/{attachment_id}"
+ATTACHMENT_STATUS = "/v1/attachments/{attachment_id}/status"
