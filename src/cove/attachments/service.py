@@ -164,6 +164,7 @@ class Download:
     first: int
     last: int
     partial: bool
+    uploader: tuple[str, int]  # whose own fetches do not count: the recipients are the others
 
 
 async def open_download(relay: Relay, blob_id: str, range_header: str | None) -> Download:
@@ -182,11 +183,14 @@ async def open_download(relay: Relay, blob_id: str, range_header: str | None) ->
     except FileNotFoundError:
         raise _gone() from None
     first, last = wanted or (0, blob.size - 1)
-    return Download(file, blob.size, first, last, wanted is not None)
+    uploader = (blob.uploader_account_id, blob.uploader_device_id)
+    return Download(file, blob.size, first, last, wanted is not None, uploader)
 
 
 async def stream(relay: Relay, device: DeviceRecord, blob_id: str, download: Download) -> AsyncIterator[bytes]:
-    """The bytes asked for; a device that was sent the blob's last byte has fetched it (counted once)."""
+    """The bytes asked for. A device (other than the uploader) about to be sent the blob's last byte has fetched
+    it: counted once, before that byte leaves, so that whoever asks next already sees the count."""
+    counts = download.last == download.size - 1 and (device.account_id, device.device_id) != download.uploader
     try:
         await asyncio.to_thread(download.file.seek, download.first)
         left = download.last - download.first + 1
@@ -195,12 +199,12 @@ async def stream(relay: Relay, device: DeviceRecord, blob_id: str, download: Dow
             if not block:
                 return
             left -= len(block)
+            if left == 0 and counts:
+                async with relay.engine.begin() as conn:
+                    await storage.record_fetch(conn, blob_id, device.account_id, device.device_id, now_ms())
             yield block
     finally:
         await asyncio.to_thread(download.file.close)
-    if download.last == download.size - 1:
-        async with relay.engine.begin() as conn:
-            await storage.record_fetch(conn, blob_id, device.account_id, device.device_id, now_ms())
 
 
 async def purge_expired(engine: AsyncEngine, store: BlobStore, now: int) -> int:

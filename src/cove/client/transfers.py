@@ -92,6 +92,7 @@ class Transfers:
         then nothing is left behind."""
         found = pointer if isinstance(pointer, Pointer) else parse_pointer(pointer)
         folder = destination.parent
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         part = folder / f".{secrets.token_hex(8)}.part"
         try:
             with await asyncio.to_thread(open, part, "xb") as out:
