@@ -59,7 +59,10 @@ class Settings(BaseSettings):
     max_one_time_keys: int = 50
 
     max_attachment_bytes: int = Field(
-        100 * 1024 * 1024, ge=1, description="Largest attachment ciphertext a device may upload (413 above)"
+        100 * 1024 * 1024,
+        ge=1,
+        le=100 * 1024 * 1024,
+        description="Largest attachment ciphertext a device may upload (413 above); 100 MiB at most",
     )
     attachment_upload_hours: float = Field(
         24.0, gt=0, description="An attachment upload not completed within this long is deleted"

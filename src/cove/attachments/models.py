@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cove.protocol.attachments import MAX_RECIPIENTS
+from cove.protocol.attachments import MAX_ATTACHMENT_BYTES, MAX_RECIPIENTS
 
 
 class NewUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: int = Field(
-        ge=1, le=1 << 40, description="Bytes of ciphertext to upload (COVE_MAX_ATTACHMENT_BYTES at most: 413)"
+        ge=1,
+        le=MAX_ATTACHMENT_BYTES,
+        description="Bytes of ciphertext to upload; a relay may take less (COVE_MAX_ATTACHMENT_BYTES: 413 above)",
     )
     recipients: int = Field(
         ge=1, le=MAX_RECIPIENTS, description="Devices that will fetch it: once they all have, it is deleted"

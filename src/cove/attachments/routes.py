@@ -26,7 +26,7 @@ _RAW_BODY = {
     "requestBody": {
         "required": True,
         "description": f"The next bytes of ciphertext, at most `max_bytes` ({MAX_PATCH_BYTES})",
-        "content": {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
 _CIPHERTEXT = {
@@ -99,7 +99,7 @@ async def upload_status(
 )
 async def download(
     attachment_id: str = _blob_id(),
-    range_header: str | None = Header(
+    range_header: str = Header(  # not `| None`: a header is absent or a string, never null
         None, alias="Range", pattern=r"^bytes=[0-9]{1,15}-([0-9]{1,15})?$", description="One range of bytes"
     ),
     device: DeviceRecord = Depends(current_device),

@@ -68,7 +68,7 @@ class Transfers:
             headers = self._auth() | {
                 "Upload-Offset": str(offset),
                 "Content-Length": str(length),
-                "Content-Type": "application/offset+octet-stream",
+                "Content-Type": "application/octet-stream",
             }
             try:
                 response = await self._http.patch(target, content=_blocks(sealed, offset, length), headers=headers)

@@ -24,6 +24,7 @@ KEY_BYTES = 32
 BLOB_ID = re.compile(r"^[0-9a-f]{32}$")  # 128 random bits, chosen by the relay
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATCH_BYTES = 4 * 1024 * 1024  # the largest body of one upload request
+MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024  # the largest ciphertext any relay takes; its setting may lower it
 MAX_RECIPIENTS = 10_000  # devices said to fetch one blob (a large group's)
 MAX_FILE_BYTES = 1 << 40  # what a pointer may claim; a relay's own limit is lower (COVE_MAX_ATTACHMENT_BYTES)
 MAX_NAME_CHARS = 255
