@@ -94,13 +94,13 @@ async def upload_status(
     responses={**_CIPHERTEXT, **error_responses(400, 401, 404, 416)},
     summary="Download an attachment's ciphertext",
     description="Any registered device that knows the id. 404 until the upload is complete and once it expired. "
-    "`Range: bytes=FIRST-[LAST]` resumes a download (206; 416 beyond the end). A device that received the last "
-    "byte has fetched it.",
+    "`Range: bytes=FIRST-[LAST]` resumes a download (206; 416 beyond the end; other forms are ignored). "
+    "A device other than the uploader that was sent the last byte has fetched it.",
 )
 async def download(
     attachment_id: str = _blob_id(),
     range_header: str = Header(  # not `| None`: a header is absent or a string, never null
-        None, alias="Range", pattern=r"^bytes=[0-9]{1,15}-([0-9]{1,15})?$", description="One range of bytes"
+        None, alias="Range", description="`bytes=FIRST-[LAST]`; a Range of another form is ignored"
     ),
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),

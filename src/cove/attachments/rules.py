@@ -26,13 +26,12 @@ def upload_room(size: int, received: int, offset: int, max_request_bytes: int) -
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The inclusive ``(first, last)`` bytes of one ``bytes=first-[last]`` range, ``None`` for the whole blob.
-    A last byte beyond the end means the end (RFC 9110, 14.1.2)."""
-    if header is None:
-        return None
-    match = _RANGE.fullmatch(header)
+    """The inclusive ``(first, last)`` bytes of one ``bytes=first-[last]`` range, ``None`` for the whole blob:
+    without a Range, or with one of another form, which a server may ignore (RFC 9110, 14.2). A last byte beyond
+    the end means the end (14.1.2)."""
+    match = _RANGE.fullmatch(header) if header is not None else None
     if match is None:
-        raise RangeNotSatisfiable(f"only one range of the form bytes=FIRST-[LAST] is served, not {header[:40]!r}")
+        return None
     first = int(match[1])
     last = min(int(match[2]), size - 1) if match[2] else size - 1
     if first >= size or last < first:
