@@ -242,6 +242,9 @@ async def test_only_the_uploader_uploads_offsets_must_follow_on_and_nothing_is_s
 
     done = (await http.patch(target, content=b"56789", headers=auth(alice) | {"Upload-Offset": "5"})).json()
     assert done["complete"] and done["digest"] == hashlib.sha256(b"0123456789").hexdigest()
+    for offset in ("0", "10"):  # a complete blob takes no more bytes, from anywhere
+        late = await http.patch(target, content=b"X", headers=auth(alice) | {"Upload-Offset": offset})
+        assert (late.status_code, late.json()["error"]["upload_offset"]) == (409, 10)
     part = await http.get(target, headers=auth(bob) | {"Range": "bytes=3-5"})
     assert (part.status_code, part.content, part.headers["content-range"]) == (206, b"345", "bytes 3-5/10")
     beyond = await http.get(target, headers=auth(bob) | {"Range": "bytes=10-"})

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from cove.attachments import rules
+from cove.attachments.store import BlobStore, UploadBusy
 from cove.client.attachments import AttachmentError, Decryptor, encrypt_file
 from cove.protocol.attachments import (
     CHUNK_BYTES,
@@ -108,3 +109,25 @@ def test_one_range_is_served_clamped_to_the_end_one_beyond_it_is_not_and_other_f
             rules.byte_range(header, 10)
     for ignored in ("bytes=0-1,3-4", "items=0-1", "0", "bytes=-3"):
         assert rules.byte_range(ignored, 10) is None
+
+
+def test_the_blob_store_lets_one_writer_at_a_time_append_and_renames_only_a_complete_blob(tmp_path):
+    """The lock is an flock on the partial file: a second open file, as another relay process would hold, is
+    refused while the first appends."""
+    store = BlobStore(tmp_path)
+    blob_id = "ab" * 16
+    store.create(blob_id)
+    first = store.open_for_append(blob_id)
+    with pytest.raises(UploadBusy):
+        store.open_for_append(blob_id)
+    first.write(b"sealed bytes")
+    assert store.finish(blob_id, first) == hashlib.sha256(b"sealed bytes").hexdigest()
+    first.close()
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [blob_id]
+    with pytest.raises(FileNotFoundError):
+        store.open_for_append(blob_id)  # complete: nothing more is appended
+    assert store.received(blob_id) == len(b"sealed bytes")
+    with pytest.raises(ValueError, match="32 lowercase hex"):
+        store.received("../" + "a" * 29)
+    store.delete(blob_id)
+    assert store.received(blob_id) is None

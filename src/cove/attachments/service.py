@@ -100,14 +100,14 @@ async def upload(
     """Append one request's body at ``offset``. What arrives before the client goes away is kept: the next request
     continues from the length the status reports."""
     blob = await _uploaders_blob(relay, device, blob_id)
+    if blob.complete:
+        raise ApiError(409, "wrong_offset", "the upload is complete", upload_offset=blob.size)
     store = blob_store(relay)
     try:
         part = await asyncio.to_thread(store.open_for_append, blob_id)
     except UploadBusy:
         raise ApiError(409, "upload_in_progress", "another request is uploading to this attachment") from None
-    except FileNotFoundError:
-        if blob.complete:
-            raise ApiError(409, "wrong_offset", "the upload is complete", upload_offset=blob.size) from None
+    except FileNotFoundError:  # completed or purged since the row was read
         raise _gone() from None
     try:
         received = part.tell()

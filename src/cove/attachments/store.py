@@ -50,7 +50,8 @@ class BlobStore:
     def open_for_append(self, blob_id: str) -> BinaryIO:
         """The partial blob, locked for this caller until it is closed; raises :class:`UploadBusy` if another
         holds it, ``FileNotFoundError`` once it is complete or deleted."""
-        file = open(self._path(blob_id, ".part"), "ab")  # noqa: SIM115 - the caller closes it, releasing the lock
+        # Never created here: a late request must not bring back a blob that was completed or deleted.
+        file = os.fdopen(os.open(self._path(blob_id, ".part"), os.O_WRONLY | os.O_APPEND), "ab")
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
