@@ -289,3 +289,21 @@ async def test_a_blob_expires_once_every_recipient_fetched_it_and_others_at_rete
         await http.aclose()
     assert blobs(relay) == []
     assert [t for t, _ in await server_rows(relay.database_url) if t.startswith("attachment")] == []
+
+
+async def test_starting_uploads_is_rate_limited_per_account(users, relay):
+    alice = await users.register("alice")
+    bob = await users.register("bob")
+    http = httpx.AsyncClient(base_url=relay.url)
+    new = {"size": 16, "recipients": 1}
+
+    async def start(client) -> httpx.Response:  # noqa: ANN001
+        return await http.post("/v1/attachments", json=new, headers={"Authorization": f"Bearer {client.core.token}"})
+
+    assert {(await start(alice)).status_code for _ in range(50)} == {200}  # Signal's attachmentCreate burst
+    # It refills one every 1.2 s: far fewer than the requests below, however slow the machine.
+    answers = [await start(alice) for _ in range(100)]
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused and refused[0].json()["error"]["code"] == "rate_limited" and "retry-after" in refused[0].headers
+    assert (await start(bob)).status_code == 200  # per account
+    await http.aclose()
