@@ -17,6 +17,8 @@ from cove.accounts.directory import DeviceDirectory
 from cove.accounts.presence import Presence
 from cove.accounts.routes import router as accounts_router
 from cove.accounts.senders import make_code_sender
+from cove.attachments import service as attachments_service
+from cove.attachments.routes import router as attachments_router
 from cove.business import hooks as business_hooks
 from cove.business.routes import router as business_router
 from cove.config import Settings
@@ -113,6 +115,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
+            asyncio.create_task(
+                attachments_service.purge_expired_forever(
+                    engine, attachments_service.blob_store(relay), settings.purge_interval_seconds
+                )
+            ),
         ]
         if bus is not None:
             background.append(asyncio.create_task(hub.rescan_forever(settings.queue_rescan_seconds)))
@@ -145,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(devices_router)
     app.include_router(messaging_router)
+    app.include_router(attachments_router)
     app.include_router(consent_router)
     app.include_router(business_router)
 

@@ -62,6 +62,16 @@ class Settings(BaseSettings):
         10, ge=1, description="Provisioning channels one source address (IPv6: /64) may open per 10 minutes"
     )
 
+    max_attachment_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1,
+        le=100 * 1024 * 1024,
+        description="Largest attachment ciphertext a device may upload (413 above); 100 MiB at most",
+    )
+    attachment_upload_hours: float = Field(
+        24.0, gt=0, description="An attachment upload not completed within this long is deleted"
+    )
+
     discovery_max_numbers: int = 1000
     discovery_bucket_size: int = 5000
     discovery_refill_per_second: float = 1.0

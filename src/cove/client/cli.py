@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
@@ -19,7 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 from websockets.exceptions import WebSocketException
 
+from cove.client import file_cli
+from cove.client.attachments import AttachmentError
 from cove.client.core import (
+    AttachmentReceived,
     ClientCore,
     Delivered,
     Event,
@@ -70,7 +74,7 @@ def _run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         except RelayError as exc:
             err.print(f"[red]error:[/red] {LOGGED_OUT if exc.status == 401 else escape(str(exc))}")
             raise typer.Exit(1) from exc
-        except (NotRegistered, UntrustedDevices) as exc:
+        except (NotRegistered, UntrustedDevices, AttachmentError) as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(1) from exc
         except (httpx.TransportError, OSError) as exc:
@@ -151,6 +155,9 @@ async def _show(client: CoveClient, event: Event) -> None:
         _line(core, event.sender, event.sent_at, event.text, business=event.business is not None)
     elif isinstance(event, TemplateReceived):
         await _show_template(client, event)
+    elif isinstance(event, AttachmentReceived):
+        file = f"[file {event.attachment['name']}, {event.attachment['size']} bytes]"
+        _line(core, event.sender, event.sent_at, f"{file} {event.text or ''}".rstrip(), business=False)
     elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
         interactive = event.payload.get("interactive", {})
         action = interactive.get("action", {})
@@ -188,7 +195,7 @@ async def _show(client: CoveClient, event: Event) -> None:
 async def _reply_read(client: CoveClient, events: list[Event]) -> None:
     by_peer: dict[str, list[str]] = {}
     for e in events:
-        if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived):
+        if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived):
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
         await client.mark_read(peer, ids)
@@ -261,14 +268,22 @@ def register_client_commands(app: typer.Typer) -> None:
     @_run
     async def send(
         to: str = typer.Argument(..., help="Recipient: a phone number (+...) or an account id"),
-        text: str = typer.Argument(..., help="The message"),
+        text: str = typer.Argument(None, help="The message (with --file: its caption)"),
+        file: Path = typer.Option(None, "--file", "-f", help="Send this file, encrypted end to end"),
         profile: str = ProfileOption,
     ) -> None:
-        """Send an end-to-end encrypted message."""
+        """Send an end-to-end encrypted message or file."""
+        if file is None and text is None:
+            _refuse("say what to send: a TEXT, or --file PATH")
+        if file is not None and (why := file_cli.unreadable(file)):
+            _refuse(why)
         core = _registered(profile)
         async with _client(core) as client:
             recipient = await client.resolve(to) if to.startswith("+") else to
-            cmid = await client.send_text(recipient, text)
+            if file is not None:
+                cmid = await client.send_file(recipient, file, text)
+            else:
+                cmid = await client.send_text(recipient, text)
             await _report_usage(client)
         console.print(f"sent {cmid[:8]} to {to}")
 
@@ -277,14 +292,18 @@ def register_client_commands(app: typer.Typer) -> None:
     async def inbox(
         profile: str = ProfileOption,
         receipts: bool = typer.Option(True, help="Send read receipts for what is shown"),
+        save_to: Path = typer.Option(None, help="Save received files here [default: the profile's files folder]"),
     ) -> None:
-        """Fetch and show everything that arrived while you were away, then exit."""
+        """Fetch and show everything that arrived while you were away, saving files, then exit."""
         core = _registered(profile)
+        folder = file_cli.files_folder(profile, save_to)
         async with _client(core) as client:
             events = await client.inbox()
             await _name_senders(client)
             for event in events:
                 await _show(client, event)
+                if isinstance(event, AttachmentReceived):
+                    await file_cli.save(client, event, folder, console, err)
             if not events:
                 console.print("[dim]nothing new[/dim]")
             if receipts:
@@ -293,16 +312,22 @@ def register_client_commands(app: typer.Typer) -> None:
 
     @app.command()
     @_run
-    async def listen(profile: str = ProfileOption) -> None:
-        """Stay connected and show messages and receipts as they arrive (Ctrl-C to stop)."""
+    async def listen(
+        profile: str = ProfileOption,
+        save_to: Path = typer.Option(None, help="Save received files here [default: the profile's files folder]"),
+    ) -> None:
+        """Stay connected and show messages, files and receipts as they arrive (Ctrl-C to stop)."""
         core = _registered(profile)
+        folder = file_cli.files_folder(profile, save_to)
         async with _client(core) as client:
             console.print("[dim]listening; Ctrl-C to stop[/dim]")
             async for event in client.events():
-                written = isinstance(event, MessageReceived | TemplateReceived | PayloadReceived)
+                written = isinstance(event, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived)
                 if written:
                     await _name_senders(client)
                 await _show(client, event)
+                if isinstance(event, AttachmentReceived):
+                    await file_cli.save(client, event, folder, console, err)
                 if written:
                     await _reply_read(client, [event])
                 elif isinstance(event, QueueEmpty):

@@ -23,10 +23,11 @@ from typing import Any
 
 import vodozemac as vz
 
-from cove.client import crypto, paths, trust
+from cove.client import attachments, crypto, paths, trust
 from cove.client import events as outbox
 from cove.client.crypto import OlmDevice
 from cove.client.events import (
+    AttachmentReceived,
     Delivered,
     Event,
     IdentityChanged,
@@ -41,6 +42,7 @@ from cove.client.events import (
 )
 from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.protocol import signing, usage
+from cove.protocol.attachments import Pointer
 from cove.protocol.business_messages import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
 from cove.protocol.device_list import DEVICE_LIST, DeviceList
 from cove.protocol.envelope import EnvelopeKind
@@ -240,6 +242,12 @@ class ClientCore:
             payload["from"] = self.phone_number
         return Outgoing(recipient, cmid, json.dumps(payload).encode(), text)
 
+    def compose_attachment(self, recipient: str, pointer: Pointer, text: str | None = None) -> Outgoing:
+        cmid = uuid.uuid4().hex
+        body = attachments.payload(cmid, pointer, text, _now_ms())
+        shown = attachments.history_text(pointer.name, pointer.size, text)
+        return Outgoing(recipient, cmid, json.dumps(body).encode(), shown)
+
     def compose_business(
         self, recipient: str, client_message_id: str, plaintext: bytes, header: dict[str, Any], text: str | None = None
     ) -> Outgoing:
@@ -261,6 +269,10 @@ class ClientCore:
         return Outgoing(recipient, uuid.uuid4().hex, json.dumps(payload).encode(), receipt=True)
 
     # the send state machine --------------------------------------------------------------------------
+    def trusted_devices(self, account_id: str) -> dict[int, PeerDevice]:
+        """The devices anybody encrypts to (decision 2: the verified device list, once the devices branch lands)."""
+        return self.store.peer_devices(account_id)
+
     def identity_request(self, account_id: str) -> Request:
         return Request("GET", paths.build(paths.KEYS_IDENTITY, account_id=account_id))
 
@@ -602,6 +614,12 @@ class ClientCore:
             text = str(payload.get("text", ""))
             self.store.add_message(sender, "in", cmid, text, sent_at, "received")
             return [MessageReceived(sender, sender_device, cmid, text, sent_at, business)]
+        if kind == "attachment":
+            event = attachments.received(sender, sender_device, cmid, payload, sent_at, int(frame["id"]))
+            if isinstance(event, AttachmentReceived):
+                shown = attachments.history_text(event.attachment["name"], event.attachment["size"], event.text)
+                self.store.add_message(sender, "in", cmid, shown, sent_at, "received")
+            return [event]
         if kind == "template" and business is not None and isinstance(payload.get("sealed"), str):
             return [TemplateReceived(sender, sender_device, cmid, business, payload["sealed"].encode(), sent_at)]
         return [PayloadReceived(sender, sender_device, cmid, payload, sent_at, business)]

@@ -52,6 +52,19 @@ class PayloadReceived:
 
 
 @dataclass(frozen=True)
+class AttachmentReceived:
+    """A file: fetch, check and decrypt it with ``CoveClient.save_attachment``. ``attachment`` is the pointer
+    (``{"id", "key", "digest", "size", "mime", "name"}``, the name already reduced to one safe file name)."""
+
+    sender: str
+    sender_device: int
+    client_message_id: str
+    attachment: dict[str, Any]
+    text: str | None
+    sent_at: int
+
+
+@dataclass(frozen=True)
 class Delivered:
     peer: str
     client_message_id: str
@@ -114,6 +127,7 @@ Event = (
     MessageReceived
     | TemplateReceived
     | PayloadReceived
+    | AttachmentReceived
     | Delivered
     | Read
     | IdentityChanged
@@ -139,6 +153,7 @@ _STORED: dict[str, type[Any]] = {
         MessageReceived,
         TemplateReceived,
         PayloadReceived,
+        AttachmentReceived,
         Delivered,
         Read,
         IdentityChanged,

@@ -54,3 +54,5 @@ PROVISIONING = "/v1/provisioning/{address}"
 PROVISIONING_REPLY = "/v1/provisioning/{address}/reply"
 DEVICE = "/v1/devices/{device_id}"
 BUSINESS = "/v1/business/{business_id}/{action}"  # profile, preferences, opt-in, block, report...
+ATTACHMENT = "/v1/attachments/{attachment_id}"
+ATTACHMENT_STATUS = "/v1/attachments/{attachment_id}/status"

@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from cove.client import linking, paths
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
-from cove.client.events import is_stored
+from cove.client.errors import RelayError
+from cove.client.events import AttachmentReceived, is_stored
+from cove.client.transfers import Transfers
 from cove.protocol.templates import (
     ApprovedTemplate,
     RenderedMessage,
@@ -29,22 +32,17 @@ MAX_SEND_ATTEMPTS = 4
 FRAME_ERROR_STATUS = {"unauthenticated": 401}
 
 
-class RelayError(Exception):
-    """The relay refused a request; ``code`` is its machine-readable error code."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        self.status = status
-        self.code = error.get("code", "http_error")
-        self.details = error
-        super().__init__(f"{error.get('message', 'request failed')} ({self.code}, HTTP {status})")
-
-
 class CoveClient:
     def __init__(
-        self, base_url: str, core: ClientCore, timeout: float = 30.0, allowed: RouteAllowlist | None = None
+        self,
+        base_url: str,
+        core: ClientCore,
+        timeout: float = 30.0,
+        allowed: RouteAllowlist | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``allowed``: the only relay routes this client may reach (every request is checked before it leaves)."""
+        """``allowed``: the only relay routes this client may reach (every request is checked before it leaves);
+        ``transport``: httpx's, to put a proxy or a fault in the way."""
         self.core = core
         self.base_url = base_url.rstrip("/")
         # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never races the
@@ -53,7 +51,10 @@ class CoveClient:
         # and above 20 idle ones it closes and reopens them (the business gateway sends many at once).
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=2.0)
         hooks = {"request": [allowed]} if allowed is not None else {}
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, limits=limits, event_hooks=hooks)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, limits=limits, event_hooks=hooks, transport=transport
+        )
+        self._transfers = Transfers(self._http, lambda: self.core.token)
         self._opened = False
         self._template_key: Ed25519PublicKey | None = None
 
@@ -190,6 +191,35 @@ class CoveClient:
             self.core.sent(outgoing)
             return events
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
+
+    # attachments -------------------------------------------------------------------------------------------
+    async def upload_attachment(self, path: Path, recipients: int) -> dict[str, Any]:
+        """Encrypt a file and upload it for ``recipients`` devices; the pointer to put in a payload's
+        ``attachment`` (a group message carries it as a one-to-one message does)."""
+        return (await self._transfers.upload(path, recipients)).to_json()
+
+    async def download_attachment(self, pointer: dict[str, Any], destination: Path) -> Path:
+        """Fetch, verify and decrypt to ``destination`` (or a free name beside it); ``AttachmentError`` if the
+        download is not what the pointer names, leaving no file behind."""
+        return await self._transfers.download(pointer, destination)
+
+    async def save_attachment(self, event: AttachmentReceived, folder: Path) -> Path:
+        """Save a received file into ``folder`` under the name its sender gave (made safe, never overwriting)."""
+        return await self.download_attachment(event.attachment, folder / event.attachment["name"])
+
+    async def send_file(self, recipient: str, path: Path, text: str | None = None) -> str:
+        """Send a file to every device of the recipient, with an optional caption; returns the message id."""
+        if self.core.devices_without_session(recipient) is None:
+            self.core.identity_received(await self.call(self.core.identity_request(recipient)))
+        fetching = [d for d in self.core.trusted_devices(recipient) if (recipient, d) != self._me]
+        pointer = await self._transfers.upload(path, max(1, len(fetching)))
+        outgoing = self.core.compose_attachment(recipient, pointer, text)
+        await self.send(outgoing)
+        return outgoing.client_message_id
+
+    @property
+    def _me(self) -> tuple[str | None, int | None]:
+        return self.core.account_id, self.core.device_id
 
     # business messages -----------------------------------------------------------------------------------
     async def approved_template(self, template_id: str, version: int | None = None) -> ApprovedTemplate:

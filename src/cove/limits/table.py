@@ -37,6 +37,7 @@ class Limiter(StrEnum):
     BUSINESS_THROUGHPUT = "business throughput"
     BUSINESS_PAIR = "business pair rate"
     MARKETING_HELD = "marketing in flight"
+    ATTACHMENT_CREATE = "attachment create"
 
 
 class Fails(Enum):
@@ -97,6 +98,10 @@ def table(s: Settings) -> dict[Limiter, Rule]:
         ),
         # per business number and user (131056)
         L.BUSINESS_PAIR: Rule(PAIR_LIMIT, O, "the opt-ins, tiers and marketing log in the database still hold"),
+        # per account: uploads started (Signal's attachmentCreate: 50, then one per 1.2 s)
+        L.ATTACHMENT_CREATE: Rule(
+            Limit(50, 1 / 1.2), O, "each upload is bounded in size and expires; refusing would stop every photo sent"
+        ),
         # per user, from every business: sliding, the database's log plus these holds (131049)
         L.MARKETING_HELD: Rule(
             Quota(MARKETING_CAP_PER_USER, MARKETING_CAP_PERIOD_MS / 1000),

@@ -6,6 +6,7 @@ from alembic import context
 
 import cove.accounts.storage  # noqa: F401 - registers the tables on the metadata
 import cove.accounts.usage_storage  # noqa: F401
+import cove.attachments.storage  # noqa: F401
 import cove.consent.ledger_storage  # noqa: F401
 import cove.consent.storage  # noqa: F401
 import cove.fleet.storage  # noqa: F401

@@ -1,0 +1,39 @@
+"""Files in the ``cove`` CLI: what ``send --file`` checks before anything is sent, and how ``inbox`` and
+``listen`` save what arrives (a refused download is one line; the other files are still saved)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.markup import escape
+
+from cove.client.attachments import AttachmentError
+from cove.client.events import AttachmentReceived
+from cove.client.profile import profile_folder
+from cove.client.transport import CoveClient, RelayError
+
+
+def unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be sent, or ``None``."""
+    if not path.is_file():
+        return f"{path} is not a file"
+    if not os.access(path, os.R_OK):
+        return f"{path} cannot be read"
+    return None
+
+
+def files_folder(profile: str, chosen: Path | None) -> Path:
+    """Where received files go: the folder asked for, else the profile's own ``files`` folder."""
+    return chosen if chosen is not None else profile_folder(profile) / "files"
+
+
+async def save(client: CoveClient, event: AttachmentReceived, folder: Path, out: Console, err: Console) -> None:
+    try:
+        saved = await client.save_attachment(event, folder)
+    except (AttachmentError, RelayError, httpx.TransportError) as exc:
+        err.print(f"[red]the file {escape(event.attachment['name'])} could not be saved: {escape(str(exc))}[/red]")
+        return
+    out.print(f"[dim]saved to {escape(str(saved))}[/dim]")

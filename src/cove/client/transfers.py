@@ -1,0 +1,156 @@
+"""Moving attachments between a file on disk and the relay: encrypt, upload resumably, download (resuming with
+``Range``), verify and decrypt into a temporary file that becomes the named file only when everything checked.
+
+The ciphertext goes to a temporary file first (encrypting twice would cost as much as uploading from it, and a
+file changed meanwhile would no longer match its digest); requests carry it a block at a time, so no more than
+a chunk of the file is in memory. A broken connection is resumed from what the relay reports it has, up to
+:data:`MAX_RESUMES` times per transfer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from cove.client import paths
+from cove.client.attachments import AttachmentError, Decryptor, encrypt_file
+from cove.client.errors import RelayError
+from cove.protocol.attachments import KEY_BYTES, MAX_PATCH_BYTES, Pointer, is_blob_id, parse_pointer, safe_name
+
+MAX_RESUMES = 5
+_RESUMABLE = {"wrong_offset", "upload_in_progress"}  # answers after which the status says where to go on
+BLOCK_BYTES = 256 * 1024
+
+
+class Transfers:
+    def __init__(self, http: httpx.AsyncClient, token: Callable[[], str | None]) -> None:
+        self._http = http
+        self._token = token
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token()}"}
+
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self._http.request(method, path, json=body, headers=self._auth())
+        return _answer(response)
+
+    # uploading -------------------------------------------------------------------------------------------
+    async def upload(self, path: Path, recipients: int) -> Pointer:
+        """Encrypt the file with a fresh key and upload it for ``recipients`` devices; returns its pointer."""
+        key = secrets.token_bytes(KEY_BYTES)
+        with tempfile.TemporaryFile() as sealed:
+            with await asyncio.to_thread(open, path, "rb") as source:
+                digest, size, sealed_size = await asyncio.to_thread(encrypt_file, source, sealed, key)
+            created = await self._json("POST", "/v1/attachments", {"size": sealed_size, "recipients": recipients})
+            blob_id = created.get("id")
+            if not is_blob_id(blob_id):
+                raise AttachmentError("the relay named the upload with something that is not a blob id")
+            stored = await self._send(str(blob_id), sealed, sealed_size, int(created["upload_offset"]))
+        if stored.get("digest") != digest:
+            raise AttachmentError("the relay stored other bytes than were uploaded")
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Pointer(str(blob_id), key, digest, size, mime, safe_name(path.name))
+
+    async def _send(self, blob_id: str, sealed: BinaryIO, size: int, offset: int) -> dict[str, Any]:
+        resumes = 0
+        target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)
+        while True:
+            length = min(MAX_PATCH_BYTES, size - offset)
+            headers = self._auth() | {
+                "Upload-Offset": str(offset),
+                "Content-Length": str(length),
+                "Content-Type": "application/octet-stream",
+            }
+            try:
+                response = await self._http.patch(target, content=_blocks(sealed, offset, length), headers=headers)
+                status = _answer(response)
+            except (httpx.TransportError, RelayError) as exc:
+                if isinstance(exc, RelayError) and exc.code not in _RESUMABLE or resumes == MAX_RESUMES:
+                    raise
+                resumes += 1
+                if isinstance(exc, RelayError) and exc.code == "upload_in_progress":
+                    # The relay has not yet seen the end of the broken request that still holds the upload.
+                    await asyncio.sleep(0.2 * resumes)
+                status = await self._json("GET", paths.build(paths.ATTACHMENT_STATUS, attachment_id=blob_id))
+            if status["complete"]:
+                return status
+            offset = int(status["upload_offset"])
+
+    # downloading -----------------------------------------------------------------------------------------
+    async def download(self, pointer: dict[str, Any] | Pointer, destination: Path) -> Path:
+        """Fetch, check and decrypt to ``destination`` (never overwritten: an existing name gets `` (1)``...);
+        returns the path written. ``AttachmentError`` if the download is not the file the pointer names, and
+        then nothing is left behind."""
+        found = pointer if isinstance(pointer, Pointer) else parse_pointer(pointer)
+        folder = destination.parent
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        part = folder / f".{secrets.token_hex(8)}.part"
+        try:
+            with await asyncio.to_thread(open, part, "xb") as out:
+                decryptor = Decryptor(found, out)
+                await self._fetch(found.id, decryptor)
+                await asyncio.to_thread(decryptor.finish)
+                out.flush()
+                os.fsync(out.fileno())
+            return _keep(part, destination)
+        finally:
+            part.unlink(missing_ok=True)
+
+    async def _fetch(self, blob_id: str, decryptor: Decryptor) -> None:
+        target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)
+        for _ in range(1 + MAX_RESUMES):
+            headers = self._auth()
+            if decryptor.received:
+                headers["Range"] = f"bytes={decryptor.received}-"
+            with contextlib.suppress(httpx.TransportError):
+                async with self._http.stream("GET", target, headers=headers) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        _answer(response)
+                    if decryptor.received and response.status_code != 206:
+                        raise AttachmentError("the relay did not resume the download where it stopped")
+                    async for block in response.aiter_bytes(BLOCK_BYTES):
+                        await asyncio.to_thread(decryptor.feed, block)
+            if decryptor.received >= decryptor.expected:
+                return
+        raise AttachmentError(f"the download broke off {1 + MAX_RESUMES} times")
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    body = response.json() if response.content else {}
+    if response.status_code >= 400:
+        raise RelayError(response.status_code, body)
+    return body
+
+
+async def _blocks(sealed: BinaryIO, offset: int, length: int) -> AsyncIterator[bytes]:
+    await asyncio.to_thread(sealed.seek, offset)
+    while length > 0:
+        block = await asyncio.to_thread(sealed.read, min(BLOCK_BYTES, length))
+        if not block:
+            raise AttachmentError("the encrypted copy is shorter than it was")
+        length -= len(block)
+        yield block
+
+
+def _keep(part: Path, destination: Path) -> Path:
+    """Give the checked file its name without replacing one that exists: a hard link fails rather than
+    overwrite, so two saves of the same name cannot clobber each other."""
+    stem, suffix = destination.stem, destination.suffix
+    for n in range(1000):
+        candidate = destination if n == 0 else destination.with_name(f"{stem} ({n}){suffix}")
+        try:
+            os.link(part, candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise AttachmentError(f"too many files named like {destination.name} in {destination.parent}")

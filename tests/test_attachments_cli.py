@@ -1,0 +1,36 @@
+"""Files in the ``cove`` CLI: ``send --file`` and ``inbox`` saving what arrived, and refusals in one line."""
+
+from __future__ import annotations
+
+import hashlib
+
+from test_client_cli import env, home, register_with_the_cli, run_cove, said  # noqa: F401 - fixtures
+
+ALICE, BOB = "+14155550171", "+14155550172"
+
+
+async def test_a_file_sent_with_the_cli_is_saved_by_the_recipients_inbox(env, code_inbox, tmp_path):  # noqa: F811
+    await register_with_the_cli(env, code_inbox, "alice", ALICE)
+    await register_with_the_cli(env, code_inbox, "bob", BOB)
+    source = tmp_path / "minutes.txt"
+    source.write_bytes(b"the board met at nine\n" * 10_000)
+
+    sent = run_cove(env, "send", BOB, "from the board", "--file", str(source), "--profile", "alice")
+    assert sent.returncode == 0, sent.stderr
+    inbox = run_cove(env, "inbox", "--profile", "bob", "--save-to", str(tmp_path / "bob-files"))
+    assert inbox.returncode == 0, inbox.stderr
+    assert "[file minutes.txt, 220000 bytes] from the board" in said(inbox)
+    saved = tmp_path / "bob-files" / "minutes.txt"
+    assert "saved to" in said(inbox) and [p.name for p in saved.parent.iterdir()] == ["minutes.txt"]
+    assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()  # noqa: ASYNC240
+    history = run_cove(env, "history", "--profile", "alice")
+    assert "[file minutes.txt, 220000 bytes] from the board" in said(history)
+
+
+async def test_a_file_that_cannot_be_read_or_nothing_to_send_is_refused_in_one_line(env, code_inbox, tmp_path):  # noqa: F811
+    await register_with_the_cli(env, code_inbox, "alice", ALICE)
+    missing = run_cove(env, "send", BOB, "--file", str(tmp_path / "nope.txt"), "--profile", "alice")
+    assert missing.returncode == 2 and "nope.txt is not a file" in said(missing)
+    assert "Traceback" not in missing.stderr
+    nothing = run_cove(env, "send", BOB, "--profile", "alice")
+    assert nothing.returncode == 2 and "a TEXT, or --file PATH" in said(nothing)
