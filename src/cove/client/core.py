@@ -269,10 +269,6 @@ class ClientCore:
         return Outgoing(recipient, uuid.uuid4().hex, json.dumps(payload).encode(), receipt=True)
 
     # the send state machine --------------------------------------------------------------------------
-    def trusted_devices(self, account_id: str) -> dict[int, PeerDevice]:
-        """The devices anybody encrypts to (decision 2: the verified device list, once the devices branch lands)."""
-        return self.store.peer_devices(account_id)
-
     def identity_request(self, account_id: str) -> Request:
         return Request("GET", paths.build(paths.KEYS_IDENTITY, account_id=account_id))
 
