@@ -65,10 +65,7 @@ async def create(relay: Relay, device: DeviceRecord, body: NewUpload) -> UploadS
     async with relay.engine.begin() as conn:
         await storage.create(conn, blob_id, device.account_id, device.device_id, body.size, body.recipients, now, ttl)
     await asyncio.to_thread(blob_store(relay).create, blob_id)
-    async with relay.engine.connect() as conn:
-        blob = await storage.get(conn, blob_id)
-    assert blob is not None
-    return _status(blob, 0)
+    return UploadStatus(id=blob_id, size=body.size, upload_offset=0, max_bytes=MAX_PATCH_BYTES, complete=False)
 
 
 async def _uploaders_blob(relay: Relay, device: DeviceRecord, blob_id: str) -> storage.Blob:
