@@ -1,7 +1,9 @@
 """Attachment throughput through the SDK end to end: encryption, upload, download, digest check and decryption.
 
     .venv/bin/python bench/attachments.py                     # 3 files of 50 MB each way, SQLite
-    .venv/bin/python bench/attachments.py --mb 100 --files 5 --database-url postgresql+asyncpg://...
+    .venv/bin/python bench/attachments.py --mb 90 --files 5 --database-url postgresql+asyncpg://.../DB
+
+``--database-url`` must name a database of the benchmark's own: the relay migrates it and writes to it.
 
 A relay process of its own (``cove serve``, a fresh interpreter) on loopback; two registered SDK users. Each
 round, the sender's ``upload_attachment`` encrypts a file of random bytes into a temporary ciphertext and
@@ -66,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=50, help="Megabytes per file (the relay takes 100 MiB at most)")
     parser.add_argument("--files", type=int, default=3)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--database-url", default=None, help="An empty database of its own (default: SQLite)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cove-bench-") as tmp:
         workdir = Path(tmp)

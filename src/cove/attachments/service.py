@@ -65,10 +65,7 @@ async def create(relay: Relay, device: DeviceRecord, body: NewUpload) -> UploadS
     async with relay.engine.begin() as conn:
         await storage.create(conn, blob_id, device.account_id, device.device_id, body.size, body.recipients, now, ttl)
     await asyncio.to_thread(blob_store(relay).create, blob_id)
-    async with relay.engine.connect() as conn:
-        blob = await storage.get(conn, blob_id)
-    assert blob is not None
-    return _status(blob, 0)
+    return UploadStatus(id=blob_id, size=body.size, upload_offset=0, max_bytes=MAX_PATCH_BYTES, complete=False)
 
 
 async def _uploaders_blob(relay: Relay, device: DeviceRecord, blob_id: str) -> storage.Blob:
@@ -118,13 +115,17 @@ async def upload(
         if announced is not None and announced > room:
             raise ApiError(413, "upload_too_large", f"this request may carry at most {room} bytes")
         try:
-            received += await _append(part, body, room)
+            await _append(part, body, room)
         finally:
+            received = part.tell()  # what the file holds, even when the body was refused or broken off midway
             async with relay.engine.begin() as conn:
                 await storage.set_received(conn, blob_id, received)
         if received < blob.size:
             return _status(blob, received)
-        digest = await asyncio.to_thread(store.finish, blob_id, part)
+        try:
+            digest = await asyncio.to_thread(store.finish, blob_id, part)
+        except FileNotFoundError:  # purged while it was uploading
+            raise _gone() from None
         async with relay.engine.begin() as conn:
             await storage.complete(conn, blob_id, digest, now_ms(), relay.retention_ms)
         return _status(blob, received, digest)
@@ -132,9 +133,9 @@ async def upload(
         await asyncio.to_thread(part.close)
 
 
-async def _append(part: BinaryIO, body: AsyncIterator[bytes], room: int) -> int:
-    """Write the body to the file as it arrives, a megabyte at a time; returns the bytes written. A body longer
-    than ``room`` is refused with 413 once it passes it, keeping what fitted."""
+async def _append(part: BinaryIO, body: AsyncIterator[bytes], room: int) -> None:
+    """Write the body to the file as it arrives, a megabyte at a time. A body longer than ``room`` is refused
+    with 413 once it passes it, keeping what fitted."""
     written = 0
     pending: list[bytes] = []
     pending_bytes = 0
@@ -152,9 +153,7 @@ async def _append(part: BinaryIO, body: AsyncIterator[bytes], room: int) -> int:
     finally:
         if pending:
             await asyncio.to_thread(part.write, b"".join(pending))
-            written += pending_bytes
         await asyncio.to_thread(part.flush)
-    return written
 
 
 @dataclass

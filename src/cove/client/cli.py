@@ -292,7 +292,7 @@ def register_client_commands(app: typer.Typer) -> None:
     async def inbox(
         profile: str = ProfileOption,
         receipts: bool = typer.Option(True, help="Send read receipts for what is shown"),
-        save_to: Path = typer.Option(None, help="Save received files here [default: the profile's files folder]"),
+        save_to: Path = file_cli.SaveToOption,
     ) -> None:
         """Fetch and show everything that arrived while you were away, saving files, then exit."""
         core = _registered(profile)
@@ -314,7 +314,7 @@ def register_client_commands(app: typer.Typer) -> None:
     @_run
     async def listen(
         profile: str = ProfileOption,
-        save_to: Path = typer.Option(None, help="Save received files here [default: the profile's files folder]"),
+        save_to: Path = file_cli.SaveToOption,
     ) -> None:
         """Stay connected and show messages, files and receipts as they arrive (Ctrl-C to stop)."""
         core = _registered(profile)

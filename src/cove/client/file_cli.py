@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import httpx
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -14,6 +15,8 @@ from cove.client.attachments import AttachmentError
 from cove.client.events import AttachmentReceived
 from cove.client.profile import profile_folder
 from cove.client.transport import CoveClient, RelayError
+
+SaveToOption = typer.Option(None, help="Save received files here [default: the profile's files folder]")
 
 
 def unreadable(path: Path) -> str | None:

@@ -3,8 +3,8 @@
 
 The ciphertext goes to a temporary file first (encrypting twice would cost as much as uploading from it, and a
 file changed meanwhile would no longer match its digest); requests carry it a block at a time, so no more than
-a chunk of the file is in memory. A broken connection is resumed from what the relay reports it has, up to
-:data:`MAX_RESUMES` times per transfer.
+a chunk of the file is in memory. A broken connection is resumed from what the relay reports it has, as long as
+no more than :data:`MAX_RESUMES` requests in a row bring nothing.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Transfers:
         return Pointer(str(blob_id), key, digest, size, mime, safe_name(path.name))
 
     async def _send(self, blob_id: str, sealed: BinaryIO, size: int, offset: int) -> dict[str, Any]:
-        resumes = 0
+        idle = 0  # requests in a row that took the upload no further
         target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)
         while True:
             length = min(MAX_PATCH_BYTES, size - offset)
@@ -74,16 +74,21 @@ class Transfers:
                 response = await self._http.patch(target, content=_blocks(sealed, offset, length), headers=headers)
                 status = _answer(response)
             except (httpx.TransportError, RelayError) as exc:
-                if isinstance(exc, RelayError) and exc.code not in _RESUMABLE or resumes == MAX_RESUMES:
+                if isinstance(exc, RelayError) and exc.code not in _RESUMABLE:
                     raise
-                resumes += 1
                 if isinstance(exc, RelayError) and exc.code == "upload_in_progress":
                     # The relay has not yet seen the end of the broken request that still holds the upload.
-                    await asyncio.sleep(0.2 * resumes)
+                    await asyncio.sleep(0.2 * (idle + 1))
                 status = await self._json("GET", paths.build(paths.ATTACHMENT_STATUS, attachment_id=blob_id))
             if status["complete"]:
                 return status
-            offset = int(status["upload_offset"])
+            moved_to = int(status["upload_offset"])
+            if not 0 <= moved_to < size:
+                raise AttachmentError("the relay reports an upload offset outside the file")
+            idle = 0 if moved_to > offset else idle + 1
+            if idle > MAX_RESUMES:
+                raise AttachmentError(f"the upload went no further in {idle} requests")
+            offset = moved_to
 
     # downloading -----------------------------------------------------------------------------------------
     async def download(self, pointer: dict[str, Any] | Pointer, destination: Path) -> Path:
@@ -107,22 +112,24 @@ class Transfers:
 
     async def _fetch(self, blob_id: str, decryptor: Decryptor) -> None:
         target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)
-        for _ in range(1 + MAX_RESUMES):
+        idle = 0  # requests in a row that brought nothing
+        while decryptor.received < decryptor.expected:
+            before = decryptor.received
             headers = self._auth()
-            if decryptor.received:
-                headers["Range"] = f"bytes={decryptor.received}-"
+            if before:
+                headers["Range"] = f"bytes={before}-"
             with contextlib.suppress(httpx.TransportError):
                 async with self._http.stream("GET", target, headers=headers) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         _answer(response)
-                    if decryptor.received and response.status_code != 206:
+                    if before and response.status_code != 206:
                         raise AttachmentError("the relay did not resume the download where it stopped")
                     async for block in response.aiter_bytes(BLOCK_BYTES):
                         await asyncio.to_thread(decryptor.feed, block)
-            if decryptor.received >= decryptor.expected:
-                return
-        raise AttachmentError(f"the download broke off {1 + MAX_RESUMES} times")
+            idle = 0 if decryptor.received > before else idle + 1
+            if idle > MAX_RESUMES:
+                raise AttachmentError(f"the download went no further in {idle} requests")
 
 
 def _answer(response: httpx.Response) -> dict[str, Any]:
