@@ -209,20 +209,6 @@ async def test_a_stale_or_foreign_device_list_is_refused_by_the_relay(users):
     assert (refused.value.status, refused.value.code) == (400, "unknown_device")
 
 
-@pytest.fixture
-def relay_env() -> dict[str, str]:
-    """Every relay of this module: one companion per account at most (each test links one at most)."""
-    return {"COVE_MAX_COMPANION_DEVICES": "1"}
-
-
-async def test_an_account_links_at_most_the_maximum_of_companions(users):
-    alice = await users.register("alice")
-    await link(users, alice, "alice-laptop")
-    with pytest.raises(RelayError) as refused:
-        await alice.call(Request("POST", "/v1/devices/link-token"))
-    assert (refused.value.status, refused.value.code) == (409, "too_many_devices")
-
-
 async def test_a_link_token_links_one_device_once_and_the_relay_reads_no_provisioning_secret(users, relay):
     alice = await users.register("alice")
     companion = users.client("alice-laptop")

@@ -6,12 +6,12 @@ import asyncio
 import hmac
 import secrets
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from cove.accounts import service as account_service
 from cove.accounts import storage as account_storage
 from cove.accounts.models import DeviceInfo, IdentityKeys
-from cove.accounts.storage import DeviceRecord, devices
+from cove.accounts.storage import DeviceRecord
 from cove.accounts.tokens import new_token, token_digest
 from cove.clock import now_ms
 from cove.context import Relay
@@ -128,23 +128,8 @@ async def link(
                 device_id = rules.next_device_id(
                     await storage.used_device_ids(conn, account_id), relay.settings.max_companion_devices
                 )
-                await conn.execute(
-                    insert(devices).values(
-                        account_id=account_id,
-                        device_id=device_id,
-                        registration_id=registration_id,
-                        identity_curve25519=identity.curve25519,
-                        identity_ed25519=identity.ed25519,
-                        token_hash=token_digest(device_token),
-                        created_at_ms=now,
-                        updated_at_ms=now,
-                        last_seen_at_ms=now,
-                        device_model=info.model,
-                        os_name=info.os_name,
-                        os_version=info.os_version,
-                        app_version=info.app_version,
-                        vendor_device_id=info.vendor_device_id,
-                    )
+                await account_service.add_device(
+                    conn, account_id, device_id, registration_id, identity, device_token, info, now
                 )
         except IntegrityError:
             continue  # another companion took this device id meanwhile: the token was not used, try again
