@@ -39,6 +39,7 @@ from cove.client.events import (
     TemplateReceived,
     Undecryptable,
 )
+from cove.client.groups import GROUP_KINDS, GroupState
 from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.protocol import signing, usage
 from cove.protocol.business_messages import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
@@ -91,6 +92,7 @@ class ClientCore:
         self.device_info = device_info
         pickled = store.get("olm_account")
         self._olm = OlmDevice.from_pickle(pickled, pickle_key) if pickled else None
+        self.groups = GroupState(store, pickle_key)
 
     # identity of this device -------------------------------------------------------------------------
     @property
@@ -264,6 +266,10 @@ class ClientCore:
                 )
             self.store.save_peer(account, generation)
         return events
+
+    def trusted_devices(self, account_id: str) -> dict[int, PeerDevice]:
+        """The devices of an account that anything may be encrypted to (the devices branch verifies its list)."""
+        return self.store.peer_devices(account_id)
 
     def devices_without_session(self, recipient: str) -> list[int] | None:
         """``None`` when the recipient's devices are unknown (fetch identity first), else those lacking a session."""
@@ -453,6 +459,11 @@ class ClientCore:
         envelope_id = int(frame["id"])
         if self.store.was_processed(envelope_id):
             return Received(ack_ids=[envelope_id])  # a redelivery: its effects are already stored
+        if frame["kind"] in GROUP_KINDS:
+            with self.store.transaction():
+                events = self.groups.receive(frame, self.account_id)
+                self._processed(envelope_id, events)
+            return Received(events, [envelope_id])
         sender, sender_device = frame["sender"], int(frame["sender_device"])
         if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
             ids = frame.get("client_message_ids") or [frame["client_message_id"]]
@@ -534,6 +545,9 @@ class ClientCore:
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not JSON")]
         if not isinstance(payload, dict):
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not a JSON object")]
+        group_events = self.groups.pairwise(sender, sender_device, payload)
+        if group_events is not None:
+            return group_events
         kind = payload.get("type")
         if kind == "read":
             ids = [str(i) for i in payload.get("ids", [])]

@@ -80,6 +80,51 @@ class Undecryptable:
 
 
 @dataclass(frozen=True)
+class GroupMessageReceived:
+    group_id: str
+    sender: str
+    sender_device: int
+    client_message_id: str
+    text: str
+    sent_at: int
+
+
+@dataclass(frozen=True)
+class GroupChanged:
+    """The relay changed the group's membership (``action``: create, add, remove, leave, promote, demote, join)."""
+
+    group_id: str
+    actor: str
+    action: str
+    accounts: list[str]
+    revision: int
+
+
+@dataclass(frozen=True)
+class GroupInfoChanged:
+    """A member set the group's name, description or avatar (read them from the store)."""
+
+    group_id: str
+    sender: str
+    name: str
+
+
+@dataclass(frozen=True)
+class GroupDelivered:
+    group_id: str
+    client_message_id: str
+    peer: str
+    device_id: int
+
+
+@dataclass(frozen=True)
+class GroupRead:
+    group_id: str
+    peer: str
+    client_message_ids: list[str]
+
+
+@dataclass(frozen=True)
 class QueueEmpty:
     pass
 
@@ -99,6 +144,11 @@ Event = (
     | Read
     | IdentityChanged
     | Undecryptable
+    | GroupMessageReceived
+    | GroupChanged
+    | GroupInfoChanged
+    | GroupDelivered
+    | GroupRead
     | QueueEmpty
     | NoticeReceived
 )
@@ -114,7 +164,20 @@ class PendingEvent:
 
 _STORED: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (MessageReceived, TemplateReceived, PayloadReceived, Delivered, Read, IdentityChanged, Undecryptable)
+    for cls in (
+        MessageReceived,
+        TemplateReceived,
+        PayloadReceived,
+        Delivered,
+        Read,
+        IdentityChanged,
+        Undecryptable,
+        GroupMessageReceived,
+        GroupChanged,
+        GroupInfoChanged,
+        GroupDelivered,
+        GroupRead,
+    )
 }
 
 
