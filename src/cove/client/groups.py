@@ -14,6 +14,7 @@ under the profile key, in the transaction of the envelope that changed it.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 from typing import Any
@@ -105,7 +106,7 @@ class GroupState:
         """The base64 Megolm ciphertext; the ratchet has advanced on disk (and the text is in the history) before
         it leaves."""
         session = self.outbound(group_id)
-        body = session.encrypt(json.dumps(payload).encode()).to_base64()
+        body = base64.b64encode(session.encrypt(json.dumps(payload).encode()).to_bytes()).decode()
         with self.store.transaction():
             self.db.save_outbound(group_id, session.session_id, session.pickle(self._key))
             if text is not None:
@@ -135,7 +136,7 @@ class GroupState:
     def _megolm(self, frame: dict[str, Any], group_id: str) -> list[Event]:
         sender, sender_device = str(frame["sender"]), int(frame["sender_device"])
         try:
-            message = vz.MegolmMessage.from_base64(str(frame["body"]))
+            message = vz.MegolmMessage.from_bytes(base64.b64decode(str(frame["body"]), validate=True))
         except (vz.DecodeException, ValueError):
             return [self._unreadable(frame, "not a Megolm message")]
         for session_id, pickled in self.db.inbound(group_id, sender, sender_device):

@@ -19,6 +19,7 @@ from typing import Any
 from cove.protocol.payload import PAYLOAD_VERSION
 
 GROUP_ID = re.compile(r"[0-9a-f]{32}")
+INVITE_CODE = re.compile(r"[0-9a-f]{32}")  # random, chosen by the relay, which keeps only its hash
 SESSION_ID = re.compile(r"[A-Za-z0-9+/]{43}")  # a Megolm session id: an Ed25519 key, unpadded base64
 MAX_SESSION_KEY = 512  # a Megolm session key is 229 bytes, 306 characters of base64
 MAX_NAME = 100
@@ -34,6 +35,12 @@ class GroupPayloadError(ValueError):
 def valid_group_id(value: object) -> str:
     if not isinstance(value, str) or not GROUP_ID.fullmatch(value):
         raise GroupPayloadError("a group id is 32 lowercase hex characters")
+    return value
+
+
+def valid_invite_code(value: str) -> str:
+    if not INVITE_CODE.fullmatch(value):
+        raise GroupPayloadError("an invite code is 32 lowercase hex characters")
     return value
 
 
