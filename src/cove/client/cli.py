@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from websockets.exceptions import WebSocketException
 
+from cove.client import group_show
 from cove.client.core import (
     ClientCore,
     Delivered,
@@ -33,6 +34,7 @@ from cove.client.core import (
     TemplateReceived,
     Undecryptable,
 )
+from cove.client.events import GroupMessageReceived
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol.phone import INTERNATIONAL_FORMAT
@@ -168,6 +170,8 @@ async def _show(client: CoveClient, event: Event) -> None:
         console.print(f"[red]a message from {_name(core, event.sender)} could not be read: {event.reason}[/red]")
     elif isinstance(event, NoticeReceived):
         console.print("[yellow]A privacy notice is waiting for you: read it with `cove privacy notice`.[/yellow]")
+    elif (line := group_show.describe(core, event, functools.partial(_name, core))) is not None:
+        console.print(line)
     elif isinstance(event, PayloadReceived):
         kind = escape(str(event.payload.get("type")))
         console.print(f"[dim]{_name(core, event.sender)} sent a {kind} message this client cannot show[/dim]")
@@ -181,6 +185,7 @@ async def _reply_read(client: CoveClient, events: list[Event]) -> None:
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
         await client.mark_read(peer, ids)
+    await group_show.reply_read(client, events)
 
 
 async def _name_senders(client: CoveClient) -> None:
@@ -288,7 +293,7 @@ def register_client_commands(app: typer.Typer) -> None:
         async with _client(core) as client:
             console.print("[dim]listening; Ctrl-C to stop[/dim]")
             async for event in client.events():
-                written = isinstance(event, MessageReceived | TemplateReceived | PayloadReceived)
+                written = isinstance(event, MessageReceived | TemplateReceived | PayloadReceived | GroupMessageReceived)
                 if written:
                     await _name_senders(client)
                 await _show(client, event)
