@@ -32,6 +32,8 @@ from cove.errors import install_error_handlers
 from cove.events import Hooks
 from cove.fleet.broadcast import Broadcast
 from cove.fleet.bus import Bus
+from cove.groups import hooks as groups_hooks
+from cove.groups.routes import router as groups_router
 from cove.keys import hooks as keys_hooks
 from cove.keys.routes import router as keys_router
 from cove.limits.limiters import Limits
@@ -53,6 +55,7 @@ CAPABILITIES = (
     accounts_hooks,
     keys_hooks,
     messaging_hooks,
+    groups_hooks,
     safety_hooks,
     consent_hooks,
     business_hooks,
@@ -141,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(keys_router)
     app.include_router(messaging_router)
+    app.include_router(groups_router)
     app.include_router(consent_router)
     app.include_router(business_router)
 

@@ -4,12 +4,14 @@ The statements of the queue writer's group commit are plain synchronous function
 transaction in one hop (see cove.db.TransactionRunner), not one thread hand-off per statement.
 
 The server stores only what it needs to route: the recipient device, the sender, a client message id, the
-Olm message type, and the ciphertext it cannot read.
+Olm message type, and the ciphertext it cannot read. A group message's ciphertext is stored once
+(``group_messages``, with the number of device queue rows still pointing at it); each member device's queue row
+points at it and carries no body of its own.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -22,11 +24,13 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     delete,
     exists,
     insert,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -54,10 +58,27 @@ envelopes = Table(
     Column("server_ts_ms", BigInteger, nullable=False),
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("business", Text, nullable=True),  # a business's visible header (JSON), shown to the recipient
+    Column("group_message_id", _queue_id, nullable=True),  # a group message's row: its body is stored there
     Index("ix_envelopes_queue", "account_id", "device_id", "id"),
     Index("ix_envelopes_expiry", "expires_at_ms"),
     # Queue ids are never reused (SQLite would otherwise reuse the highest deleted rowid): clients
     # recognise a redelivered envelope by its id.
+    sqlite_autoincrement=True,
+)
+
+group_messages = Table(
+    "group_messages",
+    metadata,
+    Column("id", _queue_id, primary_key=True, autoincrement=True),
+    Column("group_id", String(32), nullable=False),
+    Column("sender_account_id", String(36), nullable=False),
+    Column("sender_device_id", Integer, nullable=False),
+    Column("client_message_id", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("server_ts_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Column("remaining", Integer, nullable=False),  # device queue rows not acked yet; deleted at 0
+    Index("ix_group_messages_expiry", "expires_at_ms"),
     sqlite_autoincrement=True,
 )
 
@@ -83,7 +104,12 @@ _ENVELOPE_COLUMNS = (
     envelopes.c.server_ts_ms,
     envelopes.c.expires_at_ms,
     envelopes.c.business,
+    envelopes.c.group_message_id,
 )
+# A group message's row reads its body and group from the message stored once.
+_BODY = case((envelopes.c.group_message_id.is_(None), envelopes.c.body), else_=group_messages.c.body)
+_QUEUE_COLUMNS = (*_ENVELOPE_COLUMNS[:7], _BODY, *_ENVELOPE_COLUMNS[8:], group_messages.c.group_id)
+_QUEUE = envelopes.outerjoin(group_messages, group_messages.c.id == envelopes.c.group_message_id)
 
 
 # The writer's statements are built once: constructing a statement costs more than running it on SQLite.
@@ -98,6 +124,53 @@ def insert_envelopes(conn: Connection, batch: list[Envelope]) -> list[Envelope]:
     return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
 
 
+_INSERT_GROUP_MESSAGE = insert(group_messages).returning(group_messages.c.id)
+
+
+def insert_group_message(conn: Connection, row: dict[str, Any]) -> int:
+    """Store a group message's ciphertext once; returns its id, which its device queue rows point at."""
+    return conn.execute(_INSERT_GROUP_MESSAGE, row).scalar_one()
+
+
+# A group message's fan-out rows carry no body: ``Envelope.row`` would copy the ciphertext into every one.
+_INSERT_FAN_OUT = insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True)
+
+
+def insert_fan_out(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the queue rows of group messages (``envelopes`` rows with an empty body); their ids, in order."""
+    if not rows:
+        return []
+    return [row[0] for row in conn.execute(_INSERT_FAN_OUT, rows)]
+
+
+_LOWER_REMAINING = (
+    update(group_messages)
+    .where(group_messages.c.id == bindparam("message"))
+    .values(remaining=group_messages.c.remaining - bindparam("acked"))
+)
+_DELETE_DELIVERED = delete(group_messages).where(
+    group_messages.c.id.in_(bindparam("ids", expanding=True)), group_messages.c.remaining <= 0
+)
+_GROUP_OF = select(group_messages.c.id, group_messages.c.group_id).where(
+    group_messages.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def lower_remaining(conn: Connection, acked: dict[int, int]) -> dict[int, str]:
+    """Count acked queue rows against their group messages (``{message id: rows acked}``) and delete the messages
+    every device has acked; returns each message's group, for the receipts."""
+    if not acked:
+        return {}
+    ids = sorted(acked)
+    groups: dict[int, str] = {}
+    for chunk in _chunks(ids):
+        groups.update((row[0], row[1]) for row in conn.execute(_GROUP_OF, {"ids": chunk}))
+    conn.execute(_LOWER_REMAINING, [{"message": i, "acked": acked[i]} for i in ids])
+    for chunk in _chunks(ids):
+        conn.execute(_DELETE_DELIVERED, {"ids": chunk})
+    return groups
+
+
 class AckedEnvelope(NamedTuple):
     """What a receipt needs of an envelope once it is deleted (never its body)."""
 
@@ -107,6 +180,7 @@ class AckedEnvelope(NamedTuple):
     sender_account_id: str
     sender_device_id: int
     client_message_id: str
+    group_message_id: int | None
     sender_exists: bool  # whether the sender still has an account (the one field not a column: keep it last)
 
 
@@ -141,7 +215,8 @@ async def fetch_queue(
     conn: AsyncConnection, account_id: str, device_id: int, after_id: int, now_ms: int, limit: int
 ) -> list[Envelope]:
     rows = await conn.execute(
-        select(*_ENVELOPE_COLUMNS)
+        select(*_QUEUE_COLUMNS)
+        .select_from(_QUEUE)
         .where(
             envelopes.c.account_id == account_id,
             envelopes.c.device_id == device_id,
@@ -183,6 +258,7 @@ def delete_acked(conn: Connection, keys: list[tuple[str, int, int]]) -> list[Ack
 
 async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_ms: int) -> int:
     expired = await conn.execute(delete(envelopes).where(envelopes.c.expires_at_ms <= now_ms))
+    await conn.execute(delete(group_messages).where(group_messages.c.expires_at_ms <= now_ms))
     await conn.execute(delete(sent_messages).where(sent_messages.c.created_at_ms <= idempotency_horizon_ms))
     return expired.rowcount or 0
 
