@@ -545,6 +545,9 @@ class ClientCore:
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not JSON")]
         if not isinstance(payload, dict):
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not a JSON object")]
+        claimed = payload.get("from")
+        if isinstance(claimed, str) and len(claimed) <= MAX_PHONE_LENGTH and not self.store.peer_phone(sender):
+            self.store.claim_phone(sender, claimed)
         group_events = self.groups.pairwise(sender, sender_device, payload)
         if group_events is not None:
             return group_events
@@ -557,9 +560,6 @@ class ClientCore:
         sent_at = int(payload.get("ts") or frame["server_ts"])
         business = frame.get("business")
         self.store.count_usage(_today(), received=1)
-        claimed = payload.get("from")
-        if isinstance(claimed, str) and len(claimed) <= MAX_PHONE_LENGTH and not self.store.peer_phone(sender):
-            self.store.claim_phone(sender, claimed)
         if kind == "text":
             text = str(payload.get("text", ""))
             self.store.add_message(sender, "in", cmid, text, sent_at, "received")

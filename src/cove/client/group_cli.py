@@ -41,6 +41,10 @@ def _group(core: ClientCore, value: str) -> str:
     return found[0]
 
 
+def _who(core: ClientCore, account_id: str) -> str:
+    return "you" if account_id == core.account_id else _name(core, account_id)
+
+
 async def _accounts(client: CoveClient, members: list[str]) -> list[str]:
     accounts = []
     for member in members:
@@ -129,7 +133,7 @@ async def admins(
         view = await groups.refresh(group_id)
     for member in view["members"]:
         if member["role"] == "admin":
-            console.print(escape(_name(core, member["account_id"])))
+            console.print(escape(_who(core, member["account_id"])))
 
 
 @group_app.command("invite")
@@ -210,7 +214,7 @@ async def show(group: str = GroupArgument, profile: str = ProfileOption) -> None
         console.print(escape(stored.description))
     others = [m["account_id"] for m in view["members"] if m["account_id"] != core.account_id]
     for m in view["members"]:
-        console.print(f"  {escape(_name(core, m['account_id']))} ({m['role']}, {len(m['devices'])} device(s))")
+        console.print(f"  {escape(_who(core, m['account_id']))} ({m['role']}, {len(m['devices'])} device(s))")
     table = Table("when", "from", "message", *(_name(core, a) for a in others))
     for message in core.groups.db.messages(group_id, SHOWN_MESSAGES):
         when = datetime.fromtimestamp(message.sent_at / 1000).strftime("%H:%M:%S")

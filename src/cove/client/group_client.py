@@ -113,7 +113,9 @@ class Groups:
         me, my_device = self.core.account_id, self.core.device_id
         assert me is not None and my_device is not None
         key = self.state.sender_key(group_id)
-        plaintext = json.dumps(key.payload()).encode()
+        # The number, as 1:1 texts carry it: members who never wrote to each other can show who speaks.
+        sender = {"from": self.core.phone_number} if self.core.phone_number else {}
+        plaintext = json.dumps(key.payload() | sender).encode()
         gate = asyncio.Semaphore(KEY_SENDS_AT_ONCE)
 
         async def share(account: str, devices: list[int]) -> None:
