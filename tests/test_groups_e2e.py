@@ -150,6 +150,8 @@ async def test_admins_and_invites(users):
     revoked = await Groups(alice).invite(group)
     await Groups(alice).revoke(group, revoked)
     assert await Groups(erin).join(code) == group
+    await Groups(alice).welcome(await alice.inbox())  # an admin tells erin the name
+    assert GroupInfoChanged(group, alice.core.account_id, "Book club") in await erin.inbox()
     with pytest.raises(RelayError) as unknown:
         await Groups(frank).join(revoked)
     assert (unknown.value.status, unknown.value.code) == (404, "unknown_invite")

@@ -35,6 +35,7 @@ from cove.client.core import (
     Undecryptable,
 )
 from cove.client.events import GroupMessageReceived
+from cove.client.group_client import Groups
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol.phone import INTERNATIONAL_FORMAT
@@ -283,6 +284,7 @@ def register_client_commands(app: typer.Typer) -> None:
                 console.print("[dim]nothing new[/dim]")
             if receipts:
                 await _reply_read(client, events)
+            await Groups(client).welcome(events)
             await _report_usage(client)
 
     @app.command()
@@ -301,6 +303,8 @@ def register_client_commands(app: typer.Typer) -> None:
                     await _reply_read(client, [event])
                 elif isinstance(event, QueueEmpty):
                     await _report_usage(client)  # what earlier sessions counted, and this open
+                else:
+                    await Groups(client).welcome([event])
 
     @app.command("delete-account")
     @_run

@@ -16,6 +16,7 @@ from typing import Any
 
 from cove.client import paths
 from cove.client.core import Outgoing, Request
+from cove.client.events import Event, GroupChanged
 from cove.client.group_store import Group
 from cove.client.transport import CoveClient
 from cove.protocol import groups as proto
@@ -55,6 +56,19 @@ class Groups:
         group = self.state.group(group_id)
         if group is not None and group.name is not None:
             for account in sorted({m["account_id"] for m in view["members"]} - before):
+                await self.client.send(_info_outgoing(account, group))
+
+    async def welcome(self, events: list[Event]) -> None:
+        """Send the group's name, description and avatar 1:1 to those who joined with an invite, if this account
+        is an admin of the group (nobody added them, so nobody else would)."""
+        me = self.core.account_id
+        for event in events:
+            if not isinstance(event, GroupChanged) or event.action != "join":
+                continue
+            group, members = self.state.group(event.group_id), self.state.members(event.group_id)
+            if group is None or group.name is None or me not in members or members[me].role != "admin":
+                continue
+            for account in event.accounts:
                 await self.client.send(_info_outgoing(account, group))
 
     async def remove(self, group_id: str, account_id: str) -> None:
