@@ -261,3 +261,20 @@ def test_payload_limits() -> None:
     with pytest.raises(proto.GroupPayloadError):
         proto.parse_group_info({"name": "n", "avatar": "not base64!"})
     assert json.dumps(proto.GroupInfo("n").payload(GROUP))
+
+
+def test_only_a_member_names_the_group_over_1_1(trio, tmp_path: Path) -> None:
+    alice, bob, _ = trio
+    mallory = str(uuid.uuid4())
+    info = proto.GroupInfo("Renamed by mallory").payload(GROUP)
+    with bob.store.transaction():
+        [refused] = bob.groups.pairwise(mallory, 1, info)
+        [named] = bob.groups.pairwise(alice.account_id, 1, proto.GroupInfo("Climbing").payload(GROUP))
+    assert isinstance(refused, Undecryptable) and named == GroupInfoChanged(GROUP, alice.account_id, "Climbing")
+    assert bob.groups.group(GROUP).name == "Climbing"
+    # someone just added knows the adder from the change alone, before any view of the group
+    dave = _core(tmp_path, "dave", str(uuid.uuid4()))
+    dave.receive(_change(bob.account_id, "add", [dave.account_id], 2))
+    assert dave.groups.members(GROUP)[bob.account_id].role == "admin"
+    with dave.store.transaction():
+        assert dave.groups.pairwise(bob.account_id, 1, proto.GroupInfo("Climbing").payload(GROUP))[0].name == "Climbing"

@@ -192,10 +192,11 @@ class GroupState:
                     role = "admin" if action == "promote" else "member"
                     self.db.save_member(group_id, Member(account, role, members[account].devices))
         else:  # create, add, join: their devices are learnt from the group's view before the next send
-            joined = [*accounts, actor] if action == "create" else accounts
-            for account in joined:
+            added = dict.fromkeys(accounts, "member")
+            if action != "join":  # whoever creates a group or adds to it is an admin of it
+                added[actor] = "admin"
+            for account, role in added.items():
                 if account not in members:
-                    role = "admin" if action == "create" and account == actor else "member"
                     self.db.save_member(group_id, Member(account, role, ()))
         return [GroupChanged(group_id, actor, action, accounts, revision)]
 
@@ -224,7 +225,10 @@ class GroupState:
                 self._sender_key(sender, sender_device, proto.parse_sender_key(payload))
                 return []
             if kind == "group_info":
-                return [self._info(proto.group_of(payload), sender, proto.parse_group_info(payload))]
+                group_id = proto.group_of(payload)
+                if sender not in self.db.members(group_id):  # anyone may know a group's id; only members name it
+                    raise proto.GroupPayloadError("group_info from someone who is not in the group")
+                return [self._info(group_id, sender, proto.parse_group_info(payload))]
             if kind == "read" and "group" in payload:
                 group_id, ids = proto.group_of(payload), [str(i) for i in payload.get("ids", [])][:MAX_RECEIPTS]
                 self.db.raise_receipt(group_id, ids, sender, "read")
