@@ -12,7 +12,6 @@ from cove.client.core import ClientCore
 from cove.client.events import (
     Event,
     GroupChanged,
-    GroupDelivered,
     GroupInfoChanged,
     GroupMessageReceived,
     GroupRead,
@@ -37,7 +36,8 @@ def label(core: ClientCore, group_id: str) -> str:
 
 
 def describe(core: ClientCore, event: Event, name: Callable[[str], str]) -> str | None:
-    """The line for a group event (rich markup), or ``None`` if ``event`` is not one."""
+    """The line for a group event (rich markup), or ``None``: not one, or a delivery (one per member device would
+    flood a large group's inbox; `cove group show` has each member's state)."""
     if isinstance(event, GroupMessageReceived):
         when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
         where = escape(f"[{label(core, event.group_id)}]")
@@ -48,10 +48,6 @@ def describe(core: ClientCore, event: Event, name: Callable[[str], str]) -> str 
         return f"[dim]{escape(f'[{label(core, event.group_id)}]')} {escape(said)}[/dim]"
     if isinstance(event, GroupInfoChanged):
         return f"[dim]{escape(name(event.sender))} named the group {escape(repr(event.name))}[/dim]"
-    if isinstance(event, GroupDelivered):
-        return f"[dim]{escape(f'[{label(core, event.group_id)}]')} delivered to {escape(name(event.peer))}: " + (
-            f"{event.client_message_id[:8]}[/dim]"
-        )
     if isinstance(event, GroupRead):
         where = escape(f"[{label(core, event.group_id)}]")
         return f"[dim]{where} read by {escape(name(event.peer))}: {len(event.client_message_ids)} message(s)[/dim]"
