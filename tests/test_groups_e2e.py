@@ -22,15 +22,15 @@ from cove.protocol.envelope import EnvelopeKind
 from helpers import assert_no_plaintext, server_rows
 
 
-def _texts(events: list, group_id: str | None = None) -> list[str]:
+def group_texts(events: list, group_id: str | None = None) -> list[str]:
     return [e.text for e in events if isinstance(e, GroupMessageReceived) and group_id in (None, e.group_id)]
 
 
-async def _stored_ciphertexts(database_url: str) -> list[bytes]:
+async def stored_ciphertexts(database_url: str) -> list[bytes]:
     return [bytes(r["body"]) for t, r in await server_rows(database_url) if t == "group_messages"]
 
 
-def _decrypts_with_any_session(client: CoveClient, body: bytes) -> bool:
+def decrypts_with_any_session(client: CoveClient, body: bytes) -> bool:
     """Whatever group, sender or device the relay would claim: does any session this client holds open it?"""
     key = client.core.groups._key
     message = vz.MegolmMessage.from_bytes(body)
@@ -65,13 +65,13 @@ async def test_members_exchange_messages_and_receipts_reach_the_sender(users, re
         }
 
     first = await Groups(alice).send_text(group, "top rope at ten")
-    assert _texts(await bob.inbox()) == ["top rope at ten"]
-    assert _texts(await carol.inbox()) == ["top rope at ten"]
+    assert group_texts(await bob.inbox()) == ["top rope at ten"]
+    assert group_texts(await carol.inbox()) == ["top rope at ten"]
     await Groups(bob).send_text(group, "bringing the rope")
     await Groups(bob).mark_read(group, alice.core.account_id, [first])
 
     events = await alice.inbox()
-    assert _texts(events) == ["bringing the rope"]
+    assert group_texts(events) == ["bringing the rope"]
     delivered = {(e.peer, e.client_message_id) for e in events if isinstance(e, GroupDelivered)}
     assert {(bob.core.account_id, first), (carol.core.account_id, first)} <= delivered
     assert GroupRead(group, bob.core.account_id, [first]) in events
@@ -79,7 +79,7 @@ async def test_members_exchange_messages_and_receipts_reach_the_sender(users, re
         bob.core.account_id: "read",
         carol.core.account_id: "delivered",
     }
-    assert _texts(await carol.inbox()) == ["bringing the rope"]
+    assert group_texts(await carol.inbox()) == ["bringing the rope"]
     assert_no_plaintext(
         await server_rows(relay.database_url), ["top rope", "bringing the rope", "Climbing", "Saturdays"]
     )
@@ -92,7 +92,7 @@ async def test_a_removed_member_cannot_read_what_is_sent_after_it_left(users, re
     await Groups(carol).send_text(group, "carol was here")
     for member in (bob, carol):
         await member.inbox()
-    assert _texts(await alice.inbox()) == ["carol was here"]
+    assert group_texts(await alice.inbox()) == ["carol was here"]
     session_before = alice.core.groups.sender_key(group).session_id
 
     await Groups(alice).remove(group, carol.core.account_id)
@@ -102,12 +102,12 @@ async def test_a_removed_member_cannot_read_what_is_sent_after_it_left(users, re
 
     await Groups(alice).send_text(group, "after carol left")
     assert alice.core.groups.sender_key(group).session_id != session_before
-    [after] = await _stored_ciphertexts(relay.database_url)
+    [after] = await stored_ciphertexts(relay.database_url)
     with pytest.raises(RelayError) as refused:
         await Groups(carol).send_text(group, "let me back in")
     assert refused.value.status == 404
-    assert _texts(await carol.inbox()) == []
-    assert not _decrypts_with_any_session(carol, after)
+    assert group_texts(await carol.inbox()) == []
+    assert not decrypts_with_any_session(carol, after)
     forged = {
         "type": "envelope",
         "id": 10**12,
@@ -120,14 +120,14 @@ async def test_a_removed_member_cannot_read_what_is_sent_after_it_left(users, re
         "body": base64.b64encode(after).decode(),
     }
     assert [type(e) for e in carol.core.receive(forged).events] == [Undecryptable]
-    assert _texts(await bob.inbox()) == ["after carol left"]
+    assert group_texts(await bob.inbox()) == ["after carol left"]
 
     # Leaving works the same way: bob's own leave rotates alice's session when she learns of it.
     await Groups(bob).leave(group)
     assert [e.action for e in await alice.inbox() if isinstance(e, GroupChanged)] == ["remove", "leave"]
     await Groups(alice).send_text(group, "alone now")
-    assert _texts(await bob.inbox()) == []
-    assert not any(_decrypts_with_any_session(bob, c) for c in await _stored_ciphertexts(relay.database_url))
+    assert group_texts(await bob.inbox()) == []
+    assert not any(decrypts_with_any_session(bob, c) for c in await stored_ciphertexts(relay.database_url))
 
 
 async def test_admins_and_invites(users):
@@ -144,7 +144,7 @@ async def test_admins_and_invites(users):
     events = await dave.inbox()
     assert GroupInfoChanged(group, bob.core.account_id, "Book club") in events  # from whoever added him
     await Groups(alice).send_text(group, "chapter three")
-    assert _texts(await dave.inbox()) == ["chapter three"]
+    assert group_texts(await dave.inbox()) == ["chapter three"]
 
     code = await Groups(alice).invite(group)
     revoked = await Groups(alice).invite(group)
@@ -156,10 +156,10 @@ async def test_admins_and_invites(users):
         await Groups(frank).join(revoked)
     assert (unknown.value.status, unknown.value.code) == (404, "unknown_invite")
     await Groups(erin).send_text(group, "hello from erin")
-    assert _texts(await bob.inbox()) == ["chapter three", "hello from erin"]
+    assert group_texts(await bob.inbox()) == ["chapter three", "hello from erin"]
     for member in (alice, dave):
-        assert _texts(await member.inbox()) == ["hello from erin"]
-    assert _texts(await frank.inbox()) == []
+        assert group_texts(await member.inbox()) == ["hello from erin"]
+    assert group_texts(await frank.inbox()) == []
 
     await Groups(alice).set_role(group, bob.core.account_id, "member")
     with pytest.raises(RelayError):
@@ -177,10 +177,10 @@ async def test_a_group_of_fifty(users):
     await Groups(alice).send_text(group, "no new keys needed")  # the session and every Olm session are reused
     for member in others:
         events = await member.inbox()
-        assert _texts(events) == ["hello fifty", "no new keys needed"]
+        assert group_texts(events) == ["hello fifty", "no new keys needed"]
     replier = others[7]
     await Groups(replier).send_text(group, "a reply to all")
-    assert _texts(await alice.inbox()) == ["a reply to all"]
+    assert group_texts(await alice.inbox()) == ["a reply to all"]
     for member in others:
         if member is not replier:
-            assert _texts(await member.inbox()) == ["a reply to all"]
+            assert group_texts(await member.inbox()) == ["a reply to all"]
