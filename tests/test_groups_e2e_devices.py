@@ -11,7 +11,7 @@ from devices_world import link  # noqa: E402
 
 from cove.client.group_client import Groups  # noqa: E402
 from cove.client.transport import RelayError  # noqa: E402
-from test_groups_e2e import decrypts_with_any_session, stored_ciphertexts, group_texts  # noqa: E402
+from test_groups_e2e import decrypts_with_any_session, group_texts, stored_ciphertexts  # noqa: E402
 
 
 @pytest.fixture
