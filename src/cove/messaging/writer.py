@@ -248,10 +248,9 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
         "body": b"",
         "server_ts_ms": job.server_ts_ms,
         "expires_at_ms": job.expires_at_ms,
-        "business": None,
         "group_message_id": message_id,
     }
-    ids = storage.insert_fan_out(conn, [{**shared, "account_id": a, "device_id": d} for a, d in job.devices])
+    ids = storage.insert_fan_out(conn, shared, job.devices)
     return [
         Envelope(
             queue_id,
