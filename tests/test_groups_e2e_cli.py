@@ -22,6 +22,7 @@ async def test_a_group_from_the_cli(env, code_inbox):  # noqa: F811
     inbox = run_cove(env, "inbox", "--profile", "bob")
     assert inbox.returncode == 0, inbox.stderr
     assert f"[Climbing] {ALICE}: top rope at ten" in said(inbox)
+    assert f"[Climbing] {ALICE} created the group with" in said(inbox) and "you" in said(inbox)
     replied = run_cove(env, "group", "send", group_id[:6], "on my way", "--profile", "bob")
     assert replied.returncode == 0, replied.stderr
 

@@ -38,19 +38,23 @@ def label(core: ClientCore, group_id: str) -> str:
 def describe(core: ClientCore, event: Event, name: Callable[[str], str]) -> str | None:
     """The line for a group event (rich markup), or ``None``: not one, or a delivery (one per member device would
     flood a large group's inbox; `cove group show` has each member's state)."""
+
+    def who(account: str) -> str:  # a message from another of one's own devices is one's own
+        return "you" if account == core.account_id else name(account)
+
     if isinstance(event, GroupMessageReceived):
         when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
         where = escape(f"[{label(core, event.group_id)}]")
-        return f"[dim]{when}[/dim] [cyan]{where}[/cyan] [bold]{escape(name(event.sender))}[/bold]: {escape(event.text)}"
+        return f"[dim]{when}[/dim] [cyan]{where}[/cyan] [bold]{escape(who(event.sender))}[/bold]: {escape(event.text)}"
     if isinstance(event, GroupChanged):
-        who = "" if event.action == "leave" else " " + ", ".join(name(a) for a in event.accounts)
-        said = f"{name(event.actor)} {CHANGES[event.action]}{who}"
+        whom = "" if event.action == "leave" else " " + ", ".join(who(a) for a in event.accounts)
+        said = f"{who(event.actor)} {CHANGES[event.action]}{whom}"
         return f"[dim]{escape(f'[{label(core, event.group_id)}]')} {escape(said)}[/dim]"
     if isinstance(event, GroupInfoChanged):
-        return f"[dim]{escape(name(event.sender))} named the group {escape(repr(event.name))}[/dim]"
+        return f"[dim]{escape(who(event.sender))} named the group {escape(repr(event.name))}[/dim]"
     if isinstance(event, GroupRead):
         where = escape(f"[{label(core, event.group_id)}]")
-        return f"[dim]{where} read by {escape(name(event.peer))}: {len(event.client_message_ids)} message(s)[/dim]"
+        return f"[dim]{where} read by {escape(who(event.peer))}: {len(event.client_message_ids)} message(s)[/dim]"
     return None
 
 
@@ -58,7 +62,7 @@ async def reply_read(client: CoveClient, events: list[Event]) -> None:
     """One end-to-end read receipt per (group, sender) for the group messages shown."""
     shown: dict[tuple[str, str], list[str]] = {}
     for e in events:
-        if isinstance(e, GroupMessageReceived):
+        if isinstance(e, GroupMessageReceived) and e.sender != client.core.account_id:  # not from my other devices
             shown.setdefault((e.group_id, e.sender), []).append(e.client_message_id)
     groups = Groups(client)
     for (group_id, sender), ids in shown.items():
