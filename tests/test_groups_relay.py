@@ -198,3 +198,27 @@ async def test_businesses_cannot_create_join_be_added_to_or_message_a_group(user
         ):
             assert refused.status_code == 403 and refused.json()["error"]["code"] == "business_not_allowed"
     assert await _rows(relay, "group_messages") == []
+
+
+async def test_a_deleted_account_leaves_its_groups_and_its_admin_role_passes_on(users, relay):
+    alice, bob, carol = [await users.register(n) for n in ("alice", "bob", "carol")]
+    alice_id, b, c = alice.core.account_id, bob.core.account_id, carol.core.account_id
+    async with api(relay, alice) as as_alice, api(relay, bob) as as_bob:
+        gid = (await as_alice.post("/v1/groups", json={"members": [b, c]})).json()["group_id"]
+        sent = await as_bob.put(f"/v1/groups/{gid}/messages", json={"client_message_id": "m", "body": ciphertext()})
+        assert sent.json()["queued"] == 2
+        await alice.delete_account()
+        view = (await as_bob.get(f"/v1/groups/{gid}")).json()
+    # Both joined at the creation: the tie goes to the lower account id.
+    heir, other = sorted([b, c])
+    assert {m["account_id"]: m["role"] for m in view["members"]} == {heir: "admin", other: "member"}
+    assert view["revision"] == 3
+    rows = await server_rows(relay.database_url)
+    assert alice_id not in str([r for t, r in rows if t == "group_members"])
+    assert [r for t, r in rows if t == "envelopes" and r["account_id"] == alice_id] == []
+    # Bob's message no longer waits for her device: Carol's ack is the last it needs.
+    assert [r["remaining"] for t, r in rows if t == "group_messages"] == [1]
+    received = await frames(relay, carol)
+    assert changes(received)[-2:] == [("leave", [alice_id]), ("promote", [heir])]
+    assert [f["client_message_id"] for f in received if f["kind"] == 2] == ["m"]
+    await wait_for(lambda: _remaining(relay, None), "the message deleted once Carol acked")

@@ -130,6 +130,34 @@ async def _change_envelopes(
     return envelopes
 
 
+async def leave_all(relay: Relay, conn: AsyncConnection, account_id: str) -> None:
+    """A deleted account leaves every group it was in, inside its deletion's transaction (``conn``); the others'
+    devices get the GROUP_CHANGE from their queues (it is not pushed live: the deletion has not committed yet)."""
+    gone = DeviceRecord(account_id, 0, 0, "", "")
+    for group_id in await storage.memberships(conn, account_id):
+        revision = await storage.next_revision(conn, group_id)
+        assert revision is not None, "a membership's group exists (the foreign key)"
+        change = Change(conn, group_id, revision, await storage.members(conn, group_id))
+        await _leave(change, account_id, "leave")
+        if not await storage.members(conn, group_id):
+            await storage.delete_group(conn, group_id)
+        # Not to the deleted account: its queues are gone with it.
+        envelopes = [
+            e for e in await _change_envelopes(relay, gone, group_id, change.made) if e.account_id != account_id
+        ]
+        await conn.run_sync(lambda sync, batch=envelopes: queues.insert_envelopes(sync, batch))
+
+
+async def _leave(change: Change, account_id: str, action: str) -> None:
+    """Remove the member; when no admin is left, the longest-standing member becomes one."""
+    await storage.remove(change.conn, change.group_id, [account_id])
+    await change.record(action, [account_id])
+    heir = rules.successor([m for m in change.before if m.account_id != account_id])
+    if heir is not None:
+        await storage.set_role(change.conn, change.group_id, heir, ADMIN)
+        await change.record("promote", [heir])
+
+
 async def create(relay: Relay, actor: DeviceRecord, members: list[str]) -> GroupView:
     _no_business(actor)
     if len(set(members)) != len(members):
@@ -192,14 +220,7 @@ async def add_members(relay: Relay, actor: DeviceRecord, group_id: str, accounts
 
 async def remove_member(relay: Relay, actor: DeviceRecord, group_id: str, account_id: str) -> GroupRevision:
     async def apply(change: Change) -> None:
-        action = rules.removal(change.before, actor.account_id, account_id)
-        await storage.remove(change.conn, group_id, [account_id])
-        await change.record(action, [account_id])
-        remaining = [m for m in change.before if m.account_id != account_id]
-        heir = rules.successor(remaining)
-        if heir is not None:
-            await storage.set_role(change.conn, group_id, heir, ADMIN)
-            await change.record("promote", [heir])
+        await _leave(change, account_id, rules.removal(change.before, actor.account_id, account_id))
 
     await _change(relay, actor, group_id, apply)
     async with relay.engine.connect() as conn:

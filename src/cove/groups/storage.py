@@ -38,7 +38,8 @@ group_members = Table(
     Column("role", String(8), nullable=False),
     Column("joined_revision", Integer, nullable=False),
     ForeignKeyConstraint(["group_id"], ["groups.id"], ondelete="CASCADE"),
-    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+    # No foreign key to the account: a deleted account leaves its groups through cove.groups.hooks, which also
+    # passes the admin role on and tells the others, where a cascade would have dropped the row silently.
     Index("ix_group_members_account", "account_id"),
 )
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     insert,
     select,
     tuple_,
@@ -307,8 +308,17 @@ async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_
 
 
 async def delete_account_queues(conn: AsyncConnection, account_id: str) -> None:
-    """Drop every envelope queued for the account's devices (they were encrypted to keys now gone)."""
-    await conn.execute(delete(envelopes).where(envelopes.c.account_id == account_id))
+    """Drop every envelope queued for the account's devices (they were encrypted to keys now gone); their group
+    messages count them as delivered, so that one nobody else waits for goes too."""
+    mine = envelopes.c.account_id == account_id
+    rows = await conn.execute(
+        select(envelopes.c.group_message_id, func.count())
+        .where(mine, envelopes.c.group_message_id.is_not(None))
+        .group_by(envelopes.c.group_message_id)
+    )
+    counts = {message: n for message, n in rows}
+    await conn.execute(delete(envelopes).where(mine))
+    await conn.run_sync(lambda sync: lower_remaining(sync, counts))
 
 
 async def forget_account(conn: AsyncConnection, account_id: str) -> None:

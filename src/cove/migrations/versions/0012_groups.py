@@ -31,7 +31,6 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=8), nullable=False),
         sa.Column("joined_revision", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["group_id"], ["groups.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("group_id", "account_id"),
     )
     op.create_index("ix_group_members_account", "group_members", ["account_id"])
