@@ -47,10 +47,10 @@ from typing import Any
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 
+from cove.accounts import cohort
 from cove.accounts.storage import accounts, devices
 from cove.accounts.tokens import new_token, token_digest
 from cove.clock import now_ms
-from cove.consent import rollout
 from cove.db import create_engine, migrate
 from cove.testing import CodeInbox, RelayProcess
 from harness import bounded, command, machine, report_console, run_against
@@ -91,8 +91,8 @@ def device_rows(count: int, at_ms: int) -> tuple[list[dict[str, Any]], list[dict
                 "phone_number": phone,
                 "created_at_ms": at_ms,
                 "identity_generation": 1,
-                "rollout_bucket": rollout.bucket(account_id),
-                "calling_code": rollout.calling_code(phone),
+                "rollout_bucket": cohort.bucket(account_id),
+                "calling_code": cohort.calling_code(phone),
             }
         )
         device_rows.append(

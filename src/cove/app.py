@@ -36,6 +36,8 @@ from cove.errors import install_error_handlers
 from cove.events import Hooks
 from cove.fleet.broadcast import Broadcast
 from cove.fleet.bus import Bus
+from cove.groups import hooks as groups_hooks
+from cove.groups.routes import router as groups_router
 from cove.keys import hooks as keys_hooks
 from cove.keys.routes import router as keys_router
 from cove.limits.limiters import Limits
@@ -58,6 +60,7 @@ CAPABILITIES = (
     keys_hooks,
     devices_hooks,
     messaging_hooks,
+    groups_hooks,
     safety_hooks,
     consent_hooks,
     business_hooks,
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices_router)
     app.include_router(messaging_router)
     app.include_router(attachments_router)
+    app.include_router(groups_router)
     app.include_router(consent_router)
     app.include_router(business_router)
 

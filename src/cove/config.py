@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = 60.0
     max_message_bytes: int = 96 * 1024
     max_devices_per_message: int = 16
+    group_max_members: int = Field(
+        1024,
+        ge=2,
+        le=10_000,
+        description="Members a group may have, its creator included (the relay stores each group message once "
+        "and queues one small row per member device).",
+    )
     max_one_time_keys: int = 50
     max_companion_devices: int = Field(4, ge=0, le=15, description="Devices an account may link besides its phone")
     provisioning_per_source: int = Field(

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from websockets.exceptions import WebSocketException
 
-from cove.client import file_cli
+from cove.client import file_cli, group_show
 from cove.client.attachments import AttachmentError
 from cove.client.core import (
     AttachmentReceived,
@@ -38,7 +38,8 @@ from cove.client.core import (
     Undecryptable,
     UntrustedDevices,
 )
-from cove.client.events import DeviceListRefused, DevicesChanged
+from cove.client.events import DeviceListRefused, DevicesChanged, GroupMessageReceived
+from cove.client.group_client import Groups
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol.phone import INTERNATIONAL_FORMAT
@@ -186,6 +187,8 @@ async def _show(client: CoveClient, event: Event) -> None:
         console.print(f"[red]a message from {_name(core, event.sender)} could not be read: {event.reason}[/red]")
     elif isinstance(event, NoticeReceived):
         console.print("[yellow]A privacy notice is waiting for you: read it with `cove privacy notice`.[/yellow]")
+    elif (line := group_show.describe(core, event, functools.partial(_name, core))) is not None:
+        console.print(line)
     elif isinstance(event, PayloadReceived):
         kind = escape(str(event.payload.get("type")))
         console.print(f"[dim]{_name(core, event.sender)} sent a {kind} message this client cannot show[/dim]")
@@ -199,6 +202,7 @@ async def _reply_read(client: CoveClient, events: list[Event]) -> None:
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
         await client.mark_read(peer, ids)
+    await group_show.reply_read(client, events)
 
 
 async def _name_senders(client: CoveClient) -> None:
@@ -308,6 +312,7 @@ def register_client_commands(app: typer.Typer) -> None:
                 console.print("[dim]nothing new[/dim]")
             if receipts:
                 await _reply_read(client, events)
+            await Groups(client).welcome(events)
             await _report_usage(client)
 
     @app.command()
@@ -322,7 +327,10 @@ def register_client_commands(app: typer.Typer) -> None:
         async with _client(core) as client:
             console.print("[dim]listening; Ctrl-C to stop[/dim]")
             async for event in client.events():
-                written = isinstance(event, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived)
+                written = isinstance(
+                    event,
+                    MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived | GroupMessageReceived,
+                )
                 if written:
                     await _name_senders(client)
                 await _show(client, event)
@@ -332,6 +340,8 @@ def register_client_commands(app: typer.Typer) -> None:
                     await _reply_read(client, [event])
                 elif isinstance(event, QueueEmpty):
                     await _report_usage(client)  # what earlier sessions counted, and this open
+                else:
+                    await Groups(client).welcome([event])
 
     @app.command("delete-account")
     @_run

@@ -40,6 +40,7 @@ from cove.client.events import (
     TemplateReceived,
     Undecryptable,
 )
+from cove.client.groups import GROUP_KINDS, GroupState
 from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.protocol import signing, usage
 from cove.protocol.attachments import Pointer
@@ -108,6 +109,7 @@ class ClientCore:
         pickled = store.get("olm_account")
         self._olm = OlmDevice.from_pickle(pickled, pickle_key) if pickled else None
         self._insisted: dict[str, set[int]] = {}  # devices the relay's last 409 said were missing, per recipient
+        self.groups = GroupState(store, pickle_key)
 
     # identity of this device -------------------------------------------------------------------------
     @property
@@ -504,6 +506,11 @@ class ClientCore:
         envelope_id = int(frame["id"])
         if self.store.was_processed(envelope_id):
             return Received(ack_ids=[envelope_id])  # a redelivery: its effects are already stored
+        if frame["kind"] in GROUP_KINDS:
+            with self.store.transaction():
+                events = self.groups.receive(frame, self.account_id)
+                self._processed(envelope_id, events)
+            return Received(events, [envelope_id])
         sender, sender_device = frame["sender"], int(frame["sender_device"])
         if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
             ids = frame.get("client_message_ids") or [frame["client_message_id"]]
@@ -594,6 +601,12 @@ class ClientCore:
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not JSON")]
         if not isinstance(payload, dict):
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not a JSON object")]
+        claimed = payload.get("from")
+        if isinstance(claimed, str) and len(claimed) <= MAX_PHONE_LENGTH and not self.store.peer_phone(sender):
+            self.store.claim_phone(sender, claimed)
+        group_events = self.groups.pairwise(sender, sender_device, payload)
+        if group_events is not None:
+            return group_events
         kind = payload.get("type")
         if kind == "read":
             ids = [str(i) for i in payload.get("ids", [])]
@@ -603,9 +616,6 @@ class ClientCore:
         sent_at = int(payload.get("ts") or frame["server_ts"])
         business = frame.get("business")
         self.store.count_usage(_today(), received=1)
-        claimed = payload.get("from")
-        if isinstance(claimed, str) and len(claimed) <= MAX_PHONE_LENGTH and not self.store.peer_phone(sender):
-            self.store.claim_phone(sender, claimed)
         if kind == "text":
             text = str(payload.get("text", ""))
             self.store.add_message(sender, "in", cmid, text, sent_at, "received")

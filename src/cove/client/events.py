@@ -112,6 +112,51 @@ class Undecryptable:
 
 
 @dataclass(frozen=True)
+class GroupMessageReceived:
+    group_id: str
+    sender: str
+    sender_device: int
+    client_message_id: str
+    text: str
+    sent_at: int
+
+
+@dataclass(frozen=True)
+class GroupChanged:
+    """The relay changed the group's membership (``action``: create, add, remove, leave, promote, demote, join)."""
+
+    group_id: str
+    actor: str
+    action: str
+    accounts: list[str]
+    revision: int
+
+
+@dataclass(frozen=True)
+class GroupInfoChanged:
+    """A member set the group's name, description or avatar (read them from the store)."""
+
+    group_id: str
+    sender: str
+    name: str
+
+
+@dataclass(frozen=True)
+class GroupDelivered:
+    group_id: str
+    client_message_id: str
+    peer: str
+    device_id: int
+
+
+@dataclass(frozen=True)
+class GroupRead:
+    group_id: str
+    peer: str
+    client_message_ids: list[str]
+
+
+@dataclass(frozen=True)
 class QueueEmpty:
     pass
 
@@ -134,6 +179,11 @@ Event = (
     | DevicesChanged
     | DeviceListRefused
     | Undecryptable
+    | GroupMessageReceived
+    | GroupChanged
+    | GroupInfoChanged
+    | GroupDelivered
+    | GroupRead
     | QueueEmpty
     | NoticeReceived
 )
@@ -160,6 +210,11 @@ _STORED: dict[str, type[Any]] = {
         DevicesChanged,
         DeviceListRefused,
         Undecryptable,
+        GroupMessageReceived,
+        GroupChanged,
+        GroupInfoChanged,
+        GroupDelivered,
+        GroupRead,
     )
 }
 

@@ -45,6 +45,31 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS device_pins (
     account_id TEXT PRIMARY KEY, generation INTEGER NOT NULL, primary_ed25519 TEXT NOT NULL,
     version INTEGER NOT NULL, list TEXT, signature TEXT);
+CREATE TABLE IF NOT EXISTS group_groups (
+    group_id TEXT PRIMARY KEY, revision INTEGER NOT NULL DEFAULT 0, member INTEGER NOT NULL DEFAULT 1,
+    name TEXT, description TEXT, avatar BLOB);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id TEXT NOT NULL, account_id TEXT NOT NULL, role TEXT NOT NULL, devices TEXT NOT NULL,
+    PRIMARY KEY (group_id, account_id));
+CREATE TABLE IF NOT EXISTS group_outbound (
+    group_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, pickle TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS group_shared (
+    group_id TEXT NOT NULL, session_id TEXT NOT NULL, account_id TEXT NOT NULL, device_id INTEGER NOT NULL,
+    PRIMARY KEY (group_id, session_id, account_id, device_id));
+CREATE TABLE IF NOT EXISTS group_inbound (
+    group_id TEXT NOT NULL, sender_account TEXT NOT NULL, sender_device INTEGER NOT NULL, session_id TEXT NOT NULL,
+    pickle TEXT NOT NULL, received_at REAL NOT NULL,
+    PRIMARY KEY (group_id, sender_account, sender_device, session_id));
+CREATE TABLE IF NOT EXISTS group_seen (
+    sender_account TEXT NOT NULL, sender_device INTEGER NOT NULL, session_id TEXT NOT NULL,
+    message_index INTEGER NOT NULL, PRIMARY KEY (sender_account, sender_device, session_id, message_index));
+CREATE TABLE IF NOT EXISTS group_messages (
+    local_id INTEGER PRIMARY KEY, group_id TEXT NOT NULL, sender_account TEXT NOT NULL, direction TEXT NOT NULL,
+    client_message_id TEXT NOT NULL, text TEXT NOT NULL, sent_at INTEGER NOT NULL,
+    UNIQUE (group_id, sender_account, client_message_id));
+CREATE TABLE IF NOT EXISTS group_receipts (
+    group_id TEXT NOT NULL, client_message_id TEXT NOT NULL, account_id TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (group_id, client_message_id, account_id));
 """
 
 _TABLES = (
@@ -59,6 +84,14 @@ _TABLES = (
     "served_notices",
     "usage",
     "device_pins",
+    "group_groups",
+    "group_members",
+    "group_outbound",
+    "group_shared",
+    "group_inbound",
+    "group_seen",
+    "group_messages",
+    "group_receipts",
 )
 
 

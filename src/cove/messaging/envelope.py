@@ -7,9 +7,13 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cove.protocol.envelope import EnvelopeKind
+import orjson
+
+from cove.protocol.envelope import RELAY_METADATA_KINDS, EnvelopeKind
 
 CIPHERTEXT_KINDS = frozenset({EnvelopeKind.OLM_PREKEY, EnvelopeKind.OLM_MESSAGE})
+# Kinds whose delivery the relay reports back to the sender.
+RECEIPTED_KINDS = CIPHERTEXT_KINDS | {EnvelopeKind.MEGOLM}
 
 QUEUE_ID_MAX = 2**63 - 1  # queue ids are signed 64-bit integers in SQLite and PostgreSQL alike
 
@@ -29,6 +33,10 @@ class Envelope:
     # A business's visible header as JSON (kind, template id, version, language, category): the recipient's
     # client shows the business label and fetches the signed template it names. Never content.
     business: str | None = None
+    # A group message's queue row points at its ciphertext, stored once (``group_messages``): the row's own body is
+    # empty, and ``body`` and ``group`` here are the stored message's, read with it.
+    group_message_id: int | None = None
+    group: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -42,6 +50,7 @@ class Envelope:
             "server_ts_ms": self.server_ts_ms,
             "expires_at_ms": self.expires_at_ms,
             "business": self.business,
+            "group_message_id": self.group_message_id,
         }
 
     def with_id(self, queue_id: int) -> Envelope:
@@ -59,10 +68,14 @@ class Envelope:
         }
         if self.kind == EnvelopeKind.DELIVERY_RECEIPT:
             frame["client_message_ids"] = receipt_ids(self.body)
+        elif self.kind in RELAY_METADATA_KINDS:
+            frame.update(orjson.loads(self.body))
         else:
             frame["body"] = base64.b64encode(self.body).decode()
         if self.business is not None:
             frame["business"] = json.loads(self.business)
+        if self.group is not None:
+            frame["group"] = self.group
         return frame
 
 
@@ -73,3 +86,8 @@ def receipt_body(client_message_ids: list[str]) -> bytes:
 
 def receipt_ids(body: bytes) -> list[str]:
     return body.decode().split("\n") if body else []
+
+
+def metadata_body(group_id: str, **fields: Any) -> bytes:
+    """The body of a GROUP_RECEIPT or GROUP_CHANGE: the relay's own JSON, merged into the wire frame."""
+    return orjson.dumps({"group": group_id, **fields})

@@ -35,13 +35,14 @@ class Send:
 SendRule = Callable[[Relay, Send], Awaitable[Any]]
 
 
-def _decode(body: str, limit: int, index: int) -> bytes:
+def decode_body(body: str, limit: int, name: str) -> bytes:
+    """A base64 ciphertext of at most ``limit`` bytes; ``name`` is its field, for the error."""
     # Reject before decoding: base64 is 4/3 of the bytes, so an oversize body never costs a decode.
     rules.check_size(len(body) * 3 // 4 - body.count("="), limit)
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "malformed_base64", f"messages.{index}.body is not valid base64") from exc
+        raise ApiError(400, "malformed_base64", f"{name} is not valid base64") from exc
 
 
 async def send(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendResult:
@@ -58,7 +59,9 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     settings = relay.settings
     if len(request.messages) > settings.max_devices_per_message:
         raise ApiError(400, "too_many_devices", f"at most {settings.max_devices_per_message} devices per message")
-    bodies = [_decode(m.body, settings.max_message_bytes, i) for i, m in enumerate(request.messages)]
+    bodies = [
+        decode_body(m.body, settings.max_message_bytes, f"messages.{i}.body") for i, m in enumerate(request.messages)
+    ]
 
     registered = await relay.directory.devices_of(recipient_id)
     if not registered:

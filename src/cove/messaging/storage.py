@@ -4,12 +4,15 @@ The statements of the queue writer's group commit are plain synchronous function
 transaction in one hop (see cove.db.TransactionRunner), not one thread hand-off per statement.
 
 The server stores only what it needs to route: the recipient device, the sender, a client message id, the
-Olm message type, and the ciphertext it cannot read.
+Olm message type, and the ciphertext it cannot read. A group message's ciphertext is stored once
+(``group_messages``, with the number of device queue rows still pointing at it); each member device's queue row
+points at it and carries no body of its own.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -21,12 +24,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
+    case,
     delete,
-    exists,
+    func,
     insert,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -54,10 +60,27 @@ envelopes = Table(
     Column("server_ts_ms", BigInteger, nullable=False),
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("business", Text, nullable=True),  # a business's visible header (JSON), shown to the recipient
+    Column("group_message_id", _queue_id, nullable=True),  # a group message's row: its body is stored there
     Index("ix_envelopes_queue", "account_id", "device_id", "id"),
     Index("ix_envelopes_expiry", "expires_at_ms"),
     # Queue ids are never reused (SQLite would otherwise reuse the highest deleted rowid): clients
     # recognise a redelivered envelope by its id.
+    sqlite_autoincrement=True,
+)
+
+group_messages = Table(
+    "group_messages",
+    metadata,
+    Column("id", _queue_id, primary_key=True, autoincrement=True),
+    Column("group_id", String(32), nullable=False),
+    Column("sender_account_id", String(36), nullable=False),
+    Column("sender_device_id", Integer, nullable=False),
+    Column("client_message_id", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("server_ts_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Column("remaining", Integer, nullable=False),  # device queue rows not acked yet; deleted at 0
+    Index("ix_group_messages_expiry", "expires_at_ms"),
     sqlite_autoincrement=True,
 )
 
@@ -83,7 +106,12 @@ _ENVELOPE_COLUMNS = (
     envelopes.c.server_ts_ms,
     envelopes.c.expires_at_ms,
     envelopes.c.business,
+    envelopes.c.group_message_id,
 )
+# A group message's row reads its body and group from the message stored once.
+_BODY = case((envelopes.c.group_message_id.is_(None), envelopes.c.body), else_=group_messages.c.body)
+_QUEUE_COLUMNS = (*_ENVELOPE_COLUMNS[:7], _BODY, *_ENVELOPE_COLUMNS[8:], group_messages.c.group_id)
+_QUEUE = envelopes.outerjoin(group_messages, group_messages.c.id == envelopes.c.group_message_id)
 
 
 # The writer's statements are built once: constructing a statement costs more than running it on SQLite.
@@ -98,6 +126,79 @@ def insert_envelopes(conn: Connection, batch: list[Envelope]) -> list[Envelope]:
     return [e.with_id(row.id) for e, row in zip(batch, result, strict=True)]
 
 
+_INSERT_GROUP_MESSAGE = insert(group_messages).returning(group_messages.c.id)
+
+
+def insert_group_message(conn: Connection, row: dict[str, Any]) -> int:
+    """Store a group message's ciphertext once; returns its id, which its device queue rows point at."""
+    return conn.execute(_INSERT_GROUP_MESSAGE, row).scalar_one()
+
+
+# A group message's fan-out rows carry no body: ``Envelope.row`` would copy the ciphertext into every one.
+_INSERT_FAN_OUT = insert(envelopes).returning(envelopes.c.id, sort_by_parameter_order=True)
+_FAN_OUT_COLUMNS = (
+    "kind",
+    "sender_account_id",
+    "sender_device_id",
+    "client_message_id",
+    "body",
+    "server_ts_ms",
+    "expires_at_ms",
+    "group_message_id",
+)
+_SQLITE_FAN_OUT = (
+    f"INSERT INTO envelopes (account_id, device_id, {', '.join(_FAN_OUT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (len(_FAN_OUT_COLUMNS) + 2))})"
+)
+
+
+def insert_fan_out(conn: Connection, shared: dict[str, Any], devices: list[tuple[str, int]]) -> list[int]:
+    """Insert one group message's queue rows (``shared`` columns, body empty) for ``devices``; their ids, in order.
+
+    On SQLite one plain executemany: SQLAlchemy would run a RETURNING insert per row there, 50 ms for a group of
+    1,024. The ids need no RETURNING: the writer's transaction holds SQLite's only write lock, and AUTOINCREMENT
+    gives each row the previous highest id + 1, so the rows took the last ``len(devices)`` ids of the sequence."""
+    if not devices:
+        return []
+    if conn.dialect.name != "sqlite":
+        return [
+            row[0]
+            for row in conn.execute(_INSERT_FAN_OUT, [{**shared, "account_id": a, "device_id": d} for a, d in devices])
+        ]
+    values = tuple(shared[name] for name in _FAN_OUT_COLUMNS)
+    conn.exec_driver_sql(_SQLITE_FAN_OUT, [(account, device, *values) for account, device in devices])
+    last = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'").scalar_one()
+    return list(range(last - len(devices) + 1, last + 1))
+
+
+_LOWER_REMAINING = (
+    update(group_messages)
+    .where(group_messages.c.id == bindparam("message"))
+    .values(remaining=group_messages.c.remaining - bindparam("acked"))
+)
+_DELETE_DELIVERED = delete(group_messages).where(
+    group_messages.c.id.in_(bindparam("ids", expanding=True)), group_messages.c.remaining <= 0
+)
+_GROUP_OF = select(group_messages.c.id, group_messages.c.group_id).where(
+    group_messages.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def lower_remaining(conn: Connection, acked: dict[int, int]) -> dict[int, str]:
+    """Count acked queue rows against their group messages (``{message id: rows acked}``) and delete the messages
+    every device has acked; returns each message's group, for the receipts."""
+    if not acked:
+        return {}
+    ids = sorted(acked)
+    groups: dict[int, str] = {}
+    for chunk in _chunks(ids):
+        groups.update((row[0], row[1]) for row in conn.execute(_GROUP_OF, {"ids": chunk}))
+    conn.execute(_LOWER_REMAINING, [{"message": i, "acked": acked[i]} for i in ids])
+    for chunk in _chunks(ids):
+        conn.execute(_DELETE_DELIVERED, {"ids": chunk})
+    return groups
+
+
 class AckedEnvelope(NamedTuple):
     """What a receipt needs of an envelope once it is deleted (never its body)."""
 
@@ -107,6 +208,7 @@ class AckedEnvelope(NamedTuple):
     sender_account_id: str
     sender_device_id: int
     client_message_id: str
+    group_message_id: int | None
     sender_exists: bool  # whether the sender still has an account (the one field not a column: keep it last)
 
 
@@ -141,7 +243,8 @@ async def fetch_queue(
     conn: AsyncConnection, account_id: str, device_id: int, after_id: int, now_ms: int, limit: int
 ) -> list[Envelope]:
     rows = await conn.execute(
-        select(*_ENVELOPE_COLUMNS)
+        select(*_QUEUE_COLUMNS)
+        .select_from(_QUEUE)
         .where(
             envelopes.c.account_id == account_id,
             envelopes.c.device_id == device_id,
@@ -157,40 +260,66 @@ async def fetch_queue(
 # Each id counts only in the acking device's own queue, so a device can never delete another's envelopes.
 # The ids lead the search (by primary key) and the (id, account, device) triples filter what it finds: one
 # statement for every ack of a commit, on SQLite and PostgreSQL alike.
-_SENDER = accounts.alias("sender")  # named: SQLite's RETURNING leaves the envelope's columns unqualified
 _DELETE_ACKED = (
     delete(envelopes)
     .where(
         envelopes.c.id.in_(bindparam("ids", expanding=True)),
         tuple_(envelopes.c.id, envelopes.c.account_id, envelopes.c.device_id).in_(bindparam("keys", expanding=True)),
     )
-    .returning(
-        *(envelopes.c[name] for name in AckedEnvelope._fields[:-1]),  # the envelope's own columns
-        exists().where(_SENDER.c.id == envelopes.c.sender_account_id),
-    )
+    .returning(*(envelopes.c[name] for name in AckedEnvelope._fields[:-1]))  # the envelope's own columns
 )
+_SENDER_AT = AckedEnvelope._fields.index("sender_account_id")
+_EXISTING = select(accounts.c.id).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_delete_acked(size: int) -> str:
+    """``_DELETE_ACKED`` for ``size`` keys as SQLite text: SQLAlchemy renders an expanding IN anew at every call,
+    which cost the writer more than the deletes themselves."""
+    return (
+        f"DELETE FROM envelopes WHERE id IN ({', '.join('?' * size)}) "
+        f"AND (id, account_id, device_id) IN (VALUES {', '.join(['(?, ?, ?)'] * size)}) "
+        f"RETURNING {', '.join(AckedEnvelope._fields[:-1])}"
+    )
 
 
 def delete_acked(conn: Connection, keys: list[tuple[str, int, int]]) -> list[AckedEnvelope]:
     """Delete envelopes by ``(account, device, queue id)`` and return those that existed (for receipts)."""
-    deleted: list[AckedEnvelope] = []
+    deleted: list[Any] = []
     # A quarter of the usual chunk: each triple binds three values beside its id.
     for chunk in _chunks(sorted({(i, account, device) for account, device, i in keys}), _CHUNK // 4):
-        params = {"ids": [key[0] for key in chunk], "keys": chunk}
-        deleted += [AckedEnvelope(*row) for row in conn.execute(_DELETE_ACKED, params)]
-    return deleted
+        if conn.dialect.name == "sqlite":
+            params = tuple(key[0] for key in chunk) + tuple(value for key in chunk for value in key)
+            deleted += conn.exec_driver_sql(_sqlite_delete_acked(len(chunk)), params).all()
+        else:
+            deleted += conn.execute(_DELETE_ACKED, {"ids": [key[0] for key in chunk], "keys": chunk}).all()
+    # Asked apart, once per sender: in SQLite's RETURNING an EXISTS per row scanned the accounts for each.
+    senders = sorted({row[_SENDER_AT] for row in deleted})
+    existing: set[str] = set()
+    for chunk in _chunks(senders):
+        existing.update(conn.execute(_EXISTING, {"ids": chunk}).scalars())
+    return [AckedEnvelope(*row, row[_SENDER_AT] in existing) for row in deleted]
 
 
 async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_ms: int) -> int:
     expired = await conn.execute(delete(envelopes).where(envelopes.c.expires_at_ms <= now_ms))
+    await conn.execute(delete(group_messages).where(group_messages.c.expires_at_ms <= now_ms))
     await conn.execute(delete(sent_messages).where(sent_messages.c.created_at_ms <= idempotency_horizon_ms))
     return expired.rowcount or 0
 
 
 async def delete_account_queues(conn: AsyncConnection, account_id: str, device_id: int | None = None) -> None:
-    """Drop every envelope queued for the account's devices, or one device (encrypted to keys now gone)."""
-    one = (envelopes.c.device_id == device_id,) if device_id is not None else ()
-    await conn.execute(delete(envelopes).where(envelopes.c.account_id == account_id, *one))
+    """Drop every envelope queued for the account's devices, or one device (encrypted to keys now gone); their
+    group messages count them as delivered, so that one nobody else waits for goes too."""
+    mine = and_(envelopes.c.account_id == account_id, *((envelopes.c.device_id == device_id,) if device_id else ()))
+    rows = await conn.execute(
+        select(envelopes.c.group_message_id, func.count())
+        .where(mine, envelopes.c.group_message_id.is_not(None))
+        .group_by(envelopes.c.group_message_id)
+    )
+    counts = {message: n for message, n in rows}
+    await conn.execute(delete(envelopes).where(mine))
+    await conn.run_sync(lambda sync: lower_remaining(sync, counts))
 
 
 async def forget_account(conn: AsyncConnection, account_id: str) -> None:

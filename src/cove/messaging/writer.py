@@ -19,7 +19,14 @@ from cove.batching import GroupCommit, new_future
 from cove.clock import now_ms
 from cove.db import TransactionRunner
 from cove.messaging import storage
-from cove.messaging.envelope import CIPHERTEXT_KINDS, QUEUE_ID_MAX, Envelope, EnvelopeKind, receipt_body
+from cove.messaging.envelope import (
+    CIPHERTEXT_KINDS,
+    QUEUE_ID_MAX,
+    Envelope,
+    EnvelopeKind,
+    metadata_body,
+    receipt_body,
+)
 from cove.messaging.hub import Hub
 
 log = logging.getLogger("cove.queue")
@@ -44,6 +51,26 @@ class SendJob:
 
 
 @dataclass
+class GroupSendJob:
+    """One group message: its ciphertext is stored once, and a queue row pointing at it is added for every device
+    in ``devices`` (every current device of every member but the sending one)."""
+
+    sender_account_id: str
+    sender_device_id: int
+    group_id: str
+    client_message_id: str
+    body: bytes
+    devices: list[tuple[str, int]]
+    server_ts_ms: int
+    expires_at_ms: int
+    future: asyncio.Future[list[Envelope] | None] = field(default_factory=new_future)
+
+    @property
+    def recipient_account_id(self) -> str:
+        return self.group_id  # what the idempotency record names as the recipient
+
+
+@dataclass
 class AckJob:
     account_id: str
     device_id: int
@@ -51,7 +78,7 @@ class AckJob:
     future: asyncio.Future[int] = field(default_factory=new_future)
 
 
-Job = SendJob | AckJob
+Job = SendJob | GroupSendJob | AckJob
 
 
 class QueueWriter:
@@ -72,7 +99,7 @@ class QueueWriter:
         await self._batches.stop()
         self._transactions.close()
 
-    async def send(self, job: SendJob) -> list[Envelope] | None:
+    async def send(self, job: SendJob | GroupSendJob) -> list[Envelope] | None:
         """Queue the envelopes durably; ``None`` when this client message id was already sent."""
         return await self._batches.submit(job)
 
@@ -118,23 +145,29 @@ class QueueWriter:
     def _apply(self, conn: Connection, batch: list[Job]) -> tuple[list[Any], list[Envelope]]:
         now = now_ms()
         acks = [job for job in batch if isinstance(job, AckJob)]
-        sends = [job for job in batch if isinstance(job, SendJob)]
+        sends = [job for job in batch if not isinstance(job, AckJob)]
         acked = storage.delete_acked(conn, [(job.account_id, job.device_id, i) for job in acks for i in job.ids])
         # A sender may have deleted their account since: its envelopes are still delivered (they are the
         # recipients' mail), but nothing is queued back for an account that no longer exists.
         receipts = self._receipts([e for e in acked if e.kind in CIPHERTEXT_KINDS and e.sender_exists], now)
+        receipts += group_receipts(conn, acked, now + self._retention_ms, now)
         fresh = self._first_sends(conn, sends, now)
-        business = [job.business for job in fresh if job.business is not None]
+        business = [job.business for job in fresh if isinstance(job, SendJob) and job.business is not None]
         if business:
             assert self.store_with_sends is not None, "a send rule's writes need its store"
             self.store_with_sends(conn, business)
-        queued = storage.insert_envelopes(conn, [e for job in fresh for e in job.envelopes] + receipts)
+        pairwise = [job for job in fresh if isinstance(job, SendJob)]
+        queued = storage.insert_envelopes(conn, [e for job in pairwise for e in job.envelopes] + receipts)
 
         by_job: dict[int, list[Envelope]] = {}
         cursor = 0
-        for job in fresh:
+        for job in pairwise:
             by_job[id(job)] = queued[cursor : cursor + len(job.envelopes)]
             cursor += len(job.envelopes)
+        for job in fresh:
+            if isinstance(job, GroupSendJob):
+                by_job[id(job)] = fan_out(conn, job)
+                queued += by_job[id(job)]
         acked_per_device: dict[tuple[str, int], int] = {}
         for e in acked:
             acked_per_device[(e.account_id, e.device_id)] = acked_per_device.get((e.account_id, e.device_id), 0) + 1
@@ -148,9 +181,9 @@ class QueueWriter:
         return results, queued
 
     @staticmethod
-    def _first_sends(conn: Connection, sends: list[SendJob], now: int) -> list[SendJob]:
+    def _first_sends(conn: Connection, sends: list[SendJob | GroupSendJob], now: int) -> list[SendJob | GroupSendJob]:
         """Record the sends; those whose (sender, client message id) was never seen, in or before this batch."""
-        first: dict[tuple[str, str], SendJob] = {}
+        first: dict[tuple[str, str], SendJob | GroupSendJob] = {}
         for job in sends:
             first.setdefault((job.sender_account_id, job.client_message_id), job)
         new = storage.record_sent(
@@ -188,6 +221,86 @@ class QueueWriter:
             )
             for (sender, sender_device, recipient, recipient_device), ids in grouped.items()
         ]
+
+
+def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
+    """Store the group message once and queue a row pointing at it for each device, in one executemany."""
+    if not job.devices:
+        return []  # a group of one device: nothing to store for nobody
+    message_id = storage.insert_group_message(
+        conn,
+        {
+            "group_id": job.group_id,
+            "sender_account_id": job.sender_account_id,
+            "sender_device_id": job.sender_device_id,
+            "client_message_id": job.client_message_id,
+            "body": job.body,
+            "server_ts_ms": job.server_ts_ms,
+            "expires_at_ms": job.expires_at_ms,
+            "remaining": len(job.devices),
+        },
+    )
+    shared = {
+        "kind": EnvelopeKind.MEGOLM,
+        "sender_account_id": job.sender_account_id,
+        "sender_device_id": job.sender_device_id,
+        "client_message_id": job.client_message_id,
+        "body": b"",
+        "server_ts_ms": job.server_ts_ms,
+        "expires_at_ms": job.expires_at_ms,
+        "group_message_id": message_id,
+    }
+    ids = storage.insert_fan_out(conn, shared, job.devices)
+    return [
+        Envelope(
+            queue_id,
+            account,
+            device,
+            EnvelopeKind.MEGOLM,
+            job.sender_account_id,
+            job.sender_device_id,
+            job.client_message_id,
+            job.body,
+            job.server_ts_ms,
+            job.expires_at_ms,
+            None,
+            message_id,
+            job.group_id,
+        )
+        for queue_id, (account, device) in zip(ids, job.devices, strict=True)
+    ]
+
+
+def group_receipts(conn: Connection, acked: list[storage.AckedEnvelope], expires: int, now: int) -> list[Envelope]:
+    """Count acked group rows against their messages; one GROUP_RECEIPT per (sender device, group) for them all."""
+    rows = [e for e in acked if e.group_message_id is not None]
+    counts: dict[int, int] = {}
+    for e in rows:
+        counts[e.group_message_id] = counts.get(e.group_message_id, 0) + 1  # type: ignore[index]
+    groups = storage.lower_remaining(conn, counts)
+    grouped: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for e in rows:
+        group = groups.get(e.group_message_id)  # type: ignore[arg-type]
+        if group is None or not e.sender_exists:  # expired meanwhile, or its sender is gone
+            continue
+        receipt = {"client_message_id": e.client_message_id, "account": e.account_id, "device": e.device_id}
+        grouped.setdefault((e.sender_account_id, e.sender_device_id, group), []).append(receipt)
+    # The group stands in the sender's place: the receipt is the relay's, about the group's members.
+    return [
+        Envelope(
+            None,
+            sender,
+            device,
+            EnvelopeKind.GROUP_RECEIPT,
+            group,
+            0,
+            r[0]["client_message_id"],
+            metadata_body(group, receipts=r),
+            now,
+            expires,
+        )
+        for (sender, device, group), r in grouped.items()
+    ]
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
