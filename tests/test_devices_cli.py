@@ -89,6 +89,7 @@ async def test_a_companion_unlinks_itself_and_its_profile_goes(env, code_inbox, 
         (("devices", "link", "cove-link:1:nothex:AAAA"), "32 hex digits"),
         (("devices", "link", "hello"), "starts with"),
         (("devices", "unlink"), "primary cannot unlink itself"),
+        (("devices", "link"), "already registered"),
     ],
 )
 async def test_linking_mistakes_are_one_line_and_exit_1(env, code_inbox, args, says):  # noqa: F811

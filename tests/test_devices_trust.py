@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 
+import httpx
 import pytest
 import vodozemac as vz
 from sqlalchemy import insert, select, update
@@ -90,6 +91,16 @@ async def test_a_device_row_added_in_the_database_connects_and_gets_nothing(user
     assert await _queued_for(relay, alice.core.account_id) == [1, 2]
     assert [f["type"] for f in await _frames(bob.base_url, token)] == ["queue_empty"]
     assert set(bob.core.trusted_devices(alice.core.account_id)) == {1, 2}
+    async with httpx.AsyncClient(base_url=bob.base_url) as rogue:
+        sent = await rogue.put(
+            f"/v1/messages/{bob.core.account_id}",
+            json={
+                "client_message_id": "x",
+                "messages": [{"device_id": 1, "registration_id": 1, "kind": 1, "body": "AA=="}],
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert (sent.status_code, sent.json()["error"]["code"]) == (403, "device_not_listed")
 
 
 async def test_no_client_encrypts_to_a_device_the_relay_insists_on_but_the_signed_list_does_not_name(users, relay):

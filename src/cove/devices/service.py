@@ -21,7 +21,7 @@ from cove.errors import ApiError
 from cove.events import AccountChanged, DeviceRemoved, DevicesLoggedOut
 from cove.limits.table import Limiter
 from cove.protocol import signing
-from cove.protocol.device_list import PRIMARY_DEVICE_ID
+from cove.protocol.device_list import PRIMARY_DEVICE_ID, DeviceList
 
 CHANNEL_TTL_MS = 10 * 60_000
 LINK_TOKEN_TTL_MS = 10 * 60_000
@@ -142,28 +142,39 @@ async def link(
 async def publish_list(relay: Relay, device: DeviceRecord, text: str, signature: str) -> int:
     _primary_only(device)
     for _ in range(_MAX_RACES):
-        async with relay.engine.begin() as conn:
-            registered = {
-                d.device_id: (d.identity_curve25519, d.identity_ed25519)
-                for d in await account_storage.devices_of(conn, device.account_id, current_only=False)
-            }
-            stored = await storage.load_list(conn, device.account_id)
-            listed = rules.check_list(
-                text,
-                signature,
-                device.account_id,
-                registered,
-                stored.version if stored else None,
-                relay.settings.max_companion_devices,
-            )
-            new = StoredList(listed.version, text, signature)
-            if await storage.replace_list(conn, device.account_id, stored, new, listed.device_ids(), now_ms()):
-                break
+        try:
+            listed = await _replace_list(relay, device, text, signature)
+        except IntegrityError:
+            continue  # a first list stored meanwhile: judge against it
+        if listed is not None:
+            break
     else:
         raise ApiError(409, "busy", "the device list keeps changing; retry")
     # Every relay process drops its cached devices of the account: sends now address the new list.
     await relay.hooks.emit(AccountChanged(device.account_id))
     return listed.version
+
+
+async def _replace_list(relay: Relay, device: DeviceRecord, text: str, signature: str) -> DeviceList | None:
+    """The list stored, or ``None`` when another upload changed the stored list since it was read."""
+    async with relay.engine.begin() as conn:
+        registered = {
+            d.device_id: (d.identity_curve25519, d.identity_ed25519)
+            for d in await account_storage.devices_of(conn, device.account_id, current_only=False)
+        }
+        stored = await storage.load_list(conn, device.account_id)
+        listed = rules.check_list(
+            text,
+            signature,
+            device.account_id,
+            registered,
+            stored.version if stored else None,
+            relay.settings.max_companion_devices,
+        )
+        new = StoredList(listed.version, text, signature)
+        if await storage.replace_list(conn, device.account_id, stored, new, listed.device_ids(), now_ms()):
+            return listed
+    return None
 
 
 async def describe(relay: Relay, device: DeviceRecord):  # noqa: ANN201
