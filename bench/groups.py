@@ -225,30 +225,38 @@ async def stored_per_message(
 async def steady(
     sender: httpx.AsyncClient, session: vz.GroupSession, tally: Tally, rate: float, seconds: float
 ) -> dict[str, Any]:
-    latencies: list[float] = []
-    start = time.perf_counter()
+    """Messages due at ``rate`` per second, each sent at its due time whether the previous one was answered or
+    not (members send independently); latency runs from the due time, so a relay that falls behind shows."""
     total = int(rate * seconds)
-    waits = []
-    for n in range(total):
-        due = start + n / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    answered: list[float] = []
+
+    async def send(n: int, due: float) -> None:
         cmid = f"steady-{n}"
         tally.done[cmid] = asyncio.Event()
         tally.sent[cmid] = due
-        body = ciphertext(session)
-        answer = await sender.put(f"/v1/groups/{GROUP_ID}/messages", json={"client_message_id": cmid, "body": body})
+        answer = await sender.put(
+            f"/v1/groups/{GROUP_ID}/messages", json={"client_message_id": cmid, "body": ciphertext(session)}
+        )
         answer.raise_for_status()
-        waits.append(tally.done[cmid])
-    await asyncio.wait_for(asyncio.gather(*(w.wait() for w in waits)), DRAIN_SECONDS)
+        answered.append(time.perf_counter() - due)
+        await asyncio.wait_for(tally.done[cmid].wait(), DRAIN_SECONDS)
+
+    start = time.perf_counter()
+    sends = []
     for n in range(total):
-        cmid = f"steady-{n}"
-        latencies.append(tally.last[cmid] - tally.sent[cmid])
+        due = start + n / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        sends.append(asyncio.create_task(send(n, due)))
+    await asyncio.gather(*sends)
+    latencies = [tally.last[f"steady-{n}"] - tally.sent[f"steady-{n}"] for n in range(total)]
     return {
         "rate": rate,
         "messages": total,
         "p50_ms_to_last_device": ms(percentile(latencies, 50)),
         "p99_ms_to_last_device": ms(percentile(latencies, 99)),
         "max_ms_to_last_device": ms(max(latencies)),
+        "p50_ms_until_the_send_is_answered": ms(percentile(answered, 50)),
+        "p99_ms_until_the_send_is_answered": ms(percentile(answered, 99)),
     }
 
 

@@ -142,7 +142,9 @@ async def test_a_group_message_is_stored_once_fanned_out_counted_down_by_acks_an
     assert stored["body"] == base64.b64decode(body) and stored["remaining"] == 2 and stored["group_id"] == gid
     rows = [r for r in await _rows(relay, "envelopes") if r["kind"] == 2]
     assert sorted(r["account_id"] for r in rows) == sorted([b, c])
-    assert all(r["body"] == b"" and r["group_message_id"] == stored["id"] for r in rows)
+    # Body, sender and client message id are the stored message's: the queue rows repeat none of them.
+    assert all(r["group_message_id"] == stored["id"] for r in rows)
+    assert {(r["body"], r["sender_account_id"], r["client_message_id"]) for r in rows} == {(b"", "", "")}
 
     [to_bob] = [f for f in await frames(relay, bob) if f["kind"] == 2]
     assert to_bob["group"] == gid and to_bob["body"] == body and to_bob["sender"] == a

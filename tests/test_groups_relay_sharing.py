@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cove.consent.decision import DAY_MS
-from cove.db import create_engine, migrate
+from cove.db import create_engine
 from cove.groups import storage as groups
 from cove.messaging import storage as queues
 from cove.sharing import gateway
@@ -25,15 +25,6 @@ from sharing_world import World, read_batch
 
 RECIPIENT = "parent"
 PURPOSES = ["account_linking", "friend_suggestions", "ads"]
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "relay.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    asyncio.run(migrate(engine))
-    asyncio.run(engine.dispose())
-    return path
 
 
 people = st.lists(
@@ -148,6 +139,7 @@ async def scenario(folder: Path, template: Path, population: list[dict], spec: l
 )
 @given(population=people, spec=memberships)
 def test_group_membership_never_leaves_through_the_sharing_gateway(
-    tmp_path_factory: pytest.TempPathFactory, template_db: Path, population: list, spec: list
+    tmp_path_factory: pytest.TempPathFactory, _migrated_sqlite: Path, population: list, spec: list
 ) -> None:
-    asyncio.run(scenario(tmp_path_factory.mktemp("example"), template_db, population, spec))
+    # _migrated_sqlite (tests/conftest.py): one migrated database for the session, copied for each example.
+    asyncio.run(scenario(tmp_path_factory.mktemp("example"), _migrated_sqlite, population, spec))

@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     select,
@@ -84,6 +85,9 @@ group_messages = Table(
     sqlite_autoincrement=True,
 )
 
+# What a group message's queue rows leave empty: the message stored once has them (a third of a row's bytes).
+GROUP_MESSAGE_FIELDS = frozenset({"sender_account_id", "client_message_id", "body"})
+
 sent_messages = Table(
     "sent_messages",
     metadata,
@@ -108,9 +112,16 @@ _ENVELOPE_COLUMNS = (
     envelopes.c.business,
     envelopes.c.group_message_id,
 )
-# A group message's row reads its body and group from the message stored once.
-_BODY = case((envelopes.c.group_message_id.is_(None), envelopes.c.body), else_=group_messages.c.body)
-_QUEUE_COLUMNS = (*_ENVELOPE_COLUMNS[:7], _BODY, *_ENVELOPE_COLUMNS[8:], group_messages.c.group_id)
+
+
+def _stored_once(name: str) -> Any:  # noqa: ANN401 - a column expression
+    return case((envelopes.c.group_message_id.is_(None), envelopes.c[name]), else_=group_messages.c[name])
+
+
+# A group message's row reads its body, sender and client message id from the message stored once.
+_QUEUE_COLUMNS = tuple(
+    _stored_once(column.name) if column.name in GROUP_MESSAGE_FIELDS else column for column in _ENVELOPE_COLUMNS
+) + (group_messages.c.group_id,)
 _QUEUE = envelopes.outerjoin(group_messages, group_messages.c.id == envelopes.c.group_message_id)
 
 
@@ -179,24 +190,40 @@ _LOWER_REMAINING = (
 _DELETE_DELIVERED = delete(group_messages).where(
     group_messages.c.id.in_(bindparam("ids", expanding=True)), group_messages.c.remaining <= 0
 )
-_GROUP_OF = select(group_messages.c.id, group_messages.c.group_id).where(
-    group_messages.c.id.in_(bindparam("ids", expanding=True))
-)
+_STORED_SENDER = accounts.alias("stored_sender")
+_GROUP_MESSAGES = select(
+    group_messages.c.id,
+    group_messages.c.group_id,
+    group_messages.c.sender_account_id,
+    group_messages.c.sender_device_id,
+    group_messages.c.client_message_id,
+    exists().where(_STORED_SENDER.c.id == group_messages.c.sender_account_id),
+).where(group_messages.c.id.in_(bindparam("ids", expanding=True)))
 
 
-def lower_remaining(conn: Connection, acked: dict[int, int]) -> dict[int, str]:
+class GroupMessageRef(NamedTuple):
+    """What a receipt needs of a group message: its group, sender and client message id."""
+
+    group_id: str
+    sender_account_id: str
+    sender_device_id: int
+    client_message_id: str
+    sender_exists: bool
+
+
+def lower_remaining(conn: Connection, acked: dict[int, int]) -> dict[int, GroupMessageRef]:
     """Count acked queue rows against their group messages (``{message id: rows acked}``) and delete the messages
-    every device has acked; returns each message's group, for the receipts."""
+    every device has acked; returns what the receipts need of each message still stored before this."""
     if not acked:
         return {}
     ids = sorted(acked)
-    groups: dict[int, str] = {}
+    found: dict[int, GroupMessageRef] = {}
     for chunk in _chunks(ids):
-        groups.update((row[0], row[1]) for row in conn.execute(_GROUP_OF, {"ids": chunk}))
+        found.update((row[0], GroupMessageRef(*row[1:])) for row in conn.execute(_GROUP_MESSAGES, {"ids": chunk}))
     conn.execute(_LOWER_REMAINING, [{"message": i, "acked": acked[i]} for i in ids])
     for chunk in _chunks(ids):
         conn.execute(_DELETE_DELIVERED, {"ids": chunk})
-    return groups
+    return found
 
 
 class AckedEnvelope(NamedTuple):
