@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     # Connection limits: what one client, one address or everyone together may hold open (cove.serving).
     max_connections: int = Field(4000, ge=1, description="Open connections in total; keep it under `ulimit -n`")
     max_connections_per_address: int = Field(1000, ge=1, description="Open connections from one source address")
-    max_sockets_per_account: int = Field(4, ge=1, description="Open WebSockets of one account")
+    max_sockets_per_account: int = Field(
+        10, ge=1, description="Open WebSockets of one account: its phone and companions, two each while reconnecting"
+    )
     header_timeout_seconds: float = Field(10.0, gt=0, description="Time to send a request's headers")
     max_header_bytes: int = Field(64 * 1024, ge=1024, description="Largest request line and headers (431 above)")
     ws_close_timeout_seconds: float = Field(10.0, gt=0, description="Time a closing socket gets to flush")
