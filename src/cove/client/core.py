@@ -23,7 +23,7 @@ from typing import Any
 
 import vodozemac as vz
 
-from cove.client import crypto, paths
+from cove.client import crypto, paths, verification
 from cove.client import events as outbox
 from cove.client.crypto import OlmDevice
 from cove.client.events import (
@@ -38,6 +38,7 @@ from cove.client.events import (
     Read,
     TemplateReceived,
     Undecryptable,
+    VerifiedKeyChanged,
 )
 from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.protocol import signing, usage
@@ -109,6 +110,11 @@ class ClientCore:
     @property
     def phone_number(self) -> str | None:
         return self.store.get("phone_number")
+
+    @property
+    def identity_ed25519(self) -> str:
+        """This device's own Ed25519 identity key (the account's primary key when this is device 1)."""
+        return self._require_olm().ed25519
 
     def _require_olm(self) -> OlmDevice:
         if self._olm is None or self.token is None:
@@ -234,7 +240,8 @@ class ClientCore:
         return Request("GET", paths.build(paths.KEYS_IDENTITY, account_id=account_id))
 
     def identity_received(self, body: dict[str, Any]) -> list[Event]:
-        """Record an account's devices; a higher identity generation means a new phone: drop old sessions."""
+        """Record an account's devices; a higher identity generation means a new phone: drop old sessions. A verified
+        contact whose primary key changed is flagged (:class:`VerifiedKeyChanged`, in the outbox)."""
         account = body["account_id"]
         events: list[Event] = []
         known = self.store.peer_generation(account)
@@ -263,6 +270,12 @@ class ClientCore:
                     )
                 )
             self.store.save_peer(account, generation)
+            if verification.key_changed(
+                self.store.verification(account), generation, verification.primary_key(body["devices"])
+            ):
+                # Into the outbox, whichever request learnt it: the app shows it once, through inbox or events.
+                self.store.verified_key_changed(account)
+                self.store.add_pending_event(outbox.dump(VerifiedKeyChanged(account)))
         return events
 
     def devices_without_session(self, recipient: str) -> list[int] | None:

@@ -72,6 +72,13 @@ class IdentityChanged:
 
 
 @dataclass(frozen=True)
+class VerifiedKeyChanged:
+    """A contact the user verified shows another primary identity key: they are unverified until compared again."""
+
+    peer: str
+
+
+@dataclass(frozen=True)
 class Undecryptable:
     sender: str
     sender_device: int
@@ -98,6 +105,7 @@ Event = (
     | Delivered
     | Read
     | IdentityChanged
+    | VerifiedKeyChanged
     | Undecryptable
     | QueueEmpty
     | NoticeReceived
@@ -114,7 +122,16 @@ class PendingEvent:
 
 _STORED: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (MessageReceived, TemplateReceived, PayloadReceived, Delivered, Read, IdentityChanged, Undecryptable)
+    for cls in (
+        MessageReceived,
+        TemplateReceived,
+        PayloadReceived,
+        Delivered,
+        Read,
+        IdentityChanged,
+        VerifiedKeyChanged,
+        Undecryptable,
+    )
 }
 
 

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cove.client.verification import Verified
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (
@@ -42,6 +44,9 @@ CREATE TABLE IF NOT EXISTS usage (
     day INTEGER PRIMARY KEY, messages_sent INTEGER NOT NULL DEFAULT 0,
     messages_received INTEGER NOT NULL DEFAULT 0, app_opens INTEGER NOT NULL DEFAULT 0,
     reported INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS verification_contacts (
+    account_id TEXT PRIMARY KEY, ed25519 TEXT NOT NULL, generation INTEGER NOT NULL, method TEXT NOT NULL,
+    verified_at INTEGER NOT NULL, changed INTEGER NOT NULL DEFAULT 0);
 """
 
 _TABLES = (
@@ -55,6 +60,7 @@ _TABLES = (
     "phone_claims",
     "served_notices",
     "usage",
+    "verification_contacts",
 )
 
 
@@ -332,6 +338,29 @@ class ClientStore:
     def forget_usage_before(self, day: int) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM usage WHERE day < ?", (day,))
+
+    # contacts the user verified ----------------------------------------------------------------------
+    def verification(self, account_id: str) -> Verified | None:
+        row = self._db.execute("SELECT * FROM verification_contacts WHERE account_id = ?", (account_id,)).fetchone()
+        return Verified(**(dict(row) | {"changed": bool(row["changed"])})) if row else None
+
+    def set_verified(self, record: Verified) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO verification_contacts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET "
+                "ed25519 = excluded.ed25519, generation = excluded.generation, method = excluded.method, "
+                "verified_at = excluded.verified_at, changed = excluded.changed",
+                (record.account_id, record.ed25519, record.generation, record.method, record.verified_at,
+                 int(record.changed)),
+            )  # fmt: skip
+
+    def verified_key_changed(self, account_id: str) -> None:
+        """Previously verified, now unverified: the warning stays until the user verifies the new key."""
+        with self.transaction() as db:
+            db.execute("UPDATE verification_contacts SET changed = 1 WHERE account_id = ?", (account_id,))
+
+    def changed_contacts(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT account_id FROM verification_contacts WHERE changed = 1")]
 
     # everything -----------------------------------------------------------------------------------------
     def wipe(self) -> None:
