@@ -29,6 +29,7 @@ from cove.client.cli import (
     err,
     verify_code,
 )
+from cove.client.events import Delivered, Event, Read
 from cove.client.transport import CoveClient
 from cove.client.verification import SasVerification, VerificationError, Verified, qr_matches
 from cove.client.verify_flow import (
@@ -145,6 +146,12 @@ async def qr(contact: str = ContactArgument, scanned: str = typer.Argument(...),
     console.print(f"The code matches: {escape(_name(core, account))} is verified.")
 
 
+async def _show_but_receipts(client: CoveClient, event: Event) -> None:
+    """Other messages that arrive meanwhile are shown; the receipts of the comparison's own payloads are not."""
+    if not isinstance(event, Delivered | Read):
+        await _show(client, event)
+
+
 @verify_app.command("sas")
 @_run
 async def sas(
@@ -165,7 +172,7 @@ async def sas(
         account = await _contact(client, contact)
         console.print(f"[dim]waiting for {escape(_name(core, account))} (up to {wait:g} s)...[/dim]")
         try:
-            await verify_by_sas(client, account, confirm, lambda event: _show(client, event), wait)
+            await verify_by_sas(client, account, confirm, lambda event: _show_but_receipts(client, event), wait)
         except (SasFailed, ContactUnknown, VerificationError) as exc:
             _fail(str(exc))
     console.print(f"[green]{escape(_name(core, account))} is verified.[/green]")
