@@ -165,8 +165,8 @@ async def test_two_people_compare_emoji_over_the_relay_and_both_record_the_other
         60,
     )
     assert shown["alice"] == shown["bob"] and len(shown["alice"]) == 7
-    assert alice_done.ed25519 == bob.core.identity_ed25519 and alice_done.method == "sas"
-    assert bob_done.ed25519 == alice.core.identity_ed25519
+    assert alice_done.ed25519 == bob.core.own_keys()[1] and alice_done.method == "sas"
+    assert bob_done.ed25519 == alice.core.own_keys()[1]
     assert alice.core.store.verification(bob.core.account_id) == alice_done
     assert bob.core.store.verification(alice.core.account_id) == bob_done
     assert [m.text for m in alice.core.store.messages()] == []  # the comparison is no conversation
@@ -218,7 +218,7 @@ async def test_a_verified_contact_on_a_new_phone_is_flagged_until_verified_again
     assert not [e for e in await alice.inbox() if isinstance(e, VerifiedKeyChanged)]
 
     again = await safety(alice, bob.core.account_id)
-    assert again.number != found.number and again.key == new_bob.core.identity_ed25519
+    assert again.number != found.number and again.key == new_bob.core.own_keys()[1]
     mark_verified(alice.core, bob.core.account_id, again.key, again.generation, "safety_number")
     assert alice.core.store.changed_contacts() == []
 

@@ -28,6 +28,8 @@ from cove.consent.service import PolicyBook
 from cove.consent.writer import ConsentWriter
 from cove.context import Relay
 from cove.db import create_engine, migrate
+from cove.devices import hooks as devices_hooks
+from cove.devices.routes import router as devices_router
 from cove.errors import install_error_handlers
 from cove.events import Hooks
 from cove.fleet.broadcast import Broadcast
@@ -52,6 +54,7 @@ log = logging.getLogger("cove")
 CAPABILITIES = (
     accounts_hooks,
     keys_hooks,
+    devices_hooks,
     messaging_hooks,
     safety_hooks,
     consent_hooks,
@@ -140,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(accounts_router)
     app.include_router(keys_router)
+    app.include_router(devices_router)
     app.include_router(messaging_router)
     app.include_router(consent_router)
     app.include_router(business_router)

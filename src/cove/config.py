@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     max_message_bytes: int = 96 * 1024
     max_devices_per_message: int = 16
     max_one_time_keys: int = 50
+    max_companion_devices: int = Field(4, ge=0, le=15, description="Devices an account may link besides its phone")
+    provisioning_per_source: int = Field(
+        10, ge=1, description="Provisioning channels one source address (IPv6: /64) may open per 10 minutes"
+    )
 
     discovery_max_numbers: int = 1000
     discovery_bucket_size: int = 5000

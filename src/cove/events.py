@@ -82,6 +82,16 @@ class IdentityChanged(Event):
 
 
 @dataclass(frozen=True)
+class DeviceRemoved(Event):
+    """A companion device is being unlinked (in its transaction only): its keys and queue go with it. Its sockets
+    close through the DevicesLoggedOut emitted after the commit."""
+
+    kind: ClassVar[str] = "device_removed"
+    account_id: str
+    device_id: int
+
+
+@dataclass(frozen=True)
 class NumberClaimed(Event):
     """A number is about to get a verification code or an account (in its transaction only, never emitted): a
     handler that raises refuses it (a banned number)."""
@@ -90,8 +100,8 @@ class NumberClaimed(Event):
     phone_number: str
 
 
-# The kinds that are emitted, and so may cross processes. IdentityChanged and NumberClaimed are met inside their
-# transaction only (the logout that follows a new identity is emitted as DevicesLoggedOut).
+# The kinds that are emitted, and so may cross processes. IdentityChanged, DeviceRemoved and NumberClaimed are met
+# inside their transaction only (the logout that follows a new identity is emitted as DevicesLoggedOut).
 KINDS: dict[str, type[Event]] = {
     cls.kind: cls for cls in (AccountDeleted, DevicesLoggedOut, AccountChanged, PolicyPublished)
 }

@@ -228,17 +228,6 @@ async def update_device(
     return Response(status_code=204)
 
 
-@router.delete(
-    "/v1/devices/current",
-    status_code=204,
-    responses=error_responses(401),
-    summary="Log this device out: its token stops working at once",
-)
-async def log_out(device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)) -> Response:
-    await service.log_out(relay, device.account_id, device.device_id)
-    return Response(status_code=204)
-
-
 @router.post(
     "/v1/directory/lookup",
     response_model=LookupResult,

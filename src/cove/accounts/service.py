@@ -163,7 +163,7 @@ async def register(
             # envelopes (they were encrypted to keys that no longer exist) and tell contacts via the
             # generation counter in the key directory.
             account_id, generation = existing.id, existing.identity_generation + 1
-            old_devices = [d.device_id for d in await storage.devices_of(conn, account_id)]
+            old_devices = [d.device_id for d in await storage.devices_of(conn, account_id, current_only=False)]
             await conn.execute(delete(devices).where(devices.c.account_id == account_id))
             await relay.hooks.in_transaction(conn, IdentityChanged(account_id))
             await conn.execute(

@@ -15,8 +15,11 @@ from sqlalchemy import (
     Table,
     case,
     delete,
+    exists,
     false,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -169,7 +172,29 @@ def _with_business_flag() -> tuple[ColumnElement[bool], FromClause]:
     return key.isnot(None).label("business"), devices.outerjoin(key.table, key == devices.c.account_id)
 
 
-async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecord]:
+# Which registered devices are the account's current ones is the devices capability's to say (its signed device
+# list, cove.devices.storage): it names its tables when it is imported, as business does above.
+_listing: list[Table] = []
+
+
+def count_only_listed(lists: Table, members: Table) -> None:
+    """An account's current devices are those named in its row of ``lists`` (device ids in ``members``), or all
+    of its registered devices while it has no row there."""
+    _listing[:] = [lists, members]
+
+
+def _current() -> ColumnElement[bool]:
+    if not _listing:
+        return true()
+    lists, members = _listing
+    return or_(
+        ~exists().where(lists.c.account_id == devices.c.account_id),
+        exists().where(members.c.account_id == devices.c.account_id, members.c.device_id == devices.c.device_id),
+    )
+
+
+async def devices_of(conn: AsyncConnection, account_id: str, current_only: bool = True) -> list[DeviceRecord]:
+    """The account's current devices (registered and named in its device list), or every registered one."""
     is_business, devices_and_business = _with_business_flag()
     rows = await conn.execute(
         select(
@@ -181,7 +206,7 @@ async def devices_of(conn: AsyncConnection, account_id: str) -> list[DeviceRecor
             is_business,
         )
         .select_from(devices_and_business)
-        .where(devices.c.account_id == account_id)
+        .where(devices.c.account_id == account_id, _current() if current_only else true())
         .order_by(devices.c.device_id)
     )
     return [DeviceRecord(*row) for row in rows]

@@ -23,7 +23,7 @@ from typing import Any
 
 import vodozemac as vz
 
-from cove.client import crypto, paths, verification
+from cove.client import crypto, paths, sync, trust, verification
 from cove.client import events as outbox
 from cove.client.crypto import OlmDevice
 from cove.client.events import (
@@ -43,6 +43,7 @@ from cove.client.events import (
 from cove.client.store import ClientStore, PeerDevice, UsageDay
 from cove.protocol import signing, usage
 from cove.protocol.business_messages import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
+from cove.protocol.device_list import DEVICE_LIST, DeviceList
 from cove.protocol.envelope import EnvelopeKind
 from cove.protocol.payload import PAYLOAD_VERSION
 
@@ -57,6 +58,7 @@ class Request:
     path: str
     json: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None  # instead of the device's bearer token (a provisioning channel's secret)
 
 
 @dataclass
@@ -83,6 +85,18 @@ class NotRegistered(Exception):
     pass
 
 
+class UntrustedDevices(Exception):
+    """The relay insists that a send address devices the account's verified device list does not name: nothing is
+    encrypted to them, and the send fails (a relay adding a device it controls would look like this)."""
+
+    def __init__(self, account_id: str, device_ids: list[int]) -> None:
+        self.account_id, self.device_ids = account_id, device_ids
+        super().__init__(
+            f"security: the relay wants devices {device_ids} of {account_id} addressed, but their signed device list "
+            "does not name them; nothing was sent"
+        )
+
+
 class ClientCore:
     def __init__(self, store: ClientStore, pickle_key: bytes, device_info: dict[str, Any]) -> None:
         if len(pickle_key) != crypto.PICKLE_KEY_BYTES:
@@ -92,6 +106,7 @@ class ClientCore:
         self.device_info = device_info
         pickled = store.get("olm_account")
         self._olm = OlmDevice.from_pickle(pickled, pickle_key) if pickled else None
+        self._insisted: dict[str, set[int]] = {}  # devices the relay's last 409 said were missing, per recipient
 
     # identity of this device -------------------------------------------------------------------------
     @property
@@ -111,11 +126,6 @@ class ClientCore:
     def phone_number(self) -> str | None:
         return self.store.get("phone_number")
 
-    @property
-    def identity_ed25519(self) -> str:
-        """This device's own Ed25519 identity key (the account's primary key when this is device 1)."""
-        return self._require_olm().ed25519
-
     def _require_olm(self) -> OlmDevice:
         if self._olm is None or self.token is None:
             raise NotRegistered("this profile is not registered yet: run register and verify first")
@@ -132,23 +142,39 @@ class ClientCore:
     def registration(self, phone_number: str, code: str, pin: str | None = None) -> Request:
         """A fresh Olm identity for this install; registering again (a new phone) makes another one. ``pin``:
         the registration lock's, when the relay answered 423 ``registration_lock``."""
+        body = {"phone_number": phone_number, "code": code, **self.new_identity()}
+        return Request("POST", "/v1/registration", body | ({"pin": pin} if pin is not None else {}))
+
+    def new_identity(self) -> dict[str, Any]:
+        """A fresh Olm identity for this install, as a registration (or a companion's link) presents it."""
         self._olm = OlmDevice.create()
         registration_id = secrets.randbelow(16380) + 1
         with self.store.transaction():
             self._save_olm()
             self.store.set("registration_id", str(registration_id))
-        return Request(
-            "POST",
-            "/v1/registration",
-            {
-                "phone_number": phone_number,
-                "code": code,
-                "registration_id": registration_id,
-                "identity_key": self._olm.identity_keys(),
-                "device": self.device_info,
-            }
-            | ({"pin": pin} if pin is not None else {}),
-        )
+        return {
+            "registration_id": registration_id,
+            "identity_key": self._olm.identity_keys(),
+            "device": self.device_info,
+        }
+
+    def own_keys(self) -> tuple[str, str]:
+        """This device's identity keys, ``(curve25519, ed25519)``."""
+        olm = self._require_olm()
+        return olm.curve25519, olm.ed25519
+
+    def sign(self, kind: str, text: str) -> str:
+        """This device's identity signature over ``cove:v1:<kind>:<text>``."""
+        return self._require_olm().sign(kind, text)
+
+    def device_list_upload(self, listed: DeviceList) -> Request:
+        """Publish ``listed``, signed by this device (the primary)."""
+        text = listed.canonical()
+        return Request("PUT", "/v1/devices/list", {"list": text, "signature": self.sign(DEVICE_LIST, text)})
+
+    def trusted_devices(self, account_id: str) -> dict[int, PeerDevice]:
+        """The account's devices named in its verified device list: the only ones anything is encrypted to."""
+        return trust.trusted(self.store, account_id)
 
     def registration_lock(self) -> Request:
         return Request("GET", "/v1/accounts/me/registration-lock")
@@ -276,11 +302,14 @@ class ClientCore:
                 # Into the outbox, whichever request learnt it: the app shows it once, through inbox or events.
                 self.store.verified_key_changed(account)
                 self.store.add_pending_event(outbox.dump(VerifiedKeyChanged(account)))
+            # Security notices about the account's devices wait in the outbox like an envelope's events.
+            for notice in trust.accept(self.store, account, generation, body.get("device_list")):
+                self.store.add_pending_event(outbox.dump(notice))
         return events
 
     def devices_without_session(self, recipient: str) -> list[int] | None:
         """``None`` when the recipient's devices are unknown (fetch identity first), else those lacking a session."""
-        devices = self.store.peer_devices(recipient)
+        devices = self.trusted_devices(recipient)
         if not devices:
             return None
         mine = self.device_id if recipient == self.account_id else None
@@ -297,9 +326,13 @@ class ClientCore:
                 "account_id": body["account_id"],
                 "identity_generation": body["identity_generation"],
                 "devices": self._known_plus(body),
+                "device_list": body.get("device_list"),
             }
         )
+        trusted = self.trusted_devices(body["account_id"])
         for d in body["devices"]:
+            if d["device_id"] not in trusted:
+                continue
             key = d.get("one_time_key")
             kind = signing.FALLBACK if d.get("is_fallback") else signing.ONE_TIME
             if not key or not crypto.verify_key_signature(
@@ -331,7 +364,10 @@ class ClientCore:
         """One ciphertext per device we hold a session with; ratchet state is saved before it leaves."""
         self._require_olm()
         messages = []
-        devices = self.store.peer_devices(outgoing.recipient)
+        devices = self.trusted_devices(outgoing.recipient)
+        untrusted = sorted(self._insisted.pop(outgoing.recipient, set()) - set(devices) - {self.device_id})
+        if untrusted:
+            raise UntrustedDevices(outgoing.recipient, untrusted)
         with self.store.transaction():
             for device_id, device in sorted(devices.items()):
                 if outgoing.recipient == self.account_id and device_id == self.device_id:
@@ -368,6 +404,7 @@ class ClientCore:
 
     def send_refused(self, recipient: str, status: int, error: dict[str, Any]) -> None:
         """Digest a 409/410 so that the next attempt addresses the right devices with fresh sessions."""
+        self._insisted[recipient] = {d for d in error.get("missing_devices", []) if isinstance(d, int)}
         with self.store.transaction():
             if status == 409:
                 self.store.drop_sessions(recipient, list(error.get("extra_devices", [])))
@@ -486,6 +523,15 @@ class ClientCore:
     ) -> Received:
         olm = self._require_olm()
         kind, body = int(frame["kind"]), base64.b64decode(frame["body"])
+        if sender_device not in self.trusted_devices(sender):
+            if not identity_refreshed:
+                return Received(need_identity=sender)
+            events: list[Event] = [
+                Undecryptable(sender, sender_device, envelope_id, "the sender's signed device list does not name it")
+            ]
+            with self.store.transaction():
+                self._processed(envelope_id, events)
+            return Received(events, [envelope_id])
         with self.store.transaction():
             plaintext = None
             for session_id, pickled in self.store.sessions(sender, sender_device):
@@ -548,6 +594,10 @@ class ClientCore:
         if not isinstance(payload, dict):
             return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not a JSON object")]
         kind = payload.get("type")
+        if kind in sync.OWN_DEVICE_TYPES:
+            assert self.account_id is not None and self.device_id is not None
+            me = sync.Me(self.account_id, self.device_id, frozenset(self.trusted_devices(self.account_id)))
+            return sync.apply(self.store, me, sender, sender_device, payload, int(frame["id"]))
         if kind == "read":
             ids = [str(i) for i in payload.get("ids", [])]
             self.store.set_status(sender, ids, "read")

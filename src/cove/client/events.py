@@ -79,6 +79,54 @@ class VerifiedKeyChanged:
 
 
 @dataclass(frozen=True)
+class DevicesChanged:
+    """A contact (or you) linked or unlinked a device: their newly signed device list names these ids. Show it as a
+    security notice: messages now go to the added devices too."""
+
+    peer: str
+    added: list[int]
+    removed: list[int]
+
+
+@dataclass(frozen=True)
+class DeviceListRefused:
+    """The relay served a device list for this account that does not verify (a bad signature, an older version, a
+    key that is not the pinned one): it was ignored and the last verified list stays in force."""
+
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SentElsewhere:
+    """Another of your devices sent this to ``peer``: it is in this device's history too (``text`` for a text)."""
+
+    peer: str
+    sender_device: int
+    client_message_id: str
+    text: str | None
+    sent_at: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReadElsewhere:
+    """Another of your devices showed these messages of ``peer``: they are marked read here too."""
+
+    peer: str
+    client_message_ids: list[str]
+
+
+@dataclass(frozen=True)
+class HistoryImported:
+    """Part ``part`` of ``parts`` of the history your primary sent this newly linked device: ``count`` messages."""
+
+    count: int
+    part: int
+    parts: int
+
+
+@dataclass(frozen=True)
 class Undecryptable:
     sender: str
     sender_device: int
@@ -106,6 +154,11 @@ Event = (
     | Read
     | IdentityChanged
     | VerifiedKeyChanged
+    | SentElsewhere
+    | ReadElsewhere
+    | HistoryImported
+    | DevicesChanged
+    | DeviceListRefused
     | Undecryptable
     | QueueEmpty
     | NoticeReceived
@@ -130,6 +183,11 @@ _STORED: dict[str, type[Any]] = {
         Read,
         IdentityChanged,
         VerifiedKeyChanged,
+        SentElsewhere,
+        ReadElsewhere,
+        HistoryImported,
+        DevicesChanged,
+        DeviceListRefused,
         Undecryptable,
     )
 }

@@ -50,4 +50,7 @@ TEMPLATE = "/v1/business/templates/{name}"
 CUSTOMER_OPT_IN = "/v1/business/customers/{user_id}/opt-in"
 PRIVACY_CHOICE = "/v1/privacy/choices/{purpose_id}"
 OBJECTION = "/v1/privacy/objections/{purpose_id}"
+PROVISIONING = "/v1/provisioning/{address}"
+PROVISIONING_REPLY = "/v1/provisioning/{address}/reply"
+DEVICE = "/v1/devices/{device_id}"
 BUSINESS = "/v1/business/{business_id}/{action}"  # profile, preferences, opt-in, block, report...

@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS verification_contacts (
     account_id TEXT PRIMARY KEY, ed25519 TEXT NOT NULL, generation INTEGER NOT NULL, method TEXT NOT NULL,
     verified_at INTEGER NOT NULL, changed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS device_pins (
+    account_id TEXT PRIMARY KEY, generation INTEGER NOT NULL, primary_ed25519 TEXT NOT NULL,
+    version INTEGER NOT NULL, list TEXT, signature TEXT);
 """
 
 _TABLES = (
@@ -61,6 +64,12 @@ _TABLES = (
     "served_notices",
     "usage",
     "verification_contacts",
+    "device_pins",
+)
+
+_MESSAGES = (  # a StoredMessage's columns
+    "SELECT m.local_id, m.peer_account, p.phone_number, m.direction, m.client_message_id, m.text, m.sent_at, "
+    "m.status FROM messages m LEFT JOIN peers p ON p.account_id = m.peer_account"
 )
 
 
@@ -240,6 +249,33 @@ class ClientStore:
                 ),
             )
 
+    # trusted device lists (cove.client.devices.Pin) ----------------------------------------------------------
+    def device_pin(self, account_id: str) -> tuple[int, str, int, str | None, str | None] | None:
+        row = self._db.execute(
+            "SELECT generation, primary_ed25519, version, list, signature FROM device_pins WHERE account_id = ?",
+            (account_id,),
+        ).fetchone()
+        return tuple(row) if row else None
+
+    def save_device_pin(
+        self,
+        account_id: str,
+        generation: int,
+        primary_ed25519: str,
+        version: int,
+        text: str | None,
+        signature: str | None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO device_pins VALUES (?, ?, ?, ?, ?, ?)",
+                (account_id, generation, primary_ed25519, version, text, signature),
+            )
+
+    def drop_device_pin(self, account_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM device_pins WHERE account_id = ?", (account_id,))
+
     # messages -----------------------------------------------------------------------------------------
     def add_message(
         self, peer: str, direction: str, client_message_id: str, text: str, sent_at: int, status: str
@@ -252,21 +288,41 @@ class ClientStore:
             )
 
     def set_status(self, peer: str, client_message_ids: list[str], status: str) -> None:
+        """Only forward (sent, delivered, read): a peer's second device acks after the first one read it."""
         with self.transaction() as db:
             for cmid in client_message_ids:
                 db.execute(
                     "UPDATE messages SET status = ? WHERE peer_account = ? AND direction = 'out' "
-                    "AND client_message_id = ?",
-                    (status, peer, cmid),
+                    "AND client_message_id = ? AND (? = 'read' OR status = 'sent')",
+                    (status, peer, cmid, status),
                 )
 
     def messages(self, peer: str | None = None, limit: int = 50) -> list[StoredMessage]:
         where, args = ("WHERE m.peer_account = ?", [peer]) if peer else ("", [])
+        rows = self._db.execute(f"{_MESSAGES} {where} ORDER BY m.local_id DESC LIMIT ?", [*args, limit])
+        return [StoredMessage(*r) for r in reversed(rows.fetchall())]
+
+    def mark_read_in(self, peer: str, client_message_ids: list[str]) -> None:
+        """Received messages the user has seen (on this device or another of theirs)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE messages SET status = 'read' WHERE peer_account = ? AND direction = 'in' "
+                "AND client_message_id = ?",
+                [(peer, cmid) for cmid in client_message_ids],
+            )
+
+    def already_read(self, peer: str, client_message_ids: list[str]) -> set[str]:
         rows = self._db.execute(
-            "SELECT m.local_id, m.peer_account, p.phone_number, m.direction, m.client_message_id, m.text, "
-            f"m.sent_at, m.status FROM messages m LEFT JOIN peers p ON p.account_id = m.peer_account {where} "
-            "ORDER BY m.local_id DESC LIMIT ?",
-            [*args, limit],
+            "SELECT client_message_id FROM messages WHERE peer_account = ? AND direction = 'in' AND status = 'read' "
+            f"AND client_message_id IN ({','.join('?' * len(client_message_ids))})",  # noqa: S608 - placeholders
+            [peer, *client_message_ids],
+        )
+        return {r[0] for r in rows}
+
+    def messages_since(self, sent_at: int, limit: int) -> list[StoredMessage]:
+        """Every conversation's messages sent at or after ``sent_at`` (ms), oldest first, the newest ``limit``."""
+        rows = self._db.execute(
+            f"{_MESSAGES} WHERE m.sent_at >= ? ORDER BY m.sent_at DESC, m.local_id DESC LIMIT ?", (sent_at, limit)
         )
         return [StoredMessage(*r) for r in reversed(rows.fetchall())]
 

@@ -12,7 +12,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client import paths
+from cove.client import linking, paths, sync_flow
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
 from cove.client.events import is_stored
@@ -75,6 +75,7 @@ class CoveClient:
     async def call(self, request: Request) -> dict[str, Any]:
         self._session_started()
         headers = {"Authorization": f"Bearer {self.core.token}"} if self.core.token else {}
+        headers = request.headers or headers
         response = await self._http.request(
             request.method, request.path, json=request.json, params=request.params, headers=headers
         )
@@ -96,6 +97,7 @@ class CoveClient:
         self.core.registered(body)
         self.core.registered_phone(body.get("phone_number") or phone_number)
         await self.refill_keys(force_fallback=True)
+        await linking.publish_first_list(self, body["identity_generation"])
         return body
 
     async def registration_lock(self) -> dict[str, Any]:
@@ -164,7 +166,11 @@ class CoveClient:
         return outgoing.client_message_id
 
     async def mark_read(self, peer: str, client_message_ids: list[str]) -> None:
-        await self.send(self.core.compose_read_receipt(peer, client_message_ids))
+        """The user saw these messages: a read receipt to ``peer`` and read state to this account's other devices;
+        messages already read (here or on another device) get no second receipt."""
+        fresh = await sync_flow.read_here(self, peer, client_message_ids)
+        if fresh:
+            await self.send(self.core.compose_read_receipt(peer, fresh))
 
     async def send(self, outgoing: Outgoing) -> list[Event]:
         """Establish sessions as needed, encrypt per device and send, following 409/410 until accepted."""
@@ -186,6 +192,7 @@ class CoveClient:
                 self.core.send_refused(outgoing.recipient, exc.status, exc.details)
                 continue
             self.core.sent(outgoing)
+            await sync_flow.mirror(self, outgoing)  # so that every device of this person shows it
             return events
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
 

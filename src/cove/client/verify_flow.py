@@ -20,9 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cove.client import trust
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived
 from cove.client.transport import CoveClient
 from cove.client.verification import (
+    PRIMARY_DEVICE,
     SAS_START,
     SAS_TYPES,
     Party,
@@ -35,7 +37,6 @@ from cove.client.verification import (
     safety_number,
 )
 
-PRIMARY_KEY_META = "device_primary_ed25519"  # a companion's copy of its primary's key, kept when it was linked
 SAS_TIMEOUT_SECONDS = 120.0
 
 
@@ -46,12 +47,13 @@ class ContactUnknown(Exception):
 def own_primary_key(core: ClientCore) -> str:
     """This account's primary Ed25519 key as this device knows it itself, never as the relay serves it: a relay
     that answered with keys of its own for both sides could otherwise make two safety numbers agree."""
-    if core.device_id == 1:
-        return core.identity_ed25519
-    kept = core.store.get(PRIMARY_KEY_META)
-    if kept is None:
+    if core.device_id == PRIMARY_DEVICE:
+        return core.own_keys()[1]
+    assert core.account_id is not None
+    pin = trust.pin_of(core.store, core.account_id)  # the key the primary gave this device when it was linked
+    if pin is None:
         raise VerificationError("this device does not know its primary's key: link it again")
-    return kept
+    return pin.primary_ed25519
 
 
 async def contact_key(client: CoveClient, contact: str) -> tuple[str, int]:
@@ -59,7 +61,7 @@ async def contact_key(client: CoveClient, contact: str) -> tuple[str, int]:
     answer also goes through the change check: a verified contact whose key changed is flagged)."""
     body = await client.call(client.core.identity_request(contact))
     client.core.identity_received(body)
-    primary = next((d for d in body["devices"] if d["device_id"] == 1), None)
+    primary = next((d for d in body["devices"] if d["device_id"] == PRIMARY_DEVICE), None)
     if primary is None:
         raise ContactUnknown(f"{contact} has no primary device")
     return primary["identity_ed25519"], body["identity_generation"]

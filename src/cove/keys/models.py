@@ -35,11 +35,20 @@ class DeviceBundle(BaseModel):
     is_fallback: bool = Field(description="True when the device ran out of one-time keys")
 
 
+class ServedDeviceList(BaseModel):
+    list: str = Field(description="The primary's signed device list as it uploaded it (cove.protocol.device_list)")
+    signature: str
+
+
+DEVICE_LIST = Field(None, description="The account's signed device list; null until its primary published one")
+
+
 class KeyBundles(BaseModel):
     account_id: str
     identity_generation: int = Field(description="Goes up each time the number is registered on a new phone")
     identity_changed_at: int | None
     devices: list[DeviceBundle]
+    device_list: ServedDeviceList | None = DEVICE_LIST
 
 
 class DeviceIdentity(BaseModel):
@@ -54,3 +63,4 @@ class AccountIdentity(BaseModel):
     identity_generation: int
     identity_changed_at: int | None
     devices: list[DeviceIdentity]
+    device_list: ServedDeviceList | None = DEVICE_LIST

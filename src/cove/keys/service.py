@@ -5,6 +5,7 @@ from __future__ import annotations
 from cove.accounts import storage as account_storage
 from cove.accounts.storage import DeviceRecord
 from cove.context import Relay
+from cove.devices import storage as device_storage
 from cove.errors import ApiError
 from cove.keys import storage
 from cove.keys.models import (
@@ -14,6 +15,7 @@ from cove.keys.models import (
     KeyBundles,
     KeyCount,
     KeyUpload,
+    ServedDeviceList,
     SignedKeyBody,
 )
 from cove.keys.storage import SignedKey
@@ -74,10 +76,16 @@ async def _account_or_404(conn, account_id: str):  # noqa: ANN001, ANN202
     return account
 
 
+async def _device_list(conn, account_id: str) -> ServedDeviceList | None:  # noqa: ANN001
+    stored = await device_storage.load_list(conn, account_id)
+    return ServedDeviceList(list=stored.text, signature=stored.signature) if stored else None
+
+
 async def identity(relay: Relay, account_id: str) -> AccountIdentity:
     async with relay.engine.connect() as conn:
         account = await _account_or_404(conn, account_id)
         found = await account_storage.devices_of(conn, account_id)
+        served = await _device_list(conn, account_id)
     return AccountIdentity(
         account_id=account_id,
         identity_generation=account.identity_generation,
@@ -91,6 +99,7 @@ async def identity(relay: Relay, account_id: str) -> AccountIdentity:
             )
             for d in found
         ],
+        device_list=served,
     )
 
 
@@ -117,9 +126,11 @@ async def bundles(
                     is_fallback=bool(taken and taken[1]),
                 )
             )
+        served = await _device_list(conn, account_id)
     return KeyBundles(
         account_id=account_id,
         identity_generation=account.identity_generation,
         identity_changed_at=account.identity_changed_at_ms,
         devices=result,
+        device_list=served,
     )

@@ -117,8 +117,9 @@ async def take_key(conn: AsyncConnection, account_id: str, device_id: int) -> tu
     return SignedKey(fallback.key_id, fallback.public_key, fallback.signature), True
 
 
-async def forget_account(conn: AsyncConnection, account_id: str) -> None:
-    """An account's deletion: its one-time and fallback keys go (the devices' rows cascade too, but this does not
-    rely on SQLite's per-connection foreign-key pragma)."""
+async def forget_account(conn: AsyncConnection, account_id: str, device_id: int | None = None) -> None:
+    """An account's deletion (or one device's): its one-time and fallback keys go (the devices' rows cascade too,
+    but this does not rely on SQLite's per-connection foreign-key pragma)."""
     for table in (one_time_keys, fallback_keys):
-        await conn.execute(delete(table).where(table.c.account_id == account_id))
+        one = (table.c.device_id == device_id,) if device_id is not None else ()
+        await conn.execute(delete(table).where(table.c.account_id == account_id, *one))

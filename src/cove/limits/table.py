@@ -29,6 +29,7 @@ class Limiter(StrEnum):
     KEY_FETCH = "key fetch"
     CONTACT_DISCOVERY = "contact discovery"
     PIN_CHANGE = "PIN change"
+    PROVISIONING = "provisioning"
     CODE_NUMBER = "code number"  # without "code ", a refusal's ``limit`` (cove.accounts.code_limits)
     CODE_SOURCE = "code source"
     CODE_RANGE = "code range"
@@ -77,6 +78,12 @@ def table(s: Settings) -> dict[Limiter, Rule]:
         ),
         # per account: setting a PIN costs a 128 MiB hash, a few an hour is plenty
         L.PIN_CHANGE: Rule(Limit(5, 5 / 3600), C, "rare for a person, costly for the relay: retrying later is cheap"),
+        # provisioning channels opened per source address (no account yet): each is a row for 10 minutes
+        L.PROVISIONING: Rule(
+            Limit(s.provisioning_per_source, s.provisioning_per_source / 600),
+            C,
+            "unauthenticated writes: a flood of channels fills the database",
+        ),
         # verification codes (cove.accounts.code_limits): per number and source, per source, per range, overall
         L.CODE_NUMBER: Rule(Quota(s.code_max_sends, codes), C, "each code is an SMS paid for: toll fraud"),
         L.CODE_SOURCE: Rule(Quota(s.code_max_sends_per_source, codes), C, "as above"),

@@ -187,9 +187,10 @@ async def purge_expired(conn: AsyncConnection, now_ms: int, idempotency_horizon_
     return expired.rowcount or 0
 
 
-async def delete_account_queues(conn: AsyncConnection, account_id: str) -> None:
-    """Drop every envelope queued for the account's devices (they were encrypted to keys now gone)."""
-    await conn.execute(delete(envelopes).where(envelopes.c.account_id == account_id))
+async def delete_account_queues(conn: AsyncConnection, account_id: str, device_id: int | None = None) -> None:
+    """Drop every envelope queued for the account's devices, or one device (encrypted to keys now gone)."""
+    one = (envelopes.c.device_id == device_id,) if device_id is not None else ()
+    await conn.execute(delete(envelopes).where(envelopes.c.account_id == account_id, *one))
 
 
 async def forget_account(conn: AsyncConnection, account_id: str) -> None:

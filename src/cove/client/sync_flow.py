@@ -1,0 +1,73 @@
+"""Telling one's own other devices over the relay: sent transcripts, read state and a new device's history.
+
+The payloads and their effects are :mod:`cove.client.sync`'s; here they are sent to the own account, which the
+relay fans out to every device but the sender. Nothing is sent when the account's verified list names no other
+device, so a person with one device pays nothing for this.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from cove.client import sync
+from cove.client.core import Outgoing
+
+if TYPE_CHECKING:
+    from cove.client.transport import CoveClient
+
+DAY_MS = 86_400_000
+MAX_HISTORY_DAYS = 3650
+
+
+async def _others_exist(client: CoveClient) -> bool:
+    """Whether the own account has another trusted device (its list is read from the relay once, if unknown)."""
+    core = client.core
+    assert core.account_id is not None
+    if not core.trusted_devices(core.account_id):
+        core.identity_received(await client.call(core.identity_request(core.account_id)))
+    return any(d != core.device_id for d in core.trusted_devices(core.account_id))
+
+
+async def _tell_own_devices(client: CoveClient, payload: bytes) -> None:
+    core = client.core
+    assert core.account_id is not None
+    if await _others_exist(client):
+        await client.send(Outgoing(core.account_id, uuid.uuid4().hex, payload))
+
+
+async def mirror(client: CoveClient, outgoing: Outgoing) -> None:
+    """After a message to someone else was accepted: its transcript to this account's other devices."""
+    if outgoing.recipient == client.core.account_id or outgoing.receipt:
+        return
+    payload = sync.transcript(outgoing.recipient, outgoing.payload)
+    if payload is not None:
+        await _tell_own_devices(client, payload)
+
+
+async def read_here(client: CoveClient, peer: str, client_message_ids: list[str]) -> list[str]:
+    """The user saw these messages of ``peer`` here: mark them read and tell the other devices. Returns the ids
+    not already read (here or on another device): only those still need a read receipt to ``peer``."""
+    store = client.core.store
+    seen = store.already_read(peer, client_message_ids)
+    fresh = [i for i in client_message_ids if i not in seen]
+    if fresh:
+        store.mark_read_in(peer, fresh)
+        for start in range(0, len(fresh), sync.MAX_READ_IDS):
+            await _tell_own_devices(client, sync.read_sync(peer, fresh[start : start + sync.MAX_READ_IDS]))
+    return fresh
+
+
+async def send_history(client: CoveClient, device_id: int, days: int) -> int:
+    """On the primary, right after linking ``device_id``: the last ``days`` days of this device's history, end to
+    end encrypted in parts that every other device ignores. Returns how many messages were sent."""
+    if not 0 < days <= MAX_HISTORY_DAYS:
+        raise ValueError(f"history is sent for 1 to {MAX_HISTORY_DAYS} days")
+    store = client.core.store
+    messages = store.messages_since(int(time.time() * 1000) - days * DAY_MS, sync.MAX_HISTORY_MESSAGES)
+    if not messages:
+        return 0
+    for part in sync.history_parts(messages, device_id):
+        await _tell_own_devices(client, part)
+    return len(messages)

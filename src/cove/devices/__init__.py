@@ -1,0 +1,1 @@
+"""Several devices per person: linking companions through a provisioning channel, the signed device list, unlinking."""
