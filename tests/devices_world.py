@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 from conftest import Users
-
 from cove.client import linking
 from cove.client.transport import CoveClient
 

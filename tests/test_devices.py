@@ -3,11 +3,9 @@ decides who gets messages, and unlinking."""
 
 from __future__ import annotations
 
+from cove.client.events import DeviceListRefused, DevicesChanged, IdentityChanged
 from devices_world import link
 from helpers import texts
-
-from cove.client import linking
-from cove.client.events import DevicesChanged
 
 
 async def test_two_people_with_two_devices_each_every_device_of_the_recipient_gets_each_message(users):
@@ -49,7 +47,18 @@ async def test_a_companion_keeps_working_while_the_primary_is_offline(users):
     assert texts(await laptop.inbox()) == ["answer"]
 
 
-async def test_reconcile_is_a_no_op_when_nothing_left(users):
+async def test_a_new_phone_pins_its_new_key_and_the_old_companions_are_gone(users):
     alice = await users.register("alice")
-    await link(users, alice, "alice-laptop")
-    assert await linking.reconcile(alice) == []
+    bob = await users.register("bob")
+    await link(users, bob, "bob-laptop")
+    await alice.send_text(bob.core.account_id, "to the old phone and laptop")
+    assert set(alice.core.trusted_devices(bob.core.account_id)) == {1, 2}
+
+    new_phone = await users.register("bob-new-phone", bob.core.phone_number)
+    events = await alice.send(alice.core.compose_text(bob.core.account_id, "to the new phone"))
+    events += alice.core.take_events()
+    assert any(isinstance(e, IdentityChanged) and e.peer == bob.core.account_id for e in events)
+    assert not any(isinstance(e, DeviceListRefused) for e in events)
+    trusted = alice.core.trusted_devices(bob.core.account_id)
+    assert set(trusted) == {1} and trusted[1].ed25519 == new_phone.core.own_keys()[1]
+    assert texts(await new_phone.inbox()) == ["to the new phone"]

@@ -8,6 +8,7 @@ from cove.business.commands import business_app
 from cove.cli_guard import CommandError, GuardedGroup
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands, register_privacy_commands
+from cove.client.devices_cli import devices_app
 from cove.client.pin_cli import pin_app
 from cove.client.verify_cli import verify_app
 from cove.config import settings_help
@@ -97,3 +98,4 @@ app.add_typer(businesses_app, name="businesses")
 app.add_typer(business_app, name="business")
 app.add_typer(pin_app, name="pin")
 app.add_typer(verify_app, name="verify")
+app.add_typer(devices_app, name="devices")

@@ -32,8 +32,10 @@ from cove.client.core import (
     Read,
     TemplateReceived,
     Undecryptable,
+    UntrustedDevices,
     VerifiedKeyChanged,
 )
+from cove.client.events import DeviceListRefused, DevicesChanged
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
 from cove.client.verification import SAS_START, SAS_TYPES
@@ -45,8 +47,8 @@ err = Console(stderr=True)
 
 CODE = re.compile(r"[0-9]{6}")
 LOGGED_OUT = (
-    "the relay no longer accepts this profile: it was logged out (its number was registered on another device, "
-    "banned or deleted). Register it again with `cove register PHONE`"
+    "the relay no longer accepts this profile: it was logged out or unlinked (its number was registered on another "
+    "device, banned or deleted). Register it again with `cove register PHONE`, or link it with `cove devices link`"
 )
 
 # The relay the running command talks to, for "cannot reach the relay at URL" (set by _client).
@@ -70,8 +72,8 @@ def _run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         except RelayError as exc:
             err.print(f"[red]error:[/red] {LOGGED_OUT if exc.status == 401 else escape(str(exc))}")
             raise typer.Exit(1) from exc
-        except NotRegistered as exc:
-            err.print(f"[red]error:[/red] {exc}")
+        except (NotRegistered, UntrustedDevices) as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(1) from exc
         except (httpx.TransportError, OSError) as exc:
             err.print(f"[red]error:[/red] cannot reach the relay at {_relay_url['url']}: {escape(str(exc))}")
@@ -172,6 +174,15 @@ async def _show(client: CoveClient, event: Event) -> None:
         if event.payload["type"] == SAS_START:  # the rest of a comparison belongs to a running `cove verify sas`
             who = _name(core, event.sender)
             console.print(f"[yellow]{who} wants to compare security emoji: run `cove verify sas {who}`[/yellow]")
+    elif isinstance(event, DevicesChanged):
+        added = f" linked device(s) {event.added}" if event.added else ""
+        removed = f" unlinked device(s) {event.removed}" if event.removed else ""
+        console.print(f"[yellow]security: {_name(core, event.peer)}{added}{removed}[/yellow]")
+    elif isinstance(event, DeviceListRefused):
+        console.print(
+            f"[red]security: the relay served a device list for {_name(core, event.peer)} that does not verify "
+            f"({escape(event.reason)}); it was ignored[/red]"
+        )
     elif isinstance(event, Undecryptable):
         console.print(f"[red]a message from {_name(core, event.sender)} could not be read: {event.reason}[/red]")
     elif isinstance(event, NoticeReceived):

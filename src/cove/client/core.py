@@ -365,7 +365,8 @@ class ClientCore:
         self._require_olm()
         messages = []
         devices = self.trusted_devices(outgoing.recipient)
-        untrusted = sorted(self._insisted.pop(outgoing.recipient, set()) - set(devices) - {self.device_id})
+        mine = {self.device_id} if outgoing.recipient == self.account_id else set()
+        untrusted = sorted(self._insisted.pop(outgoing.recipient, set()) - set(devices) - mine)
         if untrusted:
             raise UntrustedDevices(outgoing.recipient, untrusted)
         with self.store.transaction():

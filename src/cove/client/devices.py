@@ -220,4 +220,3 @@ def judge(account_id: str, pin: Pin | None, generation: int, served: dict[str, A
     if not fresh and listed.version < pin.version:  # type: ignore[union-attr]
         return Verdict(pin, f"the served device list (version {listed.version}) is older than the trusted one")
     return Verdict(Pin(generation, listed.primary.ed25519, listed.version, text, signature))
-

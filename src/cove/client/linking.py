@@ -163,9 +163,11 @@ async def unlink_companion(client: CoveClient, device_id: int) -> None:
 
 async def reconcile(client: CoveClient) -> list[int]:
     """On the primary: drop from the list the devices that unlinked themselves; returns their ids."""
-    if client.core.device_id != PRIMARY_DEVICE_ID:
+    core = client.core
+    pin = trust.pin_of(core.store, core.account_id) if core.account_id else None
+    if core.device_id != PRIMARY_DEVICE_ID or pin is None or pin.text is None:
         return []
-    return await _republish(client, _own_pin(client))
+    return await _republish(client, pin)
 
 
 # the companion --------------------------------------------------------------------------------------------------

@@ -266,6 +266,7 @@ class CoveClient:
                     yield event
                     if isinstance(event, QueueEmpty):
                         await self.refill_keys()
+                        await linking.reconcile(self)
                         if stop_when_empty:
                             return
                 try:
@@ -316,5 +317,6 @@ class CoveClient:
                 notices += [e for e in live if not isinstance(e, QueueEmpty)]
                 if len(notices) < len(live):
                     await self.refill_keys()
+                    await linking.reconcile(self)
                     break
         return self.core.take_events() + notices
