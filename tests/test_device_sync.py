@@ -59,6 +59,7 @@ async def test_two_people_with_two_devices_each_see_the_same_conversation_on_eve
 async def test_a_transcript_is_shown_as_sent_by_another_device_and_not_as_a_message_received(users):
     alice = await users.register("alice")
     bob = await users.register("bob")
+    await alice.send_text(bob.core.account_id, "while alice had one device")  # she read her own list then
     alice_laptop = await link(users, alice, "alice-laptop")
     cmid = await alice.send_text(bob.core.account_id, "for the record")
     events = await alice_laptop.inbox()
@@ -71,6 +72,24 @@ async def test_a_transcript_is_shown_as_sent_by_another_device_and_not_as_a_mess
         "for the record",
     )
     assert [m.status for m in alice_laptop.core.store.messages(bob.core.account_id)] == ["sent"]
+
+
+async def test_devices_linked_later_get_the_transcripts_of_every_device_that_knew_the_list_before(users):
+    alice = await users.register("alice")
+    bob = await users.register("bob")
+    laptop = await link(users, alice, "alice-laptop")
+    await laptop.send_text(bob.core.account_id, "laptop knows phone and laptop")
+    tablet = await link(users, alice, "alice-tablet")
+    await laptop.send_text(bob.core.account_id, "from the laptop")
+    await alice.send_text(bob.core.account_id, "from the phone")
+    sent_to_tablet = [e.text for e in await tablet.inbox() if isinstance(e, SentElsewhere)]
+    assert sent_to_tablet == ["from the laptop", "from the phone"]
+    await alice.inbox()
+    assert [t for _, _, t in conversation(alice, bob.core.account_id)] == [
+        "laptop knows phone and laptop",
+        "from the laptop",
+        "from the phone",
+    ]
 
 
 async def test_read_state_syncs_and_a_message_read_on_one_device_gets_one_read_receipt(users):

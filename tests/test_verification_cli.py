@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import cli_env, cove, register, said
+
 ALICE, BOB = "+14155550131", "+14155550132"
-
-
-def cove(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cove", *args], env=env, capture_output=True, text=True, timeout=90)
-
-
-def said(result: subprocess.CompletedProcess) -> str:
-    return " ".join((result.stdout + result.stderr).split())
 
 
 def number_in(result: subprocess.CompletedProcess) -> list[str]:
@@ -27,15 +21,7 @@ def number_in(result: subprocess.CompletedProcess) -> list[str]:
 
 @pytest.fixture
 def env(relay, tmp_path: Path) -> dict[str, str]:
-    made = {**relay.env, "COVE_HOME": str(tmp_path / "home"), "COVE_SERVER": relay.url, "COLUMNS": "200"}
-    made.pop("COVE_PICKLE_KEY", None)
-    return made
-
-
-async def register(env: dict[str, str], code_inbox, profile: str, number: str) -> None:  # noqa: ANN001
-    assert cove(env, "register", number, "--profile", profile).returncode == 0
-    verified = cove(env, "verify", await code_inbox.code_for(number), "--profile", profile)
-    assert verified.returncode == 0, verified.stderr
+    return cli_env(relay, tmp_path / "home")
 
 
 async def test_both_see_one_number_mark_it_and_are_warned_when_it_changes_until_verified_again(env, code_inbox):

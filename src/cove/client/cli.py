@@ -35,7 +35,7 @@ from cove.client.core import (
     UntrustedDevices,
     VerifiedKeyChanged,
 )
-from cove.client.events import DeviceListRefused, DevicesChanged
+from cove.client.events import DeviceListRefused, DevicesChanged, HistoryImported, SentElsewhere
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
 from cove.client.verification import SAS_START, SAS_TYPES
@@ -168,6 +168,14 @@ async def _show(client: CoveClient, event: Event) -> None:
         console.print(
             f"[yellow]{_name(core, event.peer)} registered on a new phone: their security code changed[/yellow]"
         )
+    elif isinstance(event, SentElsewhere):
+        what = escape(event.text) if event.text is not None else f"a {escape(str(event.payload.get('type')))} message"
+        when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
+        console.print(f"[dim]{when}[/dim] → [bold]{_name(core, event.peer)}[/bold]: {what} "
+                      f"[dim](from your device {event.sender_device})[/dim]")  # fmt: skip
+    elif isinstance(event, HistoryImported):
+        console.print(f"[dim]history from your phone: {event.count} message(s) (part {event.part + 1} of "
+                      f"{event.parts}); see `cove history`[/dim]")  # fmt: skip
     elif isinstance(event, VerifiedKeyChanged):
         _warn_changed(core, event.peer)
     elif isinstance(event, PayloadReceived) and event.payload.get("type") in SAS_TYPES:
@@ -190,7 +198,8 @@ async def _show(client: CoveClient, event: Event) -> None:
     elif isinstance(event, PayloadReceived):
         kind = escape(str(event.payload.get("type")))
         console.print(f"[dim]{_name(core, event.sender)} sent a {kind} message this client cannot show[/dim]")
-    # QueueEmpty says only that everything waiting has arrived: nothing to show
+    # QueueEmpty says only that everything waiting has arrived, ReadElsewhere that another device showed some
+    # messages already: nothing to show
 
 
 def _warn_changed(core: ClientCore, peer: str) -> None:

@@ -11,8 +11,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from cove.client import sync
-from cove.client.core import Outgoing
+from cove.client import sync, trust
+from cove.client.core import ClientCore, Outgoing
 
 if TYPE_CHECKING:
     from cove.client.transport import CoveClient
@@ -21,20 +21,26 @@ DAY_MS = 86_400_000
 MAX_HISTORY_DAYS = 3650
 
 
-async def _others_exist(client: CoveClient) -> bool:
-    """Whether the own account has another trusted device (its list is read from the relay once, if unknown)."""
+def _list_is_ahead(core: ClientCore) -> bool:
+    """Whether this device knows its account's devices less well than the list it trusts: a device it linked (the
+    primary) or a list it last saw names a device whose keys it has not read yet. Never asked: it reads them."""
+    assert core.account_id is not None
+    known = core.store.peer_devices(core.account_id)
+    pin = trust.pin_of(core.store, core.account_id)
+    listed = pin.listed() if pin is not None else None
+    return not known or (listed is not None and not listed.device_ids() <= set(known))
+
+
+async def _tell_own_devices(client: CoveClient, payload: bytes) -> bool:
+    """Send ``payload`` to this account's other trusted devices; ``False`` when it has none."""
     core = client.core
     assert core.account_id is not None
-    if not core.trusted_devices(core.account_id):
+    if _list_is_ahead(core):
         core.identity_received(await client.call(core.identity_request(core.account_id)))
-    return any(d != core.device_id for d in core.trusted_devices(core.account_id))
-
-
-async def _tell_own_devices(client: CoveClient, payload: bytes) -> None:
-    core = client.core
-    assert core.account_id is not None
-    if await _others_exist(client):
-        await client.send(Outgoing(core.account_id, uuid.uuid4().hex, payload))
+    if not any(d != core.device_id for d in core.trusted_devices(core.account_id)):
+        return False
+    await client.send(Outgoing(core.account_id, uuid.uuid4().hex, payload))
+    return True
 
 
 async def mirror(client: CoveClient, outgoing: Outgoing) -> None:
@@ -66,8 +72,7 @@ async def send_history(client: CoveClient, device_id: int, days: int) -> int:
         raise ValueError(f"history is sent for 1 to {MAX_HISTORY_DAYS} days")
     store = client.core.store
     messages = store.messages_since(int(time.time() * 1000) - days * DAY_MS, sync.MAX_HISTORY_MESSAGES)
-    if not messages:
-        return 0
     for part in sync.history_parts(messages, device_id):
-        await _tell_own_devices(client, part)
+        if not await _tell_own_devices(client, part):
+            return 0
     return len(messages)
