@@ -11,6 +11,7 @@ import uuid
 from cove.client import linking, sync, sync_flow
 from cove.client.core import Outgoing
 from cove.client.events import HistoryImported, Read, ReadElsewhere, SentElsewhere, Undecryptable
+from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from devices_world import link
 from helpers import assert_no_plaintext, server_rows, texts
@@ -183,3 +184,47 @@ async def test_own_device_payloads_from_another_account_are_refused(users):
         "an own-device payload from another account's device"
     ]
     assert alice.core.store.messages() == []
+
+
+# the rules, on a local store ------------------------------------------------------------------------------
+ME, PEER = "0a11ce00-0000-4000-8000-000000000001", "0b0b0000-0000-4000-8000-000000000002"
+
+
+def applied(payload: dict, sender: str = ME, device: int = 1, me_device: int = 2):  # noqa: ANN201
+    store = ClientStore(":memory:")
+    events = sync.apply(store, sync.Me(ME, me_device, frozenset({1, 2, 3})), sender, device, payload, 7)
+    return events, store.messages(None, 1000)
+
+
+def test_own_device_payloads_from_an_unlisted_device_or_this_device_are_refused():
+    payload = json.loads(sync.read_sync(PEER, ["a"]))
+    for sender, device in ((ME, 4), (ME, 2), (PEER, 1)):
+        events, _ = applied(payload, sender, device)
+        assert [type(e) for e in events] == [Undecryptable]
+
+
+def test_malformed_sync_payloads_are_reported_and_change_nothing():
+    good = {"peer": PEER, "direction": "in", "id": "m1", "text": "hi", "ts": 1, "status": "read"}
+    for payload in (
+        {"type": "sent", "to": "../x", "message": {"type": "text", "id": "m", "text": "t", "ts": 1}},
+        {"type": "sent", "to": PEER, "message": "not an object"},
+        {"type": "read_sync", "peer": PEER, "ids": ["x"] * (sync.MAX_READ_IDS + 1)},
+        {"type": "read_sync", "peer": PEER, "ids": ["y" * 65]},
+        {"type": "history", "for_device": 2, "part": 0, "parts": 1, "messages": [good, {**good, "peer": "nope"}]},
+        {"type": "history", "for_device": 2, "part": 1, "parts": 1, "messages": [good]},
+    ):
+        events, stored = applied(payload)
+        assert [type(e) for e in events] == [Undecryptable], payload
+        assert stored == []
+
+
+def test_history_is_imported_only_by_the_device_named_and_only_from_the_primary():
+    store = ClientStore(":memory:")
+    store.add_message(PEER, "out", "m1", "hello", 1_000, "read")
+    [part] = sync.history_parts(store.messages(), for_device=2)
+    payload = json.loads(part)
+    assert applied(payload, me_device=3)[0] == []
+    from_laptop, stored = applied(payload, device=3)
+    assert [type(e) for e in from_laptop] == [Undecryptable] and stored == []
+    events, stored = applied(payload)
+    assert events == [HistoryImported(1, 0, 1)] and [(m.direction, m.text) for m in stored] == [("out", "hello")]

@@ -20,6 +20,7 @@ from cove.client.verification import (
     safety_number,
 )
 from cove.client.verify_flow import SasFailed, mark_verified, safety, verify_by_sas
+from devices_world import link
 from helpers import texts
 
 ALICE, BOB, MALLORY = (
@@ -242,3 +243,21 @@ async def test_a_comparison_meets_even_when_the_first_start_was_taken_by_another
     await asyncio.wait_for(start_taken_by_inbox(), 30)
     done = await asyncio.wait_for(asyncio.gather(early, verify_by_sas(second, first.core.account_id, yes)), 60)
     assert {d.account_id for d in done} == {alice.core.account_id, bob.core.account_id}
+
+
+async def test_a_linked_laptop_shows_its_phones_safety_number_and_compares_emoji_for_the_account(users):
+    alice = await users.register("alice")
+    bob = await users.register("bob")
+    laptop = await link(users, alice, "alice-laptop")
+    a, b = alice.core.account_id, bob.core.account_id
+    seen = {(await safety(c, peer)).number for c, peer in ((alice, b), (laptop, b), (bob, a))}
+    assert len(seen) == 1  # the laptop uses the phone's key, as the phone gave it when linking
+
+    async def yes(_: SasVerification) -> bool:
+        return True
+
+    on_laptop, on_bob = await asyncio.wait_for(
+        asyncio.gather(verify_by_sas(laptop, b, yes), verify_by_sas(bob, a, yes)), 60
+    )
+    assert on_laptop.ed25519 == bob.core.own_keys()[1]
+    assert on_bob.ed25519 == alice.core.own_keys()[1]  # Bob verified Alice's account, not only her laptop
