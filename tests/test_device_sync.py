@@ -10,7 +10,7 @@ import uuid
 
 from cove.client import linking, sync, sync_flow
 from cove.client.core import Outgoing
-from cove.client.events import HistoryImported, Read, ReadElsewhere, SentElsewhere, Undecryptable
+from cove.client.events import Delivered, HistoryImported, Read, ReadElsewhere, SentElsewhere, Undecryptable
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from devices_world import link
@@ -63,6 +63,7 @@ async def test_a_transcript_is_shown_as_sent_by_another_device_and_not_as_a_mess
     await alice.send_text(bob.core.account_id, "while alice had one device")  # she read her own list then
     alice_laptop = await link(users, alice, "alice-laptop")
     cmid = await alice.send_text(bob.core.account_id, "for the record")
+    await bob.inbox()
     events = await alice_laptop.inbox()
     assert texts(events) == []
     [transcript] = [e for e in events if isinstance(e, SentElsewhere)]
@@ -72,7 +73,10 @@ async def test_a_transcript_is_shown_as_sent_by_another_device_and_not_as_a_mess
         cmid,
         "for the record",
     )
-    assert [m.status for m in alice_laptop.core.store.messages(bob.core.account_id)] == ["sent"]
+    assert [m.status for m in alice_laptop.core.store.messages(bob.core.account_id)][-1:] == ["sent"]
+    delivered = [e for e in await alice.inbox() if isinstance(e, Delivered)]
+    # Bob's two receipts; the laptop's for the transcript says nothing to show
+    assert [e.peer for e in delivered] == [bob.core.account_id] * 2
 
 
 async def test_devices_linked_later_get_the_transcripts_of_every_device_that_knew_the_list_before(users):

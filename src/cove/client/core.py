@@ -507,7 +507,8 @@ class ClientCore:
         sender, sender_device = frame["sender"], int(frame["sender_device"])
         if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
             ids = frame.get("client_message_ids") or [frame["client_message_id"]]
-            events: list[Event] = [Delivered(sender, cmid) for cmid in ids]
+            # One's own devices took a transcript or read state: nothing the user sent anyone.
+            events: list[Event] = [] if sender == self.account_id else [Delivered(sender, cmid) for cmid in ids]
             with self.store.transaction():
                 self.store.set_status(sender, ids, "delivered")
                 self._processed(envelope_id, events)

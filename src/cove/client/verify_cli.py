@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
+from typing import NoReturn
 
 import click
 import typer
@@ -29,11 +30,13 @@ from cove.client.cli import (
     err,
     verify_code,
 )
+from cove.client.core import ClientCore
 from cove.client.events import Delivered, Event, Read
 from cove.client.transport import CoveClient
 from cove.client.verification import SasVerification, VerificationError, Verified, qr_matches
 from cove.client.verify_flow import (
     SAS_TIMEOUT_SECONDS,
+    ContactSafety,
     ContactUnknown,
     SasFailed,
     mark_verified,
@@ -74,7 +77,18 @@ async def _contact(client: CoveClient, contact: str) -> str:
     return contact
 
 
-def _fail(message: str) -> None:
+async def _safety(profile: str, contact: str) -> tuple[ClientCore, str, ContactSafety]:
+    """The profile, the contact's account id and what there is to compare with them, read from the relay now."""
+    core = _registered(profile)
+    async with _client(core) as client:
+        account = await _contact(client, contact)
+        try:
+            return core, account, await safety(client, account)
+        except (ContactUnknown, VerificationError) as exc:
+            _fail(str(exc))
+
+
+def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(1)
 
@@ -92,13 +106,7 @@ def _status(record: Verified | None) -> str:
 @_run
 async def show(contact: str = ContactArgument, profile: str = ProfileOption) -> None:
     """Print the safety number you and CONTACT both see (and its QR payload); compare it, then `mark`."""
-    core = _registered(profile)
-    async with _client(core) as client:
-        account = await _contact(client, contact)
-        try:
-            found = await safety(client, account)
-        except (ContactUnknown, VerificationError) as exc:
-            _fail(str(exc))
+    core, account, found = await _safety(profile, contact)
     core.store.set(SHOWN_KEY_META + account, found.key)
     if found.record is not None and found.record.changed:
         _warn_changed(core, account)
@@ -113,13 +121,7 @@ async def show(contact: str = ContactArgument, profile: str = ProfileOption) -> 
 @_run
 async def mark(contact: str = ContactArgument, profile: str = ProfileOption) -> None:
     """Record that you compared the number `cove verify show` printed and that it matched."""
-    core = _registered(profile)
-    async with _client(core) as client:
-        account = await _contact(client, contact)
-        try:
-            found = await safety(client, account)
-        except (ContactUnknown, VerificationError) as exc:
-            _fail(str(exc))
+    core, account, found = await _safety(profile, contact)
     shown = core.store.get(SHOWN_KEY_META + account)
     if shown is None:
         _fail(f"compare the number first: run `cove verify show {contact}`")
@@ -133,13 +135,7 @@ async def mark(contact: str = ContactArgument, profile: str = ProfileOption) -> 
 @_run
 async def qr(contact: str = ContactArgument, scanned: str = typer.Argument(...), profile: str = ProfileOption) -> None:
     """Check a QR payload scanned from CONTACT's screen; a match verifies them."""
-    core = _registered(profile)
-    async with _client(core) as client:
-        account = await _contact(client, contact)
-        try:
-            found = await safety(client, account)
-        except (ContactUnknown, VerificationError) as exc:
-            _fail(str(exc))
+    core, account, found = await _safety(profile, contact)
     if not qr_matches(scanned, found.number):
         _fail(f"the scanned code does NOT match: {contact} is not verified (someone may be in between)")
     mark_verified(core, account, found.key, found.generation, "qr")
