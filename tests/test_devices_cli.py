@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from test_client_cli import env, home, register_with_the_cli, run_cove, said  # noqa: F401 - fixtures
 
 PHONE = "+14155550181"
@@ -17,15 +18,19 @@ def _one_error(result: subprocess.CompletedProcess) -> bool:
     return result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
 
 
-async def _link_laptop(env: dict[str, str], code_inbox) -> None:  # noqa: ANN001
-    await register_with_the_cli(env, code_inbox, "alice", PHONE)
-    companion = subprocess.Popen(
+def _start_companion(cove_env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-m", "cove", "devices", "link", "--profile", "laptop"],
-        env=env,
+        env=cove_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+async def _link_laptop(cove_env: dict[str, str], code_inbox) -> None:  # noqa: ANN001
+    await register_with_the_cli(cove_env, code_inbox, "alice", PHONE)
+    companion = _start_companion(cove_env)
     try:
         code = None
         assert companion.stdout is not None
@@ -35,7 +40,7 @@ async def _link_laptop(env: dict[str, str], code_inbox) -> None:  # noqa: ANN001
                 code = found.group(0)
                 break
         assert code, companion.stderr.read() if companion.stderr else ""
-        primary = run_cove(env, "devices", "link", code, "--profile", "alice")
+        primary = run_cove(cove_env, "devices", "link", code, "--profile", "alice")
         assert primary.returncode == 0, said(primary)
         assert "Linked device 2" in said(primary)
         out, errors = companion.communicate(timeout=60)

@@ -50,6 +50,11 @@ SEMANTIC_REFUSALS = {
     "PUT /v1/accounts/me/registration-lock": {"weak_pin"},
     # the caller may be that business itself
     "PUT /v1/business/{business_id}/opt-in": {"own_business"},
+    # a companion's identity key signed by itself; a device list signed by the primary, naming registered devices
+    "POST /v1/devices/link": {"bad_signature"},
+    "PUT /v1/devices/list": {"invalid_device_list", "unknown_device"},
+    # the primary is device 1, which only registering the number again replaces
+    "DELETE /v1/devices/{device_id}": {"primary_device"},
 }
 # Not semantic, yet not stated by the schema either (left for later): a business header's fields by its kind, and
 # the template body, which the schema gives as any object.

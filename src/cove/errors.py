@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
+from starlette.routing import Match, compile_path
 
 
 class ApiError(Exception):
@@ -90,11 +90,19 @@ def http_error_headers(request: Request, exc: StarletteHTTPException) -> dict[st
         for template, operations in request.app.openapi().get("paths", {}).items():
             if compile_path(template)[0].match(request.url.path):
                 methods |= {m.upper() for m in operations} & _HTTP_METHODS
+        # A documented template may match a path its route does not take: ``/v1/devices/{device_id}`` matches
+        # ``/v1/devices/list``, but its route's ``{device_id:int}`` does not. The router says which methods it routes.
+        methods = {m for m in methods if _routed(request, m)}
         if "GET" in methods:
             methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
         if methods:
             headers["Allow"] = ", ".join(sorted(methods))
     return headers or None
+
+
+def _routed(request: Request, method: str) -> bool:
+    scope = {**request.scope, "method": method}
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
 
 
 def install_error_handlers(app: FastAPI) -> None:

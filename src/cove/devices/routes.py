@@ -230,7 +230,7 @@ async def log_out(device: DeviceRecord = Depends(current_device), relay: Relay =
 
 
 @router.delete(
-    "/v1/devices/{device_id}",
+    "/v1/devices/{device_id:int}",
     status_code=204,
     responses=error_responses(400, 401, 403, 404),
     summary="Unlink a companion device (primary only)",
