@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 
+from cove.client.cli import _show
+from cove.client.core import ClientCore
+from cove.client.events import DeviceListRefused, DevicesChanged
+from cove.client.store import ClientStore
+from cove.client.transport import CoveClient
 from test_client_cli import env, home, register_with_the_cli, run_cove, said  # noqa: F401 - fixtures
 
 PHONE = "+14155550181"
@@ -83,6 +89,7 @@ async def test_a_companion_unlinks_itself_and_its_profile_goes(env, code_inbox, 
         (("devices", "link", "cove-link:1:nothex:AAAA"), "32 hex digits"),
         (("devices", "link", "hello"), "starts with"),
         (("devices", "unlink"), "primary cannot unlink itself"),
+        (("devices", "link"), "already registered"),
     ],
 )
 async def test_linking_mistakes_are_one_line_and_exit_1(env, code_inbox, args, says):  # noqa: F811
@@ -90,3 +97,13 @@ async def test_linking_mistakes_are_one_line_and_exit_1(env, code_inbox, args, s
     refused = run_cove(env, *args, "--profile", "alice")
     assert refused.returncode == 1, said(refused)
     assert _one_error(refused) and says in said(refused)
+
+
+async def test_device_changes_and_refused_lists_are_shown_as_security_notices(tmp_path, capsys):
+    core = ClientCore(ClientStore(tmp_path / "state.db"), os.urandom(32), {})
+    async with CoveClient("http://127.0.0.1:1", core) as client:
+        await _show(client, DevicesChanged("bob-account", [2], []))
+        await _show(client, DeviceListRefused("bob-account", "the device list's signature does not verify"))
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "security: bob-account linked device(s) [2]" in shown
+    assert "security: the relay served a device list for bob-account that does not verify" in shown

@@ -173,26 +173,40 @@ async def register(
             )
             if not unlocked:  # the lock had lapsed: it was the old owner's, not this phone's
                 await reglock_storage.remove(conn, account_id)
-        await conn.execute(
-            insert(devices).values(
-                account_id=account_id,
-                device_id=PRIMARY_DEVICE_ID,
-                registration_id=registration_id,
-                identity_curve25519=identity.curve25519,
-                identity_ed25519=identity.ed25519,
-                token_hash=token_digest(token),
-                created_at_ms=now,
-                updated_at_ms=now,
-                last_seen_at_ms=now,
-                **_device_columns(info),
-            )
-        )
+        await add_device(conn, account_id, PRIMARY_DEVICE_ID, registration_id, identity, token, info, now)
     # An empty device list would mean all of them: a new account has none to log out.
     if old_devices:
         await relay.hooks.emit(DevicesLoggedOut(account_id, tuple(old_devices), REREGISTERED, now))
     else:
         await relay.hooks.emit(AccountChanged(account_id))
     return account_id, PRIMARY_DEVICE_ID, token, generation, existing is not None
+
+
+async def add_device(
+    conn: AsyncConnection,
+    account_id: str,
+    device_id: int,
+    registration_id: int,
+    identity: IdentityKeys,
+    token: str,
+    info: DeviceInfo,
+    now: int,
+) -> None:
+    """A device's row: its keys, its token's digest, what it reported about itself (a primary or a companion)."""
+    await conn.execute(
+        insert(devices).values(
+            account_id=account_id,
+            device_id=device_id,
+            registration_id=registration_id,
+            identity_curve25519=identity.curve25519,
+            identity_ed25519=identity.ed25519,
+            token_hash=token_digest(token),
+            created_at_ms=now,
+            updated_at_ms=now,
+            last_seen_at_ms=now,
+            **_device_columns(info),
+        )
+    )
 
 
 def _device_columns(info: DeviceInfo) -> dict[str, str | None]:

@@ -14,7 +14,7 @@ from rich.table import Table
 from cove.client import linking, sync_flow
 from cove.client.cli import ProfileOption, _client, _existing, _registered, _run, console, err
 from cove.client.devices import ProvisioningError
-from cove.client.profile import open_profile, profile_folder, remove_profile
+from cove.client.profile import open_profile, remove_profile
 from cove.protocol.provisioning import InvalidLinkCode
 
 devices_app = typer.Typer(
@@ -61,10 +61,11 @@ async def link(
                 sent = await sync_flow.send_history(client, device_id, history_days)
                 console.print(f"Sent it {sent} message(s) of the last {history_days} day(s), end-to-end encrypted.")
         return
-    if _existing(profile) is not None and _registered_or_none(profile):
+    existing = _existing(profile)
+    if existing is not None and existing.token:
         raise linking.LinkError(f"profile {profile!r} is already registered: link a new profile (--profile NAME)")
-    new = not profile_folder(profile).exists()
-    core = open_profile(profile)
+    new = existing is None
+    core = existing or open_profile(profile)
     try:
         async with _client(core, server) as client:
             pending = await linking.open_link(client)
@@ -78,11 +79,6 @@ async def link(
             remove_profile(core, profile)
         raise
     console.print(f"Linked as device {registered['device_id']} of {core.phone_number} (account {core.account_id}).")
-
-
-def _registered_or_none(profile: str) -> bool:
-    core = _existing(profile)
-    return bool(core and core.token)
 
 
 @devices_app.command("list")

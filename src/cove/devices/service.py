@@ -6,12 +6,12 @@ import asyncio
 import hmac
 import secrets
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from cove.accounts import service as account_service
 from cove.accounts import storage as account_storage
 from cove.accounts.models import DeviceInfo, IdentityKeys
-from cove.accounts.storage import DeviceRecord, devices
+from cove.accounts.storage import DeviceRecord
 from cove.accounts.tokens import new_token, token_digest
 from cove.clock import now_ms
 from cove.context import Relay
@@ -21,7 +21,7 @@ from cove.errors import ApiError
 from cove.events import AccountChanged, DeviceRemoved, DevicesLoggedOut
 from cove.limits.table import Limiter
 from cove.protocol import signing
-from cove.protocol.device_list import PRIMARY_DEVICE_ID
+from cove.protocol.device_list import PRIMARY_DEVICE_ID, DeviceList
 
 CHANNEL_TTL_MS = 10 * 60_000
 LINK_TOKEN_TTL_MS = 10 * 60_000
@@ -128,23 +128,8 @@ async def link(
                 device_id = rules.next_device_id(
                     await storage.used_device_ids(conn, account_id), relay.settings.max_companion_devices
                 )
-                await conn.execute(
-                    insert(devices).values(
-                        account_id=account_id,
-                        device_id=device_id,
-                        registration_id=registration_id,
-                        identity_curve25519=identity.curve25519,
-                        identity_ed25519=identity.ed25519,
-                        token_hash=token_digest(device_token),
-                        created_at_ms=now,
-                        updated_at_ms=now,
-                        last_seen_at_ms=now,
-                        device_model=info.model,
-                        os_name=info.os_name,
-                        os_version=info.os_version,
-                        app_version=info.app_version,
-                        vendor_device_id=info.vendor_device_id,
-                    )
+                await account_service.add_device(
+                    conn, account_id, device_id, registration_id, identity, device_token, info, now
                 )
         except IntegrityError:
             continue  # another companion took this device id meanwhile: the token was not used, try again
@@ -157,28 +142,39 @@ async def link(
 async def publish_list(relay: Relay, device: DeviceRecord, text: str, signature: str) -> int:
     _primary_only(device)
     for _ in range(_MAX_RACES):
-        async with relay.engine.begin() as conn:
-            registered = {
-                d.device_id: (d.identity_curve25519, d.identity_ed25519)
-                for d in await account_storage.devices_of(conn, device.account_id, current_only=False)
-            }
-            stored = await storage.load_list(conn, device.account_id)
-            listed = rules.check_list(
-                text,
-                signature,
-                device.account_id,
-                registered,
-                stored.version if stored else None,
-                relay.settings.max_companion_devices,
-            )
-            new = StoredList(listed.version, text, signature)
-            if await storage.replace_list(conn, device.account_id, stored, new, listed.device_ids(), now_ms()):
-                break
+        try:
+            listed = await _replace_list(relay, device, text, signature)
+        except IntegrityError:
+            continue  # a first list stored meanwhile: judge against it
+        if listed is not None:
+            break
     else:
         raise ApiError(409, "busy", "the device list keeps changing; retry")
     # Every relay process drops its cached devices of the account: sends now address the new list.
     await relay.hooks.emit(AccountChanged(device.account_id))
     return listed.version
+
+
+async def _replace_list(relay: Relay, device: DeviceRecord, text: str, signature: str) -> DeviceList | None:
+    """The list stored, or ``None`` when another upload changed the stored list since it was read."""
+    async with relay.engine.begin() as conn:
+        registered = {
+            d.device_id: (d.identity_curve25519, d.identity_ed25519)
+            for d in await account_storage.devices_of(conn, device.account_id, current_only=False)
+        }
+        stored = await storage.load_list(conn, device.account_id)
+        listed = rules.check_list(
+            text,
+            signature,
+            device.account_id,
+            registered,
+            stored.version if stored else None,
+            relay.settings.max_companion_devices,
+        )
+        new = StoredList(listed.version, text, signature)
+        if await storage.replace_list(conn, device.account_id, stored, new, listed.device_ids(), now_ms()):
+            return listed
+    return None
 
 
 async def describe(relay: Relay, device: DeviceRecord):  # noqa: ANN201

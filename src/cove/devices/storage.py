@@ -175,8 +175,8 @@ async def remove_device(conn: AsyncConnection, account_id: str, device_id: int) 
 
 
 async def forget_account(conn: AsyncConnection, account_id: str) -> None:
-    """A new identity (or a deleted account): the old primary's list and link tokens mean nothing any more."""
-    for table in (device_lists, device_list_members, link_tokens):
+    """A new identity (or a deleted account): the old primary's list, link tokens and channels mean nothing any more."""
+    for table in (device_lists, device_list_members, link_tokens, provisioning_channels):
         await conn.execute(delete(table).where(table.c.account_id == account_id))
 
 

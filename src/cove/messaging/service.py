@@ -63,6 +63,11 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     registered = await relay.directory.devices_of(recipient_id)
     if not registered:
         raise ApiError(404, "unknown_account", "no account has this id")
+    # A device the account's signed list does not name (not linked yet, or a row the relay never should have had)
+    # sends nothing: its contacts would not trust it anyway.
+    own = registered if recipient_id == sender.account_id else await relay.directory.devices_of(sender.account_id)
+    if sender.device_id not in {d.device_id for d in own}:
+        raise ApiError(403, "device_not_listed", "this device is not in the account's signed device list yet")
     sending_device = sender.device_id if recipient_id == sender.account_id else None
     addressed: dict[int, int] = {}
     for m in request.messages:
