@@ -52,17 +52,18 @@ async def mirror(client: CoveClient, outgoing: Outgoing) -> None:
         await _tell_own_devices(client, payload)
 
 
-async def read_here(client: CoveClient, peer: str, client_message_ids: list[str]) -> list[str]:
-    """The user saw these messages of ``peer`` here: mark them read and tell the other devices. Returns the ids
-    not already read (here or on another device): only those still need a read receipt to ``peer``."""
-    store = client.core.store
-    seen = store.already_read(peer, client_message_ids)
-    fresh = [i for i in client_message_ids if i not in seen]
-    if fresh:
-        store.mark_read_in(peer, fresh)
-        for start in range(0, len(fresh), sync.MAX_READ_IDS):
-            await _tell_own_devices(client, sync.read_sync(peer, fresh[start : start + sync.MAX_READ_IDS]))
-    return fresh
+def not_read_yet(client: CoveClient, peer: str, client_message_ids: list[str]) -> list[str]:
+    """Those of ``peer``'s messages not read yet, here or on another device: only they need a read receipt."""
+    seen = client.core.store.already_read(peer, client_message_ids)
+    return [i for i in client_message_ids if i not in seen]
+
+
+async def read_here(client: CoveClient, peer: str, client_message_ids: list[str]) -> None:
+    """The user saw these messages of ``peer`` here (and their read receipt has gone): mark them read and tell
+    the other devices, which then send no receipt of their own."""
+    client.core.store.mark_read_in(peer, client_message_ids)
+    for start in range(0, len(client_message_ids), sync.MAX_READ_IDS):
+        await _tell_own_devices(client, sync.read_sync(peer, client_message_ids[start : start + sync.MAX_READ_IDS]))
 
 
 async def send_history(client: CoveClient, device_id: int, days: int) -> int:

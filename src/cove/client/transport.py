@@ -168,9 +168,10 @@ class CoveClient:
     async def mark_read(self, peer: str, client_message_ids: list[str]) -> None:
         """The user saw these messages: a read receipt to ``peer`` and read state to this account's other devices;
         messages already read (here or on another device) get no second receipt."""
-        fresh = await sync_flow.read_here(self, peer, client_message_ids)
-        if fresh:
+        fresh = sync_flow.not_read_yet(self, peer, client_message_ids)
+        if fresh:  # the receipt first: a failed one is sent again when the messages are shown again
             await self.send(self.core.compose_read_receipt(peer, fresh))
+            await sync_flow.read_here(self, peer, fresh)
 
     async def send(self, outgoing: Outgoing) -> list[Event]:
         """Establish sessions as needed, encrypt per device and send, following 409/410 until accepted."""
