@@ -232,3 +232,12 @@ def test_history_is_imported_only_by_the_device_named_and_only_from_the_primary(
     assert [type(e) for e in from_laptop] == [Undecryptable] and stored == []
     events, stored = applied(payload)
     assert events == [HistoryImported(1, 0, 1)] and [(m.direction, m.text) for m in stored] == [("out", "hello")]
+
+
+def test_a_transcript_of_another_kind_than_text_reaches_the_app_with_its_payload():
+    attachment = {"type": "attachment", "id": "f1", "attachment": {"id": "0" * 32, "size": 3}}
+    payload = json.loads(sync.transcript(PEER, json.dumps(attachment).encode()) or b"null")
+    [event], stored = applied(payload)
+    assert isinstance(event, SentElsewhere) and (event.peer, event.text, event.payload) == (PEER, None, attachment)
+    assert stored == []  # the attachments capability keeps what it shows
+    assert sync.transcript(PEER, json.dumps({"type": "read", "ids": ["a"]}).encode()) is None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,7 +131,7 @@ def _sent(store: ClientStore, sender_device: int, payload: dict[str, Any]) -> li
     to, message = _account(payload["to"]), payload["message"]
     if not isinstance(message, dict):
         raise BadSyncPayload("the message is not an object")
-    cmid, sent_at = _message_id(message["id"]), int(message["ts"])
+    cmid, sent_at = _message_id(message["id"]), int(message.get("ts") or time.time() * 1000)
     text = message.get("text")
     text = text if isinstance(text, str) else None
     if message.get("type") == "text" and text is not None:
