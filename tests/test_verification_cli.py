@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import cli_env, cove, register, said
+from cove.client.cli import _show
+from cove.client.core import ClientCore, PayloadReceived
+from cove.client.events import VerifiedKeyChanged
+from cove.client.store import ClientStore
+from cove.client.transport import CoveClient
 
 ALICE, BOB = "+14155550131", "+14155550132"
 
@@ -92,3 +98,15 @@ async def test_two_people_compare_the_same_emoji_in_the_cli_and_confirm(env, cod
     emoji = [[line for line in out.splitlines() if "   " in line and line.startswith("  ")] for out, _ in outputs]
     assert emoji[0] == emoji[1] and len(emoji[0]) == 1 and len(emoji[0][0].split("   ")) == 7
     assert all("is verified" in out for out, _ in outputs)
+
+
+async def test_listen_invites_to_a_comparison_and_keeps_the_rest_of_it_quiet(tmp_path, capsys):
+    peer = "0b0b0000-0000-4000-8000-000000000002"
+    core = ClientCore(ClientStore(tmp_path / "state.db"), os.urandom(32), {})
+    async with CoveClient("http://127.0.0.1:1", core) as client:
+        for kind in ("sas_start", "sas_key", "sas_mac", "sas_cancel"):
+            await _show(client, PayloadReceived(peer, 1, "c", {"type": kind, "txn": "t"}, 0))
+        shown = capsys.readouterr().out
+        assert " ".join(shown.split()) == f"{peer} wants to compare security emoji: run `cove verify sas {peer}`"
+        await _show(client, VerifiedKeyChanged(peer))
+        assert "whom you verified, has changed" in " ".join(capsys.readouterr().out.split())
