@@ -98,7 +98,10 @@ class Decryptor:
         return plain
 
 
-def payload(client_message_id: str, pointer: Pointer, text: str | None, sent_at: int) -> dict[str, Any]:
+def payload(
+    client_message_id: str, pointer: Pointer, text: str | None, sent_at: int, group: str | None = None
+) -> dict[str, Any]:
+    """The ``attachment`` payload; a group message names its group as a group text does."""
     body: dict[str, Any] = {
         "v": PAYLOAD_VERSION,
         "type": "attachment",
@@ -108,20 +111,29 @@ def payload(client_message_id: str, pointer: Pointer, text: str | None, sent_at:
     }
     if text:
         body["text"] = text
+    if group is not None:
+        body["group"] = group
     return body
 
 
 def received(
-    sender: str, sender_device: int, client_message_id: str, body: dict[str, Any], sent_at: int, envelope_id: int
+    sender: str,
+    sender_device: int,
+    client_message_id: str,
+    body: dict[str, Any],
+    sent_at: int,
+    envelope_id: int,
+    group: str | None = None,
 ) -> Event:
-    """The event of an ``attachment`` payload: its pointer checked, its caption bounded."""
+    """The event of an ``attachment`` payload (in ``group``, already checked, when it came in one): its pointer
+    checked, its caption bounded."""
     try:
         pointer = parse_pointer(body.get("attachment"))
     except InvalidPointer as exc:
         return Undecryptable(sender, sender_device, envelope_id, str(exc))
     text = body.get("text")
     caption = text[:MAX_TEXT_CHARS] if isinstance(text, str) and text else None
-    return AttachmentReceived(sender, sender_device, client_message_id, pointer.to_json(), caption, sent_at)
+    return AttachmentReceived(sender, sender_device, client_message_id, pointer.to_json(), caption, sent_at, group)
 
 
 def history_text(name: str, size: int, text: str | None) -> str:

@@ -156,7 +156,7 @@ async def _show(client: CoveClient, event: Event) -> None:
         _line(core, event.sender, event.sent_at, event.text, business=event.business is not None)
     elif isinstance(event, TemplateReceived):
         await _show_template(client, event)
-    elif isinstance(event, AttachmentReceived):
+    elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
         file = f"[file {event.attachment['name']}, {event.attachment['size']} bytes]"
         _line(core, event.sender, event.sent_at, f"{file} {event.text or ''}".rstrip(), business=False)
     elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
@@ -198,7 +198,9 @@ async def _show(client: CoveClient, event: Event) -> None:
 async def _reply_read(client: CoveClient, events: list[Event]) -> None:
     by_peer: dict[str, list[str]] = {}
     for e in events:
-        if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived):
+        if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived) and not (
+            group_show.in_group(e)
+        ):
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
         await client.mark_read(peer, ids)
@@ -277,9 +279,7 @@ def register_client_commands(app: typer.Typer) -> None:
         profile: str = ProfileOption,
     ) -> None:
         """Send an end-to-end encrypted message or file."""
-        if file is None and text is None:
-            _refuse("say what to send: a TEXT, or --file PATH")
-        if file is not None and (why := file_cli.unreadable(file)):
+        if why := file_cli.refusal(text, file):
             _refuse(why)
         core = _registered(profile)
         async with _client(core) as client:

@@ -19,6 +19,13 @@ from cove.client.transport import CoveClient, RelayError
 SaveToOption = typer.Option(None, help="Save received files here [default: the profile's files folder]")
 
 
+def refusal(text: str | None, path: Path | None) -> str | None:
+    """Why ``send`` (one-to-one or to a group) cannot send this text or file, or ``None``."""
+    if path is None:
+        return "say what to send: a TEXT, or --file PATH" if text is None else None
+    return unreadable(path)
+
+
 def unreadable(path: Path) -> str | None:
     """Why ``path`` cannot be sent, or ``None``."""
     if not path.is_file():

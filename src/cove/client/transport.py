@@ -209,8 +209,8 @@ class CoveClient:
 
     async def send_file(self, recipient: str, path: Path, text: str | None = None) -> str:
         """Send a file to every device of the recipient, with an optional caption; returns the message id."""
-        if self.core.devices_without_session(recipient) is None:
-            self.core.identity_received(await self.call(self.core.identity_request(recipient)))
+        # Read the devices now: one linked since they were last read and not counted would find the blob gone.
+        self.core.identity_received(await self.call(self.core.identity_request(recipient)))
         fetching = [d for d in self.core.trusted_devices(recipient) if (recipient, d) != self._me]
         pointer = await self._transfers.upload(path, max(1, len(fetching)))
         outgoing = self.core.compose_attachment(recipient, pointer, text)
