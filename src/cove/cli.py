@@ -11,6 +11,7 @@ from cove.client.cli import register_client_commands, register_privacy_commands
 from cove.client.devices_cli import devices_app
 from cove.client.group_cli import group_app
 from cove.client.pin_cli import pin_app
+from cove.client.verify_cli import verify_app
 from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
 from cove.partner.cli import partner_app
@@ -97,5 +98,6 @@ app.add_typer(partner_app, name="partner")
 app.add_typer(businesses_app, name="businesses")
 app.add_typer(business_app, name="business")
 app.add_typer(pin_app, name="pin")
+app.add_typer(verify_app, name="verify")
 app.add_typer(devices_app, name="devices")
 app.add_typer(group_app, name="group")

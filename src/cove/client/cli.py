@@ -7,7 +7,7 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,11 +37,13 @@ from cove.client.core import (
     TemplateReceived,
     Undecryptable,
     UntrustedDevices,
+    VerifiedKeyChanged,
 )
-from cove.client.events import DeviceListRefused, DevicesChanged, GroupMessageReceived
+from cove.client.events import DeviceListRefused, DevicesChanged, GroupMessageReceived, HistoryImported, SentElsewhere
 from cove.client.group_client import Groups
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
+from cove.client.verification import SAS_START, SAS_TYPES
 from cove.protocol.phone import INTERNATIONAL_FORMAT
 from cove.protocol.templates import TemplateError
 
@@ -174,6 +176,20 @@ async def _show(client: CoveClient, event: Event) -> None:
         console.print(
             f"[yellow]{_name(core, event.peer)} registered on a new phone: their security code changed[/yellow]"
         )
+    elif isinstance(event, SentElsewhere):
+        what = escape(event.text) if event.text is not None else f"a {escape(str(event.payload.get('type')))} message"
+        when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
+        console.print(f"[dim]{when}[/dim] → [bold]{_name(core, event.peer)}[/bold]: {what} "
+                      f"[dim](from your device {event.sender_device})[/dim]")  # fmt: skip
+    elif isinstance(event, HistoryImported):
+        console.print(f"[dim]history from your phone: {event.count} message(s) (part {event.part + 1} of "
+                      f"{event.parts}); see `cove history`[/dim]")  # fmt: skip
+    elif isinstance(event, VerifiedKeyChanged):
+        _warn_changed(core, event.peer)
+    elif isinstance(event, PayloadReceived) and event.payload.get("type") in SAS_TYPES:
+        if event.payload["type"] == SAS_START:  # the rest of a comparison belongs to a running `cove verify sas`
+            who = _name(core, event.sender)
+            console.print(f"[yellow]{who} wants to compare security emoji: run `cove verify sas {who}`[/yellow]")
     elif isinstance(event, DevicesChanged):
         added = f" linked device(s) {event.added}" if event.added else ""
         removed = f" unlinked device(s) {event.removed}" if event.removed else ""
@@ -192,7 +208,23 @@ async def _show(client: CoveClient, event: Event) -> None:
     elif isinstance(event, PayloadReceived):
         kind = escape(str(event.payload.get("type")))
         console.print(f"[dim]{_name(core, event.sender)} sent a {kind} message this client cannot show[/dim]")
-    # QueueEmpty says only that everything waiting has arrived: nothing to show
+    # QueueEmpty says only that everything waiting has arrived, ReadElsewhere that another device showed some
+    # messages already: nothing to show
+
+
+def _warn_changed(core: ClientCore, peer: str) -> None:
+    console.print(
+        f"[bold red]warning:[/bold red] the security number of {_name(core, peer)}, whom you verified, has changed: "
+        f"they are not verified any more. Compare again with `cove verify show {_name(core, peer)}`."
+    )
+
+
+def _warn_all_changed(core: ClientCore, already: Sequence[Event] = ()) -> None:
+    """Every verified contact whose key changed, each time until verified again (but once per command)."""
+    shown = {e.peer for e in already if isinstance(e, VerifiedKeyChanged)}
+    for peer in core.store.changed_contacts():
+        if peer not in shown:
+            _warn_changed(core, peer)
 
 
 async def _reply_read(client: CoveClient, events: list[Event]) -> None:
@@ -219,6 +251,33 @@ async def _report_usage(client: CoveClient) -> None:
         await client.report_usage()
 
 
+@_run
+async def verify_code(
+    code: str = typer.Argument(..., help="The 6-digit code"),
+    profile: str = ProfileOption,
+    pin: str = typer.Option(None, help="The registration lock's PIN, if the number has one (else asked for)"),
+) -> None:
+    """Confirm the code: this profile becomes the number's device and publishes its keys (step 2 of 2)."""
+    code = code.replace(" ", "").replace("-", "")
+    if not CODE.fullmatch(code):
+        _refuse(f"{code!r} is not a code: the code is the 6 digits the relay sent, like 123456")
+    core = _existing(profile)
+    phone = core.store.get("pending_phone") if core else None
+    if core is None or not phone:
+        raise NotRegistered("no code was requested for this profile: run `cove register PHONE` first")
+    async with _client(core) as client:
+        try:
+            body = await client.register(phone, code, pin)
+        except RelayError as exc:
+            if exc.code != "registration_lock" or pin is not None:
+                raise
+            err.print(f"{phone} has a registration lock, set with `cove pin set` on its other phone.")
+            pin = typer.prompt("PIN", hide_input=True)
+            body = await client.register(phone, code, pin)
+    again = " (this number's old devices were logged out)" if body["reregistered"] else ""
+    console.print(f"Registered {phone} as account {body['account_id']}{again}")
+
+
 def register_client_commands(app: typer.Typer) -> None:
     @app.command()
     @_run
@@ -242,33 +301,6 @@ def register_client_commands(app: typer.Typer) -> None:
         core.store.set("server", client.base_url)
         core.store.set("pending_phone", sent["phone_number"])
         console.print(f"Code sent to {sent['phone_number']}. Now run: cove verify CODE --profile {profile}")
-
-    @app.command()
-    @_run
-    async def verify(
-        code: str = typer.Argument(..., help="The 6-digit code"),
-        profile: str = ProfileOption,
-        pin: str = typer.Option(None, help="The registration lock's PIN, if the number has one (else asked for)"),
-    ) -> None:
-        """Confirm the code: this profile becomes the number's device and publishes its keys (step 2 of 2)."""
-        code = code.replace(" ", "").replace("-", "")
-        if not CODE.fullmatch(code):
-            _refuse(f"{code!r} is not a code: the code is the 6 digits the relay sent, like 123456")
-        core = _existing(profile)
-        phone = core.store.get("pending_phone") if core else None
-        if core is None or not phone:
-            raise NotRegistered("no code was requested for this profile: run `cove register PHONE` first")
-        async with _client(core) as client:
-            try:
-                body = await client.register(phone, code, pin)
-            except RelayError as exc:
-                if exc.code != "registration_lock" or pin is not None:
-                    raise
-                err.print(f"{phone} has a registration lock, set with `cove pin set` on its other phone.")
-                pin = typer.prompt("PIN", hide_input=True)
-                body = await client.register(phone, code, pin)
-        again = " (this number's old devices were logged out)" if body["reregistered"] else ""
-        console.print(f"Registered {phone} as account {body['account_id']}{again}")
 
     @app.command()
     @_run
@@ -308,6 +340,7 @@ def register_client_commands(app: typer.Typer) -> None:
                 await _show(client, event)
                 if isinstance(event, AttachmentReceived):
                     await file_cli.save(client, event, folder, console, err)
+            _warn_all_changed(core, events)
             if not events:
                 console.print("[dim]nothing new[/dim]")
             if receipts:
@@ -326,6 +359,7 @@ def register_client_commands(app: typer.Typer) -> None:
         folder = file_cli.files_folder(profile, save_to)
         async with _client(core) as client:
             console.print("[dim]listening; Ctrl-C to stop[/dim]")
+            _warn_all_changed(core)
             async for event in client.events():
                 written = isinstance(
                     event,

@@ -23,7 +23,7 @@ from typing import Any
 
 import vodozemac as vz
 
-from cove.client import attachments, crypto, paths, trust
+from cove.client import attachments, crypto, paths, sync, trust, verification
 from cove.client import events as outbox
 from cove.client.crypto import OlmDevice
 from cove.client.events import (
@@ -39,6 +39,7 @@ from cove.client.events import (
     Read,
     TemplateReceived,
     Undecryptable,
+    VerifiedKeyChanged,
 )
 from cove.client.groups import GROUP_KINDS, GroupState
 from cove.client.store import ClientStore, PeerDevice, UsageDay
@@ -275,7 +276,8 @@ class ClientCore:
         return Request("GET", paths.build(paths.KEYS_IDENTITY, account_id=account_id))
 
     def identity_received(self, body: dict[str, Any]) -> list[Event]:
-        """Record an account's devices; a higher identity generation means a new phone: drop old sessions."""
+        """Record an account's devices; a higher identity generation means a new phone: drop old sessions. A verified
+        contact whose primary key changed is flagged (:class:`VerifiedKeyChanged`, in the outbox)."""
         account = body["account_id"]
         events: list[Event] = []
         known = self.store.peer_generation(account)
@@ -304,6 +306,12 @@ class ClientCore:
                     )
                 )
             self.store.save_peer(account, generation)
+            if verification.key_changed(
+                self.store.verification(account), generation, verification.primary_key(body["devices"])
+            ):
+                # Into the outbox, whichever request learnt it: the app shows it once, through inbox or events.
+                self.store.verified_key_changed(account)
+                self.store.add_pending_event(outbox.dump(VerifiedKeyChanged(account)))
             # Security notices about the account's devices wait in the outbox like an envelope's events.
             for notice in trust.accept(self.store, account, generation, body.get("device_list")):
                 self.store.add_pending_event(outbox.dump(notice))
@@ -514,7 +522,8 @@ class ClientCore:
         sender, sender_device = frame["sender"], int(frame["sender_device"])
         if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
             ids = frame.get("client_message_ids") or [frame["client_message_id"]]
-            events: list[Event] = [Delivered(sender, cmid) for cmid in ids]
+            # One's own devices took a transcript or read state: nothing the user sent anyone.
+            events: list[Event] = [] if sender == self.account_id else [Delivered(sender, cmid) for cmid in ids]
             with self.store.transaction():
                 self.store.set_status(sender, ids, "delivered")
                 self._processed(envelope_id, events)
@@ -608,6 +617,10 @@ class ClientCore:
         if group_events is not None:
             return group_events
         kind = payload.get("type")
+        if kind in sync.OWN_DEVICE_TYPES:
+            assert self.account_id is not None and self.device_id is not None
+            me = sync.Me(self.account_id, self.device_id, frozenset(self.trusted_devices(self.account_id)))
+            return sync.apply(self.store, me, sender, sender_device, payload, int(frame["id"]))
         if kind == "read":
             ids = [str(i) for i in payload.get("ids", [])]
             self.store.set_status(sender, ids, "read")

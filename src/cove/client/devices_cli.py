@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cove.client import linking
+from cove.client import linking, sync_flow
 from cove.client.cli import ProfileOption, _client, _existing, _registered, _run, console, err
 from cove.client.devices import ProvisioningError
 from cove.client.profile import open_profile, remove_profile
@@ -48,12 +48,18 @@ async def link(
     code: str = typer.Argument(None, help="On your phone: the code the new device shows. Leave out on the new device"),
     profile: str = ProfileOption,
     server: str = typer.Option(None, help="Relay URL, on the new device (env COVE_SERVER)"),
+    history_days: int = typer.Option(
+        0, min=0, max=sync_flow.MAX_HISTORY_DAYS, help="On your phone: also send it the last N days of history"
+    ),
 ) -> None:
     """Link a device: run it without CODE on the new device, then with its code on your phone (the primary)."""
     if code is not None:
         async with _client(_registered(profile)) as client:
             device_id = await linking.link_companion(client, code)
-        console.print(f"Linked device {device_id}: your contacts' messages now reach it too.")
+            console.print(f"Linked device {device_id}: your contacts' messages now reach it too.")
+            if history_days:  # off unless asked: the new device may be one the user does not fully trust yet
+                sent = await sync_flow.send_history(client, device_id, history_days)
+                console.print(f"Sent it {sent} message(s) of the last {history_days} day(s), end-to-end encrypted.")
         return
     existing = _existing(profile)
     if existing is not None and existing.token:

@@ -87,6 +87,13 @@ class IdentityChanged:
 
 
 @dataclass(frozen=True)
+class VerifiedKeyChanged:
+    """A contact the user verified shows another primary identity key: they are unverified until compared again."""
+
+    peer: str
+
+
+@dataclass(frozen=True)
 class DevicesChanged:
     """A contact (or you) linked or unlinked a device: their newly signed device list names these ids. Show it as a
     security notice: messages now go to the added devices too."""
@@ -103,6 +110,35 @@ class DeviceListRefused:
 
     peer: str
     reason: str
+
+
+@dataclass(frozen=True)
+class SentElsewhere:
+    """Another of your devices sent this to ``peer``: it is in this device's history too (``text`` for a text)."""
+
+    peer: str
+    sender_device: int
+    client_message_id: str
+    text: str | None
+    sent_at: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReadElsewhere:
+    """Another of your devices showed these messages of ``peer``: they are marked read here too."""
+
+    peer: str
+    client_message_ids: list[str]
+
+
+@dataclass(frozen=True)
+class HistoryImported:
+    """Part ``part`` of ``parts`` of the history your primary sent this newly linked device: ``count`` messages."""
+
+    count: int
+    part: int
+    parts: int
 
 
 @dataclass(frozen=True)
@@ -178,6 +214,10 @@ Event = (
     | Delivered
     | Read
     | IdentityChanged
+    | VerifiedKeyChanged
+    | SentElsewhere
+    | ReadElsewhere
+    | HistoryImported
     | DevicesChanged
     | DeviceListRefused
     | Undecryptable
@@ -209,6 +249,10 @@ _STORED: dict[str, type[Any]] = {
         Delivered,
         Read,
         IdentityChanged,
+        VerifiedKeyChanged,
+        SentElsewhere,
+        ReadElsewhere,
+        HistoryImported,
         DevicesChanged,
         DeviceListRefused,
         Undecryptable,

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cove.client.verification import Verified
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (
@@ -42,6 +44,9 @@ CREATE TABLE IF NOT EXISTS usage (
     day INTEGER PRIMARY KEY, messages_sent INTEGER NOT NULL DEFAULT 0,
     messages_received INTEGER NOT NULL DEFAULT 0, app_opens INTEGER NOT NULL DEFAULT 0,
     reported INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS verification_contacts (
+    account_id TEXT PRIMARY KEY, ed25519 TEXT NOT NULL, generation INTEGER NOT NULL, method TEXT NOT NULL,
+    verified_at INTEGER NOT NULL, changed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS device_pins (
     account_id TEXT PRIMARY KEY, generation INTEGER NOT NULL, primary_ed25519 TEXT NOT NULL,
     version INTEGER NOT NULL, list TEXT, signature TEXT);
@@ -83,6 +88,7 @@ _TABLES = (
     "phone_claims",
     "served_notices",
     "usage",
+    "verification_contacts",
     "device_pins",
     "group_groups",
     "group_members",
@@ -92,6 +98,11 @@ _TABLES = (
     "group_seen",
     "group_messages",
     "group_receipts",
+)
+
+_MESSAGES = (  # a StoredMessage's columns
+    "SELECT m.local_id, m.peer_account, p.phone_number, m.direction, m.client_message_id, m.text, m.sent_at, "
+    "m.status FROM messages m LEFT JOIN peers p ON p.account_id = m.peer_account"
 )
 
 
@@ -310,21 +321,41 @@ class ClientStore:
             )
 
     def set_status(self, peer: str, client_message_ids: list[str], status: str) -> None:
+        """Only forward (sent, delivered, read): a peer's second device acks after the first one read it."""
         with self.transaction() as db:
             for cmid in client_message_ids:
                 db.execute(
                     "UPDATE messages SET status = ? WHERE peer_account = ? AND direction = 'out' "
-                    "AND client_message_id = ?",
-                    (status, peer, cmid),
+                    "AND client_message_id = ? AND (? = 'read' OR status = 'sent')",
+                    (status, peer, cmid, status),
                 )
 
     def messages(self, peer: str | None = None, limit: int = 50) -> list[StoredMessage]:
         where, args = ("WHERE m.peer_account = ?", [peer]) if peer else ("", [])
+        rows = self._db.execute(f"{_MESSAGES} {where} ORDER BY m.local_id DESC LIMIT ?", [*args, limit])
+        return [StoredMessage(*r) for r in reversed(rows.fetchall())]
+
+    def mark_read_in(self, peer: str, client_message_ids: list[str]) -> None:
+        """Received messages the user has seen (on this device or another of theirs)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE messages SET status = 'read' WHERE peer_account = ? AND direction = 'in' "
+                "AND client_message_id = ?",
+                [(peer, cmid) for cmid in client_message_ids],
+            )
+
+    def already_read(self, peer: str, client_message_ids: list[str]) -> set[str]:
         rows = self._db.execute(
-            "SELECT m.local_id, m.peer_account, p.phone_number, m.direction, m.client_message_id, m.text, "
-            f"m.sent_at, m.status FROM messages m LEFT JOIN peers p ON p.account_id = m.peer_account {where} "
-            "ORDER BY m.local_id DESC LIMIT ?",
-            [*args, limit],
+            "SELECT client_message_id FROM messages WHERE peer_account = ? AND direction = 'in' AND status = 'read' "
+            f"AND client_message_id IN ({','.join('?' * len(client_message_ids))})",  # noqa: S608 - placeholders
+            [peer, *client_message_ids],
+        )
+        return {r[0] for r in rows}
+
+    def messages_since(self, sent_at: int, limit: int) -> list[StoredMessage]:
+        """Every conversation's messages sent at or after ``sent_at`` (ms), oldest first, the newest ``limit``."""
+        rows = self._db.execute(
+            f"{_MESSAGES} WHERE m.sent_at >= ? ORDER BY m.sent_at DESC, m.local_id DESC LIMIT ?", (sent_at, limit)
         )
         return [StoredMessage(*r) for r in reversed(rows.fetchall())]
 
@@ -396,6 +427,29 @@ class ClientStore:
     def forget_usage_before(self, day: int) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM usage WHERE day < ?", (day,))
+
+    # contacts the user verified ----------------------------------------------------------------------
+    def verification(self, account_id: str) -> Verified | None:
+        row = self._db.execute("SELECT * FROM verification_contacts WHERE account_id = ?", (account_id,)).fetchone()
+        return Verified(**(dict(row) | {"changed": bool(row["changed"])})) if row else None
+
+    def set_verified(self, record: Verified) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO verification_contacts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET "
+                "ed25519 = excluded.ed25519, generation = excluded.generation, method = excluded.method, "
+                "verified_at = excluded.verified_at, changed = excluded.changed",
+                (record.account_id, record.ed25519, record.generation, record.method, record.verified_at,
+                 int(record.changed)),
+            )  # fmt: skip
+
+    def verified_key_changed(self, account_id: str) -> None:
+        """Previously verified, now unverified: the warning stays until the user verifies the new key."""
+        with self.transaction() as db:
+            db.execute("UPDATE verification_contacts SET changed = 1 WHERE account_id = ?", (account_id,))
+
+    def changed_contacts(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT account_id FROM verification_contacts WHERE changed = 1")]
 
     # everything -----------------------------------------------------------------------------------------
     def wipe(self) -> None:

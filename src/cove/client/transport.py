@@ -13,7 +13,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client import linking, paths
+from cove.client import linking, paths, sync_flow
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
 from cove.client.errors import RelayError
@@ -167,7 +167,12 @@ class CoveClient:
         return outgoing.client_message_id
 
     async def mark_read(self, peer: str, client_message_ids: list[str]) -> None:
-        await self.send(self.core.compose_read_receipt(peer, client_message_ids))
+        """The user saw these messages: a read receipt to ``peer`` and read state to this account's other devices;
+        messages already read (here or on another device) get no second receipt."""
+        fresh = sync_flow.not_read_yet(self, peer, client_message_ids)
+        if fresh:  # the receipt first: a failed one is sent again when the messages are shown again
+            await self.send(self.core.compose_read_receipt(peer, fresh))
+            await sync_flow.read_here(self, peer, fresh)
 
     async def send(self, outgoing: Outgoing) -> list[Event]:
         """Establish sessions as needed, encrypt per device and send, following 409/410 until accepted."""
@@ -189,6 +194,7 @@ class CoveClient:
                 self.core.send_refused(outgoing.recipient, exc.status, exc.details)
                 continue
             self.core.sent(outgoing)
+            await sync_flow.mirror(self, outgoing)  # so that every device of this person shows it
             return events
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
 
