@@ -1,6 +1,7 @@
 """Attachments for people with several devices, and in groups (a real relay, real vodozemac, SQLite and
-PostgreSQL): every device that gets the message gets the file intact from one upload, the relay holds neither
-plaintext nor key, and the blob is gone once every device it was uploaded for fetched it."""
+PostgreSQL): every device that gets the message (or, for the sender's other devices, its transcript) gets the
+file intact from one upload, the relay holds neither plaintext nor key, and the blob is gone once every device it
+was uploaded for fetched it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from cove.attachments.service import purge_expired
 from cove.attachments.store import BlobStore
-from cove.client.events import AttachmentReceived
+from cove.client.attachments import carries_file
+from cove.client.events import AttachmentReceived, SentElsewhere
 from cove.client.group_client import Groups
 from cove.clock import now_ms
 from cove.db import create_engine
@@ -42,9 +44,7 @@ async def purged(relay) -> int:  # noqa: ANN001
         await engine.dispose()
 
 
-async def test_a_20_mb_file_reaches_both_devices_of_the_recipient_and_expires_once_both_fetched_it(
-    users, relay, tmp_path
-):
+async def test_a_20_mb_file_reaches_every_device_of_both_people_and_expires_once_all_fetched_it(users, relay, tmp_path):
     alice, bob = await users.register("alice"), await users.register("bob")
     await alice.send_text(bob.core.account_id, "before bob had a laptop")  # alice knows bob's devices of then
     alice_laptop = await link(users, alice, "alice-laptop")
@@ -56,17 +56,20 @@ async def test_a_20_mb_file_reaches_both_devices_of_the_recipient_and_expires_on
 
     [blob] = blobs(relay)
     [row] = [r for t, r in await server_rows(relay.database_url) if t == "attachments"]
-    assert blob.name == row["id"] and row["recipients"] == 2  # bob's laptop, linked since alice last looked
+    # bob's two devices (the laptop linked since alice last looked) and alice's laptop, which gets the transcript
+    assert blob.name == row["id"] and row["recipients"] == 3
     [on_phone] = await files(bob)
     [on_laptop] = await files(bob_laptop)
     assert on_phone.attachment == on_laptop.attachment and on_laptop.text == "the report"
     assert on_phone.group is None
+    [transcript] = [e for e in await alice_laptop.inbox() if isinstance(e, SentElsewhere)]
+    assert carries_file(transcript) and transcript.peer == bob.core.account_id
+    assert transcript.payload["attachment"] == on_phone.attachment
 
-    saved = await bob.save_attachment(on_phone, tmp_path / "phone")
-    assert sha256_of(saved) == original
-    assert await purged(relay) == 0 and blobs(relay) == [blob]  # the laptop has not fetched it yet
-    saved = await bob_laptop.save_attachment(on_laptop, tmp_path / "laptop")
-    assert sha256_of(saved) == original
+    for i, (device, event) in enumerate(((bob, on_phone), (bob_laptop, on_laptop), (alice_laptop, transcript))):
+        assert await purged(relay) == 0 and blobs(relay) == [blob]  # a device it is for has not fetched it yet
+        saved = await device.save_attachment(event, tmp_path / f"device{i}")
+        assert saved.name == "report.pdf" and sha256_of(saved) == original
 
     secrets = [MARKER.decode(), on_phone.attachment["key"], "report.pdf", "the report"]
     assert_no_plaintext(await server_rows(relay.database_url), secrets)
@@ -74,7 +77,6 @@ async def test_a_20_mb_file_reaches_both_devices_of_the_recipient_and_expires_on
     assert MARKER not in stored and on_phone.attachment["key"].encode() not in stored
     assert await served(relay, bob, blob.name) == 404  # every device it was for has it: nobody else may fetch it
     assert await purged(relay) == 1 and blobs(relay) == []
-    assert await files(alice_laptop) == []  # the sender's other devices get no copy until own-device sync
 
 
 async def test_a_group_file_is_uploaded_once_and_every_member_device_saves_it(users, relay, tmp_path):

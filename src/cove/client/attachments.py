@@ -10,12 +10,12 @@ digest before its last chunk is decrypted: the caller writes to a temporary file
 from __future__ import annotations
 
 import hashlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cove.client.events import AttachmentReceived, Event, Undecryptable
+from cove.client.events import AttachmentReceived, Event, SentElsewhere, Undecryptable
 from cove.protocol.attachments import (
     CHUNK_BYTES,
     TAG_BYTES,
@@ -134,6 +134,19 @@ def received(
     text = body.get("text")
     caption = text[:MAX_TEXT_CHARS] if isinstance(text, str) and text else None
     return AttachmentReceived(sender, sender_device, client_message_id, pointer.to_json(), caption, sent_at, group)
+
+
+def carries_file(event: Event) -> TypeGuard[AttachmentReceived | SentElsewhere]:
+    """A file received, or the transcript of one another of this person's devices sent (the same pointer, which
+    the upload counted this device among the fetchers for)."""
+    if isinstance(event, SentElsewhere):
+        return event.payload.get("type") == "attachment"
+    return isinstance(event, AttachmentReceived)
+
+
+def pointer_of(event: AttachmentReceived | SentElsewhere) -> Pointer:
+    """The event's pointer, checked (``InvalidPointer``): a transcript's arrives as the sending device wrote it."""
+    return parse_pointer(event.attachment if isinstance(event, AttachmentReceived) else event.payload.get("attachment"))
 
 
 def history_text(name: str, size: int, text: str | None) -> str:

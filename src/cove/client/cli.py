@@ -21,7 +21,7 @@ from rich.table import Table
 from websockets.exceptions import WebSocketException
 
 from cove.client import file_cli, group_show
-from cove.client.attachments import AttachmentError
+from cove.client.attachments import AttachmentError, carries_file
 from cove.client.core import (
     AttachmentReceived,
     ClientCore,
@@ -338,7 +338,7 @@ def register_client_commands(app: typer.Typer) -> None:
             await _name_senders(client)
             for event in events:
                 await _show(client, event)
-                if isinstance(event, AttachmentReceived):
+                if carries_file(event):
                     await file_cli.save(client, event, folder, console, err)
             _warn_all_changed(core, events)
             if not events:
@@ -368,7 +368,7 @@ def register_client_commands(app: typer.Typer) -> None:
                 if written:
                     await _name_senders(client)
                 await _show(client, event)
-                if isinstance(event, AttachmentReceived):
+                if carries_file(event):
                     await file_cli.save(client, event, folder, console, err)
                 if written:
                     await _reply_read(client, [event])
