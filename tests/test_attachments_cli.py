@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from cli_helpers import link
 from test_client_cli import env, home, register_with_the_cli, run_cove, said  # noqa: F401 - fixtures
 
 ALICE, BOB, CAROL = "+14155550171", "+14155550172", "+14155550173"
@@ -62,3 +63,18 @@ async def test_a_file_sent_to_a_group_is_saved_by_each_members_inbox(env, code_i
     nothing = run_cove(env, "group", "send", "Board", "--profile", "alice")
     assert nothing.returncode == 2 and "a TEXT, or --file PATH" in said(nothing)
     assert "Traceback" not in unreadable.stderr + nothing.stderr
+
+
+async def test_a_file_sent_from_the_phone_is_saved_by_the_laptops_inbox(env, code_inbox, tmp_path):  # noqa: F811
+    await register_with_the_cli(env, code_inbox, "alice", ALICE)
+    await register_with_the_cli(env, code_inbox, "bob", BOB)
+    await link(env, "alice", "laptop")
+    source = tmp_path / "slides.txt"
+    source.write_bytes(b"slide one\n" * 3_000)
+
+    sent = run_cove(env, "send", BOB, "for the talk", "--file", str(source), "--profile", "alice")
+    assert sent.returncode == 0, sent.stderr
+    inbox = run_cove(env, "inbox", "--profile", "laptop", "--save-to", str(tmp_path / "laptop-files"))
+    assert inbox.returncode == 0, inbox.stderr
+    assert "[file slides.txt, 30000 bytes] for the talk (from your device 1)" in said(inbox)
+    assert (tmp_path / "laptop-files" / "slides.txt").read_bytes() == source.read_bytes()  # noqa: ASYNC240

@@ -149,6 +149,15 @@ def pointer_of(event: AttachmentReceived | SentElsewhere) -> Pointer:
     return parse_pointer(event.attachment if isinstance(event, AttachmentReceived) else event.payload.get("attachment"))
 
 
+def file_line(event: AttachmentReceived | SentElsewhere) -> str:
+    """How a file event is shown: as the history shows it, or the caption of a transcript with a broken pointer."""
+    try:
+        pointer = pointer_of(event)
+    except InvalidPointer:
+        return f"[a file that cannot be opened] {event.text or ''}".rstrip()
+    return history_text(pointer.name, pointer.size, event.text)
+
+
 def history_text(name: str, size: int, text: str | None) -> str:
     """How the conversation history shows a file."""
     line = f"[file {name}, {size} bytes]"

@@ -21,7 +21,7 @@ from rich.table import Table
 from websockets.exceptions import WebSocketException
 
 from cove.client import file_cli, group_show
-from cove.client.attachments import AttachmentError, carries_file
+from cove.client.attachments import AttachmentError, carries_file, file_line
 from cove.client.core import (
     AttachmentReceived,
     ClientCore,
@@ -159,8 +159,7 @@ async def _show(client: CoveClient, event: Event) -> None:
     elif isinstance(event, TemplateReceived):
         await _show_template(client, event)
     elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
-        file = f"[file {event.attachment['name']}, {event.attachment['size']} bytes]"
-        _line(core, event.sender, event.sent_at, f"{file} {event.text or ''}".rstrip(), business=False)
+        _line(core, event.sender, event.sent_at, file_line(event), business=False)
     elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
         interactive = event.payload.get("interactive", {})
         action = interactive.get("action", {})
@@ -178,6 +177,8 @@ async def _show(client: CoveClient, event: Event) -> None:
         )
     elif isinstance(event, SentElsewhere):
         what = escape(event.text) if event.text is not None else f"a {escape(str(event.payload.get('type')))} message"
+        if carries_file(event):
+            what = escape(file_line(event))
         when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
         console.print(f"[dim]{when}[/dim] → [bold]{_name(core, event.peer)}[/bold]: {what} "
                       f"[dim](from your device {event.sender_device})[/dim]")  # fmt: skip

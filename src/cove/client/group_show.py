@@ -72,7 +72,7 @@ def _said(event: GroupMessageReceived | AttachmentReceived) -> tuple[str, str]:
     if isinstance(event, GroupMessageReceived):
         return event.group_id, event.text
     assert event.group is not None
-    return event.group, attachments.history_text(event.attachment["name"], event.attachment["size"], event.text)
+    return event.group, attachments.file_line(event)
 
 
 async def reply_read(client: CoveClient, events: list[Event]) -> None:
