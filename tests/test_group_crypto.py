@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from cove.client import attachments
 from cove.client.core import ClientCore
 from cove.client.events import (
+    AttachmentReceived,
     GroupChanged,
     GroupDelivered,
     GroupInfoChanged,
@@ -22,6 +24,7 @@ from cove.client.events import (
 )
 from cove.client.store import ClientStore
 from cove.protocol import groups as proto
+from cove.protocol.attachments import Pointer
 from cove.protocol.envelope import EnvelopeKind
 
 GROUP = "ab" * 16
@@ -278,3 +281,25 @@ def test_only_a_member_names_the_group_over_1_1(trio, tmp_path: Path) -> None:
     assert dave.groups.members(GROUP)[bob.account_id].role == "admin"
     with dave.store.transaction():
         assert dave.groups.pairwise(bob.account_id, 1, proto.GroupInfo("Climbing").payload(GROUP))[0].name == "Climbing"
+
+
+def test_a_group_file_names_its_group_and_a_broken_pointer_is_refused(trio) -> None:
+    alice, bob, _ = trio
+    _hand_key(alice, bob)
+    pointer = Pointer("0f" * 16, os.urandom(32), "a" * 64, 10, "text/plain", "notes.txt")
+    cmid = uuid.uuid4().hex
+    payload = attachments.payload(cmid, pointer, "see this", 1000, GROUP)
+    [event] = bob.receive(_frame(alice, cmid, alice.groups.encrypt(GROUP, cmid, payload, None))).events
+    assert event == AttachmentReceived(alice.account_id, 1, cmid, pointer.to_json(), "see this", 1000, GROUP)
+    assert [m.text for m in bob.groups.db.messages(GROUP)] == ["[file notes.txt, 10 bytes] see this"]
+
+    for broken in ({"id": "../../etc"}, pointer.to_json() | {"key": "short"}, "not an object"):
+        cmid = uuid.uuid4().hex
+        body = alice.groups.encrypt(GROUP, cmid, payload | {"id": cmid, "attachment": broken}, None)
+        [refused] = bob.receive(_frame(alice, cmid, body)).events
+        assert isinstance(refused, Undecryptable) and "attachment" in refused.reason
+    cmid = uuid.uuid4().hex
+    unsafe = payload | {"id": cmid, "attachment": pointer.to_json() | {"name": "../../.bashrc"}}
+    [event] = bob.receive(_frame(alice, cmid, alice.groups.encrypt(GROUP, cmid, unsafe, None))).events
+    assert isinstance(event, AttachmentReceived) and "/" not in event.attachment["name"]
+    assert len(bob.groups.db.messages(GROUP)) == 2

@@ -10,12 +10,12 @@ digest before its last chunk is decrypted: the caller writes to a temporary file
 from __future__ import annotations
 
 import hashlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cove.client.events import AttachmentReceived, Event, Undecryptable
+from cove.client.events import AttachmentReceived, Event, SentElsewhere, Undecryptable
 from cove.protocol.attachments import (
     CHUNK_BYTES,
     TAG_BYTES,
@@ -98,7 +98,10 @@ class Decryptor:
         return plain
 
 
-def payload(client_message_id: str, pointer: Pointer, text: str | None, sent_at: int) -> dict[str, Any]:
+def payload(
+    client_message_id: str, pointer: Pointer, text: str | None, sent_at: int, group: str | None = None
+) -> dict[str, Any]:
+    """The ``attachment`` payload; a group message names its group as a group text does."""
     body: dict[str, Any] = {
         "v": PAYLOAD_VERSION,
         "type": "attachment",
@@ -108,20 +111,51 @@ def payload(client_message_id: str, pointer: Pointer, text: str | None, sent_at:
     }
     if text:
         body["text"] = text
+    if group is not None:
+        body["group"] = group
     return body
 
 
 def received(
-    sender: str, sender_device: int, client_message_id: str, body: dict[str, Any], sent_at: int, envelope_id: int
+    sender: str,
+    sender_device: int,
+    client_message_id: str,
+    body: dict[str, Any],
+    sent_at: int,
+    envelope_id: int,
+    group: str | None = None,
 ) -> Event:
-    """The event of an ``attachment`` payload: its pointer checked, its caption bounded."""
+    """The event of an ``attachment`` payload (in ``group``, already checked, when it came in one): its pointer
+    checked, its caption bounded."""
     try:
         pointer = parse_pointer(body.get("attachment"))
     except InvalidPointer as exc:
         return Undecryptable(sender, sender_device, envelope_id, str(exc))
     text = body.get("text")
     caption = text[:MAX_TEXT_CHARS] if isinstance(text, str) and text else None
-    return AttachmentReceived(sender, sender_device, client_message_id, pointer.to_json(), caption, sent_at)
+    return AttachmentReceived(sender, sender_device, client_message_id, pointer.to_json(), caption, sent_at, group)
+
+
+def carries_file(event: Event) -> TypeGuard[AttachmentReceived | SentElsewhere]:
+    """A file received, or the transcript of one another of this person's devices sent (the same pointer, which
+    the upload counted this device among the fetchers for)."""
+    if isinstance(event, SentElsewhere):
+        return event.payload.get("type") == "attachment"
+    return isinstance(event, AttachmentReceived)
+
+
+def pointer_of(event: AttachmentReceived | SentElsewhere) -> Pointer:
+    """The event's pointer, checked (``InvalidPointer``): a transcript's arrives as the sending device wrote it."""
+    return parse_pointer(event.attachment if isinstance(event, AttachmentReceived) else event.payload.get("attachment"))
+
+
+def file_line(event: AttachmentReceived | SentElsewhere) -> str:
+    """How a file event is shown: as the history shows it, or the caption of a transcript with a broken pointer."""
+    try:
+        pointer = pointer_of(event)
+    except InvalidPointer:
+        return f"[a file that cannot be opened] {event.text or ''}".rstrip()
+    return history_text(pointer.name, pointer.size, event.text)
 
 
 def history_text(name: str, size: int, text: str | None) -> str:

@@ -21,7 +21,7 @@ from rich.table import Table
 from websockets.exceptions import WebSocketException
 
 from cove.client import file_cli, group_show
-from cove.client.attachments import AttachmentError
+from cove.client.attachments import AttachmentError, carries_file, file_line
 from cove.client.core import (
     AttachmentReceived,
     ClientCore,
@@ -39,13 +39,7 @@ from cove.client.core import (
     UntrustedDevices,
     VerifiedKeyChanged,
 )
-from cove.client.events import (
-    DeviceListRefused,
-    DevicesChanged,
-    GroupMessageReceived,
-    HistoryImported,
-    SentElsewhere,
-)
+from cove.client.events import DeviceListRefused, DevicesChanged, GroupMessageReceived, HistoryImported, SentElsewhere
 from cove.client.group_client import Groups
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
@@ -164,9 +158,8 @@ async def _show(client: CoveClient, event: Event) -> None:
         _line(core, event.sender, event.sent_at, event.text, business=event.business is not None)
     elif isinstance(event, TemplateReceived):
         await _show_template(client, event)
-    elif isinstance(event, AttachmentReceived):
-        file = f"[file {event.attachment['name']}, {event.attachment['size']} bytes]"
-        _line(core, event.sender, event.sent_at, f"{file} {event.text or ''}".rstrip(), business=False)
+    elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
+        _line(core, event.sender, event.sent_at, file_line(event), business=False)
     elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
         interactive = event.payload.get("interactive", {})
         action = interactive.get("action", {})
@@ -184,6 +177,8 @@ async def _show(client: CoveClient, event: Event) -> None:
         )
     elif isinstance(event, SentElsewhere):
         what = escape(event.text) if event.text is not None else f"a {escape(str(event.payload.get('type')))} message"
+        if carries_file(event):
+            what = escape(file_line(event))
         when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
         console.print(f"[dim]{when}[/dim] → [bold]{_name(core, event.peer)}[/bold]: {what} "
                       f"[dim](from your device {event.sender_device})[/dim]")  # fmt: skip
@@ -236,7 +231,9 @@ def _warn_all_changed(core: ClientCore, already: Sequence[Event] = ()) -> None:
 async def _reply_read(client: CoveClient, events: list[Event]) -> None:
     by_peer: dict[str, list[str]] = {}
     for e in events:
-        if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived):
+        if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived) and not (
+            group_show.in_group(e)
+        ):
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
         await client.mark_read(peer, ids)
@@ -315,9 +312,7 @@ def register_client_commands(app: typer.Typer) -> None:
         profile: str = ProfileOption,
     ) -> None:
         """Send an end-to-end encrypted message or file."""
-        if file is None and text is None:
-            _refuse("say what to send: a TEXT, or --file PATH")
-        if file is not None and (why := file_cli.unreadable(file)):
+        if why := file_cli.refusal(text, file):
             _refuse(why)
         core = _registered(profile)
         async with _client(core) as client:
@@ -344,7 +339,7 @@ def register_client_commands(app: typer.Typer) -> None:
             await _name_senders(client)
             for event in events:
                 await _show(client, event)
-                if isinstance(event, AttachmentReceived):
+                if carries_file(event):
                     await file_cli.save(client, event, folder, console, err)
             _warn_all_changed(core, events)
             if not events:
@@ -374,7 +369,7 @@ def register_client_commands(app: typer.Typer) -> None:
                 if written:
                     await _name_senders(client)
                 await _show(client, event)
-                if isinstance(event, AttachmentReceived):
+                if carries_file(event):
                     await file_cli.save(client, event, folder, console, err)
                 if written:
                     await _reply_read(client, [event])

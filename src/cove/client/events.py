@@ -54,7 +54,8 @@ class PayloadReceived:
 @dataclass(frozen=True)
 class AttachmentReceived:
     """A file: fetch, check and decrypt it with ``CoveClient.save_attachment``. ``attachment`` is the pointer
-    (``{"id", "key", "digest", "size", "mime", "name"}``, the name already reduced to one safe file name)."""
+    (``{"id", "key", "digest", "size", "mime", "name"}``, the name already reduced to one safe file name);
+    ``group`` the group it was sent in, ``None`` for a one-to-one message."""
 
     sender: str
     sender_device: int
@@ -62,6 +63,7 @@ class AttachmentReceived:
     attachment: dict[str, Any]
     text: str | None
     sent_at: int
+    group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cove.client import file_cli
 from cove.client.cli import ProfileOption, _client, _name, _refuse, _registered, _run, console
 from cove.client.core import ClientCore
 from cove.client.group_client import Groups
@@ -172,13 +173,24 @@ async def join(
 
 @group_app.command("send")
 @_run
-async def send(group: str = GroupArgument, text: str = typer.Argument(...), profile: str = ProfileOption) -> None:
-    """Send a message to every member."""
+async def send(
+    group: str = GroupArgument,
+    text: str = typer.Argument(None, help="The message (with --file: its caption)"),
+    file: Path = typer.Option(None, "--file", "-f", help="Send this file, encrypted end to end and uploaded once"),
+    profile: str = ProfileOption,
+) -> None:
+    """Send a message or a file to every member."""
+    if why := file_cli.refusal(text, file):
+        _refuse(why)
     core = _registered(profile)
-    if len(text) > proto.MAX_TEXT:
+    if text is not None and len(text) > proto.MAX_TEXT:
         _refuse(f"a group message has at most {proto.MAX_TEXT} characters")
     async with _client(core) as client:
-        cmid = await Groups(client).send_text(_group(core, group), text)
+        groups, group_id = Groups(client), _group(core, group)
+        if file is not None:
+            cmid = await groups.send_file(group_id, file, text)
+        else:
+            cmid = await groups.send_text(group_id, text)
     console.print(f"sent {cmid[:8]} to {escape(label(core, _group(core, group)))}")
 
 

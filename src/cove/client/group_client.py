@@ -12,14 +12,16 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
-from cove.client import paths
+from cove.client import attachments, paths
 from cove.client.core import Outgoing, Request
 from cove.client.events import Event, GroupChanged
 from cove.client.group_store import Group
 from cove.client.transport import CoveClient
 from cove.protocol import groups as proto
+from cove.protocol.attachments import parse_pointer
 from cove.protocol.payload import PAYLOAD_VERSION
 
 KEY_SENDS_AT_ONCE = 8  # sender-key deliveries in flight while a session reaches a large group
@@ -103,6 +105,20 @@ class Groups:
         await self._send(group_id, cmid, proto.text_payload(group_id, cmid, text, _now_ms()), text)
         return cmid
 
+    async def send_file(self, group_id: str, path: Path, text: str | None = None) -> str:
+        """Upload a file once for every member device the message fans out to, then send one group message that
+        carries its pointer (and ``text``, a caption); returns the message id."""
+        if text is not None and len(text) > proto.MAX_TEXT:
+            raise proto.GroupPayloadError(f"a caption has at most {proto.MAX_TEXT} characters")
+        view = await self.refresh(group_id)
+        # The relay fans the message out to every current device of every member but this one: each fetches once.
+        fetching = sum(len(m["devices"]) for m in view["members"]) - 1
+        pointer = parse_pointer(await self.client.upload_attachment(path, max(1, fetching)))
+        cmid = uuid.uuid4().hex
+        payload = attachments.payload(cmid, pointer, text, _now_ms(), group_id)
+        await self._deliver(group_id, cmid, payload, attachments.history_text(pointer.name, pointer.size, text))
+        return cmid
+
     async def set_info(self, group_id: str, info: proto.GroupInfo) -> None:
         """Name, describe or picture the group for its members (and for those who join later, 1:1)."""
         cmid = uuid.uuid4().hex
@@ -117,6 +133,10 @@ class Groups:
 
     async def _send(self, group_id: str, cmid: str, payload: dict[str, Any], text: str | None) -> None:
         await self.refresh(group_id)
+        await self._deliver(group_id, cmid, payload, text)
+
+    async def _deliver(self, group_id: str, cmid: str, payload: dict[str, Any], text: str | None) -> None:
+        """Send to the members and devices of the group's view as last refreshed."""
         await self._share_key(group_id)
         body = self.state.encrypt(group_id, cmid, payload, text)
         request = Request("PUT", _path(paths.GROUP_MESSAGES, group_id), {"client_message_id": cmid, "body": body})

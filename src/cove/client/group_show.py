@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeGuard
 
 from rich.markup import escape
 
+from cove.client import attachments
 from cove.client.core import ClientCore
 from cove.client.events import (
+    AttachmentReceived,
     Event,
     GroupChanged,
     GroupInfoChanged,
@@ -42,10 +45,11 @@ def describe(core: ClientCore, event: Event, name: Callable[[str], str]) -> str 
     def who(account: str) -> str:  # a message from another of one's own devices is one's own
         return "you" if account == core.account_id else name(account)
 
-    if isinstance(event, GroupMessageReceived):
+    if isinstance(event, GroupMessageReceived) or in_group(event):
+        group_id, text = _said(event)
         when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
-        where = escape(f"[{label(core, event.group_id)}]")
-        return f"[dim]{when}[/dim] [cyan]{where}[/cyan] [bold]{escape(who(event.sender))}[/bold]: {escape(event.text)}"
+        where = escape(f"[{label(core, group_id)}]")
+        return f"[dim]{when}[/dim] [cyan]{where}[/cyan] [bold]{escape(who(event.sender))}[/bold]: {escape(text)}"
     if isinstance(event, GroupChanged):
         whom = "" if event.action == "leave" else " " + ", ".join(who(a) for a in event.accounts)
         said = f"{who(event.actor)} {CHANGES[event.action]}{whom}"
@@ -58,12 +62,25 @@ def describe(core: ClientCore, event: Event, name: Callable[[str], str]) -> str 
     return None
 
 
+def in_group(event: Event) -> TypeGuard[AttachmentReceived]:
+    """A file sent in a group (shown and read-receipted as a group message, not as a one-to-one one)."""
+    return isinstance(event, AttachmentReceived) and event.group is not None
+
+
+def _said(event: GroupMessageReceived | AttachmentReceived) -> tuple[str, str]:
+    """The group and the line of a group text or file."""
+    if isinstance(event, GroupMessageReceived):
+        return event.group_id, event.text
+    assert event.group is not None
+    return event.group, attachments.file_line(event)
+
+
 async def reply_read(client: CoveClient, events: list[Event]) -> None:
     """One end-to-end read receipt per (group, sender) for the group messages shown."""
     shown: dict[tuple[str, str], list[str]] = {}
     for e in events:
-        if isinstance(e, GroupMessageReceived) and e.sender != client.core.account_id:  # not from my other devices
-            shown.setdefault((e.group_id, e.sender), []).append(e.client_message_id)
+        if (isinstance(e, GroupMessageReceived) or in_group(e)) and e.sender != client.core.account_id:
+            shown.setdefault((_said(e)[0], e.sender), []).append(e.client_message_id)  # not from my other devices
     groups = Groups(client)
     for (group_id, sender), ids in shown.items():
         await groups.mark_read(group_id, sender, ids)

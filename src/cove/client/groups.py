@@ -21,7 +21,9 @@ from typing import Any
 
 import vodozemac as vz
 
+from cove.client import attachments
 from cove.client.events import (
+    AttachmentReceived,
     Event,
     GroupChanged,
     GroupDelivered,
@@ -164,8 +166,16 @@ class GroupState:
         text = str(payload.get("text", ""))
         cmid = str(payload.get("id") or frame["client_message_id"])
         sent_at = int(payload["ts"]) if isinstance(payload.get("ts"), int) else int(frame["server_ts"])
+        event: Event
+        if payload.get("type") == "attachment":
+            event = attachments.received(sender, sender_device, cmid, payload, sent_at, int(frame["id"]), group_id)
+            if not isinstance(event, AttachmentReceived):
+                return [event]
+            text = attachments.history_text(event.attachment["name"], event.attachment["size"], event.text)
+        else:
+            event = GroupMessageReceived(group_id, sender, sender_device, cmid, text, sent_at)
         self.db.add_message(GroupMessage(group_id, sender, "in", cmid, text, sent_at))
-        return [GroupMessageReceived(group_id, sender, sender_device, cmid, text, sent_at)]
+        return [event]
 
     def _info(self, group_id: str, sender: str, info: proto.GroupInfo) -> GroupInfoChanged:
         self.db.save_info(group_id, info.name, info.description, info.avatar)

@@ -13,11 +13,11 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client import linking, paths, sync_flow
+from cove.client import attachments, linking, paths, sync_flow
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
 from cove.client.errors import RelayError
-from cove.client.events import AttachmentReceived, is_stored
+from cove.client.events import AttachmentReceived, SentElsewhere, is_stored
 from cove.client.transfers import Transfers
 from cove.protocol.templates import (
     ApprovedTemplate,
@@ -209,16 +209,23 @@ class CoveClient:
         download is not what the pointer names, leaving no file behind."""
         return await self._transfers.download(pointer, destination)
 
-    async def save_attachment(self, event: AttachmentReceived, folder: Path) -> Path:
-        """Save a received file into ``folder`` under the name its sender gave (made safe, never overwriting)."""
-        return await self.download_attachment(event.attachment, folder / event.attachment["name"])
+    async def save_attachment(self, event: AttachmentReceived | SentElsewhere, folder: Path) -> Path:
+        """Save a received file (or one another of this account's devices sent) into ``folder`` under the name its
+        sender gave (made safe, never overwriting); ``InvalidPointer`` if the event names no file."""
+        pointer = attachments.pointer_of(event)
+        return await self.download_attachment(pointer.to_json(), folder / pointer.name)
 
     async def send_file(self, recipient: str, path: Path, text: str | None = None) -> str:
-        """Send a file to every device of the recipient, with an optional caption; returns the message id."""
-        if self.core.devices_without_session(recipient) is None:
-            self.core.identity_received(await self.call(self.core.identity_request(recipient)))
-        fetching = [d for d in self.core.trusted_devices(recipient) if (recipient, d) != self._me]
-        pointer = await self._transfers.upload(path, max(1, len(fetching)))
+        """Send a file to every device of the recipient, with an optional caption, and its transcript to this
+        account's other devices; the upload counts them all as fetchers. Returns the message id."""
+        me = self.core.account_id
+        assert me is not None
+        fetching = 0
+        for account in dict.fromkeys((recipient, me)):
+            # Read the devices now: one linked since they were last read and not counted would find the blob gone.
+            self.core.identity_received(await self.call(self.core.identity_request(account)))
+            fetching += sum(1 for d in self.core.trusted_devices(account) if (account, d) != self._me)
+        pointer = await self._transfers.upload(path, max(1, fetching))
         outgoing = self.core.compose_attachment(recipient, pointer, text)
         await self.send(outgoing)
         return outgoing.client_message_id
