@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from cove.client.cli import _show
-from cove.client.core import ClientCore, QueueEmpty
+from cove.client.core import ClientCore
+from cove.client.events import QueueEmpty
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient, RelayError
 from cove.testing import free_port

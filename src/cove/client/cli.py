@@ -20,24 +20,26 @@ from websockets.exceptions import WebSocketException
 
 from cove.client import file_cli, group_show
 from cove.client.attachments import AttachmentError, carries_file, file_line
-from cove.client.core import (
+from cove.client.core import ClientCore, NotRegistered, UntrustedDevices
+from cove.client.events import (
     AttachmentReceived,
-    ClientCore,
     Delivered,
+    DeviceListRefused,
+    DevicesChanged,
     Event,
+    GroupMessageReceived,
+    HistoryImported,
     IdentityChanged,
     MessageReceived,
     NoticeReceived,
-    NotRegistered,
     PayloadReceived,
     QueueEmpty,
     Read,
+    SentElsewhere,
     TemplateReceived,
     Undecryptable,
-    UntrustedDevices,
     VerifiedKeyChanged,
 )
-from cove.client.events import DeviceListRefused, DevicesChanged, GroupMessageReceived, HistoryImported, SentElsewhere
 from cove.client.group_client import Groups
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError

@@ -15,9 +15,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from cove.client import attachments, linking, paths, sync_flow
 from cove.client.allowlist import RouteAllowlist
-from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
+from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Request
 from cove.client.errors import RelayError
-from cove.client.events import AttachmentReceived, SentElsewhere, is_stored
+from cove.client.events import AttachmentReceived, QueueEmpty, SentElsewhere, TemplateReceived, is_stored
 from cove.client.transfers import Transfers
 from cove.protocol.templates import (
     ApprovedTemplate,
