@@ -12,8 +12,10 @@ messages, replies to them) reach the app as :class:`PayloadReceived`.
 
 Whole concerns live in modules of their own, composed here: :mod:`cove.client.receiving` applies the relay's
 frames and dispatches payloads (``ClientCore.inbound``; :meth:`ClientCore.receive` hands frames to it),
-:mod:`cove.client.groups` keeps group state (``ClientCore.groups``), :mod:`cove.client.trust` the verified device
-lists, and :mod:`cove.client.events` defines the events and their outbox format.
+:mod:`cove.client.privacy` builds the privacy requests (``ClientCore.privacy``), :mod:`cove.client.usage_counters`
+counts and reports usage (``ClientCore.usage``), :mod:`cove.client.groups` keeps group state
+(``ClientCore.groups``), :mod:`cove.client.trust` the verified device lists, and :mod:`cove.client.events` defines
+the events and their outbox format. :class:`Request` is in :mod:`cove.client.request`.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ from cove.client.events import (
     VerifiedKeyChanged,
 )
 from cove.client.groups import GroupState
+from cove.client.privacy import PrivacyRequests
 from cove.client.receiving import Inbound, Received
-from cove.client.store import ClientStore, PeerDevice, UsageDay
-from cove.protocol import signing, usage
+from cove.client.request import Request
+from cove.client.store import ClientStore, PeerDevice
+from cove.client.usage_counters import UsageCounters
+from cove.protocol import signing
 from cove.protocol.attachments import Pointer
 from cove.protocol.business_messages import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
 from cove.protocol.device_list import DEVICE_LIST, DeviceList
@@ -48,15 +53,6 @@ from cove.protocol.payload import PAYLOAD_VERSION
 
 REFILL_BELOW = 25
 MAX_CLAIMS_CHECKED = 100  # numbers per contact-discovery request
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    json: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    headers: dict[str, str] | None = None  # instead of the device's bearer token (a provisioning channel's secret)
 
 
 @dataclass(frozen=True)
@@ -97,6 +93,8 @@ class ClientCore:
         self._insisted: dict[str, set[int]] = {}  # devices the relay's last 409 said were missing, per recipient
         self.groups = GroupState(store, pickle_key)
         self.inbound = Inbound(self, pickle_key)
+        self.privacy = PrivacyRequests(self)
+        self.usage = UsageCounters(store)
 
     # identity of this device -------------------------------------------------------------------------
     @property
@@ -425,70 +423,6 @@ class ClientCore:
         """The relay deleted the account: forget everything this device held (keys, sessions, history)."""
         self.store.wipe()
         self._olm = None
-
-    # usage counters (per UTC day: messages sent, received and decrypted, app opens) ----------------------
-    def app_opened(self) -> None:
-        self.store.count_usage(today(), opens=1)
-
-    def usage_report(self) -> Request | None:
-        """The days counted since they were last reported (the relay takes the last 30 days); ``None``: none."""
-        oldest = today() - usage.PAST_DAYS
-        self.store.forget_usage_before(oldest)
-        days = self.store.unreported_usage(oldest)
-        if not days:
-            return None
-        body = [
-            {
-                "day": usage.day_text(d.day),
-                "messages_sent": d.messages_sent,
-                "messages_received": d.messages_received,
-                "app_opens": d.app_opens,
-            }
-            for d in days
-        ]
-        return Request("PUT", "/v1/me/usage", {"days": body})
-
-    def usage_reported(self, request: Request) -> None:
-        assert request.json is not None
-        self.store.usage_reported(
-            [
-                UsageDay(usage.parse_day(d["day"]), d["messages_sent"], d["messages_received"], d["app_opens"])
-                for d in request.json["days"]
-            ]
-        )
-
-    # privacy -----------------------------------------------------------------------------------------
-    def privacy(self) -> Request:
-        return Request("GET", "/v1/me/privacy")
-
-    def notice(self) -> Request:
-        return Request("GET", "/v1/privacy/notice")
-
-    def notice_shown(self, notice: dict[str, Any], surface: str = "notice") -> Request:
-        """Log locally that this exact text was shown, and build the report of it for the relay's served log."""
-        self.store.add_served(notice["version"], notice["text_hash"], surface)
-        return Request("POST", "/v1/privacy/notice/served", self._about(notice, surface))
-
-    def accept_terms(self, notice: dict[str, Any], age_bracket: str, surface: str = "notice") -> Request:
-        return Request("POST", "/v1/privacy/terms", self._about(notice, surface) | {"age_bracket": age_bracket})
-
-    def choose(self, purpose_id: str, choice: str, surface: str = "settings") -> Request:
-        body = {"choice": choice, "surface": surface, "app_version": self.device_info.get("app_version")}
-        return Request("PUT", paths.build(paths.PRIVACY_CHOICE, purpose_id=purpose_id), body)
-
-    def withdraw(self, purpose_id: str) -> Request:
-        return Request("DELETE", paths.build(paths.PRIVACY_CHOICE, purpose_id=purpose_id))
-
-    def object_to(self, purpose_id: str) -> Request:
-        return Request("POST", paths.build(paths.OBJECTION, purpose_id=purpose_id))
-
-    def _about(self, notice: dict[str, Any], surface: str) -> dict[str, Any]:
-        return {
-            "version": notice["version"],
-            "text_hash": notice["text_hash"],
-            "surface": surface,
-            "app_version": self.device_info.get("app_version"),
-        }
 
     # receiving (cove.client.receiving) ---------------------------------------------------------------
     def receive(self, frame: dict[str, Any], identity_refreshed: bool = False) -> Received:
