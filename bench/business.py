@@ -77,7 +77,8 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from cove.business.storage import business_reach
-from cove.client.core import ClientCore, QueueEmpty, Request, TemplateReceived, Undecryptable
+from cove.client.core import ClientCore, Request
+from cove.client.events import QueueEmpty, TemplateReceived, Undecryptable
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.db import create_engine

@@ -71,7 +71,8 @@ from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from cove.client.core import ClientCore, Delivered, MessageReceived, QueueEmpty, Undecryptable
+from cove.client.core import ClientCore
+from cove.client.events import Delivered, MessageReceived, QueueEmpty, Undecryptable
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.messaging.envelope import EnvelopeKind

@@ -16,7 +16,8 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cove.client.core import ClientCore, Delivered, MessageReceived, Read
+from cove.client.core import ClientCore
+from cove.client.events import Delivered, MessageReceived, Read
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.testing import CodeInbox, RelayProcess

@@ -6,7 +6,7 @@ from sqlalchemy import MetaData, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cove.accounts.storage import accounts, devices
-from cove.client.core import MessageReceived
+from cove.client.events import MessageReceived
 
 
 def texts(events: list) -> list[str]:

@@ -14,7 +14,7 @@ from cove.accounts import deletion
 from cove.accounts.storage import accounts
 from cove.accounts.usage_storage import usage_daily
 from cove.app import build_relay  # every capability's tables on the metadata, too
-from cove.client.core import MessageReceived
+from cove.client.events import MessageReceived
 from cove.config import Settings
 from cove.consent.ledger_storage import load_account, verify_database
 from cove.db import create_engine, metadata, migrate

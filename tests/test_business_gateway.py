@@ -26,7 +26,8 @@ from cove.business.gateway.service import Gateway, Identity
 from cove.business.gateway.statuses import Status
 from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.storage import business_reach
-from cove.client.core import ClientCore, MessageReceived, PayloadReceived, Read, TemplateReceived
+from cove.client.core import ClientCore, PayloadReceived
+from cove.client.events import MessageReceived, Read, TemplateReceived
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.db import create_engine

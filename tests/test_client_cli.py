@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from cove.client.cli import _show
-from cove.client.core import ClientCore, QueueEmpty
+from cove.client.core import ClientCore
+from cove.client.events import QueueEmpty
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient, RelayError
 from cove.testing import free_port
@@ -146,3 +147,14 @@ async def test_a_banned_user_gets_the_same_answer_from_send_and_inbox(env, code_
     assert sent.returncode == fetched.returncode == 1
     assert said(sent) == said(fetched)
     assert "logged out" in said(fetched) and "Traceback" not in said(fetched)
+
+
+async def test_the_privacy_commands_ask_the_relay_as_the_registered_profile(env, code_inbox):
+    unregistered = run_cove(env, "privacy", "show", "--profile", "nobody")
+    assert unregistered.returncode == 1 and "is not registered" in said(unregistered)
+    await register_with_the_cli(env, code_inbox, "carol", NUMBER)
+    shown = run_cove(env, "privacy", "show", "--profile", "carol")
+    assert shown.returncode == 0, shown.stderr
+    assert "You have not accepted any privacy policy" in said(shown)
+    notice = run_cove(env, "privacy", "notice", "--profile", "carol")
+    assert notice.returncode == 0 and "No privacy notice is waiting for you." in said(notice)

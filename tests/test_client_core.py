@@ -7,17 +7,8 @@ import os
 import pytest
 import vodozemac
 
-from cove.client.core import (
-    ClientCore,
-    Delivered,
-    IdentityChanged,
-    MessageReceived,
-    PayloadReceived,
-    QueueEmpty,
-    Read,
-    TemplateReceived,
-    Undecryptable,
-)
+from cove.client.core import ClientCore, IdentityChanged, PayloadReceived
+from cove.client.events import Delivered, MessageReceived, QueueEmpty, Read, TemplateReceived, Undecryptable
 from cove.client.store import ClientStore
 from helpers import texts
 
@@ -238,6 +229,6 @@ def test_every_stored_event_kind_comes_back_from_the_outbox_as_it_went_in(tmp_pa
         Undecryptable("a", 1, 9, "no session decrypts it"),
     ]
     with core.store.transaction():
-        core._processed(1, stored)
+        core.inbound.processed(1, stored)
     assert core.take_events() == stored
     assert core.pending_events() == []

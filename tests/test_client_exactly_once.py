@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from cove.client.core import MessageReceived
+from cove.client.events import MessageReceived
 from helpers import texts
 
 SENT = [f"message {i}" for i in range(6)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from cove.client.core import NoticeReceived
+from cove.client.events import NoticeReceived
 from cove.client.transport import RelayError
 from cove.consent import service
 from cove.consent.ledger_storage import load_account, verify_database

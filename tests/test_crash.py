@@ -25,7 +25,7 @@ import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from cove.client.core import MessageReceived, Undecryptable
+from cove.client.events import MessageReceived, Undecryptable
 from cove.client.transport import CoveClient, RelayError
 from cove.testing import RelayProcess
 

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from conftest import Users, _database
 from cove.accounts.service import LOGGED_OUT
-from cove.client.core import MessageReceived
+from cove.client.events import MessageReceived
 from cove.client.transport import CoveClient, RelayError
 from cove.testing import CodeInbox, LocalServer, RelayProcess, run_cove
 from cove.testing import nats_server as private_nats_server

@@ -30,7 +30,8 @@ from cove.business.gateway.cloud import (
 from cove.business.gateway.events import Pricing, QualityEvent
 from cove.business.gateway.statuses import Status, advance
 from cove.business.tiers import Tier
-from cove.client.core import ClientCore, MessageReceived
+from cove.client.core import ClientCore
+from cove.client.events import MessageReceived
 from cove.client.store import ClientStore
 from cove.protocol.business import Category
 from cove.protocol.business_messages import (
@@ -422,7 +423,7 @@ def test_a_business_text_is_a_text_to_a_normal_client(tmp_path):
     }
     core = ClientCore(ClientStore(tmp_path / "user.db"), b"k" * 32, {})
     frame = {"id": 1, "client_message_id": "wamid.A", "server_ts": 0}
-    assert core._apply_payload("business", 1, plaintext, frame) == [
+    assert core.inbound.apply_payload("business", 1, plaintext, frame) == [
         MessageReceived("business", 1, "wamid.A", "Your order shipped today.", 1_700_000_000_000)
     ]
 

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from cove.client.core import Delivered, IdentityChanged, MessageReceived, Read
+from cove.client.core import IdentityChanged
+from cove.client.events import Delivered, MessageReceived, Read
 from cove.client.transport import RelayError
 from cove.messaging.envelope import receipt_ids
 from helpers import assert_no_plaintext, server_rows, texts

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cove.client.core import MessageReceived
+from cove.client.events import MessageReceived
 from cove.client.transport import CoveClient, RelayError
 
 VICTIM = "+14155550181"

@@ -75,25 +75,25 @@ def test_counts_only_grow_and_an_unchanged_day_is_not_written():
 # the client's counting, without a relay ---------------------------------------------------------------
 def test_the_client_counts_per_day_and_reports_only_what_changed(tmp_path):
     core = ClientCore(ClientStore(tmp_path / "state.db"), os.urandom(32), {"model": "m"})
-    assert core.usage_report() is None
-    core.app_opened()
+    assert core.usage.report() is None
+    core.usage.app_opened()
     today = usage.day_of(now_ms())
     core.store.count_usage(today - 3, sent=4)
     core.store.count_usage(today - 40, sent=9)  # older than the relay takes: dropped, never sent
-    request = core.usage_report()
+    request = core.usage.report()
     assert request.method == "PUT" and request.path == "/v1/me/usage"
     assert request.json["days"] == [
         {"day": usage.day_text(today - 3), "messages_sent": 4, "messages_received": 0, "app_opens": 0},
         {"day": usage.day_text(today), "messages_sent": 0, "messages_received": 0, "app_opens": 1},
     ]
     core.store.count_usage(today, received=1)  # counted while the report was on its way
-    core.usage_reported(request)
-    again = core.usage_report()
+    core.usage.reported(request)
+    again = core.usage.report()
     assert again.json["days"] == [
         {"day": usage.day_text(today), "messages_sent": 0, "messages_received": 1, "app_opens": 1}
     ]
-    core.usage_reported(again)
-    assert core.usage_report() is None
+    core.usage.reported(again)
+    assert core.usage.report() is None
     assert [d.day for d in core.store.usage()] == [today - 3, today]
 
 

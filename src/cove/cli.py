@@ -7,10 +7,11 @@ import typer
 from cove.business.commands import business_app
 from cove.cli_guard import CommandError, GuardedGroup
 from cove.client.business_cli import businesses_app
-from cove.client.cli import register_client_commands, register_privacy_commands
+from cove.client.cli import register_client_commands
 from cove.client.devices_cli import devices_app
 from cove.client.group_cli import group_app
 from cove.client.pin_cli import pin_app
+from cove.client.privacy_cli import privacy_app
 from cove.client.verify_cli import verify_app
 from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
@@ -89,7 +90,7 @@ def serve(
 
 
 register_client_commands(app)
-register_privacy_commands(app)
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(safety_app, name="safety")

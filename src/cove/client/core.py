@@ -9,69 +9,50 @@ Payloads inside the ciphertext are JSON: ``{"v": 1, "type": "text", "id", "text"
 ``{"v": 1, "type": "template", "id", "ts", "sealed"}`` for a business's template message, whose ``sealed`` is
 the text of :func:`cove.protocol.templates.split_template_message`'s plaintext. Other types (interactive
 messages, replies to them) reach the app as :class:`PayloadReceived`.
+
+Whole concerns live in modules of their own, composed here: :mod:`cove.client.receiving` applies the relay's
+frames and dispatches payloads (``ClientCore.inbound``; :meth:`ClientCore.receive` hands frames to it),
+:mod:`cove.client.privacy` builds the privacy requests (``ClientCore.privacy``), :mod:`cove.client.usage_counters`
+counts and reports usage (``ClientCore.usage``), :mod:`cove.client.groups` keeps group state
+(``ClientCore.groups``), :mod:`cove.client.trust` the verified device lists, and :mod:`cove.client.events` defines
+the events and their outbox format. :class:`Request` is in :mod:`cove.client.request`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import vodozemac as vz
 
-from cove.client import attachments, crypto, paths, sync, trust, verification
+from cove.client import attachments, crypto, paths, trust, verification
 from cove.client import events as outbox
+from cove.client.clock import now_ms, today
 from cove.client.crypto import OlmDevice
 from cove.client.events import (
-    AttachmentReceived,
-    Delivered,
     Event,
     IdentityChanged,
-    MessageReceived,
-    NoticeReceived,
     PayloadReceived,
     PendingEvent,
-    QueueEmpty,
-    Read,
-    TemplateReceived,
-    Undecryptable,
     VerifiedKeyChanged,
 )
-from cove.client.groups import GROUP_KINDS, GroupState
-from cove.client.store import ClientStore, PeerDevice, UsageDay
-from cove.protocol import signing, usage
+from cove.client.groups import GroupState
+from cove.client.privacy import PrivacyRequests
+from cove.client.receiving import Inbound, Received
+from cove.client.request import Request
+from cove.client.store import ClientStore, PeerDevice
+from cove.client.usage_counters import UsageCounters
+from cove.protocol import signing
 from cove.protocol.attachments import Pointer
 from cove.protocol.business_messages import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
 from cove.protocol.device_list import DEVICE_LIST, DeviceList
-from cove.protocol.envelope import EnvelopeKind
 from cove.protocol.payload import PAYLOAD_VERSION
 
 REFILL_BELOW = 25
 MAX_CLAIMS_CHECKED = 100  # numbers per contact-discovery request
-MAX_PHONE_LENGTH = 32  # as the relay's own phone fields
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    json: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    headers: dict[str, str] | None = None  # instead of the device's bearer token (a provisioning channel's secret)
-
-
-@dataclass
-class Received:
-    """What a frame did. Its stored events are already in the outbox: the app takes them from there
-    (:meth:`ClientCore.pending_events`), so that none is lost or repeated when the ack or the process fails."""
-
-    events: list[Event] = field(default_factory=list)
-    ack_ids: list[int] = field(default_factory=list)
-    need_identity: str | None = None  # fetch this account's identity, feed it, then receive the frame again
 
 
 @dataclass(frozen=True)
@@ -111,6 +92,9 @@ class ClientCore:
         self._olm = OlmDevice.from_pickle(pickled, pickle_key) if pickled else None
         self._insisted: dict[str, set[int]] = {}  # devices the relay's last 409 said were missing, per recipient
         self.groups = GroupState(store, pickle_key)
+        self.inbound = Inbound(self, pickle_key)
+        self.privacy = PrivacyRequests(self)
+        self.usage = UsageCounters(store)
 
     # identity of this device -------------------------------------------------------------------------
     @property
@@ -130,12 +114,14 @@ class ClientCore:
     def phone_number(self) -> str | None:
         return self.store.get("phone_number")
 
-    def _require_olm(self) -> OlmDevice:
+    def require_olm(self) -> OlmDevice:
+        """This device's Olm account, for the modules that decrypt with it (:mod:`cove.client.receiving`)."""
         if self._olm is None or self.token is None:
             raise NotRegistered("this profile is not registered yet: run register and verify first")
         return self._olm
 
-    def _save_olm(self) -> None:
+    def save_olm(self) -> None:
+        """Persist the Olm account after it changed (keys made or published, a one-time key used up)."""
         assert self._olm is not None
         self.store.set("olm_account", self._olm.pickle(self._key))
 
@@ -154,7 +140,7 @@ class ClientCore:
         self._olm = OlmDevice.create()
         registration_id = secrets.randbelow(16380) + 1
         with self.store.transaction():
-            self._save_olm()
+            self.save_olm()
             self.store.set("registration_id", str(registration_id))
         return {
             "registration_id": registration_id,
@@ -164,12 +150,12 @@ class ClientCore:
 
     def own_keys(self) -> tuple[str, str]:
         """This device's identity keys, ``(curve25519, ed25519)``."""
-        olm = self._require_olm()
+        olm = self.require_olm()
         return olm.curve25519, olm.ed25519
 
     def sign(self, kind: str, text: str) -> str:
         """This device's identity signature over ``cove:v1:<kind>:<text>``."""
-        return self._require_olm().sign(kind, text)
+        return self.require_olm().sign(kind, text)
 
     def device_list_upload(self, listed: DeviceList) -> Request:
         """Publish ``listed``, signed by this device (the primary)."""
@@ -200,18 +186,18 @@ class ClientCore:
 
     def key_upload(self, held_on_server: int, has_fallback: bool = True) -> Request | None:
         """Keys to top the server back up to the target, or ``None`` when it has enough."""
-        olm = self._require_olm()
+        olm = self.require_olm()
         if held_on_server >= REFILL_BELOW and has_fallback:
             return None
         body: dict[str, Any] = {"one_time_keys": olm.new_one_time_keys(crypto.ONE_TIME_KEY_TARGET - held_on_server)}
         if not has_fallback:
             body["fallback_key"] = olm.new_fallback_key()
-        self._save_olm()
+        self.save_olm()
         return Request("PUT", "/v1/keys", body)
 
     def keys_uploaded(self) -> None:
-        self._require_olm().mark_published()
-        self._save_olm()
+        self.require_olm().mark_published()
+        self.save_olm()
 
     def key_count(self) -> Request:
         return Request("GET", "/v1/keys/count")
@@ -240,14 +226,14 @@ class ClientCore:
     # composing ---------------------------------------------------------------------------------------
     def compose_text(self, recipient: str, text: str) -> Outgoing:
         cmid = uuid.uuid4().hex
-        payload = {"v": PAYLOAD_VERSION, "type": "text", "id": cmid, "text": text, "ts": _now_ms()}
+        payload = {"v": PAYLOAD_VERSION, "type": "text", "id": cmid, "text": text, "ts": now_ms()}
         if self.phone_number:  # as a phone shows the sender's number; the recipient checks it (sender_numbers)
             payload["from"] = self.phone_number
         return Outgoing(recipient, cmid, json.dumps(payload).encode(), text)
 
     def compose_attachment(self, recipient: str, pointer: Pointer, text: str | None = None) -> Outgoing:
         cmid = uuid.uuid4().hex
-        body = attachments.payload(cmid, pointer, text, _now_ms())
+        body = attachments.payload(cmid, pointer, text, now_ms())
         shown = attachments.history_text(pointer.name, pointer.size, text)
         return Outgoing(recipient, cmid, json.dumps(body).encode(), shown)
 
@@ -265,7 +251,7 @@ class ClientCore:
         if not isinstance(offered, BusinessInteractive):
             raise ValueError("only an interactive message offers choices")
         cmid = uuid.uuid4().hex
-        return Outgoing(message.sender, cmid, compose_interactive_reply(offered, choice_id, cmid, _now_ms()))
+        return Outgoing(message.sender, cmid, compose_interactive_reply(offered, choice_id, cmid, now_ms()))
 
     def compose_read_receipt(self, recipient: str, client_message_ids: list[str]) -> Outgoing:
         payload = {"v": PAYLOAD_VERSION, "type": "read", "ids": client_message_ids}
@@ -330,7 +316,7 @@ class ClientCore:
 
     def bundles_received(self, body: dict[str, Any]) -> list[Event]:
         """Open an outbound session with every device whose one-time key verifies."""
-        olm = self._require_olm()
+        olm = self.require_olm()
         events = self.identity_received(
             {
                 "account_id": body["account_id"],
@@ -372,7 +358,7 @@ class ClientCore:
 
     def encrypt(self, outgoing: Outgoing) -> Request:
         """One ciphertext per device we hold a session with; ratchet state is saved before it leaves."""
-        self._require_olm()
+        self.require_olm()
         messages = []
         devices = self.trusted_devices(outgoing.recipient)
         mine = {self.device_id} if outgoing.recipient == self.account_id else set()
@@ -409,9 +395,9 @@ class ClientCore:
         if outgoing.text is not None:
             with self.store.transaction():
                 self.store.add_message(
-                    outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, _now_ms(), "sent"
+                    outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, now_ms(), "sent"
                 )
-                self.store.count_usage(_today(), sent=1)
+                self.store.count_usage(today(), sent=1)
 
     def send_refused(self, recipient: str, status: int, error: dict[str, Any]) -> None:
         """Digest a 409/410 so that the next attempt addresses the right devices with fresh sessions."""
@@ -438,149 +424,10 @@ class ClientCore:
         self.store.wipe()
         self._olm = None
 
-    # usage counters (per UTC day: messages sent, received and decrypted, app opens) ----------------------
-    def app_opened(self) -> None:
-        self.store.count_usage(_today(), opens=1)
-
-    def usage_report(self) -> Request | None:
-        """The days counted since they were last reported (the relay takes the last 30 days); ``None``: none."""
-        oldest = _today() - usage.PAST_DAYS
-        self.store.forget_usage_before(oldest)
-        days = self.store.unreported_usage(oldest)
-        if not days:
-            return None
-        body = [
-            {
-                "day": usage.day_text(d.day),
-                "messages_sent": d.messages_sent,
-                "messages_received": d.messages_received,
-                "app_opens": d.app_opens,
-            }
-            for d in days
-        ]
-        return Request("PUT", "/v1/me/usage", {"days": body})
-
-    def usage_reported(self, request: Request) -> None:
-        assert request.json is not None
-        self.store.usage_reported(
-            [
-                UsageDay(usage.parse_day(d["day"]), d["messages_sent"], d["messages_received"], d["app_opens"])
-                for d in request.json["days"]
-            ]
-        )
-
-    # privacy -----------------------------------------------------------------------------------------
-    def privacy(self) -> Request:
-        return Request("GET", "/v1/me/privacy")
-
-    def notice(self) -> Request:
-        return Request("GET", "/v1/privacy/notice")
-
-    def notice_shown(self, notice: dict[str, Any], surface: str = "notice") -> Request:
-        """Log locally that this exact text was shown, and build the report of it for the relay's served log."""
-        self.store.add_served(notice["version"], notice["text_hash"], surface)
-        return Request("POST", "/v1/privacy/notice/served", self._about(notice, surface))
-
-    def accept_terms(self, notice: dict[str, Any], age_bracket: str, surface: str = "notice") -> Request:
-        return Request("POST", "/v1/privacy/terms", self._about(notice, surface) | {"age_bracket": age_bracket})
-
-    def choose(self, purpose_id: str, choice: str, surface: str = "settings") -> Request:
-        body = {"choice": choice, "surface": surface, "app_version": self.device_info.get("app_version")}
-        return Request("PUT", paths.build(paths.PRIVACY_CHOICE, purpose_id=purpose_id), body)
-
-    def withdraw(self, purpose_id: str) -> Request:
-        return Request("DELETE", paths.build(paths.PRIVACY_CHOICE, purpose_id=purpose_id))
-
-    def object_to(self, purpose_id: str) -> Request:
-        return Request("POST", paths.build(paths.OBJECTION, purpose_id=purpose_id))
-
-    def _about(self, notice: dict[str, Any], surface: str) -> dict[str, Any]:
-        return {
-            "version": notice["version"],
-            "text_hash": notice["text_hash"],
-            "surface": surface,
-            "app_version": self.device_info.get("app_version"),
-        }
-
-    # receiving ---------------------------------------------------------------------------------------
+    # receiving (cove.client.receiving) ---------------------------------------------------------------
     def receive(self, frame: dict[str, Any], identity_refreshed: bool = False) -> Received:
-        kind = frame.get("type")
-        if kind == "queue_empty":
-            return Received(events=[QueueEmpty()])
-        if kind == "notice":
-            return Received(events=[NoticeReceived(frame["notice"])])
-        if kind != "envelope":
-            return Received()
-        envelope_id = int(frame["id"])
-        if self.store.was_processed(envelope_id):
-            return Received(ack_ids=[envelope_id])  # a redelivery: its effects are already stored
-        if frame["kind"] in GROUP_KINDS:
-            with self.store.transaction():
-                events = self.groups.receive(frame, self.account_id)
-                self._processed(envelope_id, events)
-            return Received(events, [envelope_id])
-        sender, sender_device = frame["sender"], int(frame["sender_device"])
-        if frame["kind"] == EnvelopeKind.DELIVERY_RECEIPT:
-            ids = frame.get("client_message_ids") or [frame["client_message_id"]]
-            # One's own devices took a transcript or read state: nothing the user sent anyone.
-            events: list[Event] = [] if sender == self.account_id else [Delivered(sender, cmid) for cmid in ids]
-            with self.store.transaction():
-                self.store.set_status(sender, ids, "delivered")
-                self._processed(envelope_id, events)
-            return Received(events, [envelope_id])
-        return self._receive_ciphertext(frame, envelope_id, sender, sender_device, identity_refreshed)
-
-    def _receive_ciphertext(
-        self,
-        frame: dict[str, Any],
-        envelope_id: int,
-        sender: str,
-        sender_device: int,
-        identity_refreshed: bool,
-    ) -> Received:
-        olm = self._require_olm()
-        kind, body = int(frame["kind"]), base64.b64decode(frame["body"])
-        if sender_device not in self.trusted_devices(sender):
-            if not identity_refreshed:
-                return Received(need_identity=sender)
-            events: list[Event] = [
-                Undecryptable(sender, sender_device, envelope_id, "the sender's signed device list does not name it")
-            ]
-            with self.store.transaction():
-                self._processed(envelope_id, events)
-            return Received(events, [envelope_id])
-        with self.store.transaction():
-            plaintext = None
-            for session_id, pickled in self.store.sessions(sender, sender_device):
-                session = vz.Session.from_pickle(pickled, self._key)
-                plaintext = crypto.try_decrypt(session, kind, body)
-                if plaintext is not None:
-                    self.store.save_session(sender, sender_device, session_id, session.pickle(self._key))
-                    break
-            if plaintext is None and kind == EnvelopeKind.OLM_PREKEY:
-                device = self.store.peer_devices(sender).get(sender_device)
-                if device is None and not identity_refreshed:
-                    return Received(need_identity=sender)
-                if device is not None:
-                    try:
-                        session, plaintext = olm.inbound_session(device.curve25519, body)
-                        self.store.save_session(sender, sender_device, session.session_id, session.pickle(self._key))
-                        self._save_olm()  # the one-time key is gone now; never offer it again
-                    except crypto.DecryptionFailed:
-                        if not identity_refreshed:
-                            return Received(need_identity=sender)
-            if plaintext is None:
-                events = [Undecryptable(sender, sender_device, envelope_id, "no session decrypts it")]
-            else:
-                events = self._apply_payload(sender, sender_device, plaintext, frame)
-            self._processed(envelope_id, events)
-        return Received(events, [envelope_id])
-
-    def _processed(self, envelope_id: int, events: list[Event]) -> None:
-        """In the envelope's transaction: it will not be applied again, and its events wait for the app."""
-        self.store.mark_processed(envelope_id)
-        for event in events:
-            self.store.add_pending_event(outbox.dump(event))
+        """Apply one relay frame; see :meth:`Inbound.receive`."""
+        return self.inbound.receive(frame, identity_refreshed)
 
     # handing events to the app -----------------------------------------------------------------------
     def pending_events(self, limit: int = 100) -> list[PendingEvent]:
@@ -602,51 +449,3 @@ class ClientCore:
                 taken += [p.event for p in pending]
                 self.event_taken(pending[-1].seq)
         return taken
-
-    def _apply_payload(self, sender: str, sender_device: int, plaintext: bytes, frame: dict[str, Any]) -> list[Event]:
-        try:
-            payload = json.loads(plaintext)
-        except ValueError:
-            return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not JSON")]
-        if not isinstance(payload, dict):
-            return [Undecryptable(sender, sender_device, int(frame["id"]), "payload is not a JSON object")]
-        claimed = payload.get("from")
-        if isinstance(claimed, str) and len(claimed) <= MAX_PHONE_LENGTH and not self.store.peer_phone(sender):
-            self.store.claim_phone(sender, claimed)
-        group_events = self.groups.pairwise(sender, sender_device, payload)
-        if group_events is not None:
-            return group_events
-        kind = payload.get("type")
-        if kind in sync.OWN_DEVICE_TYPES:
-            assert self.account_id is not None and self.device_id is not None
-            me = sync.Me(self.account_id, self.device_id, frozenset(self.trusted_devices(self.account_id)))
-            return sync.apply(self.store, me, sender, sender_device, payload, int(frame["id"]))
-        if kind == "read":
-            ids = [str(i) for i in payload.get("ids", [])]
-            self.store.set_status(sender, ids, "read")
-            return [Read(sender, ids)]
-        cmid = str(payload.get("id") or frame["client_message_id"])
-        sent_at = int(payload.get("ts") or frame["server_ts"])
-        business = frame.get("business")
-        self.store.count_usage(_today(), received=1)
-        if kind == "text":
-            text = str(payload.get("text", ""))
-            self.store.add_message(sender, "in", cmid, text, sent_at, "received")
-            return [MessageReceived(sender, sender_device, cmid, text, sent_at, business)]
-        if kind == "attachment":
-            event = attachments.received(sender, sender_device, cmid, payload, sent_at, int(frame["id"]))
-            if isinstance(event, AttachmentReceived):
-                shown = attachments.history_text(event.attachment["name"], event.attachment["size"], event.text)
-                self.store.add_message(sender, "in", cmid, shown, sent_at, "received")
-            return [event]
-        if kind == "template" and business is not None and isinstance(payload.get("sealed"), str):
-            return [TemplateReceived(sender, sender_device, cmid, business, payload["sealed"].encode(), sent_at)]
-        return [PayloadReceived(sender, sender_device, cmid, payload, sent_at, business)]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _today() -> int:
-    return usage.day_of(_now_ms())

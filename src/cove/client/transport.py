@@ -15,9 +15,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from cove.client import attachments, linking, paths, sync_flow
 from cove.client.allowlist import RouteAllowlist
-from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, QueueEmpty, Request, TemplateReceived
+from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Request
 from cove.client.errors import RelayError
-from cove.client.events import AttachmentReceived, SentElsewhere, is_stored
+from cove.client.events import AttachmentReceived, QueueEmpty, SentElsewhere, TemplateReceived, is_stored
 from cove.client.transfers import Transfers
 from cove.protocol.templates import (
     ApprovedTemplate,
@@ -71,7 +71,7 @@ class CoveClient:
         """Count one app open per client session: the first time it talks to the relay as a registered device."""
         if not self._opened and self.core.token:
             self._opened = True
-            self.core.app_opened()
+            self.core.usage.app_opened()
 
     async def call(self, request: Request) -> dict[str, Any]:
         self._session_started()
@@ -142,11 +142,11 @@ class CoveClient:
     async def report_usage(self) -> int:
         """Send the usage counters of the days not reported yet (or counted since); returns how many days."""
         self._session_started()
-        request = self.core.usage_report()
+        request = self.core.usage.report()
         if request is None:
             return 0
         await self.call(request)
-        self.core.usage_reported(request)
+        self.core.usage.reported(request)
         return len(request.json["days"]) if request.json else 0
 
     async def delete_account(self) -> None:
@@ -262,25 +262,25 @@ class CoveClient:
     # privacy -----------------------------------------------------------------------------------------
     async def privacy(self) -> dict[str, Any]:
         """The policy in force, each purpose's state and why, deadlines, and what was shared."""
-        return await self.call(self.core.privacy())
+        return await self.call(self.core.privacy.view())
 
     async def pending_notice(self) -> dict[str, Any] | None:
-        return await self.call(self.core.notice()) or None
+        return await self.call(self.core.privacy.notice()) or None
 
     async def notice_shown(self, notice: dict[str, Any], surface: str = "notice") -> None:
-        await self.call(self.core.notice_shown(notice, surface))
+        await self.call(self.core.privacy.notice_shown(notice, surface))
 
     async def accept_terms(self, notice: dict[str, Any], age_bracket: str) -> None:
-        await self.call(self.core.accept_terms(notice, age_bracket))
+        await self.call(self.core.privacy.accept_terms(notice, age_bracket))
 
     async def choose(self, purpose_id: str, choice: str) -> None:
-        await self.call(self.core.choose(purpose_id, choice))
+        await self.call(self.core.privacy.choose(purpose_id, choice))
 
     async def withdraw(self, purpose_id: str) -> None:
-        await self.call(self.core.withdraw(purpose_id))
+        await self.call(self.core.privacy.withdraw(purpose_id))
 
     async def object_to(self, purpose_id: str) -> None:
-        await self.call(self.core.object_to(purpose_id))
+        await self.call(self.core.privacy.object_to(purpose_id))
 
     # receiving ---------------------------------------------------------------------------------------
     async def events(self, stop_when_empty: bool = False) -> AsyncIterator[Event]:

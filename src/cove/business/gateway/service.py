@@ -43,13 +43,8 @@ from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.tiers import Tier
-from cove.client.core import (
-    Delivered,
-    MessageReceived,
-    PayloadReceived,
-    Read,
-    Request,
-)
+from cove.client.core import PayloadReceived, Request
+from cove.client.events import Delivered, MessageReceived, Read
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol.business import Category
 from cove.protocol.business_messages import parse_interactive_reply
