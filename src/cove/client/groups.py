@@ -8,8 +8,9 @@ message that needs it. An inbound session is bound to the device whose Olm sessi
 group: a Megolm message decrypts only with the sessions of the device and group its envelope names, and its
 plaintext must name the same group. When a member leaves or is removed, or a device is no longer among a member's
 devices, the outbound session is dropped: the next message starts a new one whose key reaches only the members of
-that moment, so a removed member cannot read what is sent after it left. Every session is stored as a pickle
-under the profile key, in the transaction of the envelope that changed it.
+that moment, so a removed member cannot read what is sent after it left. A message that comes before its
+sender's key (the key travels on the 1:1 path) is kept, bounded, and read when a key of that device arrives.
+Every session is stored as a pickle under the profile key, in the transaction of the envelope that changed it.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class GroupState:
             if not self.db.first_seen(sender, sender_device, session_id, decrypted.message_index):
                 return [self._unreadable(frame, "a replayed group message")]
             return self._group_payload(frame, group_id, sender, sender_device, decrypted.plaintext)
-        self.db.keep_pending(frame | {"group": group_id})
+        self.db.keep_pending(frame)
         return [self._unreadable(frame, "no group session of this sender decrypts it yet: kept until its key comes")]
 
     def _group_payload(
