@@ -78,3 +78,7 @@ async def test_a_file_sent_from_the_phone_is_saved_by_the_laptops_inbox(env, cod
     assert inbox.returncode == 0, inbox.stderr
     assert "[file slides.txt, 30000 bytes] for the talk (from your device 1)" in said(inbox)
     assert (tmp_path / "laptop-files" / "slides.txt").read_bytes() == source.read_bytes()  # noqa: ASYNC240
+    for device in ("alice", "laptop"):  # both devices show the same conversation, the file's line included
+        history = run_cove(env, "history", BOB, "--profile", device)
+        assert history.returncode == 0, history.stderr
+        assert said(history).count("[file slides.txt, 30000 bytes] for the talk") == 1

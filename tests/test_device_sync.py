@@ -13,6 +13,7 @@ from cove.client.core import Outgoing
 from cove.client.events import Delivered, HistoryImported, Read, ReadElsewhere, SentElsewhere, Undecryptable
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
+from cove.protocol.attachments import Pointer
 from devices_world import link
 from helpers import assert_no_plaintext, server_rows, texts
 
@@ -234,10 +235,14 @@ def test_history_is_imported_only_by_the_device_named_and_only_from_the_primary(
     assert events == [HistoryImported(1, 0, 1)] and [(m.direction, m.text) for m in stored] == [("out", "hello")]
 
 
-def test_a_transcript_of_another_kind_than_text_reaches_the_app_with_its_payload():
-    attachment = {"type": "attachment", "id": "f1", "attachment": {"id": "0" * 32, "size": 3}}
-    payload = json.loads(sync.transcript(PEER, json.dumps(attachment).encode()) or b"null")
-    [event], stored = applied(payload)
-    assert isinstance(event, SentElsewhere) and (event.peer, event.text, event.payload) == (PEER, None, attachment)
-    assert stored == []  # the attachments capability keeps what it shows
+def test_a_transcript_of_a_file_reaches_the_app_with_its_payload_and_the_history_with_its_line():
+    pointer = Pointer("0" * 32, bytes(32), "ab" * 32, 3, "text/plain", "a.txt").to_json()
+    for attachment, line in (
+        ({"type": "attachment", "id": "f1", "text": "see", "attachment": pointer}, "[file a.txt, 3 bytes] see"),
+        ({"type": "attachment", "id": "f1", "attachment": {"id": "0" * 32}}, "[a file that cannot be opened]"),
+    ):
+        payload = json.loads(sync.transcript(PEER, json.dumps(attachment).encode()) or b"null")
+        [event], stored = applied(payload)
+        assert isinstance(event, SentElsewhere) and (event.peer, event.payload) == (PEER, attachment)
+        assert [(m.peer_account, m.direction, m.text) for m in stored] == [(PEER, "out", line)]
     assert sync.transcript(PEER, json.dumps({"type": "read", "ids": ["a"]}).encode()) is None

@@ -162,6 +162,41 @@ def test_a_key_handed_out_later_does_not_open_earlier_messages(trio) -> None:
     assert bob.receive(late).events[0].text == "after"
 
 
+def test_a_message_that_came_before_its_key_is_read_once_when_the_key_comes(trio) -> None:
+    alice, bob, carol = trio
+    key = alice.groups.sender_key(GROUP)  # the key as alice sends it 1:1, delayed on its way to bob
+    first, second = _send(alice, "before the key"), _send(alice, "also before")
+    for frame in (first, second):
+        [waiting] = bob.receive(frame).events
+        assert isinstance(waiting, Undecryptable) and "kept" in waiting.reason
+    assert bob.groups.db.messages(GROUP) == []
+    _hand_key(carol, bob)  # another member's key opens none of them
+    with bob.store.transaction():
+        events = bob.groups.pairwise(alice.account_id, 1, key.payload())
+    assert [(type(e), e.text) for e in events] == [(GroupMessageReceived, "before the key"),
+                                                   (GroupMessageReceived, "also before")]  # fmt: skip
+    with bob.store.transaction():
+        assert bob.groups.pairwise(alice.account_id, 1, key.payload()) == []  # the key again: nothing twice
+    assert bob.receive(first | {"id": next(_ids)}).events[0].reason == "a replayed group message"
+    assert [m.text for m in bob.groups.db.messages(GROUP)] == ["before the key", "also before"]
+    assert bob.groups.db.pending(GROUP, alice.account_id, 1) == []
+
+
+def test_messages_kept_for_a_key_are_bounded_in_number_and_age(trio, monkeypatch) -> None:
+    from cove.client import group_store
+
+    alice, bob, _ = trio
+    monkeypatch.setattr(group_store, "MAX_PENDING", 3)
+    frames = [_send(alice, f"m{i}") for i in range(5)]
+    for frame in frames:
+        bob.receive(frame)
+    kept = bob.groups.db.pending(GROUP, alice.account_id, 1)
+    assert [f["id"] for f in kept] == [f["id"] for f in frames[2:]]
+    later = group_store.time.time() + group_store.PENDING_SECONDS + 1
+    monkeypatch.setattr(group_store.time, "time", lambda: later)
+    assert bob.groups.db.pending(GROUP, alice.account_id, 1) == []
+
+
 def test_removal_rotates_and_the_removed_member_cannot_read_what_follows(trio) -> None:
     alice, bob, carol = trio
     for member in (bob, carol):

@@ -55,3 +55,46 @@ async def test_a_group_from_the_cli(env, code_inbox):  # noqa: F811
     ):
         assert refused.returncode != 0 and "Traceback" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+async def test_the_group_info_changes_after_create_and_every_member_sees_it(env, code_inbox, tmp_path):  # noqa: F811
+    for profile, number in (("alice", ALICE), ("bob", BOB)):
+        await register_with_the_cli(env, code_inbox, profile, number)
+    created = run_cove(env, "group", "create", BOB, "--name", "Climbing", "--profile", "alice")
+    assert created.returncode == 0, created.stderr
+    assert "named the group 'Climbing'" in said(run_cove(env, "inbox", "--profile", "bob"))
+    picture = tmp_path / "wall.png"
+    picture.write_bytes(b"\x89PNG" + bytes(2000))
+
+    changed = run_cove(
+        env, "group", "info", "Climbing", "--name", "Bouldering", "--description", "Thursdays at the wall",
+        "--avatar", str(picture), "--profile", "alice",
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    assert "named the group 'Bouldering'" in said(run_cove(env, "inbox", "--profile", "bob"))
+    shown = run_cove(env, "group", "show", "Bouldering", "--profile", "bob")
+    assert shown.returncode == 0, shown.stderr
+    assert all(part in said(shown) for part in ("Bouldering", "Thursdays at the wall", "picture: 2004 bytes"))
+
+    # a member changes only the description: the name and the picture stay
+    changed = run_cove(env, "group", "info", "Bouldering", "--description", "Fridays now", "--profile", "bob")
+    assert changed.returncode == 0, changed.stderr
+    run_cove(env, "inbox", "--profile", "alice")
+    shown = said(run_cove(env, "group", "show", "Bouldering", "--profile", "alice"))
+    assert "Fridays now" in shown and "Thursdays" not in shown and "picture: 2004 bytes" in shown
+    removed = run_cove(env, "group", "info", "Bouldering", "--no-avatar", "--profile", "alice")
+    assert removed.returncode == 0, removed.stderr
+    assert "picture:" not in said(run_cove(env, "group", "show", "Bouldering", "--profile", "alice"))
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(bytes(48 * 1024 + 1))
+    for refused in (
+        run_cove(env, "group", "info", "Bouldering", "--avatar", str(huge), "--profile", "alice"),
+        run_cove(env, "group", "info", "Bouldering", "--avatar", str(tmp_path / "none.png"), "--profile", "alice"),
+        run_cove(env, "group", "info", "Bouldering", "--name", "x" * 101, "--profile", "alice"),
+        run_cove(env, "group", "info", "Bouldering", "--profile", "alice"),
+        run_cove(env, "group", "info", "nosuch", "--name", "n", "--profile", "alice"),
+    ):
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "Fridays now" in said(run_cove(env, "group", "show", "Bouldering", "--profile", "bob"))

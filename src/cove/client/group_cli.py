@@ -1,4 +1,4 @@
-"""``cove group``: create, add, remove, leave, admins, invite, join, send, list, show.
+"""``cove group``: create, info, add, remove, leave, admins, invite, join, send, list, show.
 
 A GROUP is its id, a unique start of it (4 characters or more), or its name, among the groups this profile
 knows; a MEMBER is a phone number (+...) or an account id.
@@ -6,6 +6,7 @@ knows; a MEMBER is a phone number (+...) or an account id.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime
 from pathlib import Path
@@ -60,10 +61,20 @@ async def _accounts(client: CoveClient, members: list[str]) -> list[str]:
 
 def _info(name: str, description: str, avatar: Path | None) -> proto.GroupInfo:
     try:
-        picture = avatar.read_bytes() if avatar is not None else None
-        return proto.GroupInfo(name, description, picture)
-    except (OSError, proto.GroupPayloadError) as exc:
+        return proto.GroupInfo(name, description, _picture(avatar) if avatar is not None else None)
+    except OSError as exc:  # named, not its whole path: the error stays on one line
+        _refuse(f"{avatar.name if avatar else 'the avatar'} cannot be read: {exc.strerror}")
+    except proto.GroupPayloadError as exc:
         _refuse(str(exc))
+
+
+def _picture(path: Path) -> bytes:
+    """The file's bytes, read only up to one past the limit: a huge file is refused without being loaded."""
+    with path.open("rb") as source:
+        picture = source.read(proto.MAX_AVATAR_BYTES + 1)
+    if len(picture) > proto.MAX_AVATAR_BYTES:
+        _refuse(f"{path.name} is larger than a group avatar may be ({proto.MAX_AVATAR_BYTES // 1024} KiB)")
+    return picture
 
 
 @group_app.command("create")
@@ -80,6 +91,40 @@ async def create(
     async with _client(_registered(profile)) as client:
         group_id = await Groups(client).create(await _accounts(client, members), info)
     console.print(f"created {escape(name)} ({group_id})")
+
+
+@group_app.command("info")
+@_run
+async def info(
+    group: str = GroupArgument,
+    name: str = typer.Option(None, help="A new name"),
+    description: str = typer.Option(None, help="A new description"),
+    avatar: Path = typer.Option(None, help=f"A new picture (up to {proto.MAX_AVATAR_BYTES // 1024} KiB)"),
+    no_avatar: bool = typer.Option(False, "--no-avatar", help="Take the picture away"),
+    profile: str = ProfileOption,
+) -> None:
+    """Change the group's name, description or picture; every member's devices get it encrypted."""
+    core = _registered(profile)
+    group_id = _group(core, group)
+    if name is None and description is None and avatar is None and not no_avatar:
+        _refuse("nothing to change (--name, --description, --avatar, --no-avatar)")
+    if avatar is not None and no_avatar:
+        _refuse("give --avatar PATH or --no-avatar, not both")
+    current = core.groups.group(group_id)
+    if current is None or not current.member:
+        _refuse(f"this profile is not in the group {group_id}")
+    if not (name if name is not None else current.name):
+        _refuse("the group has no name yet: give --name")
+    changed = _info(
+        name if name is not None else current.name or "",
+        description if description is not None else current.description or "",
+        avatar,
+    )
+    if avatar is None and not no_avatar:
+        changed = dataclasses.replace(changed, avatar=current.avatar)
+    async with _client(core) as client:
+        await Groups(client).set_info(group_id, changed)
+    console.print(f"changed the info of {escape(changed.name)} ({group_id})")
 
 
 @group_app.command("add")
@@ -224,6 +269,8 @@ async def show(group: str = GroupArgument, profile: str = ProfileOption) -> None
     console.print(f"[bold]{escape(label(core, group_id))}[/bold] ({group_id}, revision {view['revision']})")
     if stored is not None and stored.description:
         console.print(escape(stored.description))
+    if stored is not None and stored.avatar:
+        console.print(f"picture: {len(stored.avatar)} bytes")
     others = [m["account_id"] for m in view["members"] if m["account_id"] != core.account_id]
     for m in view["members"]:
         console.print(f"  {escape(_who(core, m['account_id']))} ({m['role']}, {len(m['devices'])} device(s))")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cove.client.store import ClientStore
 
+MAX_PENDING = 1000  # group messages waiting for their sender's key, per profile
+PENDING_SECONDS = 7 * 24 * 3600  # a key that has not come in a week is not coming
 RECEIPT_RANK = {"sent": 0, "delivered": 1, "read": 2}  # a receipt never lowers a member's state
 
 
@@ -159,6 +162,35 @@ class GroupStore:
                 "INSERT OR IGNORE INTO group_seen VALUES (?, ?, ?, ?)", (sender, sender_device, session_id, index)
             )
             return cursor.rowcount == 1
+
+    # messages that came before their sender's key ---------------------------------------------------
+    def keep_pending(self, frame: dict[str, Any]) -> None:
+        """Keep a Megolm envelope until a key of its sender device arrives; the oldest go first past the bounds."""
+        now = time.time()
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM group_pending WHERE received_at < ?", (now - PENDING_SECONDS,))
+            db.execute(
+                "INSERT OR IGNORE INTO group_pending VALUES (?, ?, ?, ?, ?, ?)",
+                (frame["id"], frame["group"], frame["sender"], frame["sender_device"], json.dumps(frame), now),
+            )
+            db.execute(
+                "DELETE FROM group_pending WHERE envelope_id NOT IN "
+                "(SELECT envelope_id FROM group_pending ORDER BY received_at DESC, envelope_id DESC LIMIT ?)",
+                (MAX_PENDING,),
+            )
+
+    def pending(self, group_id: str, sender: str, sender_device: int) -> list[dict[str, Any]]:
+        """The envelopes of a sender device in a group that wait for a key, in the order they arrived."""
+        rows = self._db.execute(
+            "SELECT frame FROM group_pending WHERE group_id = ? AND sender_account = ? AND sender_device = ? "
+            "AND received_at >= ? ORDER BY envelope_id",
+            (group_id, sender, sender_device, time.time() - PENDING_SECONDS),
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def drop_pending(self, envelope_id: int) -> None:
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM group_pending WHERE envelope_id = ?", (envelope_id,))
 
     # history and receipts ------------------------------------------------------------------------------
     def add_message(self, message: GroupMessage) -> None:

@@ -8,8 +8,9 @@ message that needs it. An inbound session is bound to the device whose Olm sessi
 group: a Megolm message decrypts only with the sessions of the device and group its envelope names, and its
 plaintext must name the same group. When a member leaves or is removed, or a device is no longer among a member's
 devices, the outbound session is dropped: the next message starts a new one whose key reaches only the members of
-that moment, so a removed member cannot read what is sent after it left. Every session is stored as a pickle
-under the profile key, in the transaction of the envelope that changed it.
+that moment, so a removed member cannot read what is sent after it left. A message that comes before its
+sender's key (the key travels on the 1:1 path) is kept, bounded, and read when a key of that device arrives.
+Every session is stored as a pickle under the profile key, in the transaction of the envelope that changed it.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class GroupState:
             if not self.db.first_seen(sender, sender_device, session_id, decrypted.message_index):
                 return [self._unreadable(frame, "a replayed group message")]
             return self._group_payload(frame, group_id, sender, sender_device, decrypted.plaintext)
-        return [self._unreadable(frame, "no group session of this sender decrypts it")]
+        self.db.keep_pending(frame)
+        return [self._unreadable(frame, "no group session of this sender decrypts it yet: kept until its key comes")]
 
     def _group_payload(
         self, frame: dict[str, Any], group_id: str, sender: str, sender_device: int, plaintext: bytes
@@ -232,8 +234,7 @@ class GroupState:
         kind = payload.get("type")
         try:
             if kind == "sender_key":
-                self._sender_key(sender, sender_device, proto.parse_sender_key(payload))
-                return []
+                return self._sender_key(sender, sender_device, proto.parse_sender_key(payload))
             if kind == "group_info":
                 group_id = proto.group_of(payload)
                 if sender not in self.db.members(group_id):  # anyone may know a group's id; only members name it
@@ -247,10 +248,11 @@ class GroupState:
             return [Undecryptable(sender, sender_device, 0, str(exc))]
         return None
 
-    def _sender_key(self, sender: str, sender_device: int, key: proto.SenderKey) -> None:
-        """Keep the first key of a session: a later copy starts at a later index and would lose messages."""
+    def _sender_key(self, sender: str, sender_device: int, key: proto.SenderKey) -> list[Event]:
+        """Keep the first key of a session: a later copy starts at a later index and would lose messages. The
+        messages of that device that came before its key are read now, their events in the key's envelope."""
         if self.db.has_inbound(key.group_id, sender, sender_device, key.session_id):
-            return
+            return []
         try:
             session = vz.InboundGroupSession(vz.SessionKey(key.session_key))
         except (ValueError, binascii.Error) as exc:
@@ -258,6 +260,22 @@ class GroupState:
         if session.session_id != key.session_id:
             raise proto.GroupPayloadError("sender_key: the key is not the session it names")
         self.db.save_inbound(key.group_id, sender, sender_device, key.session_id, session.pickle(self._key))
+        return self._retry_pending(key.group_id, sender, sender_device, session)
+
+    def _retry_pending(
+        self, group_id: str, sender: str, sender_device: int, session: vz.InboundGroupSession
+    ) -> list[Event]:
+        events: list[Event] = []
+        for frame in self.db.pending(group_id, sender, sender_device):
+            try:
+                message = vz.MegolmMessage.from_bytes(base64.b64decode(str(frame["body"]), validate=True))
+                decrypted = session.decrypt(message)
+            except (vz.DecodeException, vz.MegolmDecryptionException, ValueError):
+                continue  # another session's, whose key may still come
+            self.db.drop_pending(int(frame["id"]))
+            if self.db.first_seen(sender, sender_device, session.session_id, decrypted.message_index):
+                events += self._group_payload(frame, group_id, sender, sender_device, decrypted.plaintext)
+        return events
 
     @staticmethod
     def _unreadable(frame: dict[str, Any], reason: str) -> Undecryptable:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cove.client import paths
+from cove.client import attachments, paths
 from cove.client.events import Event, HistoryImported, ReadElsewhere, SentElsewhere, Undecryptable
 from cove.client.store import ClientStore, StoredMessage
 from cove.protocol.payload import PAYLOAD_VERSION
@@ -134,9 +134,12 @@ def _sent(store: ClientStore, sender_device: int, payload: dict[str, Any]) -> li
     cmid, sent_at = _message_id(message["id"]), int(message.get("ts") or time.time() * 1000)
     text = message.get("text")
     text = text if isinstance(text, str) else None
+    event = SentElsewhere(to, sender_device, cmid, text, sent_at, message)
     if message.get("type") == "text" and text is not None:
         store.add_message(to, "out", cmid, text, sent_at, "sent")
-    return [SentElsewhere(to, sender_device, cmid, text, sent_at, message)]
+    elif attachments.carries_file(event):  # the line the sending device keeps (or says the file cannot be opened)
+        store.add_message(to, "out", cmid, attachments.file_line(event), sent_at, "sent")
+    return [event]
 
 
 def _read(store: ClientStore, payload: dict[str, Any]) -> list[Event]:
