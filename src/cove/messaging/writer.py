@@ -26,6 +26,7 @@ from cove.messaging.envelope import (
     EnvelopeKind,
     metadata_body,
     receipt_body,
+    shared_wire,
 )
 from cove.messaging.hub import Hub
 
@@ -254,6 +255,22 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
         "group_message_id": message_id,
     }
     ids = storage.insert_fan_out(conn, shared, job.devices)
+    message = Envelope(
+        None,
+        "",
+        0,
+        EnvelopeKind.MEGOLM,
+        job.sender_account_id,
+        job.sender_device_id,
+        job.client_message_id,
+        job.body,
+        job.server_ts_ms,
+        job.expires_at_ms,
+        None,
+        message_id,
+        job.group_id,
+    )
+    rest = shared_wire(message)
     return [
         Envelope(
             queue_id,
@@ -269,6 +286,7 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
             None,
             message_id,
             job.group_id,
+            rest,
         )
         for queue_id, (account, device) in zip(ids, job.devices, strict=True)
     ]
