@@ -255,10 +255,8 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
         "group_message_id": message_id,
     }
     ids = storage.insert_fan_out(conn, shared, job.devices)
-    message = Envelope(
-        None,
-        "",
-        0,
+    # Every envelope field but the queue id, account and device, shared by the message's envelopes.
+    fields = (
         EnvelopeKind.MEGOLM,
         job.sender_account_id,
         job.sender_device_id,
@@ -270,24 +268,9 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
         message_id,
         job.group_id,
     )
-    rest = shared_wire(message)
+    rest = shared_wire(Envelope(None, "", 0, *fields))
     return [
-        Envelope(
-            queue_id,
-            account,
-            device,
-            EnvelopeKind.MEGOLM,
-            job.sender_account_id,
-            job.sender_device_id,
-            job.client_message_id,
-            job.body,
-            job.server_ts_ms,
-            job.expires_at_ms,
-            None,
-            message_id,
-            job.group_id,
-            rest,
-        )
+        Envelope(queue_id, account, device, *fields, rest)
         for queue_id, (account, device) in zip(ids, job.devices, strict=True)
     ]
 
