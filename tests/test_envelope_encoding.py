@@ -12,7 +12,7 @@ from cove.messaging.envelope import Envelope, EnvelopeKind, shared_wire
 
 def test_a_fan_out_frame_is_the_frame_of_the_same_envelope_read_from_its_queue() -> None:
     message = Envelope(
-        None, "", 0, EnvelopeKind.MEGOLM, "alice", 2, "m-1", b"\x00\xffcipher\"text", 17, 99, None, 5, "g" * 32
+        None, "", 0, EnvelopeKind.MEGOLM, "alice", 2, "m-1", b'\x00\xffcipher"text', 17, 99, None, 5, "g" * 32
     )
     rest = shared_wire(message)
     for queue_id, account, device in ((1, "bob", 1), (2**62, "carol", 3)):
