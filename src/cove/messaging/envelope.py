@@ -37,6 +37,9 @@ class Envelope:
     # empty, and ``body`` and ``group`` here are the stored message's, read with it.
     group_message_id: int | None = None
     group: str | None = None
+    # Every field of the wire frame but its type and id, as JSON (``shared_wire``): the envelopes of one group
+    # message share it, so the frame is built and encoded once for all the group's devices, not once for each.
+    wire_rest: bytes | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,19 @@ class Envelope:
         if self.group is not None:
             frame["group"] = self.group
         return frame
+
+    def encoded(self) -> bytes:
+        """The wire frame as JSON, to be sent as it is or inside a batch."""
+        if self.wire_rest is None:
+            return orjson.dumps(self.wire())
+        return b'{"type":"envelope","id":%d,%s' % (self.id, self.wire_rest)
+
+
+def shared_wire(envelope: Envelope) -> bytes:
+    """What ``Envelope.wire_rest`` holds: the frame of ``envelope`` less its type and queue id, as JSON."""
+    frame = envelope.wire()
+    del frame["type"], frame["id"]
+    return orjson.dumps(frame)[1:]  # the fields and the closing brace
 
 
 def receipt_body(client_message_ids: list[str]) -> bytes:

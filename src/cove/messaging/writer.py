@@ -26,6 +26,7 @@ from cove.messaging.envelope import (
     EnvelopeKind,
     metadata_body,
     receipt_body,
+    shared_wire,
 )
 from cove.messaging.hub import Hub
 
@@ -115,7 +116,7 @@ class QueueWriter:
 
         Raises ValueError for an id no queue can hold: the database would refuse it inside the shared
         commit and fail everyone's jobs with it."""
-        if not all(1 <= i <= QUEUE_ID_MAX for i in ids):
+        if ids and (min(ids) < 1 or max(ids) > QUEUE_ID_MAX):  # min and max: no generator step per id
             raise ValueError(f"queue ids are between 1 and {QUEUE_ID_MAX}")
         future = self._batches.submit(AckJob(account_id, device_id, ids), urgent=False)
         future.add_done_callback(_retrieve)
@@ -254,22 +255,22 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
         "group_message_id": message_id,
     }
     ids = storage.insert_fan_out(conn, shared, job.devices)
+    # Every envelope field but the queue id, account and device, shared by the message's envelopes.
+    fields = (
+        EnvelopeKind.MEGOLM,
+        job.sender_account_id,
+        job.sender_device_id,
+        job.client_message_id,
+        job.body,
+        job.server_ts_ms,
+        job.expires_at_ms,
+        None,
+        message_id,
+        job.group_id,
+    )
+    rest = shared_wire(Envelope(None, "", 0, *fields))
     return [
-        Envelope(
-            queue_id,
-            account,
-            device,
-            EnvelopeKind.MEGOLM,
-            job.sender_account_id,
-            job.sender_device_id,
-            job.client_message_id,
-            job.body,
-            job.server_ts_ms,
-            job.expires_at_ms,
-            None,
-            message_id,
-            job.group_id,
-        )
+        Envelope(queue_id, account, device, *fields, rest)
         for queue_id, (account, device) in zip(ids, job.devices, strict=True)
     ]
 
