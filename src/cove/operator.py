@@ -26,7 +26,7 @@ from cove.config import Settings
 from cove.db import create_engine, migrate
 
 T = TypeVar("T")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 HINT = (
     "start the relay once with `cove serve` (it creates the database), or set COVE_DATA_DIR "

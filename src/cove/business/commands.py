@@ -15,7 +15,7 @@ from cove.operator import on_database
 from cove.protocol.templates import ReviewStatus
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 business_app = typer.Typer(help="Business messaging: verify businesses, review their templates.", no_args_is_help=True)
 business_app.add_typer(gateway_app, name="gateway")

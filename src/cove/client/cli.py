@@ -48,7 +48,7 @@ from cove.protocol.phone import INTERNATIONAL_FORMAT
 from cove.protocol.templates import TemplateError
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 CODE = re.compile(r"[0-9]{6}")
 LOGGED_OUT = (

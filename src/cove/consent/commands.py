@@ -22,7 +22,7 @@ from cove.consent.status import rollout_status
 from cove.operator import relay_database
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 policy_app = typer.Typer(
     help="Privacy policies: check against the law, publish, follow the rollout.", no_args_is_help=True

@@ -23,7 +23,7 @@ from cove.consent import ledger, ledger_storage
 from cove.consent.ledger import Entry
 from cove.operator import relay_database
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 RECEIPT_SCHEMA = "cove.consent-receipt"
 RECEIPT_SCHEMA_VERSION = "1.0"

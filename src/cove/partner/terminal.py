@@ -16,7 +16,7 @@ from cove.partner.store import open_store
 from cove.sharing import wire
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 STORE = typer.Option(None, "--store", help="The partner's DuckDB store [default: COVE_PARTNER_STORE or var/partner]")
 TRUST = typer.Option(None, "--trust", help="The messenger's trust bundle [default: COVE_PARTNER_TRUST or var/partner]")

@@ -20,7 +20,7 @@ from cove.sharing.keys import SharingKeys
 from cove.sharing.storage import sharing_batches, sharing_erasures
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 share_app = typer.Typer(
     help="Share data with a recipient named in the privacy policy, only as each purpose and each user permit.",

@@ -30,7 +30,7 @@ from cove.client.transport import RelayError
 from cove.keyfile import read_or_create
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 gateway_app = typer.Typer(
     help="The business gateway: the WhatsApp Cloud API and signed webhooks over end-to-end encrypted Cove.",
