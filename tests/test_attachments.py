@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cove.attachments.service import purge_expired
+from cove.attachments.storage import FETCHED_GRACE_MS
 from cove.attachments.store import BlobStore
 from cove.client.attachments import AttachmentError
 from cove.client.events import AttachmentReceived
@@ -269,12 +270,14 @@ async def test_a_blob_expires_once_every_recipient_fetched_it_and_others_at_rete
 
     event = await received_file(bob)
     await bob.save_attachment(event, tmp_path / "bob")
-    # Its one recipient has it: no one else can fetch it, and the next purge deletes it.
+    # Its one recipient has it: no one else can fetch it, and it goes once that recipient could no longer need
+    # it to resume a broken download.
     assert (await http.get(f"/v1/attachments/{event.attachment['id']}")).status_code == 404
     engine = create_engine(relay.database_url)
     store = BlobStore(relay.data_dir / "attachments")
     try:
-        assert await purge_expired(engine, store, now_ms()) == 1
+        assert await purge_expired(engine, store, now_ms()) == 0
+        assert await purge_expired(engine, store, now_ms() + FETCHED_GRACE_MS) == 1
         assert {p.name.removesuffix(".part") for p in blobs(relay)} == {unfetched["id"], never_done}
 
         # A download by one of two recipients keeps it; an upload never completed goes after a day...

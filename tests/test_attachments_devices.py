@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from cove.attachments.service import purge_expired
+from cove.attachments.storage import FETCHED_GRACE_MS
 from cove.attachments.store import BlobStore
 from cove.client.attachments import carries_file
 from cove.client.events import AttachmentReceived, SentElsewhere
@@ -37,9 +38,10 @@ async def served(relay, client, blob_id: str) -> int:  # noqa: ANN001
 
 
 async def purged(relay) -> int:  # noqa: ANN001
+    """Purge as it would run once a device that fetched a blob no longer needs it to resume."""
     engine = create_engine(relay.database_url)
     try:
-        return await purge_expired(engine, BlobStore(relay.data_dir / "attachments"), now_ms())
+        return await purge_expired(engine, BlobStore(relay.data_dir / "attachments"), now_ms() + FETCHED_GRACE_MS)
     finally:
         await engine.dispose()
 
@@ -75,7 +77,8 @@ async def test_a_20_mb_file_reaches_every_device_of_both_people_and_expires_once
     assert_no_plaintext(await server_rows(relay.database_url), secrets)
     stored = blob.read_bytes()  # noqa: ASYNC240 - the test's own check, nothing else runs meanwhile
     assert MARKER not in stored and on_phone.attachment["key"].encode() not in stored
-    assert await served(relay, bob, blob.name) == 404  # every device it was for has it: nobody else may fetch it
+    # Every device it was for has it: they alone may fetch it again (to resume), nobody else.
+    assert await served(relay, bob, blob.name) == 206 and await served(relay, alice, blob.name) == 404
     assert await purged(relay) == 1 and blobs(relay) == []
 
 

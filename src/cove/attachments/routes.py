@@ -93,7 +93,8 @@ async def upload_status(
     response_class=StreamingResponse,
     responses={**_CIPHERTEXT, **error_responses(400, 401, 404, 416)},
     summary="Download an attachment's ciphertext",
-    description="Any registered device that knows the id. 404 until the upload is complete and once it expired. "
+    description="Any registered device that knows the id. 404 until the upload is complete and once it expired; "
+    "once every device it was uploaded for fetched it, only those may, for an hour (to resume). "
     "`Range: bytes=FIRST-[LAST]` resumes a download (206; 416 beyond the end; other forms are ignored). "
     "A device other than the uploader that was sent the last byte has fetched it.",
 )
@@ -105,7 +106,7 @@ async def download(
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),
 ) -> StreamingResponse:
-    found = await service.open_download(relay, attachment_id, range_header)
+    found = await service.open_download(relay, device, attachment_id, range_header)
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(found.last - found.first + 1)}
     if found.partial:
         headers["Content-Range"] = f"bytes {found.first}-{found.last}/{found.size}"

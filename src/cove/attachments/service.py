@@ -166,11 +166,17 @@ class Download:
     uploader: tuple[str, int]  # whose own fetches do not count: the recipients are the others
 
 
-async def open_download(relay: Relay, blob_id: str, range_header: str | None) -> Download:
+async def open_download(relay: Relay, device: DeviceRecord, blob_id: str, range_header: str | None) -> Download:
+    """Every device that knows the id may fetch a complete blob, until every expected device has: then only
+    those, to resume a download that broke (``storage.FETCHED_GRACE_MS``)."""
     async with relay.engine.connect() as conn:
         blob = await storage.get(conn, blob_id)
-    if blob is None or not blob.complete or blob.expires_at_ms <= now_ms():
-        raise _gone()
+        if blob is None or not blob.complete or blob.expires_at_ms <= now_ms():
+            raise _gone()
+        if blob.fetches >= blob.recipients and not await storage.has_fetched(
+            conn, blob_id, device.account_id, device.device_id
+        ):
+            raise _gone()
     try:
         wanted = rules.byte_range(range_header, blob.size)
     except rules.RangeNotSatisfiable as exc:

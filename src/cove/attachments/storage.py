@@ -97,9 +97,14 @@ _RECORD_FETCH = {
 }
 
 
+# Once every expected device fetched a blob it stays this long, for those devices only: the relay counts a fetch
+# when it sends the last byte, which the device may never have received (its connection broke), and it resumes.
+FETCHED_GRACE_MS = 3_600_000
+
+
 async def record_fetch(conn: AsyncConnection, blob_id: str, account_id: str, device_id: int, now: int) -> int:
-    """Count a device's complete fetch once; when as many devices as expected have fetched it, it expires now.
-    Returns the number of distinct devices that fetched it."""
+    """Count a device's complete fetch once; when as many devices as expected have fetched it, it expires after
+    ``FETCHED_GRACE_MS``. Returns the number of distinct devices that fetched it."""
     row = {"attachment_id": blob_id, "account_id": account_id, "device_id": device_id}
     await conn.execute(_RECORD_FETCH[conn.dialect.name], [row])
     fetched = select(func.count()).where(attachment_fetches.c.attachment_id == blob_id).scalar_subquery()
@@ -109,11 +114,22 @@ async def record_fetch(conn: AsyncConnection, blob_id: str, account_id: str, dev
         .where(
             attachments.c.id == blob_id,
             attachments.c.fetches >= attachments.c.recipients,
-            attachments.c.expires_at_ms > now,
+            attachments.c.expires_at_ms > now + FETCHED_GRACE_MS,
         )
-        .values(expires_at_ms=now)
+        .values(expires_at_ms=now + FETCHED_GRACE_MS)
     )
     return int((await conn.execute(select(attachments.c.fetches).where(attachments.c.id == blob_id))).scalar_one())
+
+
+async def has_fetched(conn: AsyncConnection, blob_id: str, account_id: str, device_id: int) -> bool:
+    found = await conn.execute(
+        select(attachment_fetches.c.device_id).where(
+            attachment_fetches.c.attachment_id == blob_id,
+            attachment_fetches.c.account_id == account_id,
+            attachment_fetches.c.device_id == device_id,
+        )
+    )
+    return found.first() is not None
 
 
 async def expired(conn: AsyncConnection, now: int, limit: int) -> list[str]:
