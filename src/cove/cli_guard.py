@@ -25,7 +25,9 @@ DEBUG_ENV = "COVE_DEBUG"
 EX_SOFTWARE = 70
 EX_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
+# The one error console of every `cove` command (the partner's service keeps its own): soft_wrap, so that an
+# error stays on one line whatever the terminal's width.
+err = Console(stderr=True, soft_wrap=True)
 # Exits, aborts and usage errors (TyperException): Typer already turns these into a message and a status.
 _HANDLED_BY_TYPER = (typer.Exit, typer.Abort, TyperException)
 

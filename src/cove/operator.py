@@ -14,19 +14,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cove.cli_guard import CommandError
+from cove.cli_guard import CommandError, err
 from cove.config import Settings
 from cove.db import create_engine, migrate
 
 T = TypeVar("T")
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 HINT = (
     "start the relay once with `cove serve` (it creates the database), or set COVE_DATA_DIR "

@@ -10,12 +10,12 @@ from rich.console import Console
 from cove.business import service, tiers
 from cove.business.gateway.commands import gateway_app
 from cove.business.keys import BusinessKeys
+from cove.cli_guard import err
 from cove.config import Settings
 from cove.operator import on_database
 from cove.protocol.templates import ReviewStatus
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 business_app = typer.Typer(help="Business messaging: verify businesses, review their templates.", no_args_is_help=True)
 business_app.add_typer(gateway_app, name="gateway")

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from websockets.exceptions import WebSocketException
 
+from cove.cli_guard import err
 from cove.client import file_cli, group_show
 from cove.client.attachments import AttachmentError, carries_file, file_line
 from cove.client.core import ClientCore, NotRegistered, UntrustedDevices
@@ -48,7 +49,6 @@ from cove.protocol.phone import INTERNATIONAL_FORMAT
 from cove.protocol.templates import TemplateError
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 CODE = re.compile(r"[0-9]{6}")
 LOGGED_OUT = (

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cove.cli_guard import CommandError
+from cove.cli_guard import CommandError, err
 from cove.clock import now_ms
 from cove.consent import service, storage
 from cove.consent.ledger_cli import export as ledger_export
@@ -22,7 +22,6 @@ from cove.consent.status import rollout_status
 from cove.operator import relay_database
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 policy_app = typer.Typer(
     help="Privacy policies: check against the law, publish, follow the rollout.", no_args_is_help=True

@@ -14,16 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cove.cli_guard import err
 from cove.clock import now_ms, to_datetime
 from cove.consent import ledger, ledger_storage
 from cove.consent.ledger import Entry
 from cove.operator import relay_database
-
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 RECEIPT_SCHEMA = "cove.consent-receipt"
 RECEIPT_SCHEMA_VERSION = "1.0"

@@ -8,12 +8,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cove.cli_guard import err
 from cove.operator import on_database
 from cove.safety import service
 from cove.safety.verdicts import ReasonCode
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 safety_app = typer.Typer(help="Bans: keep a phone number off Cove, lift the ban, list bans.", no_args_is_help=True)
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from cove.cli_guard import CommandError
+from cove.cli_guard import CommandError, err
 from cove.config import Settings
 from cove.keyfile import write_secret
 from cove.operator import ensure_relay_database, relay_database
@@ -20,7 +20,6 @@ from cove.sharing.keys import SharingKeys
 from cove.sharing.storage import sharing_batches, sharing_erasures
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 share_app = typer.Typer(
     help="Share data with a recipient named in the privacy policy, only as each purpose and each user permit.",

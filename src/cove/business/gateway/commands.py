@@ -23,6 +23,7 @@ from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.relay import relay_client
 from cove.business.gateway.service import Gateway, Identity, now_ms
 from cove.business.gateway.store import GatewayStore
+from cove.cli_guard import err
 from cove.client.core import ClientCore, Request
 from cove.client.paths import segment
 from cove.client.profile import open_profile, profile_folder
@@ -30,7 +31,6 @@ from cove.client.transport import RelayError
 from cove.keyfile import read_or_create
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 gateway_app = typer.Typer(
     help="The business gateway: the WhatsApp Cloud API and signed webhooks over end-to-end encrypted Cove.",
