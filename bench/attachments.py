@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cove.client.attachments import encrypt_file
 from cove.testing import CodeInbox, RelayProcess
-from harness import command, machine
+from harness import command, local_relay, machine
 from relay import new_user, register
 
 
@@ -72,14 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cove-bench-") as tmp:
         workdir = Path(tmp)
-        (workdir / "relay").mkdir()
-        inbox = CodeInbox()
-        relay = RelayProcess(
-            args.database_url or f"sqlite+aiosqlite:///{workdir / 'relay' / 'cove.db'}",
-            workdir / "relay",
-            inbox.url,
-            {},
-        )
+        relay, inbox = local_relay(workdir, args.database_url, {})
         relay.start()
         try:
             rates = asyncio.run(run(args, relay, inbox, workdir))

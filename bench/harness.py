@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
@@ -191,6 +192,17 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
+
+
+def local_relay(
+    workdir: Path, database_url: str | None, env: dict[str, str], workers: int = 1
+) -> tuple[RelayProcess, CodeInbox]:
+    """A relay (not started) keeping its files in ``workdir/relay``, its database there too unless
+    ``database_url`` names one, and the inbox its verification codes go to."""
+    (workdir / "relay").mkdir()
+    inbox = CodeInbox()
+    url = database_url or f"sqlite+aiosqlite:///{workdir / 'relay' / 'cove.db'}"
+    return RelayProcess(url, workdir / "relay", inbox.url, env, workers=workers), inbox
 
 
 def run_against(

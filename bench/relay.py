@@ -81,6 +81,7 @@ from harness import (
     bounded,
     command,
     fleet_env,
+    local_relay,
     machine,
     measure_cpu,
     ms,
@@ -553,15 +554,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="cove-bench-") as tmp:
         workdir = Path(tmp)
-        (workdir / "relay").mkdir()
-        inbox = CodeInbox()
-        relay = RelayProcess(
-            args.database_url or f"sqlite+aiosqlite:///{workdir / 'relay' / 'cove.db'}",
-            workdir / "relay",
-            inbox.url,
-            fleet_env(args.workers, args.nats),
-            workers=args.workers,
-        )
+        relay, inbox = local_relay(workdir, args.database_url, fleet_env(args.workers, args.nats), args.workers)
         relay.start()
         result = run_against(relay, inbox, lambda: run(args, relay, inbox, workdir), budget)
     if args.json:
