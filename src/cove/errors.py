@@ -6,7 +6,6 @@ FastAPI's validation errors and unknown routes into that shape.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, compile_path
+from starlette.routing import Match
 
 
 class ApiError(Exception):
@@ -82,34 +81,14 @@ def _document_validation_as_400(app: FastAPI) -> None:
 _HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
 
 
-def _template_regex(template: str, operations: dict[str, Any]) -> re.Pattern[str]:
-    """The paths a documented template routes: a path parameter with a pattern matches only that pattern (such
-    parameters are routed by a convertor of the same pattern: a group id, so ``/v1/groups/join`` is no group's)."""
-    patterns = {
-        p["name"]: p["schema"]["pattern"].removeprefix("^").removesuffix("$")
-        for operation in operations.values()
-        if isinstance(operation, dict)
-        for p in operation.get("parameters", [])
-        if p.get("in") == "path" and "pattern" in p.get("schema", {})
-    }
-    if not patterns:
-        return compile_path(template)[0]
-    regex = re.sub(r"\{(\w+)\}", lambda m: f"(?:{patterns.get(m.group(1), '[^/]+')})", template)
-    return re.compile(f"^{regex}$")
-
-
 def http_error_headers(request: Request, exc: StarletteHTTPException) -> dict[str, str] | None:
     """The exception's headers, and on a 405 an ``Allow`` naming every method the path takes (RFC 9110, 15.5.6):
     Starlette's own names only those of the first route whose path matched, when it names any."""
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        methods: set[str] = set()
-        for template, operations in request.app.openapi().get("paths", {}).items():
-            if _template_regex(template, operations).match(request.url.path):
-                methods |= {m.upper() for m in operations} & _HTTP_METHODS
-        # A documented template may match a path its route does not take: ``/v1/devices/{device_id}`` matches
-        # ``/v1/devices/list``, but its route's ``{device_id:int}`` does not. The router says which methods it routes.
-        methods = {m for m in methods if _routed(request, m)}
+        # Asked of the router, method by method: it knows what a path parameter's convertor takes
+        # (``/v1/devices/list`` is no ``{device_id:int}``, ``/v1/groups/join`` no group id).
+        methods = {m for m in _HTTP_METHODS if _routed(request, m)}
         if "GET" in methods:
             methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
         if methods:
