@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cove.activity import Outbound
 from cove.config import Settings
 from cove.events import Hooks
 
@@ -56,6 +57,13 @@ class Relay:
     privacy_sections: list[Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = field(default_factory=list)
     # The rules another capability applies to every send (the business rules), set by it at start-up.
     send_rule: SendRule | None = None
+    # Checks of every act towards others (a send, a group created or joined), before anything is stored
+    # (cove.activity): raise the refusal, or ``Withheld``. Filled by capabilities (safety).
+    outbound_checks: list[Callable[[Relay, Outbound], Awaitable[None]]] = field(default_factory=list)
+
+    async def check_outbound(self, outbound: Outbound) -> None:
+        for check in self.outbound_checks:
+            await check(self, outbound)
 
     @property
     def retention_ms(self) -> int:

@@ -11,6 +11,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.accounts.storage import DeviceRecord
+from cove.activity import Action, Outbound
 from cove.clock import now_ms
 from cove.context import Relay
 from cove.errors import ApiError
@@ -48,6 +49,14 @@ async def _check_accounts(relay: Relay, accounts: list[str]) -> None:
             raise ApiError(404, "unknown_account", f"no account has the id {account_id}")
         if found[0].business:
             raise ApiError(403, "business_not_allowed", f"{account_id} is a business: it cannot be in a group")
+
+
+async def _check(
+    relay: Relay, actor: DeviceRecord, action: Action, group_id: str, added: list[str], members: int
+) -> None:
+    await relay.check_outbound(
+        Outbound(action, actor.account_id, actor.device_id, actor.business, group_id, tuple(added), members, now_ms())
+    )
 
 
 def _invite_hash(code: str) -> str:
@@ -169,6 +178,7 @@ async def create(relay: Relay, actor: DeviceRecord, members: list[str]) -> Group
         raise _refused(refusal) from refusal
     await _check_accounts(relay, others)
     group_id = secrets.token_hex(16)
+    await _check(relay, actor, Action.GROUP_CREATE, group_id, others, len(others))
     everyone = [actor.account_id, *others]
     async with relay.engine.connect() as conn, conn.begin():
         await storage.create(conn, group_id, [(actor.account_id, ADMIN), *((a, MEMBER) for a in others)], now_ms())
@@ -206,6 +216,7 @@ async def list_groups(relay: Relay, actor: DeviceRecord) -> list[GroupSummary]:
 
 async def add_members(relay: Relay, actor: DeviceRecord, group_id: str, accounts: list[str]) -> GroupView:
     _no_business(actor)
+    await _check(relay, actor, Action.GROUP_ADD, group_id, accounts, len(accounts))
 
     async def apply(change: Change) -> None:
         rules.require_admin(change.before, actor.account_id)
@@ -297,6 +308,7 @@ async def send(relay: Relay, actor: DeviceRecord, group_id: str, message: GroupM
         members = await storage.members(conn, group_id)
     if actor.account_id not in {m.account_id for m in members}:
         raise ApiError(404, "unknown_group", "no group has this id, or you are not in it")
+    await _check(relay, actor, Action.GROUP_MESSAGE, group_id, [], len(members) - 1)
     me = (actor.account_id, actor.device_id)
     devices = [
         key

@@ -36,6 +36,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from cove.accounts.auth import authenticate, bearer_token, current_device
 from cove.accounts.storage import DeviceRecord
+from cove.activity import Withheld
 from cove.clock import now_ms
 from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
@@ -327,6 +328,9 @@ async def _submit_send(
         job = await service.prepare(relay, device, request.to, request)
     except ApiError as exc:
         stream.offer(_response(request.request_id, exc.status, exc.body()))
+        return None
+    except Withheld:
+        stream.offer(_response(request.request_id, 200, service.withheld_result(request).model_dump()))
         return None
 
     def committed(future: asyncio.Future[list[Envelope] | None]) -> None:

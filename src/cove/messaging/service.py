@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cove.accounts.storage import DeviceRecord
+from cove.activity import Action, Outbound, Withheld
 from cove.clock import now_ms
 from cove.context import Relay
 from cove.errors import ApiError
@@ -46,8 +47,16 @@ def decode_body(body: str, limit: int, name: str) -> bytes:
 
 
 async def send(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendResult:
-    job = await prepare(relay, sender, recipient_id, request)
+    try:
+        job = await prepare(relay, sender, recipient_id, request)
+    except Withheld:
+        return withheld_result(request)
     return result_of(job, await relay.writer.send(job))
+
+
+def withheld_result(request: SendRequest) -> SendResult:
+    """The answer to a send a check withheld: the same as a queued one's, so the sender cannot tell."""
+    return SendResult(duplicate=False, queued=len(request.messages), server_ts=now_ms())
 
 
 def result_of(job: SendJob, queued: list[Envelope] | None) -> SendResult:
@@ -82,6 +91,20 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
     )
 
     now = now_ms()
+    if recipient_id != sender.account_id:
+        await relay.check_outbound(
+            Outbound(
+                Action.MESSAGE,
+                sender.account_id,
+                sender.device_id,
+                sender.business,
+                recipient_id,
+                (recipient_id,),
+                1,
+                now,
+                receipt=request.receipt,
+            )
+        )
     business = await _send_rule(relay, Send(sender, recipient_id, registered, request, now))
     # Recipients see every business message labelled as one, free-form ones too.
     header = (request.business or FREE_FORM).model_dump_json(exclude_none=True) if sender.business else None
