@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cove.messaging.service import SendRule
     from cove.messaging.writer import QueueWriter
     from cove.safety.connections import Occupancy
+    from cove.safety.parts import Parts as SafetyParts
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Relay:
     # Checks of every act towards others (a send, a group created or joined), before anything is stored
     # (cove.activity): raise the refusal, or ``Withheld``. Filled by capabilities (safety).
     outbound_checks: list[Callable[[Relay, Outbound], Awaitable[None]]] = field(default_factory=list)
+    # What safety keeps in memory (cove.safety.parts), built by it at start-up.
+    safety: SafetyParts | None = None
 
     async def check_outbound(self, outbound: Outbound) -> None:
         for check in self.outbound_checks:

@@ -1,0 +1,23 @@
+"""What safety keeps in one relay process's memory, built once at start-up (cove.safety.hooks.register) and
+reached from a route or a check through :func:`of`.
+
+Each field is one concern's state (forward batches, the detector's counters, the actions in force, the
+acceptance cache); the database stays the truth wherever a fleet of processes must agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cove.context import Relay
+
+
+@dataclass
+class Parts:
+    pass
+
+
+def of(relay: Relay) -> Parts:
+    parts = relay.safety
+    assert parts is not None, "cove.safety.hooks.register builds the parts at start-up"
+    return parts
