@@ -7,14 +7,17 @@ acceptance cache); the database stays the truth wherever a fleet of processes mu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from cove.context import Relay
 
 
 @dataclass
 class Parts:
-    pass
+    # Who hears cove.safety.signals (the detector); a plain callable each, run inline, so it must be cheap.
+    observers: list[Callable[[Any], None]] = field(default_factory=list)
 
 
 def of(relay: Relay) -> Parts:
