@@ -63,6 +63,7 @@ class Outgoing:
     text: str | None = None  # kept in local history when it is a text message
     business: dict[str, Any] | None = None  # a business's visible header (cove.business.sending.BusinessHeader)
     receipt: bool = False  # a read receipt: told to the relay, so that it opens no business's service window
+    forward: dict[str, Any] | None = None  # a forward's visible header (cove.protocol.forwarding.header)
 
 
 class NotRegistered(Exception):
@@ -389,6 +390,8 @@ class ClientCore:
             body["business"] = outgoing.business
         if outgoing.receipt:
             body["receipt"] = True
+        if outgoing.forward is not None:
+            body["forward"] = outgoing.forward
         return Request("PUT", paths.build(paths.MESSAGES, account_id=outgoing.recipient), body)
 
     def sent(self, outgoing: Outgoing) -> None:

@@ -90,6 +90,9 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
         rules.check_devices({d.device_id: d.registration_id for d in registered}, addressed, sending_device)
     )
 
+    forward = request.forward
+    if forward is not None and (request.receipt or recipient_id == sender.account_id):
+        raise ApiError(400, "invalid_forward_header", "a receipt or a message to your own devices is not forwarded")
     now = now_ms()
     if recipient_id != sender.account_id:
         await relay.check_outbound(
@@ -103,6 +106,8 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
                 1,
                 now,
                 receipt=request.receipt,
+                forward_count=forward.count if forward else 0,
+                forward_batch=forward.batch if forward else None,
             )
         )
     business = await _send_rule(relay, Send(sender, recipient_id, registered, request, now))
@@ -122,6 +127,7 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
             server_ts_ms=now,
             expires_at_ms=expires,
             business=header,
+            forward_count=forward.count if forward else None,
         )
         for m, body in zip(request.messages, bodies, strict=True)
     ]

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.events import NumberClaimed
-from cove.safety import storage
+from cove.safety import forwarding, storage
 from cove.safety.parts import Parts
 from cove.safety.verdicts import banned_error
 
@@ -20,3 +20,5 @@ async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
 def register(relay: Relay) -> None:
     relay.safety = Parts()
     relay.hooks.on_transaction(NumberClaimed, refuse_banned)
+    # The outbound checks, in this order: actions in force, the detector's counters, forward limits, defences.
+    relay.outbound_checks.append(forwarding.check)
