@@ -66,6 +66,9 @@ def result_of(job: SendJob, queued: list[Envelope] | None) -> SendResult:
 async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendJob:
     """Check a send against the rules and build its envelopes; raises the API error that refuses it."""
     settings = relay.settings
+    forward = request.forward
+    if forward is not None and (request.receipt or recipient_id == sender.account_id):
+        raise ApiError(400, "invalid_forward_header", "a receipt or a message to your own devices is not forwarded")
     if len(request.messages) > settings.max_devices_per_message:
         raise ApiError(400, "too_many_devices", f"at most {settings.max_devices_per_message} devices per message")
     bodies = [
@@ -90,9 +93,6 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
         rules.check_devices({d.device_id: d.registration_id for d in registered}, addressed, sending_device)
     )
 
-    forward = request.forward
-    if forward is not None and (request.receipt or recipient_id == sender.account_id):
-        raise ApiError(400, "invalid_forward_header", "a receipt or a message to your own devices is not forwarded")
     now = now_ms()
     if recipient_id != sender.account_id:
         await relay.check_outbound(
