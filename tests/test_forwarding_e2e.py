@@ -6,12 +6,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from cli_helpers import cli_env, cove, register, said
+from cove.attachments.storage import attachments
 from cove.client import forwards
-from cove.client.events import GroupMessageReceived, MessageReceived
+from cove.client.events import AttachmentReceived, GroupMessageReceived, MessageReceived
 from cove.client.group_client import Groups
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol import forwarding
+from cove.protocol import groups as proto
+from cove.protocol.attachments import parse_pointer
 from helpers import server_rows, texts
 
 
@@ -122,3 +128,72 @@ async def test_malformed_forward_headers_are_refused_with_400(users):
         with pytest.raises(RelayError) as refused:
             await alice.call(request)
         assert refused.value.status == 400
+
+
+ALICE = "+14155550188"
+
+
+async def expire_attachments(database_url: str, except_id: str) -> None:
+    """What the relay's purge does to a blob past its time (its row goes, and with it every fetch)."""
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(delete(attachments).where(attachments.c.id != except_id))
+    await engine.dispose()
+
+
+async def test_the_cli_forwards_texts_and_files_within_the_limits_and_shows_the_label(
+    users, relay, code_inbox, tmp_path
+):
+    env = cli_env(relay, tmp_path / "home")
+    await register(env, code_inbox, "alice", ALICE)
+    bob, carol, dave = [await users.register(n) for n in ("bob", "carol", "dave")]
+    alice_id = await bob.resolve(ALICE)
+    group = await Groups(bob).create([alice_id, carol.core.account_id], proto.GroupInfo("Neighbours", "", None))
+    await bob.send_text(alice_id, "fire drill at three")
+    await forward_text(bob, alice_id, "chain letter", forwarding.FREQUENTLY, forwarding.new_batch())
+    shared = tmp_path / "minutes.txt"
+    shared.write_text("the minutes of the meeting\n" * 100)
+    # A forward sends the pointer again, so the blob must still serve new devices: counted for three here.
+    pointer = parse_pointer(await bob.upload_attachment(shared, recipients=3))
+    await bob.send(bob.core.compose_attachment(alice_id, pointer, "the minutes"))
+    await bob.send_file(alice_id, shared, "old minutes")
+
+    inbox = cove(env, "inbox", "--profile", "alice")
+    assert inbox.returncode == 0, said(inbox)
+    assert "[Forwarded many times]: chain letter" in said(inbox)
+    assert "[Forwarded]" not in said(inbox)  # the other messages are originals
+    history = cove(env, "history", "--profile", "alice").stdout
+    drill, chain, minutes, old = (
+        next(line.split()[0] for line in history.splitlines() if line.endswith(text))
+        for text in ("fire drill at three", "chain letter", "] the minutes", "old minutes")
+    )
+
+    too_many = cove(env, "forward", drill, *(f"+1415555{n:04d}" for n in range(6)), "--profile", "alice")
+    assert too_many.returncode == 2 and "at most 5 chat(s) at once, not 6" in said(too_many)
+    frequent = cove(env, "forward", chain, carol.core.account_id, dave.core.account_id, "--profile", "alice")
+    assert frequent.returncode == 2 and "Forwarded many times can be forwarded to at most 1 chat(s)" in said(frequent)
+    unknown = cove(env, "forward", "ffff", dave.core.account_id, "--profile", "alice")
+    assert unknown.returncode == 2 and "starts no message" in said(unknown)
+    await expire_attachments(relay.database_url, except_id=pointer.id)
+    expired = cove(env, "forward", old, dave.core.account_id, "--profile", "alice")
+    assert expired.returncode == 2 and "has expired on the relay" in said(expired)
+
+    forwarded = cove(env, "forward", drill, dave.core.account_id, "Neighbours", "--profile", "alice")
+    assert forwarded.returncode == 0, said(forwarded)
+    assert cove(env, "forward", chain, dave.core.account_id, "--profile", "alice").returncode == 0
+    assert cove(env, "forward", minutes, dave.core.account_id, "--profile", "alice").returncode == 0
+
+    events = await dave.inbox()
+    received = {e.text: e.client_message_id for e in events if isinstance(e, MessageReceived)}
+    assert forwards.count_of(dave.core.store, alice_id, received["fire drill at three"]) == 1
+    assert forwards.count_of(dave.core.store, alice_id, received["chain letter"]) == forwarding.FREQUENTLY + 1
+    [file] = [e for e in events if isinstance(e, AttachmentReceived)]
+    assert forwards.count_of(dave.core.store, alice_id, file.client_message_id) == 1
+    saved = await dave.save_attachment(file, tmp_path / "dave")
+    assert saved.read_text() == shared.read_text()  # the same blob, fetched with the key the pointer carries
+
+    in_group = [e for e in await carol.inbox() if isinstance(e, GroupMessageReceived)]
+    assert [e.text for e in in_group] == ["fire drill at three"]
+    assert forwards.count_of(carol.core.store, group, in_group[0].client_message_id) == 1
+    shown = cove(env, "history", "--profile", "alice")
+    assert "[Forwarded]: fire drill at three" in said(shown)
