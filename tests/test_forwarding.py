@@ -144,3 +144,22 @@ def test_a_message_is_found_by_the_start_of_its_id_in_one_to_one_and_group_chats
     [group] = forwards.find(store, "abcd5")
     assert (group.chat, group.group, group.count, group.limit) == ("g", True, 5, 1)
     assert forwards.find(store, "abc") == [] and forwards.find(store, "ab%_") == []
+
+
+async def test_relays_of_a_fleet_count_one_forward_action_together_in_redis(redis_env):
+    settings = Settings(
+        redis_url=redis_env["COVE_REDIS_URL"],
+        redis_prefix=redis_env["COVE_REDIS_PREFIX"],
+        redis_timeout_seconds=float(redis_env["COVE_REDIS_TIMEOUT_SECONDS"]),
+    )
+    fleet = [SimpleNamespace(limits=Limits.from_settings(settings)) for _ in range(2)]
+    try:
+        for i, chat in enumerate("bcdef"):
+            await relay_forwarding.check(fleet[i % 2], outbound(chat, 1))
+        await relay_forwarding.check(fleet[1], outbound("b", 1))  # a retry reaching the other relay
+        with pytest.raises(ApiError) as refused:
+            await relay_forwarding.check(fleet[0], outbound("g", 1))
+        assert refused.value.code == "forward_limit"  # each relay alone saw 3 chats at most
+    finally:
+        for relay in fleet:
+            await relay.limits.aclose()
