@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from cove.messaging.envelope import QUEUE_ID_MAX, EnvelopeKind
 from cove.protocol import forwarding
@@ -59,7 +59,6 @@ class ForwardHeader(BaseModel):
     never content. The relay limits the chats one action reaches and passes the count on to the recipients."""
 
     count: int = Field(
-        strict=True,
         ge=1,
         le=forwarding.MAX_COUNT,
         description="Times the message has been forwarded, this forward included (recipients see it)",
@@ -69,6 +68,14 @@ class ForwardHeader(BaseModel):
         description="Chosen at random by the sender's client for one forward action, the same on every chat it "
         "reaches; never passed on",
     )
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        # JSON's integers, 3.0 among them (JSON Schema's "integer"), but not true or "3".
+        if isinstance(value, bool | str):
+            raise ValueError("a forward count is a number")
+        return value
 
 
 class SendRequest(BaseModel):
