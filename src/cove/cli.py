@@ -9,6 +9,7 @@ from cove.cli_guard import CommandError, GuardedGroup
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands
 from cove.client.devices_cli import devices_app
+from cove.client.forward_cli import register_forward_command
 from cove.client.group_cli import group_app
 from cove.client.pin_cli import pin_app
 from cove.client.privacy_cli import privacy_app
@@ -90,6 +91,7 @@ def serve(
 
 
 register_client_commands(app)
+register_forward_command(app)
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")

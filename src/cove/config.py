@@ -135,6 +135,14 @@ class Settings(BaseSettings):
         60.0, gt=0, le=3600, description="How long such a pair is trusted before it is read from the database again"
     )
     safety_max_blocks: int = Field(10_000, ge=1, description="Accounts one account may block (409 too_many_blocks)")
+    # Forwarding (cove.safety.forwarding): the relay's limits on forwarded sends, beside the per-action 5 / 1 chats.
+    forward_batch_window_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="How long the chats of one forward action (its batch) are counted"
+    )
+    forward_bucket_size: int = Field(
+        50, ge=5, description="Forwarded chats an account may reach at once (a frequently forwarded one counts 5)"
+    )
+    forward_refill_per_hour: float = Field(100.0, gt=0, description="... and regains per hour")
 
     log_level: str = "info"
 

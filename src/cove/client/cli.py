@@ -19,7 +19,7 @@ from rich.markup import escape
 from websockets.exceptions import WebSocketException
 
 from cove.cli_guard import err
-from cove.client import file_cli, group_show
+from cove.client import file_cli, forwards, group_show
 from cove.client.attachments import AttachmentError, carries_file, file_line
 from cove.client.core import ClientCore, NotRegistered, UntrustedDevices
 from cove.client.events import (
@@ -45,6 +45,7 @@ from cove.client.group_client import Groups
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient, RelayError
 from cove.client.verification import SAS_START, SAS_TYPES
+from cove.protocol import forwarding
 from cove.protocol.phone import INTERNATIONAL_FORMAT
 from cove.protocol.templates import TemplateError
 
@@ -134,9 +135,16 @@ def _name(core: ClientCore, account_id: str) -> str:
     return core.store.peer_phone(account_id) or account_id
 
 
-def _line(core: ClientCore, sender: str, sent_at: int, text: str, business: bool) -> None:
+def _forwarded(core: ClientCore, chat: str, client_message_id: str) -> str:
+    """The forward label a message is shown with (rich markup), or nothing."""
+    label = forwarding.label(forwards.count_of(core.store, chat, client_message_id))
+    return f" [magenta]\\[{label}][/magenta]" if label else ""
+
+
+def _line(core: ClientCore, sender: str, sent_at: int, text: str, business: bool, client_message_id: str = "") -> None:
     when = datetime.fromtimestamp(sent_at / 1000).strftime("%H:%M:%S")
     label = " [cyan]\\[business][/cyan]" if business else ""
+    label += _forwarded(core, sender, client_message_id)
     console.print(f"[dim]{when}[/dim] [bold]{_name(core, sender)}[/bold]{label}: {escape(text)}")
 
 
@@ -155,11 +163,11 @@ async def _show_template(client: CoveClient, event: TemplateReceived) -> None:
 async def _show(client: CoveClient, event: Event) -> None:
     core = client.core
     if isinstance(event, MessageReceived):
-        _line(core, event.sender, event.sent_at, event.text, business=event.business is not None)
+        _line(core, event.sender, event.sent_at, event.text, event.business is not None, event.client_message_id)
     elif isinstance(event, TemplateReceived):
         await _show_template(client, event)
     elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
-        _line(core, event.sender, event.sent_at, file_line(event), business=False)
+        _line(core, event.sender, event.sent_at, file_line(event), False, event.client_message_id)
     elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
         interactive = event.payload.get("interactive", {})
         action = interactive.get("action", {})
@@ -205,6 +213,9 @@ async def _show(client: CoveClient, event: Event) -> None:
     elif isinstance(event, NoticeReceived):
         console.print("[yellow]A privacy notice is waiting for you: read it with `cove privacy notice`.[/yellow]")
     elif (line := group_show.describe(core, event, functools.partial(_name, core))) is not None:
+        if isinstance(event, GroupMessageReceived) or group_show.in_group(event):
+            group = event.group_id if isinstance(event, GroupMessageReceived) else event.group
+            line += _forwarded(core, group or "", event.client_message_id)
         console.print(line)
     elif isinstance(event, PayloadReceived):
         kind = escape(str(event.payload.get("type")))
@@ -417,7 +428,10 @@ def register_client_commands(app: typer.Typer) -> None:
             arrow = "→" if m.direction == "out" else "←"
             who = m.peer_phone or m.peer_account
             status = f" [dim]({m.status})[/dim]" if m.direction == "out" else ""
-            console.print(f"{arrow} {who}: {escape(m.text)}{status}")
+            label = _forwarded(core, m.peer_account, m.client_message_id)
+            console.print(
+                f"[dim]{escape(m.client_message_id[:8])}[/dim] {arrow} {who}{label}: {escape(m.text)}{status}"
+            )
 
     @app.command()
     def whoami(profile: str = ProfileOption) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import vodozemac as vz
 
-from cove.client import attachments, crypto, paths, trust, verification
+from cove.client import attachments, crypto, forwards, paths, trust, verification
 from cove.client import events as outbox
 from cove.client.clock import now_ms, today
 from cove.client.crypto import OlmDevice
@@ -63,6 +63,7 @@ class Outgoing:
     text: str | None = None  # kept in local history when it is a text message
     business: dict[str, Any] | None = None  # a business's visible header (cove.business.sending.BusinessHeader)
     receipt: bool = False  # a read receipt: told to the relay, so that it opens no business's service window
+    forward: dict[str, Any] | None = None  # a forward's visible header (cove.protocol.forwarding.header)
 
 
 class NotRegistered(Exception):
@@ -389,6 +390,8 @@ class ClientCore:
             body["business"] = outgoing.business
         if outgoing.receipt:
             body["receipt"] = True
+        if outgoing.forward is not None:
+            body["forward"] = outgoing.forward
         return Request("PUT", paths.build(paths.MESSAGES, account_id=outgoing.recipient), body)
 
     def sent(self, outgoing: Outgoing) -> None:
@@ -398,6 +401,8 @@ class ClientCore:
                     outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, now_ms(), "sent"
                 )
                 self.store.count_usage(today(), sent=1)
+                count = outgoing.forward["count"] if outgoing.forward else 0
+                forwards.keep_sent(self.store, outgoing.recipient, outgoing.client_message_id, outgoing.payload, count)
 
     def send_refused(self, recipient: str, status: int, error: dict[str, Any]) -> None:
         """Digest a 409/410 so that the next attempt addresses the right devices with fresh sessions."""
@@ -426,8 +431,14 @@ class ClientCore:
 
     # receiving (cove.client.receiving) ---------------------------------------------------------------
     def receive(self, frame: dict[str, Any], identity_refreshed: bool = False) -> Received:
-        """Apply one relay frame; see :meth:`Inbound.receive`."""
-        return self.inbound.receive(frame, identity_refreshed)
+        """Apply one relay frame; see :meth:`Inbound.receive`. A message's forward count and a file's pointer are
+        kept in the same transaction (:mod:`cove.client.forwards`)."""
+        if frame.get("type") != "envelope":
+            return self.inbound.receive(frame, identity_refreshed)
+        with self.store.transaction():
+            received = self.inbound.receive(frame, identity_refreshed)
+            forwards.keep_received(self.store, frame, received.events)
+        return received
 
     # handing events to the app -----------------------------------------------------------------------
     def pending_events(self, limit: int = 100) -> list[PendingEvent]:

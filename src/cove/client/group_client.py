@@ -21,7 +21,7 @@ from cove.client.events import Event, GroupChanged
 from cove.client.group_store import Group
 from cove.client.transport import CoveClient
 from cove.protocol import groups as proto
-from cove.protocol.attachments import parse_pointer
+from cove.protocol.attachments import Pointer, parse_pointer
 from cove.protocol.payload import PAYLOAD_VERSION
 
 KEY_SENDS_AT_ONCE = 8  # sender-key deliveries in flight while a session reaches a large group
@@ -100,9 +100,19 @@ class Groups:
         return str(view["group_id"])
 
     # messages -----------------------------------------------------------------------------------------
-    async def send_text(self, group_id: str, text: str) -> str:
+    async def send_text(self, group_id: str, text: str, forward: dict[str, Any] | None = None) -> str:
+        """``forward``: the visible header of a forward (cove.protocol.forwarding.header)."""
         cmid = uuid.uuid4().hex
-        await self._send(group_id, cmid, proto.text_payload(group_id, cmid, text, _now_ms()), text)
+        await self._send(group_id, cmid, proto.text_payload(group_id, cmid, text, _now_ms()), text, forward)
+        return cmid
+
+    async def send_pointer(
+        self, group_id: str, pointer: Pointer, text: str | None, forward: dict[str, Any] | None = None
+    ) -> str:
+        """A file uploaded before (a forward): its pointer again, nothing uploaded."""
+        cmid = uuid.uuid4().hex
+        payload = attachments.payload(cmid, pointer, text, _now_ms(), group_id)
+        await self._send(group_id, cmid, payload, attachments.history_text(pointer.name, pointer.size, text), forward)
         return cmid
 
     async def send_file(self, group_id: str, path: Path, text: str | None = None) -> str:
@@ -131,16 +141,20 @@ class Groups:
         payload = {"v": PAYLOAD_VERSION, "type": "read", "group": group_id, "ids": client_message_ids}
         await self.client.send(Outgoing(sender, uuid.uuid4().hex, json.dumps(payload).encode(), receipt=True))
 
-    async def _send(self, group_id: str, cmid: str, payload: dict[str, Any], text: str | None) -> None:
+    async def _send(
+        self, group_id: str, cmid: str, payload: dict[str, Any], text: str | None, forward: dict[str, Any] | None = None
+    ) -> None:
         await self.refresh(group_id)
-        await self._deliver(group_id, cmid, payload, text)
+        await self._deliver(group_id, cmid, payload, text, forward)
 
-    async def _deliver(self, group_id: str, cmid: str, payload: dict[str, Any], text: str | None) -> None:
+    async def _deliver(
+        self, group_id: str, cmid: str, payload: dict[str, Any], text: str | None, forward: dict[str, Any] | None = None
+    ) -> None:
         """Send to the members and devices of the group's view as last refreshed."""
         await self._share_key(group_id)
         body = self.state.encrypt(group_id, cmid, payload, text)
-        request = Request("PUT", _path(paths.GROUP_MESSAGES, group_id), {"client_message_id": cmid, "body": body})
-        await self.client.call(request)
+        sent = {"client_message_id": cmid, "body": body} | ({"forward": forward} if forward else {})
+        await self.client.call(Request("PUT", _path(paths.GROUP_MESSAGES, group_id), sent))
 
     async def _share_key(self, group_id: str) -> None:
         """The current session key to every member device without it, over each member's 1:1 Olm sessions."""

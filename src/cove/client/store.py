@@ -75,6 +75,9 @@ CREATE TABLE IF NOT EXISTS group_messages (
 CREATE TABLE IF NOT EXISTS group_receipts (
     group_id TEXT NOT NULL, client_message_id TEXT NOT NULL, account_id TEXT NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (group_id, client_message_id, account_id));
+CREATE TABLE IF NOT EXISTS forwards (
+    chat TEXT NOT NULL, client_message_id TEXT NOT NULL, count INTEGER NOT NULL, attachment TEXT, caption TEXT,
+    PRIMARY KEY (chat, client_message_id));
 CREATE TABLE IF NOT EXISTS group_pending (
     envelope_id INTEGER PRIMARY KEY, group_id TEXT NOT NULL, sender_account TEXT NOT NULL,
     sender_device INTEGER NOT NULL, frame TEXT NOT NULL, received_at REAL NOT NULL);
@@ -102,6 +105,7 @@ _TABLES = (
     "group_messages",
     "group_receipts",
     "group_pending",
+    "forwards",
 )
 
 _MESSAGES = (  # a StoredMessage's columns

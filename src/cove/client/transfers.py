@@ -110,6 +110,17 @@ class Transfers:
         finally:
             part.unlink(missing_ok=True)
 
+    async def available(self, blob_id: str) -> bool:
+        """Whether the relay still serves the blob to this device (a forward sends its pointer again): one byte is
+        asked for, which counts as no fetch; ``False`` once it expired."""
+        target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)
+        response = await self._http.get(target, headers=self._auth() | {"Range": "bytes=0-0"})
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            _answer(response)
+        return True
+
     async def _fetch(self, blob_id: str, decryptor: Decryptor) -> None:
         target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)
         idle = 0  # requests in a row that brought nothing

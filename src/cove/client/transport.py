@@ -19,6 +19,7 @@ from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Reque
 from cove.client.errors import RelayError
 from cove.client.events import AttachmentReceived, QueueEmpty, SentElsewhere, TemplateReceived, is_stored
 from cove.client.transfers import Transfers
+from cove.protocol.attachments import Pointer
 from cove.protocol.templates import (
     ApprovedTemplate,
     RenderedMessage,
@@ -208,6 +209,10 @@ class CoveClient:
         """Fetch, verify and decrypt to ``destination`` (or a free name beside it); ``AttachmentError`` if the
         download is not what the pointer names, leaving no file behind."""
         return await self._transfers.download(pointer, destination)
+
+    async def attachment_available(self, pointer: Pointer) -> bool:
+        """Whether the relay still holds the file (``False``: expired); a forward sends its pointer again."""
+        return await self._transfers.available(pointer.id)
 
     async def save_attachment(self, event: AttachmentReceived | SentElsewhere, folder: Path) -> Path:
         """Save a received file (or one another of this account's devices sent) into ``folder`` under the name its

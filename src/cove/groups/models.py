@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from cove.groups.rules import GROUP_ID_PATTERN, INVITE_CODE_PATTERN
+from cove.messaging.models import ForwardHeader
 
 # Above any group size a relay may be configured for (COVE_GROUP_MAX_MEMBERS is at most this): the body's bound.
 MAX_LISTED_ACCOUNTS = 10_000
@@ -72,4 +73,7 @@ class GroupMessage(BaseModel):
     body: str = Field(
         description="Base64 Megolm ciphertext, padded; stored once and fanned out to every member device",
         json_schema_extra={"pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"},
+    )
+    forward: ForwardHeader | None = Field(
+        None, description="A forwarded message: the group is one chat of the forward action (as for 1:1 sends)"
     )

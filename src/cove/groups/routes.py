@@ -168,12 +168,12 @@ async def join_group(body: JoinGroup, device: Device, relay: RelayDep) -> GroupV
 @router.put(
     "/v1/groups/{group_id:hex32}/messages",
     response_model=SendResult,
-    responses=error_responses(400, 401, 403, 404, 413),
+    responses=error_responses(400, 401, 403, 404, 413, 429),
     summary="Send one Megolm ciphertext to the group",
     description="Members only (404 `unknown_group`); 403 `business_not_allowed` for a business. The relay stores "
     "the ciphertext once and queues it for every current device of every member but the sending one (kind 2, with "
     "`group`); a repeated client_message_id is accepted once. Delivery comes back as GROUP_RECEIPT envelopes "
-    "(kind 6).",
+    "(kind 6). A forwarded message beyond the forward limits is 429 `forward_limit` (with `limit`).",
 )
 async def send_group_message(group_id: GroupId, body: GroupMessage, device: Device, relay: RelayDep) -> SendResult:
     return await service.send(relay, device, group_id, body)

@@ -20,7 +20,7 @@ from cove.groups.models import GroupMessage, GroupRevision, GroupSummary, GroupV
 from cove.groups.rules import ADMIN, MEMBER, Member
 from cove.messaging import storage as queues
 from cove.messaging.envelope import Envelope, EnvelopeKind, metadata_body
-from cove.messaging.models import SendResult
+from cove.messaging.models import ForwardHeader, SendResult
 from cove.messaging.service import decode_body
 from cove.messaging.writer import GroupSendJob
 
@@ -52,10 +52,27 @@ async def _check_accounts(relay: Relay, accounts: list[str]) -> None:
 
 
 async def _check(
-    relay: Relay, actor: DeviceRecord, action: Action, group_id: str, added: list[str], members: int
+    relay: Relay,
+    actor: DeviceRecord,
+    action: Action,
+    group_id: str,
+    added: list[str],
+    members: int,
+    forward: ForwardHeader | None = None,
 ) -> None:
     await relay.check_outbound(
-        Outbound(action, actor.account_id, actor.device_id, actor.business, group_id, tuple(added), members, now_ms())
+        Outbound(
+            action,
+            actor.account_id,
+            actor.device_id,
+            actor.business,
+            group_id,
+            tuple(added),
+            members,
+            now_ms(),
+            forward_count=forward.count if forward else 0,
+            forward_batch=forward.batch if forward else None,
+        )
     )
 
 
@@ -308,7 +325,7 @@ async def send(relay: Relay, actor: DeviceRecord, group_id: str, message: GroupM
         members = await storage.members(conn, group_id)
     if actor.account_id not in {m.account_id for m in members}:
         raise ApiError(404, "unknown_group", "no group has this id, or you are not in it")
-    await _check(relay, actor, Action.GROUP_MESSAGE, group_id, [], len(members) - 1)
+    await _check(relay, actor, Action.GROUP_MESSAGE, group_id, [], len(members) - 1, message.forward)
     me = (actor.account_id, actor.device_id)
     devices = [
         key
@@ -326,6 +343,7 @@ async def send(relay: Relay, actor: DeviceRecord, group_id: str, message: GroupM
         devices,
         now,
         now + relay.retention_ms,
+        message.forward.count if message.forward else None,
     )
     queued = await relay.writer.send(job)
     return SendResult(duplicate=queued is None, queued=len(queued or ()), server_ts=now)

@@ -39,6 +39,8 @@ class Limiter(StrEnum):
     MARKETING_HELD = "marketing in flight"
     ATTACHMENT_CREATE = "attachment create"
     SAFETY_DEFENCES = "blocks and reports"
+    FORWARD_BATCH = "forward batch"  # the chats of one forward action (cove.safety.forwarding)
+    FORWARD = "forward"  # an account's forwarded sends, whatever their batch
 
 
 class Fails(Enum):
@@ -112,6 +114,17 @@ def table(s: Settings) -> dict[Limiter, Rule]:
             Limit(DEFENCE_CHANGES_PER_HOUR, DEFENCE_CHANGES_PER_HOUR / 3600),
             O,
             "a person defending themselves must not be stopped by an outage; each change is a row or two",
+        ),
+        # per account and forward action (its batch): the chats it reached; the quota's count is per message
+        # (cove.protocol.forwarding.limit: 5 chats, or 1 for a message forwarded 5 times or more)
+        L.FORWARD_BATCH: Rule(
+            Quota(5, s.forward_batch_window_seconds),
+            O,
+            "a friction for people, not a wall against a modified client, which can drop the header anyway",
+        ),
+        # per account: forwarded sends of every batch, a frequently forwarded one costing as much as 5 chats
+        L.FORWARD: Rule(
+            Limit(s.forward_bucket_size, s.forward_refill_per_hour / 3600), O, "as above: the detector counts too"
         ),
         # per user, from every business: sliding, the database's log plus these holds (131049)
         L.MARKETING_HELD: Rule(

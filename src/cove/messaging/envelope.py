@@ -37,6 +37,8 @@ class Envelope:
     # empty, and ``body`` and ``group`` here are the stored message's, read with it.
     group_message_id: int | None = None
     group: str | None = None
+    # How many times the message was forwarded, from the sender's visible header (cove.protocol.forwarding).
+    forward_count: int | None = None
     # Every field of the wire frame but its type and id, as JSON (``shared_wire``): the envelopes of one group
     # message share it, so the frame is built and encoded once for all the group's devices, not once for each.
     wire_rest: bytes | None = None
@@ -54,6 +56,7 @@ class Envelope:
             "expires_at_ms": self.expires_at_ms,
             "business": self.business,
             "group_message_id": self.group_message_id,
+            "forward_count": self.forward_count,
         }
 
     def with_id(self, queue_id: int) -> Envelope:
@@ -79,6 +82,8 @@ class Envelope:
             frame["business"] = json.loads(self.business)
         if self.group is not None:
             frame["group"] = self.group
+        if self.forward_count is not None:
+            frame["forward"] = {"count": self.forward_count}
         return frame
 
     def encoded(self) -> bytes:

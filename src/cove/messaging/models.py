@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from cove.messaging.envelope import QUEUE_ID_MAX, EnvelopeKind
+from cove.protocol import forwarding
 
 # More than one batch frame or backlog page carries (cove.messaging.routes), so one ack can answer either.
 MAX_ACK_IDS = 1000
@@ -53,6 +54,30 @@ class BusinessHeader(BaseModel):
 FREE_FORM = BusinessHeader(kind="text")
 
 
+class ForwardHeader(BaseModel):
+    """The visible header of a forwarded message (cove.protocol.forwarding): a count and the forward action's id,
+    never content. The relay limits the chats one action reaches and passes the count on to the recipients."""
+
+    count: int = Field(
+        ge=1,
+        le=forwarding.MAX_COUNT,
+        description="Times the message has been forwarded, this forward included (recipients see it)",
+    )
+    batch: str = Field(
+        pattern=forwarding.BATCH_PATTERN,
+        description="Chosen at random by the sender's client for one forward action, the same on every chat it "
+        "reaches; never passed on",
+    )
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        # JSON's integers, 3.0 among them (JSON Schema's "integer"), but not true or "3".
+        if isinstance(value, bool | str):
+            raise ValueError("a forward count is a number")
+        return value
+
+
 class SendRequest(BaseModel):
     client_message_id: str = Field(
         min_length=1, max_length=64, description="Chosen by the sender; a repeat is accepted once"
@@ -67,6 +92,11 @@ class SendRequest(BaseModel):
         False,
         description="A read receipt, not a message: the user's client says so, and then it does not open a "
         "business's 24-hour service window (only the user's own message does)",
+    )
+    forward: ForwardHeader | None = Field(
+        None,
+        description="A forwarded message: at most 5 chats per forward action, 1 for a message forwarded 5 times "
+        "or more (429 `forward_limit`). Not on a receipt or a message to one's own devices",
     )
 
 

@@ -63,7 +63,8 @@ MAX_BATCH_BYTES = 512 * 1024
     description="409 `device_mismatch` lists `missing_devices` and `extra_devices`; 410 `stale_devices` lists "
     "reinstalled devices. Fetch keys, fix the sessions and retry with the same client_message_id. A business "
     "account's send is checked against the business rules: a refusal is `business_rule` with `cloud_api`, the "
-    "Cloud API error (its `code`, e.g. 131047 outside the 24 h window), and `Retry-After` when known.",
+    "Cloud API error (its `code`, e.g. 131047 outside the 24 h window), and `Retry-After` when known. A forwarded "
+    "message beyond the forward limits is 429 `forward_limit` (with `limit`, the chats one forward may reach).",
 )
 async def send(
     account_id: str,

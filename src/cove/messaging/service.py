@@ -66,6 +66,9 @@ def result_of(job: SendJob, queued: list[Envelope] | None) -> SendResult:
 async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendJob:
     """Check a send against the rules and build its envelopes; raises the API error that refuses it."""
     settings = relay.settings
+    forward = request.forward
+    if forward is not None and (request.receipt or recipient_id == sender.account_id):
+        raise ApiError(400, "invalid_forward_header", "a receipt or a message to your own devices is not forwarded")
     if len(request.messages) > settings.max_devices_per_message:
         raise ApiError(400, "too_many_devices", f"at most {settings.max_devices_per_message} devices per message")
     bodies = [
@@ -103,6 +106,8 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
                 1,
                 now,
                 receipt=request.receipt,
+                forward_count=forward.count if forward else 0,
+                forward_batch=forward.batch if forward else None,
             )
         )
     business = await _send_rule(relay, Send(sender, recipient_id, registered, request, now))
@@ -122,6 +127,7 @@ async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request
             server_ts_ms=now,
             expires_at_ms=expires,
             business=header,
+            forward_count=forward.count if forward else None,
         )
         for m, body in zip(request.messages, bodies, strict=True)
     ]

@@ -62,6 +62,7 @@ envelopes = Table(
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("business", Text, nullable=True),  # a business's visible header (JSON), shown to the recipient
     Column("group_message_id", _queue_id, nullable=True),  # a group message's row: its body is stored there
+    Column("forward_count", Integer, nullable=True),  # the forward header's count (cove.protocol.forwarding)
     Index("ix_envelopes_queue", "account_id", "device_id", "id"),
     Index("ix_envelopes_expiry", "expires_at_ms"),
     # Queue ids are never reused (SQLite would otherwise reuse the highest deleted rowid): clients
@@ -81,6 +82,7 @@ group_messages = Table(
     Column("server_ts_ms", BigInteger, nullable=False),
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("remaining", Integer, nullable=False),  # device queue rows not acked yet; deleted at 0
+    Column("forward_count", Integer, nullable=True),
     Index("ix_group_messages_expiry", "expires_at_ms"),
     sqlite_autoincrement=True,
 )
@@ -118,10 +120,10 @@ def _stored_once(name: str) -> Any:  # noqa: ANN401 - a column expression
     return case((envelopes.c.group_message_id.is_(None), envelopes.c[name]), else_=group_messages.c[name])
 
 
-# A group message's row reads its body, sender and client message id from the message stored once.
+# A group message's row reads its body, sender, client message id and forward count from the message stored once.
 _QUEUE_COLUMNS = tuple(
     _stored_once(column.name) if column.name in GROUP_MESSAGE_FIELDS else column for column in _ENVELOPE_COLUMNS
-) + (group_messages.c.group_id,)
+) + (group_messages.c.group_id, _stored_once("forward_count"))
 _QUEUE = envelopes.outerjoin(group_messages, group_messages.c.id == envelopes.c.group_message_id)
 
 

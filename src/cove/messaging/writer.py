@@ -66,6 +66,7 @@ class GroupSendJob:
     devices: list[tuple[str, int]]
     server_ts_ms: int
     expires_at_ms: int
+    forward_count: int | None = None  # the forward header's count, shown to every member
     future: asyncio.Future[list[Envelope] | None] = field(default_factory=new_future)
 
     @property
@@ -241,6 +242,7 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
             "server_ts_ms": job.server_ts_ms,
             "expires_at_ms": job.expires_at_ms,
             "remaining": len(job.devices),
+            "forward_count": job.forward_count,
         },
     )
     shared = {
@@ -267,6 +269,7 @@ def fan_out(conn: Connection, job: GroupSendJob) -> list[Envelope]:
         None,
         message_id,
         job.group_id,
+        job.forward_count,
     )
     rest = shared_wire(Envelope(None, "", 0, *fields))
     return [

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.events import AccountDeleted, ContactsChanged, NumberClaimed
-from cove.safety import contacts, defences, defences_storage, storage
+from cove.safety import contacts, defences, defences_storage, forwarding, storage
 from cove.safety.pairs import Pairs
 from cove.safety.parts import Parts, of
 from cove.safety.verdicts import banned_error
@@ -31,6 +31,8 @@ def register(relay: Relay) -> None:
     relay.hooks.on_transaction(NumberClaimed, refuse_banned)
     settings = relay.settings
     of(relay).contacts = Pairs(settings.safety_contacts_cache_pairs, settings.safety_contacts_ttl_seconds)
-    relay.outbound_checks.append(defences.check)
     relay.hooks.on(ContactsChanged, lambda event: contacts.forget(relay, event))
     relay.hooks.on_transaction(AccountDeleted, forget_defences)
+    # The outbound checks, in this order: actions in force, the detector's counters, forward limits, defences.
+    relay.outbound_checks.append(forwarding.check)
+    relay.outbound_checks.append(defences.check)
