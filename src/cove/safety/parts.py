@@ -7,9 +7,11 @@ acceptance cache); the database stays the truth wherever a fleet of processes mu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 
@@ -18,6 +20,9 @@ from cove.context import Relay
 class Parts:
     # Who hears cove.safety.signals (the detector); a plain callable each, run inline, so it must be cheap.
     observers: list[Callable[[Any], None]] = field(default_factory=list)
+    # Registration gate: a number's hashes as each sender of signed signals knows it, ``[(recipient, hash)]``,
+    # to look the parent's signals up by (set by the sharing gateway, which holds the keys; None: no signals).
+    parent_number_hashes: Callable[[AsyncConnection, str], Awaitable[list[tuple[str, str]]]] | None = None
 
 
 def of(relay: Relay) -> Parts:
