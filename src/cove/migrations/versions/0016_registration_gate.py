@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column("recipient", sa.String(length=40), nullable=False),
         sa.Column("public_key", sa.String(length=64), nullable=False),
         sa.Column("key_id", sa.String(length=16), nullable=False),
-        sa.Column("last_sequence", sa.Integer(), nullable=False),
+        sa.Column("last_sequence", sa.BigInteger(), nullable=False),
         sa.Column("registered_at_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("recipient"),
     )
