@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from cli_helpers import cli_env, cove, said
 from cove.client.transport import RelayError, solve_challenge
 from cove.db import create_engine
 from cove.protocol import challenge
@@ -169,3 +170,29 @@ async def test_ordinary_traffic_from_one_address_is_not_challenged(relay, relay_
     relay.restart()
     for i in range(40):
         await users.register(f"n{i}")
+
+
+async def test_cove_register_shows_the_work_it_proves(relay, code_inbox, tmp_path):
+    env = cli_env(relay, tmp_path / "home")
+    for i in range(BURST):
+        assert cove(env, "register", f"+1415555700{i}", "--profile", f"p{i}").returncode == 0
+    proved = cove(env, "register", "+14155557009", "--profile", "farmed")
+    assert proved.returncode == 0, said(proved)
+    assert "proving work (1,024 hashes on average)" in said(proved) and "Code sent to +14155557009" in said(proved)
+    verified = cove(env, "verify", await code_inbox.code_for("+14155557009"), "--profile", "farmed")
+    assert verified.returncode == 0, said(verified)
+
+
+async def test_a_refused_answer_is_a_clear_error_and_the_sdk_asks_only_once(relay, users):
+    for i in range(BURST):
+        await users.register(f"u{i}")
+
+    def too_slow(tried: int, expected: int) -> None:
+        if tried == 0:  # the phone takes longer than the seed lives (10 minutes): its answer comes too late
+            relay.env["COVE_CLOCK_OFFSET_MS"] = str(11 * 60_000)
+            relay.restart()
+
+    with pytest.raises(RelayError) as refused:
+        await users.client("late").request_code("+14155559301", progress=too_slow)
+    assert refused.value.status == 400 and refused.value.code == "challenge_failed"
+    assert "ask again without an answer" in str(refused.value)

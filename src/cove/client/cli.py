@@ -283,13 +283,13 @@ async def verify_code(
 @contextlib.contextmanager
 def _work_progress() -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr while the relay's registration gate makes this phone prove work."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=err, transient=True) as bar:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=err) as bar:
         task: list[TaskID] = []
 
         def progress(tried: int, expected: int) -> None:
             if not task:
                 task.append(bar.add_task(f"proving work ({expected:,} hashes on average)", total=expected))
-            bar.update(task[0], completed=min(tried, expected - 1))
+            bar.update(task[0], completed=tried)
 
         yield progress
 
@@ -308,8 +308,9 @@ def register_client_commands(app: typer.Typer) -> None:
         new = not profile_folder(profile).exists()
         core = open_profile(profile)
         try:
-            async with _client(core, server) as client, _work_progress() as progress:
-                sent = await client.request_code(phone_number, progress)
+            async with _client(core, server) as client:
+                with _work_progress() as progress:
+                    sent = await client.request_code(phone_number, progress)
         except BaseException:
             if new:  # a failed first step leaves no profile behind
                 remove_profile(core, profile)

@@ -45,8 +45,12 @@ def solve_challenge(found: dict[str, Any], progress: Callable[[int, int], None] 
         message = f"the relay asks for {bits} bits of work, beyond the {work.MAX_BITS} a phone can do"
         raise RelayError(428, {"error": {"code": "unknown_challenge", "message": message}})
     expected = 1 << bits
-    tell = (lambda tried: progress(tried, expected)) if progress is not None else None
-    return {"seed": seed, "nonce": work.solve(seed, bits, tell)}
+    if progress is None:
+        return {"seed": seed, "nonce": work.solve(seed, bits)}
+    progress(0, expected)
+    nonce = work.solve(seed, bits, lambda tried: progress(tried, expected))
+    progress(expected, expected)
+    return {"seed": seed, "nonce": nonce}
 
 
 class CoveClient:
