@@ -38,7 +38,7 @@ sharing_partner_keys = Table(
 )
 
 _STATUS = {"bad_batch": 400, "bad_signature": 403}
-_MATCH_CHUNK = 10_000  # accounts hashed between two yields to the event loop (about 15 ms of work)
+_MATCH_CHUNK = 10_000  # accounts hashed between two yields to the event loop (about 25 ms of CPU)
 
 
 async def register_key(engine: AsyncEngine, partner: wire.PartnerKey) -> str:
@@ -85,7 +85,7 @@ async def _accounts_named(relay: Relay, batch: wire.SignalBatch) -> dict[str, st
     """The accounts whose number the batch names, ``{account_id: reason}``.
 
     A hash cannot be turned back into a number, so every account's number is hashed under the sender's key and
-    compared: O(accounts) per batch (about 1.5 s of one core per million accounts), in chunks between which the
+    compared: O(accounts) per batch (about 2.5 s of CPU per million accounts, measured), in chunks between which the
     relay serves other requests. A batch arrives once a day or so; per-partner hash columns would trade that for
     a write on every registration.
     """
