@@ -36,7 +36,7 @@ from gateway_world import API, GatewayProcess, register_profile
 # (the check below holds them to these codes; any other 400 to a valid request is a failure).
 SEMANTIC_REFUSALS = {
     # whether a number is allocated in its country's numbering plan is known to the phone library only
-    "POST /v1/verification/code": {"invalid_phone_number"},
+    "POST /v1/verification/code": {"invalid_phone_number", "challenge_failed"},
     "POST /v1/registration": {"invalid_phone_number", "bad_signature"},
     # a key's signature by the device's identity key
     "PUT /v1/keys": {"bad_signature"},
@@ -55,6 +55,8 @@ SEMANTIC_REFUSALS = {
     "PUT /v1/devices/list": {"invalid_device_list", "unknown_device"},
     # the primary is device 1, which only registering the number again replaces
     "DELETE /v1/devices/{device_id}": {"primary_device"},
+    # whether a nonce solves a seed, and whether a partner's batch is a signed SignalBatch, take the relay's keys
+    "POST /v1/sharing/signals": {"bad_batch"},
 }
 # Not semantic, yet not stated by the schema either (left for later): a business header's fields by its kind, and
 # the template body, which the schema gives as any object.
@@ -80,7 +82,7 @@ max-examples = 10
     f"""
 [[operations]]
 include-name = "{name}"
-checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 429]
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 428, 429]
 """
     for name in SEMANTIC_REFUSALS | UNSTATED
 )

@@ -4,6 +4,10 @@ Messaging and groups describe each such act as an :class:`Outbound` and hand it 
 capabilities registered on ``Relay.outbound_checks`` (safety's blocks, requests, forward limits, counters and
 actions) before anything is stored. A check refuses by raising the API error, or raises :class:`Withheld` to
 accept the send without delivering it. Neither side imports the other: both import this module.
+
+Likewise accounts describes each verification-code request as a :class:`RegistrationAttempt` for the checks on
+``Relay.registration_checks`` (safety's registration gate), before any code limit is spent, and hands the same
+description, with the new account's id, to ``Relay.registered_hooks`` once the account is created.
 """
 
 from __future__ import annotations
@@ -37,3 +41,24 @@ class Outbound:
 class Withheld(Exception):
     """Accept the send, deliver nothing, and answer as if it was queued (the recipient blocked the sender, who
     must not learn it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSignals:
+    """What a phone says about itself when it asks for a code or registers (cove.accounts.models.DeviceInfo)."""
+
+    model: str
+    os_name: str
+    os_version: str
+    app_version: str
+    vendor_device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationAttempt:
+    phone_number: str  # E.164, normalised
+    source: str  # cove.accounts.code_limits.source_key: an IPv4 address or an IPv6 /64
+    device: DeviceSignals | None  # None: the client did not say (an old client, a script)
+    at_ms: int
+    challenge_seed: str | None = None  # the answer to a proof-of-work challenge, when the client sent one
+    challenge_nonce: str | None = None

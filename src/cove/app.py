@@ -51,6 +51,7 @@ from cove.safety.connections import Occupancy
 from cove.safety.routes import router as safety_router
 from cove.serving import follow_supervisor
 from cove.sharing import hooks as sharing_hooks
+from cove.sharing.routes import router as sharing_router
 
 log = logging.getLogger("cove")
 
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consent_router)
     app.include_router(business_router)
     app.include_router(safety_router)
+    app.include_router(sharing_router)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the relay is up")
     async def health() -> dict[str, str]:

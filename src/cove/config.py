@@ -52,6 +52,36 @@ class Settings(BaseSettings):
     registration_lock_max_guesses: int = Field(10, description="Wrong PINs before the lock takes no more guesses")
     token_idle_days: float = Field(180.0, description="A device token unused for this long stops working")
 
+    # Registration gate (cove.safety.registration): how much history makes a code request suspicious, and the
+    # proof of work it then costs. A key's pressure is its code requests over an hour's budget (or a day's, ten
+    # times it), plus its accounts banned since; at 1 the request is challenged. The budgets sit far above
+    # ordinary traffic: a carrier's NAT puts thousands behind one address, tests register hundreds from one.
+    registration_gate_number_per_hour: int = Field(10, ge=1, description="Code requests to one number an hour")
+    registration_gate_range_per_hour: int = Field(
+        300, ge=1, description="Code requests to one number range (code_range_digits) an hour"
+    )
+    registration_gate_source_per_hour: int = Field(
+        300, ge=1, description="Code requests from one source address (IPv6: /64) an hour"
+    )
+    registration_gate_device_per_hour: int = Field(
+        10, ge=1, description="Code requests from one device (its vendor id; a model counts 100 times this) an hour"
+    )
+    registration_gate_banned: int = Field(
+        3,
+        ge=1,
+        description="Accounts registered from one number, range, source or device and banned since, for a "
+        "challenge by that alone",
+    )
+    registration_gate_parent_weight: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="Pressure the parent's signed spam signal for a number adds to it (1: a challenge)",
+    )
+    registration_gate_bits: int = Field(18, ge=1, le=32, description="Proof of work at pressure 1, in zero bits")
+    registration_gate_max_bits: int = Field(24, ge=1, le=32, description="Cap: each doubling of pressure adds a bit")
+    registration_gate_history_days: int = Field(30, ge=1, description="How long registration history is kept")
+
     message_retention_days: float = 30.0
     purge_interval_seconds: float = 60.0
     max_message_bytes: int = 96 * 1024

@@ -8,6 +8,7 @@ in, and each capability registers its reactions to the others' events on ``hooks
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cove.activity import Outbound
+from cove.activity import Outbound, RegistrationAttempt
 from cove.config import Settings
 from cove.events import Hooks
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from cove.messaging.writer import QueueWriter
     from cove.safety.connections import Occupancy
     from cove.safety.parts import Parts as SafetyParts
+
+log = logging.getLogger("cove.context")
 
 
 @dataclass
@@ -61,12 +64,30 @@ class Relay:
     # Checks of every act towards others (a send, a group created or joined), before anything is stored
     # (cove.activity): raise the refusal, or ``Withheld``. Filled by capabilities (safety).
     outbound_checks: list[Callable[[Relay, Outbound], Awaitable[None]]] = field(default_factory=list)
+    # Checks of every verification-code request before its limits are spent (cove.activity): raise the refusal
+    # (a 428 challenge). Filled by capabilities (safety's registration gate).
+    registration_checks: list[Callable[[Relay, RegistrationAttempt], Awaitable[None]]] = field(default_factory=list)
+    # Told once an account was registered (created, or its number registered on a new phone) from an attempt:
+    # ``(relay, attempt, account_id)``, after the commit. Filled by capabilities (safety records the signals).
+    registered_hooks: list[Callable[[Relay, RegistrationAttempt, str], Awaitable[None]]] = field(default_factory=list)
     # What safety keeps in memory (cove.safety.parts), built by it at start-up.
     safety: SafetyParts | None = None
 
     async def check_outbound(self, outbound: Outbound) -> None:
         for check in self.outbound_checks:
             await check(self, outbound)
+
+    async def check_registration(self, attempt: RegistrationAttempt) -> None:
+        for check in self.registration_checks:
+            await check(self, attempt)
+
+    async def registered(self, attempt: RegistrationAttempt, account_id: str) -> None:
+        """After the account committed: a hook that fails is logged, and the registration stands."""
+        for hook in self.registered_hooks:
+            try:
+                await hook(self, attempt, account_id)
+            except Exception:
+                log.exception("a registration hook failed for account %s", account_id)
 
     @property
     def retention_ms(self) -> int:

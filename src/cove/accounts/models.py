@@ -10,10 +10,6 @@ from cove.accounts.reglock import MAX_PIN_LENGTH, MIN_PIN_LENGTH
 from cove.protocol.signing import KEY_32, SIGNATURE_64
 
 
-class CodeRequest(BaseModel):
-    phone_number: str = Field(max_length=32, examples=["+14155550123"])
-
-
 class CodeSent(BaseModel):
     phone_number: str = Field(description="The number in E.164 form")
     expires_at: int = Field(description="Milliseconds since the epoch")
@@ -29,6 +25,23 @@ class DeviceInfo(BaseModel):
     app_version: str = Field(min_length=1, max_length=50, examples=["0.1.0"])
     vendor_device_id: str | None = Field(
         None, max_length=100, description="One id shared by one vendor's apps on this device"
+    )
+
+
+class ChallengeAnswer(BaseModel):
+    seed: str = Field(min_length=1, max_length=200, description="The `seed` of the 428's `challenge`, as given")
+    nonce: str = Field(
+        pattern=r"^[0-9]{1,20}$", description="Decimal digits such that SHA-256 of `seed:nonce` has `bits` zero bits"
+    )
+
+
+class CodeRequest(BaseModel):
+    phone_number: str = Field(max_length=32, examples=["+14155550123"])
+    device: DeviceInfo | None = Field(
+        None, description="This phone's model, OS and app version: one of the signals the registration gate weighs"
+    )
+    challenge: ChallengeAnswer | None = Field(
+        None, description="The answer to the proof-of-work challenge of a 428 `challenge_required`, when retrying"
     )
 
 

@@ -64,16 +64,20 @@ def _api_error(exc: Exception, code: str, **details: int | str) -> ApiError:
     "/v1/verification/code",
     status_code=202,
     response_model=CodeSent,
-    responses=error_responses(400, 403, 429, 502),
+    responses=error_responses(400, 403, 428, 429, 502),
     summary="Send a 6-digit verification code to a phone number",
-    description="403 `account_banned` (with its `reason` code) when the number is banned. 429 `too_many_codes` "
-    "with `Retry-After` and `limit`: `number` (codes to this number from this address), `source` (from this "
-    "address), `range` (to numbers sharing all but the last digits) or `overall`. A new code replaces the last.",
+    description="403 `account_banned` (with its `reason` code) when the number is banned. 428 "
+    "`challenge_required` when the registration gate finds the number, its range, this address or this device "
+    "suspicious: its `challenge` ({type, algorithm, seed, bits, expires_at}) asks for a proof of work; send the "
+    "request again with `challenge: {seed, nonce}` (400 `challenge_failed` for a wrong, expired or foreign "
+    "answer). 429 `too_many_codes` with `Retry-After` and `limit`: `number` (codes to this number from this "
+    "address), `source` (from this address), `range` (to numbers sharing all but the last digits) or `overall`. "
+    "A new code replaces the last.",
 )
 async def request_code(body: CodeRequest, request: Request, relay: Relay = Depends(get_relay)) -> CodeSent:
     source = source_key(request.client.host if request.client else None)
     with _as_http():
-        pending, sends_left = await service.request_code(relay, body.phone_number, source)
+        pending, sends_left = await service.request_code(relay, body.phone_number, source, body.device, body.challenge)
     return CodeSent(
         phone_number=pending.phone_number, expires_at=service.code_expiry_ms(pending), sends_left=sends_left
     )
@@ -95,10 +99,11 @@ async def request_code(body: CodeRequest, request: Request, relay: Relay = Depen
     "each further guess waits twice as long (429 `pin_backoff` with `Retry-After`); after "
     "`COVE_REGISTRATION_LOCK_MAX_GUESSES` no guess is taken until the lock lapses (429 `pin_attempts_exhausted`).",
 )
-async def register(body: RegistrationRequest, relay: Relay = Depends(get_relay)) -> Registered:
+async def register(body: RegistrationRequest, request: Request, relay: Relay = Depends(get_relay)) -> Registered:
+    source = source_key(request.client.host if request.client else None)
     with _as_http():
         account_id, device_id, token, generation, again = await service.register(
-            relay, body.phone_number, body.code, body.registration_id, body.identity_key, body.device, body.pin
+            relay, body.phone_number, body.code, body.registration_id, body.identity_key, body.device, body.pin, source
         )
     return Registered(
         account_id=account_id,

@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.accounts import codes, cohort, reglock, reglock_service, reglock_storage, storage, usage_storage
-from cove.accounts.models import DeviceInfo, IdentityKeys
+from cove.accounts.models import ChallengeAnswer, DeviceInfo, IdentityKeys
 from cove.accounts.storage import accounts, devices
 from cove.accounts.tokens import new_token, token_digest
+from cove.activity import DeviceSignals, RegistrationAttempt
 from cove.clock import now_ms, to_datetime, to_ms
 from cove.context import Relay
 from cove.errors import ApiError
@@ -46,9 +47,34 @@ async def _refuse_banned(relay: Relay, conn: AsyncConnection, phone: str) -> Non
     await relay.hooks.in_transaction(conn, NumberClaimed(phone))
 
 
-async def request_code(relay: Relay, raw_phone: str, source: str) -> tuple[codes.PendingCode, int]:
-    """Send a fresh code to the number. Returns it and how many more ``source`` may ask for in this window."""
+def _signals(info: DeviceInfo | None) -> DeviceSignals | None:
+    if info is None:
+        return None
+    return DeviceSignals(info.model, info.os_name, info.os_version, info.app_version, info.vendor_device_id)
+
+
+async def request_code(
+    relay: Relay,
+    raw_phone: str,
+    source: str,
+    info: DeviceInfo | None = None,
+    answer: ChallengeAnswer | None = None,
+) -> tuple[codes.PendingCode, int]:
+    """Send a fresh code to the number. Returns it and how many more ``source`` may ask for in this window.
+
+    The registration gate (``Relay.registration_checks``) judges the request first, so that a request it
+    challenges spends none of the number's or the source's codes."""
     phone = normalise(raw_phone)
+    await relay.check_registration(
+        RegistrationAttempt(
+            phone,
+            source,
+            _signals(info),
+            now_ms(),
+            answer.seed if answer else None,
+            answer.nonce if answer else None,
+        )
+    )
     sends_left = await relay.code_limits.spend(phone, source)
     policy = _code_policy(relay)
     code = codes.new_code()
@@ -133,9 +159,11 @@ async def register(
     identity: IdentityKeys,
     info: DeviceInfo,
     pin: str | None = None,
+    source: str = "unknown",
 ) -> tuple[str, int, str, int, bool]:
     """Verify the code (and the PIN if the number is locked) and create the account's primary device.
-    Returns ``(account_id, device_id, token, identity_generation, reregistered)``."""
+    Returns ``(account_id, device_id, token, identity_generation, reregistered)``. ``source``: the caller's
+    address (code_limits.source_key), for ``Relay.registered_hooks``."""
     phone = normalise(raw_phone)
     signing.check_public_key(identity.ed25519, "identity_key.ed25519")
     signing.verify(identity.ed25519, signing.IDENTITY, identity.curve25519, identity.signature, "identity_key")
@@ -179,6 +207,7 @@ async def register(
         await relay.hooks.emit(DevicesLoggedOut(account_id, tuple(old_devices), REREGISTERED, now))
     else:
         await relay.hooks.emit(AccountChanged(account_id))
+    await relay.registered(RegistrationAttempt(phone, source, _signals(info), now), account_id)
     return account_id, PRIMARY_DEVICE_ID, token, generation, existing is not None
 
 

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,6 +16,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from websockets.exceptions import WebSocketException
 
 from cove.cli_guard import err
@@ -290,6 +291,20 @@ async def verify_code(
     console.print(f"Registered {phone} as account {body['account_id']}{again}")
 
 
+@contextlib.contextmanager
+def _work_progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr while the relay's registration gate makes this phone prove work."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=err) as bar:
+        task: list[TaskID] = []
+
+        def progress(tried: int, expected: int) -> None:
+            if not task:
+                task.append(bar.add_task(f"proving work ({expected:,} hashes on average)", total=expected))
+            bar.update(task[0], completed=tried)
+
+        yield progress
+
+
 def register_client_commands(app: typer.Typer) -> None:
     @app.command()
     @_run
@@ -305,7 +320,8 @@ def register_client_commands(app: typer.Typer) -> None:
         core = open_profile(profile)
         try:
             async with _client(core, server) as client:
-                sent = await client.request_code(phone_number)
+                with _work_progress() as progress:
+                    sent = await client.request_code(phone_number, progress)
         except BaseException:
             if new:  # a failed first step leaves no profile behind
                 remove_profile(core, profile)

@@ -127,8 +127,13 @@ class ClientCore:
         self.store.set("olm_account", self._olm.pickle(self._key))
 
     # registration ------------------------------------------------------------------------------------
-    def request_code(self, phone_number: str) -> Request:
-        return Request("POST", "/v1/verification/code", {"phone_number": phone_number})
+    def request_code(self, phone_number: str, answer: dict[str, str] | None = None) -> Request:
+        """Ask for a code, telling the relay's registration gate what this phone is; ``answer``: ``{seed, nonce}``
+        solving the challenge of the relay's 428 ``challenge_required``."""
+        body: dict[str, Any] = {"phone_number": phone_number}
+        if all(self.device_info.get(k) for k in ("model", "os_name", "os_version", "app_version")):
+            body["device"] = self.device_info
+        return Request("POST", "/v1/verification/code", body | ({"challenge": answer} if answer else {}))
 
     def registration(self, phone_number: str, code: str, pin: str | None = None) -> Request:
         """A fresh Olm identity for this install; registering again (a new phone) makes another one. ``pin``:

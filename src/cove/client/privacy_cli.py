@@ -75,6 +75,9 @@ async def privacy_show(profile: str = ProfileOption) -> None:
     console.print(table)
     shared = view["disclosures"]
     console.print(f"Shared about you: {len(shared)} disclosure(s)" if shared else "Shared about you: nothing yet.")
+    for signal in view.get("signals_received", []):  # what a partner said about this number: weighed, never a ban
+        when = datetime.fromtimestamp(signal["at"] / 1000).strftime("%Y-%m-%d")
+        console.print(f"Received about you: {signal['from']} reported this number ({signal['reason']}, {when})")
 
 
 @privacy_app.command("notice")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Reque
 from cove.client.errors import RelayError
 from cove.client.events import AttachmentReceived, QueueEmpty, SentElsewhere, TemplateReceived, is_stored
 from cove.client.transfers import Transfers
+from cove.protocol import challenge as work
 from cove.protocol.attachments import Pointer
 from cove.protocol.templates import (
     ApprovedTemplate,
@@ -31,6 +33,25 @@ from cove.protocol.templates import (
 MAX_SEND_ATTEMPTS = 4
 # An error frame has no HTTP status; these codes mean what they mean over HTTP (the relay closes with 4401).
 FRAME_ERROR_STATUS = {"unauthenticated": 401}
+
+
+def solve_challenge(found: dict[str, Any], progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
+    """The ``{seed, nonce}`` answering a relay's proof-of-work challenge; RelayError if it is not one we know."""
+    seed, bits = found.get("seed"), found.get("bits")
+    if found.get("algorithm") != work.ALGORITHM or not isinstance(seed, str) or not isinstance(bits, int):
+        raise RelayError(
+            428, {"error": {"code": "unknown_challenge", "message": f"cannot solve the challenge {found}"}}
+        )
+    if not 0 < bits <= work.MAX_BITS:
+        message = f"the relay asks for {bits} bits of work, beyond the {work.MAX_BITS} a phone can do"
+        raise RelayError(428, {"error": {"code": "unknown_challenge", "message": message}})
+    expected = 1 << bits
+    if progress is None:
+        return {"seed": seed, "nonce": work.solve(seed, bits)}
+    progress(0, expected)
+    nonce = work.solve(seed, bits, lambda tried: progress(tried, expected))
+    progress(expected, expected)
+    return {"seed": seed, "nonce": nonce}
 
 
 class CoveClient:
@@ -87,8 +108,21 @@ class CoveClient:
         return body
 
     # accounts ----------------------------------------------------------------------------------------
-    async def request_code(self, phone_number: str) -> dict[str, Any]:
-        return await self.call(self.core.request_code(phone_number))
+    async def request_code(
+        self, phone_number: str, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """Ask the relay to send a code. When its registration gate asks for a proof of work (428
+        ``challenge_required``), solve it, off the event loop, and ask once more with the answer; nothing is
+        stored. ``progress(hashes_tried, hashes_expected)`` is told along the way (a progress bar). A second
+        refusal is raised as is (``RelayError``: ``challenge_failed``, or a challenge again)."""
+        try:
+            return await self.call(self.core.request_code(phone_number))
+        except RelayError as exc:
+            found = exc.details.get("challenge") if exc.code == "challenge_required" else None
+            if not isinstance(found, dict):
+                raise
+            answer = await asyncio.to_thread(solve_challenge, found, progress)
+        return await self.call(self.core.request_code(phone_number, answer))
 
     async def register(self, phone_number: str, code: str, pin: str | None = None) -> dict[str, Any]:
         """Verify the code, become the number's device, and publish one-time and fallback keys.

@@ -13,7 +13,9 @@ import cove.fleet.storage  # noqa: F401
 import cove.keys.storage  # noqa: F401
 import cove.messaging.storage  # noqa: F401
 import cove.safety.defences_storage  # noqa: F401
+import cove.safety.registration_storage  # noqa: F401
 import cove.safety.storage  # noqa: F401
+import cove.sharing.partner_keys  # noqa: F401
 from cove.db import metadata
 
 connection = context.config.attributes.get("connection")

@@ -18,6 +18,7 @@ from rich.table import Table
 from cove.partner.analytics_cli import register as register_analytics
 from cove.partner.audiences import build_audiences
 from cove.partner.ingest import IngestReport, ingest_directory, ingest_nats, sweep, transaction
+from cove.partner.signals import signals_app
 from cove.partner.terminal import STORE, TRUST, console, err, fail, now_ms, open_or_fail, say, trust_or_fail
 from cove.sharing import wire
 
@@ -160,3 +161,4 @@ def _utc(ms: int) -> str:
 
 
 register_analytics(partner_app)  # seed, link, suggest
+partner_app.add_typer(signals_app, name="signals")

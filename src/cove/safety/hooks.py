@@ -8,7 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.events import AccountDeleted, ContactsChanged, NumberClaimed
-from cove.safety import contacts, defences, defences_storage, forwarding, storage
+from cove.safety import (
+    contacts,
+    defences,
+    defences_storage,
+    forwarding,
+    parent_signals,
+    registration,
+    registration_storage,
+    storage,
+)
 from cove.safety.pairs import Pairs
 from cove.safety.parts import Parts, of
 from cove.safety.verdicts import banned_error
@@ -36,3 +45,12 @@ def register(relay: Relay) -> None:
     # The outbound checks, in this order: actions in force, the detector's counters, forward limits, defences.
     relay.outbound_checks.append(forwarding.check)
     relay.outbound_checks.append(defences.check)
+    # The registration gate: judge each code request, keep each registration's signals, show what the parent said.
+    relay.registration_checks.append(registration.gate)
+    relay.registered_hooks.append(registration.registered)
+    relay.hooks.on_transaction(AccountDeleted, _forget_registration)
+    relay.privacy_sections.append(parent_signals.privacy_section(relay))
+
+
+async def _forget_registration(conn: AsyncConnection, event: AccountDeleted) -> None:
+    await registration_storage.forget_account(conn, event.account_id)

@@ -7,9 +7,11 @@ acceptance cache); the database stays the truth wherever a fleet of processes mu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.safety.pairs import Pairs
@@ -22,6 +24,9 @@ class Parts:
     # Defences: blocks and acceptances between pairs of accounts (cove.safety.contacts), sized from the settings
     # by cove.safety.hooks.register.
     contacts: Pairs | None = None
+    # Registration gate: a number's hashes as each sender of signed signals knows it, ``[(recipient, hash)]``,
+    # to look the parent's signals up by (set by the sharing gateway, which holds the keys; None: no signals).
+    parent_number_hashes: Callable[[AsyncConnection, str], Awaitable[list[tuple[str, str]]]] | None = None
 
 
 def of(relay: Relay) -> Parts:

@@ -1,4 +1,4 @@
-"""Operator commands: `cove share keys|export|deliver|acks|status`."""
+"""Operator commands: `cove share keys|export|deliver|acks|status|partner-key`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from cove.cli_guard import CommandError, err
 from cove.config import Settings
 from cove.keyfile import write_secret
-from cove.operator import ensure_relay_database, relay_database
-from cove.sharing import erasure, gateway, sinks, wire
+from cove.operator import ensure_relay_database, on_database, relay_database
+from cove.sharing import erasure, gateway, partner_keys, sinks, wire
 from cove.sharing.keys import SharingKeys
 from cove.sharing.storage import sharing_batches, sharing_erasures
 
@@ -230,3 +230,22 @@ def status(recipient: str = RECIPIENT) -> None:
         )
     console.print(table)
     console.print(f"Erasures awaiting acknowledgement: {pending} ({unsent} not sent yet)")
+
+
+@share_app.command("partner-key")
+def partner_key(
+    path: Path = typer.Argument(..., help="The public key file the partner wrote (`cove partner signals keys`)"),
+) -> None:
+    """Trust a partner's key for its signed abuse signals (POST /v1/sharing/signals), replacing an older one."""
+    try:
+        handed = wire.PartnerKey.model_validate_json(path.read_bytes())
+        handed.key()
+    except OSError as exc:
+        raise _fail(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise _fail(f"{path} is not a partner key file (`cove partner signals keys` writes one)") from None
+    key_id = on_database(lambda engine: partner_keys.register_key(engine, handed))
+    console.print(
+        f"signals signed by {handed.recipient} with key {key_id} are taken from now on: one input to the "
+        "registration gate and the detector, never a ban by itself"
+    )

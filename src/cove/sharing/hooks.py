@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.events import AccountDeleted
+from cove.safety.parts import of
 from cove.sharing.disclosures import disclosures_of
 from cove.sharing.erasure import record_erasure
+from cove.sharing.partner_keys import number_hashes
 
 
 async def _erase(conn: AsyncConnection, event: AccountDeleted) -> None:
@@ -25,3 +27,5 @@ async def _disclosures(conn: AsyncConnection, account_id: str) -> dict[str, Any]
 def register(relay: Relay) -> None:
     relay.hooks.on_transaction(AccountDeleted, _erase)
     relay.privacy_sections.append(_disclosures)
+    # The parent's signed signals name numbers by their hash under its key: safety's gate looks them up by it.
+    of(relay).parent_number_hashes = number_hashes(relay)

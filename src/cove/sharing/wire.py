@@ -328,3 +328,82 @@ class TrustBundle(_Strict):
 NATS_SIGNATURE_HEADER = "Cove-Signature"
 """A manifest message on NATS carries the manifest bytes as its data and the signature in this header; its
 ``Nats-Msg-Id`` is the batch id, so JetStream drops a re-published batch within its duplicate window."""
+
+
+# Abuse signals, the other way: the partner tells the messenger which numbers it banned for spam. -----------------
+# The partner signs with its own Ed25519 key, whose public half it hands the messenger's operator once, out of band
+# (a :class:`PartnerKey` file, registered with ``cove share partner-key``), as the messenger hands it the trust
+# bundle. A number travels only as :func:`phone_hash` under the key of the trust bundle, which the messenger can
+# recompute for the numbers it knows. ``POST /v1/sharing/signals`` takes a :class:`SignedSignals`; a batch whose
+# ``sequence`` is not above the last one taken from that partner is a replay and refused. The messenger weighs a
+# signal in its registration gate and its detector; it never bans anyone for it alone.
+
+MAX_SIGNALS = 10_000  # entries per batch: a day's bans of a large service, under a couple of megabytes
+
+
+class PartnerKey(_Strict):
+    """What a partner hands the messenger once, out of band: ``cove partner signals keys`` writes it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    recipient: Identifier = Field(description="The id the messenger shares with this partner under")
+    public_key: str = Field(max_length=64, description="Ed25519, raw 32 bytes, base64")
+
+    def key(self) -> Ed25519PublicKey:
+        return load_public_key(self.public_key)
+
+
+class SignalEntry(_Strict):
+    number_hash: Sha256 = Field(description="phone_hash() of the number, under the trust bundle's phone-hash key")
+    reason: Identifier = Field(description="Why the partner banned it, e.g. spam")
+    at: int = Field(ge=0, description="When the partner banned it, milliseconds since the epoch")
+
+
+class SignalBatch(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    sender: Identifier = Field(description="The partner: the recipient id of its PartnerKey")
+    batch_id: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")
+    sequence: int = Field(ge=1, le=2**62, description="Counts up per sender; the creation instant in ms will do")
+    created_at_ms: int = Field(ge=0)
+    signing_key_id: str = Field(description="key_id() of the partner key that signed this batch")
+    entries: list[SignalEntry] = Field(max_length=MAX_SIGNALS)
+
+
+class SignedSignals(_Strict):
+    """The request body of ``POST /v1/sharing/signals``."""
+
+    batch: str = Field(max_length=MAX_SIGNALS * 200, description="The SignalBatch as canonical JSON: the signed bytes")
+    signature: str = Field(max_length=100, description="The partner's Ed25519 signature over `batch`, base64")
+
+
+def sign_signals(private_key: Ed25519PrivateKey, batch: SignalBatch) -> SignedSignals:
+    data = canonical_json(batch.model_dump(mode="json"))
+    return SignedSignals(batch=data.decode(), signature=sign(private_key, data))
+
+
+def signals_sender(signed: SignedSignals) -> str:
+    """Who claims to have sent the batch, read before anything is trusted: only to find the key that must verify
+    it. Raises :class:`BadBatch`."""
+    try:
+        raw = json.loads(signed.batch)
+    except (ValueError, RecursionError):
+        raise BadBatch("bad_batch", "the signal batch is not JSON") from None
+    sender = raw.get("sender") if isinstance(raw, dict) else None
+    if not isinstance(sender, str):
+        raise BadBatch("bad_batch", "the signal batch names no sender")
+    return sender
+
+
+def verify_signals(public_key: Ed25519PublicKey, signed: SignedSignals) -> SignalBatch:
+    """Check the signature over the exact bytes, then parse. Raises :class:`BadBatch`."""
+    data = signed.batch.encode()
+    try:
+        public_key.verify(base64.b64decode(signed.signature, validate=True), data)
+    except (InvalidSignature, ValueError):
+        raise BadBatch("bad_signature", "the batch's signature does not verify with the partner's key") from None
+    try:
+        batch = SignalBatch.model_validate_json(data)
+    except ValueError as exc:
+        raise BadBatch("bad_batch", f"the signal batch does not match schema {SCHEMA_VERSION}: {exc}") from None
+    if batch.signing_key_id != key_id(public_key):
+        raise BadBatch("bad_signature", "the batch names another signing key than the partner's")
+    return batch
