@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cove.context import Relay
+from cove.safety.standing import Standing
 
 
 @dataclass
 class Parts:
     # Who hears cove.safety.signals (the detector); a plain callable each, run inline, so it must be cheap.
     observers: list[Callable[[Any], None]] = field(default_factory=list)
+    # The actions in force per account (cove.safety.actions); sized from the settings at start-up.
+    standing: Standing = field(default_factory=lambda: Standing(1))
 
 
 def of(relay: Relay) -> Parts:
