@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
@@ -12,6 +12,9 @@ from cove.protocol.signing import KEY_32, SIGNATURE_64
 
 class CodeRequest(BaseModel):
     phone_number: str = Field(max_length=32, examples=["+14155550123"])
+    purpose: Literal["register", "appeal"] = Field(
+        "register", description="`appeal`: a banned number's code to appeal its ban with; it cannot register"
+    )
 
 
 class CodeSent(BaseModel):

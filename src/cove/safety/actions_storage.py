@@ -35,6 +35,7 @@ safety_actions = Table(
     Column("lifted_at_ms", BigInteger, nullable=True),
     Column("lifted_by", String(20), nullable=True),
     Column("review", String(10), nullable=False),
+    Column("note", String(MAX_APPEAL_CHARS), nullable=True),  # the reviewer's, about the case, never content
     Index("ix_safety_actions_account", "account_id", "lifted_at_ms"),
     Index("ix_safety_actions_review", "review"),
 )
@@ -139,8 +140,9 @@ async def lift(conn: AsyncConnection, ids: list[int], now_ms: int, by: str, revi
     await conn.execute(update(t).where(t.c.id.in_(ids), t.c.lifted_at_ms.is_(None)).values(values))
 
 
-async def set_review(conn: AsyncConnection, action_id: int, review: Review) -> None:
-    await conn.execute(update(safety_actions).where(safety_actions.c.id == action_id).values(review=review.value))
+async def set_review(conn: AsyncConnection, action_id: int, review: Review, note: str | None) -> None:
+    t = safety_actions
+    await conn.execute(update(t).where(t.c.id == action_id).values(review=review.value, note=note))
 
 
 async def pending_reviews(conn: AsyncConnection) -> list[Taken]:

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("lifted_at_ms", sa.BigInteger(), nullable=True),
         sa.Column("lifted_by", sa.String(length=20), nullable=True),
         sa.Column("review", sa.String(length=10), nullable=False),
+        sa.Column("note", sa.String(length=1000), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_safety_actions_account", "safety_actions", ["account_id", "lifted_at_ms"])
