@@ -4,11 +4,17 @@ solved challenge, a review, a granted appeal). Operators act with `cove safety` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
+import sys
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from cli_helpers import cli_env, register
+from cli_helpers import cove as cli
+from cli_helpers import said as cli_said
 from cove.client.group_client import Groups
 from cove.client.transport import RelayError
 from cove.config import Settings
@@ -113,10 +119,19 @@ async def test_the_sdk_solves_a_sending_challenge_by_itself(users, relay):
     bob = await users.register("bob")
     assert cove(relay, "safety", "act", "+14155550143", "--step", "challenge", "--reason", "spam").returncode == 0
     await applied()
-    solved: list[int] = []
-    alice.challenge_progress = solved.append
+    shown: list[str] = []
+
+    @contextlib.contextmanager
+    def spinner() -> Iterator[None]:
+        shown.append("working")
+        yield
+
+    alice.on_challenge = spinner
     await alice.send_text(bob.core.account_id, "solved on the way")
+    assert shown == ["working"]  # solved once, then the send went through
     assert (await api(relay, "GET", "/v1/safety/status", alice.core.token)).json()["steps"] == []
+    await alice.send_text(bob.core.account_id, "no more work")
+    assert shown == ["working"]
 
 
 async def test_a_restricted_account_may_not_fill_groups_and_appeals_with_its_token(users, relay):
@@ -248,3 +263,43 @@ async def test_an_appeal_code_can_never_register(users, relay, code_inbox):
     with pytest.raises(RelayError) as refused:
         await other.register(number, code)
     assert refused.value.code == "wrong_code"
+
+
+async def test_the_cli_explains_a_throttle_shows_the_status_and_appeals_a_ban(relay, code_inbox, tmp_path):
+    env = cli_env(relay, tmp_path / "home")
+    number = "+14155550149"
+    await register(env, code_inbox, "ann", number)
+    await register(env, code_inbox, "ben", "+14155550150")
+    ben = "+14155550150"
+    assert cove(relay, "safety", "act", number, "--step", "throttle", "--reason", "forward_flood").returncode == 0
+    await applied()
+    for n in range(2):
+        assert cli(env, "send", ben, f"hi {n}", "--profile", "ann").returncode == 0
+    slowed = cli(env, "send", ben, "and again", "--profile", "ann")
+    assert slowed.returncode == 1 and "slowed down (forward flood): wait" in cli_said(slowed), cli_said(slowed)
+    assert "Traceback" not in slowed.stderr
+    shown = cli(env, "status", "--profile", "ann")
+    assert shown.returncode == 0 and "throttle: forward flood (since" in cli_said(shown), cli_said(shown)
+
+    assert cove(relay, "safety", "act", number, "--step", "ban", "--reason", "spam").returncode == 0
+    await applied()
+    appealing = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cove",
+        "appeal",
+        "a family chat, not spam",
+        "--profile",
+        "ann",
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    code_inbox.codes.pop(number, None)
+    code = await code_inbox.code_for(number)
+    out, errors = await asyncio.wait_for(appealing.communicate(f"{code}\n".encode()), 60)
+    assert appealing.returncode == 0, errors.decode()
+    assert "filed for +14155550149" in " ".join(out.decode().split())
+    queue = rows(cove(relay, "safety", "queue"))
+    assert [(r[1], r[-1]) for r in queue] == [("appeal", "a family chat, not spam")]
