@@ -22,10 +22,13 @@ from cove.events import (
     KINDS,
     AccountChanged,
     AccountDeleted,
+    AccountJudged,
+    ContactsChanged,
     DevicesLoggedOut,
     Event,
     Hooks,
     PolicyPublished,
+    SafetyActionChanged,
     UnknownEvent,
     decode,
 )
@@ -50,6 +53,9 @@ SAMPLES: list[Event] = [
     DevicesLoggedOut("acc-1", (1, 2), "logged out: test", 1_000),
     AccountChanged("acc-1"),
     PolicyPublished("2026-01"),
+    ContactsChanged("acc-1", "acc-2"),
+    SafetyActionChanged("acc-1"),
+    AccountJudged("acc-1", True, 1_000),
 ]
 
 

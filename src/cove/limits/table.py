@@ -39,6 +39,7 @@ class Limiter(StrEnum):
     MARKETING_HELD = "marketing in flight"
     ATTACHMENT_CREATE = "attachment create"
     SAFETY_THROTTLE = "throttled send"
+    SAFETY_DEFENCES = "blocks and reports"
 
 
 class Fails(Enum):
@@ -64,6 +65,10 @@ PAIR_LIMIT = Limit(size=PAIR_BURST, refill_per_second=1 / PAIR_SECONDS_PER_MESSA
 MARKETING_CAP_PER_USER = 2
 MARKETING_CAP_PERIOD_MS = 24 * 3_600_000
 IN_FLIGHT_MS = 60_000
+# A user's own defences (cove.safety.defences): changes of blocks and acceptances an hour, of which a report costs
+# REPORT_COST. Each change writes a fleet event, so the bucket bounds that churn too.
+DEFENCE_CHANGES_PER_HOUR = 100
+REPORT_COST = 5
 
 
 def table(s: Settings) -> dict[Limiter, Rule]:
@@ -108,6 +113,12 @@ def table(s: Settings) -> dict[Limiter, Rule]:
             Limit(s.safety_throttle_burst, s.safety_throttle_per_hour / 3600),
             O,
             "only accounts already throttled are in it, and each process still paces them on its own",
+        ),
+        # per account: blocks, unblocks and acceptances cost 1, a report REPORT_COST (20 reports an hour)
+        L.SAFETY_DEFENCES: Rule(
+            Limit(DEFENCE_CHANGES_PER_HOUR, DEFENCE_CHANGES_PER_HOUR / 3600),
+            O,
+            "a person defending themselves must not be stopped by an outage; each change is a row or two",
         ),
         # per user, from every business: sliding, the database's log plus these holds (131049)
         L.MARKETING_HELD: Rule(

@@ -13,6 +13,7 @@ import cove.fleet.storage  # noqa: F401
 import cove.keys.storage  # noqa: F401
 import cove.messaging.storage  # noqa: F401
 import cove.safety.actions_storage  # noqa: F401
+import cove.safety.defences_storage  # noqa: F401
 import cove.safety.storage  # noqa: F401
 from cove.db import metadata
 

@@ -31,7 +31,7 @@ from cove.limits.rules import Limit
 from cove.limits.store import Spend
 from cove.limits.table import Limiter
 from cove.safety import actions_storage as storage
-from cove.safety import challenges, service
+from cove.safety import challenges, contacts, service
 from cove.safety.ladder import Durations, Review, Rule, Source, Step, Taken, expiry, highest, raises, review_of, rule
 from cove.safety.parts import of
 from cove.safety.verdicts import ReasonCode, banned_error, explain
@@ -214,8 +214,6 @@ async def check(relay: Relay, out: Outbound) -> None:
                 "challenge and sends the answer to PUT /v1/safety/challenge",
             )
         case Rule.ACCEPTED_ONLY:
-            from cove.safety import contacts  # helper defences-relay's module: lands with its branch
-
             if not await contacts.accepts(relay, out.chat, out.sender):
                 raise restricted_error(top)
         case Rule.REFUSE:

@@ -1,6 +1,7 @@
 """What safety does when another capability acts: a banned number gets no verification code and no account
-(but may get a code to appeal with), every act towards others passes safety's outbound checks, and every
-process hears of actions taken and decisions made anywhere in the fleet."""
+(but may get a code to appeal with); every act towards others passes safety's outbound checks (the actions in
+force, then the defences: blocks, message requests); every process hears of actions taken, decisions made and
+contacts changed anywhere in the fleet; a deleted account's blocks and acceptances go."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.errors import ApiError
-from cove.events import AccountJudged, NumberClaimed, SafetyActionChanged
-from cove.safety import actions, signals, storage
+from cove.events import AccountDeleted, AccountJudged, ContactsChanged, NumberClaimed, SafetyActionChanged
+from cove.safety import actions, contacts, defences, defences_storage, signals, storage
+from cove.safety.pairs import Pairs
 from cove.safety.parts import Parts
 from cove.safety.standing import Standing
 from cove.safety.verdicts import banned_error
@@ -32,12 +34,23 @@ async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
         raise banned_error(reason)
 
 
+async def forget_defences(conn: AsyncConnection, event: AccountDeleted) -> None:
+    # Blocks and acceptances go; reports stay, as verdicts do: a review or an appeal, and the weight of a
+    # reporter's word, must not vanish because the account reported (or reporting) was deleted.
+    await defences_storage.forget_account(conn, event.account_id)
+
+
 def register(relay: Relay) -> None:
-    parts = Parts(standing=Standing(relay.settings.safety_actions_cached))
+    settings = relay.settings
+    parts = Parts(
+        standing=Standing(settings.safety_actions_cached),
+        contacts=Pairs(settings.safety_contacts_cache_pairs, settings.safety_contacts_ttl_seconds),
+    )
     relay.safety = parts
     relay.hooks.on_transaction(NumberClaimed, refuse_banned)
-    # Safety's outbound checks, in the order of the shared brief: actions first.
+    # Safety's outbound checks, in the order of the shared brief: actions first, the defences last.
     relay.outbound_checks.append(actions.check)
+    relay.outbound_checks.append(defences.check)
 
     def forget(event: SafetyActionChanged) -> None:
         parts.standing.forget(event.account_id)
@@ -47,3 +60,5 @@ def register(relay: Relay) -> None:
 
     relay.hooks.on(SafetyActionChanged, forget)
     relay.hooks.on(AccountJudged, judged)
+    relay.hooks.on(ContactsChanged, lambda event: contacts.forget(relay, event))
+    relay.hooks.on_transaction(AccountDeleted, forget_defences)

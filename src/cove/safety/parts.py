@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cove.context import Relay
+from cove.safety.pairs import Pairs
 from cove.safety.standing import Standing
 
 
@@ -21,6 +22,9 @@ class Parts:
     observers: list[Callable[[Any], None]] = field(default_factory=list)
     # The actions in force per account (cove.safety.actions); sized from the settings at start-up.
     standing: Standing = field(default_factory=lambda: Standing(1))
+    # Defences: blocks and acceptances between pairs of accounts (cove.safety.contacts), sized from the settings
+    # by cove.safety.hooks.register.
+    contacts: Pairs | None = None
 
 
 def of(relay: Relay) -> Parts:

@@ -2,14 +2,14 @@
 codes, expiry, lifting and review, and the appeals against them
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0013"
+down_revision = "0014"  # "0013" before branch defences (0014) was merged in; the lead re-chains
 branch_labels = None
 depends_on = None
 
