@@ -146,6 +146,11 @@ async def test_a_restricted_account_may_not_fill_groups_and_appeals_with_its_tok
         await Groups(alice).create([bob.core.account_id])
     assert refused.value.status == 403 and refused.value.code == "account_restricted"
     assert refused.value.details["reason"] == "many_groups" and refused.value.details["until"] is not None
+    with pytest.raises(RelayError) as stranger:
+        await alice.send_text(bob.core.account_id, "hello stranger")  # bob never wrote to alice
+    assert stranger.value.code == "account_restricted"
+    await bob.send_text(alice.core.account_id, "hi alice, it's bob")  # now bob accepts alice
+    await alice.send_text(bob.core.account_id, "hi bob")
 
     filed = await api(relay, "POST", "/v1/safety/appeals/me", alice.core.token, message="a school club, 40 parents")
     assert filed.status_code == 201 and filed.json()["state"] == "open"
