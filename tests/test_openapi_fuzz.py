@@ -55,6 +55,9 @@ SEMANTIC_REFUSALS = {
     "PUT /v1/devices/list": {"invalid_device_list", "unknown_device"},
     # the primary is device 1, which only registering the number again replaces
     "DELETE /v1/devices/{device_id}": {"primary_device"},
+    # a challenge's answer is checked by its work and the relay's HMAC; an appeal's code by the one sent
+    "PUT /v1/safety/challenge": {"wrong_answer"},
+    "POST /v1/safety/appeals": {"invalid_phone_number", "no_code_requested", "wrong_code", "code_expired"},
 }
 # Not semantic, yet not stated by the schema either (left for later): a business header's fields by its kind, and
 # the template body, which the schema gives as any object.
