@@ -1,10 +1,13 @@
-"""The ladder's pure rules: order of steps, what each forbids, escalation, expiry and review."""
+"""The ladder's pure rules (order of steps, what each forbids, escalation, expiry, review), the memory of the
+steps in force, and what the SDK makes of a step's refusal."""
 
 from __future__ import annotations
 
 import pytest
 
 from cove.activity import Action as Act
+from cove.client import safety_status
+from cove.client.errors import RelayError
 from cove.safety.ladder import (
     Durations,
     Review,
@@ -18,6 +21,7 @@ from cove.safety.ladder import (
     review_of,
     rule,
 )
+from cove.safety.standing import Standing
 from cove.safety.verdicts import ReasonCode
 
 D = Durations(throttle_ms=3_600_000, restrict_ms=86_400_000)
@@ -86,3 +90,33 @@ def test_what_each_step_forbids() -> None:
 def test_read_receipts_pass_every_step_below_ban() -> None:
     for step in (Step.THROTTLE, Step.CHALLENGE, Step.RESTRICT):
         assert rule(step, Act.MESSAGE, True) is Rule.ALLOW
+
+
+def test_the_steps_in_force_are_remembered_within_a_bound_and_a_raced_load_is_not_kept() -> None:
+    standing = Standing(limit=2)
+    for account in ("a", "b"):
+        standing.keep(account, (), standing.mark())
+    assert standing.get("a") == ()  # now the most recent
+    standing.keep("c", (action(Step.THROTTLE),), standing.mark())
+    assert standing.get("b") is None and standing.get("a") == () and standing.get("c") is not None
+
+    mark = standing.mark()
+    standing.forget("c")  # a change arrived while "c" was being read
+    standing.keep("c", (action(Step.THROTTLE),), mark)
+    assert standing.get("c") is None
+
+
+def test_the_sdk_answers_only_a_sending_challenge_and_says_each_refusal_in_one_line() -> None:
+    sending = {"error": {"code": "challenge_required", "message": "m", "challenge": {"seed": "sending.8.1.a.b"}}}
+    registering = {"error": {"code": "challenge_required", "message": "m", "challenge": {"seed": "registration.8"}}}
+    assert safety_status.sending_challenge(RelayError(428, sending)) == {"seed": "sending.8.1.a.b"}
+    assert safety_status.sending_challenge(RelayError(428, registering)) is None
+    assert safety_status.sending_challenge(RelayError(403, sending)) is None
+
+    throttled = RelayError(429, {"error": {"code": "throttled", "message": "m", "reason": "spam", "retry_after": 7}})
+    assert safety_status.refusal(throttled) == "this account is slowed down (spam): wait 7 s and send again"
+    restricted = {"error": {"code": "account_restricted", "message": "m", "reason": "many_groups", "until": None}}
+    line = safety_status.refusal(RelayError(403, restricted))
+    assert line is not None and line.startswith("this account is restricted (many groups): it may message only")
+    assert safety_status.refusal(RelayError(404, {"error": {"code": "not_found", "message": "m"}})) is None
+    assert safety_status.describe({"steps": [], "appeal": None}) == ["no safety step is in force on this account"]

@@ -70,7 +70,7 @@ async def take_in(
     account = await account_storage.account_by_id(conn, account_id)
     if account is None:
         raise NoSuchAccount(account_id)
-    if not raises(highest(await storage.unlifted(conn, account_id), now), step):
+    if not raises(highest(await storage.in_force(conn, account_id, now), now), step):
         return None
     new = Taken(
         0,
@@ -117,7 +117,7 @@ async def lift_in(
     conn: AsyncConnection, account_id: str, by: str, now: int, only: Taken | None = None, review: Review | None = None
 ) -> list[Taken]:
     """Lift ``only`` or every step in force on the account (a ban also unbans its number); returns what was lifted."""
-    live = [a for a in await storage.unlifted(conn, account_id) if a.in_force(now)]
+    live = await storage.in_force(conn, account_id, now)
     chosen = [a for a in live if only is None or a.id == only.id]
     if not chosen:
         return []
@@ -145,14 +145,15 @@ async def judged(conn: AsyncConnection, account_id: str, abusive: bool, now: int
 
 
 async def in_force(relay: Relay, account_id: str) -> tuple[Taken, ...]:
-    """The account's actions not lifted, from this process's memory or else the database."""
+    """The account's actions in force when last read (the caller judges expiry with the time), from this
+    process's memory or else the database."""
     standing = of(relay).standing
     known = standing.get(account_id)
     if known is not None:
         return known
     mark = standing.mark()
     async with relay.engine.connect() as conn:
-        loaded = tuple(await storage.unlifted(conn, account_id))
+        loaded = tuple(await storage.in_force(conn, account_id, now_ms()))
     standing.keep(account_id, loaded, mark)
     return loaded
 
@@ -227,9 +228,9 @@ async def solve(relay: Relay, account_id: str, answer: challenges.Answer) -> boo
         return False
     issued = int(answer.seed.split(".")[2]) - challenges.TTL_MS  # the seed's expiry, verified just now
     async with relay.engine.begin() as conn:
-        for a in await storage.unlifted(conn, account_id):
+        for a in await storage.in_force(conn, account_id, now):
             # A seed set before this challenge was taken solved an earlier one: it proves nothing now.
-            if a.step is Step.CHALLENGE and a.in_force(now) and issued >= a.created_at_ms:
+            if a.step is Step.CHALLENGE and issued >= a.created_at_ms:
                 await lift_in(conn, account_id, "challenge solved", now, only=a)
     of(relay).standing.forget(account_id)
     return True

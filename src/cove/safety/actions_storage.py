@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, func, insert, select, update
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -120,10 +120,11 @@ async def add(conn: AsyncConnection, a: Taken) -> Taken:
     return replace(a, id=new_id)
 
 
-async def unlifted(conn: AsyncConnection, account_id: str) -> list[Taken]:
-    """The account's actions not lifted (some may have expired: the caller judges with the time)."""
+async def in_force(conn: AsyncConnection, account_id: str, now_ms: int) -> list[Taken]:
+    """The account's actions neither lifted nor expired at ``now_ms``."""
     t = safety_actions
-    rows = await conn.execute(select(t).where(t.c.account_id == account_id, t.c.lifted_at_ms.is_(None)))
+    live = (t.c.account_id == account_id, t.c.lifted_at_ms.is_(None))
+    rows = await conn.execute(select(t).where(*live, or_(t.c.expires_at_ms.is_(None), t.c.expires_at_ms > now_ms)))
     return [_taken(r) for r in rows]
 
 

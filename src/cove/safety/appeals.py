@@ -60,7 +60,7 @@ async def file_for_account(relay: Relay, account_id: str, message: str) -> Appea
     """An appeal by an account that can still log in: throttled, challenged or restricted."""
     now = now_ms()
     async with relay.engine.begin() as conn:
-        if not [a for a in await storage.unlifted(conn, account_id) if a.in_force(now)]:
+        if not await storage.in_force(conn, account_id, now):
             raise ApiError(409, "nothing_to_appeal", "no action is in force on this account")
         filed = await storage.file_appeal(conn, account_id, None, message, now)
     if filed is None:
@@ -76,7 +76,7 @@ class Status(NamedTuple):
 async def status(relay: Relay, account_id: str) -> Status:
     now = now_ms()
     async with relay.engine.connect() as conn:
-        live = [a for a in await storage.unlifted(conn, account_id) if a.in_force(now)]
+        live = await storage.in_force(conn, account_id, now)
         latest = await storage.latest_appeal(conn, account_id)
     return Status(sorted(live, key=lambda a: a.step, reverse=True), latest)
 
