@@ -22,11 +22,13 @@ from cove.events import (
     KINDS,
     AccountChanged,
     AccountDeleted,
+    AccountJudged,
     ContactsChanged,
     DevicesLoggedOut,
     Event,
     Hooks,
     PolicyPublished,
+    SafetyActionChanged,
     UnknownEvent,
     decode,
 )
@@ -52,6 +54,8 @@ SAMPLES: list[Event] = [
     AccountChanged("acc-1"),
     PolicyPublished("2026-01"),
     ContactsChanged("acc-1", "acc-2"),
+    SafetyActionChanged("acc-1"),
+    AccountJudged("acc-1", True, 1_000),
 ]
 
 

@@ -57,6 +57,9 @@ SEMANTIC_REFUSALS = {
     "DELETE /v1/devices/{device_id}": {"primary_device"},
     # whether a nonce solves a seed, and whether a partner's batch is a signed SignalBatch, take the relay's keys
     "POST /v1/sharing/signals": {"bad_batch"},
+    # a challenge's answer is checked by its work and the relay's HMAC; an appeal's code by the one sent
+    "PUT /v1/safety/challenge": {"wrong_answer"},
+    "POST /v1/safety/appeals": {"invalid_phone_number", "no_code_requested", "wrong_code", "code_expired"},
 }
 # Not semantic, yet not stated by the schema either (left for later): a business header's fields by its kind, and
 # the template body, which the schema gives as any object.

@@ -47,6 +47,7 @@ from cove.messaging.routes import router as messaging_router
 from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety import hooks as safety_hooks
+from cove.safety.actions_routes import router as safety_actions_router
 from cove.safety.connections import Occupancy
 from cove.safety.routes import router as safety_router
 from cove.serving import follow_supervisor
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups_router)
     app.include_router(consent_router)
     app.include_router(business_router)
+    app.include_router(safety_actions_router)
     app.include_router(safety_router)
     app.include_router(sharing_router)
 

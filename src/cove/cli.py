@@ -6,6 +6,7 @@ import typer
 
 from cove.business.commands import business_app
 from cove.cli_guard import CommandError, GuardedGroup
+from cove.client.appeal_cli import register_safety_commands
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands
 from cove.client.devices_cli import devices_app
@@ -92,6 +93,7 @@ def serve(
 
 register_client_commands(app)
 register_forward_command(app)
+register_safety_commands(app)
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")

@@ -157,6 +157,21 @@ class Settings(BaseSettings):
         0.1, gt=0, le=5, description="A limit check that Redis has not answered by then fails open or closed"
     )
 
+    # Safety actions (cove.safety.actions): the graduated steps throttle < challenge < restrict < ban.
+    safety_automatic_actions: bool = Field(
+        True, description="Let the detector take steps by itself; false: only operators act (the test harness)"
+    )
+    safety_throttle_minutes: float = Field(60.0, gt=0, description="How long an automatic or operator throttle runs")
+    safety_throttle_burst: int = Field(5, ge=1, description="Sends a throttled account may make at once ...")
+    safety_throttle_per_hour: float = Field(30.0, gt=0, description="... and regains per hour")
+    safety_restrict_hours: float = Field(24.0, gt=0, description="How long a restriction runs unless reviewed sooner")
+    safety_challenge_bits: int = Field(
+        20, ge=1, le=32, description="Leading zero bits the proof of work of a challenged account must find"
+    )
+    safety_actions_cached: int = Field(
+        100_000, ge=1, description="Accounts whose steps in force one relay process keeps in memory (least recent go)"
+    )
+
     # Defences (cove.safety.defences): blocks, acceptances of message requests, reports.
     safety_contacts_cache_pairs: int = Field(
         200_000, ge=1000, description="Pairs of accounts whose blocks and acceptances a relay process keeps in memory"

@@ -98,6 +98,25 @@ class NumberClaimed(Event):
 
     kind: ClassVar[str] = "number_claimed"
     phone_number: str
+    purpose: str = "register"  # or "appeal": a banned number may get a code to appeal with, never to register
+
+
+@dataclass(frozen=True)
+class SafetyActionChanged(Event):
+    """A safety action on the account was taken, lifted or solved: every process reloads its steps in force."""
+
+    kind: ClassVar[str] = "safety_action_changed"
+    account_id: str
+
+
+@dataclass(frozen=True)
+class AccountJudged(Event):
+    """An operator decided a review or an appeal: the account was ``abusive`` or not (the detector learns)."""
+
+    kind: ClassVar[str] = "account_judged"
+    account_id: str
+    abusive: bool
+    at_ms: int
 
 
 @dataclass(frozen=True)
@@ -113,7 +132,16 @@ class ContactsChanged(Event):
 # The kinds that are emitted, and so may cross processes. IdentityChanged, DeviceRemoved and NumberClaimed are met
 # inside their transaction only (the logout that follows a new identity is emitted as DevicesLoggedOut).
 KINDS: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (AccountDeleted, DevicesLoggedOut, AccountChanged, PolicyPublished, ContactsChanged)
+    cls.kind: cls
+    for cls in (
+        AccountDeleted,
+        DevicesLoggedOut,
+        AccountChanged,
+        PolicyPublished,
+        ContactsChanged,
+        SafetyActionChanged,
+        AccountJudged,
+    )
 }
 
 

@@ -87,6 +87,11 @@ HARNESS_CODE_LIMITS = {
     "COVE_CODE_MAX_SENDS_OVERALL": "1000000",
 }
 
+# Tests burst hundreds of messages from accounts minutes old, which is what the detector's automatic actions
+# (cove.safety.actions) throttle, challenge or restrict: a test of something else would fail by chance. They are
+# off in the harness unless a test's env turns them on; operators' steps and users' own defences stay on.
+HARNESS_SAFETY = {"COVE_SAFETY_AUTOMATIC_ACTIONS": "false"}
+
 
 # What a forked `cove` command starts with already imported: the relay and the libraries behind every command, but
 # not the command modules, which read the terminal (rich consoles) and the environment (option defaults) on import.
@@ -222,6 +227,7 @@ class RelayProcess:
             "COVE_CODE_WEBHOOK_URL": code_url,
             "COVE_CONFIG": str(data_dir / "none.toml"),
             **HARNESS_CODE_LIMITS,
+            **HARNESS_SAFETY,
             **extra_env,
         }
         self.preloaded = preloaded

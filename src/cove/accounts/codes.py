@@ -21,8 +21,14 @@ def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def hash_code(secret: bytes, phone_number: str, code: str) -> str:
-    return hmac.new(secret, f"{phone_number}:{code}".encode(), hashlib.sha256).hexdigest()
+REGISTER = "register"
+APPEAL = "appeal"  # a banned number proves it is theirs to appeal (cove.safety); such a code never registers
+
+
+def hash_code(secret: bytes, phone_number: str, code: str, purpose: str = REGISTER) -> str:
+    # The record remembers its purpose in its hash: a code sent to appeal, submitted to register, is a wrong code.
+    text = f"{phone_number}:{code}" if purpose == REGISTER else f"{purpose}:{phone_number}:{code}"
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
@@ -42,6 +42,9 @@ class CodeRequest(BaseModel):
     )
     challenge: ChallengeAnswer | None = Field(
         None, description="The answer to the proof-of-work challenge of a 428 `challenge_required`, when retrying"
+    )
+    purpose: Literal["register", "appeal"] = Field(
+        "register", description="`appeal`: a banned number's code to appeal its ban with; it cannot register"
     )
 
 

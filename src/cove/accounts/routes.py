@@ -64,7 +64,7 @@ def _api_error(exc: Exception, code: str, **details: int | str) -> ApiError:
     "/v1/verification/code",
     status_code=202,
     response_model=CodeSent,
-    responses=error_responses(400, 403, 428, 429, 502),
+    responses=error_responses(400, 403, 409, 428, 429, 502),
     summary="Send a 6-digit verification code to a phone number",
     description="403 `account_banned` (with its `reason` code) when the number is banned. 428 "
     "`challenge_required` when the registration gate finds the number, its range, this address or this device "
@@ -72,12 +72,15 @@ def _api_error(exc: Exception, code: str, **details: int | str) -> ApiError:
     "request again with `challenge: {seed, nonce}` (400 `challenge_failed` for a wrong, expired or foreign "
     "answer). 429 `too_many_codes` with `Retry-After` and `limit`: `number` (codes to this number from this "
     "address), `source` (from this address), `range` (to numbers sharing all but the last digits) or `overall`. "
-    "A new code replaces the last.",
+    "A new code replaces the last. `purpose: appeal` (banned numbers only, else 409 `not_banned`) sends a code "
+    "that files an appeal (POST /v1/safety/appeals) and never registers.",
 )
 async def request_code(body: CodeRequest, request: Request, relay: Relay = Depends(get_relay)) -> CodeSent:
     source = source_key(request.client.host if request.client else None)
     with _as_http():
-        pending, sends_left = await service.request_code(relay, body.phone_number, source, body.device, body.challenge)
+        pending, sends_left = await service.request_code(
+            relay, body.phone_number, source, body.device, body.challenge, body.purpose
+        )
     return CodeSent(
         phone_number=pending.phone_number, expires_at=service.code_expiry_ms(pending), sends_left=sends_left
     )

@@ -42,9 +42,9 @@ def _code_policy(relay: Relay) -> codes.CodePolicy:
     return codes.CodePolicy(ttl=timedelta(seconds=s.code_ttl_seconds), max_attempts=s.code_max_attempts)
 
 
-async def _refuse_banned(relay: Relay, conn: AsyncConnection, phone: str) -> None:
-    # Safety refuses a banned number (cove.safety.hooks).
-    await relay.hooks.in_transaction(conn, NumberClaimed(phone))
+async def _refuse_banned(relay: Relay, conn: AsyncConnection, phone: str, purpose: str = codes.REGISTER) -> None:
+    # Safety refuses a banned number, unless it asks for a code to appeal with (cove.safety.hooks).
+    await relay.hooks.in_transaction(conn, NumberClaimed(phone, purpose))
 
 
 def _signals(info: DeviceInfo | None) -> DeviceSignals | None:
@@ -59,6 +59,7 @@ async def request_code(
     source: str,
     info: DeviceInfo | None = None,
     answer: ChallengeAnswer | None = None,
+    purpose: str = codes.REGISTER,
 ) -> tuple[codes.PendingCode, int]:
     """Send a fresh code to the number. Returns it and how many more ``source`` may ask for in this window.
 
@@ -78,10 +79,10 @@ async def request_code(
     sends_left = await relay.code_limits.spend(phone, source)
     policy = _code_policy(relay)
     code = codes.new_code()
-    code_hash = codes.hash_code(relay.code_secret, phone, code)
+    code_hash = codes.hash_code(relay.code_secret, phone, code, purpose)
     for _ in range(_MAX_RACES):
         async with relay.engine.begin() as conn:
-            await _refuse_banned(relay, conn, phone)
+            await _refuse_banned(relay, conn, phone, purpose)
             previous = await storage.load_code(conn, phone)
             pending = codes.issue(phone, code_hash, to_datetime(now_ms()), policy)
             if await storage.replace_code(conn, previous, pending):
@@ -144,6 +145,28 @@ async def _verify(relay: Relay, phone: str, code: str, pin: str | None, now: int
             raise refusal
         return locked
     raise _busy()
+
+
+async def use_code(relay: Relay, raw_phone: str, code: str, purpose: str) -> str:
+    """Check a code sent for ``purpose`` (not registration: :func:`register` checks its own) and use it up; a wrong
+    one is counted as at registration. Returns the number in E.164 form."""
+    phone = normalise(raw_phone)
+    submitted = codes.hash_code(relay.code_secret, phone, code.strip(), purpose)
+    for _ in range(_MAX_RACES):
+        async with relay.engine.begin() as conn:
+            pending = await storage.load_code(conn, phone)
+            try:
+                codes.check(pending, submitted, to_datetime(now_ms()), _code_policy(relay))
+            except codes.WrongCode as wrong:
+                if await storage.replace_code(conn, pending, wrong.counted):
+                    refusal: ApiError = wrong
+                    break
+                continue
+            if await storage.replace_code(conn, pending, None):
+                return phone
+    else:
+        raise _busy()
+    raise refusal
 
 
 class _NeedsHash(Exception):

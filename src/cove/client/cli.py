@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from websockets.exceptions import WebSocketException
 
 from cove.cli_guard import err
-from cove.client import file_cli, forwards, group_show
+from cove.client import file_cli, forwards, group_show, safety_status
 from cove.client.attachments import AttachmentError, carries_file, file_line
 from cove.client.core import ClientCore, NotRegistered, UntrustedDevices
 from cove.client.events import (
@@ -77,7 +77,8 @@ def _run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         try:
             asyncio.run(fn(*args, **kwargs))
         except RelayError as exc:
-            err.print(f"[red]error:[/red] {LOGGED_OUT if exc.status == 401 else escape(str(exc))}")
+            said = LOGGED_OUT if exc.status == 401 else safety_status.refusal(exc) or str(exc)
+            err.print(f"[red]error:[/red] {escape(said)}")
             raise typer.Exit(1) from exc
         except (NotRegistered, UntrustedDevices, AttachmentError) as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
@@ -128,7 +129,9 @@ def _registered(profile: str) -> ClientCore:
 def _client(core: ClientCore, server: str | None = None) -> CoveClient:
     url = server or core.store.get("server") or os.environ.get("COVE_SERVER", DEFAULT_SERVER)
     _relay_url["url"] = url
-    return CoveClient(url, core)
+    client = CoveClient(url, core)
+    client.on_challenge = lambda: err.status("the relay asks this account to prove it is not a bulk sender: working")
+    return client
 
 
 def _name(core: ClientCore, account_id: str) -> str:

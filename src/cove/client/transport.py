@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client import attachments, linking, paths, sync_flow
+from cove.client import attachments, linking, paths, safety_status, sync_flow
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Request
 from cove.client.errors import RelayError
@@ -79,6 +79,8 @@ class CoveClient:
         self._transfers = Transfers(self._http, lambda: self.core.token)
         self._opened = False
         self._template_key: Ed25519PublicKey | None = None
+        # What to show while this device proves work for a challenged account (the CLI's spinner).
+        self.on_challenge: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -96,6 +98,20 @@ class CoveClient:
             self.core.usage.app_opened()
 
     async def call(self, request: Request) -> dict[str, Any]:
+        """Send ``request``; when the relay asks this account to prove work first (428, a sending challenge),
+        solve it, answer, and send once more."""
+        try:
+            return await self._call(request)
+        except RelayError as exc:
+            found = safety_status.sending_challenge(exc)
+            if found is None:
+                raise
+        with self.on_challenge():
+            answer = await asyncio.to_thread(safety_status.answer, found)
+        await self._call(answer)
+        return await self._call(request)
+
+    async def _call(self, request: Request) -> dict[str, Any]:
         self._session_started()
         headers = {"Authorization": f"Bearer {self.core.token}"} if self.core.token else {}
         headers = request.headers or headers
@@ -188,6 +204,21 @@ class CoveClient:
         """Delete the account on the relay, then everything this device holds about it (keys, history)."""
         await self.call(self.core.account_deletion())
         self.core.account_deleted()
+
+    # safety -----------------------------------------------------------------------------------------
+    async def safety_status(self) -> dict[str, Any]:
+        return await self.call(safety_status.status_request())
+
+    async def appeal(self, message: str) -> dict[str, Any]:
+        """Appeal a step on this account (throttle, challenge, restrict) with its own token."""
+        return await self.call(safety_status.own_appeal_request(message))
+
+    async def request_appeal_code(self, phone_number: str) -> dict[str, Any]:
+        """A code for a banned number, which cannot log in, to appeal with; it never registers."""
+        return await self.call(safety_status.appeal_code_request(phone_number))
+
+    async def appeal_banned(self, phone_number: str, code: str, message: str) -> dict[str, Any]:
+        return await self.call(safety_status.appeal_request(phone_number, code, message))
 
     # sending -----------------------------------------------------------------------------------------
     async def send_text(self, recipient: str, text: str) -> str:

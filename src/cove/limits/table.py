@@ -38,6 +38,7 @@ class Limiter(StrEnum):
     BUSINESS_PAIR = "business pair rate"
     MARKETING_HELD = "marketing in flight"
     ATTACHMENT_CREATE = "attachment create"
+    SAFETY_THROTTLE = "throttled send"
     SAFETY_DEFENCES = "blocks and reports"
     FORWARD_BATCH = "forward batch"  # the chats of one forward action (cove.safety.forwarding)
     FORWARD = "forward"  # an account's forwarded sends, whatever their batch
@@ -108,6 +109,12 @@ def table(s: Settings) -> dict[Limiter, Rule]:
         # per account: uploads started (Signal's attachmentCreate: 50, then one per 1.2 s)
         L.ATTACHMENT_CREATE: Rule(
             Limit(50, 1 / 1.2), O, "each upload is bounded in size and expires; refusing would stop every photo sent"
+        ),
+        # per account throttled by safety (cove.safety.actions): sends while the step is in force
+        L.SAFETY_THROTTLE: Rule(
+            Limit(s.safety_throttle_burst, s.safety_throttle_per_hour / 3600),
+            O,
+            "only accounts already throttled are in it, and each process still paces them on its own",
         ),
         # per account: blocks, unblocks and acceptances cost 1, a report REPORT_COST (20 reports an hour)
         L.SAFETY_DEFENCES: Rule(

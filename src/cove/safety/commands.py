@@ -1,4 +1,5 @@
-"""Operator commands on the relay's database: `cove safety ban|unban|list`."""
+"""Operator commands on the relay's database: `cove safety ban|unban|list`, and the graduated actions:
+`cove safety act|lift|queue|review|appeal`."""
 
 from __future__ import annotations
 
@@ -8,14 +9,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cove.cli_guard import err
+from cove.cli_guard import CommandError, err
+from cove.config import Settings
 from cove.operator import on_database
-from cove.safety import service
+from cove.protocol.phone import normalise
+from cove.safety import actions, appeals, service
+from cove.safety.actions_storage import MAX_APPEAL_CHARS
+from cove.safety.ladder import Step
 from cove.safety.verdicts import ReasonCode
 
 console = Console()
 
-safety_app = typer.Typer(help="Bans: keep a phone number off Cove, lift the ban, list bans.", no_args_is_help=True)
+safety_app = typer.Typer(
+    help="Bans and graduated actions (throttle, challenge, restrict, ban), the review queue and appeals.",
+    no_args_is_help=True,
+)
+STEPS = ", ".join(s.label for s in Step)
+# Running relays learn of a change from the fleet's event table: within COVE_FLEET_POLL_SECONDS.
+SOON = "running relays apply it within COVE_FLEET_POLL_SECONDS (2 s by default)"
+
+
+def _when(ms: int | None, never: str = "-") -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M") if ms is not None else never
 
 
 @safety_app.command("ban")
@@ -59,6 +74,119 @@ def list_bans() -> None:
     for column in ("number", "reason", "banned since (UTC)", "account"):
         table.add_column(column)
     for b in bans:
-        since = datetime.fromtimestamp(b.banned_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(b.phone_number, b.reason.value, since, b.account_id or "none")
+        table.add_row(b.phone_number, b.reason.value, _when(b.banned_at_ms), b.account_id or "none")
     console.print(table)
+
+
+@safety_app.command("act")
+def act(
+    phone_number: str = typer.Argument(..., help="The account's number in international form"),
+    step: str = typer.Option(..., help=f"One of: {STEPS}"),
+    reason: ReasonCode = typer.Option(..., help="Why: the reason code the account is told"),
+) -> None:
+    """Take a step on an account; a step at or below one in force changes nothing (lift it first)."""
+    try:
+        chosen = Step.named(step)
+    except KeyError:
+        raise CommandError(f"{step!r} is not a step (one of: {STEPS})") from None
+    phone = normalise(phone_number)
+    try:
+        taken = on_database(lambda engine: actions.act(engine, Settings(), phone, chosen, reason))
+    except actions.NoSuchAccount:
+        raise CommandError(f"{phone} has no account (to keep a number off Cove, `cove safety ban` it)") from None
+    if taken is None:
+        console.print(f"{phone} already has a step as high as {step} in force: nothing changed")
+        return
+    console.print(f"{chosen.label} on {phone} ({reason.value}) until {_when(taken.expires_at_ms, 'lifted')}; {SOON}")
+
+
+@safety_app.command("lift")
+def lift(phone_number: str = typer.Argument(..., help="The account's number in international form")) -> None:
+    """Lift every step in force on an account (a ban too: the number may register again)."""
+    phone = normalise(phone_number)
+    try:
+        lifted = on_database(lambda engine: actions.lift(engine, phone))
+    except actions.NoSuchAccount:
+        raise CommandError(f"{phone} has no account") from None
+    if not lifted:
+        raise CommandError(f"no step is in force on {phone}")
+    console.print(f"lifted {', '.join(a.step.label for a in lifted)} on {phone}; {SOON}")
+
+
+@safety_app.command("queue")
+def queue(
+    stats: bool = typer.Option(False, "--stats", help="How often reviews and appeals overturned an action"),
+) -> None:
+    """Open cases: automatic restricts and bans awaiting review, and open appeals."""
+    if stats:
+        counted = on_database(appeals.stats)
+        for what, rate, counts in (
+            ("appeal", counted.appeal_overturn_rate, counted.appeals),
+            ("review", counted.review_overturn_rate, counted.reviews),
+        ):
+            shown = "no decision yet" if rate is None else f"{rate:.1%}"
+            console.print(f"{what} overturn rate: {shown} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+        return
+    cases = on_database(appeals.queue)
+    if not cases.reviews and not cases.appeals:
+        console.print("the queue is empty")
+        return
+    table = Table()
+    for column in ("case", "kind", "account", "step / state", "reason", "source", "since (UTC)", "appeal"):
+        table.add_column(column)
+    for a in cases.reviews:
+        table.add_row(
+            str(a.id), "review", a.account_id, a.step.label, a.reason.value, a.source.value, _when(a.created_at_ms), ""
+        )
+    for p in cases.appeals:
+        table.add_row(str(p.id), "appeal", p.account_id, p.state, "", "", _when(p.created_at_ms), p.message)
+    console.print(table)
+    console.print("decide with `cove safety review CASE --confirm|--lift` or `cove safety appeal CASE --grant|--deny`")
+
+
+def _short(note: str | None) -> None:
+    if note is not None and len(note) > MAX_APPEAL_CHARS:
+        raise CommandError(f"a note has {MAX_APPEAL_CHARS} characters at most")
+
+
+def _one_of(first: bool, second: bool, names: str) -> bool:
+    if first == second:
+        raise CommandError(f"say exactly one of {names}")
+    return first
+
+
+@safety_app.command("review")
+def review(
+    case: int = typer.Argument(..., help="The case number of a review in `cove safety queue`"),
+    confirm: bool = typer.Option(False, "--confirm", help="The action was right: keep it"),
+    lift_it: bool = typer.Option(False, "--lift", help="The action was wrong: lift it"),
+    note: str | None = typer.Option(None, "--note", help="Why, for the record"),
+) -> None:
+    """Confirm or lift an automatic restrict or ban."""
+    keep = _one_of(confirm, lift_it, "--confirm and --lift")
+    _short(note)
+    try:
+        action = on_database(lambda engine: appeals.review(engine, case, keep, note))
+    except appeals.CaseNotOpen:
+        raise CommandError(f"review {case} is not in the queue (see `cove safety queue`)") from None
+    console.print(f"{'confirmed' if keep else 'lifted'} the {action.step.label} of account {action.account_id}; {SOON}")
+
+
+@safety_app.command("appeal")
+def appeal(
+    case: int = typer.Argument(..., help="The case number of an appeal in `cove safety queue`"),
+    grant: bool = typer.Option(False, "--grant", help="Lift every step and the ban: the number gets its account back"),
+    deny: bool = typer.Option(False, "--deny", help="Keep the action"),
+    note: str | None = typer.Option(None, "--note", help="Why, for the record"),
+) -> None:
+    """Grant or deny an open appeal."""
+    granted = _one_of(grant, deny, "--grant and --deny")
+    _short(note)
+    try:
+        decided = on_database(lambda engine: appeals.decide_appeal(engine, case, granted, note))
+    except appeals.CaseNotOpen:
+        raise CommandError(f"appeal {case} is not open (see `cove safety queue`)") from None
+    if granted:
+        console.print(f"granted appeal {case}: account {decided.account_id} is restored and may register again; {SOON}")
+    else:
+        console.print(f"denied appeal {case} of account {decided.account_id}")

@@ -15,12 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.safety.pairs import Pairs
+from cove.safety.standing import Standing
 
 
 @dataclass
 class Parts:
     # Who hears cove.safety.signals (the detector); a plain callable each, run inline, so it must be cheap.
     observers: list[Callable[[Any], None]] = field(default_factory=list)
+    # The actions in force per account (cove.safety.actions); sized from the settings at start-up.
+    standing: Standing = field(default_factory=lambda: Standing(1))
     # Defences: blocks and acceptances between pairs of accounts (cove.safety.contacts), sized from the settings
     # by cove.safety.hooks.register.
     contacts: Pairs | None = None

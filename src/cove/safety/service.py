@@ -13,7 +13,7 @@ import logging
 from typing import NamedTuple
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.accounts import storage as account_storage
 from cove.accounts.storage import devices
@@ -46,38 +46,46 @@ class Unbanned(NamedTuple):
 
 async def ban(engine: AsyncEngine, raw_phone: str, reason: ReasonCode) -> Banned:
     phone = normalise(raw_phone)
-    now = now_ms()
     async with engine.begin() as conn:
-        account = await account_storage.account_by_phone(conn, phone)
-        account_id = account.id if account else None
-        await storage.add_banned_number(conn, phone, reason, account_id, now)
-        logged_out = 0
-        if account_id is not None:
-            verdict = verdicts.ban(await storage.load_verdict(conn, account_id), account_id, reason, now)
-            await storage.save_verdict(conn, verdict, now)
-            result = await conn.execute(
-                update(devices)
-                .where(devices.c.account_id == account_id, devices.c.token_hash.is_not(None))
-                .values(token_hash=None)
-            )
-            logged_out = result.rowcount or 0
-            await fleet_storage.append(conn, stored(DevicesLoggedOut(account_id, (), BANNED_REASON, now), now))
+        return await ban_in(conn, phone, reason, now_ms())
+
+
+async def ban_in(conn: AsyncConnection, phone: str, reason: ReasonCode, now: int) -> Banned:
+    """:func:`ban` inside the caller's transaction (cove.safety.actions bans as the top step of its ladder)."""
+    account = await account_storage.account_by_phone(conn, phone)
+    account_id = account.id if account else None
+    await storage.add_banned_number(conn, phone, reason, account_id, now)
+    logged_out = 0
+    if account_id is not None:
+        verdict = verdicts.ban(await storage.load_verdict(conn, account_id), account_id, reason, now)
+        await storage.save_verdict(conn, verdict, now)
+        result = await conn.execute(
+            update(devices)
+            .where(devices.c.account_id == account_id, devices.c.token_hash.is_not(None))
+            .values(token_hash=None)
+        )
+        logged_out = result.rowcount or 0
+        await fleet_storage.append(conn, stored(DevicesLoggedOut(account_id, (), BANNED_REASON, now), now))
     return Banned(phone, account_id, reason, logged_out)
 
 
 async def unban(engine: AsyncEngine, raw_phone: str) -> Unbanned | None:
     """Lift the ban on a number: it may register again (its old devices stay logged out). ``None``: not banned."""
     phone = normalise(raw_phone)
-    now = now_ms()
     async with engine.begin() as conn:
-        removed = await storage.remove_banned_number(conn, phone)
-        account = await account_storage.account_by_phone(conn, phone)
-        account_id = account.id if account else removed.account_id if removed else None
-        lifted = None
-        if account_id is not None:
-            lifted = verdicts.lift(await storage.load_verdict(conn, account_id), now)
-            if lifted is not None:
-                await storage.save_verdict(conn, lifted, now)
+        return await unban_in(conn, phone, now_ms())
+
+
+async def unban_in(conn: AsyncConnection, phone: str, now: int) -> Unbanned | None:
+    """:func:`unban` inside the caller's transaction."""
+    removed = await storage.remove_banned_number(conn, phone)
+    account = await account_storage.account_by_phone(conn, phone)
+    account_id = account.id if account else removed.account_id if removed else None
+    lifted = None
+    if account_id is not None:
+        lifted = verdicts.lift(await storage.load_verdict(conn, account_id), now)
+        if lifted is not None:
+            await storage.save_verdict(conn, lifted, now)
     if removed is None and lifted is None:
         return None
     return Unbanned(phone, account_id, lifted is not None)

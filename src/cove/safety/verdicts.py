@@ -15,6 +15,12 @@ class ReasonCode(StrEnum):
     ABUSE = "abuse"
     FRAUD = "fraud"
     IMPERSONATION = "impersonation"
+    # The detector's and the actions' reasons (cove.safety.actions): what was seen, never what was said.
+    BURST_FROM_NEW_ACCOUNT = "burst_from_new_account"
+    UNSOLICITED_FAN_OUT = "unsolicited_fan_out"
+    REPORTED_BY_USERS = "reported_by_users"
+    MANY_GROUPS = "many_groups"
+    FORWARD_FLOOD = "forward_flood"
 
 
 _EXPLAINED = {
@@ -23,6 +29,11 @@ _EXPLAINED = {
     ReasonCode.ABUSE: "abusing other users",
     ReasonCode.FRAUD: "fraud",
     ReasonCode.IMPERSONATION: "impersonating someone else",
+    ReasonCode.BURST_FROM_NEW_ACCOUNT: "a burst of messages from a new account",
+    ReasonCode.UNSOLICITED_FAN_OUT: "messaging many people who do not know this account",
+    ReasonCode.REPORTED_BY_USERS: "reports from other users",
+    ReasonCode.MANY_GROUPS: "creating or filling many groups",
+    ReasonCode.FORWARD_FLOOD: "forwarding messages in bulk",
 }
 
 
@@ -61,12 +72,17 @@ def lift(previous: Verdict | None, now_ms: int) -> Verdict | None:
     return replace(previous, lifted_at_ms=now_ms)
 
 
+def explain(reason: ReasonCode) -> str:
+    """The reason in words a person reads ("... for sending spam")."""
+    return _EXPLAINED[reason]
+
+
 def banned_error(reason: ReasonCode) -> ApiError:
     """What a banned number hears when it asks for a code or tries to register."""
     return ApiError(
         403,
         "account_banned",
-        f"this phone number is banned from Cove for {_EXPLAINED[reason]}; "
+        f"this phone number is banned from Cove for {explain(reason)}; "
         "if you think this is a mistake, contact the operator of this relay",
         reason=reason.value,
     )
