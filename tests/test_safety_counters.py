@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from safety_stream import message
 
 from cove.activity import Action, Outbound
 from cove.safety import reliability
 from cove.safety.counters import Counters, Window
 from cove.safety.features import FEATURES, vector, version_number
 from cove.safety.signals import Blocked, Judged, ParentFlagged, Registered, Reported
+from safety_stream import message
 
 T = 1_700_000_000_000  # a whole second
 
