@@ -32,12 +32,14 @@ def stream(
     people: int, spammers: int, seed: int, hours: int = 3
 ) -> tuple[list[StreamAccount], list[Outbound | Signal]]:
     rng = random.Random(seed)
-    accounts = [
-        StreamAccount(f"p{i}", "ordinary", False, None, False, START_MS - rng.randrange(0, 3_600_000 * 24 * 365))
-        for i in range(people)
-    ] + [
-        StreamAccount(f"s{i}", "spammer", True, "bulk", False, START_MS + rng.randrange(0, 3_600_000))
-        for i in range(spammers)
+
+    def registered(new_share: float) -> int:
+        if rng.random() < new_share:
+            return START_MS + rng.randrange(0, 3_600_000)
+        return START_MS - rng.randrange(3_600_000, 3_600_000 * 24 * 365)
+
+    accounts = [StreamAccount(f"p{i}", "ordinary", False, None, False, registered(0.2)) for i in range(people)] + [
+        StreamAccount(f"s{i}", "spammer", True, "bulk", False, registered(0.7)) for i in range(spammers)
     ]
     events: list[tuple[int, int, Outbound | Signal]] = []
     order = 0

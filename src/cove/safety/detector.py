@@ -78,6 +78,7 @@ class Detector:
         interval_ms: int = 1000,
         batch: int = 1024,
         act: Act | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.counters = counters
         self.model = model
@@ -86,6 +87,7 @@ class Detector:
         self.interval_ms = interval_ms
         self.batch = batch
         self.act = act
+        self.clock = clock
         # Accounts whose counters changed since they were last scored, oldest first. Never more than the
         # counters hold: an id is added only for an account just counted.
         self.dirty: dict[str, None] = {}
@@ -120,7 +122,7 @@ class Detector:
 
     async def _flush(self) -> None:
         try:
-            for decision in self.score_dirty(now_ms()):
+            for decision in self.score_dirty(self.clock()):
                 if self.act is None:
                     continue
                 try:
