@@ -32,6 +32,11 @@ class Labelled(Protocol):
     abusive: bool
 
 
+class Described(Labelled, Protocol):
+    population: str
+    abuse_type: str | None
+
+
 @dataclass(frozen=True)
 class Dataset:
     rows: np.ndarray  # float32, one row of FEATURES per checkpoint
@@ -52,10 +57,11 @@ def replay(
     events: Iterable[Outbound | Signal],
     *,
     max_peers: int = 128,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Dataset:
     """Run ``events`` (in time order) through fresh counters and take a row of features at each checkpoint of
-    each labelled account. ``progress`` hears the number of events replayed, every 10,000."""
+    each labelled account. ``progress`` hears the number of events replayed and the instant reached, every
+    10,000 events."""
     index = {a.account_id: i for i, a in enumerate(accounts)}
     label = [int(a.abusive) for a in accounts]
     counters = Counters(max_accounts=len(accounts) + 1, max_peers=max_peers)
@@ -84,7 +90,7 @@ def replay(
         account = counters.observe(event) if isinstance(event, Outbound) else counters.signal(event)
         replayed += 1
         if progress is not None and replayed % 10_000 == 0:
-            progress(replayed)
+            progress(replayed, at_ms)
         if account is None:
             continue
         i = index.get(account.account_id)
@@ -133,3 +139,31 @@ def threshold_at(legitimate: Sequence[float], false_positive_rate: float) -> flo
     ordered = np.sort(np.asarray(legitimate))[::-1]
     allowed = int(false_positive_rate * len(ordered))
     return float(np.nextafter(ordered[allowed], np.inf)) if allowed < len(ordered) else 0.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a model does on accounts it did not learn from, at each false-positive rate asked for."""
+
+    accounts: int
+    thresholds: dict[float, float]  # false-positive rate -> the score that keeps to it
+    recall: dict[float, dict[str, float]]  # ... -> {"all" or abuse type: share of those abusers flagged}
+    flagged: dict[float, dict[str, float]]  # ... -> {legitimate population: share of its accounts flagged}
+
+
+def evaluate(model: Model, held: Dataset, accounts: Sequence[Described], rates: Sequence[float]) -> Evaluation:
+    scores = account_scores(model, held)
+    legitimate = [s for i, s in scores.items() if not accounts[i].abusive]
+    thresholds, recall, flagged = {}, {}, {}
+    for rate in rates:
+        line = thresholds[rate] = threshold_at(legitimate, rate)
+        hits: dict[str, list[bool]] = {}
+        misses: dict[str, list[bool]] = {}
+        for i, score in scores.items():
+            a = accounts[i]
+            groups = ("all", a.abuse_type or a.population) if a.abusive else (a.population,)
+            for group in groups:
+                (hits if a.abusive else misses).setdefault(group, []).append(score >= line)
+        recall[rate] = {k: sum(v) / len(v) for k, v in sorted(hits.items())}
+        flagged[rate] = {k: sum(v) / len(v) for k, v in sorted(misses.items())}
+    return Evaluation(len(scores), thresholds, recall, flagged)
