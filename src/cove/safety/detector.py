@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,6 +45,20 @@ class Decision:
 Act = Callable[[Decision], Awaitable[None]]
 
 
+# The reason a model's decision gives, from the feature that weighed most in its score; SPAM otherwise.
+_GROUPS = ("groups_created_1h", "groups_created_1d", "members_added_1h", "members_added_1d")
+_COMPLAINTS = ("blocks", "reports", "complaints_per_stranger")
+_VOLUME = ("sends_15s", "sends_1h", "sends_1d", "burst_max_1h", "burst_max_1d", "sends")
+_FAN_OUT = ("deliveries_1h", "deliveries_1d", "new_recipients_1h", "new_recipients_1d", "strangers_1h")
+_FAN_OUT += ("strangers_1d", "recipients", "stranger_share", "unanswered_share")
+REASONS = {
+    **dict.fromkeys(_GROUPS, ReasonCode.MANY_GROUPS),
+    **dict.fromkeys(_COMPLAINTS, ReasonCode.REPORTED_BY_USERS),
+    **dict.fromkeys(_VOLUME, ReasonCode.BULK_MESSAGING),
+    **dict.fromkeys(_FAN_OUT, ReasonCode.UNSOLICITED_FAN_OUT),
+}
+
+
 def model_step(score: float, thresholds: Mapping[str, float]) -> str | None:
     """The highest step whose threshold the score reaches."""
     step = None
@@ -63,7 +77,7 @@ def decide(
     if rule is not None and (by_model is None or rules.RANK[rule.step] >= rules.RANK[by_model]):
         return Decision(account_id, rule.step, rule.reason, "rule", score)
     if by_model is not None:
-        return Decision(account_id, by_model, ReasonCode.UNSOLICITED_FAN_OUT, "model", score)
+        return Decision(account_id, by_model, ReasonCode.SPAM, "model", score)
     return None
 
 
@@ -157,6 +171,17 @@ class Detector:
                 continue
             account.step = decision.step
             decisions.append(decision)
+        return self._explained(decisions, rows, [a.account_id for a in accounts])
+
+    def _explained(self, decisions: list[Decision], rows: np.ndarray, ids: list[str]) -> list[Decision]:
+        """The model's decisions with the reason its strongest feature gives (computed for those rows only)."""
+        by_model = [i for i, d in enumerate(decisions) if d.source == "model"]
+        if not by_model or self.model is None:
+            return decisions
+        position = {account_id: i for i, account_id in enumerate(ids)}
+        strongest = self.model.strongest(rows[[position[decisions[i].account_id] for i in by_model]])
+        for i, feature in zip(by_model, strongest, strict=True):
+            decisions[i] = replace(decisions[i], reason=REASONS.get(feature, ReasonCode.SPAM))
         return decisions
 
     def close(self) -> None:
