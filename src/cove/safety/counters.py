@@ -32,8 +32,13 @@ class Column(IntEnum):
     FORWARDS = 6  # messages carrying a forward count
 
 
+class Peak(IntEnum):
+    SECONDS = 0  # the most messages within 15 seconds
+    MINUTES = 1  # the most messages within one five-minute bucket (a take-over's run of scams lasts minutes)
+
+
 class Window:
-    """Counts per column over the last ``buckets * width_ms``, and the largest 15-second burst in each bucket.
+    """Counts per column over the last ``buckets * width_ms``, and the largest bursts (Peak) in each bucket.
 
     Counts live in one flat array of 4-byte integers (an account's windows take about a kilobyte)."""
 
@@ -46,7 +51,7 @@ class Window:
         self.head = 0  # the absolute index (time // width) of the newest bucket
         self.counts = array("i", bytes(4 * buckets * columns))
         self.totals = [0] * columns
-        self.peaks = array("i", bytes(4 * buckets))
+        self.peaks = array("i", bytes(4 * buckets * len(Peak)))
 
     def roll(self, at_ms: int) -> int:
         """Move the ring to ``at_ms`` (clearing the buckets that fell out) and return the current slot. An act
@@ -61,7 +66,8 @@ class Window:
                 for column in range(columns):
                     totals[column] -= counts[base + column]
                     counts[base + column] = 0
-                self.peaks[slot] = 0
+                for peak in range(len(Peak)):
+                    self.peaks[slot * len(Peak) + peak] = 0
             self.head = index
         return self.head % self.buckets
 
@@ -69,9 +75,13 @@ class Window:
         self.counts[slot * self.columns + column] += amount
         self.totals[column] += amount
 
-    def peak(self, slot: int, burst: int) -> None:
-        if burst > self.peaks[slot]:
-            self.peaks[slot] = burst
+    def peak(self, slot: int, peak: Peak, burst: int) -> None:
+        at = slot * len(Peak) + peak
+        if burst > self.peaks[at]:
+            self.peaks[at] = burst
+
+    def highest(self, peak: Peak) -> int:
+        return max(self.peaks[peak :: len(Peak)])
 
 
 # Bits of an entry in Account.peers.
@@ -182,11 +192,12 @@ class Counters:
             second = account.second
             second.add(second.roll(at_ms), Column.SENDS, 1)
             burst = second.totals[Column.SENDS]
-            hour.peak(h, burst)
-            day.peak(d, burst)
+            hour.peak(h, Peak.SECONDS, burst)
+            day.peak(d, Peak.SECONDS, burst)
             account.sends += 1
             hour.add(h, Column.SENDS, 1)
             day.add(d, Column.SENDS, 1)
+            day.peak(d, Peak.MINUTES, hour.counts[h * hour.columns + Column.SENDS])
             hour.add(h, Column.DELIVERIES, outbound.members)
             day.add(d, Column.DELIVERIES, outbound.members)
             if outbound.forward_count > 0:

@@ -48,7 +48,7 @@ Act = Callable[[Decision], Awaitable[None]]
 # The reason a model's decision gives, from the feature that weighed most in its score; SPAM otherwise.
 _GROUPS = ("groups_created_1h", "groups_created_1d", "members_added_1h", "members_added_1d")
 _COMPLAINTS = ("blocks", "reports", "complaints_per_stranger")
-_VOLUME = ("sends_15s", "sends_1h", "sends_1d", "burst_max_1h", "burst_max_1d", "sends")
+_VOLUME = ("sends_15s", "sends_1h", "sends_1d", "burst_max_1h", "burst_max_1d", "five_minutes_max_1d", "sends")
 _FAN_OUT = ("deliveries_1h", "deliveries_1d", "new_recipients_1h", "new_recipients_1d", "strangers_1h")
 _FAN_OUT += ("strangers_1d", "recipients", "stranger_share", "unanswered_share")
 REASONS = {
