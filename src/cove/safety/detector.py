@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from cove.safety.features import FEATURES, vector
 from cove.safety.model import Model, load
 from cove.safety.signals import Signal
 from cove.safety.verdicts import ReasonCode
+
+if TYPE_CHECKING:
+    from cove.context import Relay
 
 log = logging.getLogger("cove.safety")
 
@@ -113,6 +117,10 @@ class Detector:
         account = self.counters.observe(outbound)
         if account is not None:
             self._mark(account.account_id)
+
+    async def check(self, relay: Relay, outbound: Outbound) -> None:
+        """The outbound check (cove.activity): count, never refuse."""
+        self.observe(outbound)
 
     def hear(self, signal: Signal) -> None:
         account = self.counters.signal(signal)
