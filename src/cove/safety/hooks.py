@@ -1,10 +1,12 @@
 """What safety does when another capability acts: a banned number gets no verification code and no account
 (but may get a code to appeal with); a code request passes the registration gate; every act towards others
-passes safety's outbound checks (the actions in force, the forward limits, then the defences: blocks, message
-requests); every process hears of actions taken, decisions made and contacts changed anywhere in the fleet; a
-deleted account's blocks, acceptances and registration signals go."""
+passes safety's outbound checks (the actions in force, the detector's counters, the forward limits, then the
+defences: blocks, message requests); every process hears of actions taken, decisions made and contacts changed
+anywhere in the fleet; a deleted account's blocks, acceptances and registration signals go."""
 
 from __future__ import annotations
+
+import math
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,6 +18,7 @@ from cove.safety import (
     contacts,
     defences,
     defences_storage,
+    detector,
     forwarding,
     parent_signals,
     registration,
@@ -23,6 +26,7 @@ from cove.safety import (
     signals,
     storage,
 )
+from cove.safety.ladder import Source, Step
 from cove.safety.pairs import Pairs
 from cove.safety.parts import Parts
 from cove.safety.standing import Standing
@@ -64,6 +68,21 @@ def register(relay: Relay) -> None:
     relay.hooks.on_transaction(AccountDeleted, forget_account)
     # The outbound checks, in this order: actions in force, the detector's counters, forward limits, defences.
     relay.outbound_checks.append(actions.check)
+    if settings.safety_detector:
+
+        async def act(decision: detector.Decision) -> None:
+            await actions.take(
+                relay,
+                decision.account_id,
+                Step.named(decision.step),
+                decision.reason,
+                Source(decision.source),
+                None if math.isnan(decision.score) else decision.score,
+            )
+
+        parts.detector = detector.from_settings(settings, act=act)
+        parts.observers.append(parts.detector.hear)
+        relay.outbound_checks.append(parts.detector.check)
     relay.outbound_checks.append(forwarding.check)
     relay.outbound_checks.append(defences.check)
     # The registration gate: judge each code request, keep each registration's signals, show what the parent said.

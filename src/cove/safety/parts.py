@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.context import Relay
 from cove.safety.pairs import Pairs
 from cove.safety.standing import Standing
+
+if TYPE_CHECKING:  # the detector's counters read cove.safety.signals, which publishes through these parts
+    from cove.safety.detector import Detector
 
 
 @dataclass
@@ -30,6 +33,8 @@ class Parts:
     # Registration gate: a number's hashes as each sender of signed signals knows it, ``[(recipient, hash)]``,
     # to look the parent's signals up by (set by the sharing gateway, which holds the keys; None: no signals).
     parent_number_hashes: Callable[[AsyncConnection, str], Awaitable[list[tuple[str, str]]]] | None = None
+    # The detector's counters and scoring (None when COVE_SAFETY_DETECTOR is false).
+    detector: Detector | None = None
 
 
 def of(relay: Relay) -> Parts:
