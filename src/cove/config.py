@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -17,6 +17,10 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+# A step of safety's action ladder, and a model score (cove.safety.detector's thresholds).
+Step = Literal["throttle", "challenge", "restrict", "ban"]
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 def _toml_path() -> Path:
@@ -125,6 +129,28 @@ class Settings(BaseSettings):
     )
     redis_timeout_seconds: float = Field(
         0.1, gt=0, le=5, description="A limit check that Redis has not answered by then fails open or closed"
+    )
+
+    # Detector (cove.safety.detector): per-account counters in memory, scored in batches off the send path.
+    safety_detector: bool = Field(True, description="Count every send and score accounts; false: neither")
+    safety_detector_accounts: int = Field(
+        50_000, ge=1, description="Accounts whose counters are kept (about 2 KB each); the idlest is forgotten first"
+    )
+    safety_detector_peers: int = Field(
+        128, ge=0, description="Peers remembered per account to tell replies from cold contacts (about 100 B each)"
+    )
+    safety_score_interval_ms: int = Field(1000, ge=10, description="How often accounts that acted are scored")
+    safety_score_batch: int = Field(1024, ge=1, description="Accounts scored at most in one batch")
+    safety_model_path: Path | None = Field(
+        None, description="A LightGBM text model to score with instead of the one shipped with Cove"
+    )
+    safety_thresholds: dict[Step, Score] = Field(
+        {"throttle": 0.5, "challenge": 0.8, "restrict": 0.95},
+        description="Model score from which each step is taken (JSON; steps throttle, challenge, restrict, ban)",
+    )
+    safety_business_thresholds: dict[Step, Score] = Field(
+        {"throttle": 0.8, "challenge": 0.95},
+        description="The same for business accounts, whose users opted in to their messages",
     )
 
     log_level: str = "info"

@@ -1,13 +1,15 @@
-"""What safety does when another capability acts: a banned number gets no verification code and no account."""
+"""What safety does when another capability acts: a banned number gets no verification code and no account;
+every act towards others is counted by the detector."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cove.activity import Outbound
 from cove.context import Relay
 from cove.events import NumberClaimed
-from cove.safety import storage
-from cove.safety.parts import Parts
+from cove.safety import detector, storage
+from cove.safety.parts import Parts, of
 from cove.safety.verdicts import banned_error
 
 
@@ -17,6 +19,19 @@ async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
         raise banned_error(reason)
 
 
+async def observe(relay: Relay, outbound: Outbound) -> None:
+    """Count the act; never refuses (the detector acts later, off the send path)."""
+    of(relay).detector.observe(outbound)  # type: ignore[union-attr]  # registered only with a detector
+
+
 def register(relay: Relay) -> None:
-    relay.safety = Parts()
+    parts = relay.safety = Parts()
     relay.hooks.on_transaction(NumberClaimed, refuse_banned)
+    # The outbound checks run in this order: 1 actions in force, 2 the detector's counters, 3 forward limits,
+    # 4 blocks and message requests.
+    if relay.settings.safety_detector:
+        # No automatic action until the action ladder (cove.safety.actions.take) is wired here: the detector
+        # decides and counts, and acts on nothing.
+        parts.detector = detector.from_settings(relay.settings, act=None)
+        parts.observers.append(parts.detector.hear)
+        relay.outbound_checks.append(observe)

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cove.context import Relay
+
+if TYPE_CHECKING:  # the detector's counters read cove.safety.signals, which publishes through these parts
+    from cove.safety.detector import Detector
 
 
 @dataclass
 class Parts:
     # Who hears cove.safety.signals (the detector); a plain callable each, run inline, so it must be cheap.
     observers: list[Callable[[Any], None]] = field(default_factory=list)
+    # The detector's counters and scoring (None when COVE_SAFETY_DETECTOR is false).
+    detector: Detector | None = None
 
 
 def of(relay: Relay) -> Parts:

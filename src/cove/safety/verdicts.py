@@ -15,6 +15,10 @@ class ReasonCode(StrEnum):
     ABUSE = "abuse"
     FRAUD = "fraud"
     IMPERSONATION = "impersonation"
+    BURST_FROM_NEW_ACCOUNT = "burst_from_new_account"
+    MANY_GROUPS = "many_groups"
+    REPORTED_BY_USERS = "reported_by_users"
+    UNSOLICITED_FAN_OUT = "unsolicited_fan_out"
 
 
 _EXPLAINED = {
@@ -23,6 +27,10 @@ _EXPLAINED = {
     ReasonCode.ABUSE: "abusing other users",
     ReasonCode.FRAUD: "fraud",
     ReasonCode.IMPERSONATION: "impersonating someone else",
+    ReasonCode.BURST_FROM_NEW_ACCOUNT: "a burst of messages from a new account",
+    ReasonCode.MANY_GROUPS: "creating groups or adding members in bulk",
+    ReasonCode.REPORTED_BY_USERS: "being reported or blocked by many people",
+    ReasonCode.UNSOLICITED_FAN_OUT: "messaging many people who did not want it",
 }
 
 
