@@ -17,7 +17,7 @@ How a run goes:
    the threshold cannot help and the report says so.
 4. Relay cost: two relays, one with the detector off (COVE_SAFETY_DETECTOR=false), one with it on and the
    model just trained, automatic actions off on both so the bench senders are not throttled; the same
-   fixed-rate load of real Olm messages over WebSockets (bench/relay.py) to each, one after the other; relay CPU
+   fixed-rate load of real Olm messages over WebSockets (bench/relay.py) to both at the same time; relay CPU
    per message, on minus off. The detector's own cost per send, measured in this process without a relay,
    comes with it (cove.safety.detector.observe_cost_ms).
 
@@ -29,6 +29,7 @@ legitimate account acted on at least once that day, at the mildest step the thre
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
@@ -181,9 +182,9 @@ def _share(part: list[int], whole: list[int]) -> float | None:
 
 # Relay cost --------------------------------------------------------------------------------------------
 def relay_cost(args: argparse.Namespace, model: Model, workdir: Path, say) -> dict[str, Any]:
-    """Relay CPU per message with the detector off and on, the same load to each, in one run."""
+    """Relay CPU per message with the detector off and on: two relays under the same load at the same time,
+    so that whatever else runs on the machine weighs on both alike."""
     import relay as relay_bench  # bench/relay.py: its users, Olm sessions and WebSocket load
-    from harness import run_against
 
     model_path = workdir / "detector.txt"
     model.save(model_path)
@@ -202,22 +203,32 @@ def relay_cost(args: argparse.Namespace, model: Model, workdir: Path, say) -> di
         database_url=None,
         workers=1,
     )
-    results = {}
+    relays = {}
     for side, env in sides.items():
-        folder = workdir / side
-        folder.mkdir()
-        relay, inbox = local_relay(folder, None, env)
-        relay.start()
-        budget = 90 + args.pairs + args.warmup + args.seconds + relay_bench.DRAIN_SECONDS
-        say(f"relay with the detector {side}: {args.pairs} pairs at {args.rate:g} msg/s for {args.seconds:g} s")
-        run = run_against(relay, inbox, lambda r=relay, i=inbox, f=folder: relay_bench.run(load_args, r, i, f), budget)
-        results[side] = run["results"]
-    off, on = (results[s]["relay_cpu_ms_per_message"] for s in ("off", "on"))
-    return {
-        "off": _relay_summary(results["off"]),
-        "on": _relay_summary(results["on"]),
-        "added_cpu_ms_per_message": round(on - off, 4) if on is not None and off is not None else None,
-    }
+        (workdir / side).mkdir()
+        relays[side] = local_relay(workdir / side, None, env)
+    budget = 90 + 2 * args.pairs + args.warmup + args.seconds + relay_bench.DRAIN_SECONDS
+
+    async def both() -> list[dict[str, Any]]:
+        say(f"two relays, detector off and on: {args.pairs} pairs at {args.rate:g} msg/s each for {args.seconds:g} s")
+        runs = (relay_bench.run(load_args, r, i, workdir / side) for side, (r, i) in relays.items())
+        return await asyncio.wait_for(asyncio.gather(*runs), budget)
+
+    try:
+        for r, _ in relays.values():
+            r.start()
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            off, on = (run["results"] for run in runner.run(both()))
+    finally:
+        for r, inbox in relays.values():
+            r.stop()
+            inbox.close()
+    added = None
+    if on["relay_cpu_ms_per_message"] is not None and off["relay_cpu_ms_per_message"] is not None:
+        added = round(on["relay_cpu_ms_per_message"] - off["relay_cpu_ms_per_message"], 4)
+    return {"off": _relay_summary(off), "on": _relay_summary(on), "added_cpu_ms_per_message": added}
 
 
 def _relay_summary(results: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +267,7 @@ def print_report(result: dict[str, Any]) -> None:
     console.print(table)
     cost = result.get("relay")
     if cost:
-        table = Table(title="Relay CPU per message, detector off and on (same load, one after the other)")
+        table = Table(title="Relay CPU per message, detector off and on (same load, at the same time)")
         for column in ("", "delivered/s", "CPU-ms/msg", "p50 ms", "p99 ms", "errors"):
             table.add_column(column, justify="right" if column else "left")
         for side in ("off", "on"):
