@@ -12,6 +12,7 @@ from cove.client.devices_cli import devices_app
 from cove.client.group_cli import group_app
 from cove.client.pin_cli import pin_app
 from cove.client.privacy_cli import privacy_app
+from cove.client.safety_cli import register_safety_commands
 from cove.client.verify_cli import verify_app
 from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
@@ -102,3 +103,4 @@ app.add_typer(pin_app, name="pin")
 app.add_typer(verify_app, name="verify")
 app.add_typer(devices_app, name="devices")
 app.add_typer(group_app, name="group")
+register_safety_commands(app, group_app)
