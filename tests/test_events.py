@@ -22,6 +22,7 @@ from cove.events import (
     KINDS,
     AccountChanged,
     AccountDeleted,
+    ContactsChanged,
     DevicesLoggedOut,
     Event,
     Hooks,
@@ -50,6 +51,7 @@ SAMPLES: list[Event] = [
     DevicesLoggedOut("acc-1", (1, 2), "logged out: test", 1_000),
     AccountChanged("acc-1"),
     PolicyPublished("2026-01"),
+    ContactsChanged("acc-1", "acc-2"),
 ]
 
 

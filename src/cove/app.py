@@ -48,6 +48,7 @@ from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety import hooks as safety_hooks
 from cove.safety.connections import Occupancy
+from cove.safety.routes import router as safety_router
 from cove.serving import follow_supervisor
 from cove.sharing import hooks as sharing_hooks
 
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups_router)
     app.include_router(consent_router)
     app.include_router(business_router)
+    app.include_router(safety_router)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the relay is up")
     async def health() -> dict[str, str]:

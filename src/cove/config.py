@@ -127,6 +127,15 @@ class Settings(BaseSettings):
         0.1, gt=0, le=5, description="A limit check that Redis has not answered by then fails open or closed"
     )
 
+    # Defences (cove.safety.defences): blocks, acceptances of message requests, reports.
+    safety_contacts_cache_pairs: int = Field(
+        200_000, ge=1000, description="Pairs of accounts whose blocks and acceptances a relay process keeps in memory"
+    )
+    safety_contacts_ttl_seconds: float = Field(
+        60.0, gt=0, le=3600, description="How long such a pair is trusted before it is read from the database again"
+    )
+    safety_max_blocks: int = Field(10_000, ge=1, description="Accounts one account may block (409 too_many_blocks)")
+
     log_level: str = "info"
 
     @classmethod

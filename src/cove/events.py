@@ -100,10 +100,20 @@ class NumberClaimed(Event):
     phone_number: str
 
 
+@dataclass(frozen=True)
+class ContactsChanged(Event):
+    """What ``owner`` is to ``peer`` changed: a block, an unblock, or a message request accepted
+    (cove.safety.defences); every process forgets what it cached about the pair."""
+
+    kind: ClassVar[str] = "contacts_changed"
+    owner: str
+    peer: str
+
+
 # The kinds that are emitted, and so may cross processes. IdentityChanged, DeviceRemoved and NumberClaimed are met
 # inside their transaction only (the logout that follows a new identity is emitted as DevicesLoggedOut).
 KINDS: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (AccountDeleted, DevicesLoggedOut, AccountChanged, PolicyPublished)
+    cls.kind: cls for cls in (AccountDeleted, DevicesLoggedOut, AccountChanged, PolicyPublished, ContactsChanged)
 }
 
 

@@ -38,6 +38,7 @@ class Limiter(StrEnum):
     BUSINESS_PAIR = "business pair rate"
     MARKETING_HELD = "marketing in flight"
     ATTACHMENT_CREATE = "attachment create"
+    SAFETY_DEFENCES = "blocks and reports"
 
 
 class Fails(Enum):
@@ -63,6 +64,10 @@ PAIR_LIMIT = Limit(size=PAIR_BURST, refill_per_second=1 / PAIR_SECONDS_PER_MESSA
 MARKETING_CAP_PER_USER = 2
 MARKETING_CAP_PERIOD_MS = 24 * 3_600_000
 IN_FLIGHT_MS = 60_000
+# A user's own defences (cove.safety.defences): changes of blocks and acceptances an hour, of which a report costs
+# REPORT_COST. Each change writes a fleet event, so the bucket bounds that churn too.
+DEFENCE_CHANGES_PER_HOUR = 100
+REPORT_COST = 5
 
 
 def table(s: Settings) -> dict[Limiter, Rule]:
@@ -101,6 +106,12 @@ def table(s: Settings) -> dict[Limiter, Rule]:
         # per account: uploads started (Signal's attachmentCreate: 50, then one per 1.2 s)
         L.ATTACHMENT_CREATE: Rule(
             Limit(50, 1 / 1.2), O, "each upload is bounded in size and expires; refusing would stop every photo sent"
+        ),
+        # per account: blocks, unblocks and acceptances cost 1, a report REPORT_COST (20 reports an hour)
+        L.SAFETY_DEFENCES: Rule(
+            Limit(DEFENCE_CHANGES_PER_HOUR, DEFENCE_CHANGES_PER_HOUR / 3600),
+            O,
+            "a person defending themselves must not be stopped by an outage; each change is a row or two",
         ),
         # per user, from every business: sliding, the database's log plus these holds (131049)
         L.MARKETING_HELD: Rule(

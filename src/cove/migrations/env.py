@@ -12,6 +12,7 @@ import cove.consent.storage  # noqa: F401
 import cove.fleet.storage  # noqa: F401
 import cove.keys.storage  # noqa: F401
 import cove.messaging.storage  # noqa: F401
+import cove.safety.defences_storage  # noqa: F401
 import cove.safety.storage  # noqa: F401
 from cove.db import metadata
 

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cove.context import Relay
+from cove.safety.pairs import Pairs
 
 
 @dataclass
 class Parts:
     # Who hears cove.safety.signals (the detector); a plain callable each, run inline, so it must be cheap.
     observers: list[Callable[[Any], None]] = field(default_factory=list)
+    # Defences: blocks and acceptances between pairs of accounts (cove.safety.contacts), sized from the settings
+    # by cove.safety.hooks.register.
+    contacts: Pairs | None = None
 
 
 def of(relay: Relay) -> Parts:
