@@ -8,7 +8,15 @@ import pytest
 import vodozemac
 
 from cove.client.core import ClientCore, IdentityChanged, PayloadReceived
-from cove.client.events import Delivered, MessageReceived, QueueEmpty, Read, TemplateReceived, Undecryptable
+from cove.client.events import (
+    Delivered,
+    MessageReceived,
+    QueueEmpty,
+    Read,
+    RequestReceived,
+    TemplateReceived,
+    Undecryptable,
+)
 from cove.client.store import ClientStore
 from helpers import texts
 
@@ -219,7 +227,9 @@ def test_a_client_restart_between_the_save_and_the_app_keeps_the_events_for_the_
 
 def test_every_stored_event_kind_comes_back_from_the_outbox_as_it_went_in(tmp_path):
     core = make_core(tmp_path, "carol")
+    core.contacts.add("a", "added")  # else the interactive payload would come after a request of its own
     stored = [
+        RequestReceived("b", "m0", 4),
         MessageReceived("a", 1, "m1", "hi", 5, {"label": "Bakery"}),
         TemplateReceived("a", 1, "m2", {"template_id": "t"}, b"\x00sealed\xff", 6),
         PayloadReceived("a", 1, "m3", {"type": "interactive"}, 7, None),

@@ -6,7 +6,7 @@ import typer
 
 from cove.business.commands import business_app
 from cove.cli_guard import CommandError, GuardedGroup
-from cove.client.appeal_cli import register_safety_commands
+from cove.client.appeal_cli import register_appeal_commands
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands
 from cove.client.devices_cli import devices_app
@@ -14,6 +14,7 @@ from cove.client.forward_cli import register_forward_command
 from cove.client.group_cli import group_app
 from cove.client.pin_cli import pin_app
 from cove.client.privacy_cli import privacy_app
+from cove.client.safety_cli import register_safety_commands
 from cove.client.verify_cli import verify_app
 from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
@@ -93,7 +94,7 @@ def serve(
 
 register_client_commands(app)
 register_forward_command(app)
-register_safety_commands(app)
+register_appeal_commands(app)
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
@@ -106,3 +107,4 @@ app.add_typer(pin_app, name="pin")
 app.add_typer(verify_app, name="verify")
 app.add_typer(devices_app, name="devices")
 app.add_typer(group_app, name="group")
+register_safety_commands(app, group_app)

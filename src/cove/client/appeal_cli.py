@@ -15,7 +15,7 @@ from cove.client.errors import RelayError
 MAX_MESSAGE = 1000  # what the relay keeps of an appeal's words
 
 
-def register_safety_commands(app: typer.Typer) -> None:
+def register_appeal_commands(app: typer.Typer) -> None:
     @app.command("status")
     @_run
     async def status(profile: str = ProfileOption) -> None:

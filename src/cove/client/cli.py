@@ -37,6 +37,7 @@ from cove.client.events import (
     PayloadReceived,
     QueueEmpty,
     Read,
+    RequestReceived,
     SentElsewhere,
     TemplateReceived,
     Undecryptable,
@@ -44,6 +45,7 @@ from cove.client.events import (
 )
 from cove.client.group_client import Groups
 from cove.client.profile import DEFAULT_SERVER, open_profile, profile_folder, remove_profile
+from cove.client.safety_client import Safety
 from cove.client.transport import CoveClient, RelayError
 from cove.client.verification import SAS_START, SAS_TYPES
 from cove.protocol import forwarding
@@ -166,7 +168,12 @@ async def _show_template(client: CoveClient, event: TemplateReceived) -> None:
 
 async def _show(client: CoveClient, event: Event) -> None:
     core = client.core
-    if isinstance(event, MessageReceived):
+    if isinstance(event, RequestReceived):
+        console.print(f"[yellow]message request from {_name(core, event.sender)}[/yellow] [dim](`cove requests` shows "
+                      "it; accept, block or report it there)[/dim]")  # fmt: skip
+    elif core.contacts.waiting(event):
+        pass  # the message of a request: shown by `cove requests` only, when the user asks
+    elif isinstance(event, MessageReceived):
         _line(core, event.sender, event.sent_at, event.text, event.business is not None, event.client_message_id)
     elif isinstance(event, TemplateReceived):
         await _show_template(client, event)
@@ -247,7 +254,7 @@ async def _reply_read(client: CoveClient, events: list[Event]) -> None:
     by_peer: dict[str, list[str]] = {}
     for e in events:
         if isinstance(e, MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived) and not (
-            group_show.in_group(e)
+            group_show.in_group(e) or client.core.contacts.waiting(e)  # a request's reader says nothing yet
         ):
             by_peer.setdefault(e.sender, []).append(e.client_message_id)
     for peer, ids in by_peer.items():
@@ -347,10 +354,13 @@ def register_client_commands(app: typer.Typer) -> None:
         core = _registered(profile)
         async with _client(core) as client:
             recipient = await client.resolve(to) if to.startswith("+") else to
+            answering = core.contacts.requested(recipient)
             if file is not None:
                 cmid = await client.send_file(recipient, file, text)
             else:
                 cmid = await client.send_text(recipient, text)
+            if answering:  # a reply accepts the request: what it held is read now
+                await Safety(client).read_accepted(recipient)
             await _report_usage(client)
         console.print(f"sent {cmid[:8]} to {to}")
 
@@ -369,7 +379,7 @@ def register_client_commands(app: typer.Typer) -> None:
             await _name_senders(client)
             for event in events:
                 await _show(client, event)
-                if carries_file(event):
+                if carries_file(event) and not core.contacts.waiting(event):  # a stranger's file is not fetched
                     await file_cli.save(client, event, folder, console, err)
             _warn_all_changed(core, events)
             if not events:
@@ -394,12 +404,17 @@ def register_client_commands(app: typer.Typer) -> None:
             async for event in client.events():
                 written = isinstance(
                     event,
-                    MessageReceived | TemplateReceived | PayloadReceived | AttachmentReceived | GroupMessageReceived,
+                    MessageReceived
+                    | RequestReceived
+                    | TemplateReceived
+                    | PayloadReceived
+                    | AttachmentReceived
+                    | GroupMessageReceived,
                 )
                 if written:
                     await _name_senders(client)
                 await _show(client, event)
-                if carries_file(event):
+                if carries_file(event) and not core.contacts.waiting(event):
                     await file_cli.save(client, event, folder, console, err)
                 if written:
                     await _reply_read(client, [event])

@@ -31,6 +31,7 @@ import vodozemac as vz
 from cove.client import attachments, crypto, forwards, paths, trust, verification
 from cove.client import events as outbox
 from cove.client.clock import now_ms, today
+from cove.client.contacts_store import WROTE, AddressBook
 from cove.client.crypto import OlmDevice
 from cove.client.events import (
     Event,
@@ -96,6 +97,7 @@ class ClientCore:
         self.inbound = Inbound(self, pickle_key)
         self.privacy = PrivacyRequests(self)
         self.usage = UsageCounters(store)
+        self.contacts = AddressBook(self)
 
     # identity of this device -------------------------------------------------------------------------
     @property
@@ -400,7 +402,7 @@ class ClientCore:
         return Request("PUT", paths.build(paths.MESSAGES, account_id=outgoing.recipient), body)
 
     def sent(self, outgoing: Outgoing) -> None:
-        if outgoing.text is not None:
+        if outgoing.text is not None:  # what the user wrote: the recipient is a contact now
             with self.store.transaction():
                 self.store.add_message(
                     outgoing.recipient, "out", outgoing.client_message_id, outgoing.text, now_ms(), "sent"
@@ -408,6 +410,8 @@ class ClientCore:
                 self.store.count_usage(today(), sent=1)
                 count = outgoing.forward["count"] if outgoing.forward else 0
                 forwards.keep_sent(self.store, outgoing.recipient, outgoing.client_message_id, outgoing.payload, count)
+                if outgoing.recipient != self.account_id:
+                    self.contacts.add(outgoing.recipient, WROTE)
 
     def send_refused(self, recipient: str, status: int, error: dict[str, Any]) -> None:
         """Digest a 409/410 so that the next attempt addresses the right devices with fresh sessions."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
+import httpx
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -14,7 +16,9 @@ from rich.table import Table
 from cove.client import linking, sync_flow
 from cove.client.cli import ProfileOption, _client, _existing, _registered, _run, console, err
 from cove.client.devices import ProvisioningError
+from cove.client.errors import RelayError
 from cove.client.profile import open_profile, remove_profile
+from cove.client.safety_client import Safety
 from cove.protocol.provisioning import InvalidLinkCode
 
 devices_app = typer.Typer(
@@ -73,6 +77,9 @@ async def link(
             console.print(f"  cove devices link {pending.code} --profile <your profile>", soft_wrap=True)
             console.print("[dim]waiting for your phone (the code works for 10 minutes)...[/dim]")
             registered = await linking.finish_link(client, pending)
+            # Whom the account accepts: their messages are no requests here either (`cove requests` asks again).
+            with contextlib.suppress(RelayError, httpx.TransportError):
+                await Safety(client).accepted()
         core.store.set("server", client.base_url)
     except BaseException:
         if new:  # a link that did not complete leaves no profile behind

@@ -26,6 +26,19 @@ class MessageReceived:
 
 
 @dataclass(frozen=True)
+class RequestReceived:
+    """A message request: the one-to-one message that follows (same ``client_message_id``) is from someone who is not
+    a contact (:mod:`cove.client.message_requests`). Show the request, not the message (its text only when the user
+    asks), and send no read receipt for it until the user accepts the sender (``Safety.accept``), replies, or adds
+    them as a contact. The message's own event still comes, unchanged: an app that ignores this one shows it as
+    before."""
+
+    sender: str
+    client_message_id: str
+    sent_at: int
+
+
+@dataclass(frozen=True)
 class TemplateReceived:
     """A business's template message: render it with ``CoveClient.render_template``, which verifies the server's
     signature on the approved text and checks the values against it before anything is shown."""
@@ -208,6 +221,7 @@ class NoticeReceived:
 
 Event = (
     MessageReceived
+    | RequestReceived
     | TemplateReceived
     | PayloadReceived
     | AttachmentReceived
@@ -243,6 +257,7 @@ _STORED: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         MessageReceived,
+        RequestReceived,
         TemplateReceived,
         PayloadReceived,
         AttachmentReceived,

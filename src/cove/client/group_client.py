@@ -74,9 +74,13 @@ class Groups:
                 await self.client.send(_info_outgoing(account, group))
 
     async def remove(self, group_id: str, account_id: str) -> None:
-        """Remove a member (admins), or this account itself (leave). This device's next message starts a new
-        session without waiting for the relay's change to arrive."""
+        """Remove a member (admins), or this account itself (leave)."""
         await self.client.call(Request("DELETE", _path(paths.GROUP_MEMBER, group_id, account_id=account_id)))
+        self.after_removal(group_id)
+
+    def after_removal(self, group_id: str) -> None:
+        """The relay took a member out (a removal, a leave, a report that left): this device's next message starts
+        a new session without waiting for the relay's change to arrive."""
         self.state.rotate(group_id)
 
     async def leave(self, group_id: str) -> None:

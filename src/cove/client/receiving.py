@@ -132,7 +132,7 @@ class Inbound:
     def processed(self, envelope_id: int, events: list[Event]) -> None:
         """In the envelope's transaction: it will not be applied again, and its events wait for the app."""
         self.store.mark_processed(envelope_id)
-        for event in events:
+        for event in self.core.contacts.received(events):  # a message request's mark goes before its message
             self.store.add_pending_event(outbox.dump(event))
 
     def apply_payload(self, sender: str, sender_device: int, plaintext: bytes, frame: dict[str, Any]) -> list[Event]:

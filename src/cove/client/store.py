@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS forwards (
 CREATE TABLE IF NOT EXISTS group_pending (
     envelope_id INTEGER PRIMARY KEY, group_id TEXT NOT NULL, sender_account TEXT NOT NULL,
     sender_device INTEGER NOT NULL, frame TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+    account_id TEXT PRIMARY KEY, name TEXT, how TEXT NOT NULL, since INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS message_requests (
+    account_id TEXT PRIMARY KEY, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, messages INTEGER NOT NULL);
 """
 
 _TABLES = (
@@ -106,6 +110,8 @@ _TABLES = (
     "group_receipts",
     "group_pending",
     "forwards",
+    "contacts",
+    "message_requests",
 )
 
 _MESSAGES = (  # a StoredMessage's columns
