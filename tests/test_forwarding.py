@@ -28,8 +28,6 @@ BATCH = "0123456789abcdef0123456789abcdef"
 
 def test_five_chats_at_once_and_one_for_a_message_forwarded_five_times_or_more():
     assert [forwarding.limit(c) for c in range(8)] == [5, 5, 5, 5, 5, 1, 1, 1]
-    # The relay sees the count after this forward: a header of 5 is a message that had been forwarded 4 times.
-    assert forwarding.limit_of_header(5) == 5 and forwarding.limit_of_header(6) == 1
 
 
 def test_labels_and_counts():
@@ -99,6 +97,10 @@ async def test_the_check_counts_distinct_chats_of_one_batch_and_ignores_original
 
 
 async def test_a_frequently_forwarded_message_costs_five_from_the_accounts_bucket():
+    relay = relay_with(forward_bucket_size=10)
+    # The relay sees the count after this forward: a header of 5 is a message forwarded 4 times before (5 chats).
+    for chat in "bcde":
+        await relay_forwarding.check(relay, outbound(chat, 5, batch="0" * 32))
     relay = relay_with(forward_bucket_size=10)
     await relay_forwarding.check(relay, outbound("b", 6, batch="1" * 32))
     with pytest.raises(ApiError) as one_chat:

@@ -33,11 +33,6 @@ def limit(count: int) -> int:
     return 1 if count >= FREQUENTLY else MAX_CHATS
 
 
-def limit_of_header(count: int) -> int:
-    """The same, for a send whose header says ``count`` (the message had ``count - 1`` before this forward)."""
-    return limit(count - 1)
-
-
 def label(count: int) -> str | None:
     """What the recipient's client shows beside a message that has been forwarded ``count`` times."""
     if count <= 0:
