@@ -10,8 +10,8 @@ import uuid
 
 from cove.client import linking, sync, sync_flow
 from cove.client.core import Outgoing
-from cove.client.request import Request
 from cove.client.events import Delivered, HistoryImported, Read, ReadElsewhere, SentElsewhere, Undecryptable
+from cove.client.request import Request
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.protocol.attachments import Pointer
