@@ -4,10 +4,13 @@ report and block, report and leave, the rows an account's deletion takes, and re
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from typing import Any
 
 import httpx
+import websockets
 
 from cove.client.events import Delivered, Read
 from groups_world import api
@@ -16,6 +19,23 @@ from helpers import server_rows, texts
 
 async def _rows(relay, table: str) -> list[dict[str, Any]]:  # noqa: ANN001
     return [r for t, r in await server_rows(relay.database_url) if t == table]
+
+
+async def _send_over_websocket(relay, sender, to: str) -> dict[str, Any]:  # noqa: ANN001
+    """A send frame as a client makes it (the ciphertext is opaque to the relay), and the relay's response."""
+    async with api(relay, sender) as as_sender:
+        devices = (await as_sender.get(f"/v1/keys/{to}/identity")).json()["devices"]
+    body = base64.b64encode(b"opaque ciphertext").decode()
+    messages = [
+        {"device_id": d["device_id"], "registration_id": d["registration_id"], "kind": 1, "body": body} for d in devices
+    ]
+    frame = {"type": "send", "request_id": "r1", "to": to, "client_message_id": uuid.uuid4().hex, "messages": messages}
+    url = relay.url.replace("http", "ws", 1) + "/v1/websocket"
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {sender.core.token}"}) as ws:
+        await ws.send(json.dumps(frame))
+        while (answer := json.loads(await ws.recv()))["type"] != "response":
+            pass
+    return answer
 
 
 def _refused(answer: httpx.Response, status: int, code: str) -> None:
@@ -33,6 +53,8 @@ async def test_a_block_withholds_the_blocked_persons_messages_without_telling_th
         assert [x["account_id"] for x in listed] == [a] and listed[0]["since"] > 0
 
         await alice.send_text(b, "are you there?")  # accepted, as any send: Alice is not told
+        answer = await _send_over_websocket(relay, alice, b)
+        assert answer["status"] == 200 and answer["body"]["queued"] == 1  # as a queued send's
         assert [r for r in await _rows(relay, "envelopes") if r["account_id"] == b] == []
         assert texts(await bob.inbox()) == []
 
