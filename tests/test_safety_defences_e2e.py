@@ -10,11 +10,19 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 
+from conftest import Users
 from cove.client.events import Delivered, Read
-from groups_world import api
+from cove.testing import RelayProcess
+from groups_world import api, wait_for
 from helpers import server_rows, texts
+
+
+@pytest.fixture
+def relay_env() -> dict[str, str]:
+    return {"COVE_FLEET_POLL_SECONDS": "0.3"}
 
 
 async def _rows(relay, table: str) -> list[dict[str, Any]]:  # noqa: ANN001
@@ -224,3 +232,37 @@ async def test_bad_input_is_refused_with_a_code(users, relay):
         limited = await as_alice.post("/v1/safety/reports", json={"kind": "person", "account_id": b})
         _refused(limited, 429, "rate_limited")
         assert int(limited.headers["retry-after"]) > 0
+
+
+async def test_a_block_made_on_one_relay_process_is_kept_by_another_whose_cache_said_otherwise(
+    users, relay, code_inbox, tmp_path
+):
+    if relay.database_url.startswith("sqlite"):
+        pytest.skip("a fleet of relay processes shares PostgreSQL")
+    # The second process trusts what it cached for an hour: only the fleet event can tell it of the block.
+    env = {"COVE_FLEET_POLL_SECONDS": "0.3", "COVE_SAFETY_CONTACTS_TTL_SECONDS": "3600"}
+    (tmp_path / "second").mkdir()
+    second = RelayProcess(relay.database_url, tmp_path / "second", code_inbox.url, env, preloaded=True)
+    second.start()
+    try:
+        alice, bob = await users.register("alice"), await users.register("bob")
+        b = bob.core.account_id
+        alice_there = Users(second, code_inbox, tmp_path / "clients").client("alice")  # her phone, via the other
+        await alice_there.send_text(b, "first")  # the second process now holds "Bob does not block Alice"
+
+        async def queued_for_bob() -> int:
+            return len([r for r in await _rows(relay, "envelopes") if r["account_id"] == b])
+
+        async with api(relay, bob) as as_bob:
+            assert (await as_bob.put(f"/v1/safety/blocks/{alice.core.account_id}")).status_code == 204
+
+        async def withheld() -> bool:
+            before = await queued_for_bob()
+            await alice_there.send_text(b, "still there?")
+            return await queued_for_bob() == before
+
+        await wait_for(withheld, "the second process withholds Alice's messages")
+        await alice_there.aclose()
+        alice_there.core.store.close()
+    finally:
+        second.stop()
