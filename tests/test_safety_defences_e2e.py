@@ -4,18 +4,46 @@ report and block, report and leave, the rows an account's deletion takes, and re
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from typing import Any
 
 import httpx
+import pytest
+import websockets
 
+from conftest import Users
 from cove.client.events import Delivered, Read
-from groups_world import api
+from cove.testing import RelayProcess
+from groups_world import api, wait_for
 from helpers import server_rows, texts
+
+
+@pytest.fixture
+def relay_env() -> dict[str, str]:
+    return {"COVE_FLEET_POLL_SECONDS": "0.3"}
 
 
 async def _rows(relay, table: str) -> list[dict[str, Any]]:  # noqa: ANN001
     return [r for t, r in await server_rows(relay.database_url) if t == table]
+
+
+async def _send_over_websocket(relay, sender, to: str) -> dict[str, Any]:  # noqa: ANN001
+    """A send frame as a client makes it (the ciphertext is opaque to the relay), and the relay's response."""
+    async with api(relay, sender) as as_sender:
+        devices = (await as_sender.get(f"/v1/keys/{to}/identity")).json()["devices"]
+    body = base64.b64encode(b"opaque ciphertext").decode()
+    messages = [
+        {"device_id": d["device_id"], "registration_id": d["registration_id"], "kind": 1, "body": body} for d in devices
+    ]
+    frame = {"type": "send", "request_id": "r1", "to": to, "client_message_id": uuid.uuid4().hex, "messages": messages}
+    url = relay.url.replace("http", "ws", 1) + "/v1/websocket"
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {sender.core.token}"}) as ws:
+        await ws.send(json.dumps(frame))
+        while (answer := json.loads(await ws.recv()))["type"] != "response":
+            pass
+    return answer
 
 
 def _refused(answer: httpx.Response, status: int, code: str) -> None:
@@ -33,6 +61,8 @@ async def test_a_block_withholds_the_blocked_persons_messages_without_telling_th
         assert [x["account_id"] for x in listed] == [a] and listed[0]["since"] > 0
 
         await alice.send_text(b, "are you there?")  # accepted, as any send: Alice is not told
+        answer = await _send_over_websocket(relay, alice, b)
+        assert answer["status"] == 200 and answer["body"]["queued"] == 1  # as a queued send's
         assert [r for r in await _rows(relay, "envelopes") if r["account_id"] == b] == []
         assert texts(await bob.inbox()) == []
 
@@ -202,3 +232,37 @@ async def test_bad_input_is_refused_with_a_code(users, relay):
         limited = await as_alice.post("/v1/safety/reports", json={"kind": "person", "account_id": b})
         _refused(limited, 429, "rate_limited")
         assert int(limited.headers["retry-after"]) > 0
+
+
+async def test_a_block_made_on_one_relay_process_is_kept_by_another_whose_cache_said_otherwise(
+    users, relay, code_inbox, tmp_path
+):
+    if relay.database_url.startswith("sqlite"):
+        pytest.skip("a fleet of relay processes shares PostgreSQL")
+    # The second process trusts what it cached for an hour: only the fleet event can tell it of the block.
+    env = {"COVE_FLEET_POLL_SECONDS": "0.3", "COVE_SAFETY_CONTACTS_TTL_SECONDS": "3600"}
+    (tmp_path / "second").mkdir()
+    second = RelayProcess(relay.database_url, tmp_path / "second", code_inbox.url, env, preloaded=True)
+    second.start()
+    try:
+        alice, bob = await users.register("alice"), await users.register("bob")
+        b = bob.core.account_id
+        alice_there = Users(second, code_inbox, tmp_path / "clients").client("alice")  # her phone, via the other
+        await alice_there.send_text(b, "first")  # the second process now holds "Bob does not block Alice"
+
+        async def queued_for_bob() -> int:
+            return len([r for r in await _rows(relay, "envelopes") if r["account_id"] == b])
+
+        async with api(relay, bob) as as_bob:
+            assert (await as_bob.put(f"/v1/safety/blocks/{alice.core.account_id}")).status_code == 204
+
+        async def withheld() -> bool:
+            before = await queued_for_bob()
+            await alice_there.send_text(b, "still there?")
+            return await queued_for_bob() == before
+
+        await wait_for(withheld, "the second process withholds Alice's messages")
+        await alice_there.aclose()
+        alice_there.core.store.close()
+    finally:
+        second.stop()

@@ -38,8 +38,8 @@ def pairs(relay: Relay) -> Pairs:
     return cache
 
 
-async def load(relay: Relay, account: str, others: Iterable[str]) -> None:
-    """Read ``account``'s relations to each of ``others``, both ways, into the cache."""
+async def load(relay: Relay, account: str, others: Iterable[str]) -> dict[tuple[str, str], int]:
+    """Read ``account``'s relations to each of ``others``, both ways, into the cache; returns those found."""
     others = list(others)
     async with relay.engine.connect() as conn:
         found = await storage.relations(conn, account, others)
@@ -47,16 +47,16 @@ async def load(relay: Relay, account: str, others: Iterable[str]) -> None:
     for other in others:
         cache.put(account, other, found.get((account, other), 0))
         cache.put(other, account, found.get((other, account), 0))
+    return found
 
 
 async def between(relay: Relay, a: str, b: str) -> tuple[int, int]:
     """The flags of ``a`` to ``b`` and of ``b`` to ``a``."""
-    cache = pairs(relay)
-    there, back = cache.get(a, b), cache.get(b, a)
-    if there is None or back is None:
-        await load(relay, a, [b])
-        there, back = cache.get(a, b), cache.get(b, a)
-    return there or 0, back or 0
+    known = pairs(relay).both(a, b)
+    if known is None:
+        found = await load(relay, a, [b])
+        known = found.get((a, b), 0), found.get((b, a), 0)
+    return known
 
 
 async def accepts(relay: Relay, owner: str, peer: str) -> bool:

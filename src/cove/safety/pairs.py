@@ -29,12 +29,16 @@ class Pairs:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, owner: str, peer: str) -> int | None:
-        """The pair's flags, or ``None`` when this process does not know them (never read, evicted or expired)."""
-        hit = self._entries.get((owner, peer))
-        if hit is None or hit[1] <= self._clock():
+    def both(self, a: str, b: str) -> tuple[int, int] | None:
+        """The flags of ``a`` to ``b`` and of ``b`` to ``a`` (what a send looks up), or ``None`` unless this process
+        knows both (read, not evicted, not expired)."""
+        there, back = self._entries.get((a, b)), self._entries.get((b, a))
+        if there is None or back is None:
             return None
-        return hit[0]
+        now = self._clock()
+        if there[1] <= now or back[1] <= now:
+            return None
+        return there[0], back[0]
 
     def put(self, owner: str, peer: str, flags: int) -> None:
         key = (owner, peer)
