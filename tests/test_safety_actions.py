@@ -15,9 +15,10 @@ from cove.config import Settings
 from cove.context import Relay
 from cove.db import create_engine
 from cove.errors import ApiError
-from cove.safety import actions
+from cove.safety import actions, service
 from cove.safety.actions_storage import safety_actions
 from cove.safety.ladder import Review, Source, Step
+from cove.safety.parts import of
 from cove.safety.storage import banned_numbers
 from cove.safety.verdicts import ReasonCode
 from helpers import Queries, insert_account
@@ -129,3 +130,11 @@ async def test_the_check_reads_nothing_once_warm_and_a_repeated_take_costs_no_tr
     for _ in range(10):
         assert await actions.take(relay, "alice", Step.THROTTLE, SPAM, Source.RULE) is None
     assert queries.count == taken + 1  # the steps read again once after the change, then from memory
+
+
+async def test_unbanning_a_number_lifts_the_ban_step_too(relay: Relay):
+    await actions.take(relay, "alice", Step.BAN, SPAM, Source.RULE, 0.99)
+    assert await service.unban(relay.engine, "+14155550160") is not None
+    assert [(r.step, r.lifted_by) for r in await rows(relay)] == [("ban", "unban")]
+    of(relay).standing.forget("alice")  # what the fleet event the unban wrote does in every process
+    assert await refusal(relay, send()) is None

@@ -141,6 +141,14 @@ async def lift(conn: AsyncConnection, ids: list[int], now_ms: int, by: str, revi
     await conn.execute(update(t).where(t.c.id.in_(ids), t.c.lifted_at_ms.is_(None)).values(values))
 
 
+async def lift_step(conn: AsyncConnection, account_id: str, step: Step, now_ms: int, by: str) -> int:
+    """Lift the account's actions of ``step`` not lifted yet; how many there were."""
+    t = safety_actions
+    where = (t.c.account_id == account_id, t.c.step == step.label, t.c.lifted_at_ms.is_(None))
+    done = await conn.execute(update(t).where(*where).values(lifted_at_ms=now_ms, lifted_by=by))
+    return done.rowcount or 0
+
+
 async def set_review(conn: AsyncConnection, action_id: int, review: Review, note: str | None) -> None:
     t = safety_actions
     await conn.execute(update(t).where(t.c.id == action_id).values(review=review.value, note=note))
