@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cove.accounts import deletion
 from cove.activity import Action, Outbound
 from cove.app import build_relay
 from cove.clock import now_ms
@@ -15,7 +16,7 @@ from cove.config import Settings
 from cove.context import Relay
 from cove.db import create_engine
 from cove.errors import ApiError
-from cove.safety import actions, service
+from cove.safety import actions, actions_storage, service
 from cove.safety.actions_storage import safety_actions
 from cove.safety.ladder import Review, Source, Step
 from cove.safety.parts import of
@@ -138,3 +139,13 @@ async def test_unbanning_a_number_lifts_the_ban_step_too(relay: Relay):
     assert [(r.step, r.lifted_by) for r in await rows(relay)] == [("ban", "unban")]
     of(relay).standing.forget("alice")  # what the fleet event the unban wrote does in every process
     assert await refusal(relay, send()) is None
+
+
+async def test_a_deleted_account_takes_its_appeals_and_leaves_its_actions(relay: Relay):
+    await actions.take(relay, "alice", Step.RESTRICT, SPAM, Source.RULE)
+    async with relay.engine.begin() as conn:
+        assert await actions_storage.file_appeal(conn, "alice", None, "my own words", now_ms()) is not None
+    await deletion.delete_account(relay, "alice")
+    async with relay.engine.connect() as conn:
+        assert await actions_storage.latest_appeal(conn, "alice") is None
+    assert [r.step for r in await rows(relay)] == ["restrict"]  # kept, as verdicts are

@@ -11,7 +11,21 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -215,6 +229,11 @@ async def decide_appeal(conn: AsyncConnection, appeal_id: int, state: str, note:
     }
     done = await conn.execute(update(t).where(t.c.id == appeal_id, t.c.state == "open").values(values))
     return done.rowcount == 1
+
+
+async def forget_appeals(conn: AsyncConnection, account_id: str) -> None:
+    """A deleted account's appeals go: they are the person's own words. Its actions stay, as verdicts do."""
+    await conn.execute(delete(safety_appeals).where(safety_appeals.c.account_id == account_id))
 
 
 async def appeal_counts(conn: AsyncConnection) -> dict[str, int]:

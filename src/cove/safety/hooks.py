@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.events import AccountDeleted, AccountJudged, ContactsChanged, NumberClaimed, SafetyActionChanged
-from cove.safety import actions, contacts, defences, defences_storage, signals, storage
+from cove.safety import actions, actions_storage, contacts, defences, defences_storage, signals, storage
 from cove.safety.pairs import Pairs
 from cove.safety.parts import Parts
 from cove.safety.standing import Standing
@@ -34,10 +34,11 @@ async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
         raise banned_error(reason)
 
 
-async def forget_defences(conn: AsyncConnection, event: AccountDeleted) -> None:
+async def forget_deleted(conn: AsyncConnection, event: AccountDeleted) -> None:
     # Blocks and acceptances go; reports stay, as verdicts do: a review or an appeal, and the weight of a
     # reporter's word, must not vanish because the account reported (or reporting) was deleted.
     await defences_storage.forget_account(conn, event.account_id)
+    await actions_storage.forget_appeals(conn, event.account_id)
 
 
 def register(relay: Relay) -> None:
@@ -61,4 +62,4 @@ def register(relay: Relay) -> None:
     relay.hooks.on(SafetyActionChanged, forget)
     relay.hooks.on(AccountJudged, judged)
     relay.hooks.on(ContactsChanged, lambda event: contacts.forget(relay, event))
-    relay.hooks.on_transaction(AccountDeleted, forget_defences)
+    relay.hooks.on_transaction(AccountDeleted, forget_deleted)
