@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cove.accounts import codes
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.events import AccountDeleted, AccountJudged, ContactsChanged, NumberClaimed, SafetyActionChanged
@@ -16,12 +17,10 @@ from cove.safety.parts import Parts
 from cove.safety.standing import Standing
 from cove.safety.verdicts import banned_error
 
-APPEAL = "appeal"
-
 
 async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
     reason = await storage.banned_reason(conn, event.phone_number)
-    if event.purpose == APPEAL:
+    if event.purpose == codes.APPEAL:
         if reason is None:
             # An appeal code costs an SMS like any other: only a banned number, which cannot log in, needs one.
             raise ApiError(
