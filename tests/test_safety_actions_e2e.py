@@ -90,6 +90,29 @@ async def test_throttle_paces_sends_until_lifted(users, relay):
     assert cove(relay, "safety", "lift", "+14155550141").returncode == 1  # nothing in force any more
 
 
+async def test_a_throttle_ends_by_itself(users, relay):
+    alice = await users.register("alice", "+14155550151")
+    bob = await users.register("bob")
+    engine = create_engine(relay.database_url)
+    try:
+        async with engine.begin() as conn:
+            short = Settings(safety_throttle_minutes=0.05)  # 3 s
+            await actions.take_in(
+                conn, short, alice.core.account_id, Step.THROTTLE, ReasonCode.SPAM, Source.RULE, 0.8, actions.now_ms()
+            )
+    finally:
+        await engine.dispose()
+    await applied()
+    for n in range(2):
+        await alice.send_text(bob.core.account_id, f"burst {n}")
+    with pytest.raises(RelayError) as refused:
+        await alice.send_text(bob.core.account_id, "too soon")
+    assert refused.value.code == "throttled"
+    await asyncio.sleep(3)
+    for n in range(3):  # more than the bucket held: the throttle, not the bucket, ended
+        await alice.send_text(bob.core.account_id, f"free again {n}")
+
+
 async def test_a_challenged_account_sends_again_once_its_device_proves_work(users, relay):
     alice = await users.register("alice", "+14155550142")
     bob = await users.register("bob")

@@ -94,12 +94,18 @@ async def take(
     relay: Relay, account_id: str, step: Step, reason: ReasonCode, source: Source, score: float | None = None
 ) -> Taken | None:
     """The detector's (and any relay-side) way to act: ``None`` when nothing changed (automatic actions are off,
-    or a step as high is in force)."""
+    a step as high is in force, or the account is gone). The detector may call it on every send past its
+    threshold: while the step is in force that costs a look-up in memory, not a transaction."""
     if source is not Source.OPERATOR and not relay.settings.safety_automatic_actions:
         return None
     now = now_ms()
-    async with relay.engine.begin() as conn:
-        taken = await take_in(conn, relay.settings, account_id, step, reason, source, score, now)
+    if not raises(highest(await in_force(relay, account_id), now), step):
+        return None
+    try:
+        async with relay.engine.begin() as conn:
+            taken = await take_in(conn, relay.settings, account_id, step, reason, source, score, now)
+    except NoSuchAccount:
+        return None  # deleted meanwhile: nothing left to act on
     of(relay).standing.forget(account_id)
     return taken
 

@@ -11,7 +11,21 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -141,6 +155,14 @@ async def lift(conn: AsyncConnection, ids: list[int], now_ms: int, by: str, revi
     await conn.execute(update(t).where(t.c.id.in_(ids), t.c.lifted_at_ms.is_(None)).values(values))
 
 
+async def lift_step(conn: AsyncConnection, account_id: str, step: Step, now_ms: int, by: str) -> int:
+    """Lift the account's actions of ``step`` not lifted yet; how many there were."""
+    t = safety_actions
+    where = (t.c.account_id == account_id, t.c.step == step.label, t.c.lifted_at_ms.is_(None))
+    done = await conn.execute(update(t).where(*where).values(lifted_at_ms=now_ms, lifted_by=by))
+    return done.rowcount or 0
+
+
 async def set_review(conn: AsyncConnection, action_id: int, review: Review, note: str | None) -> None:
     t = safety_actions
     await conn.execute(update(t).where(t.c.id == action_id).values(review=review.value, note=note))
@@ -207,6 +229,11 @@ async def decide_appeal(conn: AsyncConnection, appeal_id: int, state: str, note:
     }
     done = await conn.execute(update(t).where(t.c.id == appeal_id, t.c.state == "open").values(values))
     return done.rowcount == 1
+
+
+async def forget_appeals(conn: AsyncConnection, account_id: str) -> None:
+    """A deleted account's appeals go: they are the person's own words. Its actions stay, as verdicts do."""
+    await conn.execute(delete(safety_appeals).where(safety_appeals.c.account_id == account_id))
 
 
 async def appeal_counts(conn: AsyncConnection) -> dict[str, int]:

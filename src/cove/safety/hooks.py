@@ -10,11 +10,13 @@ import math
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cove.accounts import codes
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.events import AccountDeleted, AccountJudged, ContactsChanged, NumberClaimed, SafetyActionChanged
 from cove.safety import (
     actions,
+    actions_storage,
     contacts,
     defences,
     defences_storage,
@@ -32,12 +34,10 @@ from cove.safety.parts import Parts
 from cove.safety.standing import Standing
 from cove.safety.verdicts import banned_error
 
-APPEAL = "appeal"
-
 
 async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
     reason = await storage.banned_reason(conn, event.phone_number)
-    if event.purpose == APPEAL:
+    if event.purpose == codes.APPEAL:
         if reason is None:
             # An appeal code costs an SMS like any other: only a banned number, which cannot log in, needs one.
             raise ApiError(
@@ -51,10 +51,11 @@ async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
 
 
 async def forget_account(conn: AsyncConnection, event: AccountDeleted) -> None:
-    # Blocks, acceptances and registration signals go; reports and actions stay, as verdicts do: a review or an
-    # appeal, and the weight of a reporter's word, must not vanish because the account reported was deleted.
+    # Blocks, acceptances, registration signals and appeals go; reports and actions stay, as verdicts do: a review,
+    # and the weight of a reporter's word, must not vanish because the account reported was deleted.
     await defences_storage.forget_account(conn, event.account_id)
     await registration_storage.forget_account(conn, event.account_id)
+    await actions_storage.forget_appeals(conn, event.account_id)
 
 
 def register(relay: Relay) -> None:

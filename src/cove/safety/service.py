@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cove.accounts import storage as account_storage
 from cove.accounts.storage import devices
 from cove.clock import now_ms
-from cove.events import DevicesLoggedOut
+from cove.events import DevicesLoggedOut, SafetyActionChanged
 from cove.fleet import storage as fleet_storage
 from cove.fleet.broadcast import stored
 from cove.protocol.phone import normalise
-from cove.safety import storage, verdicts
+from cove.safety import actions_storage, storage, verdicts
+from cove.safety.ladder import Step
 from cove.safety.storage import BannedNumber
 from cove.safety.verdicts import ReasonCode
 
@@ -86,6 +87,9 @@ async def unban_in(conn: AsyncConnection, phone: str, now: int) -> Unbanned | No
         lifted = verdicts.lift(await storage.load_verdict(conn, account_id), now)
         if lifted is not None:
             await storage.save_verdict(conn, lifted, now)
+        # A ban taken as the actions' top step (cove.safety.actions) ends with it, in every process.
+        if await actions_storage.lift_step(conn, account_id, Step.BAN, now, "unban"):
+            await fleet_storage.append(conn, stored(SafetyActionChanged(account_id), now))
     if removed is None and lifted is None:
         return None
     return Unbanned(phone, account_id, lifted is not None)
