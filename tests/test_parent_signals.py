@@ -17,11 +17,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from cove.activity import DeviceSignals, RegistrationAttempt
+from cove.app import build_relay
+from cove.config import Settings
 from cove.db import create_engine
+from cove.safety import parts, registration, signals
 from cove.safety.registration_storage import safety_parent_signals, safety_registrations
 from cove.safety.storage import safety_verdicts
-from cove.sharing import wire
+from cove.sharing import partner_keys, wire
+from cove.sharing.keys import SharingKeys
 from cove.testing import run_cove
+from helpers import insert_account
 
 FLAGGED_USER = "+14155551001"  # has an account when the parent's signal arrives
 FLAGGED_NEWCOMER = "+14155552002"  # registers after it
@@ -158,3 +164,28 @@ async def test_the_partner_command_says_why_the_relay_refused(relay, partner):
 
 def _other_public_key() -> str:
     return base64.b64encode(wire.public_key_bytes(Ed25519PrivateKey.generate().public_key())).decode()
+
+
+async def test_the_detector_hears_each_registration_and_each_account_the_parent_flags(database_url, tmp_path):
+    engine = create_engine(database_url)
+    relay = build_relay(Settings(data_dir=tmp_path, database_url=database_url, secret_key="test"), engine)
+    heard: list = []
+    parts.of(relay).observers.append(heard.append)
+    device = DeviceSignals("Pixel 9", "Android", "15", "0.1.0", "vendor-1")
+    await registration.registered(relay, RegistrationAttempt(FLAGGED_USER, "127.0.0.1", device, 1_000), "acc-1")
+    await insert_account(engine, "acc-1", FLAGGED_USER)
+
+    private = Ed25519PrivateKey.generate()
+    public = base64.b64encode(wire.public_key_bytes(private.public_key())).decode()
+    await partner_keys.register_key(engine, wire.PartnerKey(recipient="parent", public_key=public))
+    phone_key = SharingKeys.load_or_create(tmp_path).phone_key("parent")
+    for number in (FLAGGED_USER, CLEAN):  # CLEAN has no account here: nobody to tell the detector about
+        body = signed(private, 20 if number == CLEAN else 10, wire.phone_hash(phone_key, number))
+        await partner_keys.receive(relay, wire.SignedSignals(**body))
+    await engine.dispose()
+
+    registered, flagged = heard
+    assert isinstance(registered, signals.Registered) and registered.account_id == "acc-1"
+    assert registered.client_version == "0.1.0" and not registered.challenged
+    assert registered.source_score == registered.device_score == 0  # no history: no code request was recorded
+    assert flagged == signals.ParentFlagged("acc-1", "spam", flagged.at_ms)

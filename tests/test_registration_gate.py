@@ -18,6 +18,7 @@ from cove.protocol import challenge
 from cove.safety import registration_rules as rules
 from cove.safety.registration_rules import History, Key, Thresholds
 from cove.safety.registration_storage import safety_code_requests, safety_registrations
+from cove.testing import run_cove
 
 THRESHOLDS = Thresholds(
     per_hour={Key.NUMBER: 10, Key.RANGE: 300, Key.SOURCE: 300, Key.DEVICE: 10},
@@ -196,3 +197,21 @@ async def test_a_refused_answer_is_a_clear_error_and_the_sdk_asks_only_once(rela
         await users.client("late").request_code("+14155559301", progress=too_slow)
     assert refused.value.status == 400 and refused.value.code == "challenge_failed"
     assert "ask again without an answer" in str(refused.value)
+
+
+async def test_an_account_banned_later_counts_against_the_keys_it_registered_from(relay, users, database_url):
+    relay.env["COVE_REGISTRATION_GATE_BANNED"] = "1"
+    relay.env["COVE_REGISTRATION_GATE_SOURCE_PER_HOUR"] = "100"  # no burst here: only the ban may challenge
+    relay.restart()
+    spammer = await users.register("spammer", "+14155558001")
+    leaver = await users.register("leaver", "+14155558101")
+    assert (await ask(relay, "+14155558002")).status_code == 202
+
+    banned = run_cove(["safety", "ban", "+14155558001", "--reason", "spam"], relay.env)
+    assert banned.returncode == 0, banned.stderr
+    after = await ask(relay, "+14155558003")  # same range and address as the banned account
+    assert after.status_code == 428 and after.json()["error"]["code"] == "challenge_required"
+
+    # deleting an account deletes its registration's signals, unless it is banned: a ban outlives the account
+    await leaver.delete_account()
+    assert set(await registrations(database_url)) == {spammer.core.account_id}

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         300, ge=1, description="Code requests from one source address (IPv6: /64) an hour"
     )
     registration_gate_device_per_hour: int = Field(
-        10, ge=1, description="Code requests from one device (its vendor id; a model counts 100 times this) an hour"
+        20, ge=1, description="Code requests from one device (its vendor id; a model counts 100 times this) an hour"
     )
     registration_gate_banned: int = Field(
         3,
