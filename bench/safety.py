@@ -2,7 +2,7 @@
 counters, features, rules and model, then two real relays side by side for the cost of a send.
 
     .venv/bin/python bench/safety.py                 # 40,000 accounts to train, 40,000 others to measure
-    .venv/bin/python bench/safety.py --quick         # a CI smoke run: small, seconds
+    .venv/bin/python bench/safety.py --quick         # a CI smoke run: about a minute
     .venv/bin/python bench/safety.py --no-relay      # the detection figures only
 
 How a run goes:
@@ -290,11 +290,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15.0, help="relay cost: timed window per relay (15)")
     parser.add_argument("--warmup", type=float, default=3.0, help="relay cost: load before the window (3)")
     parser.add_argument("--no-relay", action="store_true", help="skip the relay cost")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 3,000 accounts, a short relay load")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1,500 accounts, a short relay load")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args()
     if args.quick:
-        args.accounts, args.pairs, args.rate, args.seconds, args.warmup = 3_000, 4, 100.0, 3.0, 1.0
+        args.accounts, args.pairs, args.rate, args.seconds, args.warmup = 1_500, 3, 60.0, 2.0, 1.0
     if args.accounts < 100:
         parser.error("--accounts must be at least 100 (about 1 % of them are abusive)")
     if not 1 <= args.pairs <= 4999:
