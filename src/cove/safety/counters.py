@@ -275,8 +275,8 @@ class Counters:
                         reporter.judged += 1
                         reporter.upheld += signal.abusive
                 judged.reporters.clear()
-            return None
-        raise TypeError(f"not a safety signal: {type(signal).__name__}")
+        # A kind of signal the counters have no use for (yet): the publisher must not fail for it.
+        return None
 
     def _weight(self, reporter_id: str) -> float:
         reporter = self.accounts.get(reporter_id)
