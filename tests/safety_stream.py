@@ -56,9 +56,10 @@ def stream(
         friends = [f"p{rng.randrange(people)}" for _ in range(rng.randint(2, 8))]
         sends = rng.randint(3, 30) if not bad else rng.randint(10, 120)
         cold = rng.random() * (0.3 if not bad else 1.0)
+        gap_ms = rng.uniform(20_000, 120_000) if not bad else rng.uniform(10_000, 60_000)
         t = max(a.registered_at_ms, START_MS) + rng.randrange(0, 3_600_000)
         for _ in range(sends):
-            t += int(rng.expovariate(1 / (60_000 if not bad else 15_000)))
+            t += int(rng.expovariate(1 / gap_ms))
             if t > START_MS + hours * 3_600_000:
                 break
             if rng.random() < cold:

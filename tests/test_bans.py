@@ -24,7 +24,18 @@ from cove.testing import run_cove
 
 # pure rules -------------------------------------------------------------------------------------------
 def test_reason_codes_are_a_closed_list():
-    assert [r.value for r in ReasonCode] == ["spam", "bulk_messaging", "abuse", "fraud", "impersonation"]
+    assert [r.value for r in ReasonCode] == [
+        "spam",
+        "bulk_messaging",
+        "abuse",
+        "fraud",
+        "impersonation",
+        # the detector's (cove.safety.rules, cove.safety.detector)
+        "burst_from_new_account",
+        "many_groups",
+        "reported_by_users",
+        "unsolicited_fan_out",
+    ]
     assert verdicts.parse_reason("fraud") is ReasonCode.FRAUD
     with pytest.raises(ApiError) as unknown:
         verdicts.parse_reason("rude")

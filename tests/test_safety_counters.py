@@ -75,6 +75,7 @@ def test_features_are_exact_on_a_hand_made_stream() -> None:
             "sends_1d": 6.0,
             "burst_max_1h": 6.0,
             "burst_max_1d": 6.0,
+            "five_minutes_max_1d": 6.0,
             "deliveries_1h": 9.0,  # five one-to-one messages and one to a group of four
             "deliveries_1d": 9.0,
             "new_recipients_1h": 4.0,
@@ -111,6 +112,11 @@ def test_the_hour_window_rolls_by_five_minutes() -> None:
     assert features(c, "a", hour0 + 65 * 60_000)["sends_1h"] == 5  # 0:00 fell out
     assert features(c, "a", hour0 + 115 * 60_000)["sends_1h"] == 0
     assert features(c, "a", hour0 + 115 * 60_000)["sends_1d"] == 6
+    assert features(c, "a", hour0 + 115 * 60_000)["five_minutes_max_1d"] == 1
+    for second in range(0, 240, 20):  # a take-over's run: twelve messages in four minutes, none in the same 15 s
+        c.observe(message("a", f"q{second}", hour0 + 120 * 60_000 + second * 1000))
+    later = features(c, "a", hour0 + 130 * 60_000)
+    assert (later["five_minutes_max_1d"], later["burst_max_1d"]) == (12, 1)
 
 
 def test_an_account_registered_before_this_process_has_unknown_age_and_scores() -> None:

@@ -12,8 +12,8 @@ import pytest
 from cove.activity import Action, Outbound
 from cove.safety import rules, training
 from cove.safety.counters import Counters
-from cove.safety.detector import Decision, Detector, decide, model_step, observe_cost_ms
-from cove.safety.features import FEATURES, INDEX
+from cove.safety.detector import REASONS, Decision, Detector, decide, model_step, observe_cost_ms
+from cove.safety.features import FEATURES, INDEX, vector
 from cove.safety.model import Model, ModelError, from_text, load
 from cove.safety.signals import Registered
 from cove.safety.verdicts import ReasonCode
@@ -79,9 +79,7 @@ def test_the_model_step_follows_the_thresholds_and_businesses_have_their_own() -
     assert model_step(0.96, PERSON_THRESHOLDS) == "restrict"
     assert model_step(0.96, BUSINESS_THRESHOLDS) == "throttle"
     quiet = row()
-    assert decide("a", quiet, 0.85, PERSON_THRESHOLDS) == Decision(
-        "a", "challenge", ReasonCode.UNSOLICITED_FAN_OUT, "model", 0.85
-    )
+    assert decide("a", quiet, 0.85, PERSON_THRESHOLDS) == Decision("a", "challenge", ReasonCode.SPAM, "model", 0.85)
     assert decide("a", quiet, 0.85, BUSINESS_THRESHOLDS) is None
     # A rule and the model: the higher step decides; on a tie the rule names the reason.
     bursty = row(burst_max_1h=60)
@@ -236,3 +234,21 @@ def test_observe_costs_a_few_microseconds() -> None:
     # The budget is 0.02 CPU-ms for the whole detector on a send (issue 14); this machine is shared, so the test
     # only guards against an order of magnitude (bench/safety.py measures it properly).
     assert observe_cost_ms(sends=20_000) < 0.2
+
+
+def test_a_model_decision_names_the_reason_its_strongest_feature_gives(
+    trained: tuple[Model, training.Dataset, set[int]],
+) -> None:
+    model, _, _ = trained
+    detector = Detector(Counters(100, 64), model, {"throttle": 0.0}, {}, batch=10)  # every account gets a step
+    for i in range(30):
+        detector.observe(message("cold", f"stranger-{i}", T + i * 20_000))
+        detector.observe(message("groupie", f"friend-{i % 3}", T + i * 20_000))
+    detector.observe(Outbound(Action.GROUP_CREATE, "groupie", 1, False, "g", ("friend-0",), 1, T + 700_000))
+    decisions = detector.score_dirty(T + 720_000)
+    assert {d.account_id for d in decisions} == {"cold", "groupie"}
+    for d in decisions:
+        account = detector.counters.get(d.account_id)
+        assert account is not None
+        strongest = model.strongest(np.array([vector(account, T + 720_000)]))[0]
+        assert (d.source, d.reason) == ("model", REASONS.get(strongest, ReasonCode.SPAM))

@@ -32,8 +32,13 @@ class Column(IntEnum):
     FORWARDS = 6  # messages carrying a forward count
 
 
+class Peak(IntEnum):
+    SECONDS = 0  # the most messages within 15 seconds
+    MINUTES = 1  # the most messages within one five-minute bucket (a take-over's run of scams lasts minutes)
+
+
 class Window:
-    """Counts per column over the last ``buckets * width_ms``, and the largest 15-second burst in each bucket.
+    """Counts per column over the last ``buckets * width_ms``, and the largest bursts (Peak) in each bucket.
 
     Counts live in one flat array of 4-byte integers (an account's windows take about a kilobyte)."""
 
@@ -46,7 +51,7 @@ class Window:
         self.head = 0  # the absolute index (time // width) of the newest bucket
         self.counts = array("i", bytes(4 * buckets * columns))
         self.totals = [0] * columns
-        self.peaks = array("i", bytes(4 * buckets))
+        self.peaks = array("i", bytes(4 * buckets * len(Peak)))
 
     def roll(self, at_ms: int) -> int:
         """Move the ring to ``at_ms`` (clearing the buckets that fell out) and return the current slot. An act
@@ -61,7 +66,8 @@ class Window:
                 for column in range(columns):
                     totals[column] -= counts[base + column]
                     counts[base + column] = 0
-                self.peaks[slot] = 0
+                for peak in range(len(Peak)):
+                    self.peaks[slot * len(Peak) + peak] = 0
             self.head = index
         return self.head % self.buckets
 
@@ -69,9 +75,13 @@ class Window:
         self.counts[slot * self.columns + column] += amount
         self.totals[column] += amount
 
-    def peak(self, slot: int, burst: int) -> None:
-        if burst > self.peaks[slot]:
-            self.peaks[slot] = burst
+    def peak(self, slot: int, peak: Peak, burst: int) -> None:
+        at = slot * len(Peak) + peak
+        if burst > self.peaks[at]:
+            self.peaks[at] = burst
+
+    def highest(self, peak: Peak) -> int:
+        return max(self.peaks[peak :: len(Peak)])
 
 
 # Bits of an entry in Account.peers.
@@ -104,9 +114,7 @@ class Account:
         "peers_full",
         "strangers",
         "answered",
-        "blocks",
         "blocks_weighted",
-        "reports",
         "reports_weighted",
         "reporters",
         "judged",
@@ -134,9 +142,8 @@ class Account:
         self.peers_full = 0  # first contacts not remembered because ``peers`` was full
         self.strangers = 0  # peers written to first (cold contacts)
         self.answered = 0  # ... who wrote back
-        self.blocks = 0  # blocks by people who had not accepted the account
-        self.blocks_weighted = 0.0  # ... each weighted by the blocker's reliability
-        self.reports = 0
+        # Blocks and reports by people who had not accepted the account, each weighted by their reliability.
+        self.blocks_weighted = 0.0
         self.reports_weighted = 0.0
         self.reporters: list[str] = []  # who reported it since the last judgement (bounded), to learn from one
         self.judged = 0  # as a reporter: reports of it a person decided
@@ -182,11 +189,12 @@ class Counters:
             second = account.second
             second.add(second.roll(at_ms), Column.SENDS, 1)
             burst = second.totals[Column.SENDS]
-            hour.peak(h, burst)
-            day.peak(d, burst)
+            hour.peak(h, Peak.SECONDS, burst)
+            day.peak(d, Peak.SECONDS, burst)
             account.sends += 1
             hour.add(h, Column.SENDS, 1)
             day.add(d, Column.SENDS, 1)
+            day.peak(d, Peak.MINUTES, hour.counts[h * hour.columns + Column.SENDS])
             hour.add(h, Column.DELIVERIES, outbound.members)
             day.add(d, Column.DELIVERIES, outbound.members)
             if outbound.forward_count > 0:
@@ -244,14 +252,12 @@ class Counters:
             if signal.contact:
                 return None  # falling out with a contact says nothing about spam
             account = self.touch(signal.blocked)
-            account.blocks += 1
             account.blocks_weighted += self._weight(signal.blocker)
             return account
         if isinstance(signal, Reported):
             if signal.contact:
                 return None
             account = self.touch(signal.subject)
-            account.reports += 1
             account.reports_weighted += self._weight(signal.reporter)
             if len(account.reporters) < self.MAX_REPORTERS:
                 account.reporters.append(signal.reporter)
@@ -269,8 +275,8 @@ class Counters:
                         reporter.judged += 1
                         reporter.upheld += signal.abusive
                 judged.reporters.clear()
-            return None
-        raise TypeError(f"not a safety signal: {type(signal).__name__}")
+        # A kind of signal the counters have no use for (yet): the publisher must not fail for it.
+        return None
 
     def _weight(self, reporter_id: str) -> float:
         reporter = self.accounts.get(reporter_id)

@@ -16,7 +16,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from cove.safety.features import FEATURES, vector
 from cove.safety.model import Model, load
 from cove.safety.signals import Signal
 from cove.safety.verdicts import ReasonCode
+
+if TYPE_CHECKING:
+    from cove.context import Relay
 
 log = logging.getLogger("cove.safety")
 
@@ -43,6 +47,20 @@ class Decision:
 
 
 Act = Callable[[Decision], Awaitable[None]]
+
+
+# The reason a model's decision gives, from the feature that weighed most in its score; SPAM otherwise.
+_GROUPS = ("groups_created_1h", "groups_created_1d", "members_added_1h", "members_added_1d")
+_COMPLAINTS = ("blocks", "reports", "complaints_per_stranger")
+_VOLUME = ("sends_15s", "sends_1h", "sends_1d", "burst_max_1h", "burst_max_1d", "five_minutes_max_1d", "sends")
+_FAN_OUT = ("deliveries_1h", "deliveries_1d", "new_recipients_1h", "new_recipients_1d", "strangers_1h")
+_FAN_OUT += ("strangers_1d", "recipients", "stranger_share", "unanswered_share")
+REASONS = {
+    **dict.fromkeys(_GROUPS, ReasonCode.MANY_GROUPS),
+    **dict.fromkeys(_COMPLAINTS, ReasonCode.REPORTED_BY_USERS),
+    **dict.fromkeys(_VOLUME, ReasonCode.BULK_MESSAGING),
+    **dict.fromkeys(_FAN_OUT, ReasonCode.UNSOLICITED_FAN_OUT),
+}
 
 
 def model_step(score: float, thresholds: Mapping[str, float]) -> str | None:
@@ -63,7 +81,7 @@ def decide(
     if rule is not None and (by_model is None or rules.RANK[rule.step] >= rules.RANK[by_model]):
         return Decision(account_id, rule.step, rule.reason, "rule", score)
     if by_model is not None:
-        return Decision(account_id, by_model, ReasonCode.UNSOLICITED_FAN_OUT, "model", score)
+        return Decision(account_id, by_model, ReasonCode.SPAM, "model", score)
     return None
 
 
@@ -99,6 +117,10 @@ class Detector:
         account = self.counters.observe(outbound)
         if account is not None:
             self._mark(account.account_id)
+
+    async def check(self, relay: Relay, outbound: Outbound) -> None:
+        """The outbound check (cove.activity): count, never refuse."""
+        self.observe(outbound)
 
     def hear(self, signal: Signal) -> None:
         account = self.counters.signal(signal)
@@ -157,6 +179,17 @@ class Detector:
                 continue
             account.step = decision.step
             decisions.append(decision)
+        return self._explained(decisions, rows, [a.account_id for a in accounts])
+
+    def _explained(self, decisions: list[Decision], rows: np.ndarray, ids: list[str]) -> list[Decision]:
+        """The model's decisions with the reason its strongest feature gives (computed for those rows only)."""
+        by_model = [i for i, d in enumerate(decisions) if d.source == "model"]
+        if not by_model or self.model is None:
+            return decisions
+        position = {account_id: i for i, account_id in enumerate(ids)}
+        strongest = self.model.strongest(rows[[position[decisions[i].account_id] for i in by_model]])
+        for i, feature in zip(by_model, strongest, strict=True):
+            decisions[i] = replace(decisions[i], reason=REASONS.get(feature, ReasonCode.SPAM))
         return decisions
 
     def close(self) -> None:

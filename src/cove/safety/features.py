@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-from cove.safety.counters import Account, Column
+from cove.safety.counters import Account, Column, Peak
 
 NAN = math.nan
 
@@ -32,6 +32,7 @@ FEATURES: tuple[str, ...] = (
     "sends_1d",
     "burst_max_1h",
     "burst_max_1d",
+    "five_minutes_max_1d",
     "deliveries_1h",
     "deliveries_1d",
     "new_recipients_1h",
@@ -93,8 +94,9 @@ def vector(account: Account, now_ms: int) -> list[float]:
         account.second.totals[Column.SENDS],
         hour.totals[Column.SENDS],
         day.totals[Column.SENDS],
-        max(hour.peaks),
-        max(day.peaks),
+        hour.highest(Peak.SECONDS),
+        day.highest(Peak.SECONDS),
+        day.highest(Peak.MINUTES),
         hour.totals[Column.DELIVERIES],
         day.totals[Column.DELIVERIES],
         hour.totals[Column.NEW_PEERS],

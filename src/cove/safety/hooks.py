@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.activity import Outbound
 from cove.context import Relay
 from cove.events import NumberClaimed
 from cove.safety import detector, storage
-from cove.safety.parts import Parts, of
+from cove.safety.parts import Parts
 from cove.safety.verdicts import banned_error
 
 
@@ -17,11 +16,6 @@ async def refuse_banned(conn: AsyncConnection, event: NumberClaimed) -> None:
     reason = await storage.banned_reason(conn, event.phone_number)
     if reason is not None:
         raise banned_error(reason)
-
-
-async def observe(relay: Relay, outbound: Outbound) -> None:
-    """Count the act; never refuses (the detector acts later, off the send path)."""
-    of(relay).detector.observe(outbound)  # type: ignore[union-attr]  # registered only with a detector
 
 
 def register(relay: Relay) -> None:
@@ -34,4 +28,4 @@ def register(relay: Relay) -> None:
         # decides and counts, and acts on nothing.
         parts.detector = detector.from_settings(relay.settings, act=None)
         parts.observers.append(parts.detector.hear)
-        relay.outbound_checks.append(observe)
+        relay.outbound_checks.append(parts.detector.check)

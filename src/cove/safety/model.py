@@ -48,6 +48,11 @@ class Model:
             return np.zeros(0)
         return self.booster.predict(np.asarray(rows, dtype=np.float64), num_threads=1)
 
+    def strongest(self, rows: np.ndarray) -> list[str]:
+        """For each row, the feature that pushed its score up the most (LightGBM's SHAP contributions)."""
+        contributions = self.booster.predict(np.asarray(rows, dtype=np.float64), pred_contrib=True, num_threads=1)
+        return [FEATURES[i] for i in np.argmax(contributions[:, : len(FEATURES)], axis=1)]
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.text)
