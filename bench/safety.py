@@ -14,7 +14,8 @@ How a run goes:
 3. Measure: replay the second run the same way; an account is acted on at the first row where the model's
    score reaches the threshold or a rule fires (cove.safety.rules). The threshold is set so that the given
    share of legitimate accounts (1e-3, 1e-4) is ever acted on, rules included; if the rules alone flag more,
-   the threshold cannot help and the report says so.
+   the threshold cannot help and the report says so. A hijacked account is caught only by an action after its
+   take-over (before it, the account is its honest owner's).
 4. Relay cost: two relays, one with the detector off (COVE_SAFETY_DETECTOR=false), one with it on and the
    model just trained, automatic actions off on both so the bench senders are not throttled; the same
    fixed-rate load of real Olm messages over WebSockets (bench/relay.py) to both at the same time; relay CPU
@@ -119,9 +120,12 @@ def measure(args: argparse.Namespace, model: Model, say) -> dict[str, Any]:
         "at": {},
     }
     order = np.argsort(dataset.at_ms, kind="stable")
+    # An action on a hijacked account before its take-over falls on the honest owner: it catches no one.
+    since = np.array([a.abusive_from_ms or 0 for a in accounts], dtype=np.int64)
+    counted = dataset.at_ms >= since[dataset.owners]
     for rate in RATES:
         threshold = _threshold(best, ever_ruled, abusive, rate)
-        acted = ruled | (scores >= threshold)
+        acted = (ruled | (scores >= threshold)) & counted
         result["at"][f"{rate:g}"] = _outcome(simulation, witness, dataset, order, acted, threshold)
     return result
 

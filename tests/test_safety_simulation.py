@@ -196,7 +196,11 @@ def test_shares_and_labels_follow_the_config(simulation, config):
     abusive = sum(a.abusive for a in accounts) / len(accounts)
     assert abusive == pytest.approx(sum(p.share for p in config.populations if p.abusive), abs=1e-3)
     for a in accounts:
-        assert (a.abuse_type is not None) == a.abusive
+        assert (a.abuse_type is not None) == a.abusive == (a.abusive_from_ms is not None)
+        if a.abuse_type == "hijacked":  # taken over during the run, long after an honest registration
+            assert simulation.start_ms <= a.abusive_from_ms < simulation.end_ms
+        elif a.abusive:
+            assert a.abusive_from_ms == a.registered_at_ms
     businesses = [a for a in accounts if a.population == "small_businesses"]
     assert businesses and all(a.business for a in businesses)
     new = [a for a in accounts if a.registered_at_ms >= simulation.start_ms]

@@ -39,6 +39,9 @@ class Account:
     abuse_type: str | None  # e.g. "bulk", "evasive", "hijacked"; None for a legitimate account
     business: bool
     registered_at_ms: int  # before start_ms for an account older than the run
+    # From when the account is the abuser's: its registration, or a take-over (a hijacked account is its honest
+    # owner's until then, so rows before it are no example of abuse); None for a legitimate account.
+    abusive_from_ms: int | None = None
 
 
 class Simulation:
@@ -58,6 +61,7 @@ class Simulation:
                 populations[k].abuse_type or None,
                 bool(world.business[i]),
                 int(world.registered_ms[i]),
+                _abusive_from(world, i) if populations[k].abusive else None,
             )
             for i, k in enumerate(world.pop.tolist())
         ]
@@ -122,6 +126,11 @@ class Simulation:
         return Registered(
             self.ids[i], bool(w.business[i]), version, number, range_, source, device, bool(w.challenged[i]), t
         )
+
+
+def _abusive_from(world: World, i: int) -> int:
+    once = int(world.once_ms[i])
+    return once if once >= 0 else int(world.registered_ms[i])
 
 
 def simulate(config: Config, seed: int, accounts: int | None = None) -> Simulation:
