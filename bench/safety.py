@@ -10,7 +10,8 @@ How a run goes:
 1. Simulate two runs of the populations in cove/safety/simulation/populations.toml (seeds S and S + 1): one to
    train on, one to measure on, so no account is judged by a model that saw it.
 2. Train: replay the first run through fresh counters (cove.safety.training.replay: a row of features after
-   each account's first few acts and at every hour's end) and fit the LightGBM model (cove.safety.model).
+   each account's first few acts and at every hour's end) and fit the LightGBM model (cove.safety.model). A row
+   is labelled abusive from when the account is the abuser's (a hijacked account: from its take-over).
 3. Measure: replay the second run the same way; an account is acted on at the first row where the model's
    score reaches the threshold or a rule fires (cove.safety.rules). The threshold is set so that the given
    share of legitimate accounts (1e-3, 1e-4) is ever acted on, rules included; if the rules alone flag more,
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -86,6 +88,11 @@ def train(args: argparse.Namespace, say) -> tuple[Model, dict[str, Any]]:
     simulation = simulate(load(), args.seed, args.accounts)
     started = time.perf_counter()
     dataset = training.replay(simulation.accounts, simulation.events())
+    # A row is an example of abuse only from when the account is the abuser's: a hijacked account's rows before
+    # its take-over are its honest owner's, and labelled so the trees do not learn its age and scores by heart.
+    never = np.iinfo(np.int64).max
+    since = np.array([never if a.abusive_from_ms is None else a.abusive_from_ms for a in simulation.accounts])
+    dataset = replace(dataset, labels=(dataset.at_ms >= since[dataset.owners]).astype(np.int8))
     say(f"training set: {len(dataset):,} rows from {args.accounts:,} accounts in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     model = training.fit(dataset, seed=args.seed)
