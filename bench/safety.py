@@ -2,7 +2,7 @@
 counters, features, rules and model, then two real relays side by side for the cost of a send.
 
     .venv/bin/python bench/safety.py                 # 40,000 accounts to train, 40,000 others to measure
-    .venv/bin/python bench/safety.py --quick         # a CI smoke run: small, seconds
+    .venv/bin/python bench/safety.py --quick         # a CI smoke run: about a minute
     .venv/bin/python bench/safety.py --no-relay      # the detection figures only
 
 How a run goes:
@@ -10,11 +10,13 @@ How a run goes:
 1. Simulate two runs of the populations in cove/safety/simulation/populations.toml (seeds S and S + 1): one to
    train on, one to measure on, so no account is judged by a model that saw it.
 2. Train: replay the first run through fresh counters (cove.safety.training.replay: a row of features after
-   each account's first few acts and at every hour's end) and fit the LightGBM model (cove.safety.model).
+   each account's first few acts and at every hour's end) and fit the LightGBM model (cove.safety.model). A row
+   is labelled abusive from when the account is the abuser's (a hijacked account: from its take-over).
 3. Measure: replay the second run the same way; an account is acted on at the first row where the model's
    score reaches the threshold or a rule fires (cove.safety.rules). The threshold is set so that the given
    share of legitimate accounts (1e-3, 1e-4) is ever acted on, rules included; if the rules alone flag more,
-   the threshold cannot help and the report says so.
+   the threshold cannot help and the report says so. A hijacked account is caught only by an action after its
+   take-over (before it, the account is its honest owner's).
 4. Relay cost: two relays, one with the detector off (COVE_SAFETY_DETECTOR=false), one with it on and the
    model just trained, automatic actions off on both so the bench senders are not throttled; the same
    fixed-rate load of real Olm messages over WebSockets (bench/relay.py) to both at the same time; relay CPU
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -85,6 +88,11 @@ def train(args: argparse.Namespace, say) -> tuple[Model, dict[str, Any]]:
     simulation = simulate(load(), args.seed, args.accounts)
     started = time.perf_counter()
     dataset = training.replay(simulation.accounts, simulation.events())
+    # A row is an example of abuse only from when the account is the abuser's: a hijacked account's rows before
+    # its take-over are its honest owner's, and labelled so the trees do not learn its age and scores by heart.
+    never = np.iinfo(np.int64).max
+    since = np.array([never if a.abusive_from_ms is None else a.abusive_from_ms for a in simulation.accounts])
+    dataset = replace(dataset, labels=(dataset.at_ms >= since[dataset.owners]).astype(np.int8))
     say(f"training set: {len(dataset):,} rows from {args.accounts:,} accounts in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     model = training.fit(dataset, seed=args.seed)
@@ -119,9 +127,12 @@ def measure(args: argparse.Namespace, model: Model, say) -> dict[str, Any]:
         "at": {},
     }
     order = np.argsort(dataset.at_ms, kind="stable")
+    # An action on a hijacked account before its take-over falls on the honest owner: it catches no one.
+    since = np.array([a.abusive_from_ms or 0 for a in accounts], dtype=np.int64)
+    counted = dataset.at_ms >= since[dataset.owners]
     for rate in RATES:
         threshold = _threshold(best, ever_ruled, abusive, rate)
-        acted = ruled | (scores >= threshold)
+        acted = (ruled | (scores >= threshold)) & counted
         result["at"][f"{rate:g}"] = _outcome(simulation, witness, dataset, order, acted, threshold)
     return result
 
@@ -290,11 +301,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15.0, help="relay cost: timed window per relay (15)")
     parser.add_argument("--warmup", type=float, default=3.0, help="relay cost: load before the window (3)")
     parser.add_argument("--no-relay", action="store_true", help="skip the relay cost")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 3,000 accounts, a short relay load")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1,500 accounts, a short relay load")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args()
     if args.quick:
-        args.accounts, args.pairs, args.rate, args.seconds, args.warmup = 3_000, 4, 100.0, 3.0, 1.0
+        args.accounts, args.pairs, args.rate, args.seconds, args.warmup = 1_500, 3, 60.0, 2.0, 1.0
     if args.accounts < 100:
         parser.error("--accounts must be at least 100 (about 1 % of them are abusive)")
     if not 1 <= args.pairs <= 4999:

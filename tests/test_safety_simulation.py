@@ -196,7 +196,11 @@ def test_shares_and_labels_follow_the_config(simulation, config):
     abusive = sum(a.abusive for a in accounts) / len(accounts)
     assert abusive == pytest.approx(sum(p.share for p in config.populations if p.abusive), abs=1e-3)
     for a in accounts:
-        assert (a.abuse_type is not None) == a.abusive
+        assert (a.abuse_type is not None) == a.abusive == (a.abusive_from_ms is not None)
+        if a.abuse_type == "hijacked":  # taken over during the run, long after an honest registration
+            assert simulation.start_ms <= a.abusive_from_ms < simulation.end_ms
+        elif a.abusive:
+            assert a.abusive_from_ms == a.registered_at_ms
     businesses = [a for a in accounts if a.population == "small_businesses"]
     assert businesses and all(a.business for a in businesses)
     new = [a for a in accounts if a.registered_at_ms >= simulation.start_ms]
@@ -261,3 +265,13 @@ def test_the_shipped_file_has_every_population_of_the_issue_and_signals_carry_no
     # The signals carry only identifiers, numbers and instants: the simulator can put nothing else in them.
     for record in (Registered, Blocked, Reported, ParentFlagged):
         assert {f.type for f in fields(record)} <= {"str", "bool", "float", "int"}
+
+
+def test_a_two_day_run_stays_in_time_order_and_acts_on_both_days():
+    text = default_path().read_text().replace("days = 1 ", "days = 2 ", 1)
+    run = simulate(parse(text), seed=2, accounts=400)
+    midnight = run.start_ms + 86_400_000
+    times = [event.at_ms for event in run.events()]
+    assert times == sorted(times)
+    assert run.end_ms == run.start_ms + 2 * 86_400_000 and times[-1] < run.end_ms
+    assert sum(t >= midnight for t in times) > 0.3 * sum(run.start_ms <= t < midnight for t in times)

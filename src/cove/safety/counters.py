@@ -114,9 +114,7 @@ class Account:
         "peers_full",
         "strangers",
         "answered",
-        "blocks",
         "blocks_weighted",
-        "reports",
         "reports_weighted",
         "reporters",
         "judged",
@@ -144,9 +142,8 @@ class Account:
         self.peers_full = 0  # first contacts not remembered because ``peers`` was full
         self.strangers = 0  # peers written to first (cold contacts)
         self.answered = 0  # ... who wrote back
-        self.blocks = 0  # blocks by people who had not accepted the account
-        self.blocks_weighted = 0.0  # ... each weighted by the blocker's reliability
-        self.reports = 0
+        # Blocks and reports by people who had not accepted the account, each weighted by their reliability.
+        self.blocks_weighted = 0.0
         self.reports_weighted = 0.0
         self.reporters: list[str] = []  # who reported it since the last judgement (bounded), to learn from one
         self.judged = 0  # as a reporter: reports of it a person decided
@@ -255,14 +252,12 @@ class Counters:
             if signal.contact:
                 return None  # falling out with a contact says nothing about spam
             account = self.touch(signal.blocked)
-            account.blocks += 1
             account.blocks_weighted += self._weight(signal.blocker)
             return account
         if isinstance(signal, Reported):
             if signal.contact:
                 return None
             account = self.touch(signal.subject)
-            account.reports += 1
             account.reports_weighted += self._weight(signal.reporter)
             if len(account.reporters) < self.MAX_REPORTERS:
                 account.reporters.append(signal.reporter)
@@ -280,8 +275,8 @@ class Counters:
                         reporter.judged += 1
                         reporter.upheld += signal.abusive
                 judged.reporters.clear()
-            return None
-        raise TypeError(f"not a safety signal: {type(signal).__name__}")
+        # A kind of signal the counters have no use for (yet): the publisher must not fail for it.
+        return None
 
     def _weight(self, reporter_id: str) -> float:
         reporter = self.accounts.get(reporter_id)
