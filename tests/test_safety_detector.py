@@ -8,13 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from cove.activity import Action, Outbound
+from cove.app import build_relay
+from cove.config import Settings
+from cove.db import create_engine
 from cove.safety import rules, training
 from cove.safety.counters import Counters
 from cove.safety.detector import REASONS, Decision, Detector, decide, model_step, observe_cost_ms
 from cove.safety.features import FEATURES, INDEX, vector
 from cove.safety.model import Model, ModelError, from_text, load
+from cove.safety.parts import of
 from cove.safety.signals import Registered
 from cove.safety.verdicts import ReasonCode
 from safety_stream import START_MS, message, stream
@@ -252,3 +257,19 @@ def test_a_model_decision_names_the_reason_its_strongest_feature_gives(
         assert account is not None
         strongest = model.strongest(np.array([vector(account, T + 720_000)]))[0]
         assert (d.source, d.reason) == ("model", REASONS.get(strongest, ReasonCode.SPAM))
+
+
+def test_the_relay_counts_every_send_only_with_the_detector_on(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cove.db'}")
+    on = build_relay(Settings(data_dir=tmp_path, secret_key="test", safety_score_interval_ms=250), engine)
+    detector = of(on).detector
+    assert detector is not None and detector.interval_ms == 250
+    assert detector.check in on.outbound_checks and detector.hear in of(on).observers
+    off = build_relay(Settings(data_dir=tmp_path, secret_key="test", safety_detector=False), engine)
+    assert of(off).detector is None and of(off).observers == []
+    with pytest.raises(ModelError, match="cannot read"):
+        build_relay(Settings(data_dir=tmp_path, secret_key="test", safety_model_path=tmp_path / "none.txt"), engine)
+    with pytest.raises(ValidationError):
+        Settings(safety_thresholds={"nap": 0.5})
+    with pytest.raises(ValidationError):
+        Settings(safety_business_thresholds={"ban": 1.5})
