@@ -32,3 +32,9 @@ def test_a_bad_parameter_file_is_one_line_and_no_model(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_too_few_accounts_to_hold_an_abuser_is_said_plainly(tmp_path: Path) -> None:
+    refused = cove("safety", "train", "--accounts", "100", "--seed", "1", "--out", str(tmp_path / "m.txt"))
+    assert refused.returncode == 1
+    assert "both abusive and legitimate" in refused.stderr and "Traceback" not in refused.stderr
