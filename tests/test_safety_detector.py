@@ -228,6 +228,17 @@ def test_a_model_survives_its_text_file_and_a_wrong_one_is_refused(
         load(tmp_path / "missing.txt")
 
 
+def test_the_shipped_model_reads_the_features_the_counters_make() -> None:
+    # Fails when FEATURES changes without `cove safety train` writing a new model.
+    shipped = load()
+    assert shipped is not None
+    blatant = row(age_hours=0.2, burst_max_1h=80, burst_max_1d=80, five_minutes_max_1d=120, sends=120, recipients=100)
+    blatant[INDEX["stranger_share"]] = blatant[INDEX["unanswered_share"]] = 1.0
+    ordinary = row(age_hours=20_000, sends=20, recipients=5, sends_1d=20, burst_max_1d=2, five_minutes_max_1d=3)
+    low, high = shipped.score(np.array([ordinary, blatant]))
+    assert low < 0.1 < 0.5 < high
+
+
 def test_threshold_at_a_false_positive_rate() -> None:
     legitimate = [i / 1000 for i in range(1000)]
     th = training.threshold_at(legitimate, 0.01)
