@@ -230,9 +230,6 @@ def _check(config: Config) -> None:
         raise ConfigError("simulation: days and accounts must be at least 1, start_ms not negative")
     _check_values("simulation", config)
     _check_values("replies", config.replies)
-    total = sum(p.share for p in config.populations)
-    if abs(total - 1.0) > 1e-6:
-        raise ConfigError(f"populations: shares must sum to 1, not {total:.6f}")
     for p in config.populations:
         key = f"populations.{p.name}"
         _check_values(key, p)
@@ -247,6 +244,9 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{key}.contacts_from: must be 'legitimate' or 'own', not {p.contacts_from!r}")
         if p.age_days[0] < -config.days:
             raise ConfigError(f"{key}.age_days: an account cannot register after the run ends ({config.days} days)")
+    total = sum(p.share for p in config.populations)
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"populations: shares must sum to 1, not {total:.6f}")
 
 
 def _check_values(where: str, obj: Any) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 
 from cove.safety.simulation.world import DAY_MS, World
 
-# Event kinds, in the columns' ``kind``.
-MESSAGE, GROUP_MESSAGE, GROUP_CREATE, GROUP_ADD, BLOCKED, REPORTED = range(6)
+# Event kinds, in the columns' ``kind``; the last two are drawn with the world, not with a day's acts.
+MESSAGE, GROUP_MESSAGE, GROUP_CREATE, GROUP_ADD, BLOCKED, REPORTED, REGISTERED, PARENT_FLAGGED = range(8)
 MAX_ATTACHED = 5  # a report may carry the last few messages of the chat (issue 14)
 
 Columns = dict[str, np.ndarray]

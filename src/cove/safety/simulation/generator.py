@@ -27,13 +27,8 @@ from cove.safety.simulation.world import DAY_MS, World, build
 Event = Outbound | Registered | Blocked | Reported | ParentFlagged
 
 _SLICE = 65_536  # events turned into objects at a time: bounds the Python objects alive at once
-_REGISTERED, _PARENT_FLAGGED = 6, 7  # kinds beyond day's: drawn from the world, not from a day's acts
 PARENT_REASON = "spam"
-_ACTIONS = {
-    day.MESSAGE: Action.MESSAGE,
-    day.GROUP_CREATE: Action.GROUP_CREATE,
-    day.GROUP_ADD: Action.GROUP_ADD,
-}
+_GROUP_CHANGES = {day.GROUP_CREATE: Action.GROUP_CREATE, day.GROUP_ADD: Action.GROUP_ADD}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +76,7 @@ class Simulation:
             cols, recipients, next_group = day.draw(w, rng, d0, d1, next_group)
             new = np.flatnonzero((w.registered_ms >= d0) & (w.registered_ms < d1))
             flagged = np.flatnonzero((w.parent_flag_ms >= d0) & (w.parent_flag_ms < d1))
-            parts = [cols, self._world_events(new), self._world_events(flagged, _PARENT_FLAGGED)]
+            parts = [cols, self._world_events(new), self._world_events(flagged, day.PARENT_FLAGGED)]
             cols = day.concat(parts + ([pending] if pending is not None else []))
             # Answers and reactions may fall after the day: they wait for the next one (or past the end, never).
             later = cols["t"] >= d1
@@ -89,9 +84,9 @@ class Simulation:
             cols = day.take(cols, np.flatnonzero(~later))
             yield from self._objects(day.take(cols, np.argsort(cols["t"], kind="stable")), recipients)
 
-    def _world_events(self, accounts: np.ndarray, kind: int = _REGISTERED) -> day.Columns:
+    def _world_events(self, accounts: np.ndarray, kind: int = day.REGISTERED) -> day.Columns:
         w = self.world
-        at = w.registered_ms if kind == _REGISTERED else w.parent_flag_ms
+        at = w.registered_ms if kind == day.REGISTERED else w.parent_flag_ms
         return day.columns(len(accounts), t=at[accounts], kind=kind, a=accounts)
 
     def _objects(self, cols: day.Columns, recipients: np.ndarray | list) -> Iterator[Event]:
@@ -108,14 +103,14 @@ class Simulation:
                     yield Outbound(
                         Action.GROUP_MESSAGE, ids[a], 1, business[a], f"g{b}", (), members, t, False, forward
                     )
-                elif kind in _ACTIONS:
+                elif kind in _GROUP_CHANGES:
                     added = tuple(ids[r] for r in recipients[first : first + count].tolist())
-                    yield Outbound(_ACTIONS[kind], ids[a], 1, business[a], f"g{b}", added, members, t)
+                    yield Outbound(_GROUP_CHANGES[kind], ids[a], 1, business[a], f"g{b}", added, members, t)
                 elif kind == day.BLOCKED:
                     yield Blocked(ids[a], ids[b], bool(contact), t)
                 elif kind == day.REPORTED:
                     yield Reported(ids[a], ids[b], bool(contact), attached, t)
-                elif kind == _REGISTERED:
+                elif kind == day.REGISTERED:
                     yield self._registered(a, t)
                 else:
                     yield ParentFlagged(ids[a], PARENT_REASON, t)
