@@ -24,8 +24,8 @@ def register(relay: Relay) -> None:
     # The outbound checks run in this order: 1 actions in force, 2 the detector's counters, 3 forward limits,
     # 4 blocks and message requests.
     if relay.settings.safety_detector:
-        # No automatic action until the action ladder (cove.safety.actions.take) is wired here: the detector
-        # decides and counts, and acts on nothing.
+        # No automatic action until the action ladder lands: then ``act`` calls cove.safety.actions.take
+        # (tests/test_safety_detector_e2e.py runs once it does). Until then the detector counts and decides only.
         parts.detector = detector.from_settings(relay.settings, act=None)
         parts.observers.append(parts.detector.hear)
         relay.outbound_checks.append(parts.detector.check)
