@@ -8,13 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from cove.activity import Action, Outbound
+from cove.app import build_relay
+from cove.config import Settings
+from cove.db import create_engine
 from cove.safety import rules, training
 from cove.safety.counters import Counters
 from cove.safety.detector import REASONS, Decision, Detector, decide, model_step, observe_cost_ms
 from cove.safety.features import FEATURES, INDEX, vector
 from cove.safety.model import Model, ModelError, from_text, load
+from cove.safety.parts import of
 from cove.safety.signals import Registered
 from cove.safety.verdicts import ReasonCode
 from safety_stream import START_MS, message, stream
@@ -223,6 +228,17 @@ def test_a_model_survives_its_text_file_and_a_wrong_one_is_refused(
         load(tmp_path / "missing.txt")
 
 
+def test_the_shipped_model_reads_the_features_the_counters_make() -> None:
+    # Fails when FEATURES changes without `cove safety train` writing a new model.
+    shipped = load()
+    assert shipped is not None
+    blatant = row(age_hours=0.2, burst_max_1h=80, burst_max_1d=80, five_minutes_max_1d=120, sends=120, recipients=100)
+    blatant[INDEX["stranger_share"]] = blatant[INDEX["unanswered_share"]] = 1.0
+    ordinary = row(age_hours=20_000, sends=20, recipients=5, sends_1d=20, burst_max_1d=2, five_minutes_max_1d=3)
+    low, high = shipped.score(np.array([ordinary, blatant]))
+    assert low < 0.1 < 0.5 < high
+
+
 def test_threshold_at_a_false_positive_rate() -> None:
     legitimate = [i / 1000 for i in range(1000)]
     th = training.threshold_at(legitimate, 0.01)
@@ -252,3 +268,19 @@ def test_a_model_decision_names_the_reason_its_strongest_feature_gives(
         assert account is not None
         strongest = model.strongest(np.array([vector(account, T + 720_000)]))[0]
         assert (d.source, d.reason) == ("model", REASONS.get(strongest, ReasonCode.SPAM))
+
+
+def test_the_relay_counts_every_send_only_with_the_detector_on(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cove.db'}")
+    on = build_relay(Settings(data_dir=tmp_path, secret_key="test", safety_score_interval_ms=250), engine)
+    detector = of(on).detector
+    assert detector is not None and detector.interval_ms == 250
+    assert detector.check in on.outbound_checks and detector.hear in of(on).observers
+    off = build_relay(Settings(data_dir=tmp_path, secret_key="test", safety_detector=False), engine)
+    assert of(off).detector is None and of(off).observers == []
+    with pytest.raises(ModelError, match="cannot read"):
+        build_relay(Settings(data_dir=tmp_path, secret_key="test", safety_model_path=tmp_path / "none.txt"), engine)
+    with pytest.raises(ValidationError):
+        Settings(safety_thresholds={"nap": 0.5})
+    with pytest.raises(ValidationError):
+        Settings(safety_business_thresholds={"ban": 1.5})

@@ -229,7 +229,11 @@ def train(
         dataset = training.replay(simulation.accounts, simulation.events(), progress=advance)
         bar.update(task, description="training the trees", completed=span)
         learn, held = training.split(dataset, 0.2, seed)
-        model = training.fit(learn, seed)
+        try:
+            model = training.fit(learn, seed)
+        except ValueError as e:  # e.g. too few accounts to hold an abuser
+            err.print(f"cannot train on {accounts} accounts: {e}")
+            raise typer.Exit(1) from None
     model.save(out)
     result = training.evaluate(model, held, simulation.accounts, FALSE_POSITIVE_RATES)
     console.print(

