@@ -30,7 +30,7 @@ class UploadStatus(BaseModel):
 
 
 class MoreRecipients(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # a count, not a string that reads as one
 
     count: int = Field(
         ge=1, le=MAX_RECIPIENTS, description="More devices that will fetch it (a forward's recipient devices)"

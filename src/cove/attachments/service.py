@@ -229,6 +229,8 @@ async def add_recipients(relay: Relay, device: DeviceRecord, blob_id: str, body:
         may = uploader or await _serves(conn, blob, device)
     if not may:
         raise ApiError(403, "not_a_fetcher", "only a device that may fetch an attachment adds recipients to it")
+    if blob.recipients + body.count > MAX_RECIPIENTS:  # before the bucket is spent; the update checks it again
+        raise _too_many(blob.recipients)
     await relay.limits.check(Limiter.ATTACHMENT_RECIPIENTS, device.account_id, body.count)
     async with relay.engine.begin() as conn:
         added = await storage.add_recipients(conn, blob_id, body.count, MAX_RECIPIENTS, now_ms(), relay.retention_ms)
@@ -236,13 +238,17 @@ async def add_recipients(relay: Relay, device: DeviceRecord, blob_id: str, body:
     if blob is None or blob.expires_at_ms <= now_ms():
         raise _gone()
     if not added:
-        raise ApiError(
-            409,
-            "too_many_recipients",
-            f"an attachment may be fetched by at most {MAX_RECIPIENTS} devices; it expects {blob.recipients}",
-            limit=MAX_RECIPIENTS,
-        )
+        raise _too_many(blob.recipients)
     return Recipients(id=blob.id, recipients=blob.recipients, fetches=blob.fetches)
+
+
+def _too_many(expected: int) -> ApiError:
+    return ApiError(
+        409,
+        "too_many_recipients",
+        f"an attachment may be fetched by at most {MAX_RECIPIENTS} devices; it expects {expected} already",
+        limit=MAX_RECIPIENTS,
+    )
 
 
 async def purge_expired(engine: AsyncEngine, store: BlobStore, now: int) -> int:
