@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cove.accounts.models import Count
 from cove.protocol.attachments import MAX_ATTACHMENT_BYTES, MAX_RECIPIENTS
 
 
@@ -30,9 +31,9 @@ class UploadStatus(BaseModel):
 
 
 class MoreRecipients(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)  # a count, not a string that reads as one
+    model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(
+    count: Count = Field(
         ge=1, le=MAX_RECIPIENTS, description="More devices that will fetch it (a forward's recipient devices)"
     )
 
