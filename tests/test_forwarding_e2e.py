@@ -190,7 +190,11 @@ async def test_the_cli_forwards_texts_and_files_within_the_limits_and_shows_the_
     forwarded = cove(env, "forward", drill, dave.core.account_id, "Neighbours", "--profile", "alice")
     assert forwarded.returncode == 0, said(forwarded)
     assert cove(env, "forward", chain, dave.core.account_id, "--profile", "alice").returncode == 0
-    assert cove(env, "forward", minutes, dave.core.account_id, "--profile", "alice").returncode == 0
+    to_both = cove(env, "forward", minutes, dave.core.account_id, "Neighbours", "--profile", "alice")
+    assert to_both.returncode == 0, said(to_both)
+    # Room made for dave's device and the group's but alice's: bob's and carol's (alice has no other device).
+    [blob] = [r for t, r in await server_rows(relay.database_url) if t == "attachments"]
+    assert (blob["id"], blob["recipients"]) == (pointer.id, 1 + 3)
     assert cove(env, "forward", chairs, dave.core.account_id, "--profile", "alice").returncode == 0
 
     events = await dave.inbox()
@@ -203,7 +207,11 @@ async def test_the_cli_forwards_texts_and_files_within_the_limits_and_shows_the_
     saved = await dave.save_attachment(file, tmp_path / "dave")
     assert saved.read_text() == shared.read_text()  # the same blob, fetched with the key the pointer carries
 
-    in_group = [e for e in await carol.inbox() if isinstance(e, GroupMessageReceived)]
+    carols = await carol.inbox()
+    [in_group_file] = [e for e in carols if isinstance(e, AttachmentReceived)]
+    assert in_group_file.group == group
+    assert (await carol.save_attachment(in_group_file, tmp_path / "carol")).read_text() == shared.read_text()
+    in_group = [e for e in carols if isinstance(e, GroupMessageReceived)]
     assert [e.text for e in in_group] == ["bring chairs", "fire drill at three"]
     assert forwards.count_of(carol.core.store, group, in_group[1].client_message_id) == 1
     shown = cove(env, "history", "--profile", "alice")
