@@ -15,6 +15,8 @@ async def test_a_file_sent_with_the_cli_is_saved_by_the_recipients_inbox(env, co
     await register_with_the_cli(env, code_inbox, "bob", BOB)
     source = tmp_path / "minutes.txt"
     source.write_bytes(b"the board met at nine\n" * 10_000)
+    # A contact's file is shown and saved by the inbox; a stranger's waits in `cove requests`.
+    assert run_cove(env, "contacts", "add", ALICE, "--profile", "bob").returncode == 0
 
     sent = run_cove(env, "send", BOB, "from the board", "--file", str(source), "--profile", "alice")
     assert sent.returncode == 0, sent.stderr

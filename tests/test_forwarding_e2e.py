@@ -4,6 +4,7 @@ limits from the visible header, and passes the count on to recipients, whose cli
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from sqlalchemy import delete
@@ -148,13 +149,18 @@ async def test_the_cli_forwards_texts_and_files_within_the_limits_and_shows_the_
     await register(env, code_inbox, "alice", ALICE)
     bob, carol, dave = [await users.register(n) for n in ("bob", "carol", "dave")]
     alice_id = await bob.resolve(ALICE)
+    # Bob's messages are not message requests: those are shown by `cove requests`, not by the inbox.
+    added = cove(env, "contacts", "add", bob.core.account_id, "--profile", "alice")
+    assert added.returncode == 0, said(added)
     group = await Groups(bob).create([alice_id, carol.core.account_id], proto.GroupInfo("Neighbours", "", None))
+    chairs_id = await Groups(bob).send_text(group, "bring chairs")
     await bob.send_text(alice_id, "fire drill at three")
     await forward_text(bob, alice_id, "chain letter", forwarding.FREQUENTLY, forwarding.new_batch())
     shared = tmp_path / "minutes.txt"
     shared.write_text("the minutes of the meeting\n" * 100)
-    # A forward sends the pointer again, so the blob must still serve new devices: counted for three here.
-    pointer = parse_pointer(await bob.upload_attachment(shared, recipients=3))
+    # Counted as `send_file` counts (alice's one device): the forward itself makes room for dave's.
+    assert await bob.fetching_devices(alice_id, bob.core.account_id) == 1
+    pointer = parse_pointer(await bob.upload_attachment(shared, recipients=1))
     await bob.send(bob.core.compose_attachment(alice_id, pointer, "the minutes"))
     await bob.send_file(alice_id, shared, "old minutes")
 
@@ -162,6 +168,9 @@ async def test_the_cli_forwards_texts_and_files_within_the_limits_and_shows_the_
     assert inbox.returncode == 0, said(inbox)
     assert "[Forwarded many times]: chain letter" in said(inbox)
     assert "[Forwarded]" not in said(inbox)  # the other messages are originals
+    # A group message's id is shown where it arrives: `cove history` shows one-to-one messages only.
+    [chairs] = re.findall(r"([0-9a-f]{8}) \[Neighbours\] \S+: bring chairs", said(inbox))
+    assert chairs == chairs_id[:8]
     history = cove(env, "history", "--profile", "alice").stdout
     drill, chain, minutes, old = (
         next(line.split()[0] for line in history.splitlines() if line.endswith(text))
@@ -181,19 +190,29 @@ async def test_the_cli_forwards_texts_and_files_within_the_limits_and_shows_the_
     forwarded = cove(env, "forward", drill, dave.core.account_id, "Neighbours", "--profile", "alice")
     assert forwarded.returncode == 0, said(forwarded)
     assert cove(env, "forward", chain, dave.core.account_id, "--profile", "alice").returncode == 0
-    assert cove(env, "forward", minutes, dave.core.account_id, "--profile", "alice").returncode == 0
+    to_both = cove(env, "forward", minutes, dave.core.account_id, "Neighbours", "--profile", "alice")
+    assert to_both.returncode == 0, said(to_both)
+    # Room made for dave's device and the group's but alice's: bob's and carol's (alice has no other device).
+    [blob] = [r for t, r in await server_rows(relay.database_url) if t == "attachments"]
+    assert (blob["id"], blob["recipients"]) == (pointer.id, 1 + 3)
+    assert cove(env, "forward", chairs, dave.core.account_id, "--profile", "alice").returncode == 0
 
     events = await dave.inbox()
     received = {e.text: e.client_message_id for e in events if isinstance(e, MessageReceived)}
     assert forwards.count_of(dave.core.store, alice_id, received["fire drill at three"]) == 1
     assert forwards.count_of(dave.core.store, alice_id, received["chain letter"]) == forwarding.FREQUENTLY + 1
+    assert forwards.count_of(dave.core.store, alice_id, received["bring chairs"]) == 1
     [file] = [e for e in events if isinstance(e, AttachmentReceived)]
     assert forwards.count_of(dave.core.store, alice_id, file.client_message_id) == 1
     saved = await dave.save_attachment(file, tmp_path / "dave")
     assert saved.read_text() == shared.read_text()  # the same blob, fetched with the key the pointer carries
 
-    in_group = [e for e in await carol.inbox() if isinstance(e, GroupMessageReceived)]
-    assert [e.text for e in in_group] == ["fire drill at three"]
-    assert forwards.count_of(carol.core.store, group, in_group[0].client_message_id) == 1
+    carols = await carol.inbox()
+    [in_group_file] = [e for e in carols if isinstance(e, AttachmentReceived)]
+    assert in_group_file.group == group
+    assert (await carol.save_attachment(in_group_file, tmp_path / "carol")).read_text() == shared.read_text()
+    in_group = [e for e in carols if isinstance(e, GroupMessageReceived)]
+    assert [e.text for e in in_group] == ["bring chairs", "fire drill at three"]
+    assert forwards.count_of(carol.core.store, group, in_group[1].client_message_id) == 1
     shown = cove(env, "history", "--profile", "alice")
     assert "[Forwarded]: fire drill at three" in said(shown)

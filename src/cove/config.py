@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     attachment_upload_hours: float = Field(
         24.0, gt=0, description="An attachment upload not completed within this long is deleted"
     )
+    # Forwarded files (cove.attachments): devices a forward adds to a blob's recipients, per account.
+    attachment_recipients_bucket: int = Field(
+        5000, ge=100, description="Devices an account may add to its forwarded files' recipients at once"
+    )
+    attachment_recipients_per_hour: float = Field(5000.0, gt=0, description="... and regains per hour")
 
     discovery_max_numbers: int = 1000
     discovery_bucket_size: int = 5000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cove.accounts.models import Count
 from cove.protocol.attachments import MAX_ATTACHMENT_BYTES, MAX_RECIPIENTS
 
 
@@ -27,3 +28,17 @@ class UploadStatus(BaseModel):
     max_bytes: int = Field(description="The largest body one upload request may carry")
     complete: bool
     digest: str | None = Field(None, description="SHA-256 (hex) of the ciphertext as stored, once complete")
+
+
+class MoreRecipients(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: Count = Field(
+        ge=1, le=MAX_RECIPIENTS, description="More devices that will fetch it (a forward's recipient devices)"
+    )
+
+
+class Recipients(BaseModel):
+    id: str = Field(description="The blob id")
+    recipients: int = Field(description="Devices now expected to fetch it: once they all have, it is deleted")
+    fetches: int = Field(description="Distinct devices (other than the uploader) that fetched it so far")

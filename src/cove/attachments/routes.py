@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from cove.accounts.auth import current_device
 from cove.accounts.storage import DeviceRecord
 from cove.attachments import service
-from cove.attachments.models import NewUpload, UploadStatus
+from cove.attachments.models import MoreRecipients, NewUpload, Recipients, UploadStatus
 from cove.context import Relay, get_relay
 from cove.errors import error_responses
 from cove.protocol.attachments import BLOB_ID, MAX_PATCH_BYTES
@@ -86,6 +86,26 @@ async def upload_status(
     attachment_id: str = _blob_id(), device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
 ) -> UploadStatus:
     return await service.status(relay, device, attachment_id)
+
+
+@router.post(
+    "/v1/attachments/{attachment_id}/recipients",
+    response_model=Recipients,
+    responses=error_responses(400, 401, 403, 404, 409, 429),
+    summary="Expect more devices to fetch an attachment (a forward)",
+    description="A forward sends a file's pointer again, nothing uploaded: before it, the forwarding device says "
+    "how many more devices will fetch the blob (`count`), so that they find it. Allowed to its uploader and to any "
+    "device it is served to (403 `not_a_fetcher` otherwise). A blob every expected device had fetched lives "
+    "again until the message retention after its upload, never longer. At most 10000 devices in all (409 "
+    "`too_many_recipients`); rate-limited per account (`attachment recipients`, a device costing 1).",
+)
+async def add_recipients(
+    body: MoreRecipients,
+    attachment_id: str = _blob_id(),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> Recipients:
+    return await service.add_recipients(relay, device, attachment_id, body)
 
 
 @router.get(

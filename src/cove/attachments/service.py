@@ -14,18 +14,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import ClientDisconnect
 
 from cove.accounts.storage import DeviceRecord
 from cove.attachments import rules, storage
-from cove.attachments.models import NewUpload, UploadStatus
+from cove.attachments.models import MoreRecipients, NewUpload, Recipients, UploadStatus
 from cove.attachments.store import BlobStore, UploadBusy
 from cove.clock import now_ms
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.limits.table import Limiter
-from cove.protocol.attachments import MAX_PATCH_BYTES
+from cove.protocol.attachments import MAX_PATCH_BYTES, MAX_RECIPIENTS
 
 log = logging.getLogger("cove.attachments")
 
@@ -166,6 +166,14 @@ class Download:
     uploader: tuple[str, int]  # whose own fetches do not count: the recipients are the others
 
 
+async def _serves(conn: AsyncConnection, blob: storage.Blob, device: DeviceRecord) -> bool:
+    """Whether a complete blob is fetched by ``device``: by any while not every expected device has, then only
+    by those that did, to resume a download that broke (``storage.FETCHED_GRACE_MS``)."""
+    return blob.fetches < blob.recipients or await storage.has_fetched(
+        conn, blob.id, device.account_id, device.device_id
+    )
+
+
 async def open_download(relay: Relay, device: DeviceRecord, blob_id: str, range_header: str | None) -> Download:
     """Every device that knows the id may fetch a complete blob, until every expected device has: then only
     those, to resume a download that broke (``storage.FETCHED_GRACE_MS``)."""
@@ -173,9 +181,7 @@ async def open_download(relay: Relay, device: DeviceRecord, blob_id: str, range_
         blob = await storage.get(conn, blob_id)
         if blob is None or not blob.complete or blob.expires_at_ms <= now_ms():
             raise _gone()
-        if blob.fetches >= blob.recipients and not await storage.has_fetched(
-            conn, blob_id, device.account_id, device.device_id
-        ):
+        if not await _serves(conn, blob, device):
             raise _gone()
     try:
         wanted = rules.byte_range(range_header, blob.size)
@@ -210,6 +216,39 @@ async def stream(relay: Relay, device: DeviceRecord, blob_id: str, download: Dow
             yield block
     finally:
         await asyncio.to_thread(download.file.close)
+
+
+async def add_recipients(relay: Relay, device: DeviceRecord, blob_id: str, body: MoreRecipients) -> Recipients:
+    """A forward sends a blob's pointer to devices its upload did not count: whoever may fetch it (its uploader,
+    a device that fetched it, or any while not every expected device has) makes room for them first."""
+    async with relay.engine.connect() as conn:
+        blob = await storage.get(conn, blob_id)
+        if blob is None or not blob.complete or blob.expires_at_ms <= now_ms():
+            raise _gone()
+        uploader = (blob.uploader_account_id, blob.uploader_device_id) == (device.account_id, device.device_id)
+        may = uploader or await _serves(conn, blob, device)
+    if not may:
+        raise ApiError(403, "not_a_fetcher", "only a device that may fetch an attachment adds recipients to it")
+    if blob.recipients + body.count > MAX_RECIPIENTS:  # before the bucket is spent; the update checks it again
+        raise _too_many(blob.recipients)
+    await relay.limits.check(Limiter.ATTACHMENT_RECIPIENTS, device.account_id, body.count)
+    async with relay.engine.begin() as conn:
+        added = await storage.add_recipients(conn, blob_id, body.count, MAX_RECIPIENTS, now_ms(), relay.retention_ms)
+        blob = await storage.get(conn, blob_id)
+    if blob is None or blob.expires_at_ms <= now_ms():
+        raise _gone()
+    if not added:
+        raise _too_many(blob.recipients)
+    return Recipients(id=blob.id, recipients=blob.recipients, fetches=blob.fetches)
+
+
+def _too_many(expected: int) -> ApiError:
+    return ApiError(
+        409,
+        "too_many_recipients",
+        f"an attachment may be fetched by at most {MAX_RECIPIENTS} devices; it expects {expected} already",
+        limit=MAX_RECIPIENTS,
+    )
 
 
 async def purge_expired(engine: AsyncEngine, store: BlobStore, now: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, delete, func, select, update
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -119,6 +119,32 @@ async def record_fetch(conn: AsyncConnection, blob_id: str, account_id: str, dev
         .values(expires_at_ms=now + FETCHED_GRACE_MS)
     )
     return int((await conn.execute(select(attachments.c.fetches).where(attachments.c.id == blob_id))).scalar_one())
+
+
+async def add_recipients(
+    conn: AsyncConnection, blob_id: str, count: int, most: int, now: int, retention_ms: int
+) -> bool:
+    """Expect ``count`` more devices to fetch a complete, unexpired blob, as long as it then expects no more than
+    ``most``; a blob that every expected device had fetched (in its grace hour) lives again until the retention
+    after its upload ended, never longer. ``False`` when that would pass ``most`` (or it expired meanwhile)."""
+    more = attachments.c.recipients + count
+    done = await conn.execute(
+        update(attachments)
+        .where(
+            attachments.c.id == blob_id,
+            attachments.c.completed_at_ms.is_not(None),
+            attachments.c.expires_at_ms > now,
+            more <= most,
+        )
+        .values(
+            recipients=more,
+            expires_at_ms=case(
+                (attachments.c.fetches < more, attachments.c.completed_at_ms + retention_ms),
+                else_=attachments.c.expires_at_ms,
+            ),
+        )
+    )
+    return done.rowcount == 1
 
 
 async def has_fetched(conn: AsyncConnection, blob_id: str, account_id: str, device_id: int) -> bool:

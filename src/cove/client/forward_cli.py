@@ -4,7 +4,7 @@ forwarded 5 times or more, as the relay enforces (cove.protocol.forwarding).
 MESSAGE is the start of a message id (4 characters or more), as ``cove history`` shows it; each TO is a phone
 number (+...), an account id, or a group (its id, the start of it, or its name). The forward leaves with the
 message's count plus one and one random batch for all its chats; a file is forwarded by its pointer (no upload)
-while the relay still holds it.
+while the relay still holds it, after telling the relay how many more devices will fetch it.
 """
 
 from __future__ import annotations
@@ -53,6 +53,25 @@ async def _chat(client: CoveClient, core: ClientCore, target: str) -> tuple[str,
     return _group(core, target), True
 
 
+async def _make_room(client: CoveClient, pointer: Pointer, chats: list[tuple[str, bool]]) -> None:
+    """Have the relay expect every device the forward reaches (this person's others too, for the transcript)
+    to fetch the blob, before any is sent its pointer: the upload counted only the original's recipients."""
+    me = client.core.account_id or ""
+    count = await client.fetching_devices(me, *(chat for chat, group in chats if not group))
+    for chat, group in chats:
+        if group:
+            view = await Groups(client).refresh(chat)
+            count += sum(len(m["devices"]) for m in view["members"] if m["account_id"] != me)
+    try:
+        await client.add_attachment_recipients(pointer, max(1, count))
+    except RelayError as exc:
+        if exc.status == 404:
+            _refuse(f"the file {pointer.name} has expired on the relay: send it again with `cove send --file`")
+        if exc.status == 403:
+            _refuse(f"the relay no longer serves {pointer.name} to this device: send it again with `cove send --file`")
+        raise
+
+
 async def _send(
     client: CoveClient, chat: str, group: bool, original: forwards.Original, pointer: Pointer | None, header: dict
 ) -> str:
@@ -91,9 +110,9 @@ def register_forward_command(app: typer.Typer) -> None:
         pointer = _pointer(original)
         header = forwarding.header(forwarding.next_count(original.count), forwarding.new_batch())
         async with _client(core) as client:
-            if pointer is not None and not await client.attachment_available(pointer):
-                _refuse(f"the file {pointer.name} has expired on the relay: send it again with `cove send --file`")
             chats = [await _chat(client, core, target) for target in targets]
+            if pointer is not None:
+                await _make_room(client, pointer, chats)
             done: list[str] = []
             for (chat, group), target in zip(chats, targets, strict=True):
                 try:

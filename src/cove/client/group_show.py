@@ -49,7 +49,9 @@ def describe(core: ClientCore, event: Event, name: Callable[[str], str]) -> str 
         group_id, text = _said(event)
         when = datetime.fromtimestamp(event.sent_at / 1000).strftime("%H:%M:%S")
         where = escape(f"[{label(core, group_id)}]")
-        return f"[dim]{when}[/dim] [cyan]{where}[/cyan] [bold]{escape(who(event.sender))}[/bold]: {escape(text)}"
+        mid = escape(event.client_message_id[:8])  # what `cove forward` takes, as `cove history` shows it 1:1
+        said = f"[bold]{escape(who(event.sender))}[/bold]: {escape(text)}"
+        return f"[dim]{when} {mid}[/dim] [cyan]{where}[/cyan] {said}"
     if isinstance(event, GroupChanged):
         whom = "" if event.action == "leave" else " " + ", ".join(who(a) for a in event.accounts)
         said = f"{who(event.actor)} {CHANGES[event.action]}{whom}"

@@ -56,6 +56,7 @@ DEVICE = "/v1/devices/{device_id}"
 BUSINESS = "/v1/business/{business_id}/{action}"  # profile, preferences, opt-in, block, report...
 ATTACHMENT = "/v1/attachments/{attachment_id}"
 ATTACHMENT_STATUS = "/v1/attachments/{attachment_id}/status"
+ATTACHMENT_RECIPIENTS = "/v1/attachments/{attachment_id}/recipients"
 GROUP = "/v1/groups/{group_id}"
 GROUP_MEMBERS = "/v1/groups/{group_id}/members"
 GROUP_MEMBER = "/v1/groups/{group_id}/members/{account_id}"

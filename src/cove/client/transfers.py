@@ -110,16 +110,10 @@ class Transfers:
         finally:
             part.unlink(missing_ok=True)
 
-    async def available(self, blob_id: str) -> bool:
-        """Whether the relay still serves the blob to this device (a forward sends its pointer again): one byte is
-        asked for, which counts as no fetch; ``False`` once it expired."""
-        target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)
-        response = await self._http.get(target, headers=self._auth() | {"Range": "bytes=0-0"})
-        if response.status_code == 404:
-            return False
-        if response.status_code >= 400:
-            _answer(response)
-        return True
+    async def add_recipients(self, blob_id: str, count: int) -> None:
+        """Expect ``count`` more devices to fetch a blob uploaded before: a forward sends its pointer again. A
+        ``RelayError`` 404 once it expired, 403 when this device may not fetch it either."""
+        await self._json("POST", paths.build(paths.ATTACHMENT_RECIPIENTS, attachment_id=blob_id), {"count": count})
 
     async def _fetch(self, blob_id: str, decryptor: Decryptor) -> None:
         target = paths.build(paths.ATTACHMENT, attachment_id=blob_id)

@@ -275,9 +275,19 @@ class CoveClient:
         download is not what the pointer names, leaving no file behind."""
         return await self._transfers.download(pointer, destination)
 
-    async def attachment_available(self, pointer: Pointer) -> bool:
-        """Whether the relay still holds the file (``False``: expired); a forward sends its pointer again."""
-        return await self._transfers.available(pointer.id)
+    async def add_attachment_recipients(self, pointer: Pointer, count: int) -> None:
+        """Before a forward sends a file's pointer again: ``count`` more devices will fetch it (``RelayError`` 404
+        once it expired, 403 if this device could not fetch it either)."""
+        await self._transfers.add_recipients(pointer.id, count)
+
+    async def fetching_devices(self, *accounts: str) -> int:
+        """The devices of ``accounts`` but this one that a file sent now reaches, read afresh: one linked since
+        they were last read and not counted would find the blob gone."""
+        fetching = 0
+        for account in dict.fromkeys(accounts):
+            self.core.identity_received(await self.call(self.core.identity_request(account)))
+            fetching += sum(1 for d in self.core.trusted_devices(account) if (account, d) != self._me)
+        return fetching
 
     async def save_attachment(self, event: AttachmentReceived | SentElsewhere, folder: Path) -> Path:
         """Save a received file (or one another of this account's devices sent) into ``folder`` under the name its
@@ -290,12 +300,7 @@ class CoveClient:
         account's other devices; the upload counts them all as fetchers. Returns the message id."""
         me = self.core.account_id
         assert me is not None
-        fetching = 0
-        for account in dict.fromkeys((recipient, me)):
-            # Read the devices now: one linked since they were last read and not counted would find the blob gone.
-            self.core.identity_received(await self.call(self.core.identity_request(account)))
-            fetching += sum(1 for d in self.core.trusted_devices(account) if (account, d) != self._me)
-        pointer = await self._transfers.upload(path, max(1, fetching))
+        pointer = await self._transfers.upload(path, max(1, await self.fetching_devices(recipient, me)))
         outgoing = self.core.compose_attachment(recipient, pointer, text)
         await self.send(outgoing)
         return outgoing.client_message_id

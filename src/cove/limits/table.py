@@ -38,6 +38,7 @@ class Limiter(StrEnum):
     BUSINESS_PAIR = "business pair rate"
     MARKETING_HELD = "marketing in flight"
     ATTACHMENT_CREATE = "attachment create"
+    ATTACHMENT_RECIPIENTS = "attachment recipients"  # devices added to blobs by forwards (cove.attachments)
     SAFETY_THROTTLE = "throttled send"
     SAFETY_DEFENCES = "blocks and reports"
     FORWARD_BATCH = "forward batch"  # the chats of one forward action (cove.safety.forwarding)
@@ -109,6 +110,12 @@ def table(s: Settings) -> dict[Limiter, Rule]:
         # per account: uploads started (Signal's attachmentCreate: 50, then one per 1.2 s)
         L.ATTACHMENT_CREATE: Rule(
             Limit(50, 1 / 1.2), O, "each upload is bounded in size and expires; refusing would stop every photo sent"
+        ),
+        # per account: devices added to blobs' recipients (forwards of files), a device costing 1
+        L.ATTACHMENT_RECIPIENTS: Rule(
+            Limit(s.attachment_recipients_bucket, s.attachment_recipients_per_hour / 3600),
+            O,
+            "each blob still expects at most 10000 devices and expires with the retention; the forward limits hold",
         ),
         # per account throttled by safety (cove.safety.actions): sends while the step is in force
         L.SAFETY_THROTTLE: Rule(
