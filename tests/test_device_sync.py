@@ -11,6 +11,7 @@ import uuid
 from cove.client import linking, sync, sync_flow
 from cove.client.core import Outgoing
 from cove.client.events import Delivered, HistoryImported, Read, ReadElsewhere, SentElsewhere, Undecryptable
+from cove.client.request import Request
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.protocol.attachments import Pointer
@@ -106,6 +107,7 @@ async def test_read_state_syncs_and_a_message_read_on_one_device_gets_one_read_r
     ids = [await alice.send_text(bob.core.account_id, f"note {i}") for i in range(3)]
 
     assert texts(await bob.inbox()) == ["note 0", "note 1", "note 2"]
+    await bob.call(Request("PUT", f"/v1/safety/requests/{a}"))  # Bob accepts: read receipts reach Alice
     await bob.mark_read(a, ids)
     assert {m.status for m in bob.core.store.messages(a)} == {"read"}
 

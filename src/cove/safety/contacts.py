@@ -51,12 +51,11 @@ async def load(relay: Relay, account: str, others: Iterable[str]) -> None:
 
 async def between(relay: Relay, a: str, b: str) -> tuple[int, int]:
     """The flags of ``a`` to ``b`` and of ``b`` to ``a``."""
-    cache = pairs(relay)
-    there, back = cache.get(a, b), cache.get(b, a)
-    if there is None or back is None:
+    known = pairs(relay).both(a, b)
+    if known is None:
         await load(relay, a, [b])
-        there, back = cache.get(a, b), cache.get(b, a)
-    return there or 0, back or 0
+        known = pairs(relay).both(a, b) or (0, 0)  # (0, 0): evicted at once by a cache of no room
+    return known
 
 
 async def accepts(relay: Relay, owner: str, peer: str) -> bool:

@@ -5,7 +5,8 @@ tells the sender nothing:
 
 - a message to someone who blocked the sender is withheld: the sender gets the answer of a queued send;
 - a read receipt to someone the sender has not accepted is withheld: reading a message request says nothing
-  back to whoever sent it (a business is exempt both ways: its users opted in to it);
+  back to whoever sent it (a business is exempt both ways, its users opted in to it; and so are people who
+  share a group, whose group messages are receipted one to one);
 - a message (not a receipt) records that the sender accepts the recipient;
 - a group created with, or members added who blocked the actor, is refused with 403 ``cannot_add``, which
   does not say why (a group would otherwise reach them, and its members' messages).
@@ -52,7 +53,9 @@ async def _message(relay: Relay, outbound: Outbound) -> None:
     if outbound.receipt:
         if here & ACCEPTS or outbound.business or await _is_business(relay, recipient):
             return
-        if not await contacts.confirmed_accepts(relay, sender, recipient):
+        if not await contacts.confirmed_accepts(relay, sender, recipient) and not await _share_a_group(
+            relay, sender, recipient
+        ):
             raise Withheld
     elif not here & ACCEPTS and not outbound.business:
         # Recorded before the send is stored: a send refused later (a business rule) still says whom the
@@ -63,6 +66,13 @@ async def _message(relay: Relay, outbound: Outbound) -> None:
 async def _is_business(relay: Relay, account_id: str) -> bool:
     found = await relay.directory.devices_of(account_id)
     return bool(found) and found[0].business
+
+
+async def _share_a_group(relay: Relay, a: str, b: str) -> bool:
+    """A group message's read receipt goes to its sender one to one, like any receipt, and the relay cannot
+    tell them apart: people in a group together get each other's."""
+    async with relay.engine.connect() as conn:
+        return bool(set(await groups_storage.memberships(conn, a)) & set(await groups_storage.memberships(conn, b)))
 
 
 async def _joining(relay: Relay, outbound: Outbound) -> None:

@@ -36,6 +36,17 @@ class Pairs:
             return None
         return hit[0]
 
+    def both(self, a: str, b: str) -> tuple[int, int] | None:
+        """The flags of ``a`` to ``b`` and of ``b`` to ``a`` (what a send looks up), or ``None`` unless both are
+        known."""
+        there, back = self._entries.get((a, b)), self._entries.get((b, a))
+        if there is None or back is None:
+            return None
+        now = self._clock()
+        if there[1] <= now or back[1] <= now:
+            return None
+        return there[0], back[0]
+
     def put(self, owner: str, peer: str, flags: int) -> None:
         key = (owner, peer)
         self._entries[key] = (flags, self._clock() + self.ttl_seconds)
