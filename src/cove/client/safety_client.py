@@ -10,7 +10,7 @@ the relay's answer says how many it took.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from cove.client import paths
@@ -38,12 +38,7 @@ class Attached:
     text: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "sender": self.sender,
-            "client_message_id": self.client_message_id,
-            "sent_at": self.sent_at,
-            "text": self.text[:MAX_ATTACHED_TEXT],
-        }
+        return asdict(self) | {"text": self.text[:MAX_ATTACHED_TEXT]}  # a longer one is shown in part
 
 
 def chat_messages(core: ClientCore, peer: str, last: int) -> list[Attached]:
