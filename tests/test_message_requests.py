@@ -22,6 +22,7 @@ from cove.client.events import (
     TemplateReceived,
 )
 from cove.client.message_requests import request_of, wrote_to
+from cove.client.safety_client import MAX_ATTACHED_TEXT, chat_messages
 from cove.client.store import ClientStore
 
 ME, STRANGER, FRIEND = "me", "stranger", "friend"
@@ -169,3 +170,16 @@ def test_a_deleted_account_leaves_no_contact_or_request_behind(core):
     arrive(core, text(STRANGER, "m1"))
     core.account_deleted()
     assert core.contacts.contacts() == [] and core.contacts.requests() == []
+
+
+def test_a_report_attaches_the_chats_last_messages_as_shown_and_a_long_one_in_part(core):
+    core.store.add_message(STRANGER, "in", "m1", "x" * 5000, 1, "received")
+    core.store.add_message(STRANGER, "out", "m2", "stop", 2, "sent")
+    core.store.add_message(FRIEND, "in", "m3", "another chat", 3, "received")
+    attached = chat_messages(core, STRANGER, 5)
+    assert [(m.sender, m.client_message_id, len(m.text)) for m in attached] == [
+        (STRANGER, "m1", MAX_ATTACHED_TEXT),
+        (ME, "m2", 4),
+    ]
+    assert attached[1].to_json() == {"sender": ME, "client_message_id": "m2", "sent_at": 2, "text": "stop"}
+    assert [m.client_message_id for m in chat_messages(core, STRANGER, 1)] == ["m2"]

@@ -37,8 +37,13 @@ class Attached:
     sent_at: int
     text: str
 
+    @classmethod
+    def of(cls, sender: str, client_message_id: str, sent_at: int, text: str) -> Attached:
+        """As the report carries it: a longer text in part (the user sees that part before agreeing)."""
+        return cls(sender, client_message_id, sent_at, text[:MAX_ATTACHED_TEXT])
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"text": self.text[:MAX_ATTACHED_TEXT]}  # a longer one is shown in part
+        return asdict(self)
 
 
 def chat_messages(core: ClientCore, peer: str, last: int) -> list[Attached]:
@@ -46,14 +51,16 @@ def chat_messages(core: ClientCore, peer: str, last: int) -> list[Attached]:
     me = core.account_id
     assert me is not None
     return [
-        Attached(peer if m.direction == "in" else me, m.client_message_id, m.sent_at, m.text)
+        Attached.of(peer if m.direction == "in" else me, m.client_message_id, m.sent_at, m.text)
         for m in core.store.messages(peer, last)
     ]
 
 
 def group_messages(core: ClientCore, group_id: str, last: int) -> list[Attached]:
     """The last ``last`` messages of the group kept here, oldest first."""
-    return [Attached(m.sender, m.client_message_id, m.sent_at, m.text) for m in core.groups.db.messages(group_id, last)]
+    return [
+        Attached.of(m.sender, m.client_message_id, m.sent_at, m.text) for m in core.groups.db.messages(group_id, last)
+    ]
 
 
 class Safety:
