@@ -35,28 +35,28 @@ class Clock:
         return self.now
 
 
-def test_a_pair_is_known_until_it_expires_is_forgotten_or_is_pushed_out():
+def test_a_pair_is_known_both_ways_until_it_expires_is_forgotten_or_is_pushed_out():
     clock = Clock()
-    cache = Pairs(max_pairs=2, ttl_seconds=10, clock=clock)
-    assert cache.get("a", "b") is None
-    cache.put("a", "b", 0)
-    assert cache.get("a", "b") == 0 and cache.get("b", "a") is None  # ordered: a to b says nothing of b to a
-    cache.mark("a", "b", ACCEPTS)
+    cache = Pairs(max_pairs=4, ttl_seconds=10, clock=clock)
+    assert cache.both("a", "b") is None
+    cache.put("a", "b", ACCEPTS)
+    assert cache.both("a", "b") is None  # b to a is not known yet
+    cache.put("b", "a", BLOCKS)
+    assert cache.both("a", "b") == (ACCEPTS, BLOCKS) and cache.both("b", "a") == (BLOCKS, ACCEPTS)
+    cache.mark("b", "a", ACCEPTS)
     cache.mark("x", "y", ACCEPTS)  # unknown pairs stay unknown: a mark is no read
-    assert cache.get("a", "b") == ACCEPTS and cache.get("x", "y") is None
+    assert cache.both("a", "b") == (ACCEPTS, BLOCKS | ACCEPTS) and len(cache) == 2
     clock.now += 9.9
-    assert cache.get("a", "b") == ACCEPTS
+    assert cache.both("a", "b") is not None
     clock.now += 0.1
-    assert cache.get("a", "b") is None  # expired: read again
-    cache.put("a", "b", BLOCKS)
-    cache.put("b", "c", 0)
-    cache.put("c", "d", ACCEPTS | BLOCKS)
-    assert len(cache) == 2 and cache.get("a", "b") is None  # the oldest written went
-    cache.put("b", "c", ACCEPTS)  # written again: now the newest
-    cache.put("d", "e", 0)
-    assert cache.get("b", "c") == ACCEPTS and cache.get("c", "d") is None
-    cache.forget("b", "c")
-    assert cache.get("b", "c") is None
+    assert cache.both("a", "b") is None  # expired: read again
+    for owner, peer in (("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")):
+        cache.put(owner, peer, 0)
+    cache.put("a", "b", ACCEPTS)  # written again: now the newest
+    cache.put("e", "f", 0)  # one too many: the oldest written goes
+    assert len(cache) == 4 and cache.both("a", "b") is None and cache.both("c", "d") == (0, 0)
+    cache.forget("c", "d")
+    assert cache.both("c", "d") is None and cache.both("d", "c") is None
 
 
 # the report rules -------------------------------------------------------------------------------------

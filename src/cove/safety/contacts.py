@@ -38,8 +38,8 @@ def pairs(relay: Relay) -> Pairs:
     return cache
 
 
-async def load(relay: Relay, account: str, others: Iterable[str]) -> None:
-    """Read ``account``'s relations to each of ``others``, both ways, into the cache."""
+async def load(relay: Relay, account: str, others: Iterable[str]) -> dict[tuple[str, str], int]:
+    """Read ``account``'s relations to each of ``others``, both ways, into the cache; returns those found."""
     others = list(others)
     async with relay.engine.connect() as conn:
         found = await storage.relations(conn, account, others)
@@ -47,14 +47,15 @@ async def load(relay: Relay, account: str, others: Iterable[str]) -> None:
     for other in others:
         cache.put(account, other, found.get((account, other), 0))
         cache.put(other, account, found.get((other, account), 0))
+    return found
 
 
 async def between(relay: Relay, a: str, b: str) -> tuple[int, int]:
     """The flags of ``a`` to ``b`` and of ``b`` to ``a``."""
     known = pairs(relay).both(a, b)
     if known is None:
-        await load(relay, a, [b])
-        known = pairs(relay).both(a, b) or (0, 0)  # (0, 0): evicted at once by a cache of no room
+        found = await load(relay, a, [b])
+        known = found.get((a, b), 0), found.get((b, a), 0)
     return known
 
 

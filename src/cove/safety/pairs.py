@@ -29,16 +29,9 @@ class Pairs:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, owner: str, peer: str) -> int | None:
-        """The pair's flags, or ``None`` when this process does not know them (never read, evicted or expired)."""
-        hit = self._entries.get((owner, peer))
-        if hit is None or hit[1] <= self._clock():
-            return None
-        return hit[0]
-
     def both(self, a: str, b: str) -> tuple[int, int] | None:
-        """The flags of ``a`` to ``b`` and of ``b`` to ``a`` (what a send looks up), or ``None`` unless both are
-        known."""
+        """The flags of ``a`` to ``b`` and of ``b`` to ``a`` (what a send looks up), or ``None`` unless this process
+        knows both (read, not evicted, not expired)."""
         there, back = self._entries.get((a, b)), self._entries.get((b, a))
         if there is None or back is None:
             return None

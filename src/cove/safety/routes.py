@@ -12,6 +12,7 @@ from cove.accounts.storage import DeviceRecord
 from cove.context import Relay, get_relay
 from cove.errors import error_responses
 from cove.groups.rules import GROUP_ID_PATTERN
+from cove.limits.table import DEFENCE_CHANGES_PER_HOUR, REPORT_COST
 from cove.safety import defences
 from cove.safety.reports import MAX_ATTACHED, MAX_REPORTED_MESSAGES, MAX_TEXT, Attached, Kind
 
@@ -185,7 +186,8 @@ async def accepted(
     summary="Report a person, a message or a group; block or leave in the same step",
     description="Attached messages must come from the chat reported (400 `foreign_message`): the person reported "
     "or you, or the group's members. 400 `cannot_report_self`, 404 `unknown_account`, 404 `unknown_group` (not "
-    "a member), 429 after 20 reports in an hour.",
+    f"a member), 429 after {DEFENCE_CHANGES_PER_HOUR // REPORT_COST} reports in an hour (fewer when blocks and "
+    f"acceptances spent the same budget: {DEFENCE_CHANGES_PER_HOUR} changes an hour, a report counting {REPORT_COST}).",
 )
 async def report(body: ReportBody, device: Device, relay: RelayDep) -> ReportResult:
     made = await defences.report(relay, device, _draft(body))
