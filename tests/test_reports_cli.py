@@ -133,6 +133,8 @@ async def test_a_report_shows_what_it_attaches_and_sends_it_only_if_the_user_agr
     assert unknown.returncode == 2 and "names no message" in said(unknown)
     too_many = cove(env, "report", ALICE, "--last", "6", "--profile", "bob")
     assert too_many.returncode == 2 and "Traceback" not in too_many.stderr
+    too_many = cove(env, "report", ALICE, *[a for _ in range(11) for a in ("--message", cmid)], "--profile", "bob")
+    assert too_many.returncode == 2 and "at most 10 messages" in said(too_many)
 
     ok(cove(env, "unblock", ALICE, "--profile", "bob"))
     ok(cove(env, "send", BOB, "more watches", "--profile", "alice"))

@@ -35,6 +35,7 @@ from cove.client.paths import ACCOUNT_ID
 from cove.client.safety_client import (
     GROUP,
     MAX_ATTACHED,
+    MAX_REPORTED_IDS,
     MESSAGE,
     PERSON,
     Attached,
@@ -122,6 +123,8 @@ def _named(core: ClientCore, peer: str, given: list[str]) -> list[Attached]:
 async def _report_person(
     profile: str, who: str, message: list[str], last: int, no_attach: bool, block: bool, yes: bool
 ) -> None:
+    if len(message) > MAX_REPORTED_IDS:
+        _refuse(f"a report names at most {MAX_REPORTED_IDS} messages")
     core = _registered(profile)
     async with _client(core) as client:
         account = await _account(client, who)
