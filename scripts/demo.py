@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from cove.client.core import ClientCore
-from cove.client.events import Delivered, MessageReceived, Read
+from cove.client.events import Delivered, MessageReceived, Read, RequestReceived
+from cove.client.safety_client import Safety
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.testing import CodeInbox, RelayProcess
@@ -59,7 +60,9 @@ async def show_server_rows(database_url: str, title: str) -> None:
 
 def show(name: str, events: list) -> None:
     for e in events:
-        if isinstance(e, MessageReceived):
+        if isinstance(e, RequestReceived):
+            console.print(f"  {name} sees: a message request")
+        elif isinstance(e, MessageReceived):
             console.print(f"  {name} reads: [green]{e.text}[/green]")
         elif isinstance(e, Delivered):
             console.print(f"  {name} sees: delivered {e.client_message_id[:8]}")
@@ -87,12 +90,9 @@ async def main() -> None:
             await alice.send_text(bob.core.account_id, "I found the place with the blue door.")
             await show_server_rows(database_url, "What the relay stores while Bob is offline")
 
-            console.rule("Bob comes online, reads, answers")
-            events = await bob.inbox()
-            show("Bob", events)
-            await bob.mark_read(
-                alice.core.account_id, [e.client_message_id for e in events if isinstance(e, MessageReceived)]
-            )
+            console.rule("Bob comes online: Alice is not his contact yet, so hers is a message request")
+            show("Bob", await bob.inbox())
+            await Safety(bob).accept(alice.core.account_id)  # now his read receipts reach her
             await bob.send_text(alice.core.account_id, "Noon works. See you there!")
 
             console.rule("Alice comes online")

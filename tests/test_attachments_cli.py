@@ -13,6 +13,8 @@ ALICE, BOB, CAROL = "+14155550171", "+14155550172", "+14155550173"
 async def test_a_file_sent_with_the_cli_is_saved_by_the_recipients_inbox(env, code_inbox, tmp_path):  # noqa: F811
     await register_with_the_cli(env, code_inbox, "alice", ALICE)
     await register_with_the_cli(env, code_inbox, "bob", BOB)
+    # A stranger's file comes as a message request and is not fetched: Bob knows Alice
+    assert run_cove(env, "contacts", "add", ALICE, "--profile", "bob").returncode == 0
     source = tmp_path / "minutes.txt"
     source.write_bytes(b"the board met at nine\n" * 10_000)
     # A contact's file is shown and saved by the inbox; a stranger's waits in `cove requests`.

@@ -68,9 +68,14 @@ async def test_senders_are_named_by_the_number_the_directory_confirms_not_by_an_
 
     inbox = run_cove(env, "inbox", "--profile", "bob")
     assert inbox.returncode == 0, inbox.stderr
-    lines = [line for line in inbox.stdout.splitlines() if "it is alice" in line]
-    assert f"{alice.core.phone_number}: it is alice" in lines[0]
+    # Neither is Bob's contact: each first message is a request, named as the directory confirms
+    lines = [line for line in inbox.stdout.splitlines() if "message request from" in line]
+    assert f"message request from {alice.core.phone_number}" in lines[0]
     assert mallory.core.account_id in lines[1] and alice.core.phone_number not in lines[1]
+    requests = said(run_cove(env, "requests", "--profile", "bob"))
+    assert f"message request from {alice.core.phone_number}: 1 message(s)" in requests
+    assert f"message request from {mallory.core.account_id}: 1 message(s)" in requests
+    assert requests.count(f"from {alice.core.phone_number}") == 1
     history = run_cove(env, "history", "--profile", "bob")
     assert f"← {alice.core.phone_number}: it is alice" in history.stdout
 

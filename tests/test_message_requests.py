@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from cove.client.cli import _reply_read, _show
 from cove.client.contacts_store import ACCEPTED, ADDED, RELAY, WROTE
 from cove.client.core import ClientCore, Outgoing
 from cove.client.events import (
@@ -22,7 +23,9 @@ from cove.client.events import (
     TemplateReceived,
 )
 from cove.client.message_requests import request_of, wrote_to
+from cove.client.safety_client import MAX_ATTACHED_TEXT, chat_messages
 from cove.client.store import ClientStore
+from cove.client.transport import CoveClient
 
 ME, STRANGER, FRIEND = "me", "stranger", "friend"
 ENVELOPES = itertools.count(1)
@@ -169,3 +172,31 @@ def test_a_deleted_account_leaves_no_contact_or_request_behind(core):
     arrive(core, text(STRANGER, "m1"))
     core.account_deleted()
     assert core.contacts.contacts() == [] and core.contacts.requests() == []
+
+
+def test_a_report_attaches_the_chats_last_messages_as_shown_and_a_long_one_in_part(core):
+    core.store.add_message(STRANGER, "in", "m1", "x" * 5000, 1, "received")
+    core.store.add_message(STRANGER, "out", "m2", "stop", 2, "sent")
+    core.store.add_message(FRIEND, "in", "m3", "another chat", 3, "received")
+    attached = chat_messages(core, STRANGER, 5)
+    assert [(m.sender, m.client_message_id, len(m.text)) for m in attached] == [
+        (STRANGER, "m1", MAX_ATTACHED_TEXT),
+        (ME, "m2", 4),
+    ]
+    assert attached[1].to_json() == {"sender": ME, "client_message_id": "m2", "sent_at": 2, "text": "stop"}
+    assert [m.client_message_id for m in chat_messages(core, STRANGER, 1)] == ["m2"]
+
+
+async def test_the_command_line_shows_a_request_not_its_text_and_answers_it_with_no_receipt(core, capsys):
+    arrive(core, text(STRANGER, "m1"))
+    core.store.save_peer(STRANGER, 1, "+14155550100")
+    async with CoveClient("http://127.0.0.1:1", core) as client:  # nothing listens there: no request may leave
+        await _show(client, RequestReceived(STRANGER, "m1", 1))
+        await _show(client, text(STRANGER, "m1"))
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "message request from +14155550100" in shown and "text of m1" not in shown
+        await _reply_read(client, [text(STRANGER, "m1")])
+
+        core.contacts.add(STRANGER, ACCEPTED)
+        await _show(client, text(STRANGER, "m1"))
+        assert "+14155550100: text of m1" in " ".join(capsys.readouterr().out.split())

@@ -35,6 +35,7 @@ from cove.client.paths import ACCOUNT_ID
 from cove.client.safety_client import (
     GROUP,
     MAX_ATTACHED,
+    MAX_REPORTED_IDS,
     MESSAGE,
     PERSON,
     Attached,
@@ -122,6 +123,8 @@ def _named(core: ClientCore, peer: str, given: list[str]) -> list[Attached]:
 async def _report_person(
     profile: str, who: str, message: list[str], last: int, no_attach: bool, block: bool, yes: bool
 ) -> None:
+    if len(message) > MAX_REPORTED_IDS:
+        _refuse(f"a report names at most {MAX_REPORTED_IDS} messages")
     core = _registered(profile)
     async with _client(core) as client:
         account = await _account(client, who)
@@ -138,6 +141,13 @@ async def _report_person(
                   f"{answer['attached']} message(s) attached)")  # fmt: skip
 
 
+async def _block(profile: str, who: str, blocking: bool) -> None:
+    async with _client(_registered(profile)) as client:
+        safety, account = Safety(client), await _account(client, who)
+        await (safety.block(account) if blocking else safety.unblock(account))
+    console.print(f"{'Blocked' if blocking else 'Unblocked'} {escape(who)}")
+
+
 def register_safety_commands(app: typer.Typer, group_app: typer.Typer) -> None:
     app.add_typer(requests_app, name="requests")
     app.add_typer(contacts_app, name="contacts")
@@ -146,17 +156,13 @@ def register_safety_commands(app: typer.Typer, group_app: typer.Typer) -> None:
     @_run
     async def block(who: str = PersonArgument, profile: str = ProfileOption) -> None:
         """Block a person: the relay delivers nothing more from them, and they are not told."""
-        async with _client(_registered(profile)) as client:
-            await Safety(client).block(await _account(client, who))
-        console.print(f"Blocked {escape(who)}")
+        await _block(profile, who, True)
 
     @app.command()
     @_run
     async def unblock(who: str = PersonArgument, profile: str = ProfileOption) -> None:
         """Unblock a person: their next message arrives as a message request."""
-        async with _client(_registered(profile)) as client:
-            await Safety(client).unblock(await _account(client, who))
-        console.print(f"Unblocked {escape(who)}")
+        await _block(profile, who, False)
 
     @app.command()
     @_run
@@ -248,9 +254,7 @@ async def accept(who: str = PersonArgument, profile: str = ProfileOption) -> Non
 @_run
 async def request_block(who: str = PersonArgument, profile: str = ProfileOption) -> None:
     """Block the sender of a request (they are not told)."""
-    async with _client(_registered(profile)) as client:
-        await Safety(client).block(await _account(client, who))
-    console.print(f"Blocked {escape(who)}")
+    await _block(profile, who, True)
 
 
 @requests_app.command("report")

@@ -10,7 +10,7 @@ the relay's answer says how many it took.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from cove.client import paths
@@ -37,13 +37,13 @@ class Attached:
     sent_at: int
     text: str
 
+    @classmethod
+    def of(cls, sender: str, client_message_id: str, sent_at: int, text: str) -> Attached:
+        """As the report carries it: a longer text in part (the user sees that part before agreeing)."""
+        return cls(sender, client_message_id, sent_at, text[:MAX_ATTACHED_TEXT])
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "sender": self.sender,
-            "client_message_id": self.client_message_id,
-            "sent_at": self.sent_at,
-            "text": self.text[:MAX_ATTACHED_TEXT],
-        }
+        return asdict(self)
 
 
 def chat_messages(core: ClientCore, peer: str, last: int) -> list[Attached]:
@@ -51,14 +51,16 @@ def chat_messages(core: ClientCore, peer: str, last: int) -> list[Attached]:
     me = core.account_id
     assert me is not None
     return [
-        Attached(peer if m.direction == "in" else me, m.client_message_id, m.sent_at, m.text)
+        Attached.of(peer if m.direction == "in" else me, m.client_message_id, m.sent_at, m.text)
         for m in core.store.messages(peer, last)
     ]
 
 
 def group_messages(core: ClientCore, group_id: str, last: int) -> list[Attached]:
     """The last ``last`` messages of the group kept here, oldest first."""
-    return [Attached(m.sender, m.client_message_id, m.sent_at, m.text) for m in core.groups.db.messages(group_id, last)]
+    return [
+        Attached.of(m.sender, m.client_message_id, m.sent_at, m.text) for m in core.groups.db.messages(group_id, last)
+    ]
 
 
 class Safety:
