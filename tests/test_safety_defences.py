@@ -300,6 +300,21 @@ async def test_a_report_keeps_what_was_reported_and_outlives_the_accounts(people
     ]
 
 
+async def test_the_attached_messages_go_after_their_time_and_the_report_stays(people: Relay):
+    relay = people
+    draft = defences.Draft(
+        Kind.PERSON, "alice", None, (), (Attached("alice", "m1", 10, "send me the code"),), block=False, leave=False
+    )
+    made = await defences.report(relay, _device("bob"), draft)
+    async with relay.engine.begin() as conn:
+        assert await storage.purge_attached(conn, made.at_ms) == 0  # made at that instant: not before it
+        assert await storage.purge_attached(conn, made.at_ms + 1) == 1
+    async with relay.engine.connect() as conn:
+        report = (await conn.execute(select(storage.safety_reports))).mappings().one()
+        assert (await conn.execute(select(storage.safety_report_messages))).all() == []
+    assert report["reporter_account_id"] == "bob" and report["attached"] == 1
+
+
 async def test_deleting_an_account_takes_its_blocks_and_acceptances_both_ways(people: Relay):
     relay = people
     await relay.check_outbound(_send("alice", "bob"))

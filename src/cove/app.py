@@ -46,6 +46,7 @@ from cove.messaging.hub import Hub, new_node
 from cove.messaging.routes import router as messaging_router
 from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
+from cove.safety import defences as safety_defences
 from cove.safety import hooks as safety_hooks
 from cove.safety.actions_routes import router as safety_actions_router
 from cove.safety.connections import Occupancy
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
+            asyncio.create_task(safety_defences.purge_attached_forever(relay, settings.purge_interval_seconds)),
             asyncio.create_task(
                 attachments_service.purge_expired_forever(
                     engine, attachments_service.blob_store(relay), settings.purge_interval_seconds

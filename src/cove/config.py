@@ -189,6 +189,12 @@ class Settings(BaseSettings):
         60.0, gt=0, le=3600, description="How long such a pair is trusted before it is read from the database again"
     )
     safety_max_blocks: int = Field(10_000, ge=1, description="Accounts one account may block (409 too_many_blocks)")
+    safety_report_text_days: float = Field(
+        90.0,
+        gt=0,
+        le=3650,
+        description="How long the messages a reporter attached are kept for review; the report itself stays",
+    )
     # Forwarding (cove.safety.forwarding): the relay's limits on forwarded sends, beside the per-action 5 / 1 chats.
     forward_batch_window_seconds: float = Field(
         300.0, gt=0, le=86_400, description="How long the chats of one forward action (its batch) are counted"

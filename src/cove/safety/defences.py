@@ -14,6 +14,8 @@ tells the sender nothing:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from cove.safety.pairs import ACCEPTS, BLOCKS
 from cove.safety.reports import Attached, Kind, Report
 
 ACCEPTED_PAGE = 1000
+
+log = logging.getLogger("cove.safety")
 
 
 async def check(relay: Relay, outbound: Outbound) -> None:
@@ -217,3 +221,18 @@ async def report(relay: Relay, device: DeviceRecord, draft: Draft) -> Report:
             await _blocked(relay, me, subject, new_block, contact, now)
         signals.publish(relay, signals.Reported(me, subject, contact, len(draft.attached), now))
     return made
+
+
+async def purge_attached_forever(relay: Relay, every_seconds: float) -> None:
+    """A reporter's decrypted messages serve the review of that report, not an archive: they go after
+    ``COVE_SAFETY_REPORT_TEXT_DAYS``, while the report's record stays."""
+    keep_ms = int(relay.settings.safety_report_text_days * 86_400_000)
+    while True:
+        try:
+            async with relay.engine.begin() as conn:
+                removed = await storage.purge_attached(conn, now_ms() - keep_ms)
+            if removed:
+                log.info("deleted %d attached messages of old reports", removed)
+        except Exception:
+            log.exception("purge of reports' attached messages failed")
+        await asyncio.sleep(every_seconds)

@@ -210,3 +210,12 @@ async def forget_account(conn: AsyncConnection, account_id: str) -> None:
     b, a = safety_blocks, safety_acceptances
     await conn.execute(delete(b).where(or_(b.c.owner_account_id == account_id, b.c.blocked_account_id == account_id)))
     await conn.execute(delete(a).where(or_(a.c.owner_account_id == account_id, a.c.peer_account_id == account_id)))
+
+
+async def purge_attached(conn: AsyncConnection, reported_before_ms: int) -> int:
+    """Delete the attached messages of reports made before the instant; the reports (who, whom, when, how many
+    were attached) stay for the detector's feedback and the review's record."""
+    r, m = safety_reports, safety_report_messages
+    old = select(r.c.report_id).where(r.c.created_at_ms < reported_before_ms).scalar_subquery()
+    result = await conn.execute(delete(m).where(m.c.report_id.in_(old)))
+    return result.rowcount or 0
