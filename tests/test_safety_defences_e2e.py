@@ -15,7 +15,7 @@ import websockets
 
 from conftest import Users
 from cove.client.events import Delivered, Read
-from cove.testing import RelayProcess
+from cove.testing import RelayProcess, run_cove
 from groups_world import api, wait_for
 from helpers import server_rows, texts
 
@@ -136,6 +136,15 @@ async def test_reports_with_and_without_messages_and_report_and_block(users, rel
     assert kept == [(0, "you won a prize"), (1, "who is this?")]
     await alice.send_text(b, "why don't you answer?")
     assert texts(await bob.inbox()) == ["you won a prize, send your card number"]
+
+    # The operator reviewing Alice reads both reports, the attached messages under the one that has them.
+    shown = run_cove(["safety", "reports", alice.core.phone_number], {**relay.env, "COLUMNS": "250"})
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count(f"report by {b}") == 2 and "messages " + spam[:8] in shown.stdout
+    assert "you won a prize" in shown.stdout and "who is this?" in shown.stdout
+    assert "no message attached" in shown.stdout
+    unknown = run_cove(["safety", "reports", "+14155550999"], relay.env)
+    assert unknown.returncode == 1 and "no account and no report" in unknown.stderr
 
 
 async def test_report_a_group_and_leave_it_and_its_admin_cannot_add_you_back(users, relay):

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cove.cli_guard import CommandError, err
 from cove.config import Settings
 from cove.operator import on_database
 from cove.protocol.phone import normalise
-from cove.safety import actions, appeals, service
+from cove.safety import actions, appeals, defences, service
 from cove.safety.actions_storage import MAX_APPEAL_CHARS
 from cove.safety.ladder import Step
 from cove.safety.verdicts import ReasonCode
@@ -142,7 +143,34 @@ def queue(
     for p in cases.appeals:
         table.add_row(str(p.id), "appeal", p.account_id, p.state, "", "", _when(p.created_at_ms), p.message)
     console.print(table)
-    console.print("decide with `cove safety review CASE --confirm|--lift` or `cove safety appeal CASE --grant|--deny`")
+    console.print("see what users reported with `cove safety reports ACCOUNT`; decide with")
+    console.print("`cove safety review CASE --confirm|--lift` or `cove safety appeal CASE --grant|--deny`")
+
+
+@safety_app.command("reports")
+def reports(
+    account: str = typer.Argument(..., help="The account's number (+...) or its id, as `cove safety queue` shows"),
+    limit: int = typer.Option(20, min=1, max=1000, help="The latest this many reports"),
+) -> None:
+    """What users reported about an account: by whom, when, what, and the messages a reporter chose to attach
+    (decrypted by the reporter's own client; kept COVE_SAFETY_REPORT_TEXT_DAYS)."""
+    who = normalise(account) if account.startswith("+") else account
+    found = on_database(lambda engine: defences.reports_about(engine, who, limit))
+    if found is None:
+        raise CommandError(f"{account} has no account and no report names it")
+    account_id, seen = found
+    if not seen:
+        console.print(f"no report names account {account_id}")
+        return
+    for r in seen:
+        stranger = "" if r.contact else " (a stranger to them)"
+        where = f" in group {r.group_id}" if r.group_id else ""
+        ids = f", messages {', '.join(i[:8] for i in r.message_ids)}" if r.message_ids else ""
+        console.print(f"[bold]{_when(r.created_at_ms)}[/bold] {r.kind} report by {r.reporter}{stranger}{where}{ids}")
+        for sender, sent_at, text in r.attached:
+            console.print(f"    {_when(sent_at)} {sender[:8]}: {escape(text)}")
+        if not r.attached:
+            console.print("    [dim]no message attached (or its time ran out)[/dim]")
 
 
 def _short(note: str | None) -> None:

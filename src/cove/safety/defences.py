@@ -20,8 +20,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cove.accounts import storage as account_storage
 from cove.accounts.storage import DeviceRecord
 from cove.activity import Action, Outbound, Withheld
 from cove.clock import now_ms
@@ -33,7 +34,7 @@ from cove.groups import storage as groups_storage
 from cove.limits.table import REPORT_COST, Limiter
 from cove.safety import contacts, reports, signals
 from cove.safety import defences_storage as storage
-from cove.safety.defences_storage import Blocked
+from cove.safety.defences_storage import Blocked, ReportSeen
 from cove.safety.pairs import ACCEPTS, BLOCKS
 from cove.safety.reports import Attached, Kind, Report
 
@@ -236,3 +237,13 @@ async def purge_attached_forever(relay: Relay, every_seconds: float) -> None:
         except Exception:
             log.exception("purge of reports' attached messages failed")
         await asyncio.sleep(every_seconds)
+
+
+async def reports_about(engine: AsyncEngine, phone_number: str, limit: int) -> tuple[str, list[ReportSeen]] | None:
+    """The operator's view of the reports naming a number's account (``None``: no such account). A deleted
+    account's reports are found by its id in ``cove safety queue``, hence also by id."""
+    async with engine.connect() as conn:
+        account = await account_storage.account_by_phone(conn, phone_number)
+        account_id = account.id if account else phone_number
+        seen = await storage.reports_about(conn, account_id, limit)
+    return (account_id, seen) if account or seen else None

@@ -219,3 +219,49 @@ async def purge_attached(conn: AsyncConnection, reported_before_ms: int) -> int:
     old = select(r.c.report_id).where(r.c.created_at_ms < reported_before_ms).scalar_subquery()
     result = await conn.execute(delete(m).where(m.c.report_id.in_(old)))
     return result.rowcount or 0
+
+
+class ReportSeen(NamedTuple):
+    """A report as the operator reviewing its subject reads it, with what its reporter chose to attach."""
+
+    report_id: str
+    reporter: str
+    kind: str
+    group_id: str | None
+    message_ids: list[str]
+    contact: bool
+    created_at_ms: int
+    attached: list[tuple[str, int, str]]  # (sender account, sent at, text), while kept
+
+
+async def reports_about(conn: AsyncConnection, subject: str, limit: int) -> list[ReportSeen]:
+    """The latest reports naming an account, newest first."""
+    r, m = safety_reports, safety_report_messages
+    rows = (
+        await conn.execute(
+            select(r).where(r.c.subject_account_id == subject).order_by(r.c.created_at_ms.desc()).limit(limit)
+        )
+    ).mappings()
+    seen = [
+        ReportSeen(
+            row["report_id"],
+            row["reporter_account_id"],
+            row["kind"],
+            row["group_id"],
+            list(row["client_message_ids"]),
+            row["contact"],
+            row["created_at_ms"],
+            [],
+        )
+        for row in rows
+    ]
+    if seen:
+        attached = await conn.execute(
+            select(m.c.report_id, m.c.sender_account_id, m.c.sent_at_ms, m.c.text)
+            .where(m.c.report_id.in_([s.report_id for s in seen]))
+            .order_by(m.c.report_id, m.c.position)
+        )
+        by_report = {s.report_id: s.attached for s in seen}
+        for a in attached:
+            by_report[a.report_id].append((a.sender_account_id, a.sent_at_ms, a.text))
+    return seen
