@@ -59,6 +59,8 @@ SEMANTIC_REFUSALS = {
     "POST /v1/sharing/signals": {"bad_batch"},
     # a challenge's answer is checked by its work and the relay's HMAC; an appeal's code by the one sent
     "PUT /v1/safety/challenge": {"wrong_answer"},
+    # the caller's own account id is schema-valid, and no one accepts (or blocks, or reports) themselves
+    "PUT /v1/safety/requests/{account_id}": {"cannot_accept_self"},
     "POST /v1/safety/appeals": {"invalid_phone_number", "no_code_requested", "wrong_code", "code_expired"},
 }
 # Not semantic, yet not stated by the schema either (left for later): a business header's fields by its kind, and

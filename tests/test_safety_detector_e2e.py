@@ -8,7 +8,9 @@ import asyncio
 import httpx
 import pytest
 
-from cove.client.transport import RelayError  # noqa: E402
+from cove.safety.verdicts import ReasonCode
+
+BURST = 70  # over the rule's 60 in 15 s (throttle), under its 100 in 15 s from a new account (ban)
 
 
 @pytest.fixture
@@ -16,24 +18,24 @@ def relay_env() -> dict[str, str]:
     return {"COVE_SAFETY_AUTOMATIC_ACTIONS": "true", "COVE_SAFETY_SCORE_INTERVAL_MS": "100"}
 
 
-async def test_a_bursting_account_is_throttled_automatically(users, relay):
+async def test_a_bursting_account_gets_an_automatic_step_and_its_recipient_none(users, relay):
     alice = await users.register("alice")
     bob = await users.register("bob")
-    refused, sent = None, 0
-    for _ in range(200):  # the rule fires at 60 in 15 s; the model may well act sooner
-        try:
-            await alice.send_text(bob.core.account_id, f"hello {sent}")
-            sent += 1
-        except RelayError as e:
-            refused = e
+    for n in range(BURST):
+        await alice.send_text(bob.core.account_id, f"hello {n}")  # in well under 15 s
+
+    async def steps(user) -> list[dict]:  # noqa: ANN001
+        async with httpx.AsyncClient(base_url=relay.url) as http:
+            headers = {"Authorization": f"Bearer {user.core.token}"}
+            return (await http.get("/v1/safety/status", headers=headers)).json()["steps"]
+
+    for _ in range(100):  # scores come every 100 ms; a loaded machine may take a few seconds
+        if taken := await steps(alice):
             break
-        if sent >= 60:
-            await asyncio.sleep(0.05)  # scores come every 100 ms; the throttle's own bucket may pass a few first
-    assert refused is not None and refused.status == 429 and refused.code == "throttled", sent
-    async with httpx.AsyncClient(base_url=relay.url) as http:
-        status = (await http.get("/v1/safety/status", headers={"Authorization": f"Bearer {alice.core.token}"})).json()
-    [step] = status["steps"]
-    assert step["step"] == "throttle" and step["source"] in {"rule", "model"}
-    assert step["reason"] == refused.details["reason"]
-    # Bob, who only received, is untouched.
-    await bob.send_text(alice.core.account_id, "hi")
+        await asyncio.sleep(0.1)
+    [step] = taken
+    # The rule throttles; the model, scoring the same counters, may judge it worse: any step short of a ban.
+    assert step["step"] in {"throttle", "challenge", "restrict"} and step["source"] in {"rule", "model"}
+    assert ReasonCode(step["reason"])
+    assert await steps(bob) == []
+    await bob.send_text(alice.core.account_id, "hi")  # Bob, who only received, sends as before
