@@ -46,7 +46,7 @@ import numpy as np
 from rich.table import Table
 
 from cove.activity import Action, Outbound
-from cove.safety import rules, training
+from cove.safety import training
 from cove.safety.detector import observe_cost_ms
 from cove.safety.model import Model
 from cove.safety.signals import Reported
@@ -55,6 +55,7 @@ from cove.safety.simulation.generator import Event, Simulation, simulate
 from harness import command, local_relay, machine, report_console
 
 RATES = (1e-3, 1e-4)
+DAYS = 1
 RELAY_KEYS = ("delivered_per_s", "relay_cpu_ms_per_message", "latency_p50_ms", "latency_p99_ms", "errors")
 SENDS = (Action.MESSAGE, Action.GROUP_MESSAGE)
 
@@ -84,15 +85,15 @@ class Witness:
         return int(np.searchsorted(self.sends[account], at_ms, side="right"))
 
 
+def run(args: argparse.Namespace, seed: int) -> Simulation:
+    config = load()
+    return simulate(replace(config, days=args.days) if args.days else config, seed, args.accounts)
+
+
 def train(args: argparse.Namespace, say) -> tuple[Model, dict[str, Any]]:
-    simulation = simulate(load(), args.seed, args.accounts)
+    simulation = run(args, args.seed)
     started = time.perf_counter()
     dataset = training.replay(simulation.accounts, simulation.events())
-    # A row is an example of abuse only from when the account is the abuser's: a hijacked account's rows before
-    # its take-over are its honest owner's, and labelled so the trees do not learn its age and scores by heart.
-    never = np.iinfo(np.int64).max
-    since = np.array([never if a.abusive_from_ms is None else a.abusive_from_ms for a in simulation.accounts])
-    dataset = replace(dataset, labels=(dataset.at_ms >= since[dataset.owners]).astype(np.int8))
     say(f"training set: {len(dataset):,} rows from {args.accounts:,} accounts in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     model = training.fit(dataset, seed=args.seed)
@@ -100,95 +101,51 @@ def train(args: argparse.Namespace, say) -> tuple[Model, dict[str, Any]]:
 
 
 def measure(args: argparse.Namespace, model: Model, say) -> dict[str, Any]:
-    simulation = simulate(load(), args.seed + 1, args.accounts)
+    simulation = run(args, args.seed + 1)
     witness = Witness(simulation)
     started = time.perf_counter()
     dataset = training.replay(simulation.accounts, witness.watch(simulation.events()))
     replayed = time.perf_counter() - started
     started = time.perf_counter()
-    scores = model.score(dataset.rows)
+    model.score(dataset.rows)
     scored = time.perf_counter() - started
-    ruled = np.array([rules.matched(row.tolist()) is not None for row in dataset.rows], dtype=bool)
     say(f"measured on {len(dataset):,} rows of {witness.events:,} events")
-
-    accounts = simulation.accounts
-    abusive = np.array([a.abusive for a in accounts])
-    best = np.full(len(accounts), -np.inf)
-    np.maximum.at(best, dataset.owners, scores)
-    ever_ruled = np.zeros(len(accounts), dtype=bool)
-    ever_ruled[dataset.owners[ruled]] = True
-    result = {
-        "accounts": len(accounts),
+    evaluation = training.evaluate(model, dataset, simulation.accounts, RATES)
+    return {
+        "accounts": evaluation.accounts,
+        "days": simulation.config.days,
         "events": witness.events,
         "rows": len(dataset),
         "replay_events_per_s": round(witness.events / replayed),
         "model_rows_per_s": round(len(dataset) / scored) if scored else None,
-        "legitimate_flagged_by_rules": int((ever_ruled & ~abusive).sum()),
-        "at": {},
+        "legitimate_flagged_by_rules": evaluation.legitimate_ruled,
+        "at": {f"{rate:g}": _outcome(simulation, witness, dataset, evaluation, rate) for rate in RATES},
     }
-    order = np.argsort(dataset.at_ms, kind="stable")
-    # An action on a hijacked account before its take-over falls on the honest owner: it catches no one.
-    since = np.array([a.abusive_from_ms or 0 for a in accounts], dtype=np.int64)
-    counted = dataset.at_ms >= since[dataset.owners]
-    for rate in RATES:
-        threshold = _threshold(best, ever_ruled, abusive, rate)
-        acted = (ruled | (scores >= threshold)) & counted
-        result["at"][f"{rate:g}"] = _outcome(simulation, witness, dataset, order, acted, threshold)
-    return result
-
-
-def _threshold(best: np.ndarray, ruled: np.ndarray, abusive: np.ndarray, rate: float) -> float:
-    """The lowest score that, with the rules, acts on at most ``rate`` of the legitimate accounts (inf when the
-    rules alone already do)."""
-    legitimate = ~abusive
-    room = int(rate * legitimate.sum()) - int((ruled & legitimate).sum())
-    if room < 0:
-        return float("inf")
-    ordered = np.sort(best[legitimate & ~ruled])[::-1]
-    return float(np.nextafter(ordered[room], np.inf)) if room < len(ordered) else -np.inf
 
 
 def _outcome(
-    simulation: Simulation,
-    witness: Witness,
-    dataset: training.Dataset,
-    order: np.ndarray,
-    acted: np.ndarray,
-    threshold: float,
+    simulation: Simulation, witness: Witness, dataset: training.Dataset, evaluation: training.Evaluation, rate: float
 ) -> dict[str, Any]:
+    """training.evaluate's figures at one rate, with how far the abusers it caught got before the action."""
     accounts = simulation.accounts
-    rows = order[acted[order]]
-    owners, first = np.unique(dataset.owners[rows], return_index=True)
-    when = dict(zip(owners.tolist(), dataset.at_ms[rows[first]].tolist(), strict=True))
-    groups: dict[str, list[int]] = {}
-    for i, a in enumerate(accounts):
-        groups.setdefault(a.abuse_type or a.population, []).append(i)
-    abusers = [i for i, a in enumerate(accounts) if a.abusive]
-    caught = [i for i in abusers if i in when]
-    before = [witness.sent_by(i, when[i]) for i in caught]
-    unreported = [when[i] < witness.first_report[i] for i in caught]
+    when = {i: int(dataset.at_ms[row]) for i, row in evaluation.first_action[rate].items()}
+    caught = [i for i in when if accounts[i].abusive]
+    before = {i: witness.sent_by(i, when[i]) for i in caught}
+    by_type: dict[str, list[int]] = {}
+    for i in caught:
+        by_type.setdefault(accounts[i].abuse_type or accounts[i].population, []).append(before[i])
     return {
-        "threshold": threshold,
-        "recall": _share(caught, abusers),
-        "recall_by_type": {
-            t: _share([i for i in g if i in when], g) for t, g in groups.items() if accounts[g[0]].abusive
-        },
-        "flagged_by_population": {
-            p: _share([i for i in g if i in when], g) for p, g in groups.items() if not accounts[g[0]].abusive
-        },
-        "before_any_report": round(float(np.mean(unreported)), 3) if caught else None,
-        "at_registration": round(float(np.mean([b == 0 for b in before])), 3) if caught else None,
-        "median_messages_before_action": float(np.median(before)) if caught else None,
-        "median_messages_before_action_by_type": {
-            t: float(np.median([witness.sent_by(i, when[i]) for i in g if i in when]))
-            for t, g in groups.items()
-            if accounts[g[0]].abusive and any(i in when for i in g)
-        },
+        "threshold": evaluation.thresholds[rate],
+        "recall": round(evaluation.recall[rate]["all"], 4),
+        "recall_by_type": {t: round(v, 4) for t, v in evaluation.recall[rate].items() if t != "all"},
+        "flagged_by_population": {p: round(v, 4) for p, v in evaluation.flagged[rate].items()},
+        "before_any_report": round(float(np.mean([when[i] < witness.first_report[i] for i in caught])), 3)
+        if caught
+        else None,
+        "at_registration": round(float(np.mean([before[i] == 0 for i in caught])), 3) if caught else None,
+        "median_messages_before_action": float(np.median(list(before.values()))) if caught else None,
+        "median_messages_before_action_by_type": {t: float(np.median(v)) for t, v in sorted(by_type.items())},
     }
-
-
-def _share(part: list[int], whole: list[int]) -> float | None:
-    return round(len(part) / len(whole), 4) if whole else None
 
 
 # Relay cost --------------------------------------------------------------------------------------------
@@ -251,7 +208,8 @@ def print_report(result: dict[str, Any]) -> None:
     console = report_console(result)
     s = result["settings"]
     console.print(
-        f"[bold]settings[/bold]  {s['accounts']:,} accounts to train and {s['accounts']:,} to measure, seed {s['seed']}"
+        f"[bold]settings[/bold]  {s['accounts']:,} accounts to train and {s['accounts']:,} to measure, "
+        f"{s['days']} simulated day(s) each, seed {s['seed']}"
     )
     m = result["detection"]
     console.print(
@@ -295,6 +253,7 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=40_000, help="accounts per run, train and measure (40,000)")
+    parser.add_argument("--days", type=int, default=DAYS, help=f"simulated days per run ({DAYS})")
     parser.add_argument("--seed", type=int, default=1, help="the training run's seed; the measured run's is +1")
     parser.add_argument("--pairs", type=int, default=20, help="relay cost: sender/receiver pairs (default 20)")
     parser.add_argument("--rate", type=float, default=400.0, help="relay cost: messages/s to each relay (400)")
@@ -323,7 +282,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "command": command(),
         "machine": machine(),
-        "settings": {"accounts": args.accounts, "seed": args.seed, **fitted},
+        "settings": {"accounts": args.accounts, "days": args.days, "seed": args.seed, **fitted},
         "detection": measure(args, model, say),
         "observe_cpu_ms": round(observe_cost_ms(sends=20_000 if args.quick else 200_000), 5),
     }

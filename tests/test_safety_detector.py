@@ -162,9 +162,47 @@ def test_replay_takes_rows_at_the_first_acts_and_at_the_end_of_each_hour() -> No
 
 
 class _Labelled:
-    def __init__(self, account_id: str, abusive: bool) -> None:
+    def __init__(
+        self, account_id: str, abusive: bool, abusive_from_ms: int | None = None, population: str = "people"
+    ) -> None:
         self.account_id = account_id
         self.abusive = abusive
+        self.abusive_from_ms = abusive_from_ms
+        self.population = population
+        self.abuse_type = "hijacked" if abusive else None
+
+
+def test_rows_are_abusive_only_from_when_the_account_is_the_abusers() -> None:
+    taken_over = T + 2_500
+    events = [message("h", f"p{i}", T + i * 1000) for i in range(5)]
+    data = training.replay([_Labelled("h", True, abusive_from_ms=taken_over)], events)
+    assert data.at_ms.tolist()[:4] == [T, T + 1000, T + 2000, T + 4000]  # after acts 1, 2, 3 and 5
+    assert data.labels.tolist()[:4] == [0, 0, 0, 1]  # the owner's acts, then the hijacker's
+
+
+class _Fixed:
+    """A "model" whose score is the row's count of sends: the first-crossing rule is then plain to see."""
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return rows[:, INDEX["sends"]].astype(np.float64)
+
+
+def test_evaluation_acts_on_the_first_crossing_and_not_on_a_hijacked_account_before_its_take_over() -> None:
+    # Ten legitimate accounts send 1..10 messages; a hijacked account sends 20, taken over before its 15th.
+    events = [message(f"l{n}", "x", T + n * 100_000 + i) for n in range(1, 11) for i in range(n)]
+    events += [message("h", "x", T + 2_000_000 + i * 1000) for i in range(20)]
+    accounts = [_Labelled(f"l{n}", False) for n in range(1, 11)] + [_Labelled("h", True, T + 2_000_000 + 14_000)]
+    data = training.replay(accounts, sorted(events, key=lambda e: e.at_ms))
+    result = training.evaluate(_Fixed(), data, accounts, [0.1, 0.0])  # type: ignore[arg-type]
+    # At 10 %, the one legitimate account allowed is the busiest (10 sends): the line is just above 9.
+    assert 9 < result.thresholds[0.1] <= 10 and result.flagged[0.1] == {"people": 0.1}
+    # The hijacker crossed 9 sends before its take-over (its owner's acts): the action counts from the 15th.
+    first = result.first_action[0.1][10]
+    assert data.rows[first][INDEX["sends"]] == 20 and data.at_ms[first] >= accounts[10].abusive_from_ms
+    assert result.recall[0.1] == {"all": 1.0, "hijacked": 1.0}
+    # At 0, nothing legitimate may be acted on: the line is above every legitimate account's highest score.
+    assert result.thresholds[0.0] > 10 and result.flagged[0.0] == {"people": 0.0}
+    assert result.recall[0.0]["all"] == 1.0  # 20 sends > 10
 
 
 def auc(scores: dict[int, float], abusive: set[int]) -> float:
