@@ -55,7 +55,6 @@ from cove.safety.simulation.generator import Event, Simulation, simulate
 from harness import command, local_relay, machine, report_console
 
 RATES = (1e-3, 1e-4)
-DAYS = 1
 RELAY_KEYS = ("delivered_per_s", "relay_cpu_ms_per_message", "latency_p50_ms", "latency_p99_ms", "errors")
 SENDS = (Action.MESSAGE, Action.GROUP_MESSAGE)
 
@@ -87,7 +86,7 @@ class Witness:
 
 def run(args: argparse.Namespace, seed: int) -> Simulation:
     config = load()
-    return simulate(replace(config, days=args.days) if args.days else config, seed, args.accounts)
+    return simulate(replace(config, days=args.days), seed, args.accounts)
 
 
 def train(args: argparse.Namespace, say) -> tuple[Model, dict[str, Any]]:
@@ -253,7 +252,7 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=40_000, help="accounts per run, train and measure (40,000)")
-    parser.add_argument("--days", type=int, default=DAYS, help=f"simulated days per run ({DAYS})")
+    parser.add_argument("--days", type=int, default=training.DAYS, help=f"simulated days per run ({training.DAYS})")
     parser.add_argument("--seed", type=int, default=1, help="the training run's seed; the measured run's is +1")
     parser.add_argument("--pairs", type=int, default=20, help="relay cost: sender/receiver pairs (default 20)")
     parser.add_argument("--rate", type=float, default=400.0, help="relay cost: messages/s to each relay (400)")
@@ -267,6 +266,8 @@ def parse_args() -> argparse.Namespace:
         args.accounts, args.pairs, args.rate, args.seconds, args.warmup = 1_500, 3, 60.0, 2.0, 1.0
     if args.accounts < 100:
         parser.error("--accounts must be at least 100 (about 1 % of them are abusive)")
+    if not 1 <= args.days <= 60:
+        parser.error("--days must be between 1 and 60")
     if not 1 <= args.pairs <= 4999:
         parser.error("--pairs must be between 1 and 4999")
     return args

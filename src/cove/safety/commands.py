@@ -202,7 +202,7 @@ FALSE_POSITIVE_RATES = (1e-2, 1e-3, 1e-4)
 def train(
     accounts: int = typer.Option(50_000, min=100, max=2_000_000, help="Simulated accounts"),
     seed: int = typer.Option(7, help="The simulation's seed (a run is a pure function of it and the parameters)"),
-    days: int | None = typer.Option(None, min=1, max=60, help="Simulated days (the parameter file's by default)"),
+    days: int = typer.Option(2, min=1, max=60, help="Simulated days (cove.safety.training.DAYS)"),
     out: Path = typer.Option(SHIPPED_MODEL, help="Where to write the model (LightGBM text format)"),
     parameters: Path | None = typer.Option(None, help="A simulator parameter file instead of the shipped one"),
 ) -> None:
@@ -218,7 +218,7 @@ def train(
 
     try:
         config = load(parameters)
-        simulation = simulate(config if days is None else replace(config, days=days), seed, accounts)
+        simulation = simulate(replace(config, days=days), seed, accounts)
     except ConfigError as e:
         err.print(str(e))
         raise typer.Exit(1) from None

@@ -31,6 +31,12 @@ from cove.safety.features import FEATURES, vector
 from cove.safety.model import Model, train
 from cove.safety.signals import Signal
 
+# Days each simulated run lasts when training and measuring. On the first day the counters, like a relay's
+# just started, know no one's contacts (every first message looks cold) and the last accounts to register have
+# only hours left; a second day shows how accounts behave once known (on 20,000 accounts, recall at a
+# false-positive rate of 1e-3 rose from 0.70 to 0.83: bulk 0.85 -> 1.00, evasive 0.54 -> 0.61, hijacked
+# 0.57 -> 0.73). The parameter file's ``days`` stays the detector's deadline to act within.
+DAYS = 2
 CHECKPOINTS = frozenset({1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000})
 HOUR_MS = 3_600_000
 
