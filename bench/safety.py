@@ -7,16 +7,18 @@ counters, features, rules and model, then two real relays side by side for the c
 
 How a run goes:
 
-1. Simulate two runs of the populations in cove/safety/simulation/populations.toml (seeds S and S + 1): one to
-   train on, one to measure on, so no account is judged by a model that saw it.
+1. Simulate two runs of the populations in cove/safety/simulation/populations.toml (seeds S and S + 1), each of
+   ``--days`` days (cove.safety.training.DAYS: two): one to train on, one to measure on, so no account is
+   judged by a model that saw it.
 2. Train: replay the first run through fresh counters (cove.safety.training.replay: a row of features after
    each account's first few acts and at every hour's end) and fit the LightGBM model (cove.safety.model). A row
    is labelled abusive from when the account is the abuser's (a hijacked account: from its take-over).
-3. Measure: replay the second run the same way; an account is acted on at the first row where the model's
-   score reaches the threshold or a rule fires (cove.safety.rules). The threshold is set so that the given
-   share of legitimate accounts (1e-3, 1e-4) is ever acted on, rules included; if the rules alone flag more,
-   the threshold cannot help and the report says so. A hijacked account is caught only by an action after its
-   take-over (before it, the account is its honest owner's).
+3. Measure: replay the second run the same way and judge it with cove.safety.training.evaluate, as
+   `cove safety train` does: an account is acted on at the first row where the model's score reaches the
+   threshold or a rule fires (cove.safety.rules). The threshold is set so that the given share of legitimate
+   accounts (1e-3, 1e-4) is ever acted on, rules included; if the rules alone flag more, the threshold cannot
+   help and the report says so. A hijacked account is caught only by an action after its take-over (before
+   it, the account is its honest owner's).
 4. Relay cost: two relays, one with the detector off (COVE_SAFETY_DETECTOR=false), one with it on and the
    model just trained, automatic actions off on both so the bench senders are not throttled; the same
    fixed-rate load of real Olm messages over WebSockets (bench/relay.py) to both at the same time; relay CPU
@@ -24,8 +26,8 @@ How a run goes:
    comes with it (cove.safety.detector.observe_cost_ms).
 
 What the figures mean: the populations' parameters are assumptions a reviewer can challenge; they, not the
-model, drive the numbers (docs/safety.md). Recall is per account over one simulated day; a false positive is a
-legitimate account acted on at least once that day, at the mildest step the threshold asks for.
+model, drive the numbers (docs/safety.md). Recall is per account over the run; a false positive is a
+legitimate account acted on at least once in it, at the mildest step the threshold asks for.
 """
 
 from __future__ import annotations
