@@ -97,7 +97,7 @@ def train(args: argparse.Namespace, say) -> tuple[Model, dict[str, Any]]:
     dataset = training.replay(simulation.accounts, simulation.events())
     say(f"training set: {len(dataset):,} rows from {args.accounts:,} accounts in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
-    model = training.fit(dataset, seed=args.seed)
+    model = training.fit(dataset, simulation.accounts, seed=args.seed)
     return model, {"rows": len(dataset), "fit_seconds": round(time.perf_counter() - started, 1)}
 
 

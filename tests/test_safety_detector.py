@@ -217,7 +217,7 @@ def trained() -> tuple[Model, training.Dataset, set[int]]:
     accounts, events = stream(people=1500, spammers=150, seed=3)
     data = training.replay(accounts, events)
     learn, held = training.split(data, 0.5, seed=1)
-    return training.fit(learn), held, {i for i, a in enumerate(accounts) if a.abusive}
+    return training.fit(learn, accounts), held, {i for i, a in enumerate(accounts) if a.abusive}
 
 
 def test_a_model_trained_on_a_small_stream_ranks_abusers_first(
@@ -332,3 +332,13 @@ def test_the_relay_counts_every_send_only_with_the_detector_on(tmp_path: Path) -
         Settings(safety_thresholds={"nap": 0.5})
     with pytest.raises(ValidationError):
         Settings(safety_business_thresholds={"ban": 1.5})
+
+
+def test_rows_of_small_populations_weigh_more_and_each_class_keeps_its_total() -> None:
+    accounts = [_Labelled("big", False), _Labelled("small", False, population="admins"), _Labelled("bad", True)]
+    owners = np.array([0] * 90 + [1] * 10 + [2] * 5, dtype=np.int32)
+    labels = np.array([0] * 100 + [1] * 5, dtype=np.int8)
+    data = training.Dataset(np.zeros((105, len(FEATURES)), np.float32), labels, owners, np.zeros(105, np.int64), ())
+    weights = training.balanced(data, accounts)
+    assert weights[:100].sum() == pytest.approx(100) and weights[100:].sum() == pytest.approx(5)
+    assert weights[90] / weights[0] == pytest.approx(3.0)  # the square root of 90 rows against 10

@@ -234,7 +234,7 @@ def train(
         bar.update(task, description="training the trees", completed=span)
         learn, held = training.split(dataset, 0.2, seed)
         try:
-            model = training.fit(learn, seed)
+            model = training.fit(learn, simulation.accounts, seed)
         except ValueError as e:  # e.g. too few accounts to hold an abuser
             err.print(f"cannot train on {accounts} accounts: {e}")
             raise typer.Exit(1) from None

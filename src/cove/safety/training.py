@@ -146,8 +146,27 @@ def split(dataset: Dataset, evaluation: float, seed: int) -> tuple[Dataset, Data
     return dataset.subset(~mask), dataset.subset(mask)
 
 
-def fit(dataset: Dataset, seed: int = 0) -> Model:
-    return train(dataset.rows, dataset.labels, seed=seed)
+def fit(dataset: Dataset, accounts: Sequence[Described], seed: int = 0) -> Model:
+    return train(dataset.rows, dataset.labels, seed=seed, weights=balanced(dataset, accounts))
+
+
+def balanced(dataset: Dataset, accounts: Sequence[Described]) -> np.ndarray:
+    """Row weights that bring each population (each abuse type, among abusive rows) towards the same total
+    within its class, by the square root of its shortfall, each class keeping its total. Ordinary users write
+    nine rows in ten: unweighted, the trees spent their splits on them, and the few admins and new users who
+    look like spammers took all the false positives (on two pairs of 20,000-account runs the worst legitimate
+    population flagged at 1e-3 fell from 1.5 % and 1.7 % to 1.3 % with these weights, recall at 1e-4 rose from
+    0.70 and 0.78 to 0.74 and 0.82; full weights, not their square root, lost recall at 1e-4)."""
+    group = np.array([a.abuse_type or a.population for a in accounts])[dataset.owners]
+    weights = np.ones(len(dataset))
+    for cls in (0, 1):
+        mine = dataset.labels == cls
+        names, counts = np.unique(group[mine], return_counts=True)
+        for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+            weights[mine & (group == name)] = (mine.sum() / (len(names) * count)) ** 0.5
+        if mine.any():
+            weights[mine] *= mine.sum() / weights[mine].sum()
+    return weights
 
 
 def account_scores(model: Model, dataset: Dataset) -> dict[int, float]:
