@@ -7,16 +7,18 @@ counters, features, rules and model, then two real relays side by side for the c
 
 How a run goes:
 
-1. Simulate two runs of the populations in cove/safety/simulation/populations.toml (seeds S and S + 1): one to
-   train on, one to measure on, so no account is judged by a model that saw it.
+1. Simulate two runs of the populations in cove/safety/simulation/populations.toml (seeds S and S + 1), each of
+   ``--days`` days (cove.safety.training.DAYS: two): one to train on, one to measure on, so no account is
+   judged by a model that saw it.
 2. Train: replay the first run through fresh counters (cove.safety.training.replay: a row of features after
    each account's first few acts and at every hour's end) and fit the LightGBM model (cove.safety.model). A row
    is labelled abusive from when the account is the abuser's (a hijacked account: from its take-over).
-3. Measure: replay the second run the same way; an account is acted on at the first row where the model's
-   score reaches the threshold or a rule fires (cove.safety.rules). The threshold is set so that the given
-   share of legitimate accounts (1e-3, 1e-4) is ever acted on, rules included; if the rules alone flag more,
-   the threshold cannot help and the report says so. A hijacked account is caught only by an action after its
-   take-over (before it, the account is its honest owner's).
+3. Measure: replay the second run the same way and judge it with cove.safety.training.evaluate, as
+   `cove safety train` does: an account is acted on at the first row where the model's score reaches the
+   threshold or a rule fires (cove.safety.rules). The threshold is set so that the given share of legitimate
+   accounts (1e-3, 1e-4) is ever acted on, rules included; if the rules alone flag more, the threshold cannot
+   help and the report says so. A hijacked account is caught only by an action after its take-over (before
+   it, the account is its honest owner's).
 4. Relay cost: two relays, one with the detector off (COVE_SAFETY_DETECTOR=false), one with it on and the
    model just trained, automatic actions off on both so the bench senders are not throttled; the same
    fixed-rate load of real Olm messages over WebSockets (bench/relay.py) to both at the same time; relay CPU
@@ -24,8 +26,8 @@ How a run goes:
    comes with it (cove.safety.detector.observe_cost_ms).
 
 What the figures mean: the populations' parameters are assumptions a reviewer can challenge; they, not the
-model, drive the numbers (docs/safety.md). Recall is per account over one simulated day; a false positive is a
-legitimate account acted on at least once that day, at the mildest step the threshold asks for.
+model, drive the numbers (docs/safety.md). Recall is per account over the run; a false positive is a
+legitimate account acted on at least once in it, at the mildest step the threshold asks for.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import numpy as np
 from rich.table import Table
 
 from cove.activity import Action, Outbound
-from cove.safety import rules, training
+from cove.safety import training
 from cove.safety.detector import observe_cost_ms
 from cove.safety.model import Model
 from cove.safety.signals import Reported
@@ -84,111 +86,67 @@ class Witness:
         return int(np.searchsorted(self.sends[account], at_ms, side="right"))
 
 
+def run(args: argparse.Namespace, seed: int) -> Simulation:
+    config = load()
+    return simulate(replace(config, days=args.days), seed, args.accounts)
+
+
 def train(args: argparse.Namespace, say) -> tuple[Model, dict[str, Any]]:
-    simulation = simulate(load(), args.seed, args.accounts)
+    simulation = run(args, args.seed)
     started = time.perf_counter()
     dataset = training.replay(simulation.accounts, simulation.events())
-    # A row is an example of abuse only from when the account is the abuser's: a hijacked account's rows before
-    # its take-over are its honest owner's, and labelled so the trees do not learn its age and scores by heart.
-    never = np.iinfo(np.int64).max
-    since = np.array([never if a.abusive_from_ms is None else a.abusive_from_ms for a in simulation.accounts])
-    dataset = replace(dataset, labels=(dataset.at_ms >= since[dataset.owners]).astype(np.int8))
     say(f"training set: {len(dataset):,} rows from {args.accounts:,} accounts in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
-    model = training.fit(dataset, seed=args.seed)
+    model = training.fit(dataset, simulation.accounts, seed=args.seed)
     return model, {"rows": len(dataset), "fit_seconds": round(time.perf_counter() - started, 1)}
 
 
 def measure(args: argparse.Namespace, model: Model, say) -> dict[str, Any]:
-    simulation = simulate(load(), args.seed + 1, args.accounts)
+    simulation = run(args, args.seed + 1)
     witness = Witness(simulation)
     started = time.perf_counter()
     dataset = training.replay(simulation.accounts, witness.watch(simulation.events()))
     replayed = time.perf_counter() - started
     started = time.perf_counter()
-    scores = model.score(dataset.rows)
+    model.score(dataset.rows)
     scored = time.perf_counter() - started
-    ruled = np.array([rules.matched(row.tolist()) is not None for row in dataset.rows], dtype=bool)
     say(f"measured on {len(dataset):,} rows of {witness.events:,} events")
-
-    accounts = simulation.accounts
-    abusive = np.array([a.abusive for a in accounts])
-    best = np.full(len(accounts), -np.inf)
-    np.maximum.at(best, dataset.owners, scores)
-    ever_ruled = np.zeros(len(accounts), dtype=bool)
-    ever_ruled[dataset.owners[ruled]] = True
-    result = {
-        "accounts": len(accounts),
+    evaluation = training.evaluate(model, dataset, simulation.accounts, RATES)
+    return {
+        "accounts": evaluation.accounts,
+        "days": simulation.config.days,
         "events": witness.events,
         "rows": len(dataset),
         "replay_events_per_s": round(witness.events / replayed),
         "model_rows_per_s": round(len(dataset) / scored) if scored else None,
-        "legitimate_flagged_by_rules": int((ever_ruled & ~abusive).sum()),
-        "at": {},
+        "legitimate_flagged_by_rules": evaluation.legitimate_ruled,
+        "at": {f"{rate:g}": _outcome(simulation, witness, dataset, evaluation, rate) for rate in RATES},
     }
-    order = np.argsort(dataset.at_ms, kind="stable")
-    # An action on a hijacked account before its take-over falls on the honest owner: it catches no one.
-    since = np.array([a.abusive_from_ms or 0 for a in accounts], dtype=np.int64)
-    counted = dataset.at_ms >= since[dataset.owners]
-    for rate in RATES:
-        threshold = _threshold(best, ever_ruled, abusive, rate)
-        acted = (ruled | (scores >= threshold)) & counted
-        result["at"][f"{rate:g}"] = _outcome(simulation, witness, dataset, order, acted, threshold)
-    return result
-
-
-def _threshold(best: np.ndarray, ruled: np.ndarray, abusive: np.ndarray, rate: float) -> float:
-    """The lowest score that, with the rules, acts on at most ``rate`` of the legitimate accounts (inf when the
-    rules alone already do)."""
-    legitimate = ~abusive
-    room = int(rate * legitimate.sum()) - int((ruled & legitimate).sum())
-    if room < 0:
-        return float("inf")
-    ordered = np.sort(best[legitimate & ~ruled])[::-1]
-    return float(np.nextafter(ordered[room], np.inf)) if room < len(ordered) else -np.inf
 
 
 def _outcome(
-    simulation: Simulation,
-    witness: Witness,
-    dataset: training.Dataset,
-    order: np.ndarray,
-    acted: np.ndarray,
-    threshold: float,
+    simulation: Simulation, witness: Witness, dataset: training.Dataset, evaluation: training.Evaluation, rate: float
 ) -> dict[str, Any]:
+    """training.evaluate's figures at one rate, with how far the abusers it caught got before the action."""
     accounts = simulation.accounts
-    rows = order[acted[order]]
-    owners, first = np.unique(dataset.owners[rows], return_index=True)
-    when = dict(zip(owners.tolist(), dataset.at_ms[rows[first]].tolist(), strict=True))
-    groups: dict[str, list[int]] = {}
-    for i, a in enumerate(accounts):
-        groups.setdefault(a.abuse_type or a.population, []).append(i)
-    abusers = [i for i, a in enumerate(accounts) if a.abusive]
-    caught = [i for i in abusers if i in when]
-    before = [witness.sent_by(i, when[i]) for i in caught]
-    unreported = [when[i] < witness.first_report[i] for i in caught]
+    when = {i: int(dataset.at_ms[row]) for i, row in evaluation.first_action[rate].items()}
+    caught = [i for i in when if accounts[i].abusive]
+    before = {i: witness.sent_by(i, when[i]) for i in caught}
+    by_type: dict[str, list[int]] = {}
+    for i in caught:
+        by_type.setdefault(accounts[i].abuse_type or accounts[i].population, []).append(before[i])
     return {
-        "threshold": threshold,
-        "recall": _share(caught, abusers),
-        "recall_by_type": {
-            t: _share([i for i in g if i in when], g) for t, g in groups.items() if accounts[g[0]].abusive
-        },
-        "flagged_by_population": {
-            p: _share([i for i in g if i in when], g) for p, g in groups.items() if not accounts[g[0]].abusive
-        },
-        "before_any_report": round(float(np.mean(unreported)), 3) if caught else None,
-        "at_registration": round(float(np.mean([b == 0 for b in before])), 3) if caught else None,
-        "median_messages_before_action": float(np.median(before)) if caught else None,
-        "median_messages_before_action_by_type": {
-            t: float(np.median([witness.sent_by(i, when[i]) for i in g if i in when]))
-            for t, g in groups.items()
-            if accounts[g[0]].abusive and any(i in when for i in g)
-        },
+        "threshold": evaluation.thresholds[rate],
+        "recall": round(evaluation.recall[rate]["all"], 4),
+        "recall_by_type": {t: round(v, 4) for t, v in evaluation.recall[rate].items() if t != "all"},
+        "flagged_by_population": {p: round(v, 4) for p, v in evaluation.flagged[rate].items()},
+        "before_any_report": round(float(np.mean([when[i] < witness.first_report[i] for i in caught])), 3)
+        if caught
+        else None,
+        "at_registration": round(float(np.mean([before[i] == 0 for i in caught])), 3) if caught else None,
+        "median_messages_before_action": float(np.median(list(before.values()))) if caught else None,
+        "median_messages_before_action_by_type": {t: float(np.median(v)) for t, v in sorted(by_type.items())},
     }
-
-
-def _share(part: list[int], whole: list[int]) -> float | None:
-    return round(len(part) / len(whole), 4) if whole else None
 
 
 # Relay cost --------------------------------------------------------------------------------------------
@@ -251,7 +209,8 @@ def print_report(result: dict[str, Any]) -> None:
     console = report_console(result)
     s = result["settings"]
     console.print(
-        f"[bold]settings[/bold]  {s['accounts']:,} accounts to train and {s['accounts']:,} to measure, seed {s['seed']}"
+        f"[bold]settings[/bold]  {s['accounts']:,} accounts to train and {s['accounts']:,} to measure, "
+        f"{s['days']} simulated day(s) each, seed {s['seed']}"
     )
     m = result["detection"]
     console.print(
@@ -295,6 +254,7 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=40_000, help="accounts per run, train and measure (40,000)")
+    parser.add_argument("--days", type=int, default=training.DAYS, help=f"simulated days per run ({training.DAYS})")
     parser.add_argument("--seed", type=int, default=1, help="the training run's seed; the measured run's is +1")
     parser.add_argument("--pairs", type=int, default=20, help="relay cost: sender/receiver pairs (default 20)")
     parser.add_argument("--rate", type=float, default=400.0, help="relay cost: messages/s to each relay (400)")
@@ -308,6 +268,8 @@ def parse_args() -> argparse.Namespace:
         args.accounts, args.pairs, args.rate, args.seconds, args.warmup = 1_500, 3, 60.0, 2.0, 1.0
     if args.accounts < 100:
         parser.error("--accounts must be at least 100 (about 1 % of them are abusive)")
+    if not 1 <= args.days <= 60:
+        parser.error("--days must be between 1 and 60")
     if not 1 <= args.pairs <= 4999:
         parser.error("--pairs must be between 1 and 4999")
     return args
@@ -323,7 +285,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "command": command(),
         "machine": machine(),
-        "settings": {"accounts": args.accounts, "seed": args.seed, **fitted},
+        "settings": {"accounts": args.accounts, "days": args.days, "seed": args.seed, **fitted},
         "detection": measure(args, model, say),
         "observe_cpu_ms": round(observe_cost_ms(sends=20_000 if args.quick else 200_000), 5),
     }

@@ -22,6 +22,7 @@ class StreamAccount:
     abuse_type: str | None
     business: bool
     registered_at_ms: int
+    abusive_from_ms: int | None = None
 
 
 def message(sender: str, recipient: str, at_ms: int, *, forward_count: int = 0, business: bool = False) -> Outbound:

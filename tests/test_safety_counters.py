@@ -95,6 +95,12 @@ def test_features_are_exact_on_a_hand_made_stream() -> None:
             "reports": prior,
             "complaints_per_stranger": 2 * prior / 3,
             "sends": 6.0,
+            "stranger_rate_1h": 0.5,  # three strangers in six messages
+            "stranger_rate_1d": 0.5,
+            "new_recipient_rate_1d": 4 / 6,
+            "sends_per_recipient": 6 / 4,
+            "hour_share_1d": 1.0,
+            "five_minutes_share_1d": 1.0,
         },
     )
     # A day later the windows are empty, what is counted since first seen stays.

@@ -53,8 +53,10 @@ Act = Callable[[Decision], Awaitable[None]]
 _GROUPS = ("groups_created_1h", "groups_created_1d", "members_added_1h", "members_added_1d")
 _COMPLAINTS = ("blocks", "reports", "complaints_per_stranger")
 _VOLUME = ("sends_15s", "sends_1h", "sends_1d", "burst_max_1h", "burst_max_1d", "five_minutes_max_1d", "sends")
+_VOLUME += ("hour_share_1d", "five_minutes_share_1d")
 _FAN_OUT = ("deliveries_1h", "deliveries_1d", "new_recipients_1h", "new_recipients_1d", "strangers_1h")
-_FAN_OUT += ("strangers_1d", "recipients", "stranger_share", "unanswered_share")
+_FAN_OUT += ("strangers_1d", "recipients", "stranger_share", "unanswered_share", "stranger_rate_1h")
+_FAN_OUT += ("stranger_rate_1d", "new_recipient_rate_1d", "sends_per_recipient")
 REASONS = {
     **dict.fromkeys(_GROUPS, ReasonCode.MANY_GROUPS),
     **dict.fromkeys(_COMPLAINTS, ReasonCode.REPORTED_BY_USERS),

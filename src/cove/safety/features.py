@@ -52,6 +52,17 @@ FEATURES: tuple[str, ...] = (
     "reports",
     "complaints_per_stranger",
     "sends",
+    # Ratios of the counts above, which trees cannot form themselves (a split compares one column with a number):
+    # the share of strangers per window and of new recipients per message (3.3's "share of recipients not in
+    # contacts" per window), messages per recipient (a ring chatting with itself against a fan-out), and how much
+    # of the day's sending fell in the last hour and in one five minutes (a take-over's run, against the
+    # owner's own habit).
+    "stranger_rate_1h",
+    "stranger_rate_1d",
+    "new_recipient_rate_1d",
+    "sends_per_recipient",
+    "hour_share_1d",
+    "five_minutes_share_1d",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -116,4 +127,10 @@ def vector(account: Account, now_ms: int) -> list[float]:
         account.reports_weighted,
         complaints / max(1, strangers),
         account.sends,
+        hour.totals[Column.STRANGERS] / max(1, hour.totals[Column.SENDS]),
+        day.totals[Column.STRANGERS] / max(1, day.totals[Column.SENDS]),
+        day.totals[Column.NEW_PEERS] / max(1, day.totals[Column.SENDS]),
+        account.sends / max(1, recipients),
+        hour.totals[Column.SENDS] / max(1, day.totals[Column.SENDS]),
+        day.highest(Peak.MINUTES) / max(1, day.totals[Column.SENDS]),
     ]

@@ -66,13 +66,15 @@ class Model:
         return self.booster.model_to_string()
 
 
-def train(rows: np.ndarray, labels: np.ndarray, rounds: int = 200, seed: int = 0) -> Model:
-    """Fit the trees to rows of FEATURES labelled 1 (abusive) or 0."""
+def train(
+    rows: np.ndarray, labels: np.ndarray, rounds: int = 200, seed: int = 0, weights: np.ndarray | None = None
+) -> Model:
+    """Fit the trees to rows of FEATURES labelled 1 (abusive) or 0, each row weighted by ``weights`` (1 if none)."""
     if rows.shape[1] != len(FEATURES):
         raise ValueError(f"rows have {rows.shape[1]} columns, FEATURES has {len(FEATURES)}")
     if len(set(labels.tolist())) < 2:
         raise ValueError("training needs both abusive and legitimate examples")
-    data = lightgbm.Dataset(rows, label=labels, feature_name=list(FEATURES), free_raw_data=True)
+    data = lightgbm.Dataset(rows, label=labels, weight=weights, feature_name=list(FEATURES), free_raw_data=True)
     booster = lightgbm.train({**PARAMS, "seed": seed}, data, num_boost_round=rounds)
     return Model(booster)
 
