@@ -234,9 +234,11 @@ def train(
     out: Path = typer.Option(SHIPPED_MODEL, help="Where to write the model (LightGBM text format)"),
     parameters: Path | None = typer.Option(None, help="A simulator parameter file instead of the shipped one"),
 ) -> None:
-    """Train the detector's model on the simulator's accounts and write it; print how it does on a fifth of
-    them it never saw, acting on an account the first time it crosses the threshold or meets a rule, as the relay
-    does (recall per abuse type, share of each legitimate population acted on)."""
+    """Train the detector's model on simulated accounts, write it, and print how it does on those it never saw.
+
+    It acts on an account the first time its score crosses the threshold or a rule fires, as the relay does,
+    and prints recall per abuse type and the share of each legitimate population acted on.
+    """
     # Imported here: numpy and LightGBM would slow every other `cove` command's start.
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
