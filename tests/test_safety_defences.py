@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from cove.accounts import deletion
 from cove.accounts.storage import DeviceRecord
@@ -23,7 +23,7 @@ from cove.safety import defences_storage as storage
 from cove.safety.pairs import ACCEPTS, BLOCKS, Pairs
 from cove.safety.parts import of
 from cove.safety.reports import Attached, Kind, Refused, check_attached, participants
-from helpers import insert_account
+from helpers import Queries, insert_account
 
 
 # the pair cache ---------------------------------------------------------------------------------------
@@ -141,17 +141,6 @@ async def people(relay: Relay) -> Relay:
     for n, name in enumerate(("alice", "bob", "carol")):
         await insert_account(relay.engine, name, f"+1415555018{n}")
     return relay
-
-
-class Queries:
-    """Counts the statements the relay's engine runs."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.count = 0
-        event.listen(relay.engine.sync_engine, "before_cursor_execute", self._counted)
-
-    def _counted(self, *_: Any) -> None:
-        self.count += 1
 
 
 async def test_a_block_withholds_messages_and_receipts_and_every_process_forgets_the_pair(people: Relay):

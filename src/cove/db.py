@@ -10,12 +10,14 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, event, text
+from sqlalchemy import Engine, MetaData, Table, event, text
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -43,6 +45,15 @@ def _use_sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def insert_new(table: Table) -> dict[str, Any]:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for each dialect the relay runs on, keyed by ``conn.dialect.name``:
+    a row the key already holds is skipped, so two relay processes writing it at once both succeed."""
+    return {
+        dialect: insert_for(table).on_conflict_do_nothing()
+        for dialect, insert_for in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+    }
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.db import metadata
+from cove.db import insert_new, metadata
 
 attachments = Table(
     "attachments",
@@ -91,10 +89,7 @@ async def complete(conn: AsyncConnection, blob_id: str, digest: str, now: int, r
     )
 
 
-_RECORD_FETCH = {
-    dialect: insert_for(attachment_fetches).on_conflict_do_nothing()
-    for dialect, insert_for in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
-}
+_RECORD_FETCH = insert_new(attachment_fetches)
 
 
 # Once every expected device fetched a blob it stays this long, for those devices only: the relay counts a fetch

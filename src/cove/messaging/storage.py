@@ -35,13 +35,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.accounts.storage import accounts
-from cove.db import metadata
+from cove.db import insert_new, metadata
 from cove.messaging.envelope import Envelope
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a BIGINT identity.
@@ -266,10 +264,8 @@ def _chunks(items: list, size: int = _CHUNK):  # noqa: ANN001, ANN202
 # A repeated (sender, client message id) is skipped by the primary key; RETURNING names the new ones. One
 # statement instead of a look-up and an insert, and two relay processes cannot both take a send for new.
 _RECORD_SENT = {
-    dialect: insert_for(sent_messages)
-    .on_conflict_do_nothing()
-    .returning(sent_messages.c.sender_account_id, sent_messages.c.client_message_id)
-    for dialect, insert_for in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+    dialect: statement.returning(sent_messages.c.sender_account_id, sent_messages.c.client_message_id)
+    for dialect, statement in insert_new(sent_messages).items()
 }
 
 

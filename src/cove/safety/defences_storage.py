@@ -10,7 +10,7 @@ reporter's client attached messages it decrypted, with the user's consent shown 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -29,11 +29,9 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.db import metadata
+from cove.db import insert_new, metadata
 from cove.safety.pairs import ACCEPTS, BLOCKS
 from cove.safety.reports import Report
 
@@ -86,17 +84,10 @@ safety_report_messages = Table(
 )
 
 
-def _insert_new(table: Table) -> dict[str, Any]:
-    return {
-        dialect: insert_for(table).on_conflict_do_nothing()
-        for dialect, insert_for in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
-    }
-
-
 # Two relay processes may record the same pair at once: the primary key keeps one, neither fails.
-_ACCEPT = _insert_new(safety_acceptances)
+_ACCEPT = insert_new(safety_acceptances)
 _BLOCK = {
-    dialect: statement.returning(safety_blocks.c.since_ms) for dialect, statement in _insert_new(safety_blocks).items()
+    dialect: statement.returning(safety_blocks.c.since_ms) for dialect, statement in insert_new(safety_blocks).items()
 }
 
 # Bound parameters per statement stay far below SQLite's and asyncpg's limits.
