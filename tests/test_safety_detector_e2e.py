@@ -8,6 +8,7 @@ import asyncio
 import httpx
 import pytest
 
+from cove.client.errors import RelayError
 from cove.safety.verdicts import ReasonCode
 
 BURST = 70  # over the rule's 60 in 15 s (throttle), under its 100 in 15 s from a new account (ban)
@@ -21,8 +22,12 @@ def relay_env() -> dict[str, str]:
 async def test_a_bursting_account_gets_an_automatic_step_and_its_recipient_none(users, relay):
     alice = await users.register("alice")
     bob = await users.register("bob")
-    for n in range(BURST):
-        await alice.send_text(bob.core.account_id, f"hello {n}")  # in well under 15 s
+    for n in range(BURST):  # in well under 15 s
+        try:
+            await alice.send_text(bob.core.account_id, f"hello {n}")
+        except RelayError as error:  # the model, scoring every 100 ms, may step in before the rule's 60
+            assert error.code in {"throttled", "challenge_required", "account_restricted"}, error
+            break
 
     async def steps(user) -> list[dict]:  # noqa: ANN001
         async with httpx.AsyncClient(base_url=relay.url) as http:
