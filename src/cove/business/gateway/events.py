@@ -92,16 +92,19 @@ def inbound_message(
     wa_id: str,
     message_id: str,
     timestamp_s: int,
-    content: str | ReplyChoice,
+    content: str | ReplyChoice | dict[str, Any],
     context_id: str | None = None,
 ) -> Event:
-    """A user's message: a text (``content`` is its body) or a choice in an interactive message. ``context_id``
-    is the business message replied to (always set for a choice)."""
+    """A user's message: a text (``content`` is its body), a choice in an interactive message, or any other
+    type already in the Cloud API's shape (``{"type": "location", "location": {...}}``). ``context_id`` is the
+    business message replied to (always set for a choice)."""
     message: dict[str, Any] = {"from": wa_id, "id": message_id, "timestamp": str(timestamp_s)}
     if context_id is not None:
         message["context"] = {"from": display_phone_number, "id": context_id}
     if isinstance(content, str):
         message |= {"type": "text", "text": {"body": content}}
+    elif isinstance(content, dict):
+        message |= content
     else:
         choice = content.model_dump(exclude={"type"}, exclude_none=True)
         message |= {"type": "interactive", "interactive": {"type": content.type, content.type: choice}}
