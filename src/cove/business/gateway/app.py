@@ -4,7 +4,8 @@ library works with only its base URL changed (Meta's Cloud API reference).
 - ``POST /{version}/{phone_number_id}/messages``: text, template, interactive (reply buttons, lists), mark as
   read. 200 means accepted (the relay holds it); the final state comes by webhook. ``Idempotency-Key`` makes a
   retried send one message.
-- ``GET|POST|DELETE /{version}/{waba_id}/message_templates``: the template registry on the relay.
+- ``GET|POST|DELETE /{version}/{waba_id}/message_templates``, ``GET|POST /{version}/{template_id}``: the
+  template registry on the relay (:mod:`.templates_api`).
 - ``GET|POST /{version}/{phone_number_id}/whatsapp_business_profile``: the profile users see.
 - ``GET /{version}/{phone_number_id}``: the number, its quality rating and messaging limit.
 - ``DELETE /{version}/{phone_number_id}/opt_ins/{wa_id}``: Cove's addition, to honour a STOP a user wrote.
@@ -30,6 +31,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
+from cove.business.gateway import templates_api
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
 from cove.business.gateway.service import Gateway, GraphError, now_ms
@@ -42,7 +44,6 @@ from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError
 from cove.errors import http_error_headers
 from cove.protocol.business import Category
-from cove.protocol.templates import LANGUAGE, NAME, NAME_MAX
 
 log = logging.getLogger("cove.gateway")
 
@@ -198,62 +199,7 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         key_locks.pop(idempotency_key, None)
         return answer
 
-    @api.get(
-        "/{version}/{waba_id}/message_templates",
-        summary="List templates",
-    )
-    async def list_templates(
-        version: str = Path(pattern=VERSION),
-        waba_id: str = Path(),
-        name: str | None = Query(None, max_length=NAME_MAX, pattern=NAME),
-    ) -> Any:
-        own(waba_id)
-        listed = await gateway.refresh_templates()
-        data = [
-            {
-                "id": t["template_id"],
-                "name": t["name"],
-                "language": t["language"],
-                "status": t["status"],
-                "category": t["category"].upper(),
-                "rejected_reason": t["reason"] or "NONE",
-                "version": t["version"],
-            }
-            for t in listed
-            if name is None or t["name"] == name
-        ]
-        return {"data": data, "paging": {"cursors": {"before": "", "after": ""}}}
-
-    @api.post(
-        "/{version}/{waba_id}/message_templates",
-        summary="Create a template",
-    )
-    async def create_template(
-        version: str = Path(pattern=VERSION), waba_id: str = Path(), body: dict[str, Any] = Body(...)
-    ) -> Any:
-        own(waba_id)
-        created = await gateway.client.call(RelayRequest("POST", "/v1/business/templates", body))
-        return {
-            "id": created["template_id"],
-            "status": created["status"],
-            "category": created["category"].upper(),
-            "warnings": created["warnings"],  # Cove's linter: what may get it rejected, said before review
-        }
-
-    @api.delete(
-        "/{version}/{waba_id}/message_templates",
-        summary="Delete a template",
-    )
-    async def delete_template(
-        version: str = Path(pattern=VERSION),
-        waba_id: str = Path(),
-        name: str = Query(..., max_length=NAME_MAX, pattern=NAME),
-        language: str | None = Query(None, pattern=LANGUAGE),
-    ) -> Any:
-        own(waba_id)
-        params = {"language": language} if language else None
-        await gateway.client.call(RelayRequest("DELETE", paths.build(paths.TEMPLATE, name=name), params=params))
-        return {"success": True}
+    templates_api.add_routes(api, gateway, own)
 
     @api.delete(
         "/{version}/{phone_number_id}/opt_ins/{wa_id}",
@@ -297,9 +243,19 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
 
     @api.get(
         "/{version}/{phone_number_id}",
-        summary="The phone number",
+        summary="The phone number, or a template by its id",
+        description="With the business's id: the number, its quality rating and messaging limit. With a "
+        "template's id: that template in Meta's shape (`fields` as in the template list).",
     )
-    async def phone_number(version: str = Path(pattern=VERSION), phone_number_id: str = Path()) -> Any:
+    async def phone_number(
+        version: str = Path(pattern=VERSION),
+        phone_number_id: str = Path(),
+        fields: str | None = Query(None, max_length=1000, description="For a template: the fields to return"),
+    ) -> Any:
+        if phone_number_id != gateway.identity.account_id:  # the same path names a template by its id
+            template = await templates_api.lookup(gateway, phone_number_id, fields)
+            if template is not None:
+                return template
         own(phone_number_id)
         profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
         limit = profile["messaging_limit"]

@@ -215,6 +215,10 @@ class Gateway:
                 raise GraphError(CloudApiError(132001, f"Template {name!r} in {language!r} is not approved.")) from exc
         return self._approved[found]
 
+    def forget_templates(self) -> None:
+        """A template changed through this gateway: read the registry again before the next send."""
+        self._templates.clear()
+
     async def refresh_templates(self) -> list[dict[str, Any]]:
         listed = await self.client.call(Request("GET", "/v1/business/templates"))
         self._templates = {
