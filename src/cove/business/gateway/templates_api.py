@@ -98,7 +98,7 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None]) -> 
         except CloudApiError as exc:
             raise GraphError(exc) from None
         found = listing.page(await gateway.refresh_templates(), query)
-        return listing.answer(found, query, str(request.url.remove_query_params(list(request.query_params))))
+        return listing.answer(found, query, str(request.url.replace(query="")))
 
     @api.post(
         "/{version}/{waba_id}/message_templates",
