@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cove.business.errors import CloudApiError
 from cove.business.gateway import template_listing as listing
+from cove.client.events import TemplateReceived
 from gateway_world import GatewayProcess, Receiver, operator, register_profile
 
 SHOP_PHONE = "+14155550170"
@@ -68,7 +70,8 @@ def shape(value: Any) -> Any:
 
 
 @pytest.fixture
-async def gateway(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
+async def world(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
+    """The relay, the shop's gateway and its webhook receiver."""
     home = tmp_path / "business-home"
     home.mkdir()
     receiver = Receiver(tmp_path)
@@ -77,12 +80,13 @@ async def gateway(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
     process = GatewayProcess(relay, home, "shop", receiver.url)
     process.start()
     process.phone_number_id = shop_id
-    yield process
+    yield process, receiver
     process.stop()
     receiver.stop()
 
 
-async def test_templates_list_and_read_in_metas_shapes_with_paging_filters_and_fields(gateway, relay):
+async def test_templates_list_and_read_in_metas_shapes_with_paging_filters_and_fields(world, relay):
+    gateway, _ = world
     shop = gateway.phone_number_id
     async with gateway.api() as api:
         coupon = {k: META_ITEM[k] for k in ("name", "language", "category", "components")}
@@ -184,6 +188,101 @@ async def test_templates_list_and_read_in_metas_shapes_with_paging_filters_and_f
         assert gone.json() == {"success": True}
         assert (await api.get(f"/{spanish_id}")).status_code == 400
         assert (await api.get(f"/{coupon_id}")).status_code == 200
+
+
+APPOINTMENT = {
+    "name": "appointment_reminder",
+    "language": "en",
+    "category": "UTILITY",
+    "components": [
+        {"type": "BODY", "text": "Your appointment is on {{1}}. Will you come?", "example": {"body_text": [["Mon"]]}},
+        {
+            "type": "BUTTONS",
+            "buttons": [
+                {"type": "QUICK_REPLY", "text": "Yes, I will"},
+                {"type": "QUICK_REPLY", "text": "Reschedule"},
+                {"type": "URL", "text": "Details", "url": "https://shrub.example/a/{{1}}",
+                 "example": ["https://shrub.example/a/A-17"]},
+            ],
+        },
+    ],
+}  # fmt: skip
+
+
+def appointment(to: str, *buttons: dict[str, Any]) -> dict[str, Any]:
+    """Meta's send shape: index as a string, a quick reply's payload, a URL button's suffix."""
+    return {
+        "messaging_product": "whatsapp",
+        "to": to,
+        "type": "template",
+        "template": {
+            "name": "appointment_reminder",
+            "language": {"code": "en"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Monday 10:00"}]}, *buttons],
+        },
+    }
+
+
+def quick_reply(index: str, payload: str) -> dict[str, Any]:
+    return {"type": "button", "sub_type": "quick_reply", "index": index,
+            "parameters": [{"type": "payload", "payload": payload}]}  # fmt: skip
+
+
+URL_SUFFIX = {"type": "button", "sub_type": "url", "index": "2", "parameters": [{"type": "text", "text": "A-17"}]}
+
+
+async def test_a_quick_reply_payload_comes_back_in_the_button_webhook_when_the_user_taps_it(world, relay, users):
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    async with gateway.api() as api:
+        made = await api.post(f"/{shop}/message_templates", json=APPOINTMENT)
+        assert operator(relay, "business", "approve", made.json()["id"]).returncode == 0
+        ana = await users.register("ana")
+        async with httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {ana.core.token}"}) as r:
+            opted = await r.put(f"/v1/business/{shop}/opt-in", json={"categories": ["utility"], "source": "web"})
+            assert opted.status_code == 200, opted.text
+
+        # A payload for a button that is not a quick reply does not fit the template (132000), nor a missing suffix.
+        for wrong in ([quick_reply("2", "x")], [quick_reply("0", "confirm-A17")]):
+            refused = await api.post(f"/{shop}/messages", json=appointment(ana.core.phone_number, *wrong))
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == 132000, refused.text
+        sent = await api.post(
+            f"/{shop}/messages", json=appointment(ana.core.phone_number, quick_reply("0", "confirm-A17"), URL_SUFFIX)
+        )
+        assert sent.status_code == 200, sent.text
+    message_id = sent.json()["messages"][0]["id"]
+
+    # Ana's client renders the signed template: her buttons, the URL with its suffix, the payloads it carries.
+    received = [e for e in await ana.inbox() if isinstance(e, TemplateReceived)]
+    assert [e.client_message_id for e in received] == [message_id]
+    rendered = await ana.render_template(received[0])
+    assert [(b.text, b.payload, b.url) for b in rendered.buttons] == [
+        ("Yes, I will", "confirm-A17", None),
+        ("Reschedule", "Reschedule", None),  # no payload sent: the button's text, as Meta does
+        ("Details", None, "https://shrub.example/a/A-17"),
+    ]
+    with pytest.raises(ValueError, match="not one of the message's quick replies"):
+        await ana.tap(received[0], "Details")
+    await ana.tap(received[0], "Yes, I will")
+    await ana.tap(received[0], "Reschedule")
+
+    taps = await receiver.wait_for(
+        lambda r: (
+            (
+                found := [
+                    m for c in r.changes("messages") for m in c["value"].get("messages", []) if m["type"] == "button"
+                ]
+            )
+            and len(found) == 2
+            and found
+        )  # fmt: skip
+    )
+    assert [t["button"] for t in taps] == [
+        {"payload": "confirm-A17", "text": "Yes, I will"},
+        {"payload": "Reschedule", "text": "Reschedule"},
+    ]
+    assert all(t["context"]["id"] == message_id and t["context"]["from"] == SHOP_PHONE for t in taps)
+    assert set(taps[0]) == {"context", "from", "id", "timestamp", "type", "button"}
 
 
 # The page rule, without processes ----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from cove.business.errors import CloudApiError
-from cove.business.gateway import cloud, events
+from cove.business.gateway import cloud, events, template_replies
 from cove.business.gateway.cloud import MarkRead, Send, SendInteractive, SendTemplate, SendText
 from cove.business.gateway.delivery import WebhookDeliverer
 from cove.business.gateway.events import Event, Pricing, QualityEvent
@@ -50,6 +50,7 @@ from cove.protocol.business import Category
 from cove.protocol.business_messages import parse_interactive_reply
 from cove.protocol.payload import PAYLOAD_VERSION
 from cove.protocol.templates import ApprovedTemplate, ReviewStatus, TemplateError, split_template_message
+from cove.protocol.templates.quick_reply import BUTTON_REPLY_TYPE as BUTTON_REPLY
 
 log = logging.getLogger("cove.gateway")
 
@@ -386,6 +387,10 @@ class Gateway:
                 log.warning("dropped a malformed interactive reply from %s", wa_id)
                 return
             self._inbound(event.sender, wa_id, event.client_message_id, reply.reply, reply.context_id, at)
+        elif isinstance(event, PayloadReceived) and wa_id is not None and event.payload.get("type") == BUTTON_REPLY:
+            tap = template_replies.button_message(self.store, event.sender, event.payload)
+            if tap is not None:
+                self._inbound(event.sender, wa_id, event.client_message_id, tap[0], tap[1], at)
 
     def _inbound(self, account_id: str, wa_id: str, cmid: str, content: Any, context_id: str | None, at: int) -> None:
         message_id = inbound_id(self.identity.account_id, account_id, cmid)
