@@ -93,6 +93,15 @@ from relay import DEVICE_INFO, User, register  # noqa: E402
 from test_business_gateway import ORDER_READY, PROFILE, SHOP_PHONE, approved_templates, template  # noqa: E402
 
 TARGET_PER_S = 500  # the target on 2 cores
+# The set-up registers every user from one address, one number range after another and one device model: the
+# registration gate (cove.safety.registration) would make each past the 300th an hour solve a proof of work, which
+# is not what is measured. Raised, as the harness raises the code limits, for the set-up's registrations only:
+# nothing registers during the timed part.
+SETUP_ENV = {
+    "COVE_REGISTRATION_GATE_SOURCE_PER_HOUR": "1000000",
+    "COVE_REGISTRATION_GATE_RANGE_PER_HOUR": "1000000",
+    "COVE_REGISTRATION_GATE_DEVICE_PER_HOUR": "1000000",
+}
 SETUP_WORKERS = 16  # users registered at once
 OPT_IN = {"categories": ["utility"], "source": "web"}
 POLL_S = 0.05  # how often the receiver's file is read
@@ -653,7 +662,7 @@ def main() -> None:
         (work / "relay").mkdir()
         (work / "business").mkdir()
         inbox = CodeInbox()
-        relay = RelayProcess(url, work / "relay", inbox.url, {})
+        relay = RelayProcess(url, work / "relay", inbox.url, SETUP_ENV)
         relay.start()
         receiver = Receiver(work)
         world = World(

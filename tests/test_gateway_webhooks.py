@@ -225,6 +225,21 @@ def test_statuses_of_one_message_go_out_one_at_a_time_in_order(outbox: Outbox) -
     assert ids(outbox.due(START_MS + HOUR_MS, 10)) == ["other", "read", "keyless"]
 
 
+def test_delivered_many_records_each_pending_event_once(outbox: Outbox) -> None:
+    outbox.add("sent", b"{}", START_MS, "wamid.1")
+    outbox.add("delivered", b"{}", START_MS, "wamid.1")
+    outbox.add("other", b"{}", START_MS, "wamid.2")
+    outbox.add("dead", b"{}", START_MS)
+    outbox.failed("dead", "HTTP 500", START_MS + 8 * 86_400_000)  # past the horizon: a dead letter
+    outbox.delivered_many(["sent", "other", "dead", "unknown"], START_MS + 1)
+    assert ids(outbox.due(START_MS + 1, 10)) == ["delivered"]  # the next of its key, and nothing else
+    stats = outbox.stats(START_MS + 1)
+    assert (stats["pending"], stats["delivered"], stats["dead"]) == (1, 2, 1)
+    outbox.delivered_many(["sent"], START_MS + 2)  # a second record changes nothing
+    assert outbox.stats(START_MS + 2)["delivered"] == 2
+    assert [e.attempts for e in outbox.dead_letters()] == [1]
+
+
 def test_claimed_events_are_not_handed_out_twice(outbox: Outbox) -> None:
     outbox.add("a", b"{}", START_MS)
     outbox.add("b", b"{}", START_MS)

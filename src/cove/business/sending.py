@@ -3,7 +3,8 @@
 A send whose sender account is a business goes through :func:`cove.business.decision.may_send` before it is
 queued. The relay sees the envelope's visible ``business`` header (template id, version, language, category:
 VISION.md), never the parameter values inside the ciphertext. :func:`check` loads the snapshot the decision
-reads in two queries (three for a template) and answers what to store with the envelopes
+reads in one statement (plus the tier's count when it matters, and the marketing log for a marketing template)
+and answers what to store with the envelopes
 (:class:`BusinessWrites`), which the queue writer stores in the same transaction as the envelopes, and only for
 a send that was not a duplicate. A user's message to a business opens the business's service window the same
 way. Plain sends pay nothing: whether an account is a business comes with its devices (cached), not a query.
@@ -38,7 +39,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -101,63 +102,95 @@ async def _load(
     engine: AsyncEngine, business_id: str, user_id: str, header: BusinessHeader, now: int
 ) -> tuple[SendState, Any, list[tuple[str, int]], int | None]:
     """The decision's snapshot, the business's row, the user's stored marketing deliveries, and when the business
-    last reached this user outside a window."""
-    p, w, r, b = business_preferences, business_windows, business_reach, business_accounts
+    last reached this user outside a window.
+
+    One statement reads the business's row, everything about the pair, its opt-ins (a row each: outer-joined)
+    and the header's template (outer-joined): on SQLite each statement is a thread hop, and these were three.
+    The count of users reached in the tier's period is a second statement, read only when the rule needs it: a
+    user reached in the period already counts, and an unlimited tier has nothing to count against."""
+    p, w, r, b, o, t = (
+        business_preferences,
+        business_windows,
+        business_reach,
+        business_accounts,
+        business_optins,
+        business_templates,
+    )
     since = now - tiers.COUNTING_PERIOD_MS
-    counting = and_(r.c.business_id == business_id, r.c.reached_at_ms > since, r.c.reached_at_ms <= now)
 
     def one(column: Any, where: Any) -> Any:
         return select(column).where(where).scalar_subquery()
 
-    # One statement for the business's row and everything about the pair (each await is a thread hop on SQLite).
-    pair_query = select(
-        b.c.quality,
-        b.c.tier,
-        b.c.tier_evaluated_day,
-        b.c.throughput_mps,
-        one(p.c.promotions_stopped_at_ms, _pair(p, business_id, user_id)).label("stopped"),
-        one(p.c.block_reason, _pair(p, business_id, user_id)).label("block_reason"),
-        one(p.c.blocked_at_ms, _pair(p, business_id, user_id)).label("blocked"),
-        one(w.c.last_user_message_ms, _pair(w, business_id, user_id)).label("last_user_message"),
-        one(r.c.reached_at_ms, _pair(r, business_id, user_id)).label("mine"),
-        select(func.count()).select_from(r).where(counting).scalar_subquery().label("reached"),
-        select(func.min(r.c.reached_at_ms)).where(counting).scalar_subquery().label("oldest"),
-    ).where(b.c.account_id == business_id)
-    o, m = business_optins, business_marketing
+    template_id = header.template_id if header.kind == TEMPLATE else None
+    query = (
+        select(
+            b.c.quality,
+            b.c.tier,
+            b.c.tier_evaluated_day,
+            b.c.throughput_mps,
+            one(p.c.promotions_stopped_at_ms, _pair(p, business_id, user_id)).label("stopped"),
+            one(p.c.block_reason, _pair(p, business_id, user_id)).label("block_reason"),
+            one(p.c.blocked_at_ms, _pair(p, business_id, user_id)).label("blocked"),
+            one(w.c.last_user_message_ms, _pair(w, business_id, user_id)).label("last_user_message"),
+            one(r.c.reached_at_ms, _pair(r, business_id, user_id)).label("mine"),
+            o.c.category.label("opt_category"),
+            o.c.source.label("opt_source"),
+            o.c.at_ms.label("opt_at"),
+            o.c.withdrawn_at_ms.label("opt_withdrawn"),
+            t.c.template_id.label("template_found"),
+            t.c.version.label("template_version"),
+            t.c.language.label("template_language"),
+            t.c.category.label("template_category"),
+            t.c.status.label("template_status"),
+            t.c.quality.label("template_quality"),
+            t.c.pauses,
+            t.c.paused_until_ms,
+        )
+        .select_from(
+            b.outerjoin(o, and_(o.c.business_id == b.c.account_id, o.c.user_account_id == user_id)).outerjoin(
+                t,
+                and_(t.c.template_id == template_id, t.c.business_id == b.c.account_id)
+                if template_id is not None
+                else false(),
+            )
+        )
+        .where(b.c.account_id == business_id)
+    )
+    m = business_marketing
     async with engine.connect() as conn:
-        row = business = (await conn.execute(pair_query)).one()
-        opt_rows = (await conn.execute(select(o).where(_pair(o, business_id, user_id)))).all()
-        template_row = None
+        rows = (await conn.execute(query)).all()
+        row = business = rows[0]
+        limit = tiers.LIMITS[tiers.Tier(business.tier)]
+        counts = None
+        mine_counts = row.mine is not None and since < row.mine <= now
+        if limit is not None and not mine_counts:
+            counting = and_(r.c.business_id == business_id, r.c.reached_at_ms > since, r.c.reached_at_ms <= now)
+            counts = (await conn.execute(select(func.count(), func.min(r.c.reached_at_ms)).where(counting))).one()
         marketing: list[tuple[str, int]] = []
-        if header.kind == TEMPLATE:
-            t = business_templates
-            template_row = (
-                await conn.execute(
-                    select(t).where(t.c.template_id == header.template_id, t.c.business_id == business_id)
+        if header.kind == TEMPLATE and header.category == "MARKETING":
+            period = now - limits.MARKETING_CAP_PERIOD_MS
+            marketing = [
+                (x.business_id, x.at_ms)
+                for x in await conn.execute(
+                    select(m.c.business_id, m.c.at_ms).where(m.c.user_account_id == user_id, m.c.at_ms > period)
                 )
-            ).first()
-            if header.category == "MARKETING":
-                period = now - limits.MARKETING_CAP_PERIOD_MS
-                marketing = [
-                    (x.business_id, x.at_ms)
-                    for x in await conn.execute(
-                        select(m.c.business_id, m.c.at_ms).where(m.c.user_account_id == user_id, m.c.at_ms > period)
-                    )
-                ]
+            ]
 
-    limit = tiers.LIMITS[tiers.Tier(business.tier)]
     reached: dict[str, int] = {}
-    if row.mine is not None and since < row.mine <= now:
+    if mine_counts:
         reached[user_id] = row.mine
-    elif limit is not None and row.reached >= limit:
+    elif counts is not None and counts[0] >= limit:
         # Only the count and the oldest matter to the rule; the map is built only when the limit is reached.
-        reached = {f"counted-{i}": row.oldest for i in range(row.reached)}
+        reached = {f"counted-{i}": counts[1] for i in range(counts[0])}
     block = Block(BlockReason(row.block_reason), row.blocked) if row.blocked is not None else None
     consent = PairConsent(
         opt_ins=MappingProxyType(
             {
-                Category(x.category): OptIn(Category(x.category), OptInSource(x.source), x.at_ms, x.withdrawn_at_ms)
-                for x in opt_rows
+                Category(x.opt_category): OptIn(
+                    Category(x.opt_category), OptInSource(x.opt_source), x.opt_at, x.opt_withdrawn
+                )
+                for x in rows
+                if x.opt_category is not None
             }
         ),
         promotions_stopped_at_ms=row.stopped,
@@ -166,13 +199,41 @@ async def _load(
     state = SendState(
         consent=consent,
         last_user_message_ms=row.last_user_message,
-        template=_template_state(template_row, header),
+        template=_template_state(_TemplateRow.of(row), header),
         number_quality=Quality(business.quality),
         messaging_limit=limit,
         reached=MappingProxyType(reached),
         throughput_mps=business.throughput_mps,
     )
     return state, business, marketing, row.mine
+
+
+@dataclass(frozen=True)
+class _TemplateRow:
+    """The template's columns the rules read, from the joined statement (the names standing.template_health
+    reads)."""
+
+    version: int
+    language: str
+    category: str
+    status: str
+    quality: str
+    pauses: int
+    paused_until_ms: int | None
+
+    @classmethod
+    def of(cls, row: Any) -> _TemplateRow | None:
+        if row.template_found is None:
+            return None
+        return cls(
+            row.template_version,
+            row.template_language,
+            row.template_category,
+            row.template_status,
+            row.template_quality,
+            row.pauses,
+            row.paused_until_ms,
+        )
 
 
 def _template_state(row: Any, header: BusinessHeader) -> TemplateState | None:

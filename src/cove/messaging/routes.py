@@ -46,6 +46,7 @@ from cove.messaging.envelope import Envelope
 from cove.messaging.hub import CLOSE_BAD_FRAMES, CLOSE_LOGGED_OUT, CLOSE_TOO_MANY_SOCKETS, Rescan
 from cove.messaging.models import AckFrame, RequestId, SendFrame, SendRequest, SendResult
 from cove.messaging.stream import SocketStream
+from cove.messaging.writer import SendJob
 
 log = logging.getLogger("cove.websocket")
 router = APIRouter(tags=["messaging"])
@@ -258,11 +259,18 @@ def _response(request_id: object, status: int, body: dict[str, Any]) -> dict[str
 async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: SocketStream) -> None:
     """Reads frames until the client closes. Sends and acks are not awaited (they ride the next group commit
     while reading goes on) but at most ``ws_in_flight`` are, after which reading waits: the client is slowed
-    by TCP, not buffered here. A client that keeps sending unreadable frames is closed (4400)."""
+    by TCP, not buffered here. A client that keeps sending unreadable frames is closed (4400).
+
+    A send's checks (``service.prepare``: the recipient's devices, the outbound checks, a business's rules) may
+    await the database, so they run concurrently, each send in a task of its own (bounded by the same
+    ``ws_in_flight``): awaited here one at a time, they would hold a busy socket to one send per round trip.
+    The sends still reach the writer in the order their frames came (:class:`_InOrder`), so a recipient's
+    queue keeps them in the sender's order (an Olm message must not overtake the pre-key message before it)."""
     settings = relay.settings
     in_flight = asyncio.Semaphore(settings.ws_in_flight)
     bad_frames = Limit(settings.ws_bad_frames, settings.ws_bad_frames_per_second)
     budget: Bucket | None = None
+    order = _InOrder()
 
     try:
         while True:
@@ -271,7 +279,7 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
                 return
             await in_flight.acquire()
             try:
-                future = await _submit(relay, device, message.get("text"), stream)
+                future = _submit(relay, device, message.get("text"), stream, order)
             except _BadFrame as exc:
                 in_flight.release()
                 budget, wait = take(budget, bad_frames, 1, time.monotonic())
@@ -286,12 +294,53 @@ async def _read_frames(ws: WebSocket, relay: Relay, device: DeviceRecord, stream
                     future.add_done_callback(functools.partial(_release, in_flight))  # no closure held while idle
     finally:
         stream.close(1000, "")
+        order.cancel()
 
 
-async def _submit(
-    relay: Relay, device: DeviceRecord, text: str | None, stream: SocketStream
+class _InOrder:
+    """A socket's sends in flight: each is checked in its own task, and hands its job to the writer only after
+    the send before it has (or has been refused)."""
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self, check: Awaitable[Any], submit: Any) -> asyncio.Task[Any]:  # noqa: ANN401 - a callback
+        """Run ``check``; then, in turn, ``submit(its result)``, which returns the commit to wait for (or None)."""
+        before, turn = self._last, asyncio.get_running_loop().create_future()
+        self._last = turn
+        task = asyncio.create_task(self._run(check, submit, before, turn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    async def _run(
+        check: Awaitable[Any], submit: Any, before: asyncio.Future[None] | None, turn: asyncio.Future[None]
+    ) -> None:
+        try:
+            checked = await check
+            if before is not None:
+                await asyncio.shield(before)
+            commit = submit(checked)
+        finally:
+            if not turn.done():
+                turn.set_result(None)
+        if commit is not None:
+            with contextlib.suppress(Exception):  # its callback answers the client
+                await commit
+
+    def cancel(self) -> None:
+        """The socket is gone: sends still being checked are dropped (the client sends them again); those handed
+        to the writer are committed anyway."""
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _submit(
+    relay: Relay, device: DeviceRecord, text: str | None, stream: SocketStream, order: _InOrder
 ) -> asyncio.Future[Any] | None:
-    """Hand one client frame to the writer; returns its commit, or None when nothing was submitted."""
+    """Hand one client frame on; returns what to wait for before its slot is free, or None."""
     if text is None:
         raise _error("bad_frame", "frames are JSON text")
     try:
@@ -306,7 +355,7 @@ async def _submit(
             raise _error("bad_frame", f"ack: {_problem(exc)}") from exc
         return relay.writer.submit_ack(device.account_id, device.device_id, ack.ids) if ack.ids else None
     if kind == "send":
-        return await _submit_send(relay, device, frame, stream)
+        return _submit_send(relay, device, frame, stream, order)
     raise _error("unknown_frame", f"unknown frame type {str(kind)[:40]!r}")
 
 
@@ -315,35 +364,47 @@ def _problem(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
 
 
-async def _submit_send(
-    relay: Relay, device: DeviceRecord, frame: dict[str, Any], stream: SocketStream
-) -> asyncio.Future[Any] | None:
-    """Not awaited past its checks: the answer is offered when the commit lands, so one socket can have many
-    sends in one group commit while their order is kept."""
+def _submit_send(
+    relay: Relay, device: DeviceRecord, frame: dict[str, Any], stream: SocketStream, order: _InOrder
+) -> asyncio.Future[Any]:
+    """Not awaited: the answer is offered when the commit lands (or when a check refuses the send), so one
+    socket can have many sends checked at once and in one group commit while their order is kept."""
     try:
         request = SendFrame.model_validate(frame)
     except ValidationError as exc:
         error = ApiError(400, "invalid_request", _problem(exc))
         raise _BadFrame(_response(_request_id(frame), error.status, error.body())) from exc
-    try:
-        job = await service.prepare(relay, device, request.to, request)
-    except ApiError as exc:
-        stream.offer(_response(request.request_id, exc.status, exc.body()))
-        return None
-    except Withheld:
-        stream.offer(_response(request.request_id, 200, service.withheld_result(request).model_dump()))
+
+    async def check() -> SendJob | None:
+        try:
+            return await service.prepare(relay, device, request.to, request)
+        except ApiError as exc:
+            stream.offer(_response(request.request_id, exc.status, exc.body()))
+        except Withheld:
+            stream.offer(_response(request.request_id, 200, service.withheld_result(request).model_dump()))
+        except Exception:
+            log.exception("a send's checks failed")
+            stream.offer(_response(request.request_id, 503, _UNAVAILABLE))
         return None
 
-    def committed(future: asyncio.Future[list[Envelope] | None]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            body = {"error": {"code": "unavailable", "message": "the relay could not store the message"}}
-            stream.offer(_response(request.request_id, 503, body))
-        else:
-            stream.offer(_response(request.request_id, 200, service.result_of(job, future.result()).model_dump()))
+    def submit(job: SendJob | None) -> asyncio.Future[list[Envelope] | None] | None:
+        if job is None:
+            return None
 
-    future = relay.writer.submit_send(job)
-    future.add_done_callback(committed)
-    return future
+        def committed(future: asyncio.Future[list[Envelope] | None]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                stream.offer(_response(request.request_id, 503, _UNAVAILABLE))
+            else:
+                stream.offer(_response(request.request_id, 200, service.result_of(job, future.result()).model_dump()))
+
+        future = relay.writer.submit_send(job)
+        future.add_done_callback(committed)
+        return future
+
+    return order.start(check(), submit)
+
+
+_UNAVAILABLE = {"error": {"code": "unavailable", "message": "the relay could not store the message"}}
 
 
 _REQUEST_ID: TypeAdapter[Any] = TypeAdapter(RequestId)

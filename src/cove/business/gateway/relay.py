@@ -11,11 +11,11 @@ the way out, where the request must match one of :data:`ROUTES` with every place
 
 from __future__ import annotations
 
+from cove.business.gateway.sender import GatewayClient
 from cove.business.keys import BSUID
 from cove.client import paths
 from cove.client.allowlist import Route, RouteAllowlist
 from cove.client.core import ClientCore
-from cove.client.transport import CoveClient
 from cove.protocol.templates import NAME_MAX
 
 UUID = paths.ACCOUNT_ID  # account and template ids: uuid4, as the relay issues both
@@ -41,6 +41,6 @@ ROUTES = (
 )
 
 
-def relay_client(base_url: str, core: ClientCore) -> CoveClient:
-    """The business's Cove client, restricted to :data:`ROUTES`."""
-    return CoveClient(base_url, core, allowed=RouteAllowlist(base_url, ROUTES, SYNTAX))
+def relay_client(base_url: str, core: ClientCore) -> GatewayClient:
+    """The business's Cove client, restricted to :data:`ROUTES` (its message sends too, over the WebSocket)."""
+    return GatewayClient(base_url, core, RouteAllowlist(base_url, ROUTES, SYNTAX))

@@ -40,6 +40,7 @@ from cove.business.gateway.cloud import MarkRead, Send, SendInteractive, SendTem
 from cove.business.gateway.delivery import WebhookDeliverer
 from cove.business.gateway.events import Event, Pricing, QualityEvent
 from cove.business.gateway.outbox import Outbox
+from cove.business.gateway.sender import GatewayClient
 from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.tiers import Tier
@@ -336,16 +337,25 @@ class Gateway:
     async def _listen_once(self) -> None:
         url = self.client.base_url.replace("http", "ws", 1) + "/v1/websocket"
         headers = {"Authorization": f"Bearer {self.core.token}"}
+        # Message sends share this socket (the relay allows one per device): answers are picked out here.
+        sender = self.client.sender if isinstance(self.client, GatewayClient) else None
         async with connect(url, additional_headers=headers, compression=None, max_size=2**20) as ws:
-            async for raw in ws:
-                frame = json.loads(raw)
-                frames = frame["frames"] if frame.get("type") == "batch" else [frame]
-                acks: list[int] = []
-                for one in frames:
-                    acks += await self._receive(one)
-                if acks:
-                    await ws.send(json.dumps({"type": "ack", "ids": acks}))
-                self._notify()
+            if sender is not None:
+                sender.attach(ws)
+            try:
+                async for raw in ws:
+                    frame = json.loads(raw)
+                    frames = frame["frames"] if frame.get("type") == "batch" else [frame]
+                    acks: list[int] = []
+                    for one in frames:
+                        if sender is None or not sender.answer(one):
+                            acks += await self._receive(one)
+                    if acks:
+                        await ws.send(json.dumps({"type": "ack", "ids": acks}))
+                    self._notify()
+            finally:
+                if sender is not None:
+                    sender.detach()
 
     async def _receive(self, frame: dict[str, Any]) -> list[int]:
         """Apply one frame and queue its webhooks in one transaction; returns the queue ids to ack."""
