@@ -22,6 +22,7 @@ from websockets.exceptions import WebSocketException
 from cove.cli_guard import err
 from cove.client import file_cli, forwards, group_show, safety_status
 from cove.client.attachments import AttachmentError, carries_file, file_line
+from cove.client.business_show import SHOWN, business_line
 from cove.client.core import ClientCore, NotRegistered, UntrustedDevices
 from cove.client.events import (
     AttachmentReceived,
@@ -179,13 +180,8 @@ async def _show(client: CoveClient, event: Event) -> None:
         await _show_template(client, event)
     elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
         _line(core, event.sender, event.sent_at, file_line(event), False, event.client_message_id)
-    elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
-        interactive = event.payload.get("interactive", {})
-        action = interactive.get("action", {})
-        choices = [b.get("reply", {}).get("title", "") for b in action.get("buttons", [])]
-        choices += [r.get("title", "") for s in action.get("sections", []) for r in s.get("rows", [])]
-        text = interactive.get("body", {}).get("text", "") + "".join(f"\n  [{c}]" for c in choices)
-        _line(core, event.sender, event.sent_at, text, business=event.business is not None)
+    elif isinstance(event, PayloadReceived) and event.business is not None and event.payload.get("type") in SHOWN:
+        _line(core, event.sender, event.sent_at, business_line(event), business=True)
     elif isinstance(event, Delivered):
         console.print(f"[dim]delivered to {_name(core, event.peer)}: {event.client_message_id[:8]}[/dim]")
     elif isinstance(event, Read):
