@@ -388,6 +388,11 @@ def test_what_is_offered_is_bounded_and_pruned(offered):
     assert [r[0] for r in offered.db.execute("SELECT message_id FROM gw_offered")] == ["wamid.4"]
     small.forget("wamid.4")
     assert small.verdict("ana", "wamid.4", four) is not None
+    for i in range(5):
+        small.record_reaction(f"wamid.r{i}", 2_000 + i)
+    assert not small.is_reaction("wamid.r1") and small.is_reaction("wamid.r2") and small.is_reaction("wamid.r4")
+    small.prune(2_004)
+    assert [small.is_reaction(f"wamid.r{i}") for i in (3, 4)] == [False, True]
 
 
 @given(st.text(min_size=1, max_size=30), st.text(min_size=1, max_size=20))

@@ -16,7 +16,7 @@ from cove.protocol.business_messages import BusinessInteractive, InteractiveRepl
 from cove.protocol.templates.signing import canonical_json
 from cove.testing import run_cove
 from gateway_world import Receiver, register_profile
-from test_business_gateway import send, world  # noqa: F401 - fixture
+from test_business_gateway import send, statuses_of, world  # noqa: F401 - fixture
 from test_business_types import CONTACT, CTA_URL, LOCATION, LOCATION_REQUEST
 
 
@@ -57,6 +57,11 @@ async def test_each_type_reaches_the_user_and_the_users_answers_come_back_as_met
     assert shown["contacts"].contacts[0].model_dump(mode="json", exclude_none=True) == CONTACT
     assert isinstance(shown["cta"], BusinessInteractive) and shown["cta"].interactive.type == "cta_url"
     assert isinstance(shown["request"], BusinessInteractive)
+
+    # As with Meta, the business's reaction reports sent and never delivered or read; the others are delivered.
+    await receiver.wait_for(lambda r: "delivered" in statuses_of(r, sent["request"]))
+    assert statuses_of(receiver, sent["reaction"]) == ["sent"]
+    assert statuses_of(receiver, sent["location"]) == ["sent", "delivered"]
 
     # A business reacts to messages it received: its own message, or an unknown id, is a bad parameter.
     async with gateway.api() as api:

@@ -12,6 +12,10 @@ with a log line and no webhook (:func:`verdict` says why, for the log).
 The table ``gw_offered`` (in the gateway's SQLite file) is bounded twice: rows older than the retention are
 pruned with the messages, and past :data:`OFFERED_MAX` rows the oldest go at once, whatever their age. A reply
 to a forgotten message is dropped the same way: its choice can no longer be checked.
+
+``gw_reactions`` (bounded and pruned the same way) names the business's reactions: as with Meta, a reaction
+gets a ``sent`` status webhook and no ``delivered`` or ``read`` (Meta's reaction-messages page), though the
+user's client acknowledges it like any message.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ CREATE TABLE IF NOT EXISTS gw_offered (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL,
     choices TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_gw_offered_created ON gw_offered (created_at_ms);
+CREATE TABLE IF NOT EXISTS gw_reactions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, created_at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_gw_reactions_created ON gw_reactions (created_at_ms);
 """
 
 #: At most this many interactive messages are remembered (about 3 KB each at the most: 10 rows of ids ≤200).
@@ -58,6 +65,7 @@ class Offered:
     def forget(self, message_id: str) -> None:
         """A send that was not accepted (throttled): the business sends it again, perhaps with other choices."""
         self.db.execute("DELETE FROM gw_offered WHERE message_id = ?", (message_id,))
+        self.db.execute("DELETE FROM gw_reactions WHERE message_id = ?", (message_id,))
 
     def verdict(self, account_id: str, context_id: str, reply: ReplyChoice) -> str | None:
         """None if ``reply`` is one of the choices ``context_id`` offered ``account_id``; otherwise why not."""
@@ -73,5 +81,18 @@ class Offered:
             return "its choice is not one the message offered"
         return None
 
+    def record_reaction(self, message_id: str, now_ms: int) -> None:
+        cursor = self.db.execute(
+            "INSERT INTO gw_reactions (message_id, created_at_ms) VALUES (?, ?) ON CONFLICT(message_id) DO NOTHING",
+            (message_id, now_ms),
+        )
+        if cursor.rowcount == 1 and cursor.lastrowid is not None and cursor.lastrowid > self.limit:
+            self.db.execute("DELETE FROM gw_reactions WHERE seq <= ?", (cursor.lastrowid - self.limit,))
+
+    def is_reaction(self, message_id: str) -> bool:
+        query = "SELECT 1 FROM gw_reactions WHERE message_id = ?"
+        return self.db.execute(query, (message_id,)).fetchone() is not None
+
     def prune(self, before_ms: int) -> None:
         self.db.execute("DELETE FROM gw_offered WHERE created_at_ms < ?", (before_ms,))
+        self.db.execute("DELETE FROM gw_reactions WHERE created_at_ms < ?", (before_ms,))

@@ -155,6 +155,8 @@ class Gateway:
         record = self.store.message(message_id)
         if record is None or record.direction != "out":
             return
+        if status in (Status.DELIVERED, Status.READ) and self.offered.is_reaction(message_id):
+            return  # as with Meta, a reaction reports only sent (or failed)
         if record.status == Status.ACCEPTED and status in (Status.DELIVERED, Status.READ):
             # The user's receipt came before the relay's answer to the send: it was sent, so say so first.
             self._move(message_id, Status.SENT, at_ms)
@@ -266,6 +268,8 @@ class Gateway:
         self.store.add_message(record, now)
         if isinstance(send, SendInteractive):
             self.offered.record(message_id, recipient.account_id, send.interactive, now)
+        elif isinstance(send, SendReaction):
+            self.offered.record_reaction(message_id, now)
         lock = self._recipient_locks.setdefault(recipient.account_id, asyncio.Lock())
         try:
             async with lock:  # one session set-up per user, and ratchet steps in order
