@@ -164,3 +164,9 @@ async def test_the_command_line_shows_a_location_request_and_answers_it(world, r
     assert reacted.returncode == 0, reacted.stderr
     reaction = (await receiver.wait_for(lambda r: messages(r, "reaction")))[0]
     assert reaction["reaction"] == {"message_id": cta, "emoji": "🎉"}
+
+    # The history keeps both sides as the command line showed them.
+    kept = await asyncio.to_thread(cove, "history", shop)
+    kept_text = " ".join(kept.stdout.split())
+    assert "[See Dates] → https://www.luckyshrub.com" in kept_text and "[Send location]" in kept_text
+    assert "→" in kept_text and "location: Home (-33.924900, 18.424100)" in kept_text and "reacted 🎉" in kept_text

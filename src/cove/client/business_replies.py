@@ -15,7 +15,9 @@ from cove.protocol.business_content import (
     Contact,
     Location,
     contacts_plaintext,
+    describe,
     location_plaintext,
+    parse_content,
     reaction_plaintext,
 )
 
@@ -24,7 +26,8 @@ def compose_reaction(business: str, client_message_id: str, emoji: str) -> Outgo
     """React to the business's message ``client_message_id`` with one emoji; ``""`` takes the reaction back.
     Raises ``ValueError`` for anything but one emoji."""
     cmid = uuid.uuid4().hex
-    return Outgoing(business, cmid, reaction_plaintext(cmid, now_ms(), client_message_id, emoji))
+    shown = f"reacted {emoji}" if emoji else "took back a reaction"  # kept in the history, as texts are
+    return Outgoing(business, cmid, reaction_plaintext(cmid, now_ms(), client_message_id, emoji), shown)
 
 
 def compose_location(
@@ -38,11 +41,13 @@ def compose_location(
     """Share a location; ``reply_to`` is the business's location request it answers (its client message id)."""
     cmid = uuid.uuid4().hex
     where = Location(latitude=latitude, longitude=longitude, name=name, address=address)
-    return Outgoing(business, cmid, location_plaintext(cmid, now_ms(), where, reply_to))
+    plaintext = location_plaintext(cmid, now_ms(), where, reply_to)
+    return Outgoing(business, cmid, plaintext, describe(parse_content(plaintext)))
 
 
 def compose_contacts(business: str, contacts: list[dict[str, Any]], reply_to: str | None = None) -> Outgoing:
     """Share contact cards in the Cloud API's shape (``{"name": {"formatted_name": ...}, "phones": [...]}``)."""
     cmid = uuid.uuid4().hex
     cards = [Contact.model_validate(contact) for contact in contacts]
-    return Outgoing(business, cmid, contacts_plaintext(cmid, now_ms(), cards, reply_to))
+    plaintext = contacts_plaintext(cmid, now_ms(), cards, reply_to)
+    return Outgoing(business, cmid, plaintext, describe(parse_content(plaintext)))

@@ -8,6 +8,7 @@ contact card, is reported, not shown.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cove.client.events import PayloadReceived
 from cove.protocol.business_content import describe as describe_message
@@ -20,13 +21,18 @@ SHOWN = frozenset({"interactive", "reaction", "location", "contacts"})
 ANSWERABLE = frozenset({"interactive", "location", "contacts"})
 
 
+def history_text(payload: dict[str, Any]) -> str:
+    """What the conversation history keeps of a business's message (``cove history``)."""
+    try:
+        message = parse_business_message(json.dumps(payload).encode())
+    except ValueError:
+        return f"a {payload.get('type')} message that does not pass Cove's checks was not shown"
+    return describe_message(message)
+
+
 def business_line(event: PayloadReceived) -> str:
     """The text to show for ``event``, with the message's id for answering or reacting to it."""
-    try:
-        message = parse_business_message(json.dumps(event.payload).encode())
-    except ValueError:
-        return f"a {event.payload.get('type')} message that does not pass Cove's checks was not shown"
-    shown = describe_message(message)
+    shown = history_text(event.payload)
     if event.payload.get("type") in ANSWERABLE:
         shown += f"\n  (id {event.client_message_id})"
     return shown
