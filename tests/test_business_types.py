@@ -180,6 +180,23 @@ def test_numbers_as_numbers_and_a_cta_without_header_body_or_footer_are_accepted
     assert parse_send(removal).reaction.emoji == ""  # type: ignore[union-attr]
 
 
+def test_nulls_and_empty_lists_as_client_libraries_send_them_are_accepted():
+    """pywa 4.5.0 sends a contact's unset fields as null and its empty lists as [], and a location's unset name
+    and address as null; Meta accepts both."""
+    contact = {
+        "name": {"formatted_name": "Ben", "first_name": "Ben", "last_name": None, "prefix": None},
+        "birthday": None,
+        "phones": [{"phone": "1234", "type": "MOBILE", "wa_id": None}],
+        "emails": [],
+        "addresses": [],
+        "org": None,
+    }
+    sent = parse_send(changed(CONTACTS, "contacts", [contact]))
+    assert isinstance(sent, SendContacts) and sent.contacts[0].phones[0].phone == "1234"  # type: ignore[index]
+    location = changed(changed(LOCATION, "location.name", None), "location.address", None)
+    assert parse_send(location).location.name is None  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
