@@ -30,6 +30,7 @@ from cove.business.gateway.cloud import (
 from cove.business.gateway.inbound import webhook_part
 from cove.business.gateway.offered import Offered
 from cove.client.business_replies import compose_contacts, compose_location, compose_reaction
+from cove.client.business_show import history_text
 from cove.protocol.business_content import (
     ContactsMessage,
     LocationMessage,
@@ -285,6 +286,13 @@ def test_the_users_client_checks_a_business_message_again():
     for payload in (bad_cta, too_many):
         with pytest.raises(ValueError):
             parse_business_message(json.dumps(payload).encode())
+
+
+def test_the_command_line_reports_a_business_message_that_fails_the_checks_instead_of_showing_it():
+    bad = {"v": 1, "type": "location", "id": "wamid.z", "ts": 1, "location": {"latitude": 100, "longitude": 0}}
+    assert history_text(bad) == "a location message that does not pass Cove's checks was not shown"
+    good = {**bad, "location": {"latitude": 52.52, "longitude": 13.405, "name": "Bakery"}}
+    assert history_text(good) == "location: Bakery (52.520000, 13.405000)"
 
 
 def test_a_users_composed_messages_parse_on_the_gateways_side():

@@ -148,7 +148,7 @@ async def test_the_command_line_shows_a_location_request_and_answers_it(world, r
     assert shown.returncode == 0, shown.stderr
     out = " ".join(shown.stdout.split())
     assert "[business]" in out and "[Send location]" in out and f"(id {request})" in out
-    assert "[See Dates] → https://www.luckyshrub.com?clickID=kqDGWd24Q5TR" in out
+    assert "[See Dates] → https://www.luckyshrub.com?clickID=kqDGWd24Q5TR" in out and f"(id {cta})" in out
 
     answered = await asyncio.to_thread(
         cove, "businesses", "location", shop, "--latitude", "-33.9249", "--longitude", "18.4241",

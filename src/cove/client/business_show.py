@@ -10,29 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cove.client.events import PayloadReceived
 from cove.protocol.business_content import describe as describe_message
 from cove.protocol.business_content import parse_business_message
 
 #: The payload types of a business's messages this module shows.
 SHOWN = frozenset({"interactive", "reaction", "location", "contacts"})
-#: The ones a user can answer by id: a location request (`cove businesses location --reply-to`) and any message
-#: (`cove businesses react`).
-ANSWERABLE = frozenset({"interactive", "location", "contacts"})
 
 
 def history_text(payload: dict[str, Any]) -> str:
-    """What the conversation history keeps of a business's message (``cove history``)."""
+    """What ``cove inbox`` and ``cove listen`` show, and the history keeps, of a business's message."""
     try:
         message = parse_business_message(json.dumps(payload).encode())
     except ValueError:
         return f"a {payload.get('type')} message that does not pass Cove's checks was not shown"
     return describe_message(message)
-
-
-def business_line(event: PayloadReceived) -> str:
-    """The text to show for ``event``, with the message's id for answering or reacting to it."""
-    shown = history_text(event.payload)
-    if event.payload.get("type") in ANSWERABLE:
-        shown += f"\n  (id {event.client_message_id})"
-    return shown
