@@ -26,20 +26,20 @@ HOUR_MS = 3_600_000
 # the rule ----------------------------------------------------------------------------------------------------
 def test_only_users_who_wrote_in_the_last_24_hours_can_be_blocked() -> None:
     candidates = [
-        Candidate("CC.A", "a", NOW - 23 * HOUR_MS, False),
-        Candidate("CC.B", "b", NOW - 24 * HOUR_MS, False),  # exactly 24 h ago: too late
-        Candidate("CC.C", "c", None, False),  # never wrote (opted in elsewhere, say)
-        Candidate("CC.D", None, None, False),  # not one of the business's users
-        Candidate("CC.E", "e", NOW - 30 * 24 * HOUR_MS, True),  # blocked before: blocked again, however long ago
-        Candidate("CC.A", "a", NOW - 23 * HOUR_MS, False),  # asked twice: answered once
+        Candidate("id-A", "a", NOW - 23 * HOUR_MS, False),
+        Candidate("id-B", "b", NOW - 24 * HOUR_MS, False),  # exactly 24 h ago: too late
+        Candidate("id-C", "c", None, False),  # never wrote (opted in elsewhere, say)
+        Candidate("id-D", None, None, False),  # not one of the business's users
+        Candidate("id-E", "e", NOW - 30 * 24 * HOUR_MS, True),  # blocked before: blocked again, however long ago
+        Candidate("id-A", "a", NOW - 23 * HOUR_MS, False),  # asked twice: answered once
     ]
     outcomes = plan(candidates, blocklist_size=0, now_ms=NOW)
     assert [(o.user_id, o.added, o.new) for o in outcomes] == [
-        ("CC.A", True, True),
-        ("CC.B", False, False),
-        ("CC.C", False, False),
-        ("CC.D", False, False),
-        ("CC.E", True, False),
+        ("id-A", True, True),
+        ("id-B", False, False),
+        ("id-C", False, False),
+        ("id-D", False, False),
+        ("id-E", True, False),
     ]
     assert {o.error.code for o in outcomes if o.error is not None} == {131047}
     # An unknown id is answered exactly as a user who did not write lately: the answer confirms nothing.
@@ -47,8 +47,8 @@ def test_only_users_who_wrote_in_the_last_24_hours_can_be_blocked() -> None:
 
 
 def test_a_full_blocklist_fails_new_users_and_still_answers_blocked_ones() -> None:
-    candidates = [Candidate(f"CC.{i}", str(i), NOW - 1, False) for i in range(3)]
-    candidates.append(Candidate("CC.old", "old", NOW - 1, True))
+    candidates = [Candidate(f"id-{i}", str(i), NOW - 1, False) for i in range(3)]
+    candidates.append(Candidate("id-old", "old", NOW - 1, True))
     outcomes = plan(candidates, blocklist_size=blocks.MAX_BLOCKLIST - 2, now_ms=NOW)
     assert [(o.new, o.error.code if o.error else None) for o in outcomes] == [
         (True, None),
@@ -62,7 +62,7 @@ def test_a_full_blocklist_fails_new_users_and_still_answers_blocked_ones() -> No
 
 candidate = st.builds(
     Candidate,
-    st.sampled_from([f"CC.{i}" for i in range(12)]),
+    st.sampled_from([f"id-{i}" for i in range(12)]),
     st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
     st.one_of(st.none(), st.integers(NOW - 3 * 24 * HOUR_MS, NOW)),
     st.booleans(),
@@ -110,16 +110,18 @@ async def block(owner: httpx.AsyncClient, *ids: str) -> dict[str, Any]:
 
 async def test_a_business_blocks_a_user_who_wrote_and_the_block_holds_both_ways(users, relay):
     shop = await business(users, relay, "shop", "+14155550181")
+    bank = await business(users, relay, "bank", "+14155550184", {"display_name": "Savings Bank"})
     ana = await users.register("ana", "+14155550182")
     bob = await users.register("bob", "+14155550183")
     s, a = shop.core.account_id, ana.core.account_id
     async with http(relay, shop) as owner, http(relay, ana) as user, http(relay, bob) as other:
         ok(await send(user, s, header=None))  # Ana writes to the shop
+        ok(await send(user, bank.core.account_id, header=None))  # and to the bank
         ok(await send(other, s, header=None))
         ana_id, bob_id = await user_id(owner, a), await user_id(owner, bob.core.account_id)
         assert await queued_for(relay, s, a) == 1
-
-        unknown = "CC." + "A" * 32  # the syntax of a user id, of no user
+        async with http(relay, bank) as banker:
+            unknown = await user_id(banker, a)  # a real user id, but the bank's: no user of the shop has it
         answered = await block(owner, ana_id, unknown, ana_id)
         assert answered["added"] == [ana_id]
         assert [(f["user_id"], f["cloud_api"]["code"]) for f in answered["failed"]] == [(unknown, 131047)]
@@ -155,10 +157,11 @@ async def test_a_business_blocks_a_user_who_wrote_and_the_block_holds_both_ways(
 
 
 async def test_only_a_business_keeps_a_blocklist_and_each_request_is_checked(users, relay):
-    shop = await business(users, relay, "shop", "+14155550184")
-    ana = await users.register("ana", "+14155550185")
+    shop = await business(users, relay, "shop", "+14155550185")
+    ana = await users.register("ana", "+14155550186")
     async with http(relay, shop) as owner, http(relay, ana) as user:
-        some_id = "CC." + "B" * 32
+        ok(await send(user, shop.core.account_id, header=None))
+        some_id = await user_id(owner, ana.core.account_id)
         answered = await user.post("/v1/business/blocks", json={"user_ids": [some_id]})
         assert answered.status_code == 403 and answered.json()["error"]["code"] == "not_a_business"
         assert (await user.get("/v1/business/blocks")).status_code == 403
@@ -171,7 +174,7 @@ async def test_only_a_business_keeps_a_blocklist_and_each_request_is_checked(use
 
 
 async def test_the_blocklist_is_listed_a_page_at_a_time(users, relay):
-    shop = await business(users, relay, "shop", "+14155550186")
+    shop = await business(users, relay, "shop", "+14155550170")
     s = shop.core.account_id
     ids = []
     async with http(relay, shop) as owner:
