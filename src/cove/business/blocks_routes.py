@@ -92,15 +92,15 @@ async def unblock(
     response_model=BlockList,
     responses=error_responses(400, 401, 403),
     summary="The users my business blocked, a page at a time, ordered by id",
+    description="The first `limit` after `after`, or the last `limit` before `before`; with both, the first "
+    "`limit` between them.",
 )
 async def blocked(
     limit: int = Query(100, ge=1, le=blocks_storage.LIST_PAGE_MAX),
     after: str | None = Query(None, pattern=BSUID, description="The last id of the previous page"),
-    before: str | None = Query(None, pattern=BSUID, description="The first id of the next page"),
+    before: str | None = Query(None, pattern=BSUID, description="The first id of the page after the one wanted"),
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),
 ) -> dict[str, Any]:
-    if after is not None and before is not None:
-        raise ApiError(400, "invalid_cursor", "give after or before, not both")
     page = await blocks_storage.listed(relay.engine, _business(device), limit, after=after, before=before)
     return {"user_ids": page.user_ids, "before": page.before, "after": page.after}

@@ -107,28 +107,29 @@ async def unblock(engine: AsyncEngine, business_id: str, user_ids: list[str]) ->
 async def listed(
     engine: AsyncEngine, business_id: str, limit: int, after: str | None = None, before: str | None = None
 ) -> Page:
-    """A page of the blocklist, by user id; ``after`` or ``before`` an id a previous page ended or began with."""
+    """A page of the blocklist, by user id: the first ``limit`` after ``after`` (an id a page ended with), or the
+    last ``limit`` before ``before`` (an id a page began with); with both, the first between them."""
     b, u = business_blocks, business_user_ids
     query = select(u.c.bsuid).join(
         b, (b.c.business_id == u.c.business_id) & (b.c.user_account_id == u.c.user_account_id)
     )
     query = query.where(u.c.business_id == business_id)
+    if after is not None:
+        query = query.where(u.c.bsuid > after)
     if before is not None:
-        query = query.where(u.c.bsuid < before).order_by(u.c.bsuid.desc())
-    else:
-        if after is not None:
-            query = query.where(u.c.bsuid > after)
-        query = query.order_by(u.c.bsuid)
+        query = query.where(u.c.bsuid < before)
+    backwards = before is not None and after is None
+    query = query.order_by(u.c.bsuid.desc() if backwards else u.c.bsuid)
     async with engine.connect() as conn:
         await _own_business(conn, business_id)
         ids = list((await conn.execute(query.limit(limit + 1))).scalars())
     more = len(ids) > limit
     ids = ids[:limit]
-    if before is not None:
+    if backwards:
         ids.reverse()
         earlier, later = more, True
     else:
-        earlier, later = after is not None, more
+        earlier, later = after is not None, more or before is not None
     return Page(
         ids,
         before=ids[0] if ids and earlier else None,

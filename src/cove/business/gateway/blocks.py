@@ -190,8 +190,6 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None], ver
         before: str | None = Query(None, max_length=INPUT_MAX * 2),
     ) -> Any:
         own(phone_number_id)
-        if after is not None and before is not None:
-            raise GraphError(CloudApiError(100, "Pass after or before, not both."))
         params: dict[str, Any] = {"limit": limit}
         if after is not None:
             params["after"] = decode_cursor(after)
