@@ -112,6 +112,7 @@ GATEWAY_PATHS = [
     "/{version}/{waba_id}/message_templates",
     "/{version}/{phone_number_id}/opt_ins/{wa_id}",
     "/{version}/{phone_number_id}/whatsapp_business_profile",
+    "/{version}/{phone_number_id}/block_users",
     "/{version}/{phone_number_id}",
 ]
 BUSINESS = {"display_name": "Fuzzing Bakery", "about": "Fresh bread", "vertical": "RESTAURANT"}

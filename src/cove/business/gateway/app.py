@@ -9,6 +9,7 @@ library works with only its base URL changed (Meta's Cloud API reference).
 - ``GET|POST /{version}/{phone_number_id}/whatsapp_business_profile``: the profile users see.
 - ``GET /{version}/{phone_number_id}``: the number, its quality rating and messaging limit.
 - ``DELETE /{version}/{phone_number_id}/opt_ins/{wa_id}``: Cove's addition, to honour a STOP a user wrote.
+- ``POST|DELETE|GET /{version}/{phone_number_id}/block_users``: the business's blocklist (:mod:`.blocks`).
 
 Every request needs ``Authorization: Bearer <token>`` (``cove business gateway token``); errors are Graph errors
 (``{"error": {message, type, code, error_data, fbtrace_id}}``), as Cloud API libraries expect.
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.gateway import templates_api
+from cove.business.gateway import blocks
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
 from cove.business.gateway.service import Gateway, GraphError, now_ms
@@ -269,5 +271,6 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
             "throughput": {"level": "HIGH" if profile["throughput_mps"] >= 1000 else "STANDARD"},
         }
 
+    blocks.add_routes(api, gateway, own, VERSION)
     app.include_router(api)
     return app
