@@ -21,9 +21,10 @@ Across a fleet of relays (one database, one Redis):
   arithmetic: in Redis for a fleet, so they hold fleet-wide exactly (up to the hosts' clock skew).
 - The marketing cap counts the database's log plus the deliveries held in flight: a delivery is held from its
   decision for ``IN_FLIGHT_MS``, past its commit, so two relays cannot both take a user's last slot.
-- The tier (unique users reached outside a window in 24 h) is counted from the shared database: sends decided at
-  the same moment, on any relays, can each see a tier's last free slot and all pass. A tier is overshot by at
-  most the sends in flight across the fleet (decided, not yet committed), never by more.
+- The tier (unique users reached outside a window in 24 h) is counted from the shared database, exactly: a send
+  that would add a user claims the slot in its own transaction under the business's row lock
+  (:mod:`cove.business.reach`), so sends decided at the same moment, on any relays, cannot all take the last
+  free slot, and two sends to one new user count them once.
 - While Redis is away these limits fail open (:mod:`cove.limits.table`): each relay keeps them alone, so N
   relays allow N times the throughput and pair rate, and a marketing delivery in flight on another relay is
   not seen (the committed log still is).
@@ -44,8 +45,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cove.business import limits, standing, tiers
-from cove.business.decision import TEMPLATE, SendRequest, SendState, TemplateState, may_send
+from cove.business import limits, reach, standing, tiers
+from cove.business.decision import TEMPLATE, SendRequest, SendState, TemplateState, may_send, tier_refusal
 from cove.business.errors import CloudApiError
 from cove.business.optin import Block, OptIn, PairConsent
 from cove.business.quality import Quality
@@ -226,13 +227,22 @@ async def check(
         raise refusal(refused)
     if decided.reached_at_ms is None:
         return None
+    new_today = mine is None or standing.day_of(mine) < standing.day_of(now)
+    limit = state.messaging_limit
+    if limit is not None and not reach.counts(mine, now):
+        # A user not yet counted: claim the slot atomically (the snapshot above may be one of many at once).
+        rated = Quality(business.quality)
+        wait = await reach.claim(engine, business_id, user_id, limit, header.template_id, rated, now)
+        if wait is not None:
+            raise refusal(tier_refusal(limit, wait))
+        new_today = False  # the claim counted them today, once
     return BusinessWrites(
         business_id,
         user_id,
         reached_at_ms=decided.reached_at_ms,
         template_id=header.template_id,
         marketing_at_ms=marketing_at,
-        new_today=mine is None or standing.day_of(mine) < standing.day_of(now),
+        new_today=new_today,
         quality=Quality(business.quality),
     )
 

@@ -145,6 +145,7 @@ business_feedback = Table(
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_business_feedback_business", "business_id", "at_ms"),
     Index("ix_business_feedback_user", "user_account_id"),
+    Index("ix_business_feedback_at", "at_ms"),  # the retention sweep (cove.business.upkeep)
     sqlite_autoincrement=True,
 )
 
@@ -168,6 +169,7 @@ business_reach = Table(
     Column("template_id", String(36), nullable=True),  # the template of that message (feedback is blamed on it)
     Index("ix_business_reach_business_time", "business_id", "reached_at_ms"),
     Index("ix_business_reach_user", "user_account_id"),
+    Index("ix_business_reach_time", "reached_at_ms"),  # the retention sweep (cove.business.upkeep)
 )
 
 # Marketing templates each user got outside a service window, from every business: the per-user cap (131049).
@@ -179,6 +181,7 @@ business_marketing = Table(
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_business_marketing_user_time", "user_account_id", "at_ms"),
     Index("ix_business_marketing_business", "business_id"),
+    Index("ix_business_marketing_at", "at_ms"),  # the retention sweep (cove.business.upkeep)
 )
 
 # One row per business and day: unique users reached outside windows and the rating at the day's end, which is
@@ -203,6 +206,7 @@ business_events = Table(
     Column("body", Text, nullable=False),
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_business_events_business_seq", "business_id", "seq"),
+    Index("ix_business_events_at", "at_ms"),  # the retention sweep (cove.business.upkeep)
     sqlite_autoincrement=True,
 )
 
