@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [
             asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
-            asyncio.create_task(business_upkeep.sweep_forever(engine, settings.purge_interval_seconds)),
+            asyncio.create_task(business_upkeep.sweep_forever(engine, settings.purge_interval_seconds, hub.deliver)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
             asyncio.create_task(safety_defences.purge_attached_forever(relay, settings.purge_interval_seconds)),
             asyncio.create_task(
