@@ -115,7 +115,7 @@ class Allowed:
     pair: Bucket
     reached_at_ms: int | None  # set when sent outside a window: store ``reached[user_id] = reached_at_ms``
     user_marketing_ms: tuple[int, ...]  # the user's marketing log to store (pruned to the last 24 h)
-    paced: bool  # accepted, but the gateway holds it until early feedback on the template is in (pacing)
+    paced: bool  # accepted, but held back until early feedback on the template is in (cove.business.pacing)
 
 
 def _template(request: SendRequest, template: TemplateState | None, now_ms: int) -> TemplateState | CloudApiError:
