@@ -20,6 +20,7 @@ from cove.accounts.senders import make_code_sender
 from cove.attachments import service as attachments_service
 from cove.attachments.routes import router as attachments_router
 from cove.business import hooks as business_hooks
+from cove.business import upkeep as business_upkeep
 from cove.business.blocks_routes import router as business_blocks_router
 from cove.business.routes import router as business_router
 from cove.config import Settings
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [
             asyncio.create_task(purge_expired_forever(engine, relay.retention_ms, settings.purge_interval_seconds)),
             asyncio.create_task(consent_push.announce_forever(relay, settings.notice_interval_seconds)),
+            asyncio.create_task(business_upkeep.sweep_forever(engine, settings.purge_interval_seconds, hub.deliver)),
             asyncio.create_task(checkpoint_forever(engine, settings.ledger_checkpoint_seconds)),
             asyncio.create_task(safety_defences.purge_attached_forever(relay, settings.purge_interval_seconds)),
             asyncio.create_task(

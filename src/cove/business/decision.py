@@ -115,7 +115,7 @@ class Allowed:
     pair: Bucket
     reached_at_ms: int | None  # set when sent outside a window: store ``reached[user_id] = reached_at_ms``
     user_marketing_ms: tuple[int, ...]  # the user's marketing log to store (pruned to the last 24 h)
-    paced: bool  # accepted, but the gateway holds it until early feedback on the template is in (pacing)
+    paced: bool  # accepted, but held back until early feedback on the template is in (cove.business.pacing)
 
 
 def _template(request: SendRequest, template: TemplateState | None, now_ms: int) -> TemplateState | CloudApiError:
@@ -132,6 +132,15 @@ def _template(request: SendRequest, template: TemplateState | None, now_ms: int)
             132000, f"The template takes {template.param_count} parameters; {request.template_params} were given."
         )
     return template
+
+
+def tier_refusal(limit: int | None, wait_ms: int) -> CloudApiError:
+    """Step 9's answer, also given by the send path when the exact count refuses (:mod:`cove.business.reach`)."""
+    return CloudApiError(
+        131048,
+        f"Messaging limit reached: {limit} unique users outside a customer service window in 24 hours.",
+        retry_after_ms=wait_ms,
+    )
 
 
 def may_send(request: SendRequest, state: SendState, now_ms: int) -> Allowed | CloudApiError:
@@ -169,12 +178,7 @@ def may_send(request: SendRequest, state: SendState, now_ms: int) -> Allowed | C
     if outside:
         wait = tiers.room_for(state.reached, request.user_id, state.messaging_limit, now_ms)
         if wait is not None:
-            return CloudApiError(
-                131048,
-                f"Messaging limit reached: {state.messaging_limit} unique users outside a customer service window"
-                " in 24 hours.",
-                retry_after_ms=wait,
-            )
+            return tier_refusal(state.messaging_limit, wait)
     marketing_log = limits.marketing_recent(state.user_marketing_ms, now_ms)
     if marketing_outside:
         wait = limits.marketing_wait(marketing_log, now_ms)

@@ -18,8 +18,9 @@ messaged make RED (0.03), 10 "no longer needed" blocks stay GREEN (0.005).
 Template pauses follow Meta's template-pausing page (3 h, then 6 h, then disabled): the first time a
 template goes RED it is paused 3 h, the second time 6 h, the third time it is disabled for good. Pacing follows
 Meta's template-pacing page: marketing and utility sends of a template that is not GREEN, or was
-unpaused in the last day, are accepted but flagged so the gateway holds them until feedback on the first part
-arrives; "new template" pacing needs the template's age, which the registry owns, and is not modelled here.
+unpaused in the last day, are accepted but flagged so the relay holds them until feedback on the first part
+arrives (cove.business.pacing); "new template" pacing needs the template's age, which the registry owns, and
+is not modelled here.
 """
 
 from __future__ import annotations

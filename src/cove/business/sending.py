@@ -11,8 +11,9 @@ way. Plain sends pay nothing: whether an account is a business comes with its de
 
 The number's quality and tier, the template's pauses and the marketing log come from the tables that
 :mod:`cove.business.standing` keeps. The first send of a day per business runs that day's re-rating and tier
-move. Not modelled: the marketing experiment holdout (Cove runs no such experiment), and pacing
-(``Allowed.paced`` is computed, not acted on).
+move. A paced template's send past its episode's sample is held (:mod:`cove.business.pacing`): the queue writer
+keeps its envelopes in ``business_held`` instead of the queue, and the relay's sweep releases or drops them. Not
+modelled: the marketing experiment holdout (Cove runs no such experiment).
 
 Across a fleet of relays (one database, one Redis):
 
@@ -22,9 +23,10 @@ Across a fleet of relays (one database, one Redis):
   arithmetic: in Redis for a fleet, so they hold fleet-wide exactly (up to the hosts' clock skew).
 - The marketing cap counts the database's log plus the deliveries held in flight: a delivery is held from its
   decision for ``IN_FLIGHT_MS``, past its commit, so two relays cannot both take a user's last slot.
-- The tier (unique users reached outside a window in 24 h) is counted from the shared database: sends decided at
-  the same moment, on any relays, can each see a tier's last free slot and all pass. A tier is overshot by at
-  most the sends in flight across the fleet (decided, not yet committed), never by more.
+- The tier (unique users reached outside a window in 24 h) is counted from the shared database, exactly: a send
+  that would add a user claims the slot in its own transaction under the business's row lock
+  (:mod:`cove.business.reach`), so sends decided at the same moment, on any relays, cannot all take the last
+  free slot, and two sends to one new user count them once.
 - While Redis is away these limits fail open (:mod:`cove.limits.table`): each relay keeps them alone, so N
   relays allow N times the throughput and pair rate, and a marketing delivery in flight on another relay is
   not seen (the committed log still is).
@@ -32,7 +34,9 @@ Across a fleet of relays (one database, one Redis):
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import math
 import uuid
 from dataclasses import dataclass, replace
@@ -45,13 +49,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cove.business import blocks_storage, limits, standing, tiers
-from cove.business.decision import TEMPLATE, SendRequest, SendState, TemplateState, may_send
+from cove.business import blocks_storage, limits, pacing, reach, standing, tiers
+from cove.business.decision import TEMPLATE, SendRequest, SendState, TemplateState, may_send, tier_refusal
 from cove.business.errors import CloudApiError
 from cove.business.optin import Block, OptIn, PairConsent
 from cove.business.quality import Quality
 from cove.business.storage import (
     business_accounts,
+    business_held,
     business_marketing,
     business_optins,
     business_preferences,
@@ -64,6 +69,7 @@ from cove.limits.limiters import Limits
 from cove.limits.store import Hold, Spend
 from cove.limits.table import IN_FLIGHT_MS, Limiter
 from cove.messaging.models import FREE_FORM, BusinessHeader
+from cove.messaging.writer import SendJob
 from cove.protocol.business import BlockReason, Category, OptInSource
 from cove.protocol.templates import ReviewStatus
 
@@ -83,6 +89,7 @@ class BusinessWrites:
     marketing_at_ms: int | None = None
     new_today: bool = False
     quality: Quality = Quality.GREEN  # the number's rating when sent, for a first row of the day
+    held_until_ms: int | None = None  # template pacing: the envelopes are held until then (cove.business.pacing)
 
 
 def refusal(error: CloudApiError) -> ApiError:
@@ -290,16 +297,31 @@ async def check(
     refused = await _spend(relay_limits, business_id, user_id, business.throughput_mps, marketing, marketing_at, now)
     if refused is not None:
         raise refusal(refused)
-    if decided.reached_at_ms is None:
+    if decided.reached_at_ms is None and not decided.paced:
         return None
+    new_today = mine is None or standing.day_of(mine) < standing.day_of(now)
+    limit = state.messaging_limit
+    if decided.reached_at_ms is not None and limit is not None and not reach.counts(mine, now):
+        # A user not yet counted: claim the slot atomically (the snapshot above may be one of many at once).
+        rated = Quality(business.quality)
+        wait = await reach.claim(engine, business_id, user_id, limit, header.template_id, rated, now)
+        if wait is not None:
+            raise refusal(tier_refusal(limit, wait))
+        new_today = False  # the claim counted them today, once
+    held_until = None
+    if decided.paced and header.template_id is not None:
+        held_until = await pacing.admit(engine, business_id, header.template_id, now)
+        if isinstance(held_until, CloudApiError):
+            raise refusal(held_until)
     return BusinessWrites(
         business_id,
         user_id,
         reached_at_ms=decided.reached_at_ms,
         template_id=header.template_id,
         marketing_at_ms=marketing_at,
-        new_today=mine is None or standing.day_of(mine) < standing.day_of(now),
+        new_today=new_today,
         quality=Quality(business.quality),
+        held_until_ms=held_until,
     )
 
 
@@ -343,9 +365,14 @@ def _delivery(business_id: str, at: int) -> str:
     return f"{hashlib.blake2b(business_id.encode(), digest_size=8).hexdigest()}@{at}"
 
 
-def store(conn: Connection, writes: list[BusinessWrites]) -> None:
+def store(conn: Connection, jobs: list[SendJob]) -> list[SendJob]:
     """Store what the sends committed in one queue transaction did (sync: the writer's): windows opened, users
-    reached outside one with the template, marketing deliveries, and today's count of new users reached."""
+    reached outside one with the template, marketing deliveries, today's count of new users reached, and the
+    sends held for pacing with their envelopes. Returns the held ones: the writer does not queue them."""
+    writes: list[BusinessWrites] = [job.business for job in jobs]
+    held = [job for job in jobs if job.business.held_until_ms is not None]
+    if held:
+        conn.execute(business_held.insert(), [_held_row(job) for job in held])
     insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     opened: dict[tuple[str, str], int] = {}
     reached: dict[tuple[str, str], BusinessWrites] = {}
@@ -395,3 +422,18 @@ def store(conn: Connection, writes: list[BusinessWrites]) -> None:
             new_users[key] = (new_users.get(key, (0, x.quality))[0] + 1, x.quality)
     for (business_id, day), (n, rated) in new_users.items():
         conn.execute(standing.daily_upsert(conn.dialect.name, business_id, day, rated, n, rerated=False))
+    return held
+
+
+def _held_row(job: SendJob) -> dict[str, Any]:
+    writes: BusinessWrites = job.business
+    rows = [{**e.row(), "body": base64.b64encode(e.body).decode()} for e in job.envelopes]
+    return {
+        "business_id": writes.business_id,
+        "template_id": writes.template_id,
+        "user_account_id": writes.user_id,
+        "client_message_id": job.client_message_id,
+        "envelopes": json.dumps(rows),
+        "held_at_ms": job.envelopes[0].server_ts_ms,
+        "release_at_ms": writes.held_until_ms,
+    }

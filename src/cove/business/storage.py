@@ -145,6 +145,7 @@ business_feedback = Table(
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_business_feedback_business", "business_id", "at_ms"),
     Index("ix_business_feedback_user", "user_account_id"),
+    Index("ix_business_feedback_at", "at_ms"),  # the retention sweep (cove.business.upkeep)
     sqlite_autoincrement=True,
 )
 
@@ -168,6 +169,7 @@ business_reach = Table(
     Column("template_id", String(36), nullable=True),  # the template of that message (feedback is blamed on it)
     Index("ix_business_reach_business_time", "business_id", "reached_at_ms"),
     Index("ix_business_reach_user", "user_account_id"),
+    Index("ix_business_reach_time", "reached_at_ms"),  # the retention sweep (cove.business.upkeep)
 )
 
 # Marketing templates each user got outside a service window, from every business: the per-user cap (131049).
@@ -179,6 +181,7 @@ business_marketing = Table(
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_business_marketing_user_time", "user_account_id", "at_ms"),
     Index("ix_business_marketing_business", "business_id"),
+    Index("ix_business_marketing_at", "at_ms"),  # the retention sweep (cove.business.upkeep)
 )
 
 # One row per business and day: unique users reached outside windows and the rating at the day's end, which is
@@ -203,6 +206,36 @@ business_events = Table(
     Column("body", Text, nullable=False),
     Column("at_ms", BigInteger, nullable=False),
     Index("ix_business_events_business_seq", "business_id", "seq"),
+    Index("ix_business_events_at", "at_ms"),  # the retention sweep (cove.business.upkeep)
+    sqlite_autoincrement=True,
+)
+
+# Template pacing (cove.business.pacing): each paced template's current episode (its first sends go at once), and
+# the sends held until the episode's feedback is in, with their envelopes as the queue would have stored them.
+business_pacing = Table(
+    "business_pacing",
+    metadata,
+    Column("template_id", String(36), primary_key=True),
+    Column("business_id", String(36), nullable=False),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("sent", Integer, nullable=False),  # sends let through at once in this episode
+    Index("ix_business_pacing_business", "business_id"),
+)
+
+business_held = Table(
+    "business_held",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("business_id", String(36), nullable=False),
+    Column("template_id", String(36), nullable=False),
+    Column("user_account_id", String(36), nullable=False),
+    Column("client_message_id", String(64), nullable=False),
+    Column("envelopes", Text, nullable=False),  # JSON: the envelopes' rows, bodies in base64 (ciphertext)
+    Column("held_at_ms", BigInteger, nullable=False),
+    Column("release_at_ms", BigInteger, nullable=False),
+    Index("ix_business_held_release", "release_at_ms"),
+    Index("ix_business_held_business", "business_id"),
+    Index("ix_business_held_user", "user_account_id"),
     sqlite_autoincrement=True,
 )
 
@@ -306,11 +339,14 @@ async def forget_account(conn: AsyncConnection, account_id: str) -> None:
         business_marketing,
         business_daily,
         business_events,
+        business_pacing,
+        business_held,
     ):
         await conn.execute(delete(table).where(table.c.business_id == account_id))
     await conn.execute(delete(business_accounts).where(business_accounts.c.account_id == account_id))
     for table in _PAIR_TABLES:
         await conn.execute(delete(table).where(table.c.user_account_id == account_id))
     await conn.execute(delete(business_marketing).where(business_marketing.c.user_account_id == account_id))
+    await conn.execute(delete(business_held).where(business_held.c.user_account_id == account_id))
     f = business_feedback
     await conn.execute(update(f).where(f.c.user_account_id == account_id).values(user_account_id=None))

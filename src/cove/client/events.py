@@ -213,6 +213,15 @@ class QueueEmpty:
 
 
 @dataclass(frozen=True)
+class Held:
+    """The relay held this send instead of queuing it (a business template's pacing): it is delivered or dropped
+    later, and the business hears which from its events feed. Only a business's sends are held."""
+
+    peer: str
+    client_message_id: str
+
+
+@dataclass(frozen=True)
 class NoticeReceived:
     """A privacy notice is due: show it (its summary and purposes first), then let the user decide."""
 
@@ -242,6 +251,7 @@ Event = (
     | GroupRead
     | QueueEmpty
     | NoticeReceived
+    | Held
 )
 
 

@@ -18,7 +18,7 @@ from cove.client import attachments, business_replies, linking, paths, safety_st
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Request
 from cove.client.errors import RelayError
-from cove.client.events import AttachmentReceived, QueueEmpty, SentElsewhere, TemplateReceived, is_stored
+from cove.client.events import AttachmentReceived, Held, QueueEmpty, SentElsewhere, TemplateReceived, is_stored
 from cove.client.transfers import Transfers
 from cove.protocol import challenge as work
 from cove.protocol.attachments import Pointer
@@ -278,7 +278,7 @@ class CoveClient:
                     await self.call(self.core.bundles_request(outgoing.recipient, missing))
                 )
             try:
-                await self.call(self.core.encrypt(outgoing))
+                answer = await self.call(self.core.encrypt(outgoing))
             except RelayError as exc:
                 if exc.status not in (409, 410):
                     raise
@@ -286,6 +286,8 @@ class CoveClient:
                 continue
             self.core.sent(outgoing)
             await sync_flow.mirror(self, outgoing)  # so that every device of this person shows it
+            if answer.get("held"):
+                events.append(Held(outgoing.recipient, outgoing.client_message_id))
             return events
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
 

@@ -103,6 +103,11 @@ class SendRequest(BaseModel):
 class SendResult(BaseModel):
     duplicate: bool = Field(description="True when this client_message_id was already accepted")
     queued: int = Field(description="Envelopes queued now (0 for a duplicate)")
+    held: int = Field(
+        0,
+        description="Envelopes held instead, delivered or dropped later (a business template's pacing: the "
+        "business hears which from its events feed)",
+    )
     server_ts: int
 
 

@@ -60,7 +60,10 @@ def withheld_result(request: SendRequest) -> SendResult:
 
 
 def result_of(job: SendJob, queued: list[Envelope] | None) -> SendResult:
-    return SendResult(duplicate=queued is None, queued=len(queued or ()), server_ts=job.envelopes[0].server_ts_ms)
+    held = len(job.envelopes) if job.held else 0
+    return SendResult(
+        duplicate=queued is None, queued=len(queued or ()), held=held, server_ts=job.envelopes[0].server_ts_ms
+    )
 
 
 async def prepare(relay: Relay, sender: DeviceRecord, recipient_id: str, request: SendRequest) -> SendJob:

@@ -50,6 +50,7 @@ class SendJob:
     client_message_id: str
     envelopes: list[Envelope]
     business: Any = None  # what Relay.send_rule decided: stored with the envelopes, unless a duplicate
+    held: bool = False  # set by the writer: the send rule kept the envelopes (held for later), none were queued
     future: asyncio.Future[list[Envelope] | None] = field(default_factory=new_future)
 
 
@@ -90,8 +91,9 @@ class QueueWriter:
         self._transactions = TransactionRunner(engine)
         self._hub = hub
         self._retention_ms = retention_ms
-        # Stores the send rule's writes in the batch's transaction (sync: the writer's); set with the rule.
-        self.store_with_sends: Callable[[Connection, list[Any]], None] | None = None
+        # Stores the send rule's writes of these jobs in the batch's transaction (sync: the writer's); set with the
+        # rule. Returns the jobs whose envelopes it keeps itself (a business send held for pacing): not queued now.
+        self.store_with_sends: Callable[[Connection, list[SendJob]], list[SendJob]] | None = None
         self._batches: GroupCommit[Job] = GroupCommit(
             "cove-queue-writer", self._commit, MAX_BATCH, linger=ACK_LINGER_SECONDS, delay=COMMIT_DELAY_SECONDS
         )
@@ -156,14 +158,15 @@ class QueueWriter:
         receipts = self._receipts([e for e in acked if e.kind in CIPHERTEXT_KINDS and e.sender_exists], now)
         receipts += group_receipts(conn, acked, now + self._retention_ms, now)
         fresh = self._first_sends(conn, sends, now)
-        business = [job.business for job in fresh if isinstance(job, SendJob) and job.business is not None]
+        business = [job for job in fresh if isinstance(job, SendJob) and job.business is not None]
         if business:
             assert self.store_with_sends is not None, "a send rule's writes need its store"
-            self.store_with_sends(conn, business)
-        pairwise = [job for job in fresh if isinstance(job, SendJob)]
+            for job in self.store_with_sends(conn, business):
+                job.held = True
+        pairwise = [job for job in fresh if isinstance(job, SendJob) and not job.held]
         queued = storage.insert_envelopes(conn, [e for job in pairwise for e in job.envelopes] + receipts)
 
-        by_job: dict[int, list[Envelope]] = {}
+        by_job: dict[int, list[Envelope]] = {id(job): [] for job in fresh if isinstance(job, SendJob) and job.held}
         cursor = 0
         for job in pairwise:
             by_job[id(job)] = queued[cursor : cursor + len(job.envelopes)]

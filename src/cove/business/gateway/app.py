@@ -32,8 +32,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
-from cove.business.gateway import templates_api
-from cove.business.gateway import blocks
+from cove.business.gateway import blocks, templates_api
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
 from cove.business.gateway.service import Gateway, GraphError, now_ms

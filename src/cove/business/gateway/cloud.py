@@ -385,13 +385,18 @@ def new_message_id() -> str:
     return "wamid." + raw.decode()
 
 
-def accepted(to: str, wa_id: str, message_id: str) -> dict[str, Any]:
+# A send the relay held for template pacing: Meta's ``message_status`` for it, instead of "accepted"
+# ([M] https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-pacing).
+HELD_FOR_QUALITY_ASSESSMENT = "held_for_quality_assessment"
+
+
+def accepted(to: str, wa_id: str, message_id: str, message_status: str = "accepted") -> dict[str, Any]:
     """The 200 answer to a send. ``message_status: "accepted"`` (Meta sets it for templates) is set for every
-    send: accepted, not delivered; what happens next comes by webhook."""
+    send: accepted, not delivered; what happens next comes by webhook. A held send says so instead."""
     return {
         "messaging_product": MESSAGING_PRODUCT,
         "contacts": [{"input": to, "wa_id": wa_id}],
-        "messages": [{"id": message_id, "message_status": "accepted"}],
+        "messages": [{"id": message_id, "message_status": message_status}],
     }
 
 

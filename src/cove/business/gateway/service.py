@@ -46,7 +46,7 @@ from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.tiers import Tier
 from cove.client.core import PayloadReceived, Request
-from cove.client.events import Delivered, MessageReceived, Read
+from cove.client.events import Delivered, Held, MessageReceived, Read
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol.business import Category
 from cove.protocol.business_content import CONTENT_TYPES
@@ -279,7 +279,7 @@ class Gateway:
         lock = self._recipient_locks.setdefault(recipient.account_id, asyncio.Lock())
         try:
             async with lock:  # one session set-up per user, and ratchet steps in order
-                await self.client.send(outgoing)
+                answered = await self.client.send(outgoing)
         except RelayError as exc:
             refusal = _cloud_refusal(exc)
             if refusal.code in THROTTLES:
@@ -288,6 +288,9 @@ class Gateway:
                 raise GraphError(refusal) from exc
             self._record_failure(record, refusal)
             return cloud.accepted(send.to, recipient.wa_id, message_id)
+        if any(isinstance(e, Held) for e in answered):
+            # Template pacing: not sent yet; the relay's "held" event says later whether it went (sent) or not.
+            return cloud.accepted(send.to, recipient.wa_id, message_id, cloud.HELD_FOR_QUALITY_ASSESSMENT)
         with self.store.client_store.transaction():
             self._move(message_id, Status.SENT, self.clock())
         self._notify()
@@ -496,6 +499,10 @@ class Gateway:
             else:
                 return None  # GREEN <-> YELLOW moves show in GET /{phone_number_id}; Meta sends no webhook either
             return events.quality_update(i.waba_id, i.display_phone_number, event, Tier(body["tier"]), at_s)
+        if kind == "held":  # a send held for pacing went after all, or was dropped: its status, not a webhook here
+            error = CloudApiError(body["code"]) if body["status"] == Status.FAILED else None
+            self._move(body["message_id"], Status(body["status"]), item["at"], error)
+            return None
         if kind == "user_preferences":
             return events.user_preferences(
                 i.waba_id, i.phone_number_id, i.display_phone_number, body["user_id"], body["value"], at_s
