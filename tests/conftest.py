@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore
@@ -24,6 +25,10 @@ from cove.db import create_engine, migrate
 from cove.testing import CodeInbox, RelayProcess
 
 POSTGRES_URL = os.environ.get("COVE_TEST_POSTGRES_URL")
+
+# Property tests judge behaviour, never speed: a deadline or a "too slow" check only fails on a loaded machine.
+settings.register_profile("cove", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cove")
 
 
 async def _postgres(statement: str) -> None:
