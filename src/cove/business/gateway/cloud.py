@@ -2,7 +2,7 @@
 
 A business switches to Cove by changing its Cloud API client library's base URL, so :func:`parse_send` accepts
 the bodies those libraries send and answers like Meta: ``(#100) Invalid parameter`` with details naming the
-field, or ``131051`` for a message type Cove does not carry yet (media, locations, contacts, reactions, and
+field, or ``131051`` for a message type Cove does not carry yet (locations, contacts, reactions, and
 interactive types other than reply buttons and lists). Unknown fields are refused (100) rather than dropped, so
 a misspelt optional field is not silently lost. The limits are Meta's (the Cloud API's send-messages
 and interactive-messages pages; list bodies per [M] mirror https://support.chatarchitect.com/books/meta-whatsapp/page/interactive-list-messages-developer-documentation;
@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from cove.business.decision import SUPPORTED_TYPES
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
+from cove.business.gateway.media_rules import CaptionedMedia, DocumentMedia, MediaKind, MediaObject
 from cove.business.keys import BSUID
 from cove.protocol.business_messages import (
     INTERACTIVE_TYPES,
@@ -189,6 +190,42 @@ class SendInteractive(_Send):
     interactive: Interactive
 
 
+# media: a file uploaded (``id``) or fetched (``link``), sent as a Cove attachment (cove.business.gateway.media)
+
+
+class SendImage(_Send):
+    type: Literal["image"]
+    image: CaptionedMedia
+
+
+class SendVideo(_Send):
+    type: Literal["video"]
+    video: CaptionedMedia
+
+
+class SendAudio(_Send):
+    type: Literal["audio"]
+    audio: MediaObject
+
+
+class SendDocument(_Send):
+    type: Literal["document"]
+    document: DocumentMedia
+
+
+class SendSticker(_Send):
+    type: Literal["sticker"]
+    sticker: MediaObject
+
+
+MediaSend = SendImage | SendVideo | SendAudio | SendDocument | SendSticker
+
+
+def media_of(send: MediaSend) -> tuple[MediaKind, MediaObject]:
+    """The message type and its media object."""
+    return send.type, getattr(send, send.type)
+
+
 # mark as read
 
 
@@ -207,11 +244,16 @@ class MarkRead(Shape):
 
 # parsing a request
 
-Send = SendText | SendTemplate | SendInteractive
-_SENDS: dict[str, type[SendText | SendTemplate | SendInteractive]] = {
+Send = SendText | SendTemplate | SendInteractive | MediaSend
+_SENDS: dict[str, type[Send]] = {
     "text": SendText,
     "template": SendTemplate,
     "interactive": SendInteractive,
+    "image": SendImage,
+    "video": SendVideo,
+    "audio": SendAudio,
+    "document": SendDocument,
+    "sticker": SendSticker,
 }
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -269,8 +311,8 @@ def _not_carried(kind: str) -> CloudApiError:
     if kind in SUPPORTED_TYPES:
         return CloudApiError(
             131051,
-            f"type: {kind!r} is not supported by this gateway yet (media, locations, contacts and reactions are"
-            " not carried); it sends text, interactive (button, list) and template messages.",
+            f"type: {kind!r} is not supported by this gateway yet (locations, contacts and reactions are"
+            " not carried); it sends text, interactive (button, list), template and media messages.",
         )
     return CloudApiError(131051, f"type: {kind!r} is not a Cloud API message type.")
 
