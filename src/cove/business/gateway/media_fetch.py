@@ -57,13 +57,18 @@ def _public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address of ``host`` (an address resolves to itself, without DNS)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
 async def _address(host: str, port: int, allow_private: bool) -> str:
     """The address to connect to: the host's first, once every address it has is checked."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = await resolve(host, port)
     except OSError as exc:
         raise ValueError(f"its host does not resolve ({exc.strerror or exc})") from None
-    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise ValueError("its host has no address")
     if not allow_private and not all(_public(a) for a in addresses):

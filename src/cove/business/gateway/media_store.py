@@ -97,9 +97,14 @@ class MediaStore:
             )
 
     def add(self, part: Path, media: Media, now_ms: int) -> None:
-        """Keep a complete file written to ``part`` under its id (within the quota, else 131053)."""
+        """Keep a complete file written to ``part`` under its id (within the quota, else 131053 and ``part`` is
+        removed)."""
         with self.client_store.transaction() as db:
-            self.room_for(media.size)
+            try:
+                self.room_for(media.size)
+            except CloudApiError:
+                part.unlink(missing_ok=True)
+                raise
             os.replace(part, self.path(media.media_id))
             db.execute(
                 "INSERT INTO gw_media VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
