@@ -5,6 +5,7 @@ the relay holds ciphertext under a random id, never a file's bytes, caption or k
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from cove.client.events import AttachmentReceived
+from cove.testing import run_cove
 from gateway_world import GatewayProcess, Receiver, register_profile
 from helpers import assert_no_plaintext, server_rows
 
@@ -275,3 +277,29 @@ async def test_a_users_file_reaches_the_business_as_a_media_webhook_it_can_downl
     folder = gateway.home / "profiles" / "shop"
     database = b"".join(p.read_bytes() for p in folder.glob("*.db*"))
     assert database and MARKER not in database
+
+
+async def test_the_command_line_sends_a_file_to_a_business_and_shows_its_media_with_the_business_label(
+    world, relay, code_inbox, tmp_path
+):
+    gateway, receiver = world
+    await register_profile(relay, code_inbox, gateway.home, "hal", "+14155550198")
+    env = {**gateway.env, "COVE_PROFILE": "hal", "COLUMNS": "300"}  # one message, one line
+    photo = tmp_path / "broken-cake.jpg"
+    photo.write_bytes(file_bytes(50_000, b"\xff\xd8\xff"))
+
+    sent = await asyncio.to_thread(run_cove, ["send", SHOP_PHONE, "It arrived like this", "--file", str(photo)], env)
+    assert sent.returncode == 0, sent.stderr
+    [message] = await user_messages(receiver, "image")
+    assert message["image"]["caption"] == "It arrived like this" and message["image"]["mime_type"] == "image/jpeg"
+    assert "filename" not in message["image"]  # Meta gives documents a filename, images none
+
+    sorry = await upload(gateway, file_bytes(20_000, b"\x89PNG"), "image/png")
+    answer = await send(gateway, message["from"], "image", {"id": sorry.json()["id"], "caption": "So sorry!"})
+    assert answer.status_code == 200, answer.text
+    shown = await asyncio.to_thread(run_cove, ["inbox"], env)
+    assert shown.returncode == 0, shown.stderr
+    line = next(x for x in shown.stdout.splitlines() if "So sorry!" in x)
+    assert "[business]" in line and f"[file {sorry.json()['id']}.png, 20000 bytes]" in line
+    saved = gateway.home / "profiles" / "hal" / "files" / f"{sorry.json()['id']}.png"
+    assert saved.read_bytes()[:4] == b"\x89PNG"  # noqa: ASYNC240 - the test's own check
