@@ -56,6 +56,7 @@ GRAPH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown access token (code 190)"},
 }
 PROFILE_FIELDS = ("about", "address", "description", "email", "websites", "vertical")
+OBJECT_ID = Path(description="The phone number id, or a media id (digits): Graph objects share this path")
 
 
 def graph_response(error: CloudApiError, status: int | None = None) -> JSONResponse:
@@ -300,15 +301,13 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         return {"success": True}
 
     @api.get(
-        "/{version}/{phone_number_id}",
-        summary="The phone number, or a media file's URL and facts (GET /{media_id})",
+        "/{version}/{object_id}",
+        summary="The phone number (GET /{phone_number_id}), or a media file's URL and facts (GET /{media_id})",
     )
-    async def phone_number(
-        request: Request, version: str = Path(pattern=VERSION), phone_number_id: str = Path()
-    ) -> Any:
-        if is_media_id(phone_number_id):  # GET /{media_id} shares this path; media ids are digits, accounts uuids
-            return retrieve(gateway.media, request, phone_number_id)
-        own(phone_number_id)
+    async def phone_number(request: Request, version: str = Path(pattern=VERSION), object_id: str = OBJECT_ID) -> Any:
+        if is_media_id(object_id):  # GET /{media_id} shares this path; media ids are digits, accounts uuids
+            return retrieve(gateway.media, request, object_id)
+        own(object_id)
         profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
         limit = profile["messaging_limit"]
         return {

@@ -123,19 +123,23 @@ def add_media_routes(api: APIRouter, media: MediaService | None, own: Any, versi
         return {"id": media_id}
 
     @api.delete(
-        "/{version}/{media_id}",
-        summary="Delete media",
-        description="Deletes an uploaded or received file now; its id and URL stop working.",
+        "/{version}/{object_id}",
+        summary="Delete media (DELETE /{media_id})",
+        description="Deletes an uploaded or received file now; its id and URL stop working. The path is the one "
+        "GET /{phone_number_id} has: a Graph object's.",
     )
     async def delete(
         version: str = Path(pattern=version),
-        media_id: str = Path(pattern=media_rules.MEDIA_ID, description="A media id (digits)"),
+        object_id: str = Path(description="A media id (digits)"),
         phone_number_id: str | None = Query(None, description="Accepted, as Meta's; it must be this gateway's"),
     ) -> Any:
         if phone_number_id is not None:
             own(phone_number_id)
-        if not enabled().store.delete(media_id):
-            raise _graph(CloudApiError(100, f"Unsupported delete request: object with ID '{media_id}' does not exist."))
+        media_id = object_id
+        if not media_rules.is_media_id(media_id) or not enabled().store.delete(media_id):
+            raise _graph(
+                CloudApiError(100, f"Unsupported delete request: object with ID '{media_id[:40]}' does not exist.")
+            )
         return {"success": True}
 
     @api.get(
