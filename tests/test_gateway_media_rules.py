@@ -3,6 +3,7 @@ what a media link may reach (hypothesis: no address that is not public is ever r
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cove.business.errors import CloudApiError
+from cove.business.gateway import media as media_mod
 from cove.business.gateway import media_fetch, media_rules
 from cove.business.gateway.cloud import SendAudio, SendDocument, SendImage, media_of, parse_send
-from cove.business.gateway.media_store import Media, MediaStore
+from cove.business.gateway.media import MediaService
+from cove.business.gateway.media_store import Media, MediaStore, PendingFile
+from cove.client.events import AttachmentReceived
 from cove.client.store import ClientStore
+from cove.client.transport import RelayError
 
 TO = "16505551234"
 PUBLIC = "93.184.216.34"
@@ -261,3 +266,74 @@ async def test_private_addresses_are_fetched_only_when_the_setting_allows(tmp_pa
     async with server.client() as http:
         fetched = await media_fetch.fetch(http, "http://127.0.0.1:8000/a.jpg", tmp_path / "out", allow_private=True)
     assert fetched.size == 10
+
+
+# the service, with a relay that refuses ---------------------------------------------------------------------------
+
+
+class RefusingRelay:
+    """The parts of CoveClient the media service uses, answering as a relay under load or missing a blob."""
+
+    def __init__(self, refusal: Exception) -> None:
+        self.refusal = refusal
+        self.downloads = 0
+
+    async def fetching_devices(self, *accounts: str) -> int:
+        return 1
+
+    async def upload_attachment(self, path: Path, recipients: int, name: str, mime: str) -> dict[str, Any]:
+        raise self.refusal
+
+    async def download_attachment(self, pointer: dict[str, Any], destination: Path) -> Path:
+        self.downloads += 1
+        raise self.refusal
+
+
+def service(tmp_path: Path, refusal: Exception) -> tuple[MediaService, list[tuple[PendingFile, dict[str, Any]]]]:
+    store = make_store(tmp_path, quota=10**9)
+    media = MediaService(RefusingRelay(refusal), store, httpx.AsyncClient(), lambda: 1_000)  # type: ignore[arg-type]
+    heard: list[tuple[PendingFile, dict[str, Any]]] = []
+    media.on_received = lambda pending, content: heard.append((pending, content))
+    return media, heard
+
+
+async def test_the_relays_upload_limit_is_a_throttle_the_business_retries(tmp_path):
+    refusal = RelayError(429, {"error": {"code": "rate_limited", "message": "slow down", "retry_after": 3}})
+    media, _ = service(tmp_path, refusal)
+    part = media.store.part()
+    part.write_bytes(b"\x89PNG" + b"x" * 100)
+    media_id = await media.keep_upload(part, "image/png", None)
+    send = parse_send(body("image", {"id": media_id}))
+    with pytest.raises(CloudApiError) as caught:
+        await media.attachment(send, "account", "wamid.x", 1_000)  # type: ignore[arg-type]
+    assert (caught.value.code, caught.value.retry_after_ms) == (130429, 3000)
+
+
+POINTER = {"id": "a" * 32, "key": base64.b64encode(bytes(32)).decode(), "digest": "0" * 64, "size": 10}
+
+
+def arrived(media: MediaService) -> None:
+    event = AttachmentReceived("account", 1, "cmid-1", POINTER, "a caption", 500)
+    media.hold(event, "US.1234", 500)
+
+
+async def test_a_users_file_the_relay_no_longer_has_is_reported_at_once_with_131052(tmp_path):
+    media, heard = service(tmp_path, RelayError(404, {"error": {"code": "not_found", "message": "expired"}}))
+    arrived(media)
+    for pending in media.store.pending():
+        await media._fetch_one(pending)
+    [(pending, content)] = heard
+    assert pending.client_message_id == "cmid-1" and content["type"] == "unsupported"
+    assert content["errors"][0]["code"] == 131052
+
+
+async def test_a_users_file_is_retried_while_the_relay_cannot_be_reached_then_given_up(tmp_path):
+    media, heard = service(tmp_path, httpx.ConnectError("the relay is down"))
+    arrived(media)
+    for attempt in range(media_mod.ATTEMPTS):
+        assert heard == [], attempt
+        [pending] = media.store.pending()
+        assert pending.attempts == attempt
+        await media._fetch_one(pending)
+    [(_, content)] = heard
+    assert content["errors"][0]["code"] == 131052 and "after 5 tries" in content["errors"][0]["error_data"]["details"]

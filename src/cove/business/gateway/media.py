@@ -146,7 +146,16 @@ class MediaService:
             devices = max(1, await self.client.fetching_devices(account_id))
             try:
                 pointer = await self.client.upload_attachment(source, devices, name=name, mime=mime)
-            except (RelayError, AttachmentError) as exc:
+            except RelayError as exc:
+                if exc.status == 429:  # the relay's limit on uploads started: the business retries, as for a throttle
+                    retry = exc.details.get("retry_after")
+                    raise CloudApiError(
+                        130429,
+                        "The relay's limit on file uploads was reached; retry after Retry-After seconds.",
+                        retry_after_ms=int(retry) * 1000 if retry else None,
+                    ) from exc
+                raise CloudApiError(131053, f"The file could not be stored for the recipient: {exc}") from exc
+            except AttachmentError as exc:
                 raise CloudApiError(131053, f"The file could not be stored for the recipient: {exc}") from exc
         finally:
             await asyncio.to_thread(part.unlink, missing_ok=True)
@@ -181,13 +190,18 @@ class MediaService:
     async def _fetch_one(self, pending: PendingFile) -> None:
         try:
             content = await self._received(pending)
-        except (httpx.TransportError, OSError) as exc:
+        except (httpx.TransportError, OSError, RelayError) as exc:
+            if isinstance(exc, RelayError) and exc.status < 500 and exc.status != 429:
+                content = _failed(f"The file could not be fetched: {exc}")  # gone (expired) or refused: final
+                if self.on_received is not None:
+                    self.on_received(pending, content)
+                return
             log.warning("could not fetch a user's file yet: %s", exc)
             self.store.attempted(pending)
             if pending.attempts + 1 < ATTEMPTS:
                 return
             content = _failed(f"The file could not be fetched from the relay after {ATTEMPTS} tries.")
-        except (AttachmentError, InvalidPointer, RelayError, CloudApiError) as exc:
+        except (AttachmentError, InvalidPointer, CloudApiError) as exc:
             content = _failed(f"The file could not be fetched: {exc}")
         if self.on_received is not None:
             self.on_received(pending, content)

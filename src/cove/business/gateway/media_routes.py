@@ -15,6 +15,7 @@ a temporary file) before it is checked and kept.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -110,9 +111,9 @@ def add_media_routes(api: APIRouter, media: MediaService | None, own: Any, versi
             if media_rules.kind_of(mime) is None:
                 raise _graph(media_rules.unsupported_type(mime or "(none)"))
             part = kept.store.part()
-            with part.open("xb") as out:
+            with await asyncio.to_thread(part.open, "xb") as out:
                 while block := await file.read(BLOCK_BYTES):
-                    out.write(block)
+                    await asyncio.to_thread(out.write, block)
             name = media_rules.kind_of(mime) == "document" and file.filename or None
             try:
                 media_id = await kept.keep_upload(part, mime, _plain_name(name))

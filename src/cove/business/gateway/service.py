@@ -269,6 +269,8 @@ class Gateway:
             try:  # the file is encrypted and uploaded for this user's devices
                 plaintext, text = await self.media.attachment(send, recipient.account_id, message_id, now)
             except CloudApiError as exc:  # a link that could not be fetched: a failed status, as Meta reports it
+                if exc.code in THROTTLES:
+                    raise GraphError(exc) from exc  # nothing was sent: the business retries after Retry-After
                 self._record_failure(record, exc)
                 return cloud.accepted(send.to, recipient.wa_id, message_id)
         outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
