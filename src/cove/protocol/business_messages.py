@@ -41,7 +41,8 @@ ROW_TITLE_MAX = 24
 ROW_DESCRIPTION_MAX = 72
 SECTION_TITLE_MAX = 24
 
-#: The media types: Cloud API shapes the gateway will carry once media travels as attachments.
+#: The media types. Media messages travel as attachments (cove.business.gateway.media); a media header in an
+#: interactive or template message is not carried yet.
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 
 
@@ -55,7 +56,8 @@ def shape_error(at: str, message: str) -> PydanticCustomError:
 
 
 def text_only(value: object) -> object:
-    """A media header or parameter is valid Cloud API, just not carried yet: say so (131051), not "invalid"."""
+    """A media header or parameter (of an interactive or template message) is valid Cloud API, just not carried
+    yet: say so (131051), not "invalid"."""
     if isinstance(value, str) and value in MEDIA_TYPES:
         raise PydanticCustomError(
             "unsupported", "{kind}: media is not supported by this gateway yet", {"kind": repr(value)}
