@@ -303,3 +303,32 @@ async def test_the_command_line_sends_a_file_to_a_business_and_shows_its_media_w
     assert "[business]" in line and f"[file {sorry.json()['id']}.png, 20000 bytes]" in line
     saved = gateway.home / "profiles" / "hal" / "files" / f"{sorry.json()['id']}.png"
     assert saved.read_bytes()[:4] == b"\x89PNG"  # noqa: ASYNC240 - the test's own check
+
+
+async def test_pywa_uploads_sends_and_downloads_media_through_the_gateway_unchanged(world, users, tmp_path):
+    """The popular Python client (pywa 4.5, the issue's), with only its base URL changed."""
+    pywa = pytest.importorskip("pywa")
+    gateway, receiver = world
+    ivy = await users.register("ivy")
+    wa_id = await wa_id_of(ivy, receiver, gateway.phone_number_id)
+    wa = pywa.WhatsApp(phone_id=gateway.phone_number_id, token=gateway.token, server=None)
+    wa.api._session.base_url = f"{gateway.url}/v21.0"  # the one change a business makes
+    photo = tmp_path / "cake.jpg"
+    photo.write_bytes(file_bytes(40_000, b"\xff\xd8\xff"))
+
+    media = await asyncio.to_thread(wa.upload_media, photo, mime_type="image/jpeg")
+    # To her number: pywa reads today's wa_id format as a group's (helper ident's change fixes that).
+    number = ivy.core.phone_number
+    assert number and wa_id
+    sent = await asyncio.to_thread(wa.send_image, number.lstrip("+"), media.id, caption="Fresh today")
+    [event] = [e for e in await ivy.inbox() if isinstance(e, AttachmentReceived)]
+    assert (event.client_message_id, event.text) == (sent.id, "Fresh today")
+
+    receipt = tmp_path / "receipt.pdf"
+    receipt.write_bytes(file_bytes(30_000, b"%PDF"))
+    await ivy.send_file(gateway.phone_number_id, receipt)
+    [message] = await user_messages(receiver, "document")
+    url = await asyncio.to_thread(wa.get_media_url, message["document"]["id"])
+    (tmp_path / "business").mkdir()
+    saved = await asyncio.to_thread(url.download, path=tmp_path / "business", filename="receipt.pdf")
+    assert saved.read_bytes() == receipt.read_bytes()  # noqa: ASYNC240 - the test's own check
