@@ -10,6 +10,8 @@ library works with only its base URL changed (Meta's Cloud API reference).
 - ``GET /{version}/{phone_number_id}``: the number, its quality rating and messaging limit.
 - ``DELETE /{version}/{phone_number_id}/opt_ins/{wa_id}``: Cove's addition, to honour a STOP a user wrote.
 - ``POST|DELETE|GET /{version}/{phone_number_id}/block_users``: the business's blocklist (:mod:`.blocks`).
+- ``POST /{version}/{phone_number_id}/media``, ``GET|DELETE /{version}/{media_id}``: media
+  (:mod:`.media_routes`).
 
 Every request needs ``Authorization: Bearer <token>`` (``cove business gateway token``); errors are Graph errors
 (``{"error": {message, type, code, error_data, fbtrace_id}}``), as Cloud API libraries expect.
@@ -35,6 +37,8 @@ from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.gateway import blocks, templates_api
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
+from cove.business.gateway.media_routes import add_media_routes, retrieve
+from cove.business.gateway.media_rules import is_media_id
 from cove.business.gateway.service import Gateway, GraphError, now_ms
 from cove.business.gateway.store import request_hash
 from cove.business.keys import BSUID
@@ -54,6 +58,7 @@ GRAPH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown access token (code 190)"},
 }
 PROFILE_FIELDS = ("about", "address", "description", "email", "websites", "vertical")
+OBJECT_ID = Path(description="The phone number id, a template id or a media id (digits): Graph objects share this path")
 
 
 def graph_response(error: CloudApiError, status: int | None = None) -> JSONResponse:
@@ -243,21 +248,25 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         return {"success": True}
 
     @api.get(
-        "/{version}/{phone_number_id}",
-        summary="The phone number, or a template by its id",
-        description="With the business's id: the number, its quality rating and messaging limit. With a "
-        "template's id: that template in Meta's shape (`fields` as in the template list).",
+        "/{version}/{object_id}",
+        summary="The phone number, a template by its id, or a media file's URL and facts",
+        description="With the business's id (GET /{phone_number_id}): the number, its quality rating and "
+        "messaging limit. With a template's id: that template in Meta's shape (`fields` as in the template "
+        "list). With a media id (digits): the file's URL, MIME type, sha256 and size.",
     )
     async def phone_number(
+        request: Request,
         version: str = Path(pattern=VERSION),
-        phone_number_id: str = Path(),
+        object_id: str = OBJECT_ID,
         fields: str | None = Query(None, max_length=1000, description="For a template: the fields to return"),
     ) -> Any:
-        if phone_number_id != gateway.identity.account_id:  # the same path names a template by its id
-            template = await templates_api.lookup(gateway, phone_number_id, fields)
+        if is_media_id(object_id):  # GET /{media_id} shares this path; media ids are digits, accounts uuids
+            return retrieve(gateway.media, request, object_id)
+        if object_id != gateway.identity.account_id:  # the same path names a template by its id
+            template = await templates_api.lookup(gateway, object_id, fields)
             if template is not None:
                 return template
-        own(phone_number_id)
+        own(object_id)
         profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
         limit = profile["messaging_limit"]
         return {
@@ -271,5 +280,6 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         }
 
     blocks.add_routes(api, gateway, own, VERSION)
+    add_media_routes(api, gateway.media, own, VERSION)
     app.include_router(api)
     return app
