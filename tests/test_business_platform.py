@@ -174,7 +174,7 @@ async def test_templates_are_reviewed_and_the_approved_text_verifies_with_the_se
         again = await owner.post("/v1/business/templates", json=edited)
         assert again.status_code == 409 and again.json()["error"]["code"] == "template_exists"
         edit = {"components": edited["components"]}
-        resubmitted = await owner.post(f"/v1/business/templates/{template_id}", json=edit)
+        resubmitted = await owner.post(f"/v1/business/templates/{template_id}/edit", json=edit)
         assert resubmitted.status_code == 200 and resubmitted.json()["template_id"] == template_id
         assert resubmitted.json()["status"] == "PENDING"
         assert (await user.get(approved_path)).status_code == 404

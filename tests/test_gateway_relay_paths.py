@@ -79,6 +79,7 @@ DELETE_TEMPLATE = [("DELETE", r"/v1/business/templates/[a-z0-9_]+(\?language=[a-
 OPT_OUT = [("DELETE", r"/v1/business/customers/CC\.[A-Z2-7]{32}/opt-in(\?(&?category=[a-z]+)+)?")]
 LIST_TEMPLATES = [("GET", r"/v1/business/templates")]
 CREATE_TEMPLATE = [("POST", r"/v1/business/templates")]
+EDIT_TEMPLATE = [("POST", rf"/v1/business/templates/{UUID}/edit")]
 PROFILE = [("GET", r"/v1/business/profile")]
 BLOCK = [
     ("POST", r"/v1/directory/lookup"),
@@ -181,7 +182,14 @@ def requests(s: str, v: str) -> dict[str, tuple[str, str, dict[str, Any], list[t
         "send, template.name": ("POST", f"{root}/messages", {"json": template(v)}, SENDING),
         "send, template.language": ("POST", f"{root}/messages", {"json": template("order_ready", v)}, SENDING),
         "mark read, message_id": ("POST", f"{root}/messages", {"json": read}, SENDING),
-        "/{phone_number_id}": ("GET", f"/{API}/{q(v)}", {}, PROFILE),
+        "list templates ?after=": ("GET", f"{root}/message_templates", {"params": {"after": v}}, LIST_TEMPLATES),
+        "list templates ?fields=": ("GET", f"{root}/message_templates", {"params": {"fields": v}}, LIST_TEMPLATES),
+        "delete template ?hsm_id=": (
+            "DELETE", f"{root}/message_templates", {"params": {"name": "x", "hsm_id": v}},
+            LIST_TEMPLATES + DELETE_TEMPLATE,
+        ),
+        "edit template /{template_id}": ("POST", f"/{API}/{q(v)}", {"json": {"category": "UTILITY"}}, EDIT_TEMPLATE),
+        "/{phone_number_id}": ("GET", f"/{API}/{q(v)}", {}, PROFILE + LIST_TEMPLATES),  # or a template, by its id
         "/{phone_number_id}/messages": ("POST", f"/{API}/{q(v)}/messages", {"json": text(SOME_USER)}, SENDING),
         "/{phone_number_id}/profile": ("GET", f"/{API}/{q(v)}/whatsapp_business_profile", {}, PROFILE),
         "/{waba_id}/message_templates": (

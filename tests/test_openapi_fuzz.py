@@ -46,6 +46,7 @@ SEMANTIC_REFUSALS = {
     # setting of devices per message
     "PUT /v1/messages/{account_id}": {"business_rule", "too_many_devices"},
     "POST /v1/business/templates": {"template_lint_errors"},
+    "POST /v1/business/templates/{template_id}/edit": {"template_lint_errors", "category_locked"},
     # a PIN that is one repeated character or a run of digits
     "PUT /v1/accounts/me/registration-lock": {"weak_pin"},
     # the caller may be that business itself
@@ -68,6 +69,7 @@ SEMANTIC_REFUSALS = {
 UNSTATED = {
     "PUT /v1/messages/{account_id}": {"invalid_request"},
     "POST /v1/business/templates": {"invalid_template"},
+    "POST /v1/business/templates/{template_id}/edit": {"invalid_template"},
 }
 
 # The budget: every check is on (as `st run --checks all`); fuzzing is bounded per operation.

@@ -9,7 +9,7 @@ import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cove.accounts.auth import current_device
 from cove.accounts.storage import DeviceRecord
@@ -67,6 +67,15 @@ class TemplateView(BaseModel):
     components: list[dict[str, Any]] = Field(description="As created (Cloud API shapes), with their examples")
     quality: Literal["GREEN", "YELLOW", "RED"] = Field(description="The template's quality from users' feedback")
     updated_at_ms: int = Field(description="When it last changed (an edit, a review, a quality move)")
+
+
+class TemplateEdit(BaseModel):
+    """An edit of a template (Meta's ``POST /{template_id}``): the new components, category or parameter format."""
+
+    model_config = ConfigDict(extra="forbid")
+    components: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=4)
+    category: str | None = Field(None, max_length=20, description="MARKETING, UTILITY or AUTHENTICATION")
+    parameter_format: str | None = Field(None, max_length=12, description="POSITIONAL or NAMED")
 
 
 class TemplateKey(BaseModel):
@@ -182,7 +191,7 @@ async def submit_template(
 
 
 @router.post(
-    "/v1/business/templates/{template_id}",
+    "/v1/business/templates/{template_id}/edit",
     response_model=TemplateView,
     responses=error_responses(400, 401, 404, 409),
     summary="Edit a template: new components (or category), back to review",
@@ -193,10 +202,11 @@ async def submit_template(
 )
 async def edit_template(
     template_id: Annotated[str, Path(pattern=UUID_PATTERN)],
-    body: dict[str, Any] = Body(..., examples=[{"components": [{"type": "BODY", "text": "Your order is ready."}]}]),
+    edit: TemplateEdit,
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),
 ) -> Any:
+    body = edit.model_dump(exclude_none=True)
     return await service.edit_template(relay.engine, device.account_id, template_id, body)
 
 

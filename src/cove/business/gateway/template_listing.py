@@ -72,9 +72,11 @@ def _names(raw: str | None, what: str) -> list[str]:
     """A comma-separated parameter as its items (Graph's list syntax), blank items dropped."""
     if raw is None:
         return []
-    items = [item.strip() for item in raw.split(",") if item.strip()]
+    items = [item.strip(" ") for item in raw.split(",")]
     if len(items) > 50:
         raise _invalid(f"{what}: at most 50 values")
+    if any(not item or not item.isprintable() for item in items):
+        raise _invalid(f"{what}: a comma-separated list of values, none empty")
     return items
 
 

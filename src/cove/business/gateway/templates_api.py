@@ -4,7 +4,8 @@
 - ``POST /{version}/{waba_id}/message_templates``: create; a name that exists in that language is Meta's error
   100, subcode 2388024 ("Content in This Language Already Exists"), not an overwrite;
 - ``DELETE /{version}/{waba_id}/message_templates?name=`` (``&language=``, or ``&hsm_id=``): delete;
-- ``POST /{version}/{template_id}``: edit (new components, or a category), back to review;
+- ``POST /{version}/{template_id}``: edit (new components, or a category), back to review (declared on the
+  ``/{version}/{phone_number_id}`` path, which is the same path);
 - ``GET /{version}/{template_id}``: one template. Its path is also ``GET /{phone_number_id}``'s (and other ids'),
   so that route asks :func:`lookup` first: whatever route owns ``GET /{id}`` calls it with the id.
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from cove.business.errors import CloudApiError
 from cove.business.gateway import template_listing as listing
@@ -69,6 +71,19 @@ async def lookup(gateway: Gateway, object_id: str, fields: str | None = None) ->
     return listing.cloud_template(found, chosen) if found is not None else None
 
 
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value  # Cloud API enums are case-insensitive
+
+
+class TemplateEdit(BaseModel):
+    """What an edit may change (Meta: category, components, time-to-live; Cove has no time-to-live)."""
+
+    model_config = ConfigDict(extra="forbid")
+    components: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=4)
+    category: Annotated[Literal["MARKETING", "UTILITY", "AUTHENTICATION"], BeforeValidator(_upper)] | None = None
+    parameter_format: Annotated[Literal["POSITIONAL", "NAMED"], BeforeValidator(_upper)] | None = None
+
+
 def _created(view: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": view["template_id"],
@@ -117,6 +132,7 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None]) -> 
     @api.delete(
         "/{version}/{waba_id}/message_templates",
         summary="Delete a template",
+        responses={404: {"description": "No such template (code 100)"}},
         description="By `name`, in every language, or in one with `language`; `hsm_id` names one template "
         "by its id (with its `name`, as Meta asks).",
     )
@@ -138,17 +154,23 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None]) -> 
         gateway.forget_templates()
         return {"success": True}
 
+    # Meta's ``POST /{template_id}``. The path is the one ``GET /{phone_number_id}`` has (Graph names every object
+    # by its id alone), so it is declared with that placeholder: one path, both methods, in the OpenAPI document.
     @api.post(
-        "/{version}/{template_id}",
-        summary="Edit a template",
-        description="`components` replaces them all; `category` changes it (not an approved template's). The "
-        "template goes back to review; its next approval is a new version.",
+        "/{version}/{phone_number_id}",
+        summary="Edit a template (by its id)",
+        description="The id is a template's (Meta's `POST /{template_id}`). `components` replaces them all; "
+        "`category` changes it (not an approved template's). The template goes back to review; its next approval "
+        "is a new version.",
+        responses={404: {"description": "No template of this business has the id (code 100)"}},
     )
     async def edit_template(
+        edit: TemplateEdit,
         version: str = Path(pattern=VERSION),
-        template_id: str = Path(pattern=UUID, description="The template's id"),
-        body: dict[str, Any] = Body(..., examples=[{"components": [{"type": "BODY", "text": "Your order is ready."}]}]),
+        phone_number_id: str = Path(pattern=UUID, description="The template's id"),
     ) -> Any:
-        await _relay(gateway, RelayRequest("POST", paths.build(paths.TEMPLATE_EDIT, template_id=template_id), body))
+        body = edit.model_dump(exclude_none=True)
+        path = paths.build(paths.TEMPLATE_EDIT, template_id=phone_number_id)
+        await _relay(gateway, RelayRequest("POST", path, body))
         gateway.forget_templates()
         return {"success": True}
