@@ -63,7 +63,7 @@ PACING_KEPT_MS = DAY_MS  # an episode lasts 30 minutes; an older one is read onl
 PAUSES_PER_SWEEP = 1000  # bounds one sweep's transaction; the rest wait for the next sweep
 
 
-HELD_PER_SWEEP = 2000  # held sends released or dropped per transaction; a sweep runs until none is due
+HELD_PER_SWEEP = 200  # held sends per transaction (each up to a few ciphertexts); a sweep runs until none is due
 
 Deliver = Callable[[list[Envelope]], Awaitable[None]]
 
@@ -139,6 +139,7 @@ async def release_held(engine: AsyncEngine, now: int, deliver: Deliver | None = 
     released = dropped = 0
     while True:
         queued: list[Envelope] = []
+        done = released + dropped
         async with engine.begin() as conn:
             rows = (await conn.execute(query)).all()
             going: list[Envelope] = []
@@ -160,7 +161,7 @@ async def release_held(engine: AsyncEngine, now: int, deliver: Deliver | None = 
                 queued = await conn.run_sync(messaging_storage.insert_envelopes, going)
         if queued and deliver is not None:
             await deliver(queued)
-        if len(rows) < HELD_PER_SWEEP or not (queued or dropped):
+        if len(rows) < HELD_PER_SWEEP or released + dropped == done:  # all done, or none of these could be
             return released, dropped
 
 
