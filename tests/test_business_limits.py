@@ -18,6 +18,7 @@ from cove.business.storage import (
     business_events,
     business_feedback,
     business_marketing,
+    business_pacing,
     business_reach,
     business_templates,
 )
@@ -209,14 +210,20 @@ async def test_rows_past_their_retention_are_deleted_and_the_rest_kept(database_
                         business_reach: {"user_account_id": "u", "reached_at_ms": at},
                     }[table]
                     await conn.execute(insert(table).values(business_id=business_id, **values))
+                started = NOW - upkeep.PACING_KEPT_MS - age
+                await conn.execute(
+                    insert(business_pacing).values(
+                        template_id=business_id, business_id=business_id, started_at_ms=started, sent=1
+                    )
+                )
                 day = NOW // DAY_MS - upkeep.DAILY_KEPT_DAYS - age
                 await conn.execute(
                     insert(business_daily).values(business_id=business_id, day=day, unique_users=1, quality="green")
                 )
         swept = await upkeep.sweep(engine, NOW)
-        assert swept.pruned == 5
+        assert swept.pruned == 6
         async with engine.connect() as conn:
-            for table in (*ages, business_daily):
+            for table in (*ages, business_daily, business_pacing):
                 left = (await conn.execute(select(table.c.business_id))).scalars().all()
                 assert left == [fresh], table.name
         assert (await upkeep.sweep(engine, NOW)).pruned == 0

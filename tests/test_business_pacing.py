@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert, update
 
 from cove.business import pacing, upkeep
@@ -27,6 +29,27 @@ def test_an_episode_lets_its_sample_through_then_holds_until_it_ends():
     assert pacing.release_at(Episode(T0, SAMPLE - 1), T0 + 1) is None
     assert pacing.release_at(Episode(T0, SAMPLE), T0 + 1) == T0 + HOLD_MS
     assert pacing.release_at(Episode(T0, SAMPLE), T0 + HOLD_MS) is None  # over: the next episode starts
+
+
+@given(gaps=st.lists(st.integers(min_value=0, max_value=HOLD_MS // 150), min_size=1, max_size=400))
+def test_no_episode_lets_more_than_its_sample_through_and_nothing_is_held_past_its_end(gaps):
+    """Whatever the timing of paced sends: at most SAMPLE go at once per episode, and each held one is released
+    at its episode's end, after it was sent and at most HOLD_MS later (what may leave, and when)."""
+    episode: Episode | None = None
+    at_once: dict[int, int] = {}
+    now = T0
+    for gap in gaps:
+        now += gap
+        release = pacing.release_at(episode, now)
+        if release is None:
+            if episode is None or now >= episode.started_at_ms + HOLD_MS:
+                episode = Episode(now, 0)  # admit's upsert: the next episode starts with this send
+            episode = Episode(episode.started_at_ms, episode.sent + 1)
+            at_once[episode.started_at_ms] = episode.sent
+        else:
+            assert episode is not None and release == episode.started_at_ms + HOLD_MS
+            assert now < release <= now + HOLD_MS
+    assert all(n <= SAMPLE for n in at_once.values())
 
 
 async def _in_db(relay, *statements, rows: list[dict] | None = None) -> None:  # noqa: ANN001

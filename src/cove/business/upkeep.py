@@ -19,6 +19,8 @@ outlives:
   month after a business last wrote to the user outside a window is blamed on no template (it still counts
   against the number).
 - ``business_daily``: 30 days. Tier moves read the last 7.
+- ``business_pacing``: a day after its episode began (an episode lasts 30 minutes; a missing one reads the same
+  as one that is over).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from cove.business.storage import (
     business_feedback,
     business_held,
     business_marketing,
+    business_pacing,
     business_reach,
     business_templates,
 )
@@ -56,10 +59,11 @@ MARKETING_KEPT_MS = 2 * DAY_MS
 FEEDBACK_KEPT_MS = 30 * DAY_MS
 REACH_KEPT_MS = 30 * DAY_MS
 DAILY_KEPT_DAYS = 30
+PACING_KEPT_MS = DAY_MS  # an episode lasts 30 minutes; an older one is read only as "over"
 PAUSES_PER_SWEEP = 1000  # bounds one sweep's transaction; the rest wait for the next sweep
 
 
-HELD_PER_SWEEP = 2000  # held sends released or dropped per transaction; a sweep runs until none is due
+HELD_PER_SWEEP = 200  # held sends per transaction (each up to a few ciphertexts); a sweep runs until none is due
 
 Deliver = Callable[[list[Envelope]], Awaitable[None]]
 
@@ -135,6 +139,7 @@ async def release_held(engine: AsyncEngine, now: int, deliver: Deliver | None = 
     released = dropped = 0
     while True:
         queued: list[Envelope] = []
+        done = released + dropped
         async with engine.begin() as conn:
             rows = (await conn.execute(query)).all()
             going: list[Envelope] = []
@@ -156,7 +161,7 @@ async def release_held(engine: AsyncEngine, now: int, deliver: Deliver | None = 
                 queued = await conn.run_sync(messaging_storage.insert_envelopes, going)
         if queued and deliver is not None:
             await deliver(queued)
-        if len(rows) < HELD_PER_SWEEP or not (queued or dropped):
+        if len(rows) < HELD_PER_SWEEP or released + dropped == done:  # all done, or none of these could be
             return released, dropped
 
 
@@ -172,6 +177,7 @@ async def prune(conn: AsyncConnection, now: int) -> int:
         delete(business_feedback).where(business_feedback.c.at_ms < now - FEEDBACK_KEPT_MS),
         delete(business_reach).where(business_reach.c.reached_at_ms < now - REACH_KEPT_MS),
         delete(business_daily).where(business_daily.c.day < standing.day_of(now) - DAILY_KEPT_DAYS),
+        delete(business_pacing).where(business_pacing.c.started_at_ms < now - PACING_KEPT_MS),
     )
     pruned = 0
     for statement in statements:
