@@ -63,14 +63,14 @@ def against(model: type[BaseModel], body: Any) -> list[str]:
 
 
 def webhook_problems(bodies: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Each received webhook body that is not Meta's shape, keyed by its first change's field, with why."""
-    found: dict[str, list[str]] = {}
+    """Why the received webhook bodies are not Meta's shape, by their first change's field (each reason once)."""
+    found: dict[str, set[str]] = {}
     for body in bodies:
         problems = against(webhooks.Webhook, body)
         if problems:
             field = body.get("entry", [{}])[0].get("changes", [{}])[0].get("field", "?")
-            found.setdefault(field, []).extend(problems)
-    return found
+            found.setdefault(field, set()).update(problems)
+    return {field: sorted(problems) for field, problems in found.items()}
 
 
 class Bot:

@@ -11,6 +11,7 @@ gateway's delivery accounting saw success.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -105,4 +106,5 @@ async def test_a_pywa_bot_gets_every_message_tap_status_and_preference_and_answe
     assert preference["user"]["bsuid"] == message["user"]["bsuid"]
 
     # And every webhook pywa received is Meta's shape.
-    assert webhook_problems(bot.bodies()) == {}
+    problems = webhook_problems(bot.bodies())
+    assert not problems, json.dumps(problems, indent=1)
