@@ -1,0 +1,105 @@
+"""Users' ids, both ways: sends address a user by number in ``to`` or by business-scoped id (Meta's format,
+``US.13491208655302741918``) in ``to`` or in Meta's ``recipient`` field, as Meta's reference and pywa 4.5.0 build
+them; and with a real gateway, pywa's client reaches a user by number and then by the id the webhook gave, and every
+answer names the user as Meta's do (``wa_id`` for a number, ``user_id`` for an id)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+from pywa import WhatsApp
+
+from contracts.harness import against, pywa_requests, refusal
+from contracts.pywa_bot import ToGateway
+from contracts.reference import responses, sends
+from contracts.reference.webhooks import is_bsuid
+from cove.client.events import MessageReceived
+from gateway_world import API, GatewayProcess, Receiver
+
+BSUID = "US.13491208655302741918"
+TEXT = {"body": "Your order is ready."}
+
+
+def test_a_business_scoped_id_in_recipient_parses() -> None:
+    assert refusal(sends.to_recipient(sends.addressed("+16505551234", "text", TEXT), BSUID)) is None
+
+
+def test_a_business_scoped_id_in_to_parses() -> None:
+    assert refusal(sends.addressed(BSUID, "text", TEXT)) is None
+
+
+def test_to_and_recipient_together_parse_as_meta_takes_them() -> None:
+    """Meta: both may be given; the number in ``to`` takes precedence."""
+    assert refusal(sends.addressed("+16505551234", "text", TEXT) | {"recipient": BSUID}) is None
+
+
+def test_neither_to_nor_recipient_is_refused() -> None:
+    body = {"messaging_product": "whatsapp", "type": "text", "text": TEXT}
+    refused = refusal(body)
+    assert refused is not None and refused.startswith("100:"), refused
+
+
+@pytest.mark.parametrize("bad", ["CC.TDPKOFMGQ3VW7X2RLNHA5J4ZKEBYS6CT", "us.1349", "US.", "US.12a4", "USA.1234"])
+def test_a_recipient_not_in_metas_id_syntax_is_refused(bad: str) -> None:
+    refused = refusal(sends.to_recipient(sends.addressed("+16505551234", "text", TEXT), bad))
+    assert refused is not None and refused.startswith("100:"), refused
+
+
+def test_pywa_addresses_a_business_scoped_id_with_recipient_and_that_parses() -> None:
+    (body,) = pywa_requests(lambda wa: wa.send_message(BSUID, "Your order is ready."))
+    assert body.get("recipient") == BSUID and "to" not in body and body["recipient_type"] == "individual"
+    assert refusal(body) is None
+
+
+def pywa_client(gateway: GatewayProcess) -> WhatsApp:
+    """pywa's client as a business configures it, with the gateway's token and its requests sent to the gateway."""
+    session = httpx.Client(transport=ToGateway(gateway.url), timeout=30)
+    return WhatsApp(phone_id=gateway.phone_number_id, token=gateway.token, api_version=API[1:], session=session)
+
+
+async def inbox_texts(user, count: int, timeout: float = 20.0) -> list[str]:  # noqa: ANN001, ASYNC109
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(seen) < count and time.monotonic() < deadline:
+        seen += [e.text for e in await user.inbox() if isinstance(e, MessageReceived)]
+        await asyncio.sleep(0.1)
+    return seen
+
+
+async def test_pywa_reaches_a_user_by_number_and_by_the_id_the_webhook_gave(
+    shop: tuple[GatewayProcess, Receiver], users
+) -> None:
+    gateway, receiver = shop
+    biz = gateway.phone_number_id
+    ivy = await users.register("ivy")
+    await ivy.send_text(biz, "Is my order ready?")
+    change = (await receiver.wait_for(lambda r: r.changes("messages")))[0]
+    contact = change["value"]["contacts"][0]
+    user_id = contact.get("user_id", "")
+    assert is_bsuid(user_id), contact
+    assert contact.get("wa_id") is None  # Ivy shared no number with the shop
+
+    wa = pywa_client(gateway)
+    by_id = await asyncio.to_thread(wa.send_message, user_id, "Yes, it is.")
+    by_number = await asyncio.to_thread(wa.send_message, ivy.core.phone_number, "Come by at 5.")
+    assert by_id.id.startswith("wamid.") and by_number.id.startswith("wamid.")
+    assert await inbox_texts(ivy, 2) == ["Yes, it is.", "Come by at 5."]
+
+    # The same sends in plain HTTP: the answers name the user as Meta's do.
+    answers: list[dict[str, Any]] = []
+    async with gateway.api() as api:
+        for body in (
+            sends.to_recipient(sends.addressed("+10000000000", "text", TEXT), user_id),
+            sends.addressed(user_id, "text", TEXT),
+            sends.addressed(ivy.core.phone_number, "text", TEXT),
+        ):
+            answer = await api.post(f"/{biz}/messages", json=body)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json())
+    assert [against(responses.SendResponse, a) for a in answers] == [[], [], []]
+    assert [a["contacts"][0].get("user_id") for a in answers[:2]] == [user_id, user_id]
+    assert answers[2]["contacts"][0]["wa_id"] == ivy.core.phone_number.lstrip("+")
