@@ -13,8 +13,9 @@ Every handler that fires appends one JSON line to ``--out`` (``{"handler": ..., 
 appends every body pywa accepted, so a test sees both what arrived and what pywa made of it. The bot's
 behaviour, so that a test can drive a conversation:
 
-- a text ``menu`` is answered with two reply buttons (``slot-4``, ``slot-6``); any other text with ``echo: <text>``;
-- a button tap is answered with ``booked <id>``.
+- a text ``menu`` is answered with two reply buttons (``slot-4``, ``slot-6``), a text ``list`` with a list (rows
+  ``express`` and ``ground``), any other text with ``echo: <text>``; other message types are only recorded;
+- a button tap is answered with ``booked <id>``, a list choice with ``shipping <id>``.
 """
 
 from __future__ import annotations
@@ -89,19 +90,38 @@ def make_bot(args: argparse.Namespace) -> FastAPI:
 
     @wa.on_message
     def message(_: WhatsApp, msg: types.Message) -> None:
-        journal.write("message", id=msg.id, type=str(msg.type), text=msg.text, user=_user(msg.from_user))
+        journal.write(
+            "message",
+            id=msg.id,
+            type=str(msg.type),
+            text=msg.text,
+            user=_user(msg.from_user),
+            reaction=msg.reaction and {"message_id": msg.reaction.message_id, "emoji": msg.reaction.emoji},
+            location=msg.location and {"latitude": msg.location.latitude, "name": msg.location.name},
+            contacts=[c.name.formatted_name for c in msg.contacts or ()],
+        )
+        if msg.text is None:
+            return
         if msg.text == "menu":
-            sent = msg.reply_text(
-                "Pick a time", buttons=[types.Button("4 pm", "slot-4"), types.Button("6 pm", "slot-6")]
-            )
+            buttons: Any = [types.Button("4 pm", "slot-4"), types.Button("6 pm", "slot-6")]
+        elif msg.text == "list":
+            rows = [types.SectionRow("Express", "express", "Next day"), types.SectionRow("Ground", "ground")]
+            buttons = types.SectionList("Options", [types.Section("Shipping", rows)])
         else:
-            sent = msg.reply_text(f"echo: {msg.text}")
+            buttons = None
+        sent = msg.reply_text("Pick one" if buttons else f"echo: {msg.text}", buttons=buttons)
         journal.write("sent", id=sent.id, to=sent.chat.id, input=sent.input)
 
     @wa.on_callback_button
     def button(_: WhatsApp, tap: types.CallbackButton) -> None:
         journal.write("button", id=tap.id, data=tap.data, title=tap.title, user=_user(tap.from_user))
         sent = tap.reply_text(f"booked {tap.data}")
+        journal.write("sent", id=sent.id, to=sent.chat.id, input=sent.input)
+
+    @wa.on_callback_selection
+    def selection(_: WhatsApp, choice: types.CallbackSelection) -> None:
+        journal.write("selection", id=choice.id, data=choice.data, title=choice.title, user=_user(choice.from_user))
+        sent = choice.reply_text(f"shipping {choice.data}")
         journal.write("sent", id=sent.id, to=sent.chat.id, input=sent.input)
 
     @wa.on_message_status

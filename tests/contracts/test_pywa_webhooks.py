@@ -108,3 +108,31 @@ async def test_a_pywa_bot_gets_every_message_tap_status_and_preference_and_answe
     # And every webhook pywa received is Meta's shape.
     problems = webhook_problems(bot.bodies())
     assert not problems, json.dumps(problems, indent=1)
+
+
+async def test_pywa_reads_list_choices_reactions_locations_and_contacts(pywa_shop: tuple[GatewayProcess, Bot], users):
+    gateway, bot = pywa_shop
+    shop = gateway.phone_number_id
+    zoe = await users.register("zoe")
+
+    # A list from pywa; the user picks a row; pywa's selection handler fires and its answer reaches her.
+    await zoe.send_text(shop, "list")
+    offered = await inbox_until(zoe, lambda seen: any(getattr(e, "payload", None) for e in seen))
+    await zoe.answer(next(e for e in offered if getattr(e, "payload", None)), "express")
+    choice = (await bot.wait_for(lambda b: fired(b, "selection", data="express"), "handled the list choice"))[0]
+    assert choice["title"] == "Express"
+    assert "shipping express" in texts(await inbox_until(zoe, lambda seen: "shipping express" in texts(seen)))
+
+    # A reaction to pywa's answer, a location and a contact card: pywa's message handler reads each.
+    shipped = fired(bot, "sent")[-1]["id"]
+    await zoe.react(shop, shipped, "\U0001f44d")
+    await zoe.send_location(shop, 52.52, 13.405, name="Brandenburger Tor", address="Pariser Platz")
+    await zoe.send_contacts(shop, [{"name": {"formatted_name": "Barbara J. Johnson"}, "phones": [{"phone": "+1 650"}]}])
+    reaction = (await bot.wait_for(lambda b: fired(b, "message", type="reaction"), "read the reaction"))[0]
+    assert reaction["reaction"] == {"message_id": shipped, "emoji": "\U0001f44d"}
+    location = (await bot.wait_for(lambda b: fired(b, "message", type="location"), "read the location"))[0]
+    assert location["location"] == {"latitude": 52.52, "name": "Brandenburger Tor"}
+    contacts = (await bot.wait_for(lambda b: fired(b, "message", type="contacts"), "read the contact card"))[0]
+    assert contacts["contacts"] == ["Barbara J. Johnson"]
+    problems = webhook_problems(bot.bodies())
+    assert not problems, json.dumps(problems, indent=1)
