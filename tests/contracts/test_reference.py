@@ -150,8 +150,37 @@ CHANGED_ID = envelope(
     },
 )
 
+# https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids ("Requesting
+# phone numbers"): the user tapped a template's REQUEST_CONTACT_INFO button and shared their number (the page's
+# example leaves out from_user_id, which the page's own incoming-message syntax always includes; it is added here).
+SHARED_NUMBER = envelope(
+    "messages",
+    {
+        "messaging_product": "whatsapp",
+        "metadata": METADATA,
+        "contacts": [
+            {"profile": {"name": "Sheena Nelson", "username": "@sheena"}, "user_id": "US.13491208655302741918"}
+        ],
+        "messages": [
+            {
+                "from_user_id": "US.13491208655302741918",
+                "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+                "timestamp": "1749416383",
+                "type": "contacts",
+                "origin": "contact_request/other",
+                "contacts": [
+                    {
+                        "vcard": "BEGIN:VCARD\nVERSION:3.0\nTEL:+16505551234\nEND:VCARD",
+                        "phones": [{"phone": "+16505551234"}],
+                    }
+                ],
+            }
+        ],
+    },
+)
 
-@pytest.mark.parametrize("example", [DELIVERED, INCOMING_TEXT, FAILED, STOP, APPROVED, CHANGED_ID])
+
+@pytest.mark.parametrize("example", [DELIVERED, INCOMING_TEXT, FAILED, STOP, APPROVED, CHANGED_ID, SHARED_NUMBER])
 def test_metas_published_examples_conform(example: dict[str, Any]) -> None:
     assert against(webhooks.Webhook, example) == []
 

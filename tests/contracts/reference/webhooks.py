@@ -27,9 +27,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: [B] "BSUID ... ISO 3166 alpha-2 country code, a period, and digits": ``US.13491208655302741918``.
+#: [B] the user's ISO 3166 alpha-2 country code, a period, then up to 128 characters: ``US.13491208655302741918``.
+#: Meta's page says "alphanumeric" but every example is digits, and clients rely on that (pywa 4.5.0 tells an id
+#: from a group id with ``^[A-Z]{2}\.\d+$``), so the digits are what the issue asks for and what is checked here.
 BSUID = r"^[A-Z]{2}\.[0-9]{1,128}$"
-PARENT_BSUID = r"^[A-Z]{2}\.ENT\.[0-9]{1,128}$"
+PARENT_BSUID = r"^[A-Z]{2}\.(ENT\.)?[0-9]{1,128}$"  # Meta's examples show both forms
 #: A user's phone number in webhooks: the digits, without ``+`` ([W] ``"wa_id": "16505551234"``).
 WA_ID = r"^[0-9]{1,15}$"
 DIGITS = r"^[0-9]+$"
@@ -173,15 +175,23 @@ class ContactUrl(Strict):
 
 
 class SharedContact(Strict):
-    """[W] contacts: one vCard-like entry; only ``name.formatted_name`` is always there."""
+    """[W] contacts: one vCard-like entry, with ``name.formatted_name``; or, when the user shared their own number
+    from a template's ``REQUEST_CONTACT_INFO`` button ([B] "Requesting phone numbers"), a ``vcard`` and ``phones``."""
 
-    name: ContactName
+    name: ContactName | None = None
+    vcard: str | None = None
     phones: list[ContactPhone] | None = None
     emails: list[ContactEmail] | None = None
     addresses: list[ContactAddress] | None = None
     org: ContactOrg | None = None
     urls: list[ContactUrl] | None = None
     birthday: str | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> SharedContact:
+        if self.name is None and self.vcard is None:
+            raise ValueError("a shared contact has a name (or, shared from a contact request, a vcard)")
+        return self
 
 
 class Choice(Strict):
@@ -258,6 +268,7 @@ class Message(Strict):
     id: str
     timestamp: Timestamp
     type: Literal[MESSAGE_TYPES]  # type: ignore[valid-type]
+    origin: str | None = None  # [B] "contact_request/other": the user shared their number from a contact request
     context: Context | None = None
     errors: list[WebhookError] | None = None
     text: Text | None = None
