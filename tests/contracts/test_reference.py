@@ -260,7 +260,7 @@ def test_a_webhook_without_entries_or_of_another_object_is_refused() -> None:
             responses.SendResponse,
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": "US.13491208655302741918", "wa_id": "US.13491208655302741918"}],
+                "contacts": [{"input": "US.13491208655302741918", "wa_id": "16505551234"}],
                 "messages": [{"id": "wamid.x"}],
             },
             False,
