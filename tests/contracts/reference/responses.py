@@ -176,11 +176,16 @@ class GraphErrorBody(Strict):
     type: str
     code: int
     error_subcode: int | None = None
+    error_user_title: str | None = None  # Graph API's user-facing title and message, when Meta has them
+    error_user_msg: str | None = None
+    is_transient: bool | None = None
     error_data: dict[str, Any] | None = None
     fbtrace_id: str
 
 
 class GraphError(Strict):
-    """Every error answer: ``{"error": {message, type, code, error_data, fbtrace_id}}``."""
+    """Every error answer: ``{"error": {message, type, code, error_data, fbtrace_id}}`` and, where Meta has
+    them, ``error_subcode``, ``error_user_title``, ``error_user_msg``, ``is_transient``
+    (https://developers.facebook.com/docs/graph-api/guides/error-handling/)."""
 
     error: GraphErrorBody
