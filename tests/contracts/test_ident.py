@@ -6,6 +6,7 @@ answer names the user as Meta's do (``wa_id`` for a number, ``user_id`` for an i
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from pywa import WhatsApp
 
-from contracts.harness import against, pywa_requests, refusal
+from contracts.harness import against, pywa_requests, refusal, webhook_problems
 from contracts.pywa_bot import ToGateway
 from contracts.reference import responses, sends
 from contracts.reference.webhooks import is_bsuid
@@ -103,3 +104,49 @@ async def test_pywa_reaches_a_user_by_number_and_by_the_id_the_webhook_gave(
     assert [against(responses.SendResponse, a) for a in answers] == [[], [], []]
     assert [a["contacts"][0].get("user_id") for a in answers[:2]] == [user_id, user_id]
     assert answers[2]["contacts"][0]["wa_id"] == ivy.core.phone_number.lstrip("+")
+
+
+async def user_call(relay, user, method: str, path: str, **kw: Any) -> httpx.Response:  # noqa: ANN001
+    async with httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {user.core.token}"}) as api:
+        return await api.request(method, path, **kw)
+
+
+async def test_a_shown_name_a_shared_number_and_a_new_number_reach_the_business_in_metas_shapes(
+    shop: tuple[GatewayProcess, Receiver], users, relay
+) -> None:
+    """The user's own choices (a name to show, their number shared, then a new number) as the webhooks Meta sends
+    for them: ``profile.name``, a contacts message with the number, ``wa_id``/``from`` once shared, and a
+    ``user_changed_number`` system message."""
+    gateway, receiver = shop
+    biz = gateway.phone_number_id
+    bo = await users.register("bo")
+    await bo.send_text(biz, "Hi")
+    await receiver.wait_for(lambda r: r.changes("messages"))
+    named = await user_call(relay, bo, "PUT", f"/v1/business/{biz}/name", json={"name": "Bo"})
+    assert named.status_code == 200, named.text
+    shared = await user_call(relay, bo, "PUT", f"/v1/business/{biz}/number-sharing")
+    assert shared.status_code == 200, shared.text
+    await receiver.wait_for(
+        lambda r: [m for c in r.changes("messages") for m in c["value"].get("messages", []) if m["type"] == "contacts"]
+    )
+    await bo.send_text(biz, "Shared")
+    digits = bo.core.phone_number.lstrip("+")
+    last = await receiver.wait_for(
+        lambda r: [c for c in r.changes("messages") if c["value"].get("messages", [{}])[0].get("from") == digits]
+    )
+    assert last[0]["value"]["contacts"][0]["profile"]["name"] == "Bo"
+
+    new_number = "+447400123456"
+    asked = await user_call(
+        relay, bo, "POST", "/v1/verification/code", json={"phone_number": new_number, "purpose": "change_number"}
+    )
+    assert asked.status_code == 202, asked.text
+    code = users.inbox.latest(new_number)
+    moved = await user_call(relay, bo, "PUT", "/v1/accounts/me/number", json={"phone_number": new_number, "code": code})
+    assert moved.status_code == 200, moved.text
+    system = await receiver.wait_for(
+        lambda r: [m for c in r.changes("messages") for m in c["value"].get("messages", []) if m["type"] == "system"]
+    )
+    assert system[0]["system"]["type"] == "user_changed_number"
+    problems = webhook_problems([event["body"] for event in receiver.events()])
+    assert not problems, json.dumps(problems, indent=1)
