@@ -55,8 +55,9 @@ class Metadata(Strict):
 
 
 class Profile(Strict):
-    name: str
+    name: str  # [B] in messages, statuses (sent, delivered, read) and user_preferences alike
     username: str | None = None  # [B] only when the user adopted a username
+    country_code: str | None = None  # in an earlier version of [B]
 
 
 class Contact(Strict):
