@@ -16,11 +16,12 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from pywa import WhatsApp
 
+from contracts.pywa_bot import ToGateway
 from contracts.reference import webhooks
 from cove.business.errors import CloudApiError
 from cove.business.gateway.cloud import parse_send
 from cove.testing import free_port
-from gateway_world import SECRET, VERIFY_TOKEN, _stop, _wait_until_up
+from gateway_world import API, SECRET, VERIFY_TOKEN, GatewayProcess, _stop, _wait_until_up
 
 BOT = Path(__file__).with_name("pywa_bot.py")
 META_ANSWER = {
@@ -51,6 +52,12 @@ def pywa_requests(calls: Callable[[WhatsApp], object]) -> list[dict[str, Any]]:
     session = httpx.Client(transport=httpx.MockTransport(meta))
     calls(WhatsApp(phone_id="106540352242922", token="EAAtest", api_version="21.0", session=session))
     return bodies
+
+
+def pywa_client(gateway: GatewayProcess) -> WhatsApp:
+    """pywa's client as a business configures it, with the gateway's token and its requests sent to the gateway."""
+    session = httpx.Client(transport=ToGateway(gateway.url), timeout=30)
+    return WhatsApp(phone_id=gateway.phone_number_id, token=gateway.token, api_version=API[1:], session=session)
 
 
 def against(model: type[BaseModel], body: Any) -> list[str]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from contracts.harness import against
+from contracts.harness import against, pywa_client
 from contracts.reference import responses
-from contracts.test_ident import pywa_client
 from gateway_world import GatewayProcess, Receiver
 
 

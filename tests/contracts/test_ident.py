@@ -12,14 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pywa import WhatsApp
 
-from contracts.harness import against, pywa_requests, refusal, webhook_problems
-from contracts.pywa_bot import ToGateway
+from contracts.harness import against, pywa_client, pywa_requests, refusal, webhook_problems
 from contracts.reference import responses, sends
 from contracts.reference.webhooks import is_bsuid
 from cove.client.events import MessageReceived
-from gateway_world import API, GatewayProcess, Receiver
+from gateway_world import GatewayProcess, Receiver
 
 BSUID = "US.13491208655302741918"
 TEXT = {"body": "Your order is ready."}
@@ -54,12 +52,6 @@ def test_pywa_addresses_a_business_scoped_id_with_recipient_and_that_parses() ->
     (body,) = pywa_requests(lambda wa: wa.send_message(BSUID, "Your order is ready."))
     assert body.get("recipient") == BSUID and "to" not in body and body["recipient_type"] == "individual"
     assert refusal(body) is None
-
-
-def pywa_client(gateway: GatewayProcess) -> WhatsApp:
-    """pywa's client as a business configures it, with the gateway's token and its requests sent to the gateway."""
-    session = httpx.Client(transport=ToGateway(gateway.url), timeout=30)
-    return WhatsApp(phone_id=gateway.phone_number_id, token=gateway.token, api_version=API[1:], session=session)
 
 
 async def inbox_texts(user, count: int, timeout: float = 20.0) -> list[str]:  # noqa: ANN001, ASYNC109

@@ -10,9 +10,8 @@ import os
 import time
 from pathlib import Path
 
-from contracts.harness import against
+from contracts.harness import against, pywa_client
 from contracts.reference import responses, sends
-from contracts.test_ident import pywa_client
 from cove.client.events import AttachmentReceived
 from gateway_world import GatewayProcess, Receiver
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 
-from contracts.harness import against
+from contracts.harness import against, pywa_client
 from contracts.reference import responses, sends
-from contracts.test_ident import pywa_client
 from gateway_world import GatewayProcess, Receiver, operator
 
 

@@ -11,9 +11,8 @@ from typing import Any
 
 from pywa import types
 
-from contracts.harness import against, webhook_problems
+from contracts.harness import against, pywa_client, webhook_problems
 from contracts.reference import responses, sends
-from contracts.test_ident import pywa_client
 from cove.client.events import MessageReceived
 from gateway_world import GatewayProcess, Receiver
 
