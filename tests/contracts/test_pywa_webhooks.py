@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from contracts.harness import Bot, webhook_problems
+from contracts.harness import Bot, pywa_client, webhook_problems
 from contracts.reference.webhooks import is_bsuid
 from cove.client.events import MessageReceived
 from gateway_world import GatewayProcess, operator
@@ -136,3 +136,15 @@ async def test_pywa_reads_list_choices_reactions_locations_and_contacts(pywa_sho
     assert contacts["contacts"] == ["Barbara J. Johnson"]
     problems = webhook_problems(bot.bodies())
     assert not problems, json.dumps(problems, indent=1)
+
+
+async def test_pywa_gets_a_failed_status(pywa_shop: tuple[GatewayProcess, Bot], users):
+    """A send that fails (free-form to a user who never wrote) reaches pywa's status handler as failed. pywa 4.5.0
+    builds a status's user from ``contacts[0]``, which Meta leaves out of failed statuses (pywa drops Meta's own
+    failed statuses too): the gateway must send ``contacts`` with a failed status for pywa to see it."""
+    gateway, bot = pywa_shop
+    yan = await users.register("yan")
+    wa = pywa_client(gateway)
+    sent = await asyncio.to_thread(wa.send_message, yan.core.phone_number, "Anything else?")
+    failed = await bot.wait_for(lambda b: fired(b, "status", id=sent.id, status="failed"), "handled the failure")
+    assert failed
