@@ -224,6 +224,9 @@ async def test_a_user_shows_a_name_and_shares_their_number_only_when_they_choose
     assert named.status_code == 200 and named.json() == {"user_id": user_id, "name": "Ivy R.", "wa_id": None}
     bad = await user_call(relay, ivy, "PUT", f"/v1/business/{shop}/name", json={"name": "x" * 65})
     assert bad.status_code == 400
+    # (The gateway reads names from the relay's feed: her next switch's webhook shows it has read this one.)
+    assert (await user_call(relay, ivy, "POST", f"/v1/business/{shop}/stop-promotions")).status_code == 200
+    await receiver.wait_for(lambda r: r.changes("user_preferences"))
     await ivy.send_text(shop, "It's Ivy.")
     named_msg = await receiver.wait_for(
         lambda r: [v for v, m in _messages(r) if m.get("text", {}).get("body") == "It's Ivy."]
@@ -273,13 +276,15 @@ async def test_a_user_shows_a_name_and_shares_their_number_only_when_they_choose
     assert status_value["contacts"] == [{"wa_id": digits, "user_id": user_id}]
 
     # She stops sharing it: the next webhooks name her by id only again. (A withdrawal has no webhook of its own,
-    # as in Meta's API; her next switch, stopping promotions, comes after it in the relay's feed, so its webhook
+    # as in Meta's API; her next switch, resuming promotions, comes after it in the relay's feed, so its webhook
     # shows the gateway has read the withdrawal.)
     stopped = await user_call(relay, ivy, "DELETE", f"/v1/business/{shop}/number-sharing")
     assert stopped.json()["wa_id"] is None
-    assert (await user_call(relay, ivy, "POST", f"/v1/business/{shop}/stop-promotions")).status_code == 200
-    preference = await receiver.wait_for(lambda r: r.changes("user_preferences"))
-    assert preference[0]["value"]["contacts"] == [{"user_id": user_id}]
+    assert (await user_call(relay, ivy, "POST", f"/v1/business/{shop}/resume-promotions")).status_code == 200
+    resumed = await receiver.wait_for(
+        lambda r: [c for c in r.changes("user_preferences") if c["value"]["user_preferences"][0]["value"] == "resume"]
+    )
+    assert resumed[0]["value"]["contacts"] == [{"user_id": user_id}]
     await ivy.send_text(shop, "Bye.")
     bye = await receiver.wait_for(
         lambda r: [(v, m) for v, m in _messages(r) if m.get("text", {}).get("body") == "Bye."]
@@ -319,3 +324,46 @@ async def test_a_new_number_gives_a_new_id_and_the_business_is_told(world, users
         lambda r: [m for v, m in _messages(r) if m.get("text", {}).get("body") == "Still me"]
     )
     assert later[0]["from_user_id"] == new_id
+
+
+async def test_a_user_moves_to_a_new_number_and_a_business_they_share_it_with_is_told(world, users, relay):  # noqa: F811
+    gateway, receiver = world
+    shop = gateway.phone_number_id
+    bo = await users.register("bo")
+    old_digits = bo.core.phone_number.lstrip("+")
+    await bo.send_text(shop, "Hi")
+    _, first = (await receiver.wait_for(_messages))[0]
+    old_id = first["from_user_id"]
+    assert (await user_call(relay, bo, "PUT", f"/v1/business/{shop}/number-sharing")).status_code == 200
+    await receiver.wait_for(lambda r: [m for v, m in _messages(r) if m["type"] == "contacts"])
+
+    # The accounts' change-number flow: a code to the new number, submitted from Bo's device.
+    new_number = "+447400123456"
+    asked = await user_call(
+        relay, bo, "POST", "/v1/verification/code", json={"phone_number": new_number, "purpose": "change_number"}
+    )
+    assert asked.status_code == 202, asked.text
+    wrong = await user_call(
+        relay, bo, "PUT", "/v1/accounts/me/number", json={"phone_number": new_number, "code": "000000"}
+    )
+    assert wrong.status_code in (400, 403)
+    moved = await user_call(
+        relay,
+        bo,
+        "PUT",
+        "/v1/accounts/me/number",
+        json={"phone_number": new_number, "code": users.inbox.latest(new_number)},
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await user_call(relay, bo, "GET", "/v1/accounts/me")).json()["phone_number"] == new_number
+
+    # The shop is told in Meta's shape: the old number, the new one, the new id and the previous one.
+    system = await receiver.wait_for(lambda r: [m for v, m in _messages(r) if m["type"] == "system"])
+    assert system[0]["from"] == old_digits and system[0]["from_user_id"] == old_id
+    assert system[0]["system"]["type"] == "user_changed_number"
+    assert system[0]["system"]["wa_id"] == new_number.lstrip("+") and system[0]["system"]["previous_user_id"] == old_id
+    new_id = system[0]["system"]["user_id"]
+    assert new_id.startswith("GB.") and new_id != old_id
+    await bo.send_text(shop, "New number, same me")
+    later = await receiver.wait_for(lambda r: _text(r, "New number, same me"))
+    assert later[0][1]["from"] == new_number.lstrip("+") and later[0][1]["from_user_id"] == new_id
