@@ -8,11 +8,13 @@ cove.business.gateway.identity).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ from cove.business.keys import BSUID, BusinessKeys
 from cove.client.core import PayloadReceived
 from cove.db import _alembic_config, create_engine
 from cove.keyfile import derive
+from cove.testing import run_cove
+from gateway_world import register_profile
 from test_business_gateway import SHOP_PHONE, opt_in, send, text, user_call, world  # noqa: F401 - the fixture
 
 USER_ID = "US.13491208655302741918"
@@ -367,3 +371,27 @@ async def test_a_user_moves_to_a_new_number_and_a_business_they_share_it_with_is
     await bo.send_text(shop, "New number, same me")
     later = await receiver.wait_for(lambda r: _text(r, "New number, same me"))
     assert later[0][1]["from"] == new_number.lstrip("+") and later[0][1]["from_user_id"] == new_id
+
+
+async def test_the_command_line_sets_the_name_and_shares_the_number(world, relay, code_inbox):  # noqa: F811
+    gateway, _ = world
+    phone = "+14155550177"
+    await register_profile(relay, code_inbox, gateway.home, "kim", phone)
+    env = {**gateway.env, "COVE_PROFILE": "kim"}
+
+    def cove(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cove(list(args), env)
+
+    named = await asyncio.to_thread(cove, "businesses", "name", SHOP_PHONE, "Kim")
+    assert named.returncode == 0, named.stderr
+    assert "name it sees: Kim" in named.stdout and "your number: hidden" in named.stdout
+    shared = await asyncio.to_thread(cove, "businesses", "share-number", SHOP_PHONE)
+    assert shared.returncode == 0 and f"shared ({phone})" in shared.stdout
+    stopped = await asyncio.to_thread(cove, "businesses", "share-number", SHOP_PHONE, "--stop")
+    assert stopped.returncode == 0 and "your number: hidden" in stopped.stdout
+    shown = await asyncio.to_thread(cove, "businesses", "identity", SHOP_PHONE)
+    assert re.search(r"it knows you as: US\.[0-9]{20}", shown.stdout) and "name it sees: Kim" in shown.stdout
+    neither = await asyncio.to_thread(cove, "businesses", "name", SHOP_PHONE)
+    assert neither.returncode != 0 and "give a NAME, or --clear" in neither.stderr + neither.stdout
+    too_long = await asyncio.to_thread(cove, "businesses", "name", SHOP_PHONE, "x" * 80)
+    assert too_long.returncode != 0 and "Traceback" not in too_long.stderr

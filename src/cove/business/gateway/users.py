@@ -61,7 +61,8 @@ class Users:
                 if exc.status not in (400, 404):
                     raise
                 return Recipient(None, to)
-            self.store.set_sent_number(account, to.lstrip("+"))  # it knew the number: webhooks may show it
+            if self.store.shown(account)[2] != to.lstrip("+"):  # a write only when it is news
+                self.store.set_sent_number(account, to.lstrip("+"))  # it knew the number: webhooks may show it
             return Recipient(account, await self.wa_id_of(account) or to)
         pairs = await self.client.call(Request("POST", "/v1/business/users/resolve", {"user_ids": [to]}))
         for pair in pairs:
