@@ -1,15 +1,17 @@
 """What the business capability does when another acts: it applies the business rules to every send between
 two accounts (``Relay.send_rule``) and stores what they decided with the envelopes; an account's deletion
-takes its business data (cove.business.storage.forget_account)."""
+takes its business data (cove.business.storage.forget_account); a new number gives the account new
+per-business ids (cove.business.identity_service.number_changed)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.business import sending, storage
+from cove.business import identity_service, sending, storage
+from cove.business.keys import BusinessKeys
 from cove.context import Relay
 from cove.errors import ApiError
-from cove.events import AccountDeleted
+from cove.events import AccountDeleted, NumberChanged
 from cove.messaging.service import Send
 
 
@@ -36,3 +38,10 @@ def register(relay: Relay) -> None:
     relay.send_rule = business_rules
     relay.writer.store_with_sends = sending.store
     relay.hooks.on_transaction(AccountDeleted, _forget)
+
+    async def new_ids(conn: AsyncConnection, event: NumberChanged) -> None:
+        # A new number, a new id with each business (Meta's rule), each told in its feed.
+        keys = BusinessKeys.load_or_create(relay.settings.data_dir)
+        await identity_service.number_changed(conn, keys, event.account_id, event.phone_number)
+
+    relay.hooks.on_transaction(NumberChanged, new_ids)

@@ -185,6 +185,8 @@ async def _show(client: CoveClient, event: Event) -> None:
         choices = [b.get("reply", {}).get("title", "") for b in action.get("buttons", [])]
         choices += [r.get("title", "") for s in action.get("sections", []) for r in s.get("rows", [])]
         text = interactive.get("body", {}).get("text", "") + "".join(f"\n  [{c}]" for c in choices)
+        if interactive.get("type") == "request_contact_info":  # answered through the relay, never in the chat
+            text += f"\n  [share your number: cove businesses share-number {event.sender}]"
         _line(core, event.sender, event.sent_at, text, business=event.business is not None)
     elif isinstance(event, Delivered):
         console.print(f"[dim]delivered to {_name(core, event.peer)}: {event.client_message_id[:8]}[/dim]")

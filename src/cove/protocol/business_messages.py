@@ -171,8 +171,21 @@ class ListMessage(Shape):
     action: ListAction
 
 
-Interactive = Annotated[ButtonMessage | ListMessage, Field(discriminator="type")]
-INTERACTIVE_TYPES = ("button", "list")
+class RequestContactInfoAction(Shape):
+    name: Literal["request_contact_info"]
+
+
+class RequestContactInfoMessage(Shape):
+    """The business asks for the user's phone number (Meta's request-phone-number flow: the app shows a fixed
+    "share" button; the user's answer goes through the relay, cove.business.identity_service, never in the chat)."""
+
+    type: Literal["request_contact_info"]
+    body: ButtonBody
+    action: RequestContactInfoAction
+
+
+Interactive = Annotated[ButtonMessage | ListMessage | RequestContactInfoMessage, Field(discriminator="type")]
+INTERACTIVE_TYPES = ("button", "list", "request_contact_info")
 
 
 class BusinessText(Shape):
@@ -233,12 +246,12 @@ class InteractiveReply(Shape):
     reply: ReplyChoice
 
 
-def _choice(interactive: ButtonMessage | ListMessage, choice_id: str) -> ReplyChoice:
+def _choice(interactive: ButtonMessage | ListMessage | RequestContactInfoMessage, choice_id: str) -> ReplyChoice:
     if isinstance(interactive, ButtonMessage):
         for button in interactive.action.buttons:
             if button.reply.id == choice_id:
                 return ReplyChoice(type="button_reply", id=button.reply.id, title=button.reply.title)
-    else:
+    elif isinstance(interactive, ListMessage):
         for section in interactive.action.sections:
             for row in section.rows:
                 if row.id == choice_id:

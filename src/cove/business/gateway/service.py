@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +38,11 @@ from cove.business.gateway import cloud, events
 from cove.business.gateway.cloud import MarkRead, Send, SendInteractive, SendTemplate, SendText
 from cove.business.gateway.delivery import WebhookDeliverer
 from cove.business.gateway.events import Event, Pricing, QualityEvent
+from cove.business.gateway.identity import Contact
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
+from cove.business.gateway.users import Recipient, Users
 from cove.business.tiers import Tier
 from cove.client.core import PayloadReceived, Request
 from cove.client.events import Delivered, MessageReceived, Read
@@ -53,6 +54,7 @@ from cove.protocol.templates import ApprovedTemplate, ReviewStatus, TemplateErro
 
 log = logging.getLogger("cove.gateway")
 
+IDENTITY_EVENTS = frozenset({"user_identity", "user_id_changed"})  # _identity_event's
 THROTTLES = frozenset({130429, 131056})  # retry the same request in seconds: answered synchronously
 EVENTS_POLL_S = 1.0
 WEBHOOKS_KEPT_MS = 7 * 86_400_000
@@ -91,12 +93,6 @@ class Identity:
         return self.account_id
 
 
-@dataclass(frozen=True)
-class Recipient:
-    account_id: str | None  # None: no Cove user answers to ``to``
-    wa_id: str
-
-
 class Gateway:
     def __init__(
         self,
@@ -114,6 +110,7 @@ class Gateway:
         self.deliverer = deliverer
         self.identity = identity
         self.clock = clock
+        self.users = Users(client, store)
         self._recipient_locks: dict[str, asyncio.Lock] = {}
         self._templates: dict[tuple[str, str], tuple[str, int]] = {}  # (name, language) -> (id, version)
         self._approved: dict[tuple[str, int], ApprovedTemplate] = {}
@@ -145,6 +142,7 @@ class Gateway:
             errors=[error] if error is not None else None,
             biz_opaque_callback_data=record.callback,
             pricing=pricing,
+            contact=self._recipient_contact(record, status is Status.FAILED),
         )
 
     def _move(self, message_id: str, status: Status, at_ms: int, error: CloudApiError | None = None) -> None:
@@ -162,37 +160,18 @@ class Gateway:
         self.store.set_status(message_id, moved, at_ms)
         self._enqueue(self._status_event(record, moved, at_ms, error), ordering_key=message_id)
 
-    # recipients --------------------------------------------------------------------------------------------------
+    # recipients (:class:`.users.Users`) -------------------------------------------------------------------------
+    def contact(self, account_id: str) -> Contact:
+        return self.users.contact(account_id)
+
+    def _recipient_contact(self, record: MessageRecord, failed: bool) -> Contact:
+        return self.users.recipient_contact(record, failed)
+
     async def _recipient(self, to: str) -> Recipient:
-        """``to`` is a phone number (E.164, with or without +) or a per-business user id (``wa_id``), as
-        :data:`cloud.PHONE` and :data:`BSUID` say (:func:`cloud.parse_send` checked it)."""
-        account = self.store.account_of(to)
-        if account is not None:
-            return Recipient(account, to)
-        if re.match(cloud.PHONE, to):
-            try:
-                account = await self.client.resolve(to if to.startswith("+") else "+" + to)
-            except RelayError as exc:
-                if exc.status not in (400, 404):
-                    raise
-                return Recipient(None, to)
-            return Recipient(account, await self.wa_id_of(account) or to)
-        pairs = await self.client.call(Request("POST", "/v1/business/users/resolve", {"user_ids": [to]}))
-        for pair in pairs:
-            self.store.pair(pair["account_id"], pair["user_id"])
-            return Recipient(pair["account_id"], pair["user_id"])
-        return Recipient(None, to)
+        return await self.users.recipient(to)
 
     async def wa_id_of(self, account_id: str) -> str | None:
-        """The user id the business knows this account by (None once the account is deleted)."""
-        known = self.store.wa_id_of(account_id)
-        if known is not None:
-            return known
-        pairs = await self.client.call(Request("POST", "/v1/business/users/resolve", {"account_ids": [account_id]}))
-        if not pairs:
-            return None
-        self.store.pair(account_id, pairs[0]["user_id"])
-        return pairs[0]["user_id"]
+        return await self.users.wa_id_of(account_id)
 
     # templates ---------------------------------------------------------------------------------------------------
     async def _approved_template(self, name: str, language: str) -> ApprovedTemplate:
@@ -240,17 +219,19 @@ class Gateway:
         return await self._send(parsed, message_id or cloud.new_message_id())
 
     async def _send(self, send: Send, message_id: str) -> dict[str, Any]:
-        recipient = await self._recipient(send.to)
+        recipient = await self._recipient(send.user)
         now = self.clock()
         header, plaintext, category = await self._seal(send, message_id, now)
         callback = send.biz_opaque_callback_data
+        # The user as the business named them (a number or an id): the statuses answer in the same terms.
         record = MessageRecord(
-            message_id, "out", recipient.account_id or "", recipient.wa_id, message_id, "accepted", category, callback
+            message_id, "out", recipient.account_id or "", send.user, message_id, "accepted", category, callback
         )
+        answer = cloud.accepted(send.user, self._recipient_contact(record, False).ids(), message_id)
         if recipient.account_id is None:
             # The catalogue's words, as for a block: a business cannot tell a missing account from a block.
             self._record_failure(record, CloudApiError(131026))
-            return cloud.accepted(send.to, recipient.wa_id, message_id)
+            return answer
         text = send.text.body if isinstance(send, SendText) else None
         outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
         # Recorded before it leaves: the user's delivery receipt can come back before the relay's answer does.
@@ -265,11 +246,11 @@ class Gateway:
                 self.store.forget_message(message_id)  # nothing was accepted: the business sends it again
                 raise GraphError(refusal) from exc
             self._record_failure(record, refusal)
-            return cloud.accepted(send.to, recipient.wa_id, message_id)
+            return answer
         with self.store.client_store.transaction():
             self._move(message_id, Status.SENT, self.clock())
         self._notify()
-        return cloud.accepted(send.to, recipient.wa_id, message_id)
+        return answer
 
     def _record_failure(self, record: MessageRecord, error: CloudApiError) -> None:
         with self.store.client_store.transaction():
@@ -399,6 +380,7 @@ class Gateway:
             at // 1000,
             content,
             context_id,
+            contact=self.contact(account_id),
         )
         self._enqueue(event)
 
@@ -409,14 +391,14 @@ class Gateway:
         fresh = await self.client.call(Request("GET", "/v1/business/events", params={"after": cursor, "limit": 500}))
         if not fresh:
             return 0
-        wa_ids = {e["body"]["user_id"] for e in fresh if e["kind"] == "user_preferences"}
+        wa_ids = {e["body"]["user_id"] for e in fresh if e["kind"] in ("user_preferences", "user_identity")}
         for wa_id in wa_ids:
             account = (await self._recipient(wa_id)).account_id
             if account is not None:  # an account deleted since has no pair; a "" would be a path segment
                 self.store.pair(account, wa_id)
         with self.store.client_store.transaction():
             for item in fresh:
-                webhook = self._business_event(item)
+                webhook = self._business_event(item) or self._identity_event(item)
                 if webhook is not None:
                     self._enqueue(webhook)
             self.store.client_store.set("gateway_events_cursor", str(fresh[-1]["seq"]))
@@ -445,11 +427,17 @@ class Gateway:
                 return None  # GREEN <-> YELLOW moves show in GET /{phone_number_id}; Meta sends no webhook either
             return events.quality_update(i.waba_id, i.display_phone_number, event, Tier(body["tier"]), at_s)
         if kind == "user_preferences":
+            account = self.store.account_of(body["user_id"])
+            contact = self.contact(account) if account is not None else Contact(body["user_id"], None, None)
             return events.user_preferences(
-                i.waba_id, i.phone_number_id, i.display_phone_number, body["user_id"], body["value"], at_s
+                i.waba_id, i.phone_number_id, i.display_phone_number, body["user_id"], body["value"], at_s, contact
             )
-        log.info("ignored a business event of kind %r", kind)
+        if kind not in IDENTITY_EVENTS:
+            log.info("ignored a business event of kind %r", kind)
         return None
+
+    def _identity_event(self, item: dict[str, Any]) -> Event | None:
+        return self.users.identity_event(self.identity, item)
 
     async def poll_forever(self) -> None:
         while True:
