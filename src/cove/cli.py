@@ -6,6 +6,7 @@ import typer
 
 from cove.business.commands import business_app
 from cove.cli_guard import CommandError, GuardedGroup
+from cove.client import business_chat_cli  # noqa: F401  (adds react, location and contact to businesses_app)
 from cove.client.appeal_cli import register_appeal_commands
 from cove.client.business_cli import businesses_app
 from cove.client.cli import register_client_commands

@@ -22,6 +22,7 @@ from websockets.exceptions import WebSocketException
 from cove.cli_guard import err
 from cove.client import file_cli, forwards, group_show, safety_status
 from cove.client.attachments import AttachmentError, carries_file, file_line
+from cove.client.business_show import SHOWN, history_text
 from cove.client.core import ClientCore, NotRegistered, UntrustedDevices
 from cove.client.events import (
     AttachmentReceived,
@@ -151,6 +152,8 @@ def _line(core: ClientCore, sender: str, sent_at: int, text: str, business: bool
     when = datetime.fromtimestamp(sent_at / 1000).strftime("%H:%M:%S")
     label = " [cyan]\\[business][/cyan]" if business else ""
     label += _forwarded(core, sender, client_message_id)
+    if business and client_message_id:  # to react to it: `cove businesses react`
+        text += f"\n  (id {client_message_id})"
     console.print(f"[dim]{when}[/dim] [bold]{_name(core, sender)}[/bold]{label}: {escape(text)}")
 
 
@@ -163,7 +166,7 @@ async def _show_template(client: CoveClient, event: TemplateReceived) -> None:
         return
     parts = [p for p in (shown.header, shown.body, shown.footer) if p]
     parts += [f"[{b.text}]" for b in shown.buttons]
-    _line(client.core, event.sender, event.sent_at, "\n  ".join(parts), business=True)
+    _line(client.core, event.sender, event.sent_at, "\n  ".join(parts), True, event.client_message_id)
 
 
 async def _show(client: CoveClient, event: Event) -> None:
@@ -179,15 +182,19 @@ async def _show(client: CoveClient, event: Event) -> None:
         await _show_template(client, event)
     elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
         _line(core, event.sender, event.sent_at, file_line(event), False, event.client_message_id)
-    elif isinstance(event, PayloadReceived) and event.payload.get("type") == "interactive":
-        interactive = event.payload.get("interactive", {})
-        action = interactive.get("action", {})
-        choices = [b.get("reply", {}).get("title", "") for b in action.get("buttons", [])]
-        choices += [r.get("title", "") for s in action.get("sections", []) for r in s.get("rows", [])]
-        text = interactive.get("body", {}).get("text", "") + "".join(f"\n  [{c}]" for c in choices)
-        if interactive.get("type") == "request_contact_info":  # answered through the relay, never in the chat
-            text += f"\n  [share your number: cove businesses share-number {event.sender}]"
+    elif (
+        isinstance(event, PayloadReceived)
+        and event.payload.get("type") == "interactive"
+        and event.payload.get("interactive", {}).get("type") == "request_contact_info"
+    ):  # answered through the relay, never in the chat
+        text = event.payload["interactive"].get("body", {}).get("text", "")
+        text += f"\n  [share your number: cove businesses share-number {event.sender}]"
         _line(core, event.sender, event.sent_at, text, business=event.business is not None)
+    elif isinstance(event, PayloadReceived) and event.business is not None and event.payload.get("type") in SHOWN:
+        # A business's reaction names a message of the user's: there is nothing to answer, so no id.
+        answerable = event.payload.get("type") != "reaction"
+        cmid = event.client_message_id if answerable else ""
+        _line(core, event.sender, event.sent_at, history_text(event.payload), True, cmid)
     elif isinstance(event, Delivered):
         console.print(f"[dim]delivered to {_name(core, event.peer)}: {event.client_message_id[:8]}[/dim]")
     elif isinstance(event, Read):

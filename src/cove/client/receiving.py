@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import vodozemac as vz
 
-from cove.client import attachments, crypto, sync
+from cove.client import attachments, business_show, crypto, sync
 from cove.client import events as outbox
 from cove.client.clock import today
 from cove.client.events import (
@@ -175,4 +175,6 @@ class Inbound:
             return [event]
         if kind == "template" and business is not None and isinstance(payload.get("sealed"), str):
             return [TemplateReceived(sender, sender_device, cmid, business, payload["sealed"].encode(), sent_at)]
+        if business is not None and kind in business_show.SHOWN:  # kept in the history as the CLI shows it
+            self.store.add_message(sender, "in", cmid, business_show.history_text(payload), sent_at, "received")
         return [PayloadReceived(sender, sender_device, cmid, payload, sent_at, business)]

@@ -14,7 +14,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client import attachments, linking, paths, safety_status, sync_flow
+from cove.client import attachments, business_replies, linking, paths, safety_status, sync_flow
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Request
 from cove.client.errors import RelayError
@@ -229,6 +229,31 @@ class CoveClient:
     async def answer(self, message: PayloadReceived, choice_id: str) -> str:
         """Answer a business's interactive message with one of its buttons or list rows; the id of the reply."""
         outgoing = self.core.compose_choice(message, choice_id)
+        await self.send(outgoing)
+        return outgoing.client_message_id
+
+    async def react(self, business: str, client_message_id: str, emoji: str) -> str:
+        """React to a business's message with one emoji (``""`` takes it back); the id of the reaction."""
+        return await self._send_composed(business_replies.compose_reaction(business, client_message_id, emoji))
+
+    async def send_location(
+        self,
+        business: str,
+        latitude: float,
+        longitude: float,
+        name: str | None = None,
+        address: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
+        """Share a location with a business (``reply_to``: the location request it answers)."""
+        outgoing = business_replies.compose_location(business, latitude, longitude, name, address, reply_to)
+        return await self._send_composed(outgoing)
+
+    async def send_contacts(self, business: str, contacts: list[dict[str, Any]], reply_to: str | None = None) -> str:
+        """Share contact cards with a business, in the Cloud API's contact shape."""
+        return await self._send_composed(business_replies.compose_contacts(business, contacts, reply_to))
+
+    async def _send_composed(self, outgoing: Outgoing) -> str:
         await self.send(outgoing)
         return outgoing.client_message_id
 

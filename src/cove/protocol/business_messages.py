@@ -17,6 +17,7 @@ Plaintexts (JSON inside the ciphertext; templates have theirs in :mod:`cove.prot
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
@@ -40,6 +41,9 @@ ROW_ID_MAX = 200
 ROW_TITLE_MAX = 24
 ROW_DESCRIPTION_MAX = 72
 SECTION_TITLE_MAX = 24
+CTA_DISPLAY_TEXT_MAX = 20
+CTA_URL_MAX = 2_000  # Cove's: Meta states none; what browsers take
+CTA_URL = re.compile(r"^https?://[^\s/?#]+\S*$", re.IGNORECASE)
 
 #: The media types: Cloud API shapes the gateway will carry once media travels as attachments.
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
@@ -171,6 +175,45 @@ class ListMessage(Shape):
     action: ListAction
 
 
+class CtaUrlParameters(Shape):
+    display_text: str = bounded_text(CTA_DISPLAY_TEXT_MAX)
+    url: str = Field(min_length=1, max_length=CTA_URL_MAX)
+
+    @model_validator(mode="after")
+    def _web(self) -> CtaUrlParameters:
+        """Only a web link: a button must not open ``javascript:``, a file or an app's intent on the phone."""
+        if CTA_URL.match(self.url) is None:
+            raise shape_error("url", "must be an http or https URL")
+        return self
+
+
+class CtaUrlAction(Shape):
+    name: Literal["cta_url"]
+    parameters: CtaUrlParameters
+
+
+class CtaUrlMessage(Shape):
+    """A button that opens a web page (Meta's interactive CTA URL messages); tapping it sends nothing back."""
+
+    type: Literal["cta_url"]
+    header: InteractiveHeader | None = None
+    body: ButtonBody | None = None
+    footer: Footer | None = None
+    action: CtaUrlAction
+
+
+class SendLocationAction(Shape):
+    name: Literal["send_location"]
+
+
+class LocationRequestMessage(Shape):
+    """Asks the user for their location; the answer is a location message replying to it."""
+
+    type: Literal["location_request_message"]
+    body: ButtonBody
+    action: SendLocationAction
+
+
 class RequestContactInfoAction(Shape):
     name: Literal["request_contact_info"]
 
@@ -184,8 +227,9 @@ class RequestContactInfoMessage(Shape):
     action: RequestContactInfoAction
 
 
-Interactive = Annotated[ButtonMessage | ListMessage | RequestContactInfoMessage, Field(discriminator="type")]
-INTERACTIVE_TYPES = ("button", "list", "request_contact_info")
+AnyInteractive = ButtonMessage | ListMessage | CtaUrlMessage | LocationRequestMessage | RequestContactInfoMessage
+Interactive = Annotated[AnyInteractive, Field(discriminator="type")]
+INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message", "request_contact_info")
 
 
 class BusinessText(Shape):
@@ -246,16 +290,24 @@ class InteractiveReply(Shape):
     reply: ReplyChoice
 
 
-def _choice(interactive: ButtonMessage | ListMessage | RequestContactInfoMessage, choice_id: str) -> ReplyChoice:
+def offered_choices(interactive: AnyInteractive) -> list[ReplyChoice]:
+    """Every choice the message offers, as the reply naming it must read (none for a CTA URL or a request)."""
     if isinstance(interactive, ButtonMessage):
-        for button in interactive.action.buttons:
-            if button.reply.id == choice_id:
-                return ReplyChoice(type="button_reply", id=button.reply.id, title=button.reply.title)
-    elif isinstance(interactive, ListMessage):
-        for section in interactive.action.sections:
-            for row in section.rows:
-                if row.id == choice_id:
-                    return ReplyChoice(type="list_reply", id=row.id, title=row.title, description=row.description)
+        buttons = interactive.action.buttons
+        return [ReplyChoice(type="button_reply", id=b.reply.id, title=b.reply.title) for b in buttons]
+    if isinstance(interactive, ListMessage):
+        return [
+            ReplyChoice(type="list_reply", id=row.id, title=row.title, description=row.description)
+            for section in interactive.action.sections
+            for row in section.rows
+        ]
+    return []
+
+
+def _choice(interactive: AnyInteractive, choice_id: str) -> ReplyChoice:
+    for choice in offered_choices(interactive):
+        if choice.id == choice_id:
+            return choice
     raise ValueError(f"{choice_id!r} is not one of the message's choices")
 
 

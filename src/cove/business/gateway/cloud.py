@@ -2,8 +2,8 @@
 
 A business switches to Cove by changing its Cloud API client library's base URL, so :func:`parse_send` accepts
 the bodies those libraries send and answers like Meta: ``(#100) Invalid parameter`` with details naming the
-field, or ``131051`` for a message type Cove does not carry yet (media, locations, contacts, reactions, and
-interactive types other than reply buttons and lists). Unknown fields are refused (100) rather than dropped, so
+field, or ``131051`` for a message type Cove does not carry yet (media, and interactive types other than
+reply buttons, lists, CTA URL buttons and location requests). Unknown fields are refused (100) rather than dropped, so
 a misspelt optional field is not silently lost. The limits are Meta's (the Cloud API's send-messages
 and interactive-messages pages; list bodies per [M] mirror https://support.chatarchitect.com/books/meta-whatsapp/page/interactive-list-messages-developer-documentation;
 ``biz_opaque_callback_data`` per Meta's send reference as restated in
@@ -26,6 +26,14 @@ from pydantic_core import PydanticCustomError
 from cove.business.decision import SUPPORTED_TYPES
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.keys import BSUID
+from cove.protocol.business_content import (
+    Contacts,
+    Emoji,
+    Location,
+    contacts_plaintext,
+    location_plaintext,
+    reaction_plaintext,
+)
 from cove.protocol.business_messages import (
     INTERACTIVE_TYPES,
     TEXT_MAX,
@@ -209,6 +217,29 @@ class SendInteractive(_Send):
     interactive: Interactive
 
 
+# reaction, location, contacts: the content objects are shared with the user's client
+
+
+class CloudReaction(Shape):
+    message_id: MessageId  # the Cloud API id of the message reacted to, the user's or the business's
+    emoji: Emoji  # "" takes the reaction back
+
+
+class SendReaction(_Send):
+    type: Literal["reaction"]
+    reaction: CloudReaction
+
+
+class SendLocation(_Send):
+    type: Literal["location"]
+    location: Location
+
+
+class SendContacts(_Send):
+    type: Literal["contacts"]
+    contacts: Contacts
+
+
 # mark as read
 
 
@@ -227,11 +258,16 @@ class MarkRead(Shape):
 
 # parsing a request
 
-Send = SendText | SendTemplate | SendInteractive
-_SENDS: dict[str, type[SendText | SendTemplate | SendInteractive]] = {
+#: The sends that are not templates: service messages, free-form inside the customer service window.
+Free = SendText | SendInteractive | SendReaction | SendLocation | SendContacts
+Send = SendText | SendTemplate | SendInteractive | SendReaction | SendLocation | SendContacts
+_SENDS: dict[str, type[Send]] = {
     "text": SendText,
     "template": SendTemplate,
     "interactive": SendInteractive,
+    "reaction": SendReaction,
+    "location": SendLocation,
+    "contacts": SendContacts,
 }
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -273,7 +309,7 @@ def _refusal(exc: ValidationError) -> CloudApiError:
             return CloudApiError(
                 131051,
                 f"{_join(_path(error['loc']), 'type')}: {tag!r} is not supported by this gateway yet; it sends"
-                " 'button' and 'list' interactive messages.",
+                f" {', '.join(repr(t) for t in INTERACTIVE_TYPES)} interactive messages.",
             )
     return CloudApiError(100, "; ".join(_describe(error) for error in errors))
 
@@ -289,8 +325,8 @@ def _not_carried(kind: str) -> CloudApiError:
     if kind in SUPPORTED_TYPES:
         return CloudApiError(
             131051,
-            f"type: {kind!r} is not supported by this gateway yet (media, locations, contacts and reactions are"
-            " not carried); it sends text, interactive (button, list) and template messages.",
+            f"type: {kind!r} is not supported by this gateway yet (media is not carried); it sends"
+            f" {', '.join(sorted(_SENDS))} messages.",
         )
     return CloudApiError(131051, f"type: {kind!r} is not a Cloud API message type.")
 
@@ -342,8 +378,19 @@ def read_ok() -> dict[str, Any]:
 # inside the ciphertext
 
 
-def business_plaintext(send: SendText | SendInteractive, message_id: str, ts_ms: int) -> bytes:
-    """The plaintext of a business's text or interactive message (formats in the module docstring)."""
+def business_plaintext(send: Free, message_id: str, ts_ms: int, reacted_to: str | None = None) -> bytes:
+    """The plaintext of a business's free-form message (formats in :mod:`cove.protocol.business_messages` and
+    :mod:`cove.protocol.business_content`). A reaction names the message reacted to by its Cove client message
+    id, ``reacted_to``, which the caller looked up: the user's client knows no Cloud API ids."""
+    context_id = send.context.message_id if send.context else None
+    if isinstance(send, SendReaction):
+        if reacted_to is None:
+            raise ValueError("a reaction needs the client message id of the message reacted to")
+        return reaction_plaintext(message_id, ts_ms, reacted_to, send.reaction.emoji)
+    if isinstance(send, SendLocation):
+        return location_plaintext(message_id, ts_ms, send.location, context_id)
+    if isinstance(send, SendContacts):
+        return contacts_plaintext(message_id, ts_ms, send.contacts, context_id)
     common = {
         "v": PAYLOAD_VERSION,
         "id": message_id,

@@ -34,11 +34,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from cove.business.errors import CloudApiError
-from cove.business.gateway import cloud, events
-from cove.business.gateway.cloud import MarkRead, Send, SendInteractive, SendTemplate, SendText
+from cove.business.gateway import cloud, events, inbound
+from cove.business.gateway.cloud import MarkRead, Send, SendInteractive, SendReaction, SendTemplate, SendText
 from cove.business.gateway.delivery import WebhookDeliverer
 from cove.business.gateway.events import Event, Pricing, QualityEvent
 from cove.business.gateway.identity import Contact
+from cove.business.gateway.offered import Offered
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
@@ -48,6 +49,7 @@ from cove.client.core import PayloadReceived, Request
 from cove.client.events import Delivered, MessageReceived, Read
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol.business import Category
+from cove.protocol.business_content import CONTENT_TYPES
 from cove.protocol.business_messages import parse_interactive_reply
 from cove.protocol.payload import PAYLOAD_VERSION
 from cove.protocol.templates import ApprovedTemplate, ReviewStatus, TemplateError, split_template_message
@@ -115,6 +117,7 @@ class Gateway:
         self._templates: dict[tuple[str, str], tuple[str, int]] = {}  # (name, language) -> (id, version)
         self._approved: dict[tuple[str, int], ApprovedTemplate] = {}
         self._disabled: set[tuple[str, str]] = set()
+        self.offered = Offered(store.db)  # the choices of sent interactive messages, to check replies against
 
     # webhooks ----------------------------------------------------------------------------------------------------
     def _enqueue(self, event: Event, ordering_key: str | None = None) -> None:
@@ -150,6 +153,8 @@ class Gateway:
         record = self.store.message(message_id)
         if record is None or record.direction != "out":
             return
+        if status in (Status.DELIVERED, Status.READ) and self.offered.is_reaction(message_id):
+            return  # as with Meta, a reaction reports only sent (or failed)
         if record.status == Status.ACCEPTED and status in (Status.DELIVERED, Status.READ):
             # The user's receipt came before the relay's answer to the send: it was sent, so say so first.
             self._move(message_id, Status.SENT, at_ms)
@@ -221,7 +226,13 @@ class Gateway:
     async def _send(self, send: Send, message_id: str) -> dict[str, Any]:
         recipient = await self._recipient(send.user)
         now = self.clock()
-        header, plaintext, category = await self._seal(send, message_id, now)
+        target = None
+        if isinstance(send, SendReaction):
+            try:
+                target = inbound.reacted_to_by_business(self.store, recipient.account_id, send.reaction.message_id)
+            except CloudApiError as exc:
+                raise GraphError(exc) from exc
+        header, plaintext, category = await self._seal(send, message_id, now, target)
         callback = send.biz_opaque_callback_data
         # The user as the business named them (a number or an id): the statuses answer in the same terms.
         record = MessageRecord(
@@ -236,6 +247,10 @@ class Gateway:
         outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
         # Recorded before it leaves: the user's delivery receipt can come back before the relay's answer does.
         self.store.add_message(record, now)
+        if isinstance(send, SendInteractive):
+            self.offered.record(message_id, recipient.account_id, send.interactive, now)
+        elif isinstance(send, SendReaction):
+            self.offered.record_reaction(message_id, now)
         lock = self._recipient_locks.setdefault(recipient.account_id, asyncio.Lock())
         try:
             async with lock:  # one session set-up per user, and ratchet steps in order
@@ -244,6 +259,7 @@ class Gateway:
             refusal = _cloud_refusal(exc)
             if refusal.code in THROTTLES:
                 self.store.forget_message(message_id)  # nothing was accepted: the business sends it again
+                self.offered.forget(message_id)
                 raise GraphError(refusal) from exc
             self._record_failure(record, refusal)
             return answer
@@ -258,10 +274,13 @@ class Gateway:
             self._move(record.message_id, Status.FAILED, self.clock(), error)
         self._notify()
 
-    async def _seal(self, send: Send, message_id: str, now: int) -> tuple[dict[str, Any], bytes, str | None]:
-        """The visible header, the plaintext to encrypt, and the category (None for a service message)."""
-        if isinstance(send, SendText | SendInteractive):
-            return {"kind": "text"}, cloud.business_plaintext(send, message_id, now), None
+    async def _seal(
+        self, send: Send, message_id: str, now: int, reacted_to: str | None = None
+    ) -> tuple[dict[str, Any], bytes, str | None]:
+        """The visible header, the plaintext to encrypt, and the category (None for a service message). The relay
+        sees every free-form type as ``text``: the kind of content stays inside the ciphertext."""
+        if isinstance(send, cloud.Free):
+            return {"kind": "text"}, cloud.business_plaintext(send, message_id, now, reacted_to), None
         assert isinstance(send, SendTemplate)
         approved = await self._approved_template(send.template.name, send.template.language.code)
         try:
@@ -362,7 +381,21 @@ class Gateway:
             except ValueError:
                 log.warning("dropped a malformed interactive reply from %s", wa_id)
                 return
+            why = self.offered.verdict(event.sender, reply.context_id, reply.reply)
+            if why is not None:  # not posted: a business acts on the id (gateway/offered.py says why)
+                log.warning("dropped an interactive reply from %s: %s", wa_id, why)
+                return
             self._inbound(event.sender, wa_id, event.client_message_id, reply.reply, reply.context_id, at)
+        elif isinstance(event, PayloadReceived) and wa_id is not None and event.payload.get("type") in CONTENT_TYPES:
+            self._content(event, wa_id, at)
+
+    def _content(self, event: PayloadReceived, wa_id: str, at: int) -> None:
+        """A user's reaction, location or contacts as a webhook (:mod:`.inbound` says what is dropped and why)."""
+        built = inbound.content(self.store, event.sender, event.payload)
+        if isinstance(built, str):
+            log.warning("dropped a %s message from %s: %s", event.payload.get("type"), wa_id, built)
+            return
+        self._inbound(event.sender, wa_id, event.client_message_id, built.part, built.context_id, at)
 
     def _inbound(self, account_id: str, wa_id: str, cmid: str, content: Any, context_id: str | None, at: int) -> None:
         message_id = inbound_id(self.identity.account_id, account_id, cmid)
@@ -454,6 +487,7 @@ class Gateway:
         now = self.clock()
         self.outbox.prune(now - WEBHOOKS_KEPT_MS)
         self.store.prune(now - MESSAGES_KEPT_MS, now)
+        self.offered.prune(now - MESSAGES_KEPT_MS)
 
     async def prune_forever(self) -> None:
         while True:
