@@ -64,6 +64,10 @@ def test_the_gateway_documents_every_cloud_api_endpoint_with_its_graph_errors(tm
         ("/{version}/{waba_id}/message_templates", "DELETE"),
         ("/{version}/{phone_number_id}/whatsapp_business_profile", "GET"),
         ("/{version}/{phone_number_id}/whatsapp_business_profile", "POST"),
+        ("/{version}/{phone_number_id}/media", "POST"),
+        ("/{version}/{object_id}", "GET"),  # the phone number, or a media file
+        ("/{version}/{object_id}", "DELETE"),
+        ("/media/download/{media_id}", "GET"),
     }
     for route in routes:
         for method in route.methods:

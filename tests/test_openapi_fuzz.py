@@ -112,7 +112,9 @@ GATEWAY_PATHS = [
     "/{version}/{waba_id}/message_templates",
     "/{version}/{phone_number_id}/opt_ins/{wa_id}",
     "/{version}/{phone_number_id}/whatsapp_business_profile",
-    "/{version}/{phone_number_id}",
+    "/{version}/{object_id}",
+    "/{version}/{phone_number_id}/media",
+    "/media/download/{media_id}",
 ]
 BUSINESS = {"display_name": "Fuzzing Bakery", "about": "Fresh bread", "vertical": "RESTAURANT"}
 
@@ -223,7 +225,7 @@ def gateway_api(fuzzed_relay: tuple[RelayProcess, CodeInbox, Path]) -> Iterator[
     business_id = asyncio.run(register_profile(relay, inbox, home, "shop", "+14155553000", BUSINESS))
     gateway = GatewayProcess(relay, home, "shop", None)
     gateway.start()
-    ids = {"version": API, "phone_number_id": business_id, "waba_id": business_id}
+    ids = {"version": API, "phone_number_id": business_id, "waba_id": business_id, "object_id": business_id}
     # The Graph API answers every refusal 400 with an error code (Meta's Cloud API does the same), and the
     # message and template bodies are Cloud API bodies the schema gives as any object; an Idempotency-Key used
     # again with another body is 422, as Meta's.

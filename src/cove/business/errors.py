@@ -117,6 +117,8 @@ CATALOGUE: Mapping[int, ErrorSpec] = _catalogue(
         400,
     ),
     ErrorSpec(131051, "Unsupported message type", "Unsupported message type.", Retry.NEVER, 400),
+    ErrorSpec(131052, "Media download error", "Unable to download the media sent by the user.", Retry.NEVER, 400),
+    ErrorSpec(131053, "Media upload error", "Unable to upload the media used in the message.", Retry.NEVER, 400),
     ErrorSpec(
         131056,
         "(Business Account, Consumer Account) pair rate limit hit",

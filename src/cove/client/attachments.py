@@ -124,16 +124,19 @@ def received(
     sent_at: int,
     envelope_id: int,
     group: str | None = None,
+    business: dict[str, Any] | None = None,
 ) -> Event:
-    """The event of an ``attachment`` payload (in ``group``, already checked, when it came in one): its pointer
-    checked, its caption bounded."""
+    """The event of an ``attachment`` payload (in ``group``, already checked, when it came in one; from a business,
+    with the envelope's visible ``business`` header): its pointer checked, its caption bounded."""
     try:
         pointer = parse_pointer(body.get("attachment"))
     except InvalidPointer as exc:
         return Undecryptable(sender, sender_device, envelope_id, str(exc))
     text = body.get("text")
     caption = text[:MAX_TEXT_CHARS] if isinstance(text, str) and text else None
-    return AttachmentReceived(sender, sender_device, client_message_id, pointer.to_json(), caption, sent_at, group)
+    return AttachmentReceived(
+        sender, sender_device, client_message_id, pointer.to_json(), caption, sent_at, group, business
+    )
 
 
 def carries_file(event: Event) -> TypeGuard[AttachmentReceived | SentElsewhere]:

@@ -181,7 +181,8 @@ async def _show(client: CoveClient, event: Event) -> None:
     elif isinstance(event, TemplateReceived):
         await _show_template(client, event)
     elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
-        _line(core, event.sender, event.sent_at, file_line(event), False, event.client_message_id)
+        business = event.business is not None  # a business's media: shown with its label, as its texts are
+        _line(core, event.sender, event.sent_at, file_line(event), business, event.client_message_id)
     elif (
         isinstance(event, PayloadReceived)
         and event.payload.get("type") == "interactive"

@@ -77,6 +77,7 @@ class AttachmentReceived:
     text: str | None
     sent_at: int
     group: str | None = None
+    business: dict[str, Any] | None = None  # a business's file: its visible header (show the business label)
 
 
 @dataclass(frozen=True)

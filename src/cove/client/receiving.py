@@ -168,7 +168,9 @@ class Inbound:
             self.store.add_message(sender, "in", cmid, text, sent_at, "received")
             return [MessageReceived(sender, sender_device, cmid, text, sent_at, business)]
         if kind == "attachment":
-            event = attachments.received(sender, sender_device, cmid, payload, sent_at, int(frame["id"]))
+            event = attachments.received(
+                sender, sender_device, cmid, payload, sent_at, int(frame["id"]), business=business
+            )
             if isinstance(event, AttachmentReceived):
                 shown = attachments.history_text(event.attachment["name"], event.attachment["size"], event.text)
                 self.store.add_message(sender, "in", cmid, shown, sent_at, "received")

@@ -44,8 +44,9 @@ class Transfers:
         return _answer(response)
 
     # uploading -------------------------------------------------------------------------------------------
-    async def upload(self, path: Path, recipients: int) -> Pointer:
-        """Encrypt the file with a fresh key and upload it for ``recipients`` devices; returns its pointer."""
+    async def upload(self, path: Path, recipients: int, name: str | None = None, mime: str | None = None) -> Pointer:
+        """Encrypt the file with a fresh key and upload it for ``recipients`` devices; returns its pointer. The
+        pointer names the file ``name`` with type ``mime`` (default: the path's name and what it suggests)."""
         key = secrets.token_bytes(KEY_BYTES)
         with tempfile.TemporaryFile() as sealed:
             with await asyncio.to_thread(open, path, "rb") as source:
@@ -57,8 +58,8 @@ class Transfers:
             stored = await self._send(str(blob_id), sealed, sealed_size, int(created["upload_offset"]))
         if stored.get("digest") != digest:
             raise AttachmentError("the relay stored other bytes than were uploaded")
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return Pointer(str(blob_id), key, digest, size, mime, safe_name(path.name))
+        mime = mime or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Pointer(str(blob_id), key, digest, size, mime, safe_name(name or path.name))
 
     async def _send(self, blob_id: str, sealed: BinaryIO, size: int, offset: int) -> dict[str, Any]:
         idle = 0  # requests in a row that took the upload no further

@@ -290,10 +290,13 @@ class CoveClient:
         raise RelayError(409, {"error": {"code": "devices_keep_changing", "message": "gave up after retries"}})
 
     # attachments -------------------------------------------------------------------------------------------
-    async def upload_attachment(self, path: Path, recipients: int) -> dict[str, Any]:
+    async def upload_attachment(
+        self, path: Path, recipients: int, name: str | None = None, mime: str | None = None
+    ) -> dict[str, Any]:
         """Encrypt a file and upload it for ``recipients`` devices; the pointer to put in a payload's
-        ``attachment`` (a group message carries it as a one-to-one message does)."""
-        return (await self._transfers.upload(path, recipients)).to_json()
+        ``attachment`` (a group message carries it as a one-to-one message does), naming the file ``name`` with
+        type ``mime`` if given (else the path's name and the type its extension suggests)."""
+        return (await self._transfers.upload(path, recipients, name, mime)).to_json()
 
     async def download_attachment(self, pointer: dict[str, Any], destination: Path) -> Path:
         """Fetch, verify and decrypt to ``destination`` (or a free name beside it); ``AttachmentError`` if the

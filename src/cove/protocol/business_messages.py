@@ -45,7 +45,8 @@ CTA_DISPLAY_TEXT_MAX = 20
 CTA_URL_MAX = 2_000  # Cove's: Meta states none; what browsers take
 CTA_URL = re.compile(r"^https?://[^\s/?#]+\S*$", re.IGNORECASE)
 
-#: The media types: Cloud API shapes the gateway will carry once media travels as attachments.
+#: The media types. Media messages travel as attachments (cove.business.gateway.media); a media header in an
+#: interactive or template message is not carried yet.
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 
 
@@ -59,7 +60,8 @@ def shape_error(at: str, message: str) -> PydanticCustomError:
 
 
 def text_only(value: object) -> object:
-    """A media header or parameter is valid Cloud API, just not carried yet: say so (131051), not "invalid"."""
+    """A media header or parameter (of an interactive or template message) is valid Cloud API, just not carried
+    yet: say so (131051), not "invalid"."""
     if isinstance(value, str) and value in MEDIA_TYPES:
         raise PydanticCustomError(
             "unsupported", "{kind}: media is not supported by this gateway yet", {"kind": repr(value)}

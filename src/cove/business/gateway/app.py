@@ -8,6 +8,8 @@ library works with only its base URL changed (Meta's Cloud API reference).
 - ``GET|POST /{version}/{phone_number_id}/whatsapp_business_profile``: the profile users see.
 - ``GET /{version}/{phone_number_id}``: the number, its quality rating and messaging limit.
 - ``DELETE /{version}/{phone_number_id}/opt_ins/{wa_id}``: Cove's addition, to honour a STOP a user wrote.
+- ``POST /{version}/{phone_number_id}/media``, ``GET|DELETE /{version}/{media_id}``: media
+  (:mod:`.media_routes`).
 
 Every request needs ``Authorization: Bearer <token>`` (``cove business gateway token``); errors are Graph errors
 (``{"error": {message, type, code, error_data, fbtrace_id}}``), as Cloud API libraries expect.
@@ -32,6 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
+from cove.business.gateway.media_routes import add_media_routes, retrieve
+from cove.business.gateway.media_rules import is_media_id
 from cove.business.gateway.service import Gateway, GraphError, now_ms
 from cove.business.gateway.store import request_hash
 from cove.business.keys import BSUID
@@ -52,6 +56,7 @@ GRAPH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown access token (code 190)"},
 }
 PROFILE_FIELDS = ("about", "address", "description", "email", "websites", "vertical")
+OBJECT_ID = Path(description="The phone number id, or a media id (digits): Graph objects share this path")
 
 
 def graph_response(error: CloudApiError, status: int | None = None) -> JSONResponse:
@@ -296,11 +301,13 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         return {"success": True}
 
     @api.get(
-        "/{version}/{phone_number_id}",
-        summary="The phone number",
+        "/{version}/{object_id}",
+        summary="The phone number (GET /{phone_number_id}), or a media file's URL and facts (GET /{media_id})",
     )
-    async def phone_number(version: str = Path(pattern=VERSION), phone_number_id: str = Path()) -> Any:
-        own(phone_number_id)
+    async def phone_number(request: Request, version: str = Path(pattern=VERSION), object_id: str = OBJECT_ID) -> Any:
+        if is_media_id(object_id):  # GET /{media_id} shares this path; media ids are digits, accounts uuids
+            return retrieve(gateway.media, request, object_id)
+        own(object_id)
         profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
         limit = profile["messaging_limit"]
         return {
@@ -313,5 +320,6 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
             "throughput": {"level": "HIGH" if profile["throughput_mps"] >= 1000 else "STANDARD"},
         }
 
+    add_media_routes(api, gateway.media, own, VERSION)
     app.include_router(api)
     return app

@@ -2,8 +2,8 @@
 
 A business switches to Cove by changing its Cloud API client library's base URL, so :func:`parse_send` accepts
 the bodies those libraries send and answers like Meta: ``(#100) Invalid parameter`` with details naming the
-field, or ``131051`` for a message type Cove does not carry yet (media, and interactive types other than
-reply buttons, lists, CTA URL buttons and location requests). Unknown fields are refused (100) rather than dropped, so
+field, or ``131051`` for a message type Cove does not carry yet (interactive types other than reply
+buttons, lists, CTA URL buttons and location requests). Unknown fields are refused (100) rather than dropped, so
 a misspelt optional field is not silently lost. The limits are Meta's (the Cloud API's send-messages
 and interactive-messages pages; list bodies per [M] mirror https://support.chatarchitect.com/books/meta-whatsapp/page/interactive-list-messages-developer-documentation;
 ``biz_opaque_callback_data`` per Meta's send reference as restated in
@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from cove.business.decision import SUPPORTED_TYPES
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
+from cove.business.gateway.media_rules import CaptionedMedia, DocumentMedia, MediaKind, MediaObject
 from cove.business.keys import BSUID
 from cove.protocol.business_content import (
     Contacts,
@@ -240,6 +241,42 @@ class SendContacts(_Send):
     contacts: Contacts
 
 
+# media: a file uploaded (``id``) or fetched (``link``), sent as a Cove attachment (cove.business.gateway.media)
+
+
+class SendImage(_Send):
+    type: Literal["image"]
+    image: CaptionedMedia
+
+
+class SendVideo(_Send):
+    type: Literal["video"]
+    video: CaptionedMedia
+
+
+class SendAudio(_Send):
+    type: Literal["audio"]
+    audio: MediaObject
+
+
+class SendDocument(_Send):
+    type: Literal["document"]
+    document: DocumentMedia
+
+
+class SendSticker(_Send):
+    type: Literal["sticker"]
+    sticker: MediaObject
+
+
+MediaSend = SendImage | SendVideo | SendAudio | SendDocument | SendSticker
+
+
+def media_of(send: MediaSend) -> tuple[MediaKind, MediaObject]:
+    """The message type and its media object."""
+    return send.type, getattr(send, send.type)
+
+
 # mark as read
 
 
@@ -260,7 +297,7 @@ class MarkRead(Shape):
 
 #: The sends that are not templates: service messages, free-form inside the customer service window.
 Free = SendText | SendInteractive | SendReaction | SendLocation | SendContacts
-Send = SendText | SendTemplate | SendInteractive | SendReaction | SendLocation | SendContacts
+Send = SendText | SendTemplate | SendInteractive | SendReaction | SendLocation | SendContacts | MediaSend
 _SENDS: dict[str, type[Send]] = {
     "text": SendText,
     "template": SendTemplate,
@@ -268,6 +305,11 @@ _SENDS: dict[str, type[Send]] = {
     "reaction": SendReaction,
     "location": SendLocation,
     "contacts": SendContacts,
+    "image": SendImage,
+    "video": SendVideo,
+    "audio": SendAudio,
+    "document": SendDocument,
+    "sticker": SendSticker,
 }
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -325,8 +367,7 @@ def _not_carried(kind: str) -> CloudApiError:
     if kind in SUPPORTED_TYPES:
         return CloudApiError(
             131051,
-            f"type: {kind!r} is not supported by this gateway yet (media is not carried); it sends"
-            f" {', '.join(sorted(_SENDS))} messages.",
+            f"type: {kind!r} is not supported by this gateway yet; it sends {', '.join(sorted(_SENDS))} messages.",
         )
     return CloudApiError(131051, f"type: {kind!r} is not a Cloud API message type.")
 

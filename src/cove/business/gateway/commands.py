@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import typer
@@ -19,6 +21,8 @@ from rich.table import Table
 
 from cove.business.gateway.app import create_app
 from cove.business.gateway.delivery import WebhookDeliverer, WebhookSetupError, verify_endpoint
+from cove.business.gateway.media import MediaService
+from cove.business.gateway.media_store import MediaStore
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.relay import relay_client
 from cove.business.gateway.service import Gateway, Identity, now_ms
@@ -68,6 +72,15 @@ def serve(
         None, envvar="COVE_GATEWAY_VERIFY_TOKEN", help="Sent in the GET handshake (env COVE_GATEWAY_VERIFY_TOKEN)"
     ),
     server: str = typer.Option(None, help="Relay URL [default: the one the profile registered with]"),
+    media_quota_mb: int = typer.Option(
+        2048, min=1, envvar="COVE_GATEWAY_MEDIA_QUOTA_MB", help="Media storage, MB (env COVE_GATEWAY_MEDIA_QUOTA_MB)"
+    ),
+    allow_private_links: bool = typer.Option(
+        False,
+        envvar="COVE_GATEWAY_ALLOW_PRIVATE_LINKS",
+        help="Fetch media links to private and loopback addresses too (env COVE_GATEWAY_ALLOW_PRIVATE_LINKS); "
+        "off: only public addresses",
+    ),
 ) -> None:
     """Serve the Cloud API for this business, receive its users' messages and deliver webhooks."""
     core = _core(profile)
@@ -76,13 +89,31 @@ def serve(
         raise typer.Exit(2)
     url = server or core.store.get("server") or "http://127.0.0.1:8080"
     # uvloop (from uvicorn[standard]): the gateway's event loop carries every send, receipt and webhook.
-    uvloop.run(_serve(core, profile, url, host, port, webhook_url, verify_token))
+    media = MediaSettings(profile_folder(profile) / "media", media_quota_mb * 1_000_000, allow_private_links)
+    uvloop.run(_serve(core, profile, url, host, port, webhook_url, verify_token, media))
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    folder: Path
+    quota_bytes: int
+    allow_private_links: bool
 
 
 async def _serve(
-    core: ClientCore, profile: str, url: str, host: str, port: int, webhook_url: str | None, verify_token: str | None
+    core: ClientCore,
+    profile: str,
+    url: str,
+    host: str,
+    port: int,
+    webhook_url: str | None,
+    verify_token: str | None,
+    media_settings: MediaSettings,
 ) -> None:
-    async with relay_client(url, core) as client, httpx.AsyncClient() as http:
+    # Links are fetched with a client of their own: no proxy from the environment, which would make the address
+    # checks (cove.business.gateway.media_fetch) moot.
+    fetcher = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(10.0, read=20.0))
+    async with relay_client(url, core) as client, httpx.AsyncClient() as http, fetcher:
         store = GatewayStore(core.store)
         outbox = Outbox(store.db)
         deliverer = None
@@ -94,7 +125,9 @@ async def _serve(
                 raise typer.Exit(1) from exc
             deliverer = WebhookDeliverer(outbox, webhook_url, app_secret(profile).encode(), http, now_ms)
         identity = Identity(core.account_id or "", core.phone_number or "")
-        gateway = Gateway(client, store, outbox, deliverer, identity)
+        media_store = MediaStore(core.store, media_settings.folder, media_settings.quota_bytes)
+        media = MediaService(client, media_store, fetcher, now_ms, media_settings.allow_private_links)
+        gateway = Gateway(client, store, outbox, deliverer, identity, media=media)
         config = uvicorn.Config(create_app(gateway), host=host, port=port, log_level="warning", lifespan="on")
         messages = f"/v21.0/{segment('phone_number_id', identity.phone_number_id)}/messages"
         console.print(

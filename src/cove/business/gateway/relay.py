@@ -16,11 +16,18 @@ from cove.client import paths
 from cove.client.allowlist import Route, RouteAllowlist
 from cove.client.core import ClientCore
 from cove.client.transport import CoveClient
+from cove.protocol.attachments import BLOB_ID
 from cove.protocol.templates import NAME_MAX
 
 UUID = paths.ACCOUNT_ID  # account and template ids: uuid4, as the relay issues both
 TEMPLATE_NAME = rf"^[a-z0-9_]{{1,{NAME_MAX}}}$"  # cove.protocol.templates.NAME, with its length
-SYNTAX = {"account_id": UUID, "template_id": UUID, "name": TEMPLATE_NAME, "user_id": BSUID}
+SYNTAX = {
+    "account_id": UUID,
+    "template_id": UUID,
+    "name": TEMPLATE_NAME,
+    "user_id": BSUID,
+    "attachment_id": BLOB_ID.pattern,
+}
 
 ROUTES = (
     Route("GET", "/v1/business/profile"),  # the profile and GET /{phone_number_id}
@@ -37,6 +44,10 @@ ROUTES = (
     Route("GET", paths.KEYS_IDENTITY),  # end-to-end sessions with a user's devices
     Route("GET", paths.KEY_BUNDLES),
     Route("PUT", paths.MESSAGES),
+    Route("POST", "/v1/attachments"),  # media the business sends, encrypted for the user's devices
+    Route("PATCH", paths.ATTACHMENT),
+    Route("GET", paths.ATTACHMENT_STATUS),  # where a broken upload resumes
+    Route("GET", paths.ATTACHMENT),  # media a user sends the business
 )
 
 

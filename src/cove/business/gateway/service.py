@@ -35,10 +35,20 @@ from websockets.exceptions import WebSocketException
 
 from cove.business.errors import CloudApiError
 from cove.business.gateway import cloud, events, inbound
-from cove.business.gateway.cloud import MarkRead, Send, SendInteractive, SendReaction, SendTemplate, SendText
+from cove.business.gateway.cloud import (
+    MarkRead,
+    MediaSend,
+    Send,
+    SendInteractive,
+    SendReaction,
+    SendTemplate,
+    SendText,
+)
 from cove.business.gateway.delivery import WebhookDeliverer
 from cove.business.gateway.events import Event, Pricing, QualityEvent
 from cove.business.gateway.identity import Contact
+from cove.business.gateway.media import MediaService
+from cove.business.gateway.media_store import PendingFile
 from cove.business.gateway.offered import Offered
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.statuses import Status, advance
@@ -46,7 +56,7 @@ from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.gateway.users import Recipient, Users
 from cove.business.tiers import Tier
 from cove.client.core import PayloadReceived, Request
-from cove.client.events import Delivered, MessageReceived, Read
+from cove.client.events import AttachmentReceived, Delivered, MessageReceived, Read
 from cove.client.transport import CoveClient, RelayError
 from cove.protocol.business import Category
 from cove.protocol.business_content import CONTENT_TYPES
@@ -104,6 +114,7 @@ class Gateway:
         deliverer: WebhookDeliverer | None,
         identity: Identity,
         clock: Callable[[], int] = now_ms,
+        media: MediaService | None = None,
     ) -> None:
         self.client = client
         self.core = client.core
@@ -118,6 +129,9 @@ class Gateway:
         self._approved: dict[tuple[str, int], ApprovedTemplate] = {}
         self._disabled: set[tuple[str, str]] = set()
         self.offered = Offered(store.db)  # the choices of sent interactive messages, to check replies against
+        self.media = media  # None: media sends are refused (131051) and users' files not fetched
+        if media is not None:
+            media.on_received = self._media_received
 
     # webhooks ----------------------------------------------------------------------------------------------------
     def _enqueue(self, event: Event, ordering_key: str | None = None) -> None:
@@ -224,6 +238,13 @@ class Gateway:
         return await self._send(parsed, message_id or cloud.new_message_id())
 
     async def _send(self, send: Send, message_id: str) -> dict[str, Any]:
+        if isinstance(send, MediaSend):
+            if self.media is None:
+                raise GraphError(CloudApiError(131051, f"type: {send.type!r}: this gateway keeps no media."))
+            try:
+                self.media.check(send)
+            except CloudApiError as exc:
+                raise GraphError(exc) from exc
         recipient = await self._recipient(send.user)
         now = self.clock()
         target = None
@@ -244,6 +265,14 @@ class Gateway:
             self._record_failure(record, CloudApiError(131026))
             return answer
         text = send.text.body if isinstance(send, SendText) else None
+        if isinstance(send, MediaSend) and self.media is not None:
+            try:  # the file is encrypted and uploaded for this user's devices
+                plaintext, text = await self.media.attachment(send, recipient.account_id, message_id, now)
+            except CloudApiError as exc:  # a link that could not be fetched: a failed status, as Meta reports it
+                if exc.code in THROTTLES:
+                    raise GraphError(exc) from exc  # nothing was sent: the business retries after Retry-After
+                self._record_failure(record, exc)
+                return answer
         outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
         # Recorded before it leaves: the user's delivery receipt can come back before the relay's answer does.
         self.store.add_message(record, now)
@@ -279,6 +308,8 @@ class Gateway:
     ) -> tuple[dict[str, Any], bytes, str | None]:
         """The visible header, the plaintext to encrypt, and the category (None for a service message). The relay
         sees every free-form type as ``text``: the kind of content stays inside the ciphertext."""
+        if isinstance(send, MediaSend):  # free-form; its plaintext is made once the recipient is known
+            return {"kind": "text"}, b"", None
         if isinstance(send, cloud.Free):
             return {"kind": "text"}, cloud.business_plaintext(send, message_id, now, reacted_to), None
         assert isinstance(send, SendTemplate)
@@ -388,6 +419,8 @@ class Gateway:
             self._inbound(event.sender, wa_id, event.client_message_id, reply.reply, reply.context_id, at)
         elif isinstance(event, PayloadReceived) and wa_id is not None and event.payload.get("type") in CONTENT_TYPES:
             self._content(event, wa_id, at)
+        elif isinstance(event, AttachmentReceived) and wa_id is not None and self.media is not None:
+            self.media.hold(event, wa_id, at)  # fetched outside the transaction; the webhook follows (media.run)
 
     def _content(self, event: PayloadReceived, wa_id: str, at: int) -> None:
         """A user's reaction, location or contacts as a webhook (:mod:`.inbound` says what is dropped and why)."""
@@ -396,6 +429,15 @@ class Gateway:
             log.warning("dropped a %s message from %s: %s", event.payload.get("type"), wa_id, built)
             return
         self._inbound(event.sender, wa_id, event.client_message_id, built.part, built.context_id, at)
+
+    def _media_received(self, pending: PendingFile, content: dict[str, Any]) -> None:
+        """A user's file is stored (or given up): its message webhook, and the pointer forgotten, at once."""
+        with self.store.client_store.transaction():
+            self._inbound(pending.account_id, pending.wa_id, pending.client_message_id, content, None,
+                          pending.received_at_ms)  # fmt: skip
+            assert self.media is not None
+            self.media.store.done(pending)
+        self._notify()
 
     def _inbound(self, account_id: str, wa_id: str, cmid: str, content: Any, context_id: str | None, at: int) -> None:
         message_id = inbound_id(self.identity.account_id, account_id, cmid)
@@ -488,6 +530,8 @@ class Gateway:
         self.outbox.prune(now - WEBHOOKS_KEPT_MS)
         self.store.prune(now - MESSAGES_KEPT_MS, now)
         self.offered.prune(now - MESSAGES_KEPT_MS)
+        if self.media is not None:
+            self.media.store.prune(now)
 
     async def prune_forever(self) -> None:
         while True:
@@ -503,6 +547,8 @@ class Gateway:
         ]
         if self.deliverer is not None:
             tasks.append(asyncio.create_task(self.deliverer.run()))
+        if self.media is not None:
+            tasks.append(asyncio.create_task(self.media.run()))
         try:
             await asyncio.gather(*tasks)
         finally:
