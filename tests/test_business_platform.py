@@ -172,7 +172,11 @@ async def test_templates_are_reviewed_and_the_approved_text_verifies_with_the_se
 
         # An edit goes back to review; the next approval is version 2, signed anew.
         edited = {**UTILITY, "components": [*UTILITY["components"][:2], {"type": "FOOTER", "text": "Reply any time."}]}
-        resubmitted = await owner.post("/v1/business/templates", json=edited)
+        # Creating the same name and language again is refused, as in Meta's API; an edit names the template.
+        again = await owner.post("/v1/business/templates", json=edited)
+        assert again.status_code == 409 and again.json()["error"]["code"] == "template_exists"
+        edit = {"components": edited["components"]}
+        resubmitted = await owner.post(f"/v1/business/templates/{template_id}", json=edit)
         assert resubmitted.status_code == 200 and resubmitted.json()["template_id"] == template_id
         assert resubmitted.json()["status"] == "PENDING"
         assert (await user.get(approved_path)).status_code == 404

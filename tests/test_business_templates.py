@@ -735,7 +735,7 @@ def test_render_named() -> None:
     assert message.body == "Hi Ana, everything in store is 30% off until Sunday. See you soon!"
     assert message.footer == "Reply STOP to opt out"
     assert message.buttons == [
-        RenderedButton(type=ButtonType.QUICK_REPLY, text="Stop promotions"),
+        RenderedButton(type=ButtonType.QUICK_REPLY, text="Stop promotions", payload="Stop promotions"),
         RenderedButton(type=ButtonType.URL, text="Shop", url="https://shop.example/s/spring"),
         RenderedButton(type=ButtonType.PHONE_NUMBER, text="Call us", phone_number="+4930123456"),
     ]

@@ -40,7 +40,8 @@ from cove.protocol.business_messages import (
     parse_business_plaintext,
     parse_interactive_reply,
 )
-from cove.protocol.templates import Parameters, ReviewStatus, parse_template, render
+from cove.protocol.templates import Parameters, ReviewStatus, TemplateError, parse_template, render
+from cove.protocol.templates.quick_reply import compose_button_reply, parse_button_reply
 from test_business_templates import MARKETING_NAMED, UTILITY_POSITIONAL
 
 # Known-good bodies, in the shapes of Meta's send-messages and interactive-messages pages.
@@ -303,7 +304,7 @@ def _buttons(n: int) -> list[dict[str, Any]]:
         (changed(TEMPLATE_NAMED, "template.components.1.parameters.1.parameter_name", "Percent"), "parameters.1"),
         (changed(TEMPLATE_NAMED, "template.components.2.index", ...), "template.components.2.index"),
         (changed(TEMPLATE_NAMED, "template.components.2.index", 10), "template.components.2.index"),
-        (changed(TEMPLATE_NAMED, "template.components.2.sub_type", "quick_reply"), "template.components.2.sub_type"),
+        (changed(TEMPLATE_NAMED, "template.components.2.sub_type", "quick_reply"), "template.components.2.parameters"),
         (changed(TEMPLATE_NAMED, "template.components.2.parameters", []), "template.components.2.parameters"),
         (changed(TEMPLATE_NAMED, "template.components.1.index", 0), "template.components.1.index"),
         (changed(TEMPLATE_NAMED, "template.components.0.type", "body"), "template.components.1: a second body"),
@@ -385,6 +386,51 @@ def test_named_values_and_a_url_button_by_its_index():
     rendered = render(parse_template(SPRING_SALE), params)
     assert rendered.header == "Spring sale for Ana"
     assert rendered.buttons[1].url == "https://shop.example/s/spring"
+
+
+def test_a_quick_reply_payload_by_its_index_given_as_a_string_as_in_metas_examples():
+    tap = {
+        "type": "button",
+        "sub_type": "quick_reply",
+        "index": "0",
+        "parameters": [{"type": "payload", "payload": "S1"}],
+    }
+    body = changed(TEMPLATE_NAMED, "template.components", [*TEMPLATE_NAMED["template"]["components"], tap])
+    params = template_parameters(parse_send(body))
+    assert params.payloads == {0: "S1"} and params.buttons == {1: "spring"}
+    rendered = render(parse_template(SPRING_SALE), params)
+    assert (rendered.buttons[0].text, rendered.buttons[0].payload) == ("Stop promotions", "S1")
+    # The user's tap carries that payload and the button's own text, and names no button the message lacks.
+    plaintext = compose_button_reply(rendered, "wamid.X", "Stop promotions", "c1", 5)
+    assert parse_button_reply(plaintext).button.model_dump() == {"payload": "S1", "text": "Stop promotions"}
+    with pytest.raises(ValueError, match="not one of"):
+        compose_button_reply(rendered, "wamid.X", "Shop", "c1", 5)
+
+
+@pytest.mark.parametrize(
+    ("component", "field"),
+    [
+        ({"type": "body", "parameters": [{"type": "payload", "payload": "x"}]}, "only for a quick_reply button"),
+        ({"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "payload", "payload": "x"}]},
+         "only for a quick_reply button"),
+        ({"type": "button", "sub_type": "quick_reply", "index": "0", "parameters": []}, "exactly one parameter"),
+        ({"type": "button", "sub_type": "quick_reply", "index": "0",
+          "parameters": [{"type": "payload", "payload": "x" * 257}]}, "at most 256"),
+    ],
+)  # fmt: skip
+def test_a_payload_only_on_a_quick_reply_button(component, field):
+    error = refusal(changed(TEMPLATE_NAMED, "template.components", [component]))
+    assert error.code == 100 and field in error.details
+
+
+def test_a_payload_for_a_button_that_is_no_quick_reply_does_not_fit_the_template():
+    with pytest.raises(TemplateError) as refused:
+        values = {"first_name": "A", "percent": "2"}
+        render(
+            parse_template(SPRING_SALE),
+            Parameters(header={"first_name": "A"}, body=values, buttons={1: "s"}, payloads={1: "x"}),
+        )
+    assert [(p.path, p.code) for p in refused.value.problems] == [("payloads.1", "unexpected_parameter")]
 
 
 def test_no_components_is_no_values():

@@ -166,10 +166,23 @@ class CloudApiError(Exception):
     counted user leaves the 24 h window); a route turns it into ``Retry-After``.
     """
 
-    def __init__(self, code: int, details: str | None = None, retry_after_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        details: str | None = None,
+        retry_after_ms: int | None = None,
+        subcode: int | None = None,
+        user_title: str | None = None,
+        user_msg: str | None = None,
+    ) -> None:
         self.spec = CATALOGUE[code]
         self.details = details or self.spec.details
         self.retry_after_ms = retry_after_ms
+        # Graph's finer grain for some refusals (``error_subcode``, and the title and text meant for a person),
+        # which client libraries branch on: 100 with subcode 2388024 is a template that already exists.
+        self.subcode = subcode
+        self.user_title = user_title
+        self.user_msg = user_msg
         super().__init__(f"(#{code}) {self.spec.title}: {self.details}")
 
     @property
@@ -178,15 +191,15 @@ class CloudApiError(Exception):
 
     def to_graph_error(self, fbtrace_id: str) -> dict[str, Any]:
         """The synchronous body, answered with ``spec.http_status``; ``fbtrace_id`` is the caller's request id."""
-        return {
-            "error": {
-                "message": f"(#{self.code}) {self.spec.title}",
-                "type": GRAPH_ERROR_TYPE,
-                "code": self.code,
-                "error_data": {"messaging_product": MESSAGING_PRODUCT, "details": self.details},
-                "fbtrace_id": fbtrace_id,
-            }
+        error: dict[str, Any] = {
+            "message": f"(#{self.code}) {self.spec.title}",
+            "type": GRAPH_ERROR_TYPE,
+            "code": self.code,
+            "error_data": {"messaging_product": MESSAGING_PRODUCT, "details": self.details},
+            "fbtrace_id": fbtrace_id,
         }
+        extra = {"error_subcode": self.subcode, "error_user_title": self.user_title, "error_user_msg": self.user_msg}
+        return {"error": error | {k: v for k, v in extra.items() if v is not None}}
 
     def to_webhook_error(self) -> dict[str, Any]:
         """One entry of a webhook's ``errors[]`` (a failed status, or ``value.errors``)."""

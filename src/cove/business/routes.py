@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from cove.accounts.auth import current_device
@@ -21,6 +21,7 @@ from cove.events import AccountChanged
 from cove.protocol.business import BlockReason, Category, OptInSource
 
 router = APIRouter(tags=["business"])
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # template ids, as issued
 
 Vertical = Literal[
     "OTHER", "AUTO", "BEAUTY", "APPAREL", "EDU", "ENTERTAIN", "EVENT_PLAN", "FINANCE", "GROCERY", "GOVT", "HOTEL",
@@ -62,6 +63,10 @@ class TemplateView(BaseModel):
     reason: str | None = Field(description="Why it was rejected")
     version: int = Field(description="0 until approved; each approval makes a new version")
     warnings: list[dict[str, str]] = Field(description="Lint warnings: they do not block approval")
+    parameter_format: Literal["POSITIONAL", "NAMED"]
+    components: list[dict[str, Any]] = Field(description="As created (Cloud API shapes), with their examples")
+    quality: Literal["GREEN", "YELLOW", "RED"] = Field(description="The template's quality from users' feedback")
+    updated_at_ms: int = Field(description="When it last changed (an edit, a review, a quality move)")
 
 
 class TemplateKey(BaseModel):
@@ -167,21 +172,34 @@ async def own_profile(device: DeviceRecord = Depends(current_device), relay: Rel
     responses=error_responses(400, 401, 403, 409),
     summary="Submit a template (a Cloud API creation body) for review",
     description="400 `invalid_template` with `problems` (path, code, message) when it cannot be parsed; 400 "
-    "`template_lint_errors` with `findings` when a lint error would block approval. Otherwise it is stored "
-    "PENDING with its lint warnings. Submitting the same name and language again edits it and sends it back "
-    "to review; 409 for a disabled one.",
+    "`template_lint_errors` with `findings` when a lint error would block approval; 409 `template_exists` when "
+    "the name exists in that language (edit it instead). Otherwise it is stored PENDING with its lint warnings.",
 )
 async def submit_template(
     body: dict[str, Any] = Body(..., examples=[{"name": "order_ready", "language": "en", "category": "UTILITY"}]),
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),
 ) -> Any:
-    view, new = await service.submit_template(relay.engine, device.account_id, body)
-    return (
-        view
-        if new
-        else Response(TemplateView(**view).model_dump_json(), status_code=200, media_type="application/json")
-    )
+    return await service.submit_template(relay.engine, device.account_id, body)
+
+
+@router.post(
+    "/v1/business/templates/{template_id}",
+    response_model=TemplateView,
+    responses=error_responses(400, 401, 404, 409),
+    summary="Edit a template: new components (or category), back to review",
+    description="The body holds `components`, and optionally `category` (not for an approved template: 400 "
+    "`category_locked`) and `parameter_format`. The edit is linted like a new template and goes back to review; "
+    "the next approval is a new version, and messages sent with older versions keep their text. 409 for a "
+    "disabled template.",
+)
+async def edit_template(
+    template_id: Annotated[str, Path(pattern=UUID_PATTERN)],
+    body: dict[str, Any] = Body(..., examples=[{"components": [{"type": "BODY", "text": "Your order is ready."}]}]),
+    device: DeviceRecord = Depends(current_device),
+    relay: Relay = Depends(get_relay),
+) -> Any:
+    return await service.edit_template(relay.engine, device.account_id, template_id, body)
 
 
 @router.get(

@@ -7,12 +7,11 @@ them and stores the result, answering with :class:`ApiError`.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.accounts import storage as account_storage
@@ -34,6 +33,14 @@ from cove.business.storage import (
     related_accounts,
     store_consent,
 )
+from cove.business.template_registry import (  # noqa: F401 - the routes' template operations, re-exported
+    delete_templates,
+    edit_template,
+    own_templates,
+    submit_template,
+)
+from cove.business.template_registry import move as _move
+from cove.business.template_registry import review_state as _review_state
 from cove.clock import now_ms
 from cove.errors import ApiError
 from cove.protocol.business import BlockReason, Category, OptInSource
@@ -41,29 +48,17 @@ from cove.protocol.phone import normalise
 from cove.protocol.templates import (
     Approve,
     Finding,
-    IllegalTransition,
     Reject,
-    ReviewState,
     ReviewStatus,
-    Submit,
     Template,
-    TemplateError,
     approved_payload,
-    blocks_approval,
-    canonical_json,
     lint,
-    parse_template,
     sign_approved,
-    transition,
 )
 
 UNVERIFIED, VERIFIED = "unverified", "verified"
 #: Statuses whose signed text a client may still fetch: messages sent before a pause must still render.
 SERVED_STATUSES = (ReviewStatus.APPROVED, ReviewStatus.PAUSED)
-
-
-def _problems(problems: Iterable[Any]) -> list[dict[str, str]]:
-    return [{"path": p.path, "code": p.code, "message": p.message} for p in problems]
 
 
 # Profiles ----------------------------------------------------------------------------------------------------
@@ -165,106 +160,6 @@ async def set_limits(engine: AsyncEngine, raw_phone: str, tier: tiers.Tier | Non
 
 
 # Templates -----------------------------------------------------------------------------------------------------
-
-
-def _template_view(row: Any) -> dict[str, Any]:
-    return {
-        "template_id": row.template_id,
-        "name": row.name,
-        "language": row.language,
-        "category": row.category,
-        "status": standing.effective_status(row, now_ms()).value,  # a quality pause ends by itself
-        "reason": row.rejected_reason,
-        "version": row.version,
-        "warnings": json.loads(row.findings),
-    }
-
-
-def _review_state(row: Any) -> ReviewState:
-    return ReviewState(status=ReviewStatus(row.status), reason=row.rejected_reason)
-
-
-async def submit_template(engine: AsyncEngine, business_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Parse and lint a Cloud API creation body; store it PENDING (new, or an edit of the same name and
-    language). Returns the template's view and whether it is new."""
-    try:
-        template = parse_template(body)
-    except TemplateError as exc:
-        raise ApiError(400, "invalid_template", str(exc), problems=_problems(exc.problems)) from exc
-    findings = lint(template)
-    if blocks_approval(findings):
-        raise ApiError(
-            400,
-            "template_lint_errors",
-            "; ".join(f"{f.path}: {f.message} [{f.code}]" for f in findings if f.severity == "error"),
-            findings=[f.to_dict() for f in findings],
-        )
-    now = now_ms()
-    t = business_templates
-    values = {
-        "category": template.category.value,
-        "body": canonical_json(template.model_dump(mode="json", exclude_none=True)).decode(),
-        "parameter_format": template.parameter_format.value,
-        "status": ReviewStatus.PENDING.value,
-        "rejected_reason": None,
-        "findings": json.dumps([f.to_dict() for f in findings]),
-        "signature": None,
-        "updated_at_ms": now,
-    }
-    async with engine.begin() as conn:
-        if await business_by_id(conn, business_id) is None:
-            raise ApiError(403, "not_a_business", "create the business profile first (PUT /v1/business/profile)")
-        where = (t.c.business_id == business_id, t.c.name == template.name, t.c.language == template.language)
-        current = (await conn.execute(select(t).where(*where))).first()
-        if current is None:
-            template_id = str(uuid.uuid4())
-            await conn.execute(
-                insert(t).values(
-                    template_id=template_id,
-                    business_id=business_id,
-                    name=template.name,
-                    language=template.language,
-                    version=0,
-                    created_at_ms=now,
-                    **values,
-                )
-            )
-        else:
-            template_id = current.template_id
-            state = _review_state(current)
-            if state.status is not ReviewStatus.PENDING:  # an edit of a pending template needs no move
-                _move(state, Submit())
-            await conn.execute(update(t).where(t.c.template_id == template_id).values(**values))
-        row = (await conn.execute(select(t).where(t.c.template_id == template_id))).one()
-    return _template_view(row), current is None
-
-
-def _move(state: ReviewState, event: Any) -> ReviewState:
-    try:
-        return transition(state, event)
-    except IllegalTransition as exc:
-        raise ApiError(409, "illegal_transition", str(exc), template_status=exc.status.value) from exc
-
-
-async def own_templates(engine: AsyncEngine, business_id: str) -> list[dict[str, Any]]:
-    t = business_templates
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(select(t).where(t.c.business_id == business_id).order_by(t.c.name, t.c.language))
-        ).all()
-    return [_template_view(r) for r in rows]
-
-
-async def delete_templates(engine: AsyncEngine, business_id: str, name: str, language: str | None) -> int:
-    t = business_templates
-    where = [t.c.business_id == business_id, t.c.name == name]
-    if language is not None:
-        where.append(t.c.language == language)
-    async with engine.begin() as conn:
-        deleted = (await conn.execute(delete(t).where(*where))).rowcount
-    if not deleted:
-        raise ApiError(404, "unknown_template", f"no template {name!r}" + (f" in {language}" if language else ""))
-    return deleted
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from cove.client.events import (
     IdentityChanged,
     PayloadReceived,
     PendingEvent,
+    TemplateReceived,
     VerifiedKeyChanged,
 )
 from cove.client.groups import GroupState
@@ -51,6 +52,8 @@ from cove.protocol.attachments import Pointer
 from cove.protocol.business_messages import BusinessInteractive, compose_interactive_reply, parse_business_plaintext
 from cove.protocol.device_list import DEVICE_LIST, DeviceList
 from cove.protocol.payload import PAYLOAD_VERSION
+from cove.protocol.templates import RenderedMessage
+from cove.protocol.templates.quick_reply import compose_button_reply
 
 REFILL_BELOW = 25
 MAX_CLAIMS_CHECKED = 100  # numbers per contact-discovery request
@@ -260,6 +263,13 @@ class ClientCore:
             raise ValueError("only an interactive message offers choices")
         cmid = uuid.uuid4().hex
         return Outgoing(message.sender, cmid, compose_interactive_reply(offered, choice_id, cmid, now_ms()))
+
+    def compose_quick_reply(self, message: TemplateReceived, rendered: RenderedMessage, button_text: str) -> Outgoing:
+        """Tap the quick reply ``button_text`` of a business's template message, as ``CoveClient.render_template``
+        rendered and verified it; raises ``ValueError`` for a button the message does not have."""
+        cmid = uuid.uuid4().hex
+        plaintext = compose_button_reply(rendered, message.client_message_id, button_text, cmid, now_ms())
+        return Outgoing(message.sender, cmid, plaintext)
 
     def compose_read_receipt(self, recipient: str, client_message_ids: list[str]) -> Outgoing:
         payload = {"v": PAYLOAD_VERSION, "type": "read", "ids": client_message_ids}

@@ -362,6 +362,13 @@ class CoveClient:
         approved = await self.approved_template(header.template_id, header.version)
         return read_template_message(header, message.sealed, approved, message.sender)
 
+    async def tap(self, message: TemplateReceived, button_text: str) -> str:
+        """Tap a quick reply of a business's template message. The message is rendered from the signed template
+        first, so only a button the business offered can be tapped (``ValueError`` otherwise); the reply's id."""
+        outgoing = self.core.compose_quick_reply(message, await self.render_template(message), button_text)
+        await self.send(outgoing)
+        return outgoing.client_message_id
+
     # privacy -----------------------------------------------------------------------------------------
     async def privacy(self) -> dict[str, Any]:
         """The policy in force, each purpose's state and why, deadlines, and what was shared."""

@@ -4,7 +4,8 @@ library works with only its base URL changed (Meta's Cloud API reference).
 - ``POST /{version}/{phone_number_id}/messages``: text, template, interactive (reply buttons, lists), mark as
   read. 200 means accepted (the relay holds it); the final state comes by webhook. ``Idempotency-Key`` makes a
   retried send one message.
-- ``GET|POST|DELETE /{version}/{waba_id}/message_templates``: the template registry on the relay.
+- ``GET|POST|DELETE /{version}/{waba_id}/message_templates``, ``GET|POST /{version}/{template_id}``: the
+  template registry on the relay (:mod:`.templates_api`).
 - ``GET|POST /{version}/{phone_number_id}/whatsapp_business_profile``: the profile users see.
 - ``GET /{version}/{phone_number_id}``: the number, its quality rating and messaging limit.
 - ``DELETE /{version}/{phone_number_id}/opt_ins/{wa_id}``: Cove's addition, to honour a STOP a user wrote.
@@ -32,6 +33,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
+from cove.business.gateway import templates_api
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
 from cove.business.gateway.media_routes import add_media_routes, retrieve
@@ -46,7 +48,6 @@ from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError
 from cove.errors import http_error_headers
 from cove.protocol.business import Category
-from cove.protocol.templates import LANGUAGE, NAME, NAME_MAX
 
 log = logging.getLogger("cove.gateway")
 
@@ -56,7 +57,7 @@ GRAPH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown access token (code 190)"},
 }
 PROFILE_FIELDS = ("about", "address", "description", "email", "websites", "vertical")
-OBJECT_ID = Path(description="The phone number id, or a media id (digits): Graph objects share this path")
+OBJECT_ID = Path(description="The phone number id, a media id (digits) or a template id: Graph objects share this path")
 
 
 def graph_response(error: CloudApiError, status: int | None = None) -> JSONResponse:
@@ -203,62 +204,7 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         key_locks.pop(idempotency_key, None)
         return answer
 
-    @api.get(
-        "/{version}/{waba_id}/message_templates",
-        summary="List templates",
-    )
-    async def list_templates(
-        version: str = Path(pattern=VERSION),
-        waba_id: str = Path(),
-        name: str | None = Query(None, max_length=NAME_MAX, pattern=NAME),
-    ) -> Any:
-        own(waba_id)
-        listed = await gateway.refresh_templates()
-        data = [
-            {
-                "id": t["template_id"],
-                "name": t["name"],
-                "language": t["language"],
-                "status": t["status"],
-                "category": t["category"].upper(),
-                "rejected_reason": t["reason"] or "NONE",
-                "version": t["version"],
-            }
-            for t in listed
-            if name is None or t["name"] == name
-        ]
-        return {"data": data, "paging": {"cursors": {"before": "", "after": ""}}}
-
-    @api.post(
-        "/{version}/{waba_id}/message_templates",
-        summary="Create a template",
-    )
-    async def create_template(
-        version: str = Path(pattern=VERSION), waba_id: str = Path(), body: dict[str, Any] = Body(...)
-    ) -> Any:
-        own(waba_id)
-        created = await gateway.client.call(RelayRequest("POST", "/v1/business/templates", body))
-        return {
-            "id": created["template_id"],
-            "status": created["status"],
-            "category": created["category"].upper(),
-            "warnings": created["warnings"],  # Cove's linter: what may get it rejected, said before review
-        }
-
-    @api.delete(
-        "/{version}/{waba_id}/message_templates",
-        summary="Delete a template",
-    )
-    async def delete_template(
-        version: str = Path(pattern=VERSION),
-        waba_id: str = Path(),
-        name: str = Query(..., max_length=NAME_MAX, pattern=NAME),
-        language: str | None = Query(None, pattern=LANGUAGE),
-    ) -> Any:
-        own(waba_id)
-        params = {"language": language} if language else None
-        await gateway.client.call(RelayRequest("DELETE", paths.build(paths.TEMPLATE, name=name), params=params))
-        return {"success": True}
+    templates_api.add_routes(api, gateway, own)
 
     @api.delete(
         "/{version}/{phone_number_id}/opt_ins/{wa_id}",
@@ -302,11 +248,23 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
 
     @api.get(
         "/{version}/{object_id}",
-        summary="The phone number (GET /{phone_number_id}), or a media file's URL and facts (GET /{media_id})",
+        summary="The phone number, a media file's URL and facts, or a template, by its id",
+        description="With the business's id: the number, its quality rating and messaging limit. With a media "
+        "id: the file's URL and facts (GET /{media_id}). With a template's id: that template in Meta's shape "
+        "(`fields` as in the template list).",
     )
-    async def phone_number(request: Request, version: str = Path(pattern=VERSION), object_id: str = OBJECT_ID) -> Any:
+    async def phone_number(
+        request: Request,
+        version: str = Path(pattern=VERSION),
+        object_id: str = OBJECT_ID,
+        fields: str | None = Query(None, max_length=1000, description="For a template: the fields to return"),
+    ) -> Any:
         if is_media_id(object_id):  # GET /{media_id} shares this path; media ids are digits, accounts uuids
             return retrieve(gateway.media, request, object_id)
+        if object_id != gateway.identity.account_id:  # the same path names a template by its id
+            template = await templates_api.lookup(gateway, object_id, fields)
+            if template is not None:
+                return template
         own(object_id)
         profile = await gateway.client.call(RelayRequest("GET", "/v1/business/profile"))
         limit = profile["messaging_limit"]

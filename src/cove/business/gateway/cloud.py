@@ -20,7 +20,16 @@ import re
 import secrets
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from cove.business.decision import SUPPORTED_TYPES
@@ -50,6 +59,7 @@ from cove.protocol.business_messages import (
 from cove.protocol.payload import PAYLOAD_VERSION
 from cove.protocol.templates import BUTTONS_MAX, LANGUAGE, NAME_MAX, Parameters
 from cove.protocol.templates import NAME as TEMPLATE_NAME
+from cove.protocol.templates.rendering import QUICK_REPLY_PAYLOAD_MAX
 from cove.protocol.templates.signing import canonical_json
 
 CALLBACK_DATA_MAX = 512
@@ -145,17 +155,38 @@ class TextParameter(Shape):
     parameter_name: str | None = Field(None, pattern=NAMED_KEY)
 
 
+class PayloadParameter(Shape):
+    """A quick-reply button's payload: what comes back in the ``button`` webhook when the user taps it."""
+
+    type: Literal["payload"]
+    payload: str = Field(min_length=1, max_length=QUICK_REPLY_PAYLOAD_MAX)
+
+
+def _parameter_kind(value: object) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "payload" if kind == "payload" else "text"  # anything else is checked (and refused) as a text value
+
+
+Parameter = Annotated[
+    Annotated[TextParameter, Tag("text")] | Annotated[PayloadParameter, Tag("payload")], Discriminator(_parameter_kind)
+]
+
+
 class TemplateComponent(Shape):
-    """The values for one component. Only text values and URL-button suffixes exist in a Cove template."""
+    """The values for one component: text values, a URL button's suffix, or a quick-reply button's payload.
+    ``index`` is the button's position in the template; Meta's examples send it as a string (``"0"``)."""
 
     type: Annotated[Literal["header", "body", "button"], BeforeValidator(_lower)]
-    sub_type: Annotated[Literal["url"], BeforeValidator(_lower)] | None = None
+    sub_type: Annotated[Literal["url", "quick_reply"], BeforeValidator(_lower)] | None = None
     index: int | None = Field(None, ge=0, lt=BUTTONS_MAX)
-    parameters: list[TextParameter] = Field(default_factory=list)
+    parameters: list[Parameter] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> TemplateComponent:
-        names = [p.parameter_name for p in self.parameters]
+        payloads = [i for i, p in enumerate(self.parameters) if isinstance(p, PayloadParameter)]
+        if payloads and not (self.type == "button" and self.sub_type == "quick_reply"):
+            raise shape_error(f"parameters.{payloads[0]}.type", "a payload is only for a quick_reply button")
+        names = [getattr(p, "parameter_name", None) for p in self.parameters]
         if any(n is None for n in names) and any(n is not None for n in names):
             raise shape_error("parameters", "either every parameter has a parameter_name or none has")
         repeat = first_repeat([n for n in names if n is not None])
@@ -165,9 +196,12 @@ class TemplateComponent(Shape):
             for field in ("sub_type", "index"):
                 if getattr(self, field) is None:
                     raise shape_error(field, "required parameter is missing for a button component")
-            if len(self.parameters) != 1:
+            if self.sub_type == "quick_reply":
+                if len(self.parameters) != 1 or not payloads:
+                    raise shape_error("parameters", "a quick_reply button takes exactly one parameter, its payload")
+            elif len(self.parameters) != 1:
                 raise shape_error("parameters", "a URL button takes exactly one parameter, the URL's suffix")
-            if self.parameters[0].parameter_name is not None:
+            elif names[0] is not None:
                 raise shape_error("parameters.0.parameter_name", "a URL button's parameter has no name")
         elif self.sub_type is not None or self.index is not None:
             raise shape_error("sub_type" if self.sub_type is not None else "index", f"not for a {self.type}")
@@ -193,22 +227,30 @@ class SendTemplate(_Send):
     template: TemplateSend
 
 
-def _values(parameters: list[TextParameter]) -> list[str] | dict[str, str]:
-    if parameters and parameters[0].parameter_name is not None:
-        return {p.parameter_name: p.text for p in parameters if p.parameter_name is not None}
-    return [p.text for p in parameters]
+def _values(parameters: list[Parameter]) -> list[str] | dict[str, str]:
+    texts = [p for p in parameters if isinstance(p, TextParameter)]  # a header's or body's: text only (checked)
+    if texts and texts[0].parameter_name is not None:
+        return {p.parameter_name: p.text for p in texts if p.parameter_name is not None}
+    return [p.text for p in texts]
+
+
+def _button_value(component: TemplateComponent) -> str:
+    parameter = component.parameters[0]
+    return parameter.payload if isinstance(parameter, PayloadParameter) else parameter.text
 
 
 def template_parameters(send: SendTemplate) -> Parameters:
     """The values in Cove's form, to check with ``render`` and seal with ``split_template_message``: a header or
-    body component's values by position (``{"1": ...}``) or by ``parameter_name``; a URL button's suffix keyed by
-    its ``index``. Whether they fit the template is ``render``'s question, not this one's."""
+    body component's values by position (``{"1": ...}``) or by ``parameter_name``; a URL button's suffix and a
+    quick reply's payload keyed by its ``index``. Whether they fit the template is ``render``'s question, not this
+    one's."""
     components = send.template.components
     return Parameters.model_validate(
         {
             "header": next((_values(c.parameters) for c in components if c.type == "header"), {}),
             "body": next((_values(c.parameters) for c in components if c.type == "body"), {}),
-            "buttons": {c.index: c.parameters[0].text for c in components if c.type == "button"},
+            "buttons": {c.index: _button_value(c) for c in components if c.sub_type == "url"},
+            "payloads": {c.index: _button_value(c) for c in components if c.sub_type == "quick_reply"},
         }
     )
 
@@ -319,6 +361,10 @@ def _path(loc: tuple[int | str, ...]) -> str:
     parts = [str(part) for part in loc]
     if len(parts) > 1 and parts[0] == "interactive" and parts[1] in INTERACTIVE_TYPES:
         del parts[1]
+    # A template parameter's branch (text or payload) follows its index: not part of the JSON path either.
+    for i in range(len(parts) - 2, 0, -1):
+        if parts[i - 1] == "parameters" and parts[i].isdigit() and parts[i + 1] in ("text", "payload"):
+            del parts[i + 1]
     return ".".join(parts)
 
 

@@ -35,6 +35,7 @@ ROUTES = (
     Route("GET", "/v1/business/templates"),  # the list, and a send's template by name
     Route("POST", "/v1/business/templates"),
     Route("DELETE", paths.TEMPLATE),
+    Route("POST", paths.TEMPLATE_EDIT),  # an edit, by id
     Route("GET", "/v1/business/template-key"),  # a template's signed text, verified before it is sealed
     Route("GET", paths.APPROVED_TEMPLATE),
     Route("DELETE", paths.CUSTOMER_OPT_IN),  # a STOP the user wrote

@@ -34,7 +34,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from cove.business.errors import CloudApiError
-from cove.business.gateway import cloud, events, inbound
+from cove.business.gateway import cloud, events, inbound, template_replies
 from cove.business.gateway.cloud import (
     MarkRead,
     MediaSend,
@@ -63,6 +63,7 @@ from cove.protocol.business_content import CONTENT_TYPES
 from cove.protocol.business_messages import parse_interactive_reply
 from cove.protocol.payload import PAYLOAD_VERSION
 from cove.protocol.templates import ApprovedTemplate, ReviewStatus, TemplateError, split_template_message
+from cove.protocol.templates.quick_reply import BUTTON_REPLY_TYPE as BUTTON_REPLY
 
 log = logging.getLogger("cove.gateway")
 
@@ -212,6 +213,10 @@ class Gateway:
                 self._templates.pop((name, language), None)
                 raise GraphError(CloudApiError(132001, f"Template {name!r} in {language!r} is not approved.")) from exc
         return self._approved[found]
+
+    def forget_templates(self) -> None:
+        """A template changed through this gateway: read the registry again before the next send."""
+        self._templates.clear()
 
     async def refresh_templates(self) -> list[dict[str, Any]]:
         listed = await self.client.call(Request("GET", "/v1/business/templates"))
@@ -421,6 +426,10 @@ class Gateway:
             self._content(event, wa_id, at)
         elif isinstance(event, AttachmentReceived) and wa_id is not None and self.media is not None:
             self.media.hold(event, wa_id, at)  # fetched outside the transaction; the webhook follows (media.run)
+        elif isinstance(event, PayloadReceived) and wa_id is not None and event.payload.get("type") == BUTTON_REPLY:
+            tap = template_replies.button_message(self.store, event.sender, event.payload)
+            if tap is not None:
+                self._inbound(event.sender, wa_id, event.client_message_id, tap[0], tap[1], at)
 
     def _content(self, event: PayloadReceived, wa_id: str, at: int) -> None:
         """A user's reaction, location or contacts as a webhook (:mod:`.inbound` says what is dropped and why)."""

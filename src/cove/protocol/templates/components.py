@@ -10,7 +10,9 @@ Limits (Meta's components page, [M]
 https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/components): name ≤512 lower-case
 letters, digits and underscores; text header ≤60 characters with at most one variable, or an IMAGE/VIDEO/DOCUMENT
 header; body ≤1,024; footer ≤60 without variables; ≤10 buttons, of which ≤2 URL and ≤1 PHONE_NUMBER, quick replies
-grouped together; button text ≤25; URL ≤2,000 with at most one variable, ``{{1}}`` at its end; phone number ≤20.
+grouped together; button text ≤25; URL ≤2,000 with at most one variable, ``{{1}}`` at its end; phone number ≤20. A
+business has at most 250 template names, each in any number of languages (as restated by [3P]
+https://help.eocean.net/knowledge/template-guidelines).
 AUTHENTICATION templates have no header, exactly one OTP button of type COPY_CODE, and one body parameter (the code the
 button copies). Meta's preset-text authentication body (``add_security_recommendation``, ``code_expiration_minutes``) is
 not accepted: Cove templates carry their text, in their language.
@@ -27,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 
 # Limits (see the module docstring for their sources).
 NAME_MAX = 512
+TEMPLATE_NAMES_MAX = 250  # per business; a name's languages count once
 HEADER_TEXT_MAX = 60
 BODY_TEXT_MAX = 1_024
 FOOTER_TEXT_MAX = 60

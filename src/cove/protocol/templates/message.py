@@ -62,8 +62,10 @@ def split_template_message(
     params = _as_parameters(params)
     render(approved.template, params)
     header = header_for(approved)
-    sealed = _Sealed(header=header, parameters=params)
-    return TemplateMessageParts(header, canonical_json(sealed.model_dump(mode="json")))
+    sealed = _Sealed(header=header, parameters=params).model_dump(mode="json")
+    if not params.payloads:  # left out when empty, so clients that predate quick-reply payloads read it too
+        del sealed["parameters"]["payloads"]
+    return TemplateMessageParts(header, canonical_json(sealed))
 
 
 def read_template_message(

@@ -24,6 +24,7 @@ from cove.protocol.templates.components import (
     HeaderFormat,
     OtpButton,
     PhoneNumberButton,
+    QuickReplyButton,
     UrlButton,
     _Strict,
     _var,
@@ -32,9 +33,11 @@ from cove.protocol.templates.components import (
 from cove.protocol.templates.model import Problem, Template, TemplateError, _validated
 
 # Parameter values at send time (Cove's choice): a header value may be as long as a whole header, a body value
-# as long as a whole body; a URL value is bounded by the rendered URL's limit.
+# as long as a whole body; a URL value is bounded by the rendered URL's limit; a quick-reply payload as a reply
+# button's id (Meta documents no limit for it).
 HEADER_VALUE_MAX = HEADER_TEXT_MAX
 BODY_VALUE_MAX = BODY_TEXT_MAX
+QUICK_REPLY_PAYLOAD_MAX = 256
 
 
 def _by_position(values: object) -> object:
@@ -47,11 +50,13 @@ Values = Annotated[dict[str, str], BeforeValidator(_by_position)]
 
 class Parameters(_Strict):
     """The values of one template message, the only part inside the ciphertext: by variable (a list is taken
-    in order for ``{{1}}``, ``{{2}}``...), and URL button suffixes by button index."""
+    in order for ``{{1}}``, ``{{2}}``...), URL button suffixes by button index, and quick-reply payloads by button
+    index (what comes back to the business when the user taps that button)."""
 
     header: Values = Field(default_factory=dict)
     body: Values = Field(default_factory=dict)
     buttons: dict[int, str] = Field(default_factory=dict)
+    payloads: dict[int, Annotated[str, Field(max_length=QUICK_REPLY_PAYLOAD_MAX)]] = Field(default_factory=dict)
 
 
 class RenderedButton(_Strict):
@@ -60,6 +65,7 @@ class RenderedButton(_Strict):
     url: str | None = None
     phone_number: str | None = None
     copy_code: str | None = None
+    payload: str | None = None  # a quick reply's: the business's payload, else the button's text (as Meta does)
 
 
 class RenderedMessage(_Strict):
@@ -134,10 +140,15 @@ def render(template: Template, params: Parameters | list[str] | dict[str, str]) 
     footer = found_footer[1].text if (found_footer := template.find(Footer)) else None
 
     buttons = []
-    suffixes = dict(params.buttons)
+    suffixes, payloads = dict(params.buttons), dict(params.payloads)
     for j, (_, button) in enumerate(template.buttons()):
         rendered = RenderedButton(type=ButtonType(button.type), text=button.text)
-        if isinstance(button, UrlButton):
+        if isinstance(button, QuickReplyButton):
+            payload = payloads.pop(j, button.text)
+            if not payload.strip():
+                problems.append(Problem(f"payloads.{j}", "empty_value", "a payload cannot be empty"))
+            rendered = rendered.model_copy(update={"payload": payload})
+        elif isinstance(button, UrlButton):
             url, found = _url(button, f"buttons.{j}", suffixes.pop(j, None))
             problems += found
             rendered = rendered.model_copy(update={"url": url})
@@ -148,6 +159,7 @@ def render(template: Template, params: Parameters | list[str] | dict[str, str]) 
             rendered = rendered.model_copy(update={"copy_code": code})
         buttons.append(rendered)
     problems += [Problem(f"buttons.{j}", "unexpected_parameter", "no URL variable there") for j in suffixes]
+    problems += [Problem(f"payloads.{j}", "unexpected_parameter", "no quick reply button there") for j in payloads]
     if problems:
         raise TemplateError(problems)
     return RenderedMessage(
