@@ -80,6 +80,13 @@ OPT_OUT = [("DELETE", r"/v1/business/customers/[A-Z]{2}\.[0-9]{20}/opt-in(\?(&?c
 LIST_TEMPLATES = [("GET", r"/v1/business/templates")]
 CREATE_TEMPLATE = [("POST", r"/v1/business/templates")]
 PROFILE = [("GET", r"/v1/business/profile")]
+BLOCK = [
+    ("POST", r"/v1/directory/lookup"),
+    ("POST", r"/v1/business/users/resolve"),
+    ("POST", r"/v1/business/blocks"),
+    ("DELETE", r"/v1/business/blocks"),
+]
+BLOCK_LIST = [("GET", r"/v1/business/blocks\?limit=\d+(&(after|before)=[A-Za-z0-9.]+)?")]
 
 
 class RecordingProxy:
@@ -181,7 +188,15 @@ def requests(s: str, v: str) -> dict[str, tuple[str, str, dict[str, Any], list[t
             "DELETE", f"/{API}/{q(v)}/message_templates", {"params": {"name": "x"}}, DELETE_TEMPLATE
         ),
         "/{version}": ("GET", f"/{q(v)}/{s}", {}, PROFILE),
+        "block users, user": ("POST", f"{root}/block_users", {"json": blocking(v)}, BLOCK),
+        "unblock users, user": ("DELETE", f"{root}/block_users", {"json": blocking(v)}, BLOCK),
+        "blocked users ?after=": ("GET", f"{root}/block_users", {"params": {"after": v}}, BLOCK_LIST),
+        "blocked users ?before=": ("GET", f"{root}/block_users", {"params": {"before": v}}, BLOCK_LIST),
     }  # fmt: skip
+
+
+def blocking(user: str) -> dict[str, Any]:
+    return {"messaging_product": "whatsapp", "block_users": [{"user": user}]}
 
 
 ENDPOINTS = sorted(requests("s", "v"))

@@ -161,6 +161,52 @@ def test_an_endpoint_that_never_answers_is_tried_for_7_days_then_given_up() -> N
     assert 150 < len(times) < 200
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", 120_000),
+        (" 7 ", 7_000),
+        ("0", 0),
+        ("Mon, 07 Dec 2026 10:00:30 GMT", 30_000),  # an HTTP-date, 30 s after now
+        ("Mon, 07 Dec 2026 09:00:00 GMT", 0),  # a date in the past: no wait
+        ("99999999999999999999", retries.RETRY_FOR_MS),  # bounded, not an overflow
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        ("Mon, 07 Dec 2026 10:00:30", None),  # no zone: not an HTTP-date
+        ("٣", None),  # a digit, but not an ASCII one
+        ("1" * 65, None),  # too long to read
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date(header: str | None, expected: int | None) -> None:
+    now_ms = 1_796_637_600_000  # Mon, 07 Dec 2026 10:00:00 GMT
+    assert retries.retry_after_ms(header, now_ms) == expected
+
+
+@given(st.text(max_size=80))
+def test_retry_after_never_raises_and_never_goes_back(header: str) -> None:
+    wait = retries.retry_after_ms(header, START_MS)
+    assert wait is None or wait >= 0
+
+
+@given(event_ids, attempts, st.integers(0, 2**42), st.integers(0, 2 * retries.RETRY_FOR_MS), st.integers(0, 2**40))
+def test_retry_after_is_waited_for_up_to_the_longest_wait(
+    event_id: str, attempt: int, created_at: int, elapsed: int, asked: int
+) -> None:
+    now = created_at + elapsed
+    next_ms = retries.next_attempt_ms(event_id, attempt, created_at, now, retry_after_ms=asked)
+    scheduled = retries.next_attempt_ms(event_id, attempt, created_at, now)
+    if elapsed >= retries.RETRY_FOR_MS:
+        assert next_ms is None
+        return
+    give_up_at = created_at + retries.RETRY_FOR_MS
+    assert next_ms is not None and scheduled is not None
+    assert scheduled <= next_ms <= give_up_at  # never sooner than without the header, never past 7 days
+    assert next_ms == min(give_up_at, max(scheduled, now + min(asked, retries.MAX_WAIT_MS)))
+
+
 # outbox -------------------------------------------------------------------------------------------------------
 def open_db(path: Path | str) -> sqlite3.Connection:
     """The gateway's way: autocommit, WAL, explicit transactions."""
@@ -321,6 +367,7 @@ class Receiver:
     url: str
     out: Path
     down_file: Path
+    answer_file: Path  # while it exists, every POST is answered as its text says ("429 120", "410")
 
     def records(self) -> list[dict]:
         return [json.loads(line) for line in self.out.read_text().splitlines()] if self.out.exists() else []
@@ -332,12 +379,13 @@ class Receiver:
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
     port = free_port()
-    made = Receiver(f"http://127.0.0.1:{port}/", tmp_path / "received.jsonl", tmp_path / "down")
+    made = Receiver(f"http://127.0.0.1:{port}/", tmp_path / "received.jsonl", tmp_path / "down", tmp_path / "answer")
     log_path = tmp_path / "receiver.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, str(RECEIVER), "--port", str(port), "--secret", SECRET.decode()]
-            + ["--verify-token", VERIFY_TOKEN, "--out", str(made.out), "--down-file", str(made.down_file)],
+            + ["--verify-token", VERIFY_TOKEN, "--out", str(made.out), "--down-file", str(made.down_file)]
+            + ["--answer-file", str(made.answer_file)],
             stdout=log,
             stderr=log,
         )
@@ -409,6 +457,7 @@ async def test_receiver_checks_signatures_and_drops_duplicates(receiver: Receive
             "duplicates": 1,
             "rejected_signature": 4,
             "refused_down": 0,
+            "answered": 0,
         }
     assert [r["event_id"] for r in receiver.records()] == ["ev-1"]
 
@@ -511,3 +560,73 @@ async def test_every_event_reaches_the_receiver_once_in_order_through_an_outage(
     assert attempt["wamid.100:sent:18"] > 6  # retried through the outage, counted across the restart
     assert attempt["wamid.100:delivered:19"] == 1  # never tried while the status before it was pending
     assert attempt["wamid.late:sent:36"] == 3  # failed, dead-lettered on the next failure, replayed
+
+
+async def test_a_receiver_s_retry_after_is_honoured_and_a_410_is_final(receiver: Receiver, tmp_path: Path) -> None:
+    clock = FakeClock()
+    db = open_db(tmp_path / "gateway.db")
+    outbox = Outbox(db)
+    async with httpx.AsyncClient() as client:
+        deliverer = WebhookDeliverer(outbox, receiver.url, SECRET, client, clock.now_ms)
+        worker = asyncio.create_task(deliverer.run())
+
+        async def answered() -> list[dict]:
+            return (await client.get(f"{receiver.url}answered")).json()
+
+        try:
+            # 429 with Retry-After in seconds: the schedule would try again after about 5 s; the receiver asked
+            # for 20 minutes, so nothing is sent before them, and the event arrives after them.
+            receiver.answer_file.write_text("429 1200")
+            outbox.add("ev-slow", quality_body(1), clock.ms)
+            await deliverer.drain()
+            assert [a["event_id"] for a in await answered()] == ["ev-slow"]
+            receiver.answer_file.unlink()
+            for _ in range(3):
+                clock.ms += 5 * 60_000  # 15 minutes in all
+                await deliverer.drain()
+            assert receiver.records() == [] and outbox.stats(clock.ms)["pending"] == 1
+            clock.ms += 5 * 60_000 + 1_000
+            await deliverer.drain()
+            assert [r["event_id"] for r in receiver.records()] == ["ev-slow"]
+            assert receiver.records()[0]["attempt"] == 2
+
+            # 503 with an HTTP-date (on the gateway's clock), and a Retry-After longer than the longest wait:
+            # waited for until the date, and at most an hour.
+            when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(clock.ms // 1000 + 600))
+            receiver.answer_file.write_text(f"503 {when}")
+            outbox.add("ev-dated", quality_body(2), clock.ms)
+            await deliverer.drain()
+            receiver.answer_file.write_text("429 86400")
+            clock.ms += 590_000
+            await deliverer.drain()
+            assert [a["event_id"] for a in await answered()] == ["ev-slow", "ev-dated"]  # not yet tried again
+            clock.ms += 11_000
+            await deliverer.drain()
+            assert [a["event_id"] for a in await answered()][-1] == "ev-dated"  # tried, asked for a day
+            receiver.answer_file.unlink()
+            clock.ms += HOUR_MS - 60_000
+            await deliverer.drain()
+            assert "ev-dated" not in {r["event_id"] for r in receiver.records()}
+            clock.ms += 61_000
+            await deliverer.drain()
+            assert [r["event_id"] for r in receiver.records()] == ["ev-slow", "ev-dated"]
+
+            # 410 Gone: a dead letter after one attempt, however young; replayed, it is delivered.
+            receiver.answer_file.write_text("410")
+            outbox.add("ev-gone", quality_body(3), clock.ms)
+            stats = await deliverer.drain()
+            assert stats["dead"] == 1 and stats["pending"] == 0
+            (dead,) = outbox.dead_letters()
+            assert dead.event_id == "ev-gone" and dead.attempts == 1 and "410" in (dead.last_error or "")
+            clock.ms += 8 * DAY_MS
+            await deliverer.drain()
+            assert [a["status"] for a in await answered()].count(410) == 1  # never tried again by itself
+            receiver.answer_file.unlink()
+            assert outbox.replay(["ev-gone"], clock.ms) == 1
+            assert (await deliverer.drain())["delivered"] == 3
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            db.close()
+    assert [r["event_id"] for r in receiver.records()] == ["ev-slow", "ev-dated", "ev-gone"]

@@ -115,6 +115,7 @@ GATEWAY_PATHS = [
     "/{version}/{object_id}",
     "/{version}/{phone_number_id}/media",
     "/media/download/{media_id}",
+    "/{version}/{phone_number_id}/block_users",
 ]
 BUSINESS = {"display_name": "Fuzzing Bakery", "about": "Fresh bread", "vertical": "RESTAURANT"}
 

@@ -8,6 +8,7 @@ and by
 [3P] https://niswey.com/knowledge-base/error-codes-meta (130429, 131048, 100 wording),
 https://heltar.com/blogs/how-to-resolve-whatsapp-business-api-error-code-131056-pair-rate-limit-hit-cm3kmbksu000xvnqr4ql87km1
 (131056), https://dualhook.com/docs/whatsapp-error-131056 (131056 answered with HTTP 429),
+[M] https://developers.facebook.com/documentation/business-messaging/whatsapp/block-users/ (139100, 139101),
 https://dualhook.com/docs/whatsapp-error-131050 (131050 details), https://docs.quickreply.ai (131049),
 https://heltar.com/blogs/understanding-whatsapp-api-error-132015-template-is-paused-cm5fdzwy8000wkg77nbib14aq (132015),
 https://msg91.com/help/whatsapp/error-codes-for-whatsapp (130472), https://developers.aivo.co/engage/ (Graph shape,
@@ -153,6 +154,22 @@ CATALOGUE: Mapping[int, ErrorSpec] = _catalogue(
         132016,
         "Template is disabled",
         "Template has been paused too many times due to low quality and is now permanently disabled.",
+        Retry.NEVER,
+        400,
+    ),
+    # The Block Users API's own codes (its page, above): a request with a failed user answers 139100 with the
+    # per-user list; a full blocklist fails each new user with 139101.
+    ErrorSpec(
+        139100,
+        "Failed to block/unblock users",
+        "Failed to block some users, see the block_users response list for details.",
+        Retry.NEVER,
+        400,
+    ),
+    ErrorSpec(
+        139101,
+        "Blocklist limit reached",
+        "The blocklist holds 64,000 users: unblock some first.",
         Retry.NEVER,
         400,
     ),

@@ -1,18 +1,26 @@
 """What the business capability does when another acts: it applies the business rules to every send between
 two accounts (``Relay.send_rule``) and stores what they decided with the envelopes; an account's deletion
 takes its business data (cove.business.storage.forget_account); a new number gives the account new
-per-business ids (cove.business.identity_service.number_changed)."""
+per-business ids (cove.business.identity_service.number_changed).
+
+Both kinds of block hold both ways. A user's block of a business, from its preferences or the safety block
+(``cove block``), fails the business's sends with 131026; a business's block of a user (its blocklist,
+cove.business.blocks) fails its own sends to them with 131026 and withholds the user's messages to it."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cove.business import identity_service, sending, storage
+from cove.activity import Withheld
+from cove.business import blocks_storage, identity_service, sending, storage
+from cove.business.errors import CloudApiError
 from cove.business.keys import BusinessKeys
 from cove.context import Relay
 from cove.errors import ApiError
 from cove.events import AccountDeleted, NumberChanged
 from cove.messaging.service import Send
+from cove.safety import contacts
+from cove.safety.pairs import BLOCKS
 
 
 async def business_rules(relay: Relay, send: Send) -> sending.BusinessWrites | None:
@@ -20,18 +28,29 @@ async def business_rules(relay: Relay, send: Send) -> sending.BusinessWrites | N
     service window. Neither costs a plain send a query: the business flags come with the cached devices."""
     sender, recipient_id, now = send.sender, send.recipient_id, send.now
     if sender.business:
+        if not send.request.receipt:
+            # The user blocked the business with the safety block (cove block): the same answer as a block from
+            # the business's preferences, which the decision gives. (Its receipts were withheld before this.)
+            _, there = await contacts.between(relay, sender.account_id, recipient_id)
+            if there & BLOCKS:
+                raise sending.refusal(CloudApiError(131026))
         return await sending.check(
             relay.engine, relay.limits, sender.account_id, recipient_id, send.request.business, now
         )
     if send.request.business is not None:
         raise ApiError(403, "not_a_business", "only a business account's messages carry a business header")
     if send.registered[0].business and not send.request.receipt:
+        async with relay.engine.connect() as conn:
+            if await blocks_storage.blocked_by_business(conn, recipient_id, sender.account_id):
+                # The business blocked this user: nothing reaches it, and the user is answered as if it did.
+                raise Withheld
         return sending.BusinessWrites(recipient_id, sender.account_id, opens_window_at_ms=now)
     return None
 
 
 async def _forget(conn: AsyncConnection, event: AccountDeleted) -> None:
     await storage.forget_account(conn, event.account_id)
+    await blocks_storage.forget_account(conn, event.account_id)
 
 
 def register(relay: Relay) -> None:

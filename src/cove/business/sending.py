@@ -44,7 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cove.business import limits, standing, tiers
+from cove.business import blocks_storage, limits, standing, tiers
 from cove.business.decision import TEMPLATE, SendRequest, SendState, TemplateState, may_send
 from cove.business.errors import CloudApiError
 from cove.business.optin import Block, OptIn, PairConsent
@@ -65,6 +65,8 @@ from cove.limits.table import IN_FLIGHT_MS, Limiter
 from cove.messaging.models import FREE_FORM, BusinessHeader
 from cove.protocol.business import BlockReason, Category, OptInSource
 from cove.protocol.templates import ReviewStatus
+
+BLOCKED_BY_BUSINESS = "You blocked this user: unblock them (DELETE block_users) to message them."
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ async def _load(
         one(p.c.promotions_stopped_at_ms, _pair(p, business_id, user_id)).label("stopped"),
         one(p.c.block_reason, _pair(p, business_id, user_id)).label("block_reason"),
         one(p.c.blocked_at_ms, _pair(p, business_id, user_id)).label("blocked"),
+        blocks_storage.is_blocked(business_id, user_id).label("business_blocked"),
         one(w.c.last_user_message_ms, _pair(w, business_id, user_id)).label("last_user_message"),
         one(r.c.reached_at_ms, _pair(r, business_id, user_id)).label("mine"),
         select(func.count()).select_from(r).where(counting).scalar_subquery().label("reached"),
@@ -212,6 +215,8 @@ async def check(
     if business.tier_evaluated_day < standing.day_of(now):
         await standing.evaluate_day(engine, business_id, now)
         state, business, marketing, mine = await _load(engine, business_id, user_id, header, now)
+    if business.business_blocked is not None:  # the business's own block is two-way (cove.business.blocks)
+        raise refusal(CloudApiError(131026, BLOCKED_BY_BUSINESS))
     # Steps 10-12 (marketing cap, pair rate, throughput) are left to _spend, which applies them atomically.
     state = replace(state, throughput=None, pair=None, user_marketing_ms=())
     request = SendRequest(user_id=user_id, type=header.kind, template_params=0)

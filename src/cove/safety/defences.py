@@ -3,7 +3,9 @@
 The check (:func:`check`, one of ``Relay.outbound_checks``) keeps what a user refused from reaching them, and
 tells the sender nothing:
 
-- a message to someone who blocked the sender is withheld: the sender gets the answer of a queued send;
+- a message to someone who blocked the sender is withheld: the sender gets the answer of a queued send. A
+  business is the exception: the business rules refuse its send with the Cloud API's 131026, the answer a
+  business gets for a user who blocked it from its preferences (cove.business.hooks), which hides the reason;
 - a read receipt to someone the sender has not accepted is withheld: reading a message request says nothing
   back to whoever sent it (a business is exempt both ways, its users opted in to it; and so are people who
   share a group, whose group messages are receipted one to one);
@@ -54,6 +56,8 @@ async def _message(relay: Relay, outbound: Outbound) -> None:
     sender, recipient = outbound.sender, outbound.chat
     here, there = await contacts.between(relay, sender, recipient)
     if there & BLOCKS:
+        if outbound.business and not outbound.receipt:
+            return  # refused by the business rules, with the Cloud API's code (cove.business.hooks)
         raise Withheld
     if outbound.receipt:
         if here & ACCEPTS or outbound.business or await _is_business(relay, recipient):

@@ -113,7 +113,8 @@ def _draft(body: PersonReport | MessageReport | GroupReport) -> defences.Draft:
     response_class=Response,
     responses=error_responses(400, 401, 404, 409, 429),
     summary="Block an account",
-    description="Its messages to you are accepted from it and never delivered; it is not told. It cannot add "
+    description="Its messages to you are accepted from it and never delivered; it is not told (a business is "
+    "told what the Cloud API tells one a user blocked: 131026, which does not say why). It cannot add "
     "you to a group (403 `cannot_add`, which does not say why). Blocking drops your acceptance of it (a new "
     "message from it is a request again). Idempotent. 400 `cannot_block_self`, 404 `unknown_account`, 409 "
     "`too_many_blocks` (COVE_SAFETY_MAX_BLOCKS).",

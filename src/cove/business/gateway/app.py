@@ -11,6 +11,7 @@ library works with only its base URL changed (Meta's Cloud API reference).
 - ``DELETE /{version}/{phone_number_id}/opt_ins/{wa_id}``: Cove's addition, to honour a STOP a user wrote.
 - ``POST /{version}/{phone_number_id}/media``, ``GET|DELETE /{version}/{media_id}``: media
   (:mod:`.media_routes`).
+- ``POST|DELETE|GET /{version}/{phone_number_id}/block_users``: the business's blocklist (:mod:`.blocks`).
 
 Every request needs ``Authorization: Bearer <token>`` (``cove business gateway token``); errors are Graph errors
 (``{"error": {message, type, code, error_data, fbtrace_id}}``), as Cloud API libraries expect.
@@ -33,7 +34,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
-from cove.business.gateway import templates_api
+from cove.business.gateway import blocks, templates_api
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
 from cove.business.gateway.media_routes import add_media_routes, retrieve
@@ -279,5 +280,6 @@ def create_app(gateway: Gateway, run_background: bool = True) -> FastAPI:
         }
 
     add_media_routes(api, gateway.media, own, VERSION)
+    blocks.add_routes(api, gateway, own, VERSION)
     app.include_router(api)
     return app

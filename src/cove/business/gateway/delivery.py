@@ -4,7 +4,9 @@
 ``concurrency`` in flight), POSTs each exactly as stored with fresh signature headers, records the outcome, and
 then sleeps until the next event is due or :meth:`~WebhookDeliverer.notify` says one was added. Only a 2xx
 answer counts as delivered; any other status, a network error or the timeout is a failed attempt, retried by
-the schedule in :mod:`.retries`. The outbox is the only state, so a restarted gateway carries on where it was.
+the schedule in :mod:`.retries`: not sooner than a 429's or 503's ``Retry-After`` asks, and never after a 410
+Gone, which makes the event a dead letter at once. The outbox is the only state, so a restarted gateway
+carries on where it was.
 
 ``now_ms`` drives the schedule and is injectable, so a test can jump hours ahead (and then call ``notify``).
 The ``X-Cove-Signature`` timestamp is the real wall clock instead: the receiver compares it with its own.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 import httpx
 
 from cove import clock
-from cove.business.gateway import signing
+from cove.business.gateway import retries, signing
 from cove.business.gateway.outbox import Event, Outbox
 
 log = logging.getLogger(__name__)
@@ -111,13 +113,26 @@ class WebhookDeliverer:
             async with asyncio.timeout(self._timeout_s):
                 response = await self._client.post(self._url, content=event.body, headers=headers)
         except Exception as exc:  # whatever went wrong, it is a failed attempt, named in last_error
-            error = type(exc).__name__
+            error, wait_ms, final = type(exc).__name__, None, False
         else:
-            error = None if response.is_success else f"HTTP {response.status_code}"
+            error, wait_ms, final = self._outcome(response)
         if error is None:
             self._outbox.delivered(event.event_id, self._now_ms())
-        elif self._outbox.failed(event.event_id, error, self._now_ms()):
+        elif self._outbox.failed(event.event_id, error, self._now_ms(), retry_after_ms=wait_ms, final=final):
             log.warning("webhook event %s is a dead letter after %d attempts: %s", event.event_id, attempt, error)
+
+    def _outcome(self, response: httpx.Response) -> tuple[str | None, int | None, bool]:
+        """(the error, or None when delivered; the wait the receiver asked for; whether it is final)."""
+        status = response.status_code
+        if response.is_success:
+            return None, None, False
+        if status == retries.GONE:
+            return "HTTP 410 Gone: final", None, True
+        wait_ms = None
+        if status in retries.RETRY_AFTER_STATUSES:
+            wait_ms = retries.retry_after_ms(response.headers.get("Retry-After"), self._now_ms())
+        error = f"HTTP {status}" if wait_ms is None else f"HTTP {status}, Retry-After {wait_ms // 1000} s"
+        return error, wait_ms, False
 
     async def drain(self, timeout_s: float = 30.0) -> dict[str, int | None]:
         """Wait until nothing is in flight and nothing is due at ``now_ms``; the outbox's stats then.

@@ -5,8 +5,8 @@ same body, the same ``X-Cove-Event-Id`` and the same ``X-Hub-Signature-256``: a 
 delivery is at-least-once, as Meta's is.
 
 States: pending (``delivered_at_ms`` and ``dead_at_ms`` both NULL), delivered, or dead. A failed attempt
-schedules the next one (:mod:`.retries`) or, past the 7-day horizon, makes the event a dead letter, which stays
-until :meth:`Outbox.replay`.
+schedules the next one (:mod:`.retries`, which honours a receiver's ``Retry-After``) or, past the 7-day horizon
+or after a 410 Gone, makes the event a dead letter, which stays until :meth:`Outbox.replay`.
 
 Order: events that share an ``ordering_key`` (a message id) go out one at a time in creation order. An event
 waits while an earlier one with its key is pending, also while that one is between retries, so a message's
@@ -124,8 +124,12 @@ class Outbox:
             (now_ms, event_id),
         )
 
-    def failed(self, event_id: str, error: str, now_ms: int) -> bool:
-        """Record a failed attempt and schedule the next; True if the event became a dead letter."""
+    def failed(
+        self, event_id: str, error: str, now_ms: int, retry_after_ms: int | None = None, final: bool = False
+    ) -> bool:
+        """Record a failed attempt and schedule the next, not sooner than ``retry_after_ms`` from now when the
+        receiver asked for that (:func:`retries.next_attempt_ms`); ``final`` (a 410 Gone) makes it a dead letter
+        at once. True if the event became a dead letter."""
         row = self._db.execute(
             f"SELECT e.attempts, e.created_at_ms FROM webhook_events AS e WHERE e.event_id = ? AND {_PENDING}",
             (event_id,),
@@ -133,7 +137,7 @@ class Outbox:
         if row is None:  # unknown, or no longer pending (delivered, dead): nothing to schedule
             return False
         attempts, created_at_ms = row[0] + 1, row[1]
-        next_ms = retries.next_attempt_ms(event_id, attempts, created_at_ms, now_ms)
+        next_ms = None if final else retries.next_attempt_ms(event_id, attempts, created_at_ms, now_ms, retry_after_ms)
         self._write(
             "UPDATE webhook_events SET attempts = ?, last_error = ?, "
             "next_attempt_at_ms = coalesce(?, next_attempt_at_ms), dead_at_ms = ? WHERE event_id = ?",

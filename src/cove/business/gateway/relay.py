@@ -41,6 +41,9 @@ ROUTES = (
     Route("DELETE", paths.CUSTOMER_OPT_IN),  # a STOP the user wrote
     Route("POST", "/v1/business/users/resolve"),  # user ids <-> the accounts messages are encrypted to
     Route("GET", "/v1/business/events"),  # becomes webhooks
+    Route("POST", "/v1/business/blocks"),  # the Block Users API
+    Route("DELETE", "/v1/business/blocks"),
+    Route("GET", "/v1/business/blocks"),
     Route("POST", "/v1/directory/lookup"),  # ``to`` given as a phone number
     Route("GET", paths.KEYS_IDENTITY),  # end-to-end sessions with a user's devices
     Route("GET", paths.KEY_BUNDLES),
