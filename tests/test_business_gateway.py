@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.service import Gateway, Identity
 from cove.business.gateway.statuses import Status
 from cove.business.gateway.store import GatewayStore, MessageRecord
+from cove.business.keys import BSUID
 from cove.business.storage import business_reach
 from cove.client.core import ClientCore, PayloadReceived
 from cove.client.events import MessageReceived, Read, TemplateReceived
@@ -149,7 +151,7 @@ async def test_a_business_integrates_through_the_gateway_with_templates_windows_
     # Without an opt-in a template is accepted, then fails by webhook (as the Cloud API reports it). Ana never
     # dealt with the shop, so it gets no user id for her: the answer names her by the number it gave.
     refused = await send(gateway, template("order_ready", ana.core.phone_number, "A-17"))
-    assert refused["contacts"][0]["wa_id"] == ana.core.phone_number
+    assert refused["contacts"][0] == {"input": ana.core.phone_number, "wa_id": ana.core.phone_number.lstrip("+")}
     assert refused["messages"][0]["message_status"] == "accepted"
     assert await receiver.wait_for(lambda r: failed_with(r, refused["messages"][0]["id"])) == 131026
 
@@ -157,8 +159,10 @@ async def test_a_business_integrates_through_the_gateway_with_templates_windows_
     # on the shop knows her by a user id of its own.
     await opt_in(relay, ana, shop, "utility")
     first = await send(gateway, template("order_ready", ana.core.phone_number, "Q-5520"))
-    wa_id = first["contacts"][0]["wa_id"]
-    assert wa_id.startswith("CC.") and ana.core.phone_number.lstrip("+") not in wa_id
+    # The shop sent to her number, so it may see the number (Meta's contact book); her id is Meta's BSUID shape.
+    wa_id = first["contacts"][0]["user_id"]
+    assert first["contacts"][0]["wa_id"] == ana.core.phone_number.lstrip("+")
+    assert re.match(BSUID, wa_id) and ana.core.phone_number.lstrip("+") not in wa_id
     sent = await send(gateway, template("order_ready", wa_id, "Q-5521"))
     message_id = sent["messages"][0]["id"]
     received = [e for e in await ana.inbox() if isinstance(e, TemplateReceived)]
@@ -176,7 +180,8 @@ async def test_a_business_integrates_through_the_gateway_with_templates_windows_
     inbound = await receiver.wait_for(
         lambda r: [m for c in r.changes("messages") for m in c["value"].get("messages", [])]
     )
-    assert inbound[0]["from"] == wa_id and inbound[0]["text"]["body"] == "Can I pick it up at 5?"
+    assert inbound[0]["from_user_id"] == wa_id and inbound[0]["text"]["body"] == "Can I pick it up at 5?"
+    assert inbound[0]["from"] == ana.core.phone_number.lstrip("+")
     reply = await send(gateway, text(wa_id, "Yes, see you at 5."))
     async with gateway.api() as api:
         marked = await api.post(
@@ -206,7 +211,7 @@ async def test_a_business_integrates_through_the_gateway_with_templates_windows_
     preference = await receiver.wait_for(lambda r: r.changes("user_preferences"))
     assert preference[0]["value"]["user_preferences"][0] == {
         **preference[0]["value"]["user_preferences"][0],
-        "wa_id": wa_id,
+        "user_id": wa_id,
         "value": "stop",
     }
     offer = await send(gateway, template("weekly_offer", wa_id, "Ana"))
@@ -377,9 +382,12 @@ async def test_interactive_buttons_reach_the_user_and_the_choice_comes_back_as_a
     inbound = await receiver.wait_for(
         lambda r: [m for c in r.changes("messages") for m in c["value"].get("messages", [])]
     )
+    # Ivy never shared her number and the shop never sent to it: the shop knows her by her id alone, and
+    # answers in Meta's recipient field, as client libraries do for a BSUID.
+    assert "from" not in inbound[0]
     buttons = {
         "messaging_product": "whatsapp",
-        "to": inbound[0]["from"],
+        "recipient": inbound[0]["from_user_id"],
         "type": "interactive",
         "interactive": {
             "type": "button",

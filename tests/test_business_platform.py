@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
+from cove.business.keys import BSUID
 from cove.business.storage import business_feedback, business_optins, business_preferences, business_user_ids
 from cove.db import create_engine
 from cove.protocol.templates import TemplateError, verify_approved
@@ -237,7 +239,9 @@ async def test_users_opt_in_stop_resume_and_block_and_each_business_sees_its_own
         # Per-business user ids: one per business, stable, and never the number or the account id.
         bakery_id = resumed["user_id"]
         bank_id = (await bank_api.get("/v1/business/customers")).json()[0]["user_id"]
-        assert bakery_id != bank_id and bakery_id.startswith("CC.") and bank_id.startswith("CC.")
+        # Meta's BSUID format: the number's country (+1 415: US), a period, 20 digits.
+        assert bakery_id != bank_id and re.match(BSUID, bakery_id) and re.match(BSUID, bank_id)
+        assert bakery_id.startswith("US.") and bank_id.startswith("US.")
         assert (await user.get(f"/v1/business/{b}/preferences")).json()["user_id"] == bakery_id
         for seen in (bakery_id, bank_id):
             assert "4155550165" not in seen and ana.core.account_id not in seen

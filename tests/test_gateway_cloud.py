@@ -249,7 +249,11 @@ def _buttons(n: int) -> list[dict[str, Any]]:
         (changed(TEXT, "to", "../../devices/current"), "to: must be a phone number"),
         (changed(TEXT, "to", "+1 650 555 1234"), "to: must be a phone number"),
         (changed(TEXT, "to", "+١٦٥٠٥٥٥١٢٣٤"), "to: must be a phone number"),  # digits, not ASCII ones
-        (changed(TEXT, "to", "CC.ana"), "to: must be a phone number (digits, with or without +) or a wa_id"),
+        (changed(TEXT, "to", "CC.ana"), "to: must be a phone number (digits, with or without +) or a user_id"),
+        (changed(TEXT, "to", "CC." + "A" * 32), "to: must be a phone number"),  # the id before Meta's format
+        (changed(TEXT, "to", "US.1234"), "to: must be a phone number"),  # Meta's shape, not a Cove id's 20 digits
+        ({**TEXT, "recipient": "US.13491208655302741918"}, "recipient: give the user in to or in recipient"),
+        ({**changed(TEXT, "to", ...), "recipient": "16505551234"}, "recipient: must be a user_id"),
         (changed(TEXT, "recipient_type", "group"), "recipient_type"),
         (changed(TEXT, "text.body", ""), "text.body"),
         (changed(TEXT, "text.body", "x" * 4097), "text.body"),
@@ -328,6 +332,13 @@ def test_every_problem_is_listed():
     error = refusal(changed(changed(TEXT, "text.body", ""), "to", ...))
     assert error.code == 100
     assert "text.body" in error.details and "to: required parameter is missing" in error.details
+
+
+@pytest.mark.parametrize("kind", ["carrier_pigeon"])
+def test_types_cove_does_not_carry_are_131051(kind):
+    error = refusal({"messaging_product": "whatsapp", "to": "16505551234", "type": kind, kind: {"id": "1"}})
+    assert error.code == 131051
+    assert "not a Cloud API message type" in error.details and repr(kind) in error.details
 
 
 def test_an_unknown_type_is_131051_too():
@@ -431,11 +442,15 @@ def test_no_components_is_no_values():
 
 
 def test_the_accepted_answer_and_read_ok():
-    assert accepted("+1 650-555-1234", "16505551234", "wamid.X") == {
+    assert accepted("+1 650-555-1234", {"wa_id": "16505551234"}, "wamid.X") == {
         "messaging_product": "whatsapp",
         "contacts": [{"input": "+1 650-555-1234", "wa_id": "16505551234"}],
         "messages": [{"id": "wamid.X", "message_status": "accepted"}],
     }
+    # A user known by id only: Meta answers with the user_id (a BSUID), and no number.
+    assert accepted("US.13491208655302741918", {"user_id": "US.13491208655302741918"}, "wamid.X")["contacts"] == [
+        {"input": "US.13491208655302741918", "user_id": "US.13491208655302741918"}
+    ]
     assert read_ok() == {"success": True}
 
 

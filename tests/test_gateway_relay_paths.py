@@ -37,7 +37,7 @@ from gateway_world import API, GatewayProcess, register_profile
 
 SHOP_PHONE = "+14155550180"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-SOME_USER = "CC." + "A" * 32  # a user id's syntax, nobody's
+SOME_USER = "US." + "1" * 20  # a user id's syntax (Meta's BSUID), nobody's
 NASTY = [
     "../../devices/current",
     "../../accounts/me",
@@ -76,7 +76,7 @@ SENDING = [
     ("PUT", rf"/v1/messages/{UUID}"),
 ]
 DELETE_TEMPLATE = [("DELETE", r"/v1/business/templates/[a-z0-9_]+(\?language=[a-z]{2,3}(_[A-Z]{2})?)?")]
-OPT_OUT = [("DELETE", r"/v1/business/customers/CC\.[A-Z2-7]{32}/opt-in(\?(&?category=[a-z]+)+)?")]
+OPT_OUT = [("DELETE", r"/v1/business/customers/[A-Z]{2}\.[0-9]{20}/opt-in(\?(&?category=[a-z]+)+)?")]
 LIST_TEMPLATES = [("GET", r"/v1/business/templates")]
 CREATE_TEMPLATE = [("POST", r"/v1/business/templates")]
 EDIT_TEMPLATE = [("POST", rf"/v1/business/templates/{UUID}/edit")]

@@ -22,6 +22,7 @@ from cove.attachments.routes import router as attachments_router
 from cove.business import hooks as business_hooks
 from cove.business import upkeep as business_upkeep
 from cove.business.blocks_routes import router as business_blocks_router
+from cove.business.identity_routes import router as business_identity_router
 from cove.business.routes import router as business_router
 from cove.config import Settings
 from cove.consent import hooks as consent_hooks
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consent_router)
     app.include_router(business_router)
     app.include_router(business_blocks_router)
+    app.include_router(business_identity_router)  # after: its paths are more general
     app.include_router(safety_actions_router)
     app.include_router(safety_router)
     app.include_router(sharing_router)

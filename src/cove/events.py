@@ -102,6 +102,17 @@ class NumberClaimed(Event):
 
 
 @dataclass(frozen=True)
+class NumberChanged(Event):
+    """The account moved to a new, verified number (in its transaction only, never emitted): capabilities that
+    derive something from the number redo it there (a business's per-business user ids, cove.business.hooks)."""
+
+    kind: ClassVar[str] = "number_changed"
+    account_id: str
+    previous_phone_number: str
+    phone_number: str
+
+
+@dataclass(frozen=True)
 class SafetyActionChanged(Event):
     """A safety action on the account was taken, lifted or solved: every process reloads its steps in force."""
 

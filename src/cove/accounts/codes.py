@@ -22,6 +22,7 @@ def new_code() -> str:
 
 
 REGISTER = "register"
+CHANGE_NUMBER = "change_number"  # the account's owner proves the new number is theirs; such a code never registers
 APPEAL = "appeal"  # a banned number proves it is theirs to appeal (cove.safety); such a code never registers
 
 

@@ -43,8 +43,10 @@ class CodeRequest(BaseModel):
     challenge: ChallengeAnswer | None = Field(
         None, description="The answer to the proof-of-work challenge of a 428 `challenge_required`, when retrying"
     )
-    purpose: Literal["register", "appeal"] = Field(
-        "register", description="`appeal`: a banned number's code to appeal its ban with; it cannot register"
+    purpose: Literal["register", "appeal", "change_number"] = Field(
+        "register",
+        description="`appeal`: a banned number's code to appeal its ban with; `change_number`: a code to move an "
+        "account to this number with (PUT /v1/accounts/me/number). Neither can register.",
     )
 
 

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
 
-from cove.accounts import deletion, reglock, reglock_service, service
+from cove.accounts import deletion, number_change, reglock, reglock_service, service
 from cove.accounts.auth import current_device
 from cove.accounts.code_limits import CodeRequestsLimited, source_key
 from cove.accounts.models import (
@@ -139,6 +140,33 @@ async def me(device: DeviceRecord = Depends(current_device), relay: Relay = Depe
             for r in rows
         ],
     )
+
+
+class AccountNumber(BaseModel):
+    phone_number: str
+
+
+class NumberChange(BaseModel):
+    phone_number: str = Field(max_length=32, description="The new number, E.164")
+    code: str = Field(max_length=16, description="The code sent to it with purpose change_number")
+
+
+@router.put(
+    "/v1/accounts/me/number",
+    response_model=AccountNumber,
+    responses=error_responses(400, 401, 403, 404, 409, 429),
+    summary="Move my account to a new number, proven by the code sent to it",
+    description="Ask for the code with `POST /v1/verification/code` and `purpose: change_number`. The account "
+    "keeps its id, devices, keys and messages. 409 `number_taken` when another account has the number, "
+    "`same_number` when it is already mine; 403 `account_banned` for a banned number. Each business I deal with "
+    "gets a new id for me (Meta's rule), with a `user_changed_number` or `user_changed_user_id` webhook.",
+)
+async def change_number(
+    body: NumberChange, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> AccountNumber:
+    with _as_http():
+        phone = await number_change.change_number(relay, device.account_id, body.phone_number, body.code)
+    return AccountNumber(phone_number=phone)
 
 
 @router.delete(

@@ -1,6 +1,7 @@
 """What the business capability does when another acts: it applies the business rules to every send between
 two accounts (``Relay.send_rule``) and stores what they decided with the envelopes; an account's deletion
-takes its business data (cove.business.storage.forget_account).
+takes its business data (cove.business.storage.forget_account); a new number gives the account new
+per-business ids (cove.business.identity_service.number_changed).
 
 Both kinds of block hold both ways. A user's block of a business, from its preferences or the safety block
 (``cove block``), fails the business's sends with 131026; a business's block of a user (its blocklist,
@@ -11,11 +12,12 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.activity import Withheld
-from cove.business import blocks_storage, sending, storage
+from cove.business import blocks_storage, identity_service, sending, storage
 from cove.business.errors import CloudApiError
+from cove.business.keys import BusinessKeys
 from cove.context import Relay
 from cove.errors import ApiError
-from cove.events import AccountDeleted
+from cove.events import AccountDeleted, NumberChanged
 from cove.messaging.service import Send
 from cove.safety import contacts
 from cove.safety.pairs import BLOCKS
@@ -55,3 +57,10 @@ def register(relay: Relay) -> None:
     relay.send_rule = business_rules
     relay.writer.store_with_sends = sending.store
     relay.hooks.on_transaction(AccountDeleted, _forget)
+
+    async def new_ids(conn: AsyncConnection, event: NumberChanged) -> None:
+        # A new number, a new id with each business (Meta's rule), each told in its feed.
+        keys = BusinessKeys.load_or_create(relay.settings.data_dir)
+        await identity_service.number_changed(conn, keys, event.account_id, event.phone_number)
+
+    relay.hooks.on_transaction(NumberChanged, new_ids)

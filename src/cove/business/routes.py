@@ -117,7 +117,7 @@ class ConsentView(BaseModel):
 
 class BusinessEvent(BaseModel):
     seq: int = Field(description="Read on from here with ?after=")
-    kind: str = Field(description="template_status, quality, tier or user_preferences")
+    kind: str = Field(description="template_status, quality, tier, user_preferences, user_identity or user_id_changed")
     at: int = Field(description="When it happened, ms since the epoch")
     body: dict[str, Any]
 
@@ -130,6 +130,8 @@ class ResolveBody(BaseModel):
 class UserPair(BaseModel):
     user_id: str
     account_id: str
+    name: str | None = Field(None, description="The name the user chose to show me (null: none)")
+    wa_id: str | None = Field(None, description="The user's number, digits only, while they share it with me")
 
 
 class Customer(BaseModel):
@@ -277,7 +279,7 @@ async def business_events(
 )
 async def resolve_users(
     body: ResolveBody, device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     return await service.resolve_users(relay.engine, _keys(relay), device.account_id, body.user_ids, body.account_ids)
 
 

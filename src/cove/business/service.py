@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cove.accounts import storage as account_storage
 from cove.business import optin, standing, tiers
+from cove.business.identity_service import identities, phone_of, user_id_for
 from cove.business.keys import BusinessKeys
 from cove.business.optin import Actor, PairConsent
 from cove.business.storage import (
@@ -272,19 +273,6 @@ async def reject(engine: AsyncEngine, template_id: str, reason: str) -> Any:
 # What users tell businesses --------------------------------------------------------------------------------------
 
 
-async def user_id_for(conn: AsyncConnection, keys: BusinessKeys, business_id: str, user_id: str) -> str:
-    """The user's per-business id, recorded the first time the pair meets."""
-    u = business_user_ids
-    where = (u.c.business_id == business_id, u.c.user_account_id == user_id)
-    found = (await conn.execute(select(u.c.bsuid).where(*where))).scalar()
-    if found is None:
-        found = keys.bsuid(business_id, user_id)
-        await conn.execute(
-            insert(u).values(business_id=business_id, user_account_id=user_id, bsuid=found, created_at_ms=now_ms())
-        )
-    return found
-
-
 def consent_view(consent: PairConsent, bsuid: str) -> dict[str, Any]:
     return {
         "user_id": bsuid,
@@ -336,7 +324,10 @@ async def my_consent(engine: AsyncEngine, keys: BusinessKeys, business_id: str, 
     async with engine.connect() as conn:
         await _business(conn, business_id)
         consent = await load_consent(conn, business_id, user_id)
-    return consent_view(consent, keys.bsuid(business_id, user_id))
+        found = (await identities(conn, business_id, [user_id])).get(user_id)
+        # Before the pair ever met: the id it would get, from the number the account has now.
+        bsuid = found["user_id"] if found else keys.bsuid(business_id, user_id, await phone_of(conn, user_id) or "")
+    return consent_view(consent, bsuid)
 
 
 def grant(categories: list[Category], source: OptInSource) -> Callable[[PairConsent, int], PairConsent]:
@@ -411,7 +402,7 @@ async def events(engine: AsyncEngine, business_id: str, after: int, limit: int) 
 
 async def resolve_users(
     engine: AsyncEngine, keys: BusinessKeys, business_id: str, user_ids: list[str], account_ids: list[str]
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """Pair the business's user ids with account ids, both ways. Its gateway needs the account to encrypt to (the
     E2E sessions are per device) and the user id to show its own systems; an account id it only learns as the
     sender of a message to it. Only the business's users are paired (they wrote to it, opted in or set a
@@ -426,7 +417,9 @@ async def resolve_users(
         found = {r.bsuid: r.user_account_id for r in await conn.execute(query)}
         for account_id in sorted(await related_accounts(conn, business_id, account_ids)):
             found[await user_id_for(conn, keys, business_id, account_id)] = account_id
-    return [{"user_id": bsuid, "account_id": account} for bsuid, account in found.items()]
+        shown = await identities(conn, business_id, list(found.values()))
+    # With each pair, what the user chose to show this business: a name, and the number while they share it.
+    return [shown[account] | {"account_id": account} for account in found.values()]
 
 
 async def withdraw_for_user(

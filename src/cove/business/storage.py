@@ -66,6 +66,10 @@ business_user_ids = Table(
     Column("user_account_id", String(36), primary_key=True),
     Column("bsuid", String(64), nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
+    # The user's own choices for this business (cove.business.identity_service): the name it shows, and since
+    # when it shares its number (null: not shared, the business knows the user only by bsuid).
+    Column("shown_name", String(64), nullable=True),
+    Column("number_shared_at_ms", BigInteger, nullable=True),
     UniqueConstraint("business_id", "bsuid", name="uq_business_user_ids_bsuid"),
     Index("ix_business_user_ids_user", "user_account_id"),
 )

@@ -143,3 +143,6 @@ async def report(
 ) -> None:
     """Report the business to Cove (and block it with --block)."""
     await _change(profile, business, "POST", "report", {"reason": reason, "block": block})
+
+
+from cove.client import business_identity_cli as _identity_commands  # noqa: E402, F401 - registers its commands

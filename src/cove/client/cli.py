@@ -183,6 +183,14 @@ async def _show(client: CoveClient, event: Event) -> None:
     elif isinstance(event, AttachmentReceived) and not group_show.in_group(event):
         business = event.business is not None  # a business's media: shown with its label, as its texts are
         _line(core, event.sender, event.sent_at, file_line(event), business, event.client_message_id)
+    elif (
+        isinstance(event, PayloadReceived)
+        and event.payload.get("type") == "interactive"
+        and event.payload.get("interactive", {}).get("type") == "request_contact_info"
+    ):  # answered through the relay, never in the chat
+        text = event.payload["interactive"].get("body", {}).get("text", "")
+        text += f"\n  [share your number: cove businesses share-number {event.sender}]"
+        _line(core, event.sender, event.sent_at, text, event.business is not None, event.client_message_id)
     elif isinstance(event, PayloadReceived) and event.business is not None and event.payload.get("type") in SHOWN:
         # A business's reaction names a message of the user's: there is nothing to answer, so no id.
         answerable = event.payload.get("type") != "reaction"

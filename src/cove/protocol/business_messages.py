@@ -216,9 +216,22 @@ class LocationRequestMessage(Shape):
     action: SendLocationAction
 
 
-AnyInteractive = ButtonMessage | ListMessage | CtaUrlMessage | LocationRequestMessage
+class RequestContactInfoAction(Shape):
+    name: Literal["request_contact_info"]
+
+
+class RequestContactInfoMessage(Shape):
+    """The business asks for the user's phone number (Meta's request-phone-number flow: the app shows a fixed
+    "share" button; the user's answer goes through the relay, cove.business.identity_service, never in the chat)."""
+
+    type: Literal["request_contact_info"]
+    body: ButtonBody
+    action: RequestContactInfoAction
+
+
+AnyInteractive = ButtonMessage | ListMessage | CtaUrlMessage | LocationRequestMessage | RequestContactInfoMessage
 Interactive = Annotated[AnyInteractive, Field(discriminator="type")]
-INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message")
+INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message", "request_contact_info")
 
 
 class BusinessText(Shape):

@@ -84,8 +84,11 @@ def _syntax(pattern: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-#: Whom to send to: a phone number, or the user id (``wa_id``) the gateway gave the business.
-RecipientId = Annotated[str, _syntax(f"{PHONE}|{BSUID}", "a phone number (digits, with or without +) or a wa_id")]
+#: Whom to send to: a phone number, or the user id (``user_id``, Meta's BSUID) the gateway gave the business.
+RecipientId = Annotated[
+    str, _syntax(f"{PHONE}|{BSUID}", "a phone number (digits, with or without +) or a user_id (BSUID)")
+]
+UserId = Annotated[str, _syntax(BSUID, "a user_id (BSUID, as the webhooks give it)")]
 MessageId = Annotated[str, _syntax(MESSAGE_ID, "a message id (wamid. and base64)")]
 
 
@@ -102,8 +105,25 @@ class _Send(Shape):
     messaging_product: Literal["whatsapp"]
     recipient_type: Literal["individual"] = "individual"
     to: RecipientId
+    recipient: UserId | None = None  # Meta's field for a user known only by their BSUID; read as ``to``
     context: Context | None = None
     biz_opaque_callback_data: str | None = Field(None, max_length=CALLBACK_DATA_MAX)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipient_is_to(cls, data: Any) -> Any:
+        """A BSUID may come in ``recipient`` (client libraries put it there) instead of ``to``; either names the
+        user, so ``to`` holds it from here on and every check below applies to it."""
+        if isinstance(data, dict) and data.get("recipient") is not None:
+            if data.get("to") is not None:
+                raise shape_error("recipient", "give the user in to or in recipient, not both")
+            return {**data, "to": data["recipient"]}
+        return data
+
+    @property
+    def user(self) -> str:
+        """Whom the send is for, as the business named them."""
+        return self.to
 
 
 # text
@@ -425,12 +445,14 @@ def new_message_id() -> str:
 HELD_FOR_QUALITY_ASSESSMENT = "held_for_quality_assessment"
 
 
-def accepted(to: str, wa_id: str, message_id: str, message_status: str = "accepted") -> dict[str, Any]:
+def accepted(to: str, ids: dict[str, str], message_id: str, message_status: str = "accepted") -> dict[str, Any]:
     """The 200 answer to a send. ``message_status: "accepted"`` (Meta sets it for templates) is set for every
-    send: accepted, not delivered; what happens next comes by webhook. A held send says so instead."""
+    send: accepted, not delivered; what happens next comes by webhook. A held send says so instead. ``ids`` are
+    the user's ``wa_id`` and ``user_id`` as the business may see them
+    (:meth:`cove.business.gateway.identity.Contact.ids`)."""
     return {
         "messaging_product": MESSAGING_PRODUCT,
-        "contacts": [{"input": to, "wa_id": wa_id}],
+        "contacts": [{"input": to, **ids}],
         "messages": [{"id": message_id, "message_status": message_status}],
     }
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
+from cove.business.gateway.identity import Contact
 from cove.business.gateway.statuses import Status
 from cove.business.tiers import Tier
 from cove.protocol.business import Category
@@ -94,11 +95,15 @@ def inbound_message(
     timestamp_s: int,
     content: str | ReplyChoice | dict[str, Any],
     context_id: str | None = None,
+    contact: Contact | None = None,
 ) -> Event:
     """A user's message: a text (``content`` is its body), a choice in an interactive message, or any other
     type already in the Cloud API's shape (``{"type": "location", "location": {...}}``). ``context_id`` is the
-    business message replied to (always set for a choice)."""
-    message: dict[str, Any] = {"from": wa_id, "id": message_id, "timestamp": str(timestamp_s)}
+    business message replied to (always set for a choice). ``contact`` says who sent it as the business may see
+    them (:mod:`.identity`); without it, ``wa_id`` and ``contact_name`` are used as they are."""
+    if contact is None:
+        contact = Contact(None, wa_id, contact_name)
+    message: dict[str, Any] = {**contact.message_from(), "id": message_id, "timestamp": str(timestamp_s)}
     if context_id is not None:
         message["context"] = {"from": display_phone_number, "id": context_id}
     if isinstance(content, str):
@@ -111,10 +116,27 @@ def inbound_message(
     value = _messages_value(
         phone_number_id,
         display_phone_number,
-        contacts=[{"profile": {"name": contact_name}, "wa_id": wa_id}],
+        contacts=[contact.sender()],
         messages=[message],
     )
     return _event(waba_id, "messages", value, (message_id,))
+
+
+def user_system_message(
+    waba_id: str, phone_number_id: str, display_phone_number: str, message: dict[str, Any]
+) -> Event:
+    """A message about a user that is not theirs (an id change, :func:`.identity.id_changed`): Meta sends these
+    without a ``contacts`` array."""
+    value = _messages_value(phone_number_id, display_phone_number, messages=[message])
+    return _event(waba_id, "messages", value, (message["id"],))
+
+
+def user_contact_message(
+    waba_id: str, phone_number_id: str, display_phone_number: str, contact: Contact, message: dict[str, Any]
+) -> Event:
+    """A message the user sent by their own choice outside the chat (their number, shared when asked)."""
+    value = _messages_value(phone_number_id, display_phone_number, contacts=[contact.sender()], messages=[message])
+    return _event(waba_id, "messages", value, (message["id"],))
 
 
 def status(
@@ -128,9 +150,12 @@ def status(
     errors: list[CloudApiError] | None = None,
     biz_opaque_callback_data: str | None = None,
     pricing: Pricing | None = None,
+    contact: Contact | None = None,
 ) -> Event:
     """A status of a message the business sent. ``errors`` come with FAILED and only with it; ACCEPTED is the
-    send's synchronous answer, never a webhook. Pricing follows Meta's per-message model (``PMP``)."""
+    send's synchronous answer, never a webhook. Pricing follows Meta's per-message model (``PMP``). ``contact``
+    is the recipient as the business may see them (:mod:`.identity`): it sets ``recipient_id``,
+    ``recipient_user_id`` and, except on a failure, ``contacts``; without it, ``recipient_id`` is used as is."""
     if status is Status.ACCEPTED:
         raise ValueError("accepted is answered synchronously, not by webhook")
     if (status is Status.FAILED) != bool(errors):
@@ -139,8 +164,10 @@ def status(
         "id": message_id,
         "status": status.value,
         "timestamp": str(timestamp_s),
-        "recipient_id": recipient_id,
+        "recipient_id": contact.recipient_id if contact is not None else recipient_id,
     }
+    if contact is not None and contact.user_id is not None:
+        entry["recipient_user_id"] = contact.user_id
     if biz_opaque_callback_data is not None:
         entry["biz_opaque_callback_data"] = biz_opaque_callback_data
     if pricing is not None:
@@ -152,7 +179,10 @@ def status(
         }
     if errors:
         entry["errors"] = [error.to_webhook_error() for error in errors]
-    value = _messages_value(phone_number_id, display_phone_number, statuses=[entry])
+    extra: dict[str, Any] = {}
+    if contact is not None and status is not Status.FAILED:  # Meta leaves the contacts out of a failure
+        extra["contacts"] = [contact.ids()]
+    value = _messages_value(phone_number_id, display_phone_number, **extra, statuses=[entry])
     return _event(waba_id, "messages", value, (message_id, status.value))
 
 
@@ -202,16 +232,17 @@ def user_preferences(
     wa_id: str,
     value: Literal["stop", "resume"],
     timestamp_s: int,
+    contact: Contact | None = None,
 ) -> Event:
-    """The user stopped or resumed marketing messages from this business (Cove's "Stop promotions")."""
+    """The user stopped or resumed marketing messages from this business (Cove's "Stop promotions"). ``contact``
+    is the user as the business may see them (:mod:`.identity`); without it, ``wa_id`` is used as is."""
+    ids = contact.ids() if contact is not None else {"wa_id": wa_id}
     preference = {
-        "wa_id": wa_id,
+        **ids,
         "detail": PREFERENCE_DETAILS[value],
         "category": "marketing_messages",
         "value": value,
         "timestamp": timestamp_s,
     }
-    body = _messages_value(
-        phone_number_id, display_phone_number, contacts=[{"wa_id": wa_id}], user_preferences=[preference]
-    )
+    body = _messages_value(phone_number_id, display_phone_number, contacts=[ids], user_preferences=[preference])
     return _event(waba_id, "user_preferences", body, (wa_id, value, timestamp_s))

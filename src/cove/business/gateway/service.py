@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,9 +35,18 @@ from websockets.exceptions import WebSocketException
 
 from cove.business.errors import CloudApiError
 from cove.business.gateway import cloud, events, inbound, template_replies
-from cove.business.gateway.cloud import MarkRead, MediaSend, Send, SendInteractive, SendReaction, SendTemplate, SendText
+from cove.business.gateway.cloud import (
+    MarkRead,
+    MediaSend,
+    Send,
+    SendInteractive,
+    SendReaction,
+    SendTemplate,
+    SendText,
+)
 from cove.business.gateway.delivery import WebhookDeliverer
 from cove.business.gateway.events import Event, Pricing, QualityEvent
+from cove.business.gateway.identity import Contact
 from cove.business.gateway.media import MediaService
 from cove.business.gateway.media_store import PendingFile
 from cove.business.gateway.offered import Offered
@@ -46,6 +54,7 @@ from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.sender import GatewayClient
 from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
+from cove.business.gateway.users import Recipient, Users
 from cove.business.tiers import Tier
 from cove.client.core import PayloadReceived, Request
 from cove.client.events import AttachmentReceived, Delivered, Held, MessageReceived, Read
@@ -59,6 +68,7 @@ from cove.protocol.templates.quick_reply import BUTTON_REPLY_TYPE as BUTTON_REPL
 
 log = logging.getLogger("cove.gateway")
 
+IDENTITY_EVENTS = frozenset({"user_identity", "user_id_changed"})  # _identity_event's
 THROTTLES = frozenset({130429, 131056})  # retry the same request in seconds: answered synchronously
 EVENTS_POLL_S = 1.0
 WEBHOOKS_KEPT_MS = 7 * 86_400_000
@@ -97,12 +107,6 @@ class Identity:
         return self.account_id
 
 
-@dataclass(frozen=True)
-class Recipient:
-    account_id: str | None  # None: no Cove user answers to ``to``
-    wa_id: str
-
-
 class Gateway:
     def __init__(
         self,
@@ -121,6 +125,7 @@ class Gateway:
         self.deliverer = deliverer
         self.identity = identity
         self.clock = clock
+        self.users = Users(client, store)
         self._recipient_locks: dict[str, asyncio.Lock] = {}
         self._templates: dict[tuple[str, str], tuple[str, int]] = {}  # (name, language) -> (id, version)
         self._approved: dict[tuple[str, int], ApprovedTemplate] = {}
@@ -156,6 +161,7 @@ class Gateway:
             errors=[error] if error is not None else None,
             biz_opaque_callback_data=record.callback,
             pricing=pricing,
+            contact=self._recipient_contact(record, status is Status.FAILED),
         )
 
     def _move(self, message_id: str, status: Status, at_ms: int, error: CloudApiError | None = None) -> None:
@@ -175,37 +181,18 @@ class Gateway:
         self.store.set_status(message_id, moved, at_ms)
         self._enqueue(self._status_event(record, moved, at_ms, error), ordering_key=message_id)
 
-    # recipients --------------------------------------------------------------------------------------------------
+    # recipients (:class:`.users.Users`) -------------------------------------------------------------------------
+    def contact(self, account_id: str) -> Contact:
+        return self.users.contact(account_id)
+
+    def _recipient_contact(self, record: MessageRecord, failed: bool) -> Contact:
+        return self.users.recipient_contact(record, failed)
+
     async def _recipient(self, to: str) -> Recipient:
-        """``to`` is a phone number (E.164, with or without +) or a per-business user id (``wa_id``), as
-        :data:`cloud.PHONE` and :data:`BSUID` say (:func:`cloud.parse_send` checked it)."""
-        account = self.store.account_of(to)
-        if account is not None:
-            return Recipient(account, to)
-        if re.match(cloud.PHONE, to):
-            try:
-                account = await self.client.resolve(to if to.startswith("+") else "+" + to)
-            except RelayError as exc:
-                if exc.status not in (400, 404):
-                    raise
-                return Recipient(None, to)
-            return Recipient(account, await self.wa_id_of(account) or to)
-        pairs = await self.client.call(Request("POST", "/v1/business/users/resolve", {"user_ids": [to]}))
-        for pair in pairs:
-            self.store.pair(pair["account_id"], pair["user_id"])
-            return Recipient(pair["account_id"], pair["user_id"])
-        return Recipient(None, to)
+        return await self.users.recipient(to)
 
     async def wa_id_of(self, account_id: str) -> str | None:
-        """The user id the business knows this account by (None once the account is deleted)."""
-        known = self.store.wa_id_of(account_id)
-        if known is not None:
-            return known
-        pairs = await self.client.call(Request("POST", "/v1/business/users/resolve", {"account_ids": [account_id]}))
-        if not pairs:
-            return None
-        self.store.pair(account_id, pairs[0]["user_id"])
-        return pairs[0]["user_id"]
+        return await self.users.wa_id_of(account_id)
 
     # templates ---------------------------------------------------------------------------------------------------
     async def _approved_template(self, name: str, language: str) -> ApprovedTemplate:
@@ -264,7 +251,7 @@ class Gateway:
                 self.media.check(send)
             except CloudApiError as exc:
                 raise GraphError(exc) from exc
-        recipient = await self._recipient(send.to)
+        recipient = await self._recipient(send.user)
         now = self.clock()
         target = None
         if isinstance(send, SendReaction):
@@ -274,13 +261,15 @@ class Gateway:
                 raise GraphError(exc) from exc
         header, plaintext, category = await self._seal(send, message_id, now, target)
         callback = send.biz_opaque_callback_data
+        # The user as the business named them (a number or an id): the statuses answer in the same terms.
         record = MessageRecord(
-            message_id, "out", recipient.account_id or "", recipient.wa_id, message_id, "accepted", category, callback
+            message_id, "out", recipient.account_id or "", send.user, message_id, "accepted", category, callback
         )
+        answer = cloud.accepted(send.user, self._recipient_contact(record, False).ids(), message_id)
         if recipient.account_id is None:
             # The catalogue's words, as for a block: a business cannot tell a missing account from a block.
             self._record_failure(record, CloudApiError(131026))
-            return cloud.accepted(send.to, recipient.wa_id, message_id)
+            return answer
         text = send.text.body if isinstance(send, SendText) else None
         if isinstance(send, MediaSend) and self.media is not None:
             try:  # the file is encrypted and uploaded for this user's devices
@@ -289,7 +278,7 @@ class Gateway:
                 if exc.code in THROTTLES:
                     raise GraphError(exc) from exc  # nothing was sent: the business retries after Retry-After
                 self._record_failure(record, exc)
-                return cloud.accepted(send.to, recipient.wa_id, message_id)
+                return answer
         outgoing = self.core.compose_business(recipient.account_id, message_id, plaintext, header, text)
         # Recorded before it leaves: the user's delivery receipt can come back before the relay's answer does.
         self.store.add_message(record, now)
@@ -308,14 +297,15 @@ class Gateway:
                 self.offered.forget(message_id)
                 raise GraphError(refusal) from exc
             self._record_failure(record, refusal)
-            return cloud.accepted(send.to, recipient.wa_id, message_id)
+            return answer
         if any(isinstance(e, Held) for e in answered):
             # Template pacing: not sent yet; the relay's "held" event says later whether it went (sent) or not.
-            return cloud.accepted(send.to, recipient.wa_id, message_id, cloud.HELD_FOR_QUALITY_ASSESSMENT)
+            answer["messages"][0]["message_status"] = cloud.HELD_FOR_QUALITY_ASSESSMENT
+            return answer
         with self.store.client_store.transaction():
             self._move(message_id, Status.SENT, self.clock())
         self._notify()
-        return cloud.accepted(send.to, recipient.wa_id, message_id)
+        return answer
 
     def _record_failure(self, record: MessageRecord, error: CloudApiError) -> None:
         with self.store.client_store.transaction():
@@ -328,6 +318,8 @@ class Gateway:
     ) -> tuple[dict[str, Any], bytes, str | None]:
         """The visible header, the plaintext to encrypt, and the category (None for a service message). The relay
         sees every free-form type as ``text``: the kind of content stays inside the ciphertext."""
+        if isinstance(send, MediaSend):  # free-form; its plaintext is made once the recipient is known
+            return {"kind": "text"}, b"", None
         if isinstance(send, cloud.Free):
             return {"kind": "text"}, cloud.business_plaintext(send, message_id, now, reacted_to), None
         if isinstance(send, MediaSend):  # a free-form message; its plaintext is made once the recipient is known
@@ -446,14 +438,14 @@ class Gateway:
                 log.warning("dropped an interactive reply from %s: %s", wa_id, why)
                 return
             self._inbound(event.sender, wa_id, event.client_message_id, reply.reply, reply.context_id, at)
-        elif isinstance(event, PayloadReceived) and wa_id is not None and event.payload.get("type") == BUTTON_REPLY:
-            tap = template_replies.button_message(self.store, event.sender, event.payload)
-            if tap is not None:
-                self._inbound(event.sender, wa_id, event.client_message_id, tap[0], tap[1], at)
         elif isinstance(event, PayloadReceived) and wa_id is not None and event.payload.get("type") in CONTENT_TYPES:
             self._content(event, wa_id, at)
         elif isinstance(event, AttachmentReceived) and wa_id is not None and self.media is not None:
             self.media.hold(event, wa_id, at)  # fetched outside the transaction; the webhook follows (media.run)
+        elif isinstance(event, PayloadReceived) and wa_id is not None and event.payload.get("type") == BUTTON_REPLY:
+            tap = template_replies.button_message(self.store, event.sender, event.payload)
+            if tap is not None:
+                self._inbound(event.sender, wa_id, event.client_message_id, tap[0], tap[1], at)
 
     def _content(self, event: PayloadReceived, wa_id: str, at: int) -> None:
         """A user's reaction, location or contacts as a webhook (:mod:`.inbound` says what is dropped and why)."""
@@ -488,6 +480,7 @@ class Gateway:
             at // 1000,
             content,
             context_id,
+            contact=self.contact(account_id),
         )
         self._enqueue(event)
 
@@ -498,14 +491,14 @@ class Gateway:
         fresh = await self.client.call(Request("GET", "/v1/business/events", params={"after": cursor, "limit": 500}))
         if not fresh:
             return 0
-        wa_ids = {e["body"]["user_id"] for e in fresh if e["kind"] == "user_preferences"}
+        wa_ids = {e["body"]["user_id"] for e in fresh if e["kind"] in ("user_preferences", "user_identity")}
         for wa_id in wa_ids:
             account = (await self._recipient(wa_id)).account_id
             if account is not None:  # an account deleted since has no pair; a "" would be a path segment
                 self.store.pair(account, wa_id)
         with self.store.client_store.transaction():
             for item in fresh:
-                webhook = self._business_event(item)
+                webhook = self._business_event(item) or self._identity_event(item)
                 if webhook is not None:
                     self._enqueue(webhook)
             self.store.client_store.set("gateway_events_cursor", str(fresh[-1]["seq"]))
@@ -538,11 +531,17 @@ class Gateway:
             self._move(body["message_id"], Status(body["status"]), item["at"], error)
             return None
         if kind == "user_preferences":
+            account = self.store.account_of(body["user_id"])
+            contact = self.contact(account) if account is not None else Contact(body["user_id"], None, None)
             return events.user_preferences(
-                i.waba_id, i.phone_number_id, i.display_phone_number, body["user_id"], body["value"], at_s
+                i.waba_id, i.phone_number_id, i.display_phone_number, body["user_id"], body["value"], at_s, contact
             )
-        log.info("ignored a business event of kind %r", kind)
+        if kind not in IDENTITY_EVENTS:
+            log.info("ignored a business event of kind %r", kind)
         return None
+
+    def _identity_event(self, item: dict[str, Any]) -> Event | None:
+        return self.users.identity_event(self.identity, item)
 
     async def poll_forever(self) -> None:
         while True:

@@ -9,6 +9,8 @@ acked. A crash at any point means a redelivery whose effects are either all ther
 - ``gw_messages``: every message by its Cloud API id, both ways, with the account it goes to or came from and
   its status (outbound; statuses only move forward, :mod:`cove.business.gateway.statuses`).
 - ``gw_users``: the per-business user id (``wa_id``) of each account, as the relay paired them.
+- ``gw_identity``: what each user lets the business see besides the id (:mod:`.identity`): the name they show
+  it, the number they share with it, and the number the business itself sent to (it knew that one already).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ CREATE TABLE IF NOT EXISTS gw_messages (
     created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_gw_messages_created ON gw_messages (created_at_ms);
 CREATE TABLE IF NOT EXISTS gw_users (account_id TEXT PRIMARY KEY, wa_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS gw_identity (
+    account_id TEXT PRIMARY KEY, name TEXT, shared_number TEXT, sent_number TEXT);
 """
 
 TOKEN_PREFIX = "cove_gw_"
@@ -165,3 +169,40 @@ class GatewayStore:
     def pair(self, account_id: str, wa_id: str) -> None:
         with self.client_store.transaction() as db:
             db.execute("INSERT INTO gw_users VALUES (?, ?) ON CONFLICT DO NOTHING", (account_id, wa_id))
+
+    def repair(self, account_id: str, wa_id: str) -> None:
+        """The relay gave the account a new id (a new number, or Meta's format): the old one stops naming it, and
+        so does the number the business sent to, which was the old one's."""
+        with self.client_store.transaction() as db:
+            db.execute("DELETE FROM gw_users WHERE wa_id = ? AND account_id <> ?", (wa_id, account_id))
+            db.execute(
+                "INSERT INTO gw_users VALUES (?, ?) ON CONFLICT (account_id) DO UPDATE SET wa_id = excluded.wa_id",
+                (account_id, wa_id),
+            )
+            db.execute("UPDATE gw_identity SET sent_number = NULL WHERE account_id = ?", (account_id,))
+
+    # what users show -----------------------------------------------------------------------------------------------
+    def shown(self, account_id: str) -> tuple[str | None, str | None, str | None]:
+        """The name, the shared number and the number the business sent to (each None if there is none)."""
+        row = self.db.execute(
+            "SELECT name, shared_number, sent_number FROM gw_identity WHERE account_id = ?", (account_id,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else (None, None, None)
+
+    def set_shown(self, account_id: str, name: str | None, shared_number: str | None) -> None:
+        """What the relay says the user shows the business now."""
+        with self.client_store.transaction() as db:
+            db.execute(
+                "INSERT INTO gw_identity (account_id, name, shared_number) VALUES (?, ?, ?) ON CONFLICT (account_id) "
+                "DO UPDATE SET name = excluded.name, shared_number = excluded.shared_number",
+                (account_id, name, shared_number),
+            )
+
+    def set_sent_number(self, account_id: str, number: str) -> None:
+        """The business sent to this number and the relay found the account behind it."""
+        with self.client_store.transaction() as db:
+            db.execute(
+                "INSERT INTO gw_identity (account_id, sent_number) VALUES (?, ?) ON CONFLICT (account_id) "
+                "DO UPDATE SET sent_number = excluded.sent_number",
+                (account_id, number),
+            )
