@@ -154,10 +154,10 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None]) -> 
         gateway.forget_templates()
         return {"success": True}
 
-    # Meta's ``POST /{template_id}``. The path is the one ``GET /{phone_number_id}`` has (Graph names every object
-    # by its id alone), so it is declared with that placeholder: one path, both methods, in the OpenAPI document.
+    # Meta's ``POST /{template_id}``. The path is the one ``GET /{object_id}`` has (Graph names every object by its
+    # id alone), so it is declared with that placeholder: one path, all its methods, in the OpenAPI document.
     @api.post(
-        "/{version}/{phone_number_id}",
+        "/{version}/{object_id}",
         summary="Edit a template (by its id)",
         description="The id is a template's (Meta's `POST /{template_id}`). `components` replaces them all; "
         "`category` changes it (not an approved template's). The template goes back to review; its next approval "
@@ -167,10 +167,10 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None]) -> 
     async def edit_template(
         edit: TemplateEdit,
         version: str = Path(pattern=VERSION),
-        phone_number_id: str = Path(pattern=UUID, description="The template's id"),
+        object_id: str = Path(pattern=UUID, description="The template's id"),
     ) -> Any:
         body = edit.model_dump(exclude_none=True)
-        path = paths.build(paths.TEMPLATE_EDIT, template_id=phone_number_id)
+        path = paths.build(paths.TEMPLATE_EDIT, template_id=object_id)
         await _relay(gateway, RelayRequest("POST", path, body))
         gateway.forget_templates()
         return {"success": True}
