@@ -63,6 +63,8 @@ SEMANTIC_REFUSALS = {
     # the caller's own account id is schema-valid, and no one accepts (or blocks, or reports) themselves
     "PUT /v1/safety/requests/{account_id}": {"cannot_accept_self"},
     "POST /v1/safety/appeals": {"invalid_phone_number", "no_code_requested", "wrong_code", "code_expired"},
+    # the new number's code, as an appeal's
+    "PUT /v1/accounts/me/number": {"invalid_phone_number", "no_code_requested", "wrong_code", "code_expired"},
 }
 # Not semantic, yet not stated by the schema either (left for later): a business header's fields by its kind, and
 # the template body, which the schema gives as any object.
@@ -70,6 +72,8 @@ UNSTATED = {
     "PUT /v1/messages/{account_id}": {"invalid_request"},
     "POST /v1/business/templates": {"invalid_template"},
     "POST /v1/business/templates/{template_id}/edit": {"invalid_template"},
+    # whether a name has a printable character is Unicode's judgement (categories, unassigned code points)
+    "PUT /v1/business/{business_id}/name": {"invalid_name"},
 }
 
 # The budget: every check is on (as `st run --checks all`); fuzzing is bounded per operation.

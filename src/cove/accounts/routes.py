@@ -147,8 +147,8 @@ class AccountNumber(BaseModel):
 
 
 class NumberChange(BaseModel):
-    phone_number: str = Field(max_length=32, description="The new number, E.164")
-    code: str = Field(max_length=16, description="The code sent to it with purpose change_number")
+    phone_number: str = Field(max_length=32, description="The new number, E.164", examples=["+14155550123"])
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The 6 digits sent to it with `purpose: change_number`")
 
 
 @router.put(

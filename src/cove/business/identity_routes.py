@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from cove.accounts.auth import current_device
 from cove.accounts.storage import DeviceRecord
 from cove.business import identity, identity_service
 from cove.business.keys import BusinessKeys
 from cove.context import Relay, get_relay
-from cove.errors import error_responses
+from cove.errors import ApiError, error_responses
 
 router = APIRouter(tags=["business"])
 
@@ -31,12 +31,9 @@ class IdentityView(BaseModel):
 
 
 class NameBody(BaseModel):
-    name: str = Field(min_length=1, max_length=identity.NAME_MAX * 2)
-
-    @field_validator("name")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        return identity.shown_name(value)
+    # "Printable" is Unicode's judgement (categories, unassigned code points), which no JSON Schema pattern can
+    # state: a name of none is refused 400 `invalid_name` by the route, the length by the schema.
+    name: str = Field(min_length=1, max_length=identity.NAME_MAX, description="One line of printable text")
 
 
 def _keys(relay: Relay) -> BusinessKeys:
@@ -61,7 +58,8 @@ async def my_identity(
     response_model=IdentityView,
     responses=error_responses(400, 401, 404, 422),
     summary="Show this business a name of my choosing (its webhooks' profile.name)",
-    description="One line, at most 64 characters. Each business sees only the name I set for it.",
+    description="One line, at most 64 characters; runs of spaces become one. Each business sees only the name I "
+    "set for it. 400 `invalid_name` when no printable character is left.",
 )
 async def set_name(
     body: NameBody,
@@ -69,9 +67,11 @@ async def set_name(
     device: DeviceRecord = Depends(current_device),
     relay: Relay = Depends(get_relay),
 ) -> dict[str, Any]:
-    return await identity_service.set_identity(
-        relay.engine, _keys(relay), business_id, device.account_id, name=body.name
-    )
+    try:
+        name = identity.shown_name(body.name)
+    except ValueError as refused:
+        raise ApiError(400, "invalid_name", str(refused)) from refused
+    return await identity_service.set_identity(relay.engine, _keys(relay), business_id, device.account_id, name=name)
 
 
 @router.delete(
