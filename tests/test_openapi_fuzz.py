@@ -43,14 +43,19 @@ SEMANTIC_REFUSALS = {
     # the window of days is relative to today
     "PUT /v1/me/usage": {"usage_day_out_of_range"},
     # the business rules (opt-in, the 24-hour window, templates approved), the template's lint, and the relay's
-    # setting of devices per message
-    "PUT /v1/messages/{account_id}": {"business_rule", "too_many_devices"},
+    # setting of devices per message, and a forward header on a message to the sender's own devices (that the
+    # path's account is the caller's is known from the token only) or on a receipt
+    "PUT /v1/messages/{account_id}": {"business_rule", "too_many_devices", "invalid_forward_header"},
     "POST /v1/business/templates": {"template_lint_errors"},
     "POST /v1/business/templates/{template_id}/edit": {"template_lint_errors", "category_locked"},
     # a PIN that is one repeated character or a run of digits
     "PUT /v1/accounts/me/registration-lock": {"weak_pin"},
     # the caller may be that business itself
     "PUT /v1/business/{business_id}/opt-in": {"own_business"},
+    "PUT /v1/business/{business_id}/name": {"own_business"},
+    "DELETE /v1/business/{business_id}/name": {"own_business"},
+    "PUT /v1/business/{business_id}/number-sharing": {"own_business"},
+    "DELETE /v1/business/{business_id}/number-sharing": {"own_business"},
     # a companion's identity key signed by itself; a device list signed by the primary, naming registered devices
     "POST /v1/devices/link": {"bad_signature"},
     "PUT /v1/devices/list": {"invalid_device_list", "unknown_device"},
@@ -62,6 +67,7 @@ SEMANTIC_REFUSALS = {
     "PUT /v1/safety/challenge": {"wrong_answer"},
     # the caller's own account id is schema-valid, and no one accepts (or blocks, or reports) themselves
     "PUT /v1/safety/requests/{account_id}": {"cannot_accept_self"},
+    "PUT /v1/safety/blocks/{account_id}": {"cannot_block_self"},
     "POST /v1/safety/appeals": {"invalid_phone_number", "no_code_requested", "wrong_code", "code_expired"},
     # the new number's code, as an appeal's
     "PUT /v1/accounts/me/number": {"invalid_phone_number", "no_code_requested", "wrong_code", "code_expired"},
