@@ -42,7 +42,7 @@ async def test_a_business_blocks_lists_and_unblocks_users_through_the_gateway(wo
     bob = await users.register("bob", "+14155550193")  # on Cove, never wrote to the shop
     await ana.send_text(shop, "Hello?")
     first = await receiver.wait_for(lambda r: [c for c in r.changes("messages") if c["value"].get("messages")])
-    wa_id = first[0]["value"]["messages"][0]["from"]
+    wa_id = first[0]["value"]["messages"][0]["from_user_id"]
 
     # By number, and a number that is not Cove's and one that never wrote: Meta's mixed answer, 400 and 139100
     # beside the per-user list; the two that failed are told apart from nothing (131047, no wa_id).

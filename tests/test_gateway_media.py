@@ -128,7 +128,7 @@ async def wa_id_of(user, receiver: Receiver, shop: str) -> str:  # noqa: ANN001
     """The user writes first (opening the service window a free-form message needs); their id, as the business
     sees it."""
     await user.send_text(shop, "Hello, do you have pictures of the cakes?")
-    return (await user_messages(receiver, "text"))[0]["from"]
+    return (await user_messages(receiver, "text"))[0]["from_user_id"]
 
 
 def blob_bytes(relay) -> bytes:  # noqa: ANN001
@@ -295,7 +295,7 @@ async def test_the_command_line_sends_a_file_to_a_business_and_shows_its_media_w
     assert "filename" not in message["image"]  # Meta gives documents a filename, images none
 
     sorry = await upload(gateway, file_bytes(20_000, b"\x89PNG"), "image/png")
-    answer = await send(gateway, message["from"], "image", {"id": sorry.json()["id"], "caption": "So sorry!"})
+    answer = await send(gateway, message["from_user_id"], "image", {"id": sorry.json()["id"], "caption": "So sorry!"})
     assert answer.status_code == 200, answer.text
     shown = await asyncio.to_thread(run_cove, ["inbox"], env)
     assert shown.returncode == 0, shown.stderr

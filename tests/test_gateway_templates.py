@@ -8,6 +8,7 @@ list's example response, its default fields, and error 100 subcode 2388024.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from cove.business.errors import CloudApiError
 from cove.business.gateway import template_listing as listing
+from cove.business.keys import BSUID
 from cove.client.events import TemplateReceived
 from gateway_world import GatewayProcess, Receiver, operator, register_profile
 
@@ -282,7 +284,9 @@ async def test_a_quick_reply_payload_comes_back_in_the_button_webhook_when_the_u
         {"payload": "Reschedule", "text": "Reschedule"},
     ]
     assert all(t["context"]["id"] == message_id and t["context"]["from"] == SHOP_PHONE for t in taps)
-    assert set(taps[0]) == {"context", "from", "id", "timestamp", "type", "button"}
+    # Sent to her number, so the business may see it: ``from`` beside her business-scoped ``from_user_id``.
+    assert set(taps[0]) == {"context", "from", "from_user_id", "id", "timestamp", "type", "button"}
+    assert re.fullmatch(BSUID, taps[0]["from_user_id"])
 
 
 # The page rule, without processes ----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ async def test_each_type_reaches_the_user_and_the_users_answers_come_back_as_met
     ivy = await users.register("ivy")
     hello = await ivy.send_text(shop, "Can you deliver to my place?")
     first = (await receiver.wait_for(lambda r: messages(r, "text")))[0]
-    wa_id = first["from"]
+    wa_id = first["from_user_id"]
 
     # business -> user: each Cloud API body as a client library sends it
     reaction = {"messaging_product": "whatsapp", "to": wa_id, "type": "reaction"}
@@ -83,7 +83,7 @@ async def test_each_type_reaches_the_user_and_the_users_answers_come_back_as_met
         {"message_id": sent["location"], "emoji": "❤️"},
         {"message_id": sent["location"]},  # taken back: Meta leaves the emoji out
     ]
-    assert all(m["from"] == wa_id for m in reactions)
+    assert all(m["from_user_id"] == wa_id for m in reactions)
     located = (await receiver.wait_for(lambda r: messages(r, "location")))[0]
     assert located["location"] == {"latitude": -33.9249, "longitude": 18.4241, "name": "Home", "address": "1 Long St"}
     assert located["context"]["id"] == sent["request"]
@@ -96,7 +96,7 @@ async def test_a_choice_the_message_did_not_offer_is_not_posted(world, users):  
     shop = gateway.phone_number_id
     ivy = await users.register("ivy")
     await ivy.send_text(shop, "Which slots are free?")
-    wa_id = (await receiver.wait_for(lambda r: messages(r, "text")))[0]["from"]
+    wa_id = (await receiver.wait_for(lambda r: messages(r, "text")))[0]["from_user_id"]
     buttons = {
         "messaging_product": "whatsapp",
         "to": wa_id,
@@ -141,7 +141,7 @@ async def test_the_command_line_shows_a_location_request_and_answers_it(world, r
         return run_cove(list(args), env)
 
     assert (await asyncio.to_thread(cove, "send", shop, "Where do you deliver?")).returncode == 0
-    wa_id = (await receiver.wait_for(lambda r: messages(r, "text")))[0]["from"]
+    wa_id = (await receiver.wait_for(lambda r: messages(r, "text")))[0]["from_user_id"]
     request = (await send(gateway, to(LOCATION_REQUEST, wa_id)))["messages"][0]["id"]
     cta = (await send(gateway, to(CTA_URL, wa_id)))["messages"][0]["id"]
     shown = await asyncio.to_thread(cove, "inbox")
