@@ -120,19 +120,28 @@ def test_a_message_from_a_user_who_shares_their_number_carries_both():
     assert value["messages"][0]["from"] == "14155550123" and value["messages"][0]["from_user_id"] == USER_ID
 
 
-def test_statuses_carry_recipient_user_id_and_contacts_except_a_failure():
+def test_statuses_carry_recipient_user_id_and_contacts_with_the_users_name():
     contact = Contact(USER_ID, None, "Ana")
     sent = _value(events.status("w", "p", "+1", "wamid.A", Status.SENT, 1, "", contact=contact))
-    assert sent["statuses"][0]["recipient_id"] == USER_ID and sent["statuses"][0]["recipient_user_id"] == USER_ID
-    assert sent["contacts"] == [{"user_id": USER_ID}]  # no name in a status, as Meta's
+    # Meta: recipient_id is the number, left out when the business may not see it; the id is recipient_user_id.
+    assert "recipient_id" not in sent["statuses"][0] and sent["statuses"][0]["recipient_user_id"] == USER_ID
+    assert sent["contacts"] == [{"profile": {"name": "Ana"}, "user_id": USER_ID}]
     from cove.business.errors import CloudApiError
 
-    by_number = Contact(None, "14155550123", None)
+    # A failed send to a number: no recipient_user_id (Meta's), but contacts with the id (pywa 4.5.0 needs them).
+    by_number = Contact(USER_ID, "14155550123", "Ana", id_in_status=False)
     failed = _value(
         events.status("w", "p", "+1", "wamid.A", Status.FAILED, 1, "", [CloudApiError(131026)], contact=by_number)
     )
-    assert "contacts" not in failed and "recipient_user_id" not in failed["statuses"][0]
+    assert "recipient_user_id" not in failed["statuses"][0]
     assert failed["statuses"][0]["recipient_id"] == "14155550123"
+    assert failed["contacts"] == [{"profile": {"name": "Ana"}, "wa_id": "14155550123", "user_id": USER_ID}]
+    # A number no user of the business has: no id, so no contacts (Meta's contacts[] always has user_id).
+    unknown = Contact(None, "14155550123", None)
+    nobody = _value(
+        events.status("w", "p", "+1", "wamid.A", Status.FAILED, 1, "", [CloudApiError(131026)], contact=unknown)
+    )
+    assert "contacts" not in nobody and nobody["statuses"][0]["recipient_id"] == "14155550123"
 
 
 def test_an_id_change_is_a_system_message_of_metas_two_kinds():
@@ -277,7 +286,7 @@ async def test_a_user_shows_a_name_and_shares_their_number_only_when_they_choose
     )
     status_value, status = delivered[0]
     assert status["recipient_id"] == digits and status["recipient_user_id"] == user_id
-    assert status_value["contacts"] == [{"wa_id": digits, "user_id": user_id}]
+    assert status_value["contacts"] == [{"profile": {"name": "Ivy R."}, "wa_id": digits, "user_id": user_id}]
 
     # She stops sharing it: the next webhooks name her by id only again. (A withdrawal has no webhook of its own,
     # as in Meta's API; her next switch, resuming promotions, comes after it in the relay's feed, so its webhook
@@ -288,7 +297,7 @@ async def test_a_user_shows_a_name_and_shares_their_number_only_when_they_choose
     resumed = await receiver.wait_for(
         lambda r: [c for c in r.changes("user_preferences") if c["value"]["user_preferences"][0]["value"] == "resume"]
     )
-    assert resumed[0]["value"]["contacts"] == [{"user_id": user_id}]
+    assert resumed[0]["value"]["contacts"] == [{"profile": {"name": "Ivy R."}, "user_id": user_id}]
     await ivy.send_text(shop, "Bye.")
     bye = await receiver.wait_for(
         lambda r: [(v, m) for v, m in _messages(r) if m.get("text", {}).get("body") == "Bye."]

@@ -252,7 +252,7 @@ def _buttons(n: int) -> list[dict[str, Any]]:
         (changed(TEXT, "to", "CC.ana"), "to: must be a phone number (digits, with or without +) or a user_id"),
         (changed(TEXT, "to", "CC." + "A" * 32), "to: must be a phone number"),  # the id before Meta's format
         (changed(TEXT, "to", "US.1234"), "to: must be a phone number"),  # Meta's shape, not a Cove id's 20 digits
-        ({**TEXT, "recipient": "US.13491208655302741918"}, "recipient: give the user in to or in recipient"),
+        ({**TEXT, "recipient": "US.1349"}, "recipient: must be a user_id"),  # checked even when to wins
         ({**changed(TEXT, "to", ...), "recipient": "16505551234"}, "recipient: must be a user_id"),
         (changed(TEXT, "recipient_type", "group"), "recipient_type"),
         (changed(TEXT, "text.body", ""), "text.body"),

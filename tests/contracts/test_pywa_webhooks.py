@@ -139,12 +139,16 @@ async def test_pywa_reads_list_choices_reactions_locations_and_contacts(pywa_sho
 
 
 async def test_pywa_gets_a_failed_status(pywa_shop: tuple[GatewayProcess, Bot], users):
-    """A send that fails (free-form to a user who never wrote) reaches pywa's status handler as failed. pywa 4.5.0
+    """A send that fails (to a user the business blocked) reaches pywa's status handler as failed. pywa 4.5.0
     builds a status's user from ``contacts[0]``, which Meta leaves out of failed statuses (pywa drops Meta's own
-    failed statuses too): the gateway must send ``contacts`` with a failed status for pywa to see it."""
+    failed statuses too): the gateway sends ``contacts`` with a failed status whenever the user has an id for the
+    business, so pywa sees it. (A user who never wrote has none: see docs/business.md.)"""
     gateway, bot = pywa_shop
     yan = await users.register("yan")
+    await yan.send_text(gateway.phone_number_id, "hi")
+    message = (await bot.wait_for(lambda b: fired(b, "message", text="hi"), "handled the user's text"))[0]
     wa = pywa_client(gateway)
+    await asyncio.to_thread(wa.block_users, [yan.core.phone_number])
     sent = await asyncio.to_thread(wa.send_message, yan.core.phone_number, "Anything else?")
     failed = await bot.wait_for(lambda b: fired(b, "status", id=sent.id, status="failed"), "handled the failure")
-    assert failed
+    assert [f["user"]["bsuid"] for f in failed] == [message["user"]["bsuid"]]

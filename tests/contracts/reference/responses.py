@@ -156,6 +156,8 @@ class BlockedUser(Strict):
     messaging_product: Literal["whatsapp"]
     wa_id: PhoneId | None = None
     user_id: UserId | None = None
+    # Not Meta's: the gateway adds it because pywa 4.5.0 reads ``input`` from every listed user (docs/business.md).
+    input: str | None = None
 
     @model_validator(mode="after")
     def _named(self) -> BlockedUser:

@@ -232,6 +232,10 @@ class System(Strict):
     user_id: UserId | None = None
     parent_user_id: ParentUserId | None = None
     new_wa_id: PhoneId | None = None  # the older name of ``wa_id`` for a changed number
+    # Meta's changelog, Aug 11, 2026 (https://developers.facebook.com/documentation/business-messaging/whatsapp/changelog/):
+    # both system types carry the previous ids beside the new ones.
+    previous_user_id: UserId | None = None
+    previous_parent_user_id: ParentUserId | None = None
 
 
 class Context(Strict):

@@ -3,7 +3,8 @@
 Shapes from Meta's page ([M] https://developers.facebook.com/documentation/business-messaging/whatsapp/block-users/):
 a request names up to 1,000 users as ``{"user": <phone number or wa_id>}`` (pywa 4.5 also sends
 ``{"user_id": <business-scoped id>}``); the answer lists ``added_users`` (``removed_users`` for DELETE) as
-``{"input", "wa_id"}`` and ``failed_users`` with their ``errors``, and a request with a failed user is answered
+``{"input", "wa_id"?, "user_id"}`` (``wa_id``, the number, only for a user named by number) and ``failed_users``
+with their ``errors``, and a request with a failed user is answered
 400 with the Graph error 139100 beside that list. The list (GET) is ``data[{messaging_product, wa_id}]`` with
 cursor ``paging``.
 
@@ -64,9 +65,17 @@ def _failed(user: str, error: CloudApiError, wa_id: str | None = None) -> dict[s
     return entry
 
 
+def _number(user: str) -> str | None:
+    """Meta's ``wa_id`` in a block answer: the number's digits, only when the business named the user by number
+    (a business-scoped id reveals no number)."""
+    return user.lstrip("+") if re.match(PHONE, user) else None
+
+
 def _done(user: str, user_id: str) -> dict[str, Any]:
-    # ``wa_id`` is how the gateway names a user everywhere (their business-scoped id); pywa reads ``user_id``.
-    return {"input": user, "wa_id": user_id, "user_id": user_id}
+    entry = {"input": user}
+    if (number := _number(user)) is not None:
+        entry["wa_id"] = number
+    return entry | {"user_id": user_id}
 
 
 async def resolve(gateway: Gateway, users: list[str]) -> dict[str, str | None]:
@@ -147,7 +156,7 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None], ver
                 done.append(_done(user, user_id))
             elif user_id is not None and user_id in refused:
                 code = int(refused[user_id]["code"])
-                failed.append(_failed(user, CloudApiError(code, refused[user_id]["error_data"]["details"]), user_id))
+                failed.append(_failed(user, CloudApiError(code, refused[user_id]["error_data"]["details"])))
             else:
                 failed.append(_failed(user, CloudApiError(131047, rules.NOT_RECENT)))
         return answered({"added_users": done}, failed)
@@ -197,7 +206,9 @@ def add_routes(api: APIRouter, gateway: Gateway, own: Callable[[str], None], ver
             params["before"] = decode_cursor(before)
         page = await gateway.client.call(RelayRequest("GET", PATH, params=params))
         ids = page["user_ids"]
-        data = [{"messaging_product": MESSAGING_PRODUCT, "wa_id": i, "user_id": i, "input": i} for i in ids]
+        # Meta lists ``user_id`` (the relay keeps ids, not how each user was blocked, so no ``wa_id``); ``input`` is
+        # the gateway's addition: pywa 4.5.0 reads it from every entry and fails without it.
+        data = [{"messaging_product": MESSAGING_PRODUCT, "user_id": i, "input": i} for i in ids]
         paging: dict[str, Any] = {}
         if ids:
             paging["cursors"] = {"before": encode_cursor(ids[0]), "after": encode_cursor(ids[-1])}

@@ -113,10 +113,10 @@ class _Send(Shape):
     @classmethod
     def _recipient_is_to(cls, data: Any) -> Any:
         """A BSUID may come in ``recipient`` (client libraries put it there) instead of ``to``; either names the
-        user, so ``to`` holds it from here on and every check below applies to it."""
-        if isinstance(data, dict) and data.get("recipient") is not None:
-            if data.get("to") is not None:
-                raise shape_error("recipient", "give the user in to or in recipient, not both")
+        user, so ``to`` holds it from here on and every check below applies to it. Given both, ``to`` wins, as at
+        Meta (https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids/);
+        ``recipient`` must still be an id in Meta's syntax."""
+        if isinstance(data, dict) and data.get("recipient") is not None and data.get("to") is None:
             return {**data, "to": data["recipient"]}
         return data
 

@@ -154,8 +154,10 @@ def status(
 ) -> Event:
     """A status of a message the business sent. ``errors`` come with FAILED and only with it; ACCEPTED is the
     send's synchronous answer, never a webhook. Pricing follows Meta's per-message model (``PMP``). ``contact``
-    is the recipient as the business may see them (:mod:`.identity`): it sets ``recipient_id``,
-    ``recipient_user_id`` and, except on a failure, ``contacts``; without it, ``recipient_id`` is used as is."""
+    is the recipient as the business may see them (:mod:`.identity`): it sets ``recipient_id`` (the number, left
+    out when the business may not see it), ``recipient_user_id`` and ``contacts``; without it, ``recipient_id``
+    is used as is. Unlike Meta, a failed status carries ``contacts`` too: pywa 4.5.0 builds every status's user
+    from ``contacts[0]`` and drops a status without it, and strict parsers of Meta's shape accept the array."""
     if status is Status.ACCEPTED:
         raise ValueError("accepted is answered synchronously, not by webhook")
     if (status is Status.FAILED) != bool(errors):
@@ -164,9 +166,11 @@ def status(
         "id": message_id,
         "status": status.value,
         "timestamp": str(timestamp_s),
-        "recipient_id": contact.recipient_id if contact is not None else recipient_id,
     }
-    if contact is not None and contact.user_id is not None:
+    number = contact.wa_id if contact is not None else recipient_id
+    if number is not None:
+        entry["recipient_id"] = number
+    if contact is not None and contact.user_id is not None and contact.id_in_status:
         entry["recipient_user_id"] = contact.user_id
     if biz_opaque_callback_data is not None:
         entry["biz_opaque_callback_data"] = biz_opaque_callback_data
@@ -180,8 +184,8 @@ def status(
     if errors:
         entry["errors"] = [error.to_webhook_error() for error in errors]
     extra: dict[str, Any] = {}
-    if contact is not None and status is not Status.FAILED:  # Meta leaves the contacts out of a failure
-        extra["contacts"] = [contact.ids()]
+    if contact is not None and contact.user_id is not None:  # Meta's contacts[] always has the user's id
+        extra["contacts"] = [contact.sender()]
     value = _messages_value(phone_number_id, display_phone_number, **extra, statuses=[entry])
     return _event(waba_id, "messages", value, (message_id, status.value))
 
@@ -244,5 +248,6 @@ def user_preferences(
         "value": value,
         "timestamp": timestamp_s,
     }
-    body = _messages_value(phone_number_id, display_phone_number, contacts=[ids], user_preferences=[preference])
+    listed = contact.sender() if contact is not None else ids  # Meta's contacts[] has the user's profile.name
+    body = _messages_value(phone_number_id, display_phone_number, contacts=[listed], user_preferences=[preference])
     return _event(waba_id, "user_preferences", body, (wa_id, value, timestamp_s))

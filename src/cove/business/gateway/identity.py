@@ -5,12 +5,12 @@ and the messages webhook reference under https://developers.facebook.com/documen
 
 - a user's message: ``contacts[{"profile": {"name"}, "wa_id"?, "user_id"}]`` and in the message ``"from"?`` and
   ``"from_user_id"``. ``wa_id`` and ``from`` (the number's digits) only when the business may see the number;
-- a status: ``recipient_id`` (the number if the business may see it, else the id), ``recipient_user_id`` and
-  ``contacts[{"wa_id"?, "user_id"}]``; a failed status has no ``contacts`` and, sent to a number, no
-  ``recipient_user_id``;
+- a status: ``recipient_id`` (the number, only when the business may see it), ``recipient_user_id`` and
+  ``contacts[{"profile": {"name"}, "wa_id"?, "user_id"}]``; a failed status of a send to a number has no
+  ``recipient_user_id``. Meta sends no ``contacts`` with a failed status; the gateway does (see events.status);
 - an id change: a ``system`` message (no ``contacts`` array) of type ``user_changed_number`` (the new number can be
   shared: ``system.wa_id``) or ``user_changed_user_id`` (only the id changed), with ``system.user_id`` and
-  ``system.previous_user_id``;
+  ``system.previous_user_id`` (Meta's changelog of Aug 11, 2026: https://developers.facebook.com/documentation/business-messaging/whatsapp/changelog/);
 - a user sharing their number when asked: a ``contacts`` message with ``origin: "contact_request"``.
 
 A business may see a user's number when the user shares it with it, or when the business itself sent to that
@@ -32,13 +32,9 @@ class Contact:
     user_id: str | None
     wa_id: str | None  # the number's digits, when the business may see it
     name: str | None
-
-    @property
-    def recipient_id(self) -> str:
-        found = self.wa_id or self.user_id
-        if found is None:
-            raise ValueError("a contact needs a number or an id")
-        return found
+    # Meta leaves ``recipient_user_id`` out of a failed status of a send to a number; the id still goes in
+    # ``contacts`` then (see :func:`.events.status`).
+    id_in_status: bool = True
 
     def ids(self) -> dict[str, str]:
         """``wa_id`` and ``user_id``, each if known, in Meta's order."""

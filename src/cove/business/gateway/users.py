@@ -45,8 +45,8 @@ class Users:
         if not record.account_id:
             return Contact(None if to_number else record.wa_id, number, None)
         known = self.contact(record.account_id)
-        user_id = None if failed and to_number else (known.user_id or (None if to_number else record.wa_id))
-        return Contact(user_id, number or known.wa_id, known.name)
+        user_id = known.user_id or (None if to_number else record.wa_id)
+        return Contact(user_id, number or known.wa_id, known.name, id_in_status=not (failed and to_number))
 
     async def recipient(self, to: str) -> Recipient:
         """``to`` is a phone number (E.164, with or without +) or a per-business user id (``wa_id``), as
