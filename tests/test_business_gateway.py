@@ -22,8 +22,9 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
+from cove.business.gateway.graph import Identity
 from cove.business.gateway.outbox import Outbox
-from cove.business.gateway.service import Gateway, Identity
+from cove.business.gateway.service import Gateway
 from cove.business.gateway.statuses import Status
 from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.keys import BSUID

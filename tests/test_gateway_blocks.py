@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cove.business.gateway.blocks import decode_cursor, encode_cursor
-from cove.business.gateway.service import GraphError
+from cove.business.gateway.graph import GraphError
 from cove.client.events import MessageReceived
 from gateway_world import GatewayProcess, Receiver
 from test_business_gateway import failed_with, send, text, world  # noqa: F401 - world is a fixture

@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cove.business.gateway.app import create_app
+from cove.business.gateway.graph import Identity
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.relay import relay_client
-from cove.business.gateway.service import Gateway, Identity
+from cove.business.gateway.service import Gateway
 from cove.business.gateway.store import GatewayStore
 from cove.client import paths
 from cove.client.allowlist import Route, RouteAllowlist, RouteNotAllowed

@@ -7,8 +7,9 @@ from fastapi.routing import APIRoute
 
 from cove.app import create_app
 from cove.business.gateway.app import create_app as create_gateway_app
+from cove.business.gateway.graph import Identity
 from cove.business.gateway.outbox import Outbox
-from cove.business.gateway.service import Gateway, Identity
+from cove.business.gateway.service import Gateway
 from cove.business.gateway.store import GatewayStore
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore

@@ -37,9 +37,10 @@ from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.gateway import blocks, templates_api
 from cove.business.gateway.cloud import new_message_id
 from cove.business.gateway.events import TIER_NAMES
+from cove.business.gateway.graph import GraphError, now_ms
 from cove.business.gateway.media_routes import add_media_routes, retrieve
 from cove.business.gateway.media_rules import is_media_id
-from cove.business.gateway.service import Gateway, GraphError, now_ms
+from cove.business.gateway.service import Gateway
 from cove.business.gateway.store import request_hash
 from cove.business.keys import BSUID
 from cove.business.tiers import LIMITS, Tier

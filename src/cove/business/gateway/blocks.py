@@ -29,7 +29,8 @@ from fastapi.responses import JSONResponse
 from cove.business import blocks as rules
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.gateway.cloud import PHONE
-from cove.business.gateway.service import Gateway, GraphError
+from cove.business.gateway.graph import GraphError
+from cove.business.gateway.service import Gateway
 from cove.business.keys import BSUID
 from cove.client.core import Request as RelayRequest
 

@@ -21,11 +21,12 @@ from rich.table import Table
 
 from cove.business.gateway.app import create_app
 from cove.business.gateway.delivery import WebhookDeliverer, WebhookSetupError, verify_endpoint
+from cove.business.gateway.graph import Identity, now_ms
 from cove.business.gateway.media import MediaService
 from cove.business.gateway.media_store import MediaStore
 from cove.business.gateway.outbox import Outbox
 from cove.business.gateway.relay import relay_client
-from cove.business.gateway.service import Gateway, Identity, now_ms
+from cove.business.gateway.service import Gateway
 from cove.business.gateway.store import GatewayStore
 from cove.cli_guard import err
 from cove.client.core import ClientCore, Request

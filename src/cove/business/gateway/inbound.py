@@ -4,7 +4,7 @@ ids the user's client message ids stand for.
 
 The user's client names messages by their Cove client message ids; the business knows them by Cloud API ids.
 For the business's own messages the two are the same string; a user's own message has an id derived from it
-(:func:`cove.business.gateway.service.inbound_id`). As in Meta's API, a user reacts to the business's messages
+(:func:`inbound_id`). As in Meta's API, a user reacts to the business's messages
 and the business to the user's. A message this chat does not hold (never sent, sent to someone else, or
 forgotten after the retention) cannot be named to the business: a user's reaction to it is dropped, a location
 or contacts message answering it loses only its ``context``, and a business's reaction to it is refused (100).
@@ -12,6 +12,8 @@ or contacts message answering it loses only its ``context``, and a business's re
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from typing import Any, NamedTuple
 
@@ -89,3 +91,10 @@ def reacted_to_by_business(store: GatewayStore, account_id: str | None, message_
     if record is None or record.direction != "in" or record.account_id != account_id:
         raise CloudApiError(100, f"reaction.message_id: no message {message_id!r} from this user.")
     return record.client_message_id
+
+
+def inbound_id(business_id: str, account_id: str, client_message_id: str) -> str:
+    """The Cloud API id of a user's message. A client message id is unique only per sender, so the sender is in
+    the hash; the business is too, so two businesses cannot match the ids of one user's messages."""
+    digest = hashlib.sha256(f"{business_id}\n{account_id}\n{client_message_id}".encode()).digest()[:24]
+    return "wamid." + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -26,8 +26,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from cove.business.errors import MESSAGING_PRODUCT, CloudApiError
 from cove.business.gateway import media_rules
+from cove.business.gateway.graph import GraphError
 from cove.business.gateway.media import MediaService
-from cove.business.gateway.service import GraphError
 from cove.protocol.attachments import safe_name
 
 SLACK_BYTES = 64 * 1024  # the form's other fields and boundaries around the file

@@ -19,14 +19,10 @@ crash means a redelivery that changes nothing twice. Statuses only move forward 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -34,7 +30,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from cove.business.errors import CloudApiError
-from cove.business.gateway import cloud, events, inbound, template_replies
+from cove.business.gateway import cloud, events, feed, inbound, template_replies
 from cove.business.gateway.cloud import (
     MarkRead,
     MediaSend,
@@ -45,17 +41,18 @@ from cove.business.gateway.cloud import (
     SendText,
 )
 from cove.business.gateway.delivery import WebhookDeliverer
-from cove.business.gateway.events import Event, Pricing, QualityEvent
+from cove.business.gateway.events import Event, Pricing
+from cove.business.gateway.graph import GraphError, Identity, now_ms
 from cove.business.gateway.identity import Contact
 from cove.business.gateway.media import MediaService
 from cove.business.gateway.media_store import PendingFile
 from cove.business.gateway.offered import Offered
 from cove.business.gateway.outbox import Outbox
+from cove.business.gateway.refusals import cloud_refusal
 from cove.business.gateway.sender import GatewayClient
 from cove.business.gateway.statuses import Status, advance
 from cove.business.gateway.store import GatewayStore, MessageRecord
 from cove.business.gateway.users import Recipient, Users
-from cove.business.tiers import Tier
 from cove.client.core import PayloadReceived, Request
 from cove.client.events import AttachmentReceived, Delivered, Held, MessageReceived, Read
 from cove.client.transport import CoveClient, RelayError
@@ -75,36 +72,6 @@ WEBHOOKS_KEPT_MS = 7 * 86_400_000
 MESSAGES_KEPT_MS = 30 * 86_400_000  # the relay's envelope retention: no status comes for an older message
 PRUNE_EVERY_S = 3600.0
 RECONNECT_S = 1.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class GraphError(Exception):
-    """A synchronous Cloud API error: HTTP status, the Graph body, and ``Retry-After`` seconds if any."""
-
-    def __init__(self, error: CloudApiError, status: int | None = None) -> None:
-        self.error = error
-        self.status = status or error.spec.http_status
-        super().__init__(str(error))
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the business is in Cloud API terms: Cove has one number per business account, so the account id is
-    both the WABA id and the phone number id."""
-
-    account_id: str
-    display_phone_number: str
-
-    @property
-    def waba_id(self) -> str:
-        return self.account_id
-
-    @property
-    def phone_number_id(self) -> str:
-        return self.account_id
 
 
 class Gateway:
@@ -291,7 +258,7 @@ class Gateway:
             async with lock:  # one session set-up per user, and ratchet steps in order
                 answered = await self.client.send(outgoing)
         except RelayError as exc:
-            refusal = _cloud_refusal(exc)
+            refusal = cloud_refusal(exc)
             if refusal.code in THROTTLES:
                 self.store.forget_message(message_id)  # nothing was accepted: the business sends it again
                 self.offered.forget(message_id)
@@ -465,7 +432,7 @@ class Gateway:
         self._notify()
 
     def _inbound(self, account_id: str, wa_id: str, cmid: str, content: Any, context_id: str | None, at: int) -> None:
-        message_id = inbound_id(self.identity.account_id, account_id, cmid)
+        message_id = inbound.inbound_id(self.identity.account_id, account_id, cmid)
         record = MessageRecord(message_id, "in", account_id, wa_id, cmid, "received", None, None)
         if not self.store.add_message(record, at):
             return
@@ -508,29 +475,15 @@ class Gateway:
         return len(fresh)
 
     def _business_event(self, item: dict[str, Any]) -> Event | None:
-        i, body, at_s = self.identity, item["body"], item["at"] // 1000
-        kind = item["kind"]
-        if kind == "template_status":
-            status = ReviewStatus(body["event"])
-            return events.template_status_update(
-                i.waba_id, body["template_id"], body["name"], body["language"], status, body.get("reason"), at_s
-            )
-        if kind == "tier":
-            event = QualityEvent.UPGRADE if body["event"] == "UPGRADE" else QualityEvent.DOWNGRADE
-            return events.quality_update(i.waba_id, i.display_phone_number, event, Tier(body["tier"]), at_s)
-        if kind == "quality":
-            if body["current"] == "RED":
-                event = QualityEvent.FLAGGED
-            elif body["previous"] == "RED":
-                event = QualityEvent.UNFLAGGED
-            else:
-                return None  # GREEN <-> YELLOW moves show in GET /{phone_number_id}; Meta sends no webhook either
-            return events.quality_update(i.waba_id, i.display_phone_number, event, Tier(body["tier"]), at_s)
+        kind, body = item["kind"], item["body"]
+        if kind in feed.ACCOUNT_EVENTS:
+            return feed.account_webhook(self.identity, item)
         if kind == "held":  # a send held for pacing went after all, or was dropped: its status, not a webhook here
             error = CloudApiError(body["code"]) if body["status"] == Status.FAILED else None
             self._move(body["message_id"], Status(body["status"]), item["at"], error)
             return None
         if kind == "user_preferences":
+            i, at_s = self.identity, item["at"] // 1000
             account = self.store.account_of(body["user_id"])
             contact = self.contact(account) if account is not None else Contact(body["user_id"], None, None)
             return events.user_preferences(
@@ -586,25 +539,3 @@ class Gateway:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-
-
-def inbound_id(business_id: str, account_id: str, client_message_id: str) -> str:
-    """The Cloud API id of a user's message. A client message id is unique only per sender, so the sender is in
-    the hash; the business is too, so two businesses cannot match the ids of one user's messages."""
-    digest = hashlib.sha256(f"{business_id}\n{account_id}\n{client_message_id}".encode()).digest()[:24]
-    return "wamid." + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _cloud_refusal(exc: RelayError) -> CloudApiError:
-    """The relay's refusal as the Cloud API error it carries (a plain relay error becomes 131000 or 131026)."""
-    cloud_error = exc.details.get("cloud_api") if isinstance(exc.details, dict) else None
-    if cloud_error:
-        retry = exc.details.get("retry_after")
-        return CloudApiError(
-            int(cloud_error["code"]),
-            cloud_error.get("error_data", {}).get("details"),
-            retry_after_ms=int(retry) * 1000 if retry else None,
-        )
-    if exc.status in (404, 410):
-        return CloudApiError(131026, f"The recipient cannot receive this message ({exc.code}).")
-    return CloudApiError(131000, f"The relay refused the message: {exc}")

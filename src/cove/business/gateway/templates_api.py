@@ -21,8 +21,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from cove.business.errors import CloudApiError
 from cove.business.gateway import template_listing as listing
+from cove.business.gateway.graph import GraphError
 from cove.business.gateway.relay import UUID
-from cove.business.gateway.service import Gateway, GraphError
+from cove.business.gateway.service import Gateway
 from cove.client import paths
 from cove.client.core import Request as RelayRequest
 from cove.client.transport import RelayError

@@ -17,7 +17,7 @@ from cove.client.core import Request
 from cove.client.transport import CoveClient, RelayError
 
 if TYPE_CHECKING:
-    from cove.business.gateway.service import Identity
+    from cove.business.gateway.graph import Identity
 
 
 @dataclass(frozen=True)
