@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,27 @@ async def register_profile(
     account_id = core.account_id or ""
     core.store.close()
     return account_id
+
+
+@contextlib.asynccontextmanager
+async def shop_gateway(
+    relay: RelayProcess, inbox: CodeInbox, tmp_path: Path, phone: str, business: dict[str, Any]
+) -> AsyncIterator[tuple[GatewayProcess, Receiver]]:
+    """A registered business's gateway (its profile under ``home``, its account as ``phone_number_id``), posting
+    webhooks to a receiver that checks both signatures; both stopped on the way out."""
+    home = tmp_path / "business-home"
+    home.mkdir()
+    receiver = Receiver(tmp_path)
+    receiver.start()
+    shop_id = await register_profile(relay, inbox, home, "shop", phone, business)
+    gateway = GatewayProcess(relay, home, "shop", receiver.url)
+    gateway.start()
+    gateway.phone_number_id = shop_id
+    try:
+        yield gateway, receiver
+    finally:
+        gateway.stop()
+        receiver.stop()
 
 
 def operator(relay: RelayProcess, *args: str) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,7 @@ from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from cove.db import create_engine
 from cove.testing import run_cove
-from gateway_world import GatewayProcess, Receiver, operator, register_profile
+from gateway_world import GatewayProcess, Receiver, operator, register_profile, shop_gateway
 from helpers import assert_no_plaintext, server_rows
 from test_business_sending import DAY_AND_AN_HOUR_MS, MARKETING
 
@@ -78,17 +78,8 @@ def text(to: str, body: str) -> dict[str, Any]:
 @pytest.fixture
 async def world(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
     """The relay, the business's gateway (its profile under ``gateway.home``) and its webhook receiver."""
-    home = tmp_path / "business-home"
-    home.mkdir()
-    receiver = Receiver(tmp_path)
-    receiver.start()
-    shop_id = await register_profile(relay, code_inbox, home, "shop", SHOP_PHONE, PROFILE)
-    gateway = GatewayProcess(relay, home, "shop", receiver.url)
-    gateway.start()
-    gateway.phone_number_id = shop_id
-    yield gateway, receiver
-    gateway.stop()
-    receiver.stop()
+    async with shop_gateway(relay, code_inbox, tmp_path, SHOP_PHONE, PROFILE) as world:
+        yield world
 
 
 async def approved_templates(gateway: GatewayProcess, relay, receiver: Receiver, *bodies: dict[str, Any]) -> None:  # noqa: ANN001

@@ -8,7 +8,6 @@ webhook parts are those of Meta's webhook reference for ``messages``."""
 
 from __future__ import annotations
 
-import copy
 import json
 import sqlite3
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cove.business.errors import CloudApiError
+from cloud_sends import changed, refusal
 from cove.business.gateway import events
 from cove.business.gateway.cloud import (
     SendContacts,
@@ -132,27 +131,6 @@ LOCATION_REQUEST: dict[str, Any] = {
         "action": {"name": "send_location"},
     },
 }
-
-
-def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of ``body`` with the value at dotted ``path`` replaced (``...`` removes it)."""
-    copied = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    node: Any = copied
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    key: Any = int(last) if isinstance(node, list) else last
-    if value is ...:
-        del node[key]
-    else:
-        node[key] = value
-    return copied
-
-
-def refusal(body: Any) -> CloudApiError:
-    with pytest.raises(CloudApiError) as caught:
-        parse_send(body)
-    return caught.value
 
 
 # sends in Meta's shapes

@@ -4,7 +4,6 @@ bodies with stable event ids, and the order of message statuses (cove.business.g
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -13,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from cloud_sends import changed, refusal
 from cove.business.errors import CloudApiError
 from cove.business.gateway import events
 from cove.business.gateway.cloud import (
@@ -173,27 +173,6 @@ MARK_READ: dict[str, Any] = {
 
 # The templates the two template sends above fill in are tests/test_business_templates.py's.
 ORDER_SHIPPED, SPRING_SALE = UTILITY_POSITIONAL, MARKETING_NAMED
-
-
-def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A deep copy of ``body`` with the value at the dotted ``path`` replaced (``...`` deletes it)."""
-    result = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    node: Any = result
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    key: Any = int(last) if isinstance(node, list) else last
-    if value is ...:
-        del node[key]
-    else:
-        node[key] = value
-    return result
-
-
-def refusal(body: Any) -> CloudApiError:
-    with pytest.raises(CloudApiError) as caught:
-        parse_send(body)
-    return caught.value
 
 
 # parsing: the good bodies

@@ -21,7 +21,7 @@ from cove.business.errors import CloudApiError
 from cove.business.gateway import template_listing as listing
 from cove.business.keys import BSUID
 from cove.client.events import TemplateReceived
-from gateway_world import GatewayProcess, Receiver, operator, register_profile
+from gateway_world import operator, shop_gateway
 
 SHOP_PHONE = "+14155550170"
 PROFILE = {"display_name": "Lucky Shrub", "about": "Succulents and more", "vertical": "RETAIL"}
@@ -74,17 +74,8 @@ def shape(value: Any) -> Any:
 @pytest.fixture
 async def world(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
     """The relay, the shop's gateway and its webhook receiver."""
-    home = tmp_path / "business-home"
-    home.mkdir()
-    receiver = Receiver(tmp_path)
-    receiver.start()
-    shop_id = await register_profile(relay, code_inbox, home, "shop", SHOP_PHONE, PROFILE)
-    process = GatewayProcess(relay, home, "shop", receiver.url)
-    process.start()
-    process.phone_number_id = shop_id
-    yield process, receiver
-    process.stop()
-    receiver.stop()
+    async with shop_gateway(relay, code_inbox, tmp_path, SHOP_PHONE, PROFILE) as world:
+        yield world
 
 
 async def test_templates_list_and_read_in_metas_shapes_with_paging_filters_and_fields(world, relay):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contracts.harness import Bot
-from gateway_world import GatewayProcess, Receiver, register_profile
+from gateway_world import GatewayProcess, register_profile, shop_gateway
 
 SHOP_PHONE = "+14155550170"
 PROFILE = {"display_name": "Lucky Shrimp", "about": "Succulents, delivered", "vertical": "RETAIL"}
@@ -17,17 +17,8 @@ PROFILE = {"display_name": "Lucky Shrimp", "about": "Succulents, delivered", "ve
 @pytest.fixture
 async def shop(relay, code_inbox, tmp_path: Path):  # noqa: ANN001, ANN201
     """The gateway of a registered business, posting webhooks to a receiver that checks both signatures."""
-    home = tmp_path / "business-home"
-    home.mkdir()
-    receiver = Receiver(tmp_path)
-    receiver.start()
-    shop_id = await register_profile(relay, code_inbox, home, "shop", SHOP_PHONE, PROFILE)
-    gateway = GatewayProcess(relay, home, "shop", receiver.url)
-    gateway.start()
-    gateway.phone_number_id = shop_id
-    yield gateway, receiver
-    gateway.stop()
-    receiver.stop()
+    async with shop_gateway(relay, code_inbox, tmp_path, SHOP_PHONE, PROFILE) as world:
+        yield world
 
 
 @pytest.fixture
