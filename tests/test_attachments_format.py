@@ -47,7 +47,9 @@ def test_every_size_round_trips_through_chunks_fed_in_any_pieces(size):
     plain = os.urandom(size)
     ciphertext, pointer = seal(plain)
     assert plain == open_sealed(ciphertext, pointer)
-    assert plain[:64] not in ciphertext or size == 0
+    # A few random bytes turn up in any ciphertext by chance (one byte in a 17-byte one: 1 time in 15); from 16
+    # bytes on, finding the plaintext would mean it was not encrypted.
+    assert plain[:64] not in ciphertext or size < 16
 
 
 def test_swapped_chunks_are_refused_even_with_a_matching_digest():
