@@ -8,6 +8,7 @@ sends: opting in per category (with where the user agreed), stopping promotions,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -53,15 +54,23 @@ def _show(view: dict[str, Any]) -> None:
     console.print(f"it may start a chat with: {may} (anything, for 24 hours after you write to it)")
 
 
-async def _change(profile: str, business: str, method: str, action: str, body: dict[str, Any] | None = None) -> None:
+async def _change(
+    profile: str,
+    business: str,
+    method: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+    show: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Call one of the business's relay routes as this user and print the answer (``show``, by default what the
+    user told the business)."""
     core = _registered(profile)
     async with _client(core) as client:
         business_id = await _business_id(client, business)
-        _show(
-            await client.call(
-                Request(method, paths.build(paths.BUSINESS, business_id=business_id, action=action), body)
-            )
+        view = await client.call(
+            Request(method, paths.build(paths.BUSINESS, business_id=business_id, action=action), body)
         )
+        (show or _show)(view)
 
 
 @businesses_app.command("show")

@@ -11,10 +11,8 @@ from typing import Any
 
 import typer
 
-from cove.client import paths
-from cove.client.business_cli import BusinessArgument, _business_id, businesses_app, console
-from cove.client.cli import ProfileOption, _client, _registered, _run
-from cove.client.core import Request
+from cove.client.business_cli import BusinessArgument, _change, businesses_app, console
+from cove.client.cli import ProfileOption, _run
 
 
 def _show_identity(view: dict[str, Any]) -> None:
@@ -24,14 +22,7 @@ def _show_identity(view: dict[str, Any]) -> None:
 
 
 async def _identity_call(profile: str, business: str, method: str, action: str, body: Any = None) -> None:
-    core = _registered(profile)
-    async with _client(core) as client:
-        business_id = await _business_id(client, business)
-        _show_identity(
-            await client.call(
-                Request(method, paths.build(paths.BUSINESS, business_id=business_id, action=action), body)
-            )
-        )
+    await _change(profile, business, method, action, body, show=_show_identity)
 
 
 @businesses_app.command("identity")
