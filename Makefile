@@ -2,20 +2,34 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# The browser libraries of `cove app` and `cove console` (web/package.json, pinned by its lock file), copied
+# where the Python package serves them from: built at install time, never fetched by a running page.
+VENDOR := src/cove/web/static/vendor
+ASSETS := $(VENDOR)/.built
 
-.PHONY: serve serve-cluster test lint format demo bench clean
+.PHONY: serve serve-cluster test lint format demo bench clean assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(ASSETS) | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(ASSETS) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
+
+assets: $(ASSETS)  ## install the pages' JavaScript libraries from the npm registry (needs Node.js and npm)
+$(ASSETS): web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp web/node_modules/htmx.org/dist/htmx.min.js web/node_modules/htmx-ext-sse/dist/sse.min.js \
+	   web/node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	cp web/node_modules/htmx.org/LICENSE $(VENDOR)/htmx.LICENSE
+	cp web/node_modules/chart.js/LICENSE.md $(VENDOR)/chart.js.LICENSE.md
+	touch $@
 
 serve: $(VENV)/.installed  ## run the relay on SQLite under ./var (see README for settings)
 	$(BIN)/cove serve
@@ -50,4 +64,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/relay.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis web/node_modules $(VENDOR) test-artifacts

@@ -19,6 +19,8 @@ from cove.client.safety_cli import register_safety_commands
 from cove.client.verify_cli import verify_app
 from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
+from cove.console.command import console_app
+from cove.desktop.command import register_app_command
 from cove.partner.cli import partner_app
 from cove.safety.commands import safety_app
 from cove.sharing.commands import share_app
@@ -94,6 +96,7 @@ def serve(
 
 
 register_client_commands(app)
+register_app_command(app)
 register_forward_command(app)
 register_appeal_commands(app)
 app.add_typer(privacy_app, name="privacy")
@@ -108,4 +111,5 @@ app.add_typer(pin_app, name="pin")
 app.add_typer(verify_app, name="verify")
 app.add_typer(devices_app, name="devices")
 app.add_typer(group_app, name="group")
+app.add_typer(console_app, name="console")
 register_safety_commands(app, group_app)

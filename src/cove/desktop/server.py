@@ -1,0 +1,30 @@
+"""The app's ASGI application: the guard, the static files and one router per part of the page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cove.desktop import account, chats, devices, pages, privacy, pump, welcome
+from cove.desktop.state import Desktop
+from cove.web.assets import mount_static
+from cove.web.guard import LocalGuard
+
+
+def create_app(desktop: Desktop, key: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with pump.running(desktop):
+            yield
+        await desktop.aclose()
+
+    app = FastAPI(title=f"Cove: {desktop.profile}", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.desktop = desktop
+    mount_static(app)
+    for part in (welcome, chats, devices, privacy, account):
+        app.include_router(part.router)
+    pages.install_error_pages(app)
+    app.add_middleware(LocalGuard, key=key)
+    return app

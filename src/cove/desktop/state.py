@@ -1,0 +1,44 @@
+"""The one profile a running `cove app` serves: its keys (ClientCore), its connection to the relay (CoveClient)
+once registered, and the live hub of its open pages."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cove.client.core import ClientCore
+from cove.client.profile import open_profile, profile_folder
+from cove.client.transport import CoveClient
+from cove.desktop.live import LiveHub
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+@dataclass
+class Desktop:
+    profile: str
+    server: str
+    home: Path | None = None
+    live: LiveHub = field(default_factory=LiveHub)
+    core: ClientCore | None = None
+    client: CoveClient | None = None
+
+    @classmethod
+    def open(cls, profile: str, server: str | None, home: Path | None = None) -> Desktop:
+        """An existing profile keeps the relay it registered with; a new one takes ``server``."""
+        core = open_profile(profile, home) if profile_folder(profile, home).is_dir() else None
+        known = core.store.get("server") if core is not None else None
+        url = server or known or os.environ.get("COVE_SERVER", DEFAULT_SERVER)
+        desktop = cls(profile, url, home, core=core)
+        if core is not None:
+            desktop.client = CoveClient(url, core)
+        return desktop
+
+    @property
+    def registered(self) -> bool:
+        return self.core is not None and bool(self.core.token)
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
