@@ -3,8 +3,10 @@ the console started as a process, and a signed-in HTTP client."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -41,3 +43,15 @@ def csrf_of(page: str) -> str:
 def sign_in(client: httpx.Client, name: str = "olivia", password: str = PASSWORD) -> httpx.Response:
     token = csrf_of(client.get("/login").text)
     return client.post("/login", data={"csrf": token, "name": name, "password": password})
+
+
+# What a test relay needs for the console's tests: a published policy reaches it within 0.3 s.
+RELAY_ENV = {"COVE_FLEET_POLL_SECONDS": "0.3"}
+
+
+async def notice_for(client) -> dict[str, Any]:  # noqa: ANN001 - a cove.client.transport.CoveClient
+    """The notice due to ``client``, once the relay has picked up the published policy (a poll, not a guess)."""
+    async with asyncio.timeout(15):
+        while (notice := await client.pending_notice()) is None:  # noqa: ASYNC110 - the relay has no event for it
+            await asyncio.sleep(0.1)
+    return notice

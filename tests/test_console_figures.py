@@ -3,7 +3,6 @@ consent history follow what people do through the SDK, and the time axis keeps e
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
 
+from console_world import RELAY_ENV, notice_for
 from cove.clock import now_ms
 from cove.consent import service
 from cove.consent.ledger_storage import ledger_entries
@@ -27,7 +27,7 @@ TIMES = st.integers(min_value=0, max_value=4_000_000_000_000)
 
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_FLEET_POLL_SECONDS": "0.3"}
+    return RELAY_ENV
 
 
 @given(TIMES, TIMES)
@@ -65,7 +65,6 @@ async def _publish(relay, policy) -> None:  # noqa: ANN001
         await service.publish(engine, policy)
     finally:
         await engine.dispose()
-    await asyncio.sleep(0.6)  # a publish reaches the relay within COVE_FLEET_POLL_SECONDS
 
 
 async def test_rollout_and_consent_figures_follow_what_people_do(users, relay) -> None:
@@ -78,9 +77,9 @@ async def test_rollout_and_consent_figures_follow_what_people_do(users, relay) -
         await _publish(relay, policy)
         alice, bob, carol = [await users.register(name) for name in ("alice", "bob", "carol")]
         for person in (alice, bob, carol):
-            await person.notice_shown(await person.pending_notice())
+            await person.notice_shown(await notice_for(person))
         for person in (alice, bob):  # carol was served the notice, and has not accepted it
-            await person.accept_terms(await person.pending_notice(), "adult")
+            await person.accept_terms(await notice_for(person), "adult")
         await alice.choose("ads", "in")
         await bob.choose("ads", "in")
         await bob.withdraw("ads")
@@ -118,7 +117,7 @@ async def test_rollout_and_consent_figures_follow_what_people_do(users, relay) -
 async def test_an_unreadable_payload_is_said_not_crashed_on(users, relay) -> None:
     await _publish(relay, policy_opening_now(DEFAULT))
     alice = await users.register("alice")
-    await alice.accept_terms(await alice.pending_notice(), "adult")
+    await alice.accept_terms(await notice_for(alice), "adult")
     await alice.choose("ads", "in")
     engine = create_engine(relay.database_url)
     try:

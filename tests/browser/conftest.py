@@ -35,7 +35,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def browser(_migrated_sqlite: Path) -> Iterator[Browser]:
+    # The relay's migrated template comes first: it is made with asyncio.run, which cannot run on this thread once
+    # Playwright's sync API has its event loop going (and `database_url` asks for it only when a test starts).
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not at {CHROMIUM}: .ci/run installs Debian's chromium package")
@@ -67,6 +69,26 @@ def open_app(relay, tmp_path: Path) -> Iterator:  # noqa: ANN001
         env = {"COVE_HOME": str(home), "COVE_PICKLE_KEY": "11" * 32}
         argv = ["app", "--profile", profile, "--server", relay.url, "--port", "0"]
         process = PageProcess(argv, env, tmp_path / f"app-{profile}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def open_console(relay, tmp_path: Path) -> Iterator:  # noqa: ANN001
+    """``open_console()`` adds an operator (console_world.PASSWORD) with `cove console operator add` and starts
+    `cove console serve` on the test's relay database; ``.url`` is the login page."""
+    from console_world import add_operator, console_env, start_console
+
+    started: list[PageProcess] = []
+
+    def start(operator: str = "olivia") -> PageProcess:
+        env = console_env(relay.database_url, relay.data_dir)
+        add_operator(env, operator)
+        process = start_console(env, tmp_path / "console.log")
         started.append(process)
         return process
 

@@ -17,6 +17,7 @@ def spec(
         "x_label": x_label,
         "y_label": y_label,
         "stacked": stacked,
+        "integer": all(isinstance(v, int) for s in series for v in s.data),  # counts: whole-number ticks
     }
 
 

@@ -1,6 +1,6 @@
 // Draws every <canvas data-chart="ID"> from the JSON in <script id="ID">, on load and after each htmx swap.
-// The JSON is {type, labels, series: [{label, data}], stacked?, y_label?}; colours are chosen here, once, with
-// enough contrast against the page's white.
+// The JSON is {type, labels, series: [{label, data}], stacked?, y_label?, integer?} (integer: counts, so no 0.5
+// ticks); colours are chosen here, once, with enough contrast against the page's white.
 (function () {
   "use strict";
   var PALETTE = ["#0b5cad", "#b3261e", "#1b7a3a", "#7a4fb3", "#9a5b00", "#00707a", "#5c5c5c", "#a1307a"];
@@ -26,7 +26,8 @@
         responsive: true, maintainAspectRatio: false, animation: false,
         scales: {
           x: { stacked: !!spec.stacked, title: { display: !!spec.x_label, text: spec.x_label || "" } },
-          y: { stacked: !!spec.stacked, beginAtZero: true, title: { display: !!spec.y_label, text: spec.y_label || "" } }
+          y: { stacked: !!spec.stacked, beginAtZero: true, title: { display: !!spec.y_label, text: spec.y_label || "" },
+               ticks: spec.integer ? { precision: 0 } : {} }
         },
         plugins: { legend: { position: "bottom" } }
       }
