@@ -84,7 +84,8 @@ def test_pages_need_a_session_and_a_wrong_password_gets_none(console: httpx.Clie
     for path in ("/", "/rollout", "/consent", "/consent/figures"):
         refused = console.get(path)
         assert refused.status_code == 303 and refused.headers["location"] == "/login"
-    assert console.get("/rollout/figures", headers={"HX-Request": "true"}).headers["hx-redirect"] == "/login"
+    refresh = console.get("/rollout/figures", headers={"HX-Request": "true"})
+    assert refresh.headers["hx-redirect"] == "/login" and refresh.text == ""
     wrong = sign_in(console, password=PASSWORD + "x")
     assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
     unknown = sign_in(console, name="nobody")

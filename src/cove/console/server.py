@@ -41,7 +41,10 @@ def create_app(settings: Settings, local_only: bool = True) -> FastAPI:
         app.include_router(section.router)
 
     async def to_login(request: Request, exc: Exception) -> Response:
-        return Response(status_code=303, headers={"Location": "/login", "HX-Redirect": "/login"})
+        if request.headers.get("hx-request") == "true":
+            # a fragment's refresh: the browser would follow a 303 itself and swap the login page into the chart
+            return Response(status_code=200, headers={"HX-Redirect": "/login"})
+        return Response(status_code=303, headers={"Location": "/login"})
 
     async def refused(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ApiError):
