@@ -29,6 +29,13 @@ class RolloutFigures:
     opt_ins: list[Series] = field(default_factory=list)  # per purpose: accounts opted in, running total
 
 
+# What grows per wave: notices served, terms accepted; each a table of accounts and the time of the act.
+_ACTS = (
+    ("served", consent_served, consent_served.c.served_at_ms),
+    ("accepted", consent_accounts, consent_accounts.c.accepted_at_ms),
+)
+
+
 async def _per_bucket(conn: AsyncConnection, table: Table, at: ColumnElement, where: list, size: int) -> dict[int, int]:
     bucket = (at // size).label("bucket")
     rows = await conn.execute(
@@ -44,35 +51,17 @@ async def rollout_figures(conn: AsyncConnection, policy: Policy, now_ms: int) ->
     status = await rollout_status(conn, policy, now_ms)
     version = policy.version
     first = earliest(
-        [
-            await conn.scalar(
-                select(func.min(consent_served.c.served_at_ms)).where(consent_served.c.policy_version == version)
-            ),
-            await conn.scalar(
-                select(func.min(consent_accounts.c.accepted_at_ms)).where(consent_accounts.c.policy_version == version)
-            ),
-        ]
+        [await conn.scalar(select(func.min(at)).where(table.c.policy_version == version)) for _, table, at in _ACTS]
     )
     figures = RolloutFigures(policy, status, None)
     if first is None:
         return figures
     axis = figures.timeline = timeline(first, now_ms)
-    for wave in policy.rollout.waves:
-        served = consent_served.c
-        counts = await _per_bucket(
-            conn, consent_served, served.served_at_ms, [in_wave(wave), served.policy_version == version], axis.bucket_ms
-        )
-        figures.waves.append(Series(f"served: {wave.name}", axis.running(counts)))
-    for wave in policy.rollout.waves:
-        accepted = consent_accounts.c
-        counts = await _per_bucket(
-            conn,
-            consent_accounts,
-            accepted.accepted_at_ms,
-            [in_wave(wave), accepted.policy_version == version],
-            axis.bucket_ms,
-        )
-        figures.waves.append(Series(f"accepted: {wave.name}", axis.running(counts)))
+    for act, table, at in _ACTS:
+        for wave in policy.rollout.waves:
+            where = [in_wave(wave), table.c.policy_version == version]
+            counts = await _per_bucket(conn, table, at, where, axis.bucket_ms)
+            figures.waves.append(Series(f"{act}: {wave.name}", axis.running(counts)))
     p = consent_purposes.c
     bucket = (p.chosen_at_ms // axis.bucket_ms).label("bucket")
     rows = await conn.execute(
