@@ -3,9 +3,9 @@ a deleted account's owner was handed went."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from cove.context import Relay, get_relay
@@ -60,7 +60,11 @@ class ErasureStatus(BaseModel):
     "(`DELETE /v1/accounts/me`), is the right to ask. 400 `bad_event_id` when it is not a UUID4 in lower case, "
     "404 `unknown_erasure` when no erasure has it.",
 )
-async def erasure_status(event_id: str, relay: Relay = Depends(get_relay)) -> ErasureStatus:
+async def erasure_status(
+    # The pattern is stated for clients; the check is the route's own, so a bad id gets its own code.
+    event_id: Annotated[str, Path(json_schema_extra={"pattern": erasure.EVENT_ID.pattern})],
+    relay: Relay = Depends(get_relay),
+) -> ErasureStatus:
     if not erasure.EVENT_ID.fullmatch(event_id):
         raise ApiError(400, "bad_event_id", "an erasure's id is a UUID4 in lower case, as the deletion gave it")
     async with relay.engine.connect() as conn:
