@@ -81,6 +81,10 @@ async def privacy_show(profile: str = ProfileOption) -> None:
     console.print(table)
     shared = view["disclosures"]
     console.print(f"Shared about you: {len(shared)} disclosure(s)" if shared else "Shared about you: nothing yet.")
+    for r in view.get("revocations", []):  # what a batch told a recipient to stop using, and whether it did
+        when = datetime.fromtimestamp(r["at"] / 1000).strftime("%Y-%m-%d")
+        done = "applied" if r["acknowledged_at"] else "not acknowledged yet"
+        console.print(f"Revoked: {r['purpose']} for {r['recipient']} ({r['reason']}, {when}): {done}")
     for signal in view.get("signals_received", []):  # what a partner said about this number: weighed, never a ban
         when = datetime.fromtimestamp(signal["at"] / 1000).strftime("%Y-%m-%d")
         console.print(f"Received about you: {signal['from']} reported this number ({signal['reason']}, {when})")
