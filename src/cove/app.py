@@ -17,6 +17,7 @@ from cove.accounts.directory import DeviceDirectory
 from cove.accounts.presence import Presence
 from cove.accounts.routes import router as accounts_router
 from cove.accounts.senders import make_code_sender
+from cove.attachments import hooks as attachments_hooks
 from cove.attachments import service as attachments_service
 from cove.attachments.routes import router as attachments_router
 from cove.business import hooks as business_hooks
@@ -67,6 +68,7 @@ CAPABILITIES = (
     keys_hooks,
     devices_hooks,
     messaging_hooks,
+    attachments_hooks,
     groups_hooks,
     safety_hooks,
     consent_hooks,
