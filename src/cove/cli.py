@@ -19,6 +19,7 @@ from cove.client.safety_cli import register_safety_commands
 from cove.client.verify_cli import verify_app
 from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
+from cove.fleet.commands import relay_app
 from cove.partner.cli import partner_app
 from cove.safety.commands import safety_app
 from cove.sharing.commands import share_app
@@ -100,6 +101,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(safety_app, name="safety")
+app.add_typer(relay_app, name="relay")
 app.add_typer(share_app, name="share")
 app.add_typer(partner_app, name="partner")
 app.add_typer(businesses_app, name="businesses")
