@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,23 +13,28 @@ from click.testing import Result
 from rich.console import Console
 from typer.testing import CliRunner
 
+from conftest import Users
 from cove.cli import app
 from cove.client.events import MessageReceived
+from cove.client.transport import CoveClient
 from cove.db import create_engine
 from cove.fleet import commands, health, health_storage, histogram
 from cove.fleet.health_recorder import HealthWriter, Recorder
 from cove.fleet.health_storage import KEEP_MS, HealthRow
 from cove.messaging import storage as messaging_storage
 from cove.messaging.envelope import Envelope, EnvelopeKind
-from cove.testing import RelayProcess
+from cove.testing import CodeInbox, RelayProcess, nats_server
 from helpers import texts
 
 INTERVAL_SECONDS = 0.2
 
 
+_HEALTH_ENV = {"COVE_HEALTH_INTERVAL_SECONDS": str(INTERVAL_SECONDS)}
+
+
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_HEALTH_INTERVAL_SECONDS": str(INTERVAL_SECONDS)}
+    return _HEALTH_ENV
 
 
 async def _rows(database_url: str) -> list[HealthRow]:
@@ -107,6 +113,76 @@ async def test_a_relay_records_connections_messages_and_delivery_latency(users, 
     assert shown.exit_code == 0, shown.output
     assert rows[0].process.split(":")[0] in shown.output and "fleet (1 of 1 writing)" in shown.output
     assert "p99 ms" in shown.output
+
+
+async def test_a_fleet_is_summed_over_its_processes(database_url: str, tmp_path: Path, code_inbox: CodeInbox):
+    """Alice's process accepts, Bob's delivers what NATS woke it with: the fleet's figures hold both."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("a fleet shares PostgreSQL")
+    nats = nats_server(tmp_path)
+    nats.start()
+    env = {"COVE_NATS_URL": nats.url, "COVE_BUS_PREFIX": f"t{uuid.uuid4().hex[:12]}", **_HEALTH_ENV}
+    relays = [
+        RelayProcess(database_url, _folder(tmp_path / name), code_inbox.url, env, preloaded=True) for name in "ab"
+    ]
+    made = [Users(relay, code_inbox, tmp_path / "clients") for relay in relays]
+    try:
+        for relay in relays:
+            relay.start()
+        alice = await made[0].register("alice", "+14155550101")
+        bob = await made[1].register("bob", "+14155550102")
+        await alice.send_text(bob.core.account_id, "through the queue")  # sets up the session
+        assert texts(await bob.inbox()) == ["through the queue"]
+        received: list[str] = []
+        listener = asyncio.create_task(_listen(bob, 3, received))
+        rows = await _rows_until(database_url, lambda rows: any(r.connected >= 1 for r in rows))
+        held_by = next(r.process for r in rows if r.connected >= 1)
+        for i in range(3):
+            await alice.send_text(bob.core.account_id, f"woken {i}")
+        await asyncio.wait_for(listener, 30)
+
+        # Each process writes its own rows: wait for the sender's count as well as the deliverer's.
+        rows = await _rows_until(
+            database_url, lambda rows: sum(r.accepted for r in rows) >= 4 and sum(sum(r.latency) for r in rows) >= 3
+        )
+        by_process: dict[str, list[HealthRow]] = {}
+        for row in rows:
+            by_process.setdefault(row.process, []).append(row)
+        assert len(by_process) == 2
+        (sender,) = set(by_process) - {held_by}
+        assert sum(r.accepted for r in by_process[sender]) >= 4 and sum(r.delivered for r in by_process[sender]) == 0
+        assert sum(r.delivered for r in by_process[held_by]) >= 4
+        assert sum(sum(r.latency) for r in by_process[held_by]) >= 3  # the woken ones, timed where they left
+
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                latest = await health.latest(conn, 60_000)
+        finally:
+            await engine.dispose()
+        assert latest is not None and latest.fleet.processes == 2 and set(latest.processes) == set(by_process)
+        assert latest.fleet.accepted_per_s == pytest.approx(sum(f.accepted_per_s for f in latest.processes.values()))
+        assert latest.fleet.latency_samples == sum(f.latency_samples for f in latest.processes.values())
+    finally:
+        for users in made:
+            await users.aclose()
+        for relay in relays:
+            if relay.started:
+                relay.stop()
+        nats.stop()
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+async def _listen(client: CoveClient, count: int, into: list[str]) -> None:
+    async for event in client.events():
+        if isinstance(event, MessageReceived):
+            into.append(event.text)
+            if len(into) == count:
+                return
 
 
 async def _cove(database_url: str, data_dir: Path, *args: str) -> Result:

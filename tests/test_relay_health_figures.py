@@ -72,9 +72,9 @@ def test_the_recorder_counts_an_interval_and_starts_again():
     recorder.accepted(3)
     recorder.accepted(0)
     clock.ms += 40
-    recorder.delivered(accepted_at_ms=1_000_000, connected_at_ms=connected_at)  # 40 ms
-    recorder.delivered(accepted_at_ms=1_000_030, connected_at_ms=connected_at)  # 10 ms
-    recorder.delivered(accepted_at_ms=998_000, connected_at_ms=connected_at)  # waited for the device: no sample
+    recorder.delivered(accepted_at_ms=1_000_000, connected_at_ms=connected_at, now=clock.ms)  # 40 ms
+    recorder.delivered(accepted_at_ms=1_000_030, connected_at_ms=connected_at, now=clock.ms)  # 10 ms
+    recorder.delivered(accepted_at_ms=998_000, connected_at_ms=connected_at, now=clock.ms)  # waited for the device
     clock.ms += 10
     row = recorder.take("host:1:abc", connected=7, queue_depth=12)
 
@@ -89,7 +89,7 @@ def test_the_recorder_counts_an_interval_and_starts_again():
 def test_a_delivery_from_a_host_whose_clock_runs_ahead_reads_as_zero():
     clock = Clock(5000)
     recorder = Recorder(clock)
-    recorder.delivered(accepted_at_ms=5300, connected_at_ms=0)
+    recorder.delivered(accepted_at_ms=5300, connected_at_ms=0, now=clock.ms)
     row = recorder.take("p", 0, None)
     assert row.latency[0] == 1 and row.p99_ms == 1
     assert row.queue_depth is None
@@ -98,7 +98,7 @@ def test_a_delivery_from_a_host_whose_clock_runs_ahead_reads_as_zero():
 def test_an_empty_interval_has_no_latency_and_zero_counts():
     clock = Clock(0)
     recorder = Recorder(clock)
-    recorder.delivered(5, 10)
+    recorder.delivered(5, 10, 10)
     recorder.accepted(2)
     recorder.take("p", 1, 0)
     clock.ms = 10_000

@@ -20,14 +20,13 @@ relay_app = typer.Typer(help="The running relay processes, as they report themse
 COLUMNS = ("process", "last row", "devices", "in/s", "out/s", "p50 ms", "p99 ms", "queued")
 
 
-def _cells(name: str, f: health.Figures, now: int) -> tuple[str, ...]:
+def _cells(name: str, f: health.Figures, now: int, silent: bool) -> tuple[str, ...]:
     def maybe(value: int | None) -> str:
         return "-" if value is None else f"{value:,}"
 
-    age = f"{(now - f.end_ms) / 1000:.0f} s ago" + (" (silent)" if f.silent else "")
     return (
         name,
-        age,
+        f"{(now - f.end_ms) / 1000:.0f} s ago" + (" (silent)" if silent else ""),
         f"{f.connected:,}",
         f"{f.accepted_per_s:,.1f}",
         f"{f.delivered_per_s:,.1f}",
@@ -64,8 +63,9 @@ def show_health(
     for column in COLUMNS:
         table.add_column(column, justify="left" if column == "process" else "right", overflow="fold")
     for name, figures in latest.processes.items():
-        table.add_row(*_cells(name, figures, now))
+        table.add_row(*_cells(name, figures, now, silent=figures.silent > 0))
     fleet = latest.fleet
     table.add_section()
-    table.add_row(*_cells(f"fleet ({fleet.processes - fleet.silent} of {fleet.processes} writing)", fleet, now))
+    label = f"fleet ({fleet.processes - fleet.silent} of {fleet.processes} writing)"
+    table.add_row(*_cells(label, fleet, now, silent=False))
     console.print(table)

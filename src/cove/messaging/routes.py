@@ -170,15 +170,16 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
         await _send_frames(ws, [orjson.dumps(frame) for frame in await frames_for(relay, device)])
     while ready := await stream.next_batch(MAX_BATCH_FRAMES):
         frames: list[bytes] = []
+        now = now_ms()  # read once for the batch: these frames leave together
         for item in ready:
             if isinstance(item, Rescan):
                 await _send_frames(ws, frames)
                 frames = []
                 await _send_unsent(ws, relay, device, sent)
             elif isinstance(item, Envelope):
-                if sent.add(item.id, item.kind, item.server_ts_ms):  # type: ignore[arg-type]
+                if sent.add(item.id, item.kind, item.server_ts_ms, now):  # type: ignore[arg-type]
                     frames.append(item.encoded())
-            elif item["type"] != "envelope" or sent.add(item["id"], item["kind"], item["server_ts"]):
+            elif item["type"] != "envelope" or sent.add(item["id"], item["kind"], item["server_ts"], now):
                 frames.append(orjson.dumps(item))
         await _send_frames(ws, frames)
 
@@ -190,13 +191,14 @@ class _Sent:
     Every envelope the socket writes passes here once, so here the hub's health figures count deliveries."""
 
     LIMIT = 4096
+    __slots__ = ("_ids", "_health", "_connected_at")  # one per open socket
 
     def __init__(self, health: Recorder) -> None:
         self._ids: dict[int, None] = {}
         self._health = health
         self._connected_at = now_ms()
 
-    def add(self, queue_id: int, kind: int, server_ts_ms: int) -> bool:
+    def add(self, queue_id: int, kind: int, server_ts_ms: int, now: int) -> bool:
         """False if this id was sent already."""
         if queue_id in self._ids:
             return False
@@ -204,7 +206,7 @@ class _Sent:
             del self._ids[next(iter(self._ids))]
         self._ids[queue_id] = None
         if kind in RECEIPTED_KINDS:
-            self._health.delivered(server_ts_ms, self._connected_at)
+            self._health.delivered(server_ts_ms, self._connected_at, now)
         return True
 
 
@@ -212,9 +214,10 @@ async def _send_unsent(ws: WebSocket, relay: Relay, device: DeviceRecord, sent: 
     """The device's whole queue, oldest first, a page at a time, less what this socket already sent."""
     after = 0
     while True:
+        now = now_ms()
         async with relay.engine.connect() as conn:
-            page = await storage.fetch_queue(conn, device.account_id, device.device_id, after, now_ms(), BACKLOG_PAGE)
-        fresh = [e for e in page if sent.add(e.id, e.kind, e.server_ts_ms)]  # type: ignore[arg-type]
+            page = await storage.fetch_queue(conn, device.account_id, device.device_id, after, now, BACKLOG_PAGE)
+        fresh = [e for e in page if sent.add(e.id, e.kind, e.server_ts_ms, now)]  # type: ignore[arg-type]
         await _send_frames(ws, [envelope.encoded() for envelope in fresh])
         if len(page) < BACKLOG_PAGE:
             return
