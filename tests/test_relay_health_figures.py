@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cove.fleet import histogram
-from cove.fleet.health import MAX_BUCKETS, check_series, summarise
+from cove.fleet.health import MAX_BUCKETS, check_series, latest, summarise
 from cove.fleet.health_recorder import Recorder
-from cove.fleet.health_storage import HealthRow
+from cove.fleet.health_storage import KEEP_MS, HealthRow
 
 # Latencies from 0 to past the last bound (the overflow bucket), in whole ms as the relay measures them.
 LATENCIES = st.integers(min_value=0, max_value=2**27)
@@ -143,6 +143,42 @@ def test_the_fleet_sums_each_process_newest_connections_and_its_own_rates():
     assert (figures.end_ms, figures.queue_depth) == (20_000, 50)
 
 
+ROWS = st.lists(
+    st.builds(
+        _row,
+        st.sampled_from(["a:1:x", "b:2:y", "c:3:z"]),
+        st.integers(0, 100_000),
+        interval_ms=st.integers(0, 20_000),
+        connected=st.integers(0, 1000),
+        accepted=st.integers(0, 10_000),
+        delivered=st.integers(0, 10_000),
+        latency=st.lists(LATENCIES, max_size=20).map(lambda samples: tuple(_histogram(samples))),
+        queue_depth=st.none() | st.integers(0, 10**6),
+    ),
+    max_size=12,
+    unique_by=lambda row: (row.process, row.at_ms),  # the table's key
+)
+
+
+@given(ROWS, st.randoms(use_true_random=False))
+def test_the_sums_do_not_depend_on_the_order_rows_are_read_in(rows, random):
+    shuffled = list(rows)
+    random.shuffle(shuffled)
+    assert summarise(shuffled, 0, now=60_000) == summarise(rows, 0, now=60_000)
+
+
+@given(ROWS)
+def test_the_fleet_is_the_sum_of_its_processes(rows):
+    fleet = summarise(rows, 0)
+    each = [summarise([r for r in rows if r.process == name], 0) for name in {r.process for r in rows}]
+    assert fleet.processes == len(each)
+    assert fleet.connected == sum(f.connected for f in each)
+    assert fleet.accepted_per_s == pytest.approx(sum(f.accepted_per_s for f in each))
+    assert fleet.latency_samples == sum(f.latency_samples for f in each)
+    merged = histogram.merge(r.latency for r in rows)
+    assert fleet.p99_ms == histogram.quantile_ms(merged, 0.99)
+
+
 def test_a_process_that_stopped_writing_holds_no_connections_now():
     rows = [_row("gone", 10_000, connected=50, accepted=10), _row("up", 60_000, connected=3)]
     now = 61_000
@@ -165,3 +201,9 @@ def test_a_series_of_max_buckets_is_allowed_and_one_more_refused():
     check_series(0, 1, now=MAX_BUCKETS - 1)  # buckets 0 .. MAX_BUCKETS - 1, the last holding now
     with pytest.raises(ValueError):
         check_series(0, 1, now=MAX_BUCKETS)
+
+
+@pytest.mark.parametrize("window_ms", [0, -1, KEEP_MS + 1])
+async def test_a_window_outside_what_is_kept_is_refused_before_reading(window_ms):
+    with pytest.raises(ValueError, match="the window lasts"):
+        await latest(None, window_ms)  # type: ignore[arg-type]  # refused before the connection is used

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.clock import now_ms
 from cove.fleet import histogram
-from cove.fleet.health_storage import HealthRow, rows_since
+from cove.fleet.health_storage import KEEP_MS, HealthRow, rows_since
 
 MAX_BUCKETS = 2000  # a chart's width in points, and the bound on what one series holds
 LATEST_WINDOW_MS = 60_000
@@ -77,19 +77,19 @@ class Summing:
         process.interval_ms += row.interval_ms
         for bucket, count in enumerate(row.latency):
             self.latency[bucket] += count
-        if row.queue_depth is not None and (self.newest is None or row.at_ms > self.newest.at_ms):
+        if row.queue_depth is not None and (self.newest is None or _later(row, self.newest)):
             self.newest = row
 
     def figures(self, now: int | None = None) -> Figures:
         """With ``now``, processes whose newest row is too old to be running hold no connections."""
-        processes = self.processes.values()
-        silent = [p for p in processes if now is not None and _silent(p.newest, now)]
+        processes = [self.processes[name] for name in sorted(self.processes)]  # float sums in one order
+        writing = [p for p in processes if now is None or not _silent(p.newest, now)]
         return Figures(
             start_ms=self.start_ms,
             end_ms=max((p.newest.at_ms for p in processes), default=self.start_ms),
-            processes=len(self.processes),
-            silent=len(silent),
-            connected=sum(p.newest.connected for p in processes if p not in silent),
+            processes=len(processes),
+            silent=len(processes) - len(writing),
+            connected=sum(p.newest.connected for p in writing),
             accepted_per_s=sum(p.rate(p.accepted) for p in processes),
             delivered_per_s=sum(p.rate(p.delivered) for p in processes),
             latency_samples=sum(self.latency),
@@ -97,6 +97,11 @@ class Summing:
             p99_ms=histogram.quantile_ms(self.latency, 0.99),
             queue_depth=self.newest.queue_depth if self.newest is not None else None,
         )
+
+
+def _later(row: HealthRow, than: HealthRow) -> bool:
+    """Rows of two processes can end in the same millisecond: the process name decides, not the reading order."""
+    return (row.at_ms, row.process) > (than.at_ms, than.process)
 
 
 def _silent(row: HealthRow, now: int) -> bool:
@@ -142,7 +147,10 @@ class Latest:
 
 
 async def latest(conn: AsyncConnection, window_ms: int = LATEST_WINDOW_MS, now: int | None = None) -> Latest | None:
-    """The fleet and each process over the last ``window_ms``; None when no process wrote in it."""
+    """The fleet and each process over the last ``window_ms`` (at most the 7 days kept; ValueError otherwise);
+    None when no process wrote in it."""
+    if not 0 < window_ms <= KEEP_MS:
+        raise ValueError(f"the window lasts from 1 ms to {KEEP_MS // 86_400_000} days")
     now = now_ms() if now is None else now
     start = now - window_ms
     fleet = Summing(start)
