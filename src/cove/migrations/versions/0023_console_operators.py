@@ -1,14 +1,14 @@
 """console operators: who may sign in to `cove console` (name, scrypt password hash)
 
 Revision ID: 0023
-Revises: 0020
+Revises: 0022
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0020"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
