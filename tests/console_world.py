@@ -45,8 +45,9 @@ def sign_in(client: httpx.Client, name: str = "olivia", password: str = PASSWORD
     return client.post("/login", data={"csrf": token, "name": name, "password": password})
 
 
-# What a test relay needs for the console's tests: a published policy reaches it within 0.3 s.
-RELAY_ENV = {"COVE_FLEET_POLL_SECONDS": "0.3"}
+# What a test relay needs for the console's tests: a published policy reaches it within 0.3 s, and it writes its
+# health figures 5 times a second.
+RELAY_ENV = {"COVE_FLEET_POLL_SECONDS": "0.3", "COVE_HEALTH_INTERVAL_SECONDS": "0.2"}
 
 
 async def notice_for(client) -> dict[str, Any]:  # noqa: ANN001 - a cove.client.transport.CoveClient

@@ -18,7 +18,9 @@ from cove.console.figures.consent import OBJECTED, OFF, ON, WITHDRAWN, LedgerUnr
 from cove.console.figures.overview import headlines
 from cove.console.figures.rollout import all_rollouts
 from cove.console.figures.timeline import DAY_MS, HOUR_MS, MAX_BUCKETS, WEEK_MS, bucket_for, timeline
+from cove.console.health import charts as health_charts
 from cove.db import create_engine
+from cove.fleet.health import Figures
 from cove.testing import policy_opening_now
 
 DEFAULT = Path(__file__).resolve().parents[1] / "policies" / "cove-default.toml"
@@ -128,3 +130,15 @@ async def test_an_unreadable_payload_is_said_not_crashed_on(users, relay) -> Non
                 await consent_history(conn, now_ms())
     finally:
         await engine.dispose()
+
+
+def test_the_health_charts_carry_the_fleets_figures_and_leave_a_missing_p99_missing() -> None:
+    def figures(start_ms: int, connected: int, p99: int | None) -> Figures:
+        return Figures(start_ms, start_ms + 60_000, 2, 0, connected, 1.234, 1.0, 3 if p99 else 0, p99, p99, 7)
+
+    made = {id: spec for id, _, spec in health_charts([figures(0, 3, 40), figures(60_000, 5, None)], HOUR_MS)}
+    assert made["health-connected"]["labels"] == ["00:00", "00:01"]
+    assert made["health-connected"]["series"] == [{"label": "connected", "data": [3, 5]}]
+    assert made["health-messages"]["series"][0]["data"] == [1.23, 1.23]
+    assert made["health-latency"]["series"][1] == {"label": "p99", "data": [40, None]}
+    assert made["health-connected"]["integer"] and not made["health-latency"]["integer"]

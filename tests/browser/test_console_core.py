@@ -131,7 +131,7 @@ def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
     assert cell(page, "rollout-1-purposes", "ads", "opted in") == "1"
     check_page(page, "console-rollout")
 
-    page.get_by_role("navigation").get_by_role("link", name="Consent").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Consent").click()
     expect(page.get_by_role("heading", name="Consent", exact=True)).to_be_visible()
     assert cell(page, "consent-totals", "ads", "turned on") == "1"
     assert cell(page, "consent-totals", "ads", "withdrawn") == "0"
@@ -146,6 +146,19 @@ def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
     expect(page.locator("#ledger-status")).to_contain_text("by olivia")
     check_page(page, "console-consent")
 
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Relay health").click()
+    expect(page.get_by_role("heading", name="Relay health")).to_be_visible()
+    expect(page.locator('#health-figures [data-figure="connected"]')).to_have_text("0")  # alice's client closed
+    buckets = page.locator('[data-chart-table="health-connected"] tbody tr')  # one per bucket a process wrote in
+    expect(buckets.first).to_be_attached()
+    assert (buckets.first.locator("td").text_content() or "").strip().isdigit()
+    page.get_by_role("link", name="6 hours").click()
+    expect(page.get_by_role("link", name="6 hours")).to_have_attribute("aria-current", "page")
+    check_page(page, "console-health")
+    page.goto(f"{console.base}/health?span=forever")
+    expect(page.locator('[data-code="unknown_span"]')).to_contain_text("span must be one of 1h, 6h, 24h, 7d")
+
+    page.goto(f"{console.base}/")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in to the Cove console")).to_be_visible()
     page.goto(f"{console.base}/consent")

@@ -9,6 +9,7 @@ from cove.clock import now_ms
 from cove.console.auth import Operator
 from cove.console.figures.overview import headlines
 from cove.console.pages import engine_of, render
+from cove.fleet.health import latest
 
 router = APIRouter()
 
@@ -17,6 +18,12 @@ router = APIRouter()
 async def overview(request: Request, operator: Operator) -> HTMLResponse:
     async with engine_of(request).connect() as conn:
         figures = await headlines(conn, now_ms())
+        health = await latest(conn)
     return render(
-        request, "overview.html", title="Overview", figures=figures, ledger=request.app.state.ledger_checks.last
+        request,
+        "overview.html",
+        title="Overview",
+        figures=figures,
+        health=health.fleet if health else None,
+        ledger=request.app.state.ledger_checks.last,
     )

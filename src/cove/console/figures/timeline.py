@@ -34,7 +34,7 @@ class Series:
     """One line or bar series of a chart: what the chart macro's ``series`` entries are."""
 
     label: str
-    data: list[int]
+    data: list[int] | list[float | None]  # counts, or measures that may be missing (a p99 with no deliveries)
 
 
 @dataclass(frozen=True)
