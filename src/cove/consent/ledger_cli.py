@@ -49,7 +49,8 @@ class Verification:
 async def check_ledger(conn: AsyncConnection, on_rows: Callable[[int], None] | None = None) -> Verification:
     """Load every entry and checkpoint and verify them; ``on_rows(n)`` is told as rows arrive."""
     loaded = await ledger_storage.load_all(conn, on_rows)
-    problems = ledger.verify(loaded.entries, loaded.checkpoints)
+    # hashing every entry is seconds of CPU on a large ledger: off the event loop, so a server keeps answering
+    problems = await asyncio.to_thread(ledger.verify, loaded.entries, loaded.checkpoints)
     return Verification(len(loaded.entries), len(loaded.checkpoints), problems)
 
 

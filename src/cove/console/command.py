@@ -36,8 +36,8 @@ def serve_console(
     port: int = typer.Option(8070, min=0, max=65535, help="Port to listen on (0: a free one)"),
     host: str = typer.Option(
         "127.0.0.1",
-        help="Address to listen on. Anything but the loopback lets other machines reach the sign-in page: "
-        "put it behind TLS (a reverse proxy) if you do",
+        help="Address to listen on. Anything but the loopback lets other machines reach the sign-in page, and "
+        "then the session cookie needs HTTPS: put a TLS-terminating proxy in front of it",
     ),
 ) -> None:
     """Serve the console: rollout, consent, sharing, business, safety and relay health, behind a sign-in."""
@@ -48,7 +48,10 @@ def serve_console(
     ensure_relay_database()
     local = _loopback(host)
     if not local:
-        err.print(f"warning: the console listens on {escape(host)}: other machines can reach its sign-in page")
+        err.print(
+            f"warning: the console listens on {escape(host)}: other machines can reach its sign-in page. Its session "
+            "cookie travels over HTTPS only: open it through a TLS-terminating proxy in front of this address"
+        )
     sock = bind(host, port)
 
     def ready(url: str) -> None:

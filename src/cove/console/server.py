@@ -24,7 +24,8 @@ from cove.web.guard import LocalGuard
 
 def create_app(settings: Settings, local_only: bool = True) -> FastAPI:
     """The console; ``local_only`` False (an address other than the loopback, chosen with ``--host``) keeps the
-    guard's same-origin check and the login, and drops the checks that the caller is this machine."""
+    guard's same-origin check and the login, drops the checks that the caller is this machine, and sends the
+    session cookie over HTTPS only (the console is then meant to sit behind a TLS-terminating proxy)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +71,7 @@ def create_app(settings: Settings, local_only: bool = True) -> FastAPI:
         session_cookie="cove_console",
         max_age=auth.SESSION_HOURS * 3600,
         same_site="strict",
-        https_only=False,
+        https_only=not local_only,  # on another address a password and a session cross a network: TLS only
     )
     app.add_middleware(LocalGuard, key=None, loopback=local_only)
     return app
