@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from console_world import PASSWORD, add_operator, console_env, csrf_of, sign_in, start_console
 from cove.console.passwords import WeakPassword, hash_password, verify_password
-from cove.console.throttle import FAILURES, PERIOD_S, LoginThrottle
+from cove.console.throttle import ADDRESS_FAILURES, FAILURES, PERIOD_S, LoginThrottle
 from cove.testing import run_cove
 
 
@@ -49,20 +49,38 @@ def test_a_name_is_refused_after_its_failures_until_the_period_passes(names: lis
     now = [0.0]
     throttle = LoginThrottle(clock=lambda: now[0])
     for name in names:
-        throttle.failed(name, "10.0.0.1")
+        throttle.attempt(name, "10.0.0.1")  # each fails: nobody says succeeded
     for name in ("olivia", "oscar"):
-        assert (throttle.wait(name, "10.0.0.2") is not None) == (names.count(name) >= FAILURES)
+        assert (throttle.attempt(name, "10.0.0.2") is not None) == (names.count(name) >= FAILURES)
     now[0] = PERIOD_S + 1
-    assert throttle.wait("olivia", "10.0.0.1") is None
+    assert throttle.attempt("olivia", "10.0.0.1") is None
+
+
+def test_a_success_clears_the_names_failures() -> None:
+    throttle = LoginThrottle(clock=lambda: 0.0)
+    for _ in range(FAILURES - 1):
+        assert throttle.attempt("olivia", "10.0.0.1") is None
+    throttle.succeeded("olivia")
+    for _ in range(FAILURES):
+        assert throttle.attempt("olivia", "10.0.0.1") is None
+    assert throttle.attempt("olivia", "10.0.0.1") is not None
+
+
+def test_an_address_is_refused_after_its_failures_over_every_name() -> None:
+    throttle = LoginThrottle(clock=lambda: 0.0)
+    for n in range(ADDRESS_FAILURES):
+        assert throttle.attempt(f"name-{n}", "10.0.0.1") is None
+    assert throttle.attempt("another", "10.0.0.1") is not None
+    assert throttle.attempt("another", "10.0.0.2") is None
 
 
 def test_the_record_of_failures_is_bounded() -> None:
     throttle = LoginThrottle(clock=lambda: 0.0, max_keys=3)
     for name in ("a", "b", "c", "d"):
         for _ in range(FAILURES):
-            throttle.failed(name, f"address-{name}")
-    assert throttle.wait("a", "address-a") is None  # the oldest went when "d" came
-    assert throttle.wait("d", "address-d") is not None
+            throttle.attempt(name, f"address-{name}")
+    assert throttle.attempt("a", "address-a") is None  # the oldest went when "d" came
+    assert throttle.attempt("d", "address-d") is not None
 
 
 def test_operator_commands(env: dict[str, str]) -> None:

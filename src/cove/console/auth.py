@@ -91,7 +91,7 @@ async def login(
     await check_csrf(request)
     address = request.client.host if request.client else "unknown"
     throttle = _throttle(request)
-    wait = throttle.wait(name, address)
+    wait = throttle.attempt(name, address)
     if wait is not None:
         minutes = int(wait // 60) + 1
         return render(
@@ -106,7 +106,6 @@ async def login(
         stored = await operators.password_hash(conn, name)
     # scrypt takes a good part of a second of one core: off the event loop, so other pages keep answering
     if not await asyncio.to_thread(verify_password, password, stored):
-        throttle.failed(name, address)
         return render(
             request, "login.html", status_code=401, title="Sign in", name=name, error="Wrong name or password."
         )

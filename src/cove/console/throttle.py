@@ -1,6 +1,6 @@
 """Failed logins, limited per operator name and per source address, in this process's memory.
 
-A guesser gets ``FAILURES`` wrong passwords per name per ``PERIOD_S`` (so one operator's account cannot be
+A guesser gets ``FAILURES`` wrong passwords per name in any ``PERIOD_S`` (so one operator's account cannot be
 guessed through many addresses), and an address gets ``ADDRESS_FAILURES`` over every name (so one machine cannot
 try a password against many names). A success clears the name's failures. The record is bounded: at most
 ``MAX_KEYS`` names and addresses each, the least recently failed dropped first, so a flood of made-up names
@@ -48,16 +48,17 @@ class LoginThrottle:
         self._names = _Failures(FAILURES, max_keys)
         self._addresses = _Failures(ADDRESS_FAILURES, max_keys)
 
-    def wait(self, name: str, address: str) -> float | None:
-        """None if a login may be tried now; otherwise the seconds until one may."""
+    def attempt(self, name: str, address: str) -> float | None:
+        """None if a sign-in may be tried now, and it is counted as failed until :meth:`succeeded` says otherwise;
+        or the seconds until one may. Counting before the password is checked (which takes a while, off the event
+        loop) keeps a burst of parallel guesses to the same number as guesses one after the other."""
         now = self._clock()
         waits = [w for w in (self._names.wait(name, now), self._addresses.wait(address, now)) if w is not None]
-        return max(waits) if waits else None
-
-    def failed(self, name: str, address: str) -> None:
-        now = self._clock()
+        if waits:
+            return max(waits)
         self._names.add(name, now)
         self._addresses.add(address, now)
+        return None
 
     def succeeded(self, name: str) -> None:
         self._names.clear(name)
