@@ -1,0 +1,71 @@
+"""The account page in a real browser, against a real relay: who this profile is, and deleting the account only
+after the number is typed, after which the relay no longer knows it and the local profile is gone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
+
+from browser.privacy_world import DEFAULT_POLICY, cove, off_the_loop, profile_core, register
+from browser.world import accessibility_problems, no_horizontal_scroll, screenshots
+from cove.accounts.storage import accounts
+from cove.client.profile import profile_folder
+from cove.db import create_engine
+
+NUMBER = "+4915100000003"
+
+
+def accounts_with(database_url: str, number: str) -> int:
+    async def count() -> int:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.scalar(select(func.count()).where(accounts.c.phone_number == number))
+        finally:
+            await engine.dispose()
+
+    return off_the_loop(count())
+
+
+def test_deleting_the_account_asks_for_the_number_then_the_relay_forgets_it(
+    relay, code_inbox, open_app, page: Page, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    register(relay, code_inbox, home, "carol", NUMBER)
+    cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
+    core = profile_core(home, "carol")
+    account_id, token = core.account_id, core.token
+    core.store.close()
+    app = open_app("carol", home)
+
+    page.goto(app.url)
+    page.goto(f"{app.base}/account")
+    expect(page.locator("#account-number")).to_have_text(NUMBER)
+    expect(page.locator("#account-id")).to_have_text(account_id)
+    expect(page.locator("#account-devices")).to_contain_text("1 registered")
+    screenshots(page, "app-account")
+    assert accessibility_problems(page) == []
+
+    # A number that is not this account's deletes nothing.
+    page.get_by_label("To confirm, type your number").fill("+4915100000009")
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.locator("#delete-error")).to_contain_text("nothing was deleted")
+    assert accounts_with(relay.database_url, NUMBER) == 1
+
+    page.get_by_label("To confirm, type your number").fill("+49 151 0000 0003")
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.get_by_role("heading", name="Account deleted")).to_be_visible()
+    assert accounts_with(relay.database_url, NUMBER) == 0
+    assert httpx.get(f"{relay.url}/v1/me/privacy", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert not profile_folder("carol", home).exists()
+    screenshots(page, "app-account-deleted")
+    assert accessibility_problems(page) == []
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+
+    # The app has no account now: its pages lead to registering again.
+    page.goto(f"{app.base}/privacy")
+    assert page.url.endswith("/welcome")

@@ -1,0 +1,141 @@
+"""The privacy center in a real browser, against a real relay: the notice and its terms, a choice changed on the
+page that the relay's own view agrees with, refusing no harder than accepting, and what was shared about me after
+the operator's export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from browser.privacy_world import (
+    DEFAULT_POLICY,
+    accept_terms,
+    cove,
+    open_privacy_with_notice,
+    purpose,
+    register,
+    relay_view,
+)
+from browser.world import accessibility_problems, no_horizontal_scroll, screenshots
+
+OPTIONAL = ("analytics", "account_linking", "friend_suggestions", "ads")
+LOOKS = """b => { const s = getComputedStyle(b); return {
+    tag: b.tagName, type: b.type, cls: b.className, weight: s.fontWeight, size: s.fontSize, color: s.color,
+    background: s.backgroundColor, border: s.borderTopWidth + ' ' + s.borderTopStyle + ' ' + s.borderTopColor,
+    opacity: s.opacity, disabled: b.disabled } }"""
+
+
+@pytest.fixture
+def relay_env() -> dict[str, str]:
+    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3", "COVE_FLEET_POLL_SECONDS": "0.3"}
+
+
+def card(page: Page, purpose_id: str) -> Locator:
+    return page.locator(f"#purpose-{purpose_id}")
+
+
+def click_once(page: Page, purpose_id: str, label: str) -> None:
+    """One click on the purpose's card and nothing else (no confirmation, no second page): the card then shows
+    that button pressed."""
+    card(page, purpose_id).get_by_role("button", name=label).click()
+    expect(card(page, purpose_id).get_by_role("button", name=label)).to_have_attribute("aria-pressed", "true")
+
+
+def test_a_choice_made_on_the_page_is_the_relays_and_refusing_is_no_harder(
+    relay, code_inbox, open_app, page: Page, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    register(relay, code_inbox, home, "alice", "+4915100000001")
+    cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
+    app = open_app("alice", home)
+
+    open_privacy_with_notice(page, app.url, app.base)
+    expect(page.locator(".summary")).to_contain_text("Your messages, calls, contacts and groups never leave Cove")
+    expect(page.locator(".notice-purpose h4")).to_have_count(5)
+    screenshots(page, "app-privacy-notice")
+    assert accessibility_problems(page) == []
+    assert "served" in cove(relay.env, "policy", "status")
+
+    # The terms need an age bracket: a form without one (or with a made-up one) accepts nothing.
+    version = page.locator("input[name=version]").input_value()
+    text_hash = page.locator("input[name=text_hash]").input_value()
+    form = {"version": version, "text_hash": text_hash, "age_bracket": "teen"}
+    assert page.request.post(f"{app.base}/privacy/terms", form=form, headers={"Origin": app.base}).status == 400
+    assert relay_view(relay, home, "alice")["policy"] is None
+
+    accept_terms(page)
+    expect(page.locator("#notice-title")).to_have_count(0)
+    # Nothing pre-ticked: every optional purpose is off and neither of its buttons is pressed.
+    for purpose_id in OPTIONAL:
+        expect(card(page, purpose_id).locator(".badge")).to_have_text("Off")
+        expect(card(page, purpose_id).locator("[aria-pressed=true]")).to_have_count(0)
+    view = relay_view(relay, home, "alice")
+    assert all(not purpose(view, p)["active"] and purpose(view, p)["your_choice"] is None for p in OPTIONAL)
+
+    # Refusing looks exactly as accepting does: same element and class, same box, weight and colours.
+    on = card(page, "analytics").get_by_role("button", name="Turn on")
+    off = card(page, "analytics").get_by_role("button", name="Turn off")
+    assert off.evaluate(LOOKS) == on.evaluate(LOOKS)
+    on_box, off_box = on.bounding_box(), off.bounding_box()
+    assert on_box and off_box
+    assert off_box["width"] >= on_box["width"] and off_box["height"] >= on_box["height"]
+
+    # And it takes no more clicks: after one click each, from the same page, the relay holds both choices.
+    click_once(page, "analytics", "Turn off")
+    click_once(page, "ads", "Turn on")
+    expect(card(page, "ads").locator("[data-why]")).to_have_text("On: you turned it on.")
+    expect(card(page, "analytics").locator("[data-why]")).to_have_text("Off: you turned it off.")
+
+    view = relay_view(relay, home, "alice")
+    assert purpose(view, "analytics")["your_choice"] == "out" and not purpose(view, "analytics")["active"]
+    assert purpose(view, "ads")["your_choice"] == "in" and purpose(view, "ads")["active"]
+    assert purpose(view, "ads")["why"] == "chose_in"
+
+    # Turning off what was turned on withdraws the consent, and works without JavaScript as well.
+    withdrawn = page.request.post(f"{app.base}/privacy/purposes/ads/off", headers={"Origin": app.base})
+    assert withdrawn.ok
+    view = relay_view(relay, home, "alice")
+    assert purpose(view, "ads")["your_choice"] == "out" and purpose(view, "ads")["method"] == "withdraw"
+
+    # A button the page does not offer is refused, and nothing changes.
+    refused_object = page.request.post(f"{app.base}/privacy/purposes/analytics/object", headers={"Origin": app.base})
+    assert refused_object.status == 409
+    assert purpose(relay_view(relay, home, "alice"), "analytics")["objected_at"] is None
+
+    page.goto(f"{app.base}/privacy")
+    expect(card(page, "safety")).to_contain_text("no objection switch")
+    screenshots(page, "app-privacy")
+    assert accessibility_problems(page) == []
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+
+
+def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
+    relay, code_inbox, open_app, page: Page, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    register(relay, code_inbox, home, "bob", "+4915100000002")
+    cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
+    app = open_app("bob", home)
+    open_privacy_with_notice(page, app.url, app.base)
+    accept_terms(page)
+    expect(page.locator("#disclosures-none")).to_be_visible()
+    click_once(page, "account_linking", "Turn on")
+
+    cove(relay.env, "share", "export", "--recipient", "parent", "--outbox", str(tmp_path / "outbox"))
+    page.reload()
+    rows = page.locator("#disclosures tbody tr")
+    expect(rows).to_have_count(1)
+    shared = relay_view(relay, home, "bob")["disclosures"]
+    assert [d["purpose"] for d in shared] == ["account_linking"]
+    row = rows.first
+    expect(row).to_contain_text("parent")
+    expect(row).to_contain_text("Account linking")
+    expect(row).to_contain_text("contact.phone_number")
+    expect(row).to_contain_text(shared[0]["batch_id"])
+    screenshots(page, "app-privacy-shared")
+    assert accessibility_problems(page) == []
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
