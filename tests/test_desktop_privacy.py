@@ -3,6 +3,8 @@ makes, and how the relay's words are shown. The pages themselves are walked in t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -138,3 +140,44 @@ def test_the_notice_says_each_optional_purpose_starts_off():
     (shown,) = pv.notice_purposes({"purposes": [notice_purpose]})
     assert shown.choice == "Off until you turn it on."
     assert shown.recipients == "Parent Platforms Inc. (independent controller)" and shown.retention == "90 days"
+
+
+def test_a_revocation_says_why_and_whether_the_recipient_confirmed_it():
+    view = {
+        "purposes": [relay_purpose(id="ads", title="Ads")],
+        "revocations": [
+            {
+                "recipient": "parent",
+                "purpose": "ads",
+                "reason": "withdrawn",
+                "batch_id": "b-2",
+                "at": 1,
+                "acknowledged_at": None,
+            },
+            {
+                "recipient": "parent",
+                "purpose": "ads",
+                "reason": "objected",
+                "batch_id": "b-3",
+                "at": 2,
+                "acknowledged_at": 3,
+            },
+        ],
+    }
+    pending, done = pv.revocations(view)
+    assert (pending.purpose, pending.reason, pending.acknowledged) == ("Ads", "you withdrew your consent", None)
+    assert done.acknowledged == pv.when(3)
+
+
+def test_erasure_receipts_keep_their_ids_and_say_what_is_not_known():
+    receipts = [
+        {"recipient": "parent", "event_id": "e-1", "requested_at": 1},
+        {"recipient": "parent_processor", "event_id": "e-2", "requested_at": 1},
+    ]
+    known, unknown = pv.erasures("http://relay:8080/", receipts, {"e-1": "acknowledged", "e-2": None})
+    assert known.state.startswith("done") and known.check_url == "http://relay:8080/v1/erasures/e-1"
+    assert unknown.state == "not known yet: check it later"
+
+
+def test_the_download_is_named_after_the_day_only():
+    assert re.fullmatch(r"cove-my-data-\d{4}-\d{2}-\d{2}\.json", pv.export_file_name(1_800_000_000_000))

@@ -59,6 +59,19 @@ def test_deleting_the_account_asks_for_the_number_then_the_relay_forgets_it(
     page.get_by_role("button", name="Delete my account").click()
     expect(page.get_by_role("heading", name="Account deleted")).to_be_visible()
     assert accounts_with(relay.database_url, NUMBER) == 0
+    # One erasure per recipient the published policy names, each as the relay answers it by its id alone.
+    rows = page.locator("#receipts tbody tr")
+    expect(rows).to_have_count(2)
+    for row in rows.all():
+        event = httpx.get(row.get_by_role("link").get_attribute("href") or "").json()
+        expect(row).to_contain_text(event["recipient"])
+        expect(row).to_contain_text(event["event_id"])
+        assert event["state"] == "requested"
+        expect(row).to_contain_text("requested: the next batch to this recipient carries it")
+    assert {httpx.get(a.get_attribute("href") or "").json()["recipient"] for a in rows.get_by_role("link").all()} == {
+        "parent",
+        "parent_processor",
+    }
     assert httpx.get(f"{relay.url}/v1/me/privacy", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert not profile_folder("carol", home).exists()
     screenshots(page, "app-account-deleted")

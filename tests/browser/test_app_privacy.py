@@ -4,6 +4,8 @@ the operator's export."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from browser.privacy_world import (
     accept_terms,
     cove,
     open_privacy_with_notice,
+    profile_core,
     purpose,
     register,
     relay_view,
@@ -83,8 +86,11 @@ def test_a_choice_made_on_the_page_is_the_relays_and_refusing_is_no_harder(
     assert off_box["width"] >= on_box["width"] and off_box["height"] >= on_box["height"]
 
     # And it takes no more clicks: after one click each, from the same page, the relay holds both choices.
+    before = page.url
     click_once(page, "analytics", "Turn off")
     click_once(page, "ads", "Turn on")
+    assert page.url == before  # changed in place (htmx), and the status region says so
+    expect(page.locator("#flash")).to_have_text("Saved. Ads on Parent Platforms apps: On: you turned it on.")
     expect(card(page, "ads").locator("[data-why]")).to_have_text("On: you turned it on.")
     expect(card(page, "analytics").locator("[data-why]")).to_have_text("Off: you turned it off.")
 
@@ -117,6 +123,9 @@ def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
 ) -> None:
     home = tmp_path / "home"
     register(relay, code_inbox, home, "bob", "+4915100000002")
+    core = profile_core(home, "bob")
+    account_id = core.account_id
+    core.store.close()
     cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
     app = open_app("bob", home)
     open_privacy_with_notice(page, app.url, app.base)
@@ -135,6 +144,28 @@ def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
     expect(row).to_contain_text("Account linking")
     expect(row).to_contain_text("contact.phone_number")
     expect(row).to_contain_text(shared[0]["batch_id"])
+
+    # Download my data: a JSON file, named after the day, with the account's choices and its consent receipts.
+    with page.expect_download() as started:
+        page.get_by_role("button", name="Download my data").click()
+    download = started.value
+    assert re.fullmatch(r"cove-my-data-\d{4}-\d{2}-\d{2}\.json", download.suggested_filename)
+    document = json.loads(Path(download.path()).read_text())
+    assert document["format"] == "cove.export/1" and document["account_id"] == account_id
+    choices = document["sections"]["consent"]["choices"]["items"]
+    assert {(c["purpose_id"], c["choice"]) for c in choices} == {("account_linking", "in")}
+    receipts = document["sections"]["consent_receipts"]
+    assert receipts["verification"]["chain_intact"] and receipts["records"]
+    assert [d["batch_id"] for d in document["sections"]["sharing"]["disclosures"]["items"]] == [shared[0]["batch_id"]]
+
+    # Turning it off again: the next batch carries the revocation, listed with its (not yet) confirmation.
+    click_once(page, "account_linking", "Turn off")
+    cove(relay.env, "share", "export", "--recipient", "parent", "--outbox", str(tmp_path / "outbox"), "--since", "last")
+    page.reload()
+    revoked = page.locator("#revocations tbody tr")
+    expect(revoked).to_have_count(1)
+    expect(revoked.first).to_contain_text("you withdrew your consent")
+    expect(revoked.first).to_contain_text("not yet")
     screenshots(page, "app-privacy-shared")
     assert accessibility_problems(page) == []
     page.set_viewport_size({"width": 390, "height": 844})

@@ -4,11 +4,15 @@ does, and shows what the relay will erase where."""
 
 from __future__ import annotations
 
+import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cove.client import linking
+from cove.client.errors import RelayError
 from cove.client.profile import remove_profile
+from cove.client.transport import CoveClient
+from cove.desktop import privacy_view as pv
 from cove.desktop.pages import client_of, desktop_of, render
 
 router = APIRouter()
@@ -43,8 +47,20 @@ async def delete_account(request: Request, confirm: str = Form("", max_length=40
             devices=len(devices),
             error=f"Type your number, {number}, to confirm: nothing was deleted.",
         )
-    await client.delete_account()
-    await client.aclose()
-    remove_profile(core, desktop.profile, desktop.home)
-    desktop.core, desktop.client = None, None  # the app is unregistered now: every page leads to /welcome
-    return render(request, "account_deleted.html", title="Account deleted", number=number, receipts=None)
+    receipts = await client.delete_account()
+    try:
+        states = {r["event_id"]: await _state(client, r["event_id"]) for r in receipts}
+    finally:
+        # The account is gone on the relay: this machine's copy goes whatever the receipts' states say.
+        await client.aclose()
+        remove_profile(core, desktop.profile, desktop.home)
+        desktop.core, desktop.client = None, None  # the app is unregistered now: every page leads to /welcome
+    erasures = pv.erasures(desktop.server, receipts, states)
+    return render(request, "account_deleted.html", title="Account deleted", number=number, erasures=erasures)
+
+
+async def _state(client: CoveClient, event_id: str) -> str | None:
+    try:
+        return (await client.erasure_status(event_id))["state"]
+    except (RelayError, ValueError, httpx.TransportError):
+        return None  # the page says it is not known yet, and how to check later

@@ -4,11 +4,13 @@ cove.desktop.privacy_view; this module fetches through the SDK and renders."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from cove.client.clock import now_ms
 from cove.client.errors import RelayError
 from cove.client.transport import CoveClient
 from cove.desktop import privacy_view as pv
@@ -53,6 +55,7 @@ async def privacy_page(request: Request, changed: str | None = None, accepted: b
         purposes=pv.purposes(view),
         labels=pv.LABELS,
         disclosures=pv.disclosures(view),
+        revocations=pv.revocations(view),
         accepted_at=pv.when(view["policy"]["accepted_at"]) if view["policy"] else None,
         flash=flash or _flash_for(view, changed),
     )
@@ -109,3 +112,16 @@ def _refused(request: Request, message: str, status: int, htmx: bool = False) ->
         response.headers["HX-Reswap"] = "none"
         return response
     return render(request, "error.html", status_code=status, title="Not done", message=message, code="refused")
+
+
+@router.get("/privacy/export")
+async def download_my_data(request: Request) -> Response:
+    """Everything the relay holds about the account and the consent receipts, as the relay's JSON, to keep."""
+    client = client_of(request)
+    document = await client.export_my_data()
+    name = pv.export_file_name(now_ms())
+    return Response(
+        json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n",
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )

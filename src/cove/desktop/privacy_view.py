@@ -239,3 +239,73 @@ def disclosures(view: dict[str, Any]) -> list[Disclosure]:
         )
         for d in view.get("disclosures", [])
     ]
+
+
+@dataclass(frozen=True)
+class Revocation:
+    recipient: str
+    purpose: str
+    reason: str
+    batch_id: str
+    at: str
+    acknowledged: str | None  # when the recipient said it applied it; None while it has not
+
+
+REASONS = {  # cove.sharing.wire.RevocationReason
+    "withdrawn": "you withdrew your consent",
+    "objected": "you objected",
+    "erased": "your account was deleted",
+    "banned": "the account was banned",
+    "not_permitted": "no longer permitted (terms, age or policy)",
+}
+
+
+def revocations(view: dict[str, Any]) -> list[Revocation]:
+    """What stopped being shared: each revocation a batch carried to its recipient, and its acknowledgement."""
+    titles = {p["id"]: p["title"] for p in view["purposes"]}
+    return [
+        Revocation(
+            recipient=r["recipient"],
+            purpose=titles.get(r["purpose"], r["purpose"]),
+            reason=REASONS.get(r["reason"], r["reason"].replace("_", " ")),
+            batch_id=r["batch_id"],
+            at=when(r["at"]),
+            acknowledged=when(r["acknowledged_at"]) if r["acknowledged_at"] else None,
+        )
+        for r in view.get("revocations", [])
+    ]
+
+
+def export_file_name(at_ms: int) -> str:
+    """The download's name: the account's data on that day (a date only, nothing from the caller)."""
+    return f"cove-my-data-{datetime.fromtimestamp(at_ms / 1000).astimezone():%Y-%m-%d}.json"
+
+
+@dataclass(frozen=True)
+class Erasure:
+    recipient: str
+    event_id: str
+    requested_at: str
+    state: str
+    check_url: str  # the relay answers it without a token: the id is the right to ask
+
+
+STATES = {
+    "requested": "requested: the next batch to this recipient carries it",
+    "sent": "sent to the recipient, waiting for its confirmation",
+    "acknowledged": "done: the recipient confirmed it erased your data",
+}
+
+
+def erasures(server: str, receipts: list[dict[str, Any]], states: dict[str, str | None]) -> list[Erasure]:
+    """The deletion's receipts, with each one's state as the relay last said (None: it could not say)."""
+    return [
+        Erasure(
+            recipient=r["recipient"],
+            event_id=r["event_id"],
+            requested_at=when(r["requested_at"]),
+            state=STATES.get(states.get(r["event_id"]) or "", "not known yet: check it later"),
+            check_url=f"{server.rstrip('/')}/v1/erasures/{r['event_id']}",
+        )
+        for r in receipts
+    ]
