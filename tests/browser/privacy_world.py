@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.sync_api import Page, expect
+from sqlalchemy import Select
 
 from cove.client.core import ClientCore
 from cove.client.profile import device_info, profile_folder
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
+from cove.db import create_engine
 from cove.testing import CodeInbox, RelayProcess, run_cove
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +53,15 @@ def profile_core(home: Path, profile: str) -> ClientCore:
     return ClientCore(ClientStore(folder / "state.db"), bytes.fromhex(PICKLE_KEY), device_info(home))
 
 
+def account_of(home: Path, profile: str) -> str:
+    core = profile_core(home, profile)
+    try:
+        assert core.account_id is not None
+        return core.account_id
+    finally:
+        core.store.close()
+
+
 def relay_view(relay: RelayProcess, home: Path, profile: str) -> dict[str, Any]:
     """``GET /v1/me/privacy`` through the SDK, as another program on the person's machine would read it."""
 
@@ -61,6 +72,20 @@ def relay_view(relay: RelayProcess, home: Path, profile: str) -> dict[str, Any]:
                 return await client.privacy()
         finally:
             core.store.close()
+
+    return off_the_loop(read())
+
+
+def relay_scalar(database_url: str, query: Select[Any]) -> Any:
+    """One value straight from the relay's database: what the relay itself keeps, beyond what it answers."""
+
+    async def read() -> Any:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.scalar(query)
+        finally:
+            await engine.dispose()
 
     return off_the_loop(read())
 

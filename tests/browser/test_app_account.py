@@ -9,25 +9,16 @@ import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from browser.privacy_world import DEFAULT_POLICY, cove, off_the_loop, profile_core, register
+from browser.privacy_world import DEFAULT_POLICY, cove, profile_core, register, relay_scalar
 from browser.world import accessibility_problems, no_horizontal_scroll, screenshots
 from cove.accounts.storage import accounts
 from cove.client.profile import profile_folder
-from cove.db import create_engine
 
 NUMBER = "+4915100000003"
 
 
 def accounts_with(database_url: str, number: str) -> int:
-    async def count() -> int:
-        engine = create_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                return await conn.scalar(select(func.count()).where(accounts.c.phone_number == number))
-        finally:
-            await engine.dispose()
-
-    return off_the_loop(count())
+    return relay_scalar(database_url, select(func.count()).where(accounts.c.phone_number == number))
 
 
 def test_deleting_the_account_asks_for_the_number_then_the_relay_forgets_it(

@@ -10,18 +10,21 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
 
 from browser.privacy_world import (
     DEFAULT_POLICY,
     accept_terms,
+    account_of,
     cove,
     open_privacy_with_notice,
-    profile_core,
     purpose,
     register,
+    relay_scalar,
     relay_view,
 )
 from browser.world import accessibility_problems, no_horizontal_scroll, screenshots
+from cove.consent.storage import consent_served
 
 OPTIONAL = ("analytics", "account_linking", "friend_suggestions", "ads")
 LOOKS = """b => { const s = getComputedStyle(b); return {
@@ -51,6 +54,7 @@ def test_a_choice_made_on_the_page_is_the_relays_and_refusing_is_no_harder(
 ) -> None:
     home = tmp_path / "home"
     register(relay, code_inbox, home, "alice", "+4915100000001")
+    account_id = account_of(home, "alice")
     cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
     app = open_app("alice", home)
 
@@ -59,12 +63,14 @@ def test_a_choice_made_on_the_page_is_the_relays_and_refusing_is_no_harder(
     expect(page.locator(".notice-purpose h4")).to_have_count(5)
     screenshots(page, "app-privacy-notice")
     assert accessibility_problems(page) == []
-    assert "served" in cove(relay.env, "policy", "status")
+    # Shown is recorded as shown: the relay's served log holds the very text the page displays.
+    shown_hash = page.locator("input[name=text_hash]").input_value()
+    served = select(consent_served.c.text_hash).where(consent_served.c.account_id == account_id)
+    assert relay_scalar(relay.database_url, served) == shown_hash
 
     # The terms need an age bracket: a form without one (or with a made-up one) accepts nothing.
     version = page.locator("input[name=version]").input_value()
-    text_hash = page.locator("input[name=text_hash]").input_value()
-    form = {"version": version, "text_hash": text_hash, "age_bracket": "teen"}
+    form = {"version": version, "text_hash": shown_hash, "age_bracket": "teen"}
     assert page.request.post(f"{app.base}/privacy/terms", form=form, headers={"Origin": app.base}).status == 400
     assert relay_view(relay, home, "alice")["policy"] is None
 
@@ -123,9 +129,7 @@ def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
 ) -> None:
     home = tmp_path / "home"
     register(relay, code_inbox, home, "bob", "+4915100000002")
-    core = profile_core(home, "bob")
-    account_id = core.account_id
-    core.store.close()
+    account_id = account_of(home, "bob")
     cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
     app = open_app("bob", home)
     open_privacy_with_notice(page, app.url, app.base)
