@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import Select
 
+from browser.world import PageProcess
 from cove.client.core import ClientCore
 from cove.client.profile import device_info, profile_folder
 from cove.client.store import ClientStore
@@ -45,6 +47,28 @@ def register(relay: RelayProcess, inbox: CodeInbox, home: Path, profile: str, ph
     env = {**os.environ, "COVE_HOME": str(home), "COVE_PICKLE_KEY": PICKLE_KEY}
     cove(env, "register", phone, "--profile", profile, "--server", relay.url)
     cove(env, "verify", inbox.latest(phone), "--profile", profile)
+
+
+@dataclass(frozen=True)
+class Person:
+    app: PageProcess
+    account_id: str
+
+
+def person_under_policy(
+    relay: RelayProcess,
+    inbox: CodeInbox,
+    open_app: Callable[[str, Path], PageProcess],
+    home: Path,
+    profile: str,
+    phone: str,
+    policy: Path = DEFAULT_POLICY,
+) -> Person:
+    """Someone registered, a policy published by the operator, and the person's app started."""
+    register(relay, inbox, home, profile, phone)
+    account_id = account_of(home, profile)
+    cove(relay.env, "policy", "publish", str(policy))
+    return Person(open_app(profile, home), account_id)
 
 
 def profile_core(home: Path, profile: str) -> ClientCore:

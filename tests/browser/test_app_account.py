@@ -9,7 +9,7 @@ import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from browser.privacy_world import DEFAULT_POLICY, cove, profile_core, register, relay_scalar
+from browser.privacy_world import person_under_policy, profile_core, relay_scalar
 from browser.world import accessibility_problems, no_horizontal_scroll, screenshots
 from cove.accounts.storage import accounts
 from cove.client.profile import profile_folder
@@ -25,12 +25,11 @@ def test_deleting_the_account_asks_for_the_number_then_the_relay_forgets_it(
     relay, code_inbox, open_app, page: Page, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    register(relay, code_inbox, home, "carol", NUMBER)
-    cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
+    carol = person_under_policy(relay, code_inbox, open_app, home, "carol", NUMBER)
+    app, account_id = carol.app, carol.account_id
     core = profile_core(home, "carol")
-    account_id, token = core.account_id, core.token
+    token = core.token
     core.store.close()
-    app = open_app("carol", home)
 
     page.goto(app.url)
     page.goto(f"{app.base}/account")

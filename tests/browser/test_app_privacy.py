@@ -15,11 +15,10 @@ from sqlalchemy import select
 from browser.privacy_world import (
     DEFAULT_POLICY,
     accept_terms,
-    account_of,
     cove,
     open_privacy_with_notice,
+    person_under_policy,
     purpose,
-    register,
     relay_scalar,
     relay_view,
 )
@@ -53,10 +52,8 @@ def test_a_choice_made_on_the_page_is_the_relays_and_refusing_is_no_harder(
     relay, code_inbox, open_app, page: Page, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    register(relay, code_inbox, home, "alice", "+4915100000001")
-    account_id = account_of(home, "alice")
-    cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
-    app = open_app("alice", home)
+    alice = person_under_policy(relay, code_inbox, open_app, home, "alice", "+4915100000001")
+    app, account_id = alice.app, alice.account_id
 
     open_privacy_with_notice(page, app.url, app.base)
     expect(page.locator(".summary")).to_contain_text("Your messages, calls, contacts and groups never leave Cove")
@@ -128,10 +125,8 @@ def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
     relay, code_inbox, open_app, page: Page, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    register(relay, code_inbox, home, "bob", "+4915100000002")
-    account_id = account_of(home, "bob")
-    cove(relay.env, "policy", "publish", str(DEFAULT_POLICY))
-    app = open_app("bob", home)
+    bob = person_under_policy(relay, code_inbox, open_app, home, "bob", "+4915100000002")
+    app, account_id = bob.app, bob.account_id
     open_privacy_with_notice(page, app.url, app.base)
     accept_terms(page)
     expect(page.locator("#disclosures-none")).to_be_visible()
@@ -174,3 +169,24 @@ def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
     assert accessibility_problems(page) == []
     page.set_viewport_size({"width": 390, "height": 844})
     assert no_horizontal_scroll(page)
+
+
+def test_one_click_objects_to_a_legitimate_interest_that_takes_objections(
+    relay, code_inbox, open_app, page: Page, tmp_path: Path
+) -> None:
+    # The default policy declares spam protection strictly necessary; this variant lets people object to it.
+    policy = tmp_path / "objectable.toml"
+    policy.write_text(DEFAULT_POLICY.read_text().replace("objectable = false", "objectable = true"))
+    home = tmp_path / "home"
+    dana = person_under_policy(relay, code_inbox, open_app, home, "dana", "+4915100000004", policy)
+    open_privacy_with_notice(page, dana.app.url, dana.app.base)
+    accept_terms(page)
+    expect(card(page, "safety").locator("[data-why]")).to_have_text(
+        "On: it rests on a legitimate interest, not on your consent."
+    )
+
+    card(page, "safety").get_by_role("button", name="Object").click()
+    expect(card(page, "safety").locator("[data-why]")).to_have_text("Off: you objected to it.")
+    expect(card(page, "safety").get_by_role("button")).to_have_count(0)  # an objection stands: nothing to undo
+    safety = purpose(relay_view(relay, home, "dana"), "safety")
+    assert safety["objected_at"] and safety["why"] == "objected" and not safety["active"]
