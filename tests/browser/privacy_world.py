@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from playwright.sync_api import Page, expect
 from sqlalchemy import Select
 
-from browser.world import PageProcess
+from browser.world import SIZES, PageProcess, accessibility_problems, no_horizontal_scroll, screenshots
 from cove.client.core import ClientCore
 from cove.client.profile import device_info, profile_folder
 from cove.client.store import ClientStore
@@ -116,6 +116,17 @@ def relay_scalar(database_url: str, query: Select[Any]) -> Any:
 
 def purpose(view: dict[str, Any], purpose_id: str) -> dict[str, Any]:
     return next(p for p in view["purposes"] if p["id"] == purpose_id)
+
+
+def check_page(page: Page, name: str) -> None:
+    """Screenshots at both sizes, no serious accessibility problem, and no sideways scroll on a phone."""
+    screenshots(page, name)
+    assert accessibility_problems(page) == []
+    before = page.viewport_size
+    page.set_viewport_size(SIZES["phone"])
+    assert no_horizontal_scroll(page)
+    if before is not None:
+        page.set_viewport_size(before)
 
 
 def open_privacy_with_notice(page: Page, url: str, base: str, attempts: int = 40) -> None:

@@ -9,8 +9,7 @@ import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from browser.privacy_world import person_under_policy, profile_core, relay_scalar
-from browser.world import accessibility_problems, no_horizontal_scroll, screenshots
+from browser.privacy_world import check_page, person_under_policy, profile_core, relay_scalar
 from cove.accounts.storage import accounts
 from cove.client.profile import profile_folder
 
@@ -36,8 +35,7 @@ def test_deleting_the_account_asks_for_the_number_then_the_relay_forgets_it(
     expect(page.locator("#account-number")).to_have_text(NUMBER)
     expect(page.locator("#account-id")).to_have_text(account_id)
     expect(page.locator("#account-devices")).to_contain_text("1 registered")
-    screenshots(page, "app-account")
-    assert accessibility_problems(page) == []
+    check_page(page, "app-account")
 
     # A number that is not this account's deletes nothing.
     page.get_by_label("To confirm, type your number").fill("+4915100000009")
@@ -64,10 +62,7 @@ def test_deleting_the_account_asks_for_the_number_then_the_relay_forgets_it(
     }
     assert httpx.get(f"{relay.url}/v1/me/privacy", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert not profile_folder("carol", home).exists()
-    screenshots(page, "app-account-deleted")
-    assert accessibility_problems(page) == []
-    page.set_viewport_size({"width": 390, "height": 844})
-    assert no_horizontal_scroll(page)
+    check_page(page, "app-account-deleted")
 
     # The app has no account now: its pages lead to registering again.
     page.goto(f"{app.base}/privacy")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from browser.privacy_world import (
     DEFAULT_POLICY,
     accept_terms,
+    check_page,
     cove,
     open_privacy_with_notice,
     person_under_policy,
@@ -22,7 +23,6 @@ from browser.privacy_world import (
     relay_scalar,
     relay_view,
 )
-from browser.world import accessibility_problems, no_horizontal_scroll, screenshots
 from cove.consent.storage import consent_served
 
 OPTIONAL = ("analytics", "account_linking", "friend_suggestions", "ads")
@@ -58,8 +58,7 @@ def test_a_choice_made_on_the_page_is_the_relays_and_refusing_is_no_harder(
     open_privacy_with_notice(page, app.url, app.base)
     expect(page.locator(".summary")).to_contain_text("Your messages, calls, contacts and groups never leave Cove")
     expect(page.locator(".notice-purpose h4")).to_have_count(5)
-    screenshots(page, "app-privacy-notice")
-    assert accessibility_problems(page) == []
+    check_page(page, "app-privacy-notice")
     # Shown is recorded as shown: the relay's served log holds the very text the page displays.
     shown_hash = page.locator("input[name=text_hash]").input_value()
     served = select(consent_served.c.text_hash).where(consent_served.c.account_id == account_id)
@@ -115,10 +114,7 @@ def test_a_choice_made_on_the_page_is_the_relays_and_refusing_is_no_harder(
 
     page.goto(f"{app.base}/privacy")
     expect(card(page, "safety")).to_contain_text("no objection switch")
-    screenshots(page, "app-privacy")
-    assert accessibility_problems(page) == []
-    page.set_viewport_size({"width": 390, "height": 844})
-    assert no_horizontal_scroll(page)
+    check_page(page, "app-privacy")
 
 
 def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
@@ -165,10 +161,7 @@ def test_a_disclosure_appears_in_what_was_shared_about_me_after_an_export(
     expect(revoked).to_have_count(1)
     expect(revoked.first).to_contain_text("you withdrew your consent")
     expect(revoked.first).to_contain_text("not yet")
-    screenshots(page, "app-privacy-shared")
-    assert accessibility_problems(page) == []
-    page.set_viewport_size({"width": 390, "height": 844})
-    assert no_horizontal_scroll(page)
+    check_page(page, "app-privacy-shared")
 
 
 def test_one_click_objects_to_a_legitimate_interest_that_takes_objections(
