@@ -31,7 +31,7 @@ async def account_page(request: Request) -> Response:
 
 
 @router.post("/account/delete", response_class=HTMLResponse)
-async def delete_account(request: Request, confirm: str = Form("", max_length=40)) -> Response:
+async def delete_account(request: Request, confirm: str = Form("")) -> Response:
     client = client_of(request)
     desktop = desktop_of(request)
     core = client.core
