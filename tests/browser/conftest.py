@@ -36,8 +36,10 @@ def database_url(_migrated_sqlite: Path, tmp_path: Path) -> Iterator[str]:
     yield f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module. Not per session: while Playwright's sync API is open, an event loop runs on
+    the worker's thread, and the asyncio tests a worker runs after the browser tests could not start theirs."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not at {CHROMIUM}: .ci/run installs Debian's chromium package")
