@@ -28,9 +28,11 @@ FLAGS = [
 
 
 @pytest.fixture(params=["sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Browser tests test pages, not storage: SQLite only (the storage under them is tested on both)."""
-    shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), tmp_path / "relay.db")
+def database_url(_migrated_sqlite: Path, tmp_path: Path) -> Iterator[str]:
+    """Browser tests test pages, not storage: SQLite only (the storage under them is tested on both). The template
+    is a fixture argument, not fetched with getfixturevalue: it is made with asyncio.run, which must happen before
+    the session's Playwright starts its event loop on this thread."""
+    shutil.copyfile(_migrated_sqlite, tmp_path / "relay.db")
     yield f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
 
 
