@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from cli_helpers import cli_env, cove, register, said
-from cove.accounts.export import listed
+from cove.accounts.export import listed, snapshot
 from cove.accounts.usage_storage import usage_daily
 from cove.client.group_client import Groups
 from cove.client.safety_client import Safety
@@ -210,6 +211,26 @@ async def test_a_list_is_capped_and_says_so(database_url: str, rows: int, limit:
     finally:
         await engine.dispose()
     assert got == {"items": [{"day": d} for d in range(min(rows, limit))], "truncated": rows > limit}
+
+
+async def test_the_export_reads_one_instant_and_writes_nothing(database_url: str) -> None:
+    engine = create_engine(database_url)
+    day = {"account_id": "acc", "messages_sent": 1, "messages_received": 0, "app_opens": 1, "updated_at_ms": 0}
+    count = select(func.count()).select_from(usage_daily)
+    try:
+        await migrate(engine)
+        async with snapshot(engine) as reading:
+            assert (await reading.execute(count)).scalar_one() == 0
+            async with engine.begin() as writer:  # commits while the export is half read
+                await writer.execute(insert(usage_daily).values(day=1, **day))
+            assert (await reading.execute(count)).scalar_one() == 0
+            if engine.dialect.name == "postgresql":
+                with pytest.raises(DBAPIError, match="read-only"):
+                    await reading.execute(insert(usage_daily).values(day=2, **day))
+        async with engine.connect() as after:
+            assert (await after.execute(count)).scalar_one() == 1
+    finally:
+        await engine.dispose()
 
 
 async def test_the_cli_writes_the_export_for_its_owner_only_and_never_over_a_file(
