@@ -4,7 +4,6 @@ The CLI writes it owner-only and never over a file unless told to."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 from dataclasses import dataclass
@@ -13,46 +12,31 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from cli_helpers import cli_env, cove, register, said
-from cove.accounts.export import listed
+from cove.accounts.export import listed, snapshot
 from cove.accounts.usage_storage import usage_daily
 from cove.client.group_client import Groups
 from cove.client.safety_client import Safety
 from cove.client.transport import CoveClient
-from cove.consent import service
 from cove.db import create_engine, migrate
 from cove.sharing import erasure, gateway, wire
 from cove.sharing.keys import SharingKeys
-from cove.testing import policy_opening_now
+from privacy_world import RELAY_ENV, onboard, publish
 
-DEFAULT = Path(__file__).resolve().parents[1] / "policies" / "cove-default.toml"
 ACKED = 1_800_000_000_000  # when the parent says it applied the revoking batch
 SHOP = {"display_name": "Corner Bakery", "websites": ["https://bakery.example"], "vertical": "RESTAURANT"}
 
 
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3", "COVE_FLEET_POLL_SECONDS": "0.3"}
+    return RELAY_ENV
 
 
 def http(relay, client: CoveClient) -> httpx.AsyncClient:  # noqa: ANN001
     return httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {client.core.token}"})
-
-
-async def onboard(client: CoveClient, choices: dict[str, str]) -> None:
-    """Accept the notice once the relay serves it (it polls for the publish), then make each choice."""
-    for _ in range(200):
-        notice = await client.pending_notice()
-        if notice:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("no privacy notice became due")
-    await client.accept_terms(notice, "adult")
-    for purpose, choice in choices.items():
-        await client.choose(purpose, choice)
 
 
 @dataclass
@@ -90,9 +74,9 @@ async def build(relay, users, tmp_path: Path) -> World:  # noqa: ANN001
         assert opted.status_code < 300, opted.text
         assert (await user.post(f"/v1/business/{s}/stop-promotions")).status_code < 300
 
+    await publish(relay.database_url)
     engine = create_engine(relay.database_url)
     try:
-        await service.publish(engine, policy_opening_now(DEFAULT))
         everything = {"account_linking": "in", "friend_suggestions": "in", "ads": "in", "analytics": "in"}
         await onboard(alice, everything)
         await onboard(bob, everything)
@@ -227,6 +211,26 @@ async def test_a_list_is_capped_and_says_so(database_url: str, rows: int, limit:
     finally:
         await engine.dispose()
     assert got == {"items": [{"day": d} for d in range(min(rows, limit))], "truncated": rows > limit}
+
+
+async def test_the_export_reads_one_instant_and_writes_nothing(database_url: str) -> None:
+    engine = create_engine(database_url)
+    day = {"account_id": "acc", "messages_sent": 1, "messages_received": 0, "app_opens": 1, "updated_at_ms": 0}
+    count = select(func.count()).select_from(usage_daily)
+    try:
+        await migrate(engine)
+        async with snapshot(engine) as reading:
+            assert (await reading.execute(count)).scalar_one() == 0
+            async with engine.begin() as writer:  # commits while the export is half read
+                await writer.execute(insert(usage_daily).values(day=1, **day))
+            assert (await reading.execute(count)).scalar_one() == 0
+            if engine.dialect.name == "postgresql":
+                with pytest.raises(DBAPIError, match="read-only"):
+                    await reading.execute(insert(usage_daily).values(day=2, **day))
+        async with engine.connect() as after:
+            assert (await after.execute(count)).scalar_one() == 1
+    finally:
+        await engine.dispose()
 
 
 async def test_the_cli_writes_the_export_for_its_owner_only_and_never_over_a_file(

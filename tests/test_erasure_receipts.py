@@ -3,7 +3,6 @@ event's id can later ask, without a token, whether it was requested, sent in a b
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -13,39 +12,17 @@ import pytest
 from cli_helpers import cli_env, cove, register, said
 from cove.client import paths
 from cove.client.privacy import erasure_status
-from cove.client.transport import CoveClient
-from cove.consent import service
 from cove.db import create_engine
 from cove.sharing import erasure, gateway, wire
 from cove.sharing.keys import SharingKeys
-from cove.testing import policy_opening_now
+from privacy_world import RELAY_ENV, onboard, publish
 
-DEFAULT = Path(__file__).resolve().parents[1] / "policies" / "cove-default.toml"
 APPLIED = 1_800_000_000_000
 
 
 @pytest.fixture
 def relay_env() -> dict[str, str]:
-    return {"COVE_NOTICE_INTERVAL_SECONDS": "0.3", "COVE_FLEET_POLL_SECONDS": "0.3"}
-
-
-async def publish(relay) -> None:  # noqa: ANN001
-    engine = create_engine(relay.database_url)
-    try:
-        await service.publish(engine, policy_opening_now(DEFAULT))
-    finally:
-        await engine.dispose()
-
-
-async def accept(client: CoveClient) -> None:
-    for _ in range(200):  # until the relay has read the publish (it polls every 0.3 s)
-        notice = await client.pending_notice()
-        if notice:
-            await client.accept_terms(notice, "adult")
-            await client.choose("ads", "in")
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("no privacy notice became due")
+    return RELAY_ENV
 
 
 async def status(relay, event_id: str) -> httpx.Response:  # noqa: ANN001
@@ -54,11 +31,11 @@ async def status(relay, event_id: str) -> httpx.Response:  # noqa: ANN001
 
 
 async def test_a_deletion_hands_back_each_erasure_and_its_progress_can_be_checked(relay, users, tmp_path: Path) -> None:
-    await publish(relay)
+    await publish(relay.database_url)
     alice = await users.register("alice")
     bob = await users.register("bob")
-    await accept(alice)
-    await accept(bob)
+    await onboard(alice, {"ads": "in"})
+    await onboard(bob, {"ads": "in"})
     engine = create_engine(relay.database_url)
     keys = SharingKeys.load_or_create(relay.data_dir)
     outbox = tmp_path / "outbox"
@@ -119,7 +96,7 @@ async def test_without_a_policy_nothing_was_shared_and_no_erasure_is_owed(users)
 
 
 async def test_the_cli_prints_the_receipts_of_a_deletion(relay, code_inbox, tmp_path: Path) -> None:
-    await publish(relay)
+    await publish(relay.database_url)
     env = cli_env(relay, tmp_path / "home")
     await register(env, code_inbox, "erin", "+14155550189")
     deleted = cove(env, "delete-account", "--yes", "--profile", "erin")

@@ -28,16 +28,18 @@ FLAGS = [
 
 
 @pytest.fixture(params=["sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Browser tests test pages, not storage: SQLite only (the storage under them is tested on both)."""
-    shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), tmp_path / "relay.db")
+def database_url(_migrated_sqlite: Path, tmp_path: Path) -> Iterator[str]:
+    """Browser tests test pages, not storage: SQLite only (the storage under them is tested on both). The template
+    is a fixture argument, not fetched with getfixturevalue: it is made with asyncio.run, which must happen before
+    the session's Playwright starts its event loop on this thread."""
+    shutil.copyfile(_migrated_sqlite, tmp_path / "relay.db")
     yield f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
 
 
-@pytest.fixture(scope="session")
-def browser(_migrated_sqlite: Path) -> Iterator[Browser]:
-    # The relay's migrated template comes first: it is made with asyncio.run, which cannot run on this thread once
-    # Playwright's sync API has its event loop going (and `database_url` asks for it only when a test starts).
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium per test module. Not per session: while Playwright's sync API is open, an event loop runs on
+    the worker's thread, and the asyncio tests a worker runs after the browser tests could not start theirs."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not at {CHROMIUM}: .ci/run installs Debian's chromium package")

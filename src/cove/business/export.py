@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.accounts.export import listed
@@ -22,12 +22,18 @@ from cove.business.storage import (
     business_windows,
 )
 
-_name = business_accounts.c.display_name.label("business_name")
 
-
-def _named(statement: Select[Any], business_id: Any) -> Select[Any]:
-    return statement.add_columns(_name).outerjoin_from(
-        business_id.table, business_accounts, business_accounts.c.account_id == business_id
+async def _per_business(
+    conn: AsyncConnection, account_id: str, table: Table, *columns: Any, order: Any
+) -> dict[str, Any]:
+    """The account's rows of a per-(business, user) table, each with the business's id and display name."""
+    t, b = table.c, business_accounts.c
+    return await listed(
+        conn,
+        select(t.business_id, b.display_name.label("business_name"), *columns)
+        .outerjoin_from(table, business_accounts, b.account_id == t.business_id)
+        .where(t.user_account_id == account_id)
+        .order_by(order),
     )
 
 
@@ -53,60 +59,45 @@ async def section(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
     ).first()
     return {
         "business": {
-            "ids": await listed(
+            "ids": await _per_business(
                 conn,
-                _named(
-                    select(
-                        ids.business_id,
-                        ids.bsuid,
-                        ids.shown_name,
-                        ids.number_shared_at_ms.label("number_shared_at"),
-                        ids.created_at_ms.label("created_at"),
-                    ),
-                    ids.business_id,
-                )
-                .where(ids.user_account_id == account_id)
-                .order_by(ids.created_at_ms),
+                account_id,
+                business_user_ids,
+                ids.bsuid,
+                ids.shown_name,
+                ids.number_shared_at_ms.label("number_shared_at"),
+                ids.created_at_ms.label("created_at"),
+                order=ids.created_at_ms,
             ),
-            "opt_ins": await listed(
+            "opt_ins": await _per_business(
                 conn,
-                _named(
-                    select(
-                        o.business_id,
-                        o.category,
-                        o.source,
-                        o.at_ms.label("at"),
-                        o.withdrawn_at_ms.label("withdrawn_at"),
-                    ),
-                    o.business_id,
-                )
-                .where(o.user_account_id == account_id)
-                .order_by(o.at_ms),
+                account_id,
+                business_optins,
+                o.category,
+                o.source,
+                o.at_ms.label("at"),
+                o.withdrawn_at_ms.label("withdrawn_at"),
+                order=o.at_ms,
             ),
-            "preferences": await listed(
+            "preferences": await _per_business(
                 conn,
-                _named(
-                    select(
-                        p.business_id,
-                        p.promotions_stopped_at_ms.label("promotions_stopped_at"),
-                        p.block_reason,
-                        p.blocked_at_ms.label("blocked_at"),
-                        p.updated_at_ms.label("updated_at"),
-                    ),
-                    p.business_id,
-                )
-                .where(p.user_account_id == account_id)
-                .order_by(p.updated_at_ms),
+                account_id,
+                business_preferences,
+                p.promotions_stopped_at_ms.label("promotions_stopped_at"),
+                p.block_reason,
+                p.blocked_at_ms.label("blocked_at"),
+                p.updated_at_ms.label("updated_at"),
+                order=p.updated_at_ms,
             ),
-            "service_windows": await listed(
+            "service_windows": await _per_business(
                 conn,
-                select(w.business_id, w.last_user_message_ms.label("last_message_at"))
-                .where(w.user_account_id == account_id)
-                .order_by(w.last_user_message_ms),
+                account_id,
+                business_windows,
+                w.last_user_message_ms.label("last_message_at"),
+                order=w.last_user_message_ms,
             ),
-            "marketing_received": await listed(
-                conn,
-                select(m.business_id, m.at_ms.label("at")).where(m.user_account_id == account_id).order_by(m.at_ms),
+            "marketing_received": await _per_business(
+                conn, account_id, business_marketing, m.at_ms.label("at"), order=m.at_ms
             ),
             "profile": None if profile is None else dict(profile._mapping),
         }
