@@ -145,3 +145,9 @@ def test_signing_out_and_removing_the_operator_end_the_session(console: httpx.Cl
     assert console.get("/").status_code == 200
     assert run_cove(["console", "operator", "remove", "olivia"], env).returncode == 0
     assert console.get("/").status_code == 303
+
+
+def test_the_console_will_not_start_without_the_relays_database(tmp_path: Path) -> None:
+    env = {"COVE_DATA_DIR": str(tmp_path), "COVE_CONFIG": str(tmp_path / "none.toml"), "COVE_DATABASE_URL": ""}
+    refused = run_cove(["console", "serve", "--port", "0"], env)
+    assert refused.returncode == 1 and refused.stderr.count("error:") == 1 and "no relay database" in refused.stderr
