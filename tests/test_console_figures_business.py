@@ -6,39 +6,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from console_client import chart_figures, console
-from cove.business import reach, service, standing
+from console_world import bakery, chart_figures, console, profile, template
+from cove.business import service
 from cove.business.keys import BusinessKeys
-from cove.business.quality import Quality
 from cove.business.storage import business_events, business_template_versions, business_templates
 from cove.clock import now_ms
 from cove.console.figures.business import business_figures, pending_templates
 from cove.console.figures.days import day_label, day_of
 from cove.db import create_engine
-from cove.protocol.business import BlockReason
 from cove.protocol.templates import verify_approved
-from helpers import insert_account
-
-BAKERY_PHONE = "+14155550171"
-
-
-def template(name: str, text: str = "Your order {{1}} is ready for pickup at the counter.") -> dict[str, Any]:
-    return {
-        "name": name,
-        "language": "en",
-        "category": "UTILITY",
-        "components": [{"type": "BODY", "text": text, "example": {"body_text": [["A-17"]]}}],
-    }
-
-
-def profile(name: str) -> dict[str, Any]:
-    return {"display_name": name, "websites": []}
 
 
 @pytest.fixture
@@ -46,21 +27,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     made = create_engine(database_url)
     yield made
     await made.dispose()
-
-
-async def bakery(engine: AsyncEngine, keys: Path) -> str:
-    """A verified business (tier 2,000) with one template it sent and users reported until it was paused."""
-    await insert_account(engine, "bakery", BAKERY_PHONE)
-    await service.put_profile(engine, "bakery", profile("Corner Bakery"))
-    await service.verify(engine, BAKERY_PHONE)
-    sent = await service.submit_template(engine, "bakery", template("pickup"))
-    await service.approve(engine, BusinessKeys.load_or_create(keys), sent["template_id"])
-    now = now_ms()
-    for user in ("u1", "u2", "u3"):
-        assert await reach.claim(engine, "bakery", user, 2_000, sent["template_id"], Quality.GREEN, now) is None
-        async with engine.begin() as conn:
-            await standing.record_feedback(conn, "bakery", user, [("report", BlockReason.SPAM)], now)
-    return sent["template_id"]
 
 
 async def test_standing_and_history_of_each_business(engine: AsyncEngine, tmp_path: Path) -> None:

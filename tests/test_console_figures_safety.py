@@ -10,13 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from console_client import chart_figures, console
+from console_world import chart_figures, console, take
 from cove.clock import now_ms
-from cove.config import Settings
 from cove.console.figures.days import day_label, day_of
 from cove.console.figures.safety import safety_figures
 from cove.db import create_engine
-from cove.safety import actions
 from cove.safety import actions_storage as storage
 from cove.safety import storage as bans
 from cove.safety.ladder import Review, Source, Step
@@ -33,13 +31,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         await insert_account(made, name, phone)
     yield made
     await made.dispose()
-
-
-async def take(engine: AsyncEngine, who: str, step: Step, reason: ReasonCode, source: Source = Source.MODEL) -> int:
-    async with engine.begin() as conn:
-        taken = await actions.take_in(conn, Settings(), who, step, reason, source, 0.97, now_ms())
-    assert taken is not None
-    return taken.id
 
 
 async def test_the_queue_and_actions_per_day_by_step_and_reason(engine: AsyncEngine) -> None:

@@ -31,13 +31,14 @@ def charts(figures: BusinessFigures) -> dict[str, dict]:
     tiers = list(figures.tiers_now)
     per_tier = {"Businesses": [figures.tiers_now[t] for t in tiers]}
     named = {"up": "Up", "down": "Down", "paused": "Paused", "disabled": "Disabled", "block": "Blocks"}
-    named |= {"report": "Reports"}
+    named |= {"report": "Reports", "green": "Green", "yellow": "Yellow", "red": "Red"}
 
     def daily(series: dict[str, dict[int, int]], y_label: str) -> dict:
         return days.daily_spec(window, {named.get(k, k): v for k, v in series.items()}, y_label)
 
     return {
-        "quality": daily(figures.quality_per_day, "Businesses"),
+        # charts.js colours series by position (blue, red, green): red and green land on their own colours.
+        "quality": daily({q: figures.quality_per_day.get(q, {}) for q in ("yellow", "red", "green")}, "Businesses"),
         "tiers": days.chart_spec("bar", tiers, per_tier, "Tier (users a day)", "Businesses"),
         "moves": daily(figures.tier_moves, "Moves"),
         "pauses": daily(figures.pauses, "Templates"),
