@@ -20,7 +20,7 @@ from cove.console.figures.business import (
     business_figures,
     pending_templates,
 )
-from cove.console.pages import engine_of, render
+from cove.console.pages import engine_of
 
 router = APIRouter()
 SECTION = "/business"
@@ -51,10 +51,10 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
     engine = engine_of(request)
     figures = await business_figures(engine, now)
     pending, waiting = await pending_templates(engine)
-    return render(
+    return forms.section(
         request,
         "business.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         title="Business",
         figures=figures,
         charts=charts(figures),
@@ -62,7 +62,6 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
         waiting=waiting,
         shown=BUSINESSES_SHOWN,
         when=days.when_label,
-        **forms.flash_context(request, refusal),
     )
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from cove.console.pages import render
 from cove.errors import ApiError
 
 FLASH = "flash"
@@ -71,11 +73,12 @@ def case_number(raw: str, kind: str) -> int:
     return int(raw)
 
 
-def flash_context(request: Request, refusal: Refusal | None) -> dict[str, str | None]:
-    """The layout's flash: the refusal being answered, or else the result of the last action."""
+def section(request: Request, template: str, refusal: Refusal | None, **context: Any) -> HTMLResponse:
+    """A section's page: with the refusal being answered (its status, message and code), or else with the
+    result of the last action."""
     if refusal is not None:
-        return {"flash": refusal.message, "flash_code": refusal.code}
-    return {"flash": flash_of(request), "flash_code": None}
+        return render(request, template, refusal.status, flash=refusal.message, flash_code=refusal.code, **context)
+    return render(request, template, flash=flash_of(request), flash_code=None, **context)
 
 
 Page = Callable[[Request, Refusal], Awaitable[Response]]

@@ -3,6 +3,10 @@ and `cove safety appeal` decide them, and the actions taken per day by step and 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -11,12 +15,13 @@ from cove.console import forms
 from cove.console.auth import current_operator
 from cove.console.figures import days
 from cove.console.figures.safety import SafetyFigures, safety_figures
-from cove.console.pages import engine_of, render
+from cove.console.pages import engine_of
 from cove.safety import appeals
 
 router = APIRouter()
 SECTION = "/safety"
 NOTE = "a note (for the record)"
+T = TypeVar("T")
 
 
 def charts(figures: SafetyFigures) -> dict[str, dict]:
@@ -32,17 +37,16 @@ def _rate(rate: float | None) -> str:
 
 async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLResponse:
     figures = await safety_figures(engine_of(request), now_ms())
-    return render(
+    return forms.section(
         request,
         "safety.html",
-        status_code=refusal.status if refusal else 200,
+        refusal,
         title="Safety",
         figures=figures,
         charts=charts(figures),
         review_rate=_rate(figures.stats.review_overturn_rate),
         appeal_rate=_rate(figures.stats.appeal_overturn_rate),
         when=days.when_label,
-        **forms.flash_context(request, refusal),
     )
 
 
@@ -51,26 +55,36 @@ async def safety_page(request: Request, operator: str = Depends(current_operator
     return await _page(request)
 
 
-def _not_open(kind: str, case: int) -> forms.Refusal:
-    return forms.Refusal(
-        409,
-        "case_not_open",
-        f"{kind.capitalize()} {case} is not in the queue: there is no such case, or it was decided already.",
-    )
+@dataclass(frozen=True)
+class Decision:
+    """A decision posted on a case: its number, whether the first of its two choices was made, and the note."""
+
+    case: int
+    first: bool
+    note: str | None
+
+
+async def _decision(request: Request, raw_case: str, kind: str, choices: tuple[str, str]) -> Decision:
+    case = forms.case_number(raw_case, kind)
+    first = await forms.choice(request, "decision", choices) == choices[0]
+    return Decision(case, first, await forms.text(request, "note", NOTE, required=False))
+
+
+async def _decided(kind: str, decision: Decision, deciding: Awaitable[T]) -> T:
+    try:
+        return await deciding
+    except appeals.CaseNotOpen:
+        message = f"{kind.capitalize()} {decision.case} is not in the queue: there is no such case, or it was decided."
+        raise forms.Refusal(409, "case_not_open", message) from None
 
 
 @router.post(SECTION + "/reviews/{case}")
 async def review(request: Request, case: str, operator: str = Depends(current_operator)) -> Response:
     async def action() -> str:
-        number = forms.case_number(case, "review")
-        keep = await forms.choice(request, "decision", ("confirm", "lift")) == "confirm"
-        note = await forms.text(request, "note", NOTE, required=False)
-        try:
-            taken = await appeals.review(engine_of(request), number, keep, note)
-        except appeals.CaseNotOpen:
-            raise _not_open("review", number) from None
-        done = "Confirmed" if keep else "Lifted"
-        return f"{done} the {taken.step.label} of account {taken.account_id} (review {number})."
+        d = await _decision(request, case, "review", ("confirm", "lift"))
+        taken = await _decided("review", d, appeals.review(engine_of(request), d.case, d.first, d.note))
+        done = "Confirmed" if d.first else "Lifted"
+        return f"{done} the {taken.step.label} of account {taken.account_id} (review {d.case})."
 
     return await forms.answer(request, SECTION, action, _page)
 
@@ -78,15 +92,10 @@ async def review(request: Request, case: str, operator: str = Depends(current_op
 @router.post(SECTION + "/appeals/{case}")
 async def appeal(request: Request, case: str, operator: str = Depends(current_operator)) -> Response:
     async def action() -> str:
-        number = forms.case_number(case, "appeal")
-        grant = await forms.choice(request, "decision", ("grant", "deny")) == "grant"
-        note = await forms.text(request, "note", NOTE, required=False)
-        try:
-            decided = await appeals.decide_appeal(engine_of(request), number, grant, note)
-        except appeals.CaseNotOpen:
-            raise _not_open("appeal", number) from None
-        if grant:
-            return f"Granted appeal {number}: account {decided.account_id} is restored and may register again."
-        return f"Denied appeal {number} of account {decided.account_id}."
+        d = await _decision(request, case, "appeal", ("grant", "deny"))
+        decided = await _decided("appeal", d, appeals.decide_appeal(engine_of(request), d.case, d.first, d.note))
+        if d.first:
+            return f"Granted appeal {d.case}: account {decided.account_id} is restored and may register again."
+        return f"Denied appeal {d.case} of account {decided.account_id}."
 
     return await forms.answer(request, SECTION, action, _page)
