@@ -10,6 +10,7 @@ reports in ``business_feedback``; each is kept 30 days (cove.business.upkeep).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,34 +70,33 @@ class BusinessFigures:
     businesses: list[Business] = field(default_factory=list)
     total: int = 0
     tiers_now: dict[str, int] = field(default_factory=dict)  # tier label -> businesses
-    quality_now: dict[str, int] = field(default_factory=dict)
     quality_per_day: dict[str, dict[int, int]] = field(default_factory=dict)  # rating -> day -> businesses
     tier_moves: dict[str, dict[int, int]] = field(default_factory=dict)  # "up" | "down" -> day -> moves
     pauses: dict[str, dict[int, int]] = field(default_factory=dict)  # "paused" | "disabled" -> day -> templates
     feedback: dict[str, dict[int, int]] = field(default_factory=dict)  # "block" | "report" -> day -> count
 
 
+async def _stopped(conn: AsyncConnection, business_ids: list[str], now_ms: int) -> dict[str, Counter[ReviewStatus]]:
+    """Paused and disabled templates of these businesses (a pause whose time is up is over, swept or not)."""
+    t = business_templates
+    stopped = await conn.execute(
+        select(t.c.business_id, t.c.status, t.c.pauses, t.c.paused_until_ms).where(
+            t.c.business_id.in_(business_ids), t.c.status.in_([ReviewStatus.PAUSED.value, ReviewStatus.DISABLED.value])
+        )
+    )
+    counted: dict[str, Counter[ReviewStatus]] = {}
+    for row in stopped:
+        counted.setdefault(row.business_id, Counter())[standing.effective_status(row, now_ms)] += 1
+    return counted
+
+
 async def _businesses(conn: AsyncConnection, figures: BusinessFigures, now_ms: int) -> None:
-    b, t = business_accounts, business_templates
+    b = business_accounts
     figures.total = (await conn.execute(select(func.count()).select_from(b))).scalar_one()
     for tier, count in await conn.execute(select(b.c.tier, func.count()).group_by(b.c.tier).order_by(b.c.tier)):
         figures.tiers_now[tier_label(tier)] = int(count)
-    for rated, count in await conn.execute(select(b.c.quality, func.count()).group_by(b.c.quality)):
-        figures.quality_now[rated] = int(count)
-    stopped = await conn.execute(
-        select(t.c.business_id, t.c.status, t.c.pauses, t.c.paused_until_ms).where(
-            t.c.status.in_([ReviewStatus.PAUSED.value, ReviewStatus.DISABLED.value])
-        )
-    )
-    paused: dict[str, int] = {}
-    disabled: dict[str, int] = {}
-    for row in stopped:
-        status = standing.effective_status(row, now_ms)  # a pause whose time is up is over, swept or not
-        if status is ReviewStatus.PAUSED:
-            paused[row.business_id] = paused.get(row.business_id, 0) + 1
-        elif status is ReviewStatus.DISABLED:
-            disabled[row.business_id] = disabled.get(row.business_id, 0) + 1
-    rows = await conn.execute(select(b).order_by(b.c.display_name, b.c.account_id).limit(BUSINESSES_SHOWN))
+    rows = (await conn.execute(select(b).order_by(b.c.display_name, b.c.account_id).limit(BUSINESSES_SHOWN))).all()
+    stopped = await _stopped(conn, [r.account_id for r in rows], now_ms)
     figures.businesses = [
         Business(
             r.account_id,
@@ -105,8 +105,8 @@ async def _businesses(conn: AsyncConnection, figures: BusinessFigures, now_ms: i
             tier_label(r.tier),
             r.quality,
             r.throughput_mps,
-            paused.get(r.account_id, 0),
-            disabled.get(r.account_id, 0),
+            stopped.get(r.account_id, Counter())[ReviewStatus.PAUSED],
+            stopped.get(r.account_id, Counter())[ReviewStatus.DISABLED],
         )
         for r in rows
     ]
