@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from console_world import bakery, chart_figures, console, profile, template
+from console_sections_world import bakery, chart_figures, console, profile, template
 from cove.business import service
 from cove.business.keys import BusinessKeys
 from cove.business.storage import business_events, business_template_versions, business_templates

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from console_world import chart_figures, console, take
+from console_sections_world import chart_figures, console, take
 from cove.clock import now_ms
 from cove.console.figures.days import day_label, day_of
 from cove.console.figures.safety import safety_figures

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from console_world import chart_figures, console
+from console_sections_world import chart_figures, console
 from cove.clock import now_ms
 from cove.console.figures.days import DAY_MS, day_label, day_of
 from cove.console.figures.sharing import sharing_figures

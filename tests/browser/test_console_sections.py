@@ -3,8 +3,9 @@ tables beside them, an operator approving and rejecting templates and deciding a
 at desktop and phone sizes with no serious accessibility problem.
 
 The console runs in this process on a socket of its own (uvicorn in a thread), over a relay database the test
-fills with the functions the relay and the operator commands use; the operator is signed in by a route the test
-adds, which sets the session as the console's login does.
+fills with the functions the relay and the operator commands use. Until the console's login is on this branch,
+the ``current_operator`` dependency names the operator, and a route the test adds puts the name in the session
+(which the layout's navigation reads).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from fastapi.responses import RedirectResponse
 from playwright.sync_api import Page, expect
 
 from browser.world import SIZES, accessibility_problems, no_horizontal_scroll, screenshots
-from console_world import bakery, profile, take, template
+from console_sections_world import OPERATOR, bakery, profile, take, template
 from cove.business import service
 from cove.clock import now_ms
 from cove.config import Settings
+from cove.console.auth import current_operator
 from cove.console.figures.days import day_label, day_of
 from cove.console.server import create_app
 from cove.db import create_engine
@@ -85,10 +87,11 @@ async def fill(database_url: str, data_dir: Path) -> dict[str, str]:
 @contextmanager
 def console(database_url: str, data_dir: Path) -> Iterator[str]:
     app = create_app(Settings(data_dir=data_dir, database_url=database_url))
+    app.dependency_overrides[current_operator] = lambda: OPERATOR
 
     @app.get("/test-sign-in")
     async def sign_in(request: Request) -> RedirectResponse:
-        request.session["operator"] = "ops"
+        request.session["operator"] = OPERATOR
         return RedirectResponse("/sharing", status_code=303)
 
     sock = bind("127.0.0.1", 0)
