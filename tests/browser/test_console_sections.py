@@ -163,8 +163,11 @@ def test_sharing_business_and_safety_sections(page: Page, database_url: str, tmp
         assert figures(page, "business-tiers") == {"250": ["1"], "2,000": ["1"]}
         assert figures(page, "business-pauses")[today] == ["1", "0"]
         check_page(page, "console-business")
+        page.evaluate("() => { document.getElementById('flash').dataset.kept = 'yes'; }")
         page.get_by_role("button", name="Approve reminder").click()
         expect(page.locator("#flash")).to_contain_text("Approved reminder (en): version 1")
+        # htmx swapped the section and the flash's text in place: the live region is the one a reader was told of
+        expect(page.locator("#flash[data-kept='yes']")).to_have_count(1)
         expect(page.locator(f'[data-template="{made["approve"]}"]')).to_have_count(0)
         page.get_by_label("Reason for rejecting last_call").fill("say which order it is")
         page.get_by_role("button", name="Reject last_call").click()
