@@ -34,10 +34,11 @@ OPERATOR = "test-operator"
 
 
 @contextmanager
-def console(database_url: str, data_dir: Path) -> Iterator[TestClient]:
+def console(database_url: str, data_dir: Path, signed_in: bool = True) -> Iterator[TestClient]:
     data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(Settings(data_dir=data_dir, database_url=database_url), local_only=False)
-    app.dependency_overrides[current_operator] = lambda: OPERATOR
+    if signed_in:
+        app.dependency_overrides[current_operator] = lambda: OPERATOR
     with TestClient(app, follow_redirects=False) as client:
         yield client
 

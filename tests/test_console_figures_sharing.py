@@ -90,6 +90,29 @@ async def test_old_batches_fall_out_of_the_window_but_stay_in_the_log(world: Wor
     assert [b.batch_id for b in figures.latest] == [result.manifest.batch_id]
 
 
+async def test_an_empty_relay_shows_each_section_and_nobody_unsigned_sees_or_changes_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    empty = {
+        "/sharing": "No batch was sent in the last 30 days",
+        "/business": "No template is waiting for review.",
+        "/safety": "No action waits for review.",
+    }
+    with console(database_url, tmp_path / "console") as client:
+        for path, said in empty.items():
+            page = client.get(path)
+            assert page.status_code == 200 and said in page.text, path
+    with console(database_url, tmp_path / "console", signed_in=False) as stranger:
+        asked = [stranger.get(path) for path in empty]
+        asked += [
+            stranger.post("/business/templates/00000000-0000-4000-8000-000000000000/approve"),
+            stranger.post("/business/templates/00000000-0000-4000-8000-000000000000/reject", data={"reason": "x"}),
+            stranger.post("/safety/reviews/1", data={"decision": "lift"}),
+            stranger.post("/safety/appeals/1", data={"decision": "grant"}),
+        ]
+    assert [(r.status_code, r.headers.get("location")) for r in asked] == [(303, "/login")] * len(asked)
+
+
 def _revocations(result: gateway.ExportResult) -> list[dict]:
     import pyarrow.parquet as pq
 
