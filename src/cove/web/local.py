@@ -21,6 +21,9 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror} (choose another --port)") from None
+    # Listening now, not when uvicorn starts: a browser opening the printed link at once waits in the backlog
+    # instead of being refused.
+    sock.listen(128)
     return sock
 
 

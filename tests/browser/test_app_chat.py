@@ -1,0 +1,136 @@
+"""Two people register in two `cove app` instances through the welcome page and chat: a message request accepted,
+live delivery without reload, ticks that move to read, and a file that goes across encrypted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from browser.world import SIZES, accessibility_problems, no_horizontal_scroll, screenshots
+
+# The relay's database template is made with asyncio.run, which cannot run once Playwright's loop is up: it comes
+# first.
+pytestmark = pytest.mark.usefixtures("_migrated_sqlite")
+ALICE, BOB = "+14155550101", "+14155550102"
+
+
+def _register(page: Page, url: str, phone: str, code_inbox) -> None:  # noqa: ANN001
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Register your number")).to_be_visible()
+    page.get_by_label("Phone number").fill(phone)
+    page.get_by_role("button", name="Send me a code").click()
+    expect(page.get_by_role("heading", name=f"Enter the code sent to {phone}")).to_be_visible()
+    page.get_by_label("Code", exact=True).fill(code_inbox.latest(phone))
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("heading", name="Chats", exact=True)).to_be_visible()
+
+
+def _checked(page: Page, name: str) -> None:
+    """Screenshots at both sizes, no serious accessibility problem, nothing sideways at phone size."""
+    screenshots(page, name)
+    assert accessibility_problems(page) == []
+    page.set_viewport_size(SIZES["phone"])
+    assert no_horizontal_scroll(page), name
+    page.set_viewport_size(SIZES["desktop"])
+
+
+def _context_page(browser: Browser) -> Page:
+    context = browser.new_context(viewport=SIZES["desktop"], accept_downloads=True)
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+def test_two_people_chat_live(open_app, code_inbox, browser: Browser, tmp_path: Path) -> None:  # noqa: ANN001
+    alice_app, bob_app = open_app("alice"), open_app("bob")
+    alice, bob = _context_page(browser), _context_page(browser)
+
+    alice.goto(alice_app.url)
+    expect(alice.get_by_role("heading", name="Register your number")).to_be_visible()
+    _checked(alice, "app-welcome")
+    _register(alice, alice_app.url, ALICE, code_inbox)
+    _register(bob, bob_app.url, BOB, code_inbox)
+
+    # Alice writes first: to Bob it is a message request, which arrives without a reload.
+    alice.get_by_label("To").fill(BOB)
+    alice.get_by_label("Message", exact=True).fill("Lunch at noon?")
+    alice.get_by_role("button", name="Send", exact=True).click()
+    expect(alice.get_by_role("heading", name=BOB)).to_be_visible()
+    mine = alice.locator("#messages li.mine").filter(has_text="Lunch at noon?")
+    expect(mine).to_be_visible()
+
+    requests = bob.locator("#requests")
+    expect(requests.get_by_role("link")).to_contain_text(ALICE)  # live: Bob's page was not reloaded
+    expect(mine.locator("[data-tick]")).to_have_attribute("data-tick", "delivered")
+    bob.get_by_role("link", name=ALICE).click()
+    expect(bob.locator("#messages")).to_contain_text("Lunch at noon?")
+    # Still a request: Bob read it, but Alice is not told until he accepts.
+    expect(mine.locator("[data-tick]")).to_have_attribute("data-tick", "delivered")
+    bob.get_by_role("button", name="Accept").click()
+    expect(bob.locator("#request")).to_have_count(0)
+    expect(mine.locator("[data-tick]")).to_have_attribute("data-tick", "read")
+    expect(mine.locator(".sr-only")).to_have_text("read")
+
+    # Bob replies; Alice, with the conversation open, sees it live and reads it, so Bob's tick moves to read.
+    bob.get_by_label("Message", exact=True).fill("Noon works")
+    bob.get_by_role("button", name="Send", exact=True).click()
+    expect(alice.locator("#messages")).to_contain_text("Noon works")
+    reply = bob.locator("#messages li.mine").filter(has_text="Noon works")
+    expect(reply.locator("[data-tick]")).to_have_attribute("data-tick", "read")
+    _checked(alice, "app-conversation")
+
+    # A file goes across, encrypted; Bob downloads it from the page.
+    document = tmp_path / "route-map.txt"
+    document.write_bytes(b"the route map: north ridge, then the gully\n" * 100)
+    alice.get_by_label("File (optional, encrypted on this computer)").set_input_files(str(document))
+    alice.get_by_label("Message", exact=True).fill("The route map")
+    alice.get_by_role("button", name="Send", exact=True).click()
+    arrived = bob.locator("#messages li").filter(has_text="route-map.txt")
+    expect(arrived.get_by_role("link", name="Download the file")).to_be_visible()
+    with bob.expect_download() as download:
+        arrived.get_by_role("link", name="Download the file").click()
+    assert Path(download.value.path()).read_bytes() == document.read_bytes()
+
+    # The chat list: Alice's conversation with Bob, its last message, nothing unread.
+    bob.goto(bob_app.base + "/")
+    row = bob.locator("#conversations li").filter(has_text=ALICE)
+    expect(row).to_contain_text("route-map.txt")
+    expect(row.locator("[data-unread]")).to_have_count(0)
+    _checked(bob, "app-chats")
+
+
+def test_a_group_is_created_and_written_to(open_app, code_inbox, browser: Browser) -> None:  # noqa: ANN001
+    alice_app, bob_app = open_app("alice"), open_app("bob")
+    alice, bob = _context_page(browser), _context_page(browser)
+    _register(alice, alice_app.url, ALICE, code_inbox)
+    _register(bob, bob_app.url, BOB, code_inbox)
+
+    alice.get_by_label("Group name").fill("Climbing")
+    alice.get_by_label("Members").fill(BOB)
+    alice.get_by_role("button", name="Create the group").click()
+    expect(alice.get_by_role("heading", name="Climbing")).to_be_visible()
+    expect(alice.locator("#members")).to_contain_text(BOB)
+    alice.get_by_label("Message", exact=True).fill("Top rope at ten?")
+    alice.get_by_role("button", name="Send", exact=True).click()
+
+    group = bob.locator("#conversations li").filter(has_text="Climbing")
+    expect(group).to_contain_text("Top rope at ten?")
+    expect(group.locator("[data-unread]")).to_have_attribute("data-unread", "1")
+    group.get_by_role("link").click()
+    expect(bob.locator("#messages")).to_contain_text("Top rope at ten?")
+    mine = alice.locator("#messages li.mine").filter(has_text="Top rope at ten?")
+    expect(mine.locator("[data-tick]")).to_have_attribute("data-tick", "read")
+    _checked(bob, "app-group")
+
+
+def test_the_page_refuses_a_browser_without_the_key(open_app, page: Page) -> None:  # noqa: ANN001
+    app = open_app("alice")
+    answer = page.goto(app.base + "/")
+    assert answer is not None and answer.status == 401
+    expect(page.locator("body")).to_contain_text("open the link `cove app` printed")
+    answer = page.goto(app.base + "/open?key=not-this-run")
+    assert answer is not None and answer.status == 401
+    answer = page.goto(app.url)  # the printed link lets the same browser in
+    assert answer is not None and answer.status == 200
+    expect(page.get_by_role("heading", name="Welcome to Cove")).to_be_visible()
