@@ -63,7 +63,8 @@ class AppStore:
     def file_saved(self, chat: str, client_message_id: str, path: Path) -> None:
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO desktop_files VALUES (?, ?, ?, ?)", (chat, client_message_id, str(path), path.name)
+                "INSERT OR REPLACE INTO desktop_files VALUES (?, ?, ?, ?)",
+                (chat, client_message_id, str(path), path.name),
             )
 
     def files(self, chat: str) -> dict[str, Path]:
@@ -133,8 +134,8 @@ class AppStore:
         """``(local_id, sender, client_message_id)`` of the group's received messages not shown here yet."""
         rows = self._db.execute(
             "SELECT local_id, sender_account, client_message_id FROM group_messages WHERE group_id = ? "
-            "AND direction = 'in' AND local_id > COALESCE((SELECT through FROM desktop_group_seen WHERE group_id = ?), 0)"
-            " ORDER BY local_id",
+            "AND direction = 'in' AND local_id > "
+            "COALESCE((SELECT through FROM desktop_group_seen WHERE group_id = ?), 0) ORDER BY local_id",
             (group_id, group_id),
         )
         return [(r[0], r[1], r[2]) for r in rows]

@@ -22,7 +22,6 @@ from cove.protocol import groups as proto
 from cove.protocol.phone import INTERNATIONAL_FORMAT, try_normalise
 
 router = APIRouter()
-router.include_router(conversation.router)
 MAX_MEMBERS_TYPED = 50  # members named in the create form at once; more are added from the group's page
 
 
@@ -130,3 +129,7 @@ async def live(request: Request) -> StreamingResponse:
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+# After /chats/list, which /chats/{key} would take.
+router.include_router(conversation.router)

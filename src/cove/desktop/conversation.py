@@ -75,7 +75,9 @@ async def _mark_read(client: CoveClient, key: str) -> None:
         return
     if core.contacts.requested(key):
         return
-    unread = [m.client_message_id for m in core.store.messages(key, SHOWN) if m.direction == "in" and m.status != "read"]
+    unread = [
+        m.client_message_id for m in core.store.messages(key, SHOWN) if m.direction == "in" and m.status != "read"
+    ]
     if unread:
         await client.mark_read(key, unread)
 

@@ -24,7 +24,9 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
 
 
-async def _page(request: Request, status_code: int = 200, error: str | None = None, flash: str | None = None) -> Response:
+async def _page(
+    request: Request, status_code: int = 200, error: str | None = None, flash: str | None = None
+) -> Response:
     client = client_of(request)
     view = await linking.registered_devices(client)
     if client.core.device_id == PRIMARY:

@@ -49,9 +49,7 @@ def _welcome(request: Request, status_code: int = 200, **context: object) -> Res
     desktop = desktop_of(request)
     if desktop.registered:
         return see_other(request, "/")
-    return render(
-        request, "welcome.html", status_code, title="Welcome", pending=_pending_phone(desktop), **context
-    )
+    return render(request, "welcome.html", status_code, title="Welcome", pending=_pending_phone(desktop), **context)
 
 
 def _open(desktop: Desktop) -> tuple[CoveClient, bool]:
