@@ -145,7 +145,6 @@ async def _wait_for_phone(desktop: Desktop, client: CoveClient, pending: linking
         desktop.ready.set()
     except (linking.LinkError, ProvisioningError, InvalidLinkCode, RelayError, httpx.TransportError) as exc:
         state.error = _said(exc) if isinstance(exc, RelayError) else str(exc)
-    desktop.live.publish("welcome")
 
 
 @router.post("/welcome/link")
