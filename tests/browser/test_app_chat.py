@@ -3,17 +3,21 @@ live delivery without reload, ticks that move to read, and a file that goes acro
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser.world import SIZES, accessibility_problems, no_horizontal_scroll, screenshots
+from cove.client.profile import open_profile
+from cove.client.transport import CoveClient
 
 # The relay's database template is made with asyncio.run, which cannot run once Playwright's loop is up: it comes
 # first.
 pytestmark = pytest.mark.usefixtures("_migrated_sqlite")
-ALICE, BOB = "+14155550101", "+14155550102"
+ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
 
 
 def _register(page: Page, url: str, phone: str, code_inbox) -> None:  # noqa: ANN001
@@ -134,3 +138,59 @@ def test_the_page_refuses_a_browser_without_the_key(open_app, page: Page) -> Non
     answer = page.goto(app.url)  # the printed link lets the same browser in
     assert answer is not None and answer.status == 200
     expect(page.get_by_role("heading", name="Welcome to Cove")).to_be_visible()
+
+
+def test_the_welcome_page_says_what_is_wrong(open_app, code_inbox, page: Page) -> None:  # noqa: ANN001
+    app = open_app("alice")
+    page.goto(app.url)
+    page.get_by_label("Phone number").fill("12345")
+    page.get_by_role("button", name="Send me a code").click()
+    expect(page.get_by_role("alert")).to_contain_text("is not a phone number")
+    page.get_by_label("Phone number").fill(ALICE)
+    page.get_by_role("button", name="Send me a code").click()
+    right = code_inbox.latest(ALICE)
+    page.get_by_label("Code", exact=True).fill("12")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_contain_text("6 digits")
+    page.get_by_label("Code", exact=True).fill("000000" if right != "000000" else "111111")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"Enter the code sent to {ALICE}")).to_be_visible()
+    _checked(page, "app-welcome-error")
+    page.get_by_label("Code", exact=True).fill(right)
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("heading", name="Chats", exact=True)).to_be_visible()
+
+
+async def _stranger_writes(relay, code_inbox, home: Path, to: str, text: str) -> None:  # noqa: ANN001
+    """Carol, with the SDK: registers and writes to ``to``, who does not know her."""
+    async with CoveClient(relay.url, open_profile("carol", home)) as carol:
+        await carol.request_code(CAROL)
+        await carol.register(CAROL, await code_inbox.code_for(CAROL))
+        await carol.send_text(await carol.resolve(to), text)
+
+
+def test_a_message_request_is_reported_and_blocked(open_app, code_inbox, relay, page: Page, tmp_path: Path) -> None:  # noqa: ANN001
+    app = open_app("alice")
+    _register(page, app.url, ALICE, code_inbox)
+    # In a thread of its own: Playwright's loop runs in this one.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(
+            asyncio.run, _stranger_writes(relay, code_inbox, tmp_path, ALICE, "Win a prize, click here")
+        ).result()
+
+    request = page.locator("#requests").get_by_role("link", name=CAROL)
+    expect(request).to_be_visible()  # live
+    request.click()
+    expect(page.locator("#messages")).to_contain_text("Win a prize")
+    page.get_by_text(f"Report {CAROL}").click()
+    expect(page.get_by_role("listitem").filter(has_text=f"{CAROL}: Win a prize, click here")).to_be_visible()
+    page.get_by_label("Attach these messages").check()
+    page.get_by_label("Block them too").check()
+    page.get_by_role("button", name="Send the report").click()
+    expect(page.locator("#flash")).to_contain_text("Reported")
+    expect(page.locator("#blocked")).to_contain_text(f"You block {CAROL}")
+    expect(page.locator("#request")).to_have_count(0)
+    page.get_by_role("button", name="Unblock").click()
+    expect(page.locator("#flash")).to_contain_text("Unblocked")
+    expect(page.locator("#blocked")).to_have_count(0)
