@@ -14,7 +14,7 @@ from cove.client.group_client import Groups
 from cove.client.group_show import label
 from cove.client.paths import ACCOUNT_ID
 from cove.client.transport import CoveClient
-from cove.desktop import conversation
+from cove.desktop import businesses, conversation
 from cove.desktop.appstore import AppStore
 from cove.desktop.conversations import chat_rows, clock
 from cove.desktop.pages import client_of, desktop_of, render, see_other
@@ -133,3 +133,4 @@ async def live(request: Request) -> StreamingResponse:
 
 # After /chats/list, which /chats/{key} would take.
 router.include_router(conversation.router)
+router.include_router(businesses.router)

@@ -45,7 +45,7 @@ def _name(core: ClientCore, account_id: str) -> str:
     return core.store.peer_phone(account_id) or account_id
 
 
-def _key(key: str) -> str:
+def chat_key(key: str) -> str:
     """The conversation a URL names, checked before it reaches a store or a relay path."""
     chat_kind(key)
     return key
@@ -101,7 +101,8 @@ def _history(core: ClientCore, key: str) -> list:
     ]
     kept = [Kept(k.client_message_id, k.sent_at, k.shown, k.answered) for k in app.answerable(key)]
     business = app.business(key)
-    return bubbles(said, {key: _name(core, key)}, files, kept, business[0] if business else None)
+    name = business[0] if business else _name(core, key)
+    return bubbles(said, {key: name}, files, kept, business[0] if business else None)
 
 
 async def _messages(request: Request, key: str) -> Response:
@@ -110,7 +111,7 @@ async def _messages(request: Request, key: str) -> Response:
     return render(request, "chat_messages.html", key=key, bubbles=_history(client.core, key))
 
 
-async def _page(
+async def page(
     request: Request, key: str, status_code: int = 200, error: str | None = None, flash: str | None = None
 ) -> Response:
     client = client_of(request)
@@ -150,12 +151,12 @@ def _shown(core: ClientCore, attached: list[Attached]) -> list[tuple[str, str]]:
 
 @router.get("/chats/{key}")
 async def chat(request: Request, key: str) -> Response:
-    return await _page(request, _key(key))
+    return await page(request, chat_key(key))
 
 
 @router.get("/chats/{key}/messages")
 async def messages(request: Request, key: str) -> Response:
-    return await _messages(request, _key(key))
+    return await _messages(request, chat_key(key))
 
 
 async def _upload(desktop_folder: Path, file: UploadFile) -> Path:
@@ -180,18 +181,18 @@ async def send(
     text: str = Form("", max_length=proto.MAX_TEXT),
     file: UploadFile | None = File(None),
 ) -> Response:
-    key = _key(key)
+    key = chat_key(key)
     client = client_of(request)
     caption = text.strip() or None
     has_file = file is not None and bool(file.filename)
     if not has_file and caption is None:
-        return await _page(request, key, 400, "write a message or choose a file")
+        return await page(request, key, 400, "write a message or choose a file")
     if has_file:
         assert file is not None
         try:
             path = await _upload(desktop_of(request).folder, file)
         except ValueError as exc:
-            return await _page(request, key, 413, str(exc))
+            return await page(request, key, 413, str(exc))
         try:
             if chat_kind(key) == GROUP_CHAT:
                 await Groups(client).send_file(key, path, caption)
@@ -208,13 +209,13 @@ async def send(
         await send_text(client, key, text)
     desktop_of(request).live.publish("chats")
     if request.headers.get("hx-request") == "true":  # the page again, with the compose box emptied
-        return await _page(request, key)
+        return await page(request, key)
     return see_other(request, f"/chats/{key}")
 
 
 @router.get("/chats/{key}/files/{client_message_id}")
 async def download(request: Request, key: str, client_message_id: str) -> Response:
-    key = _key(key)
+    key = chat_key(key)
     saved = AppStore(client_of(request).core.store).files(key).get(client_message_id)
     folder = desktop_of(request).files.resolve()
     if saved is None or not saved.resolve().is_relative_to(folder) or not saved.is_file():
@@ -232,21 +233,21 @@ async def choose(
     value: str = Form(..., max_length=300),
 ) -> Response:
     """A business message's quick reply (``tap``) or reply button or list row (``answer``)."""
-    key = _key(key)
+    key = chat_key(key)
     client = client_of(request)
     app = AppStore(client.core.store)
     found = next((a for a in app.answerable(key) if a.client_message_id == message and not a.answered), None)
     if found is None:
-        return await _page(request, key, 409, "that message cannot be answered any more")
+        return await page(request, key, 409, "that message cannot be answered any more")
     try:
         if kind == "tap" and not isinstance(found.event, PayloadReceived):
             await client.tap(found.event, value)
         elif kind == "answer" and isinstance(found.event, PayloadReceived):
             await client.answer(found.event, value)
         else:
-            return await _page(request, key, 400, "that is not one of the message's choices")
+            return await page(request, key, 400, "that is not one of the message's choices")
     except ValueError:
-        return await _page(request, key, 400, "that is not one of the message's choices")
+        return await page(request, key, 400, "that is not one of the message's choices")
     app.answered(key, message)
     return see_other(request, f"/chats/{key}")
 
@@ -261,7 +262,7 @@ async def safety(
 ) -> Response:
     """accept, block or unblock a person; report a person (``also``: block them) or a group (``also``: leave it),
     with the last messages attached only if the person ticked it, having seen them."""
-    key = _key(key)
+    key = chat_key(key)
     client = client_of(request)
     core, safety = client.core, Safety(client)
     group = chat_kind(key) == GROUP_CHAT
@@ -273,7 +274,7 @@ async def safety(
             await safety.report(PERSON, key, attached=attached, block=also)
         flash = "Reported. Thank you: the operator of this relay reviews it."
     elif group or action not in ("accept", "block", "unblock"):
-        return await _page(request, key, 400, f"{action!r} is not something this page does")
+        return await page(request, key, 400, f"{action!r} is not something this page does")
     elif action == "accept":
         await safety.accept(key)
         flash = "Accepted: they are a contact now."
@@ -284,4 +285,4 @@ async def safety(
         await safety.unblock(key)
         flash = "Unblocked: their next message arrives as a request."
     desktop_of(request).live.publish("chats")
-    return await _page(request, key, flash=flash)
+    return await page(request, key, flash=flash)
