@@ -4,6 +4,7 @@ live delivery without reload, ticks that move to read, and a file that goes acro
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -194,3 +195,43 @@ def test_a_message_request_is_reported_and_blocked(open_app, code_inbox, relay, 
     page.get_by_role("button", name="Unblock").click()
     expect(page.locator("#flash")).to_contain_text("Unblocked")
     expect(page.locator("#blocked")).to_have_count(0)
+
+
+def _new_code(code_inbox, phone: str, old: str) -> str:  # noqa: ANN001
+    """The code sent after ``old`` (the relay's webhook may land after the page answered)."""
+    for _ in range(250):
+        if (code := code_inbox.latest(phone)) != old:
+            return code
+        time.sleep(0.02)
+    raise AssertionError(f"no new code for {phone}")
+
+
+async def _locked_elsewhere(relay, code_inbox, home: Path, pin: str) -> None:  # noqa: ANN001
+    """Alice's number, registered on another phone with a registration lock."""
+    async with CoveClient(relay.url, open_profile("old-phone", home)) as phone:
+        await phone.request_code(ALICE)
+        await phone.register(ALICE, await code_inbox.code_for(ALICE))
+        await phone.set_pin(pin)
+
+
+def test_a_locked_number_asks_for_its_pin(open_app, code_inbox, relay, page: Page, tmp_path: Path) -> None:  # noqa: ANN001
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop runs in this one
+        thread.submit(asyncio.run, _locked_elsewhere(relay, code_inbox, tmp_path, "correct-horse")).result()
+    app = open_app("alice")
+    page.goto(app.url)
+    old_code = code_inbox.latest(ALICE)
+    page.get_by_label("Phone number").fill(ALICE)
+    page.get_by_role("button", name="Send me a code").click()
+    expect(page.get_by_role("heading", name=f"Enter the code sent to {ALICE}")).to_be_visible()
+    code = _new_code(code_inbox, ALICE, old_code)
+    page.get_by_label("Code", exact=True).fill(code)
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_contain_text("registration lock")
+    page.get_by_label("Code", exact=True).fill(code)
+    page.get_by_label("PIN of the registration lock").fill("wrong-pin!")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_contain_text("PIN is wrong")
+    page.get_by_label("Code", exact=True).fill(code)
+    page.get_by_label("PIN of the registration lock").fill("correct-horse")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("heading", name="Chats", exact=True)).to_be_visible()

@@ -9,6 +9,7 @@ which read the history as `cove history` does (the ``messages`` and ``group_mess
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ CREATE TABLE IF NOT EXISTS desktop_businesses (
     account_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, verified INTEGER NOT NULL);
 """
 MAX_ANSWERABLE = 500  # per profile: the oldest business messages lose their buttons first
+# The stores whose tables exist already: executescript commits first, so it runs once per store, not per use.
+_CREATED: weakref.WeakSet[ClientStore] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,9 @@ class AppStore:
     def __init__(self, store: ClientStore) -> None:
         self.store = store
         self._db = store.connection
-        self._db.executescript(SCHEMA)
+        if store not in _CREATED:
+            self._db.executescript(SCHEMA)
+            _CREATED.add(store)
 
     # files ---------------------------------------------------------------------------------------------
     def file_saved(self, chat: str, client_message_id: str, path: Path) -> None:
