@@ -121,7 +121,6 @@ async def live(request: Request) -> StreamingResponse:
     hub = desktop_of(request).live
 
     async def stream() -> AsyncIterator[str]:
-        yield ": connected\n\n"
         async for what in hub.listen():
             if await request.is_disconnected():
                 return
