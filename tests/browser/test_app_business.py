@@ -21,19 +21,11 @@ from cove.client.events import PayloadReceived
 from cove.client.profile import open_profile
 from cove.client.transport import CoveClient
 from cove.testing import run_cove
+from test_business_types import BUTTONS as BUTTONS_MESSAGE
 
 pytestmark = pytest.mark.usefixtures("_migrated_sqlite")  # before Playwright's loop starts (see test_app_chat)
 SHOP = "+14155550161"
-BUTTONS = {
-    "type": "button",
-    "body": {"text": "Pick a time for your cake"},
-    "action": {
-        "buttons": [
-            {"type": "reply", "reply": {"id": "slot-4", "title": "4 pm"}},
-            {"type": "reply", "reply": {"id": "slot-6", "title": "6 pm"}},
-        ]
-    },
-}
+BUTTONS = BUTTONS_MESSAGE.model_dump(mode="json", exclude_none=True)  # "Pick a time": 4 pm or 6 pm
 
 
 def _as_shop(relay, home: Path, step: Any) -> Any:  # noqa: ANN001
@@ -85,7 +77,7 @@ def test_a_verified_business_offers_buttons_and_gets_the_tap(
     page.reload()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Corner Bakery")
     expect(page.get_by_role("heading", level=1)).to_contain_text("✓ verified business")
-    expect(page.locator("#messages")).to_contain_text("Pick a time for your cake")
+    expect(page.locator("#messages")).to_contain_text("Pick a time")
     _checked(page, "app-business")
     page.get_by_role("button", name="4 pm").click()
     expect(page.get_by_role("button", name="4 pm")).to_have_count(0)  # answered once

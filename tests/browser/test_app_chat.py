@@ -107,7 +107,7 @@ def test_two_people_chat_live(open_app, code_inbox, browser: Browser, tmp_path: 
     _checked(bob, "app-chats")
 
 
-def test_a_group_is_created_and_written_to(open_app, code_inbox, browser: Browser) -> None:  # noqa: ANN001
+def test_a_group_is_created_and_written_to(open_app, code_inbox, browser: Browser, tmp_path: Path) -> None:  # noqa: ANN001
     alice_app, bob_app = open_app("alice"), open_app("bob")
     alice, bob = _context_page(browser), _context_page(browser)
     _register(alice, alice_app.url, ALICE, code_inbox)
@@ -128,6 +128,15 @@ def test_a_group_is_created_and_written_to(open_app, code_inbox, browser: Browse
     expect(bob.locator("#messages")).to_contain_text("Top rope at ten?")
     mine = alice.locator("#messages li.mine").filter(has_text="Top rope at ten?")
     expect(mine.locator("[data-tick]")).to_have_attribute("data-tick", "read")
+
+    topo = tmp_path / "topo.txt"
+    topo.write_text("pitch 1: 5a, pitch 2: 5c\n")
+    alice.get_by_label("File (optional, encrypted on this computer)").set_input_files(str(topo))
+    alice.get_by_role("button", name="Send", exact=True).click()
+    arrived = bob.locator("#messages li").filter(has_text="topo.txt")
+    with bob.expect_download() as download:
+        arrived.get_by_role("link", name="Download the file").click()
+    assert Path(download.value.path()).read_text() == topo.read_text()
     _checked(bob, "app-group")
 
 

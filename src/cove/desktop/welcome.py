@@ -168,24 +168,27 @@ async def start_link(request: Request) -> Response:
     return see_other(request, "/welcome/link")
 
 
+def _link_state(request: Request) -> Linking | Response:
+    """The link in progress, or where to go instead: the chats once linked, the welcome page if none started."""
+    state: Linking | None = getattr(request.app.state, "linking", None)
+    if desktop_of(request).registered:
+        return see_other(request, "/")
+    return state if state is not None else see_other(request, "/welcome")
+
+
 @router.get("/welcome/link")
 async def link_page(request: Request) -> Response:
-    desktop = desktop_of(request)
-    state: Linking | None = getattr(request.app.state, "linking", None)
-    if desktop.registered:
-        return see_other(request, "/")
-    if state is None:
-        return see_other(request, "/welcome")
+    state = _link_state(request)
+    if isinstance(state, Response):
+        return state
     return render(request, "welcome_link.html", title="Link to your phone", code=state.code, qr=qr_svg(state.code),
                   error=state.error)  # fmt: skip
 
 
 @router.get("/welcome/link/status")
 async def link_status(request: Request) -> Response:
-    desktop = desktop_of(request)
-    state: Linking | None = getattr(request.app.state, "linking", None)
-    if desktop.registered:
-        return Response(status_code=200, headers={"HX-Redirect": "/"})
-    if state is None:
-        return Response(status_code=200, headers={"HX-Redirect": "/welcome"})
+    """Polled by the link page: htmx follows ``HX-Redirect`` once the phone has linked this computer."""
+    state = _link_state(request)
+    if isinstance(state, Response):
+        return state
     return render(request, "welcome_link_status.html", error=state.error)
