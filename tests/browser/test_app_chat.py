@@ -138,6 +138,10 @@ def test_a_group_is_created_and_written_to(open_app, code_inbox, browser: Browse
         arrived.get_by_role("link", name="Download the file").click()
     assert Path(download.value.path()).read_text() == topo.read_text()
     _checked(bob, "app-group")
+    expect(bob.get_by_label("Add members")).to_have_count(0)  # Bob is no admin
+    alice.get_by_label("Add members").fill("12")
+    alice.get_by_role("button", name="Add", exact=True).click()
+    expect(alice.get_by_role("alert")).to_contain_text("neither a phone number nor an account id")
 
 
 def test_the_page_refuses_a_browser_without_the_key(open_app, page: Page) -> None:  # noqa: ANN001

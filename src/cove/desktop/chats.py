@@ -3,7 +3,6 @@ write to a number and one to create a group; and `/live`, the server-sent events
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Form, Request
@@ -12,36 +11,30 @@ from fastapi.responses import Response, StreamingResponse
 from cove.client.core import ClientCore
 from cove.client.group_client import Groups
 from cove.client.group_show import label
-from cove.client.paths import ACCOUNT_ID
-from cove.client.transport import CoveClient
 from cove.desktop import businesses, conversation
 from cove.desktop.appstore import AppStore
+from cove.desktop.conversation import account_of, members_typed, name_of
 from cove.desktop.conversations import chat_rows, clock
 from cove.desktop.pages import client_of, desktop_of, render, see_other
 from cove.protocol import groups as proto
-from cove.protocol.phone import INTERNATIONAL_FORMAT, try_normalise
+from cove.protocol.phone import INTERNATIONAL_FORMAT
 
 router = APIRouter()
-MAX_MEMBERS_TYPED = 50  # members named in the create form at once; more are added from the group's page
-
-
-def name_of(core: ClientCore, account_id: str) -> str:
-    """A person as the CLI names them: their number once contact discovery confirmed it, else their account id."""
-    return core.store.peer_phone(account_id) or account_id
 
 
 def _rows(core: ClientCore) -> tuple[list, list]:
     """The conversations, and the message requests apart (their senders are not contacts yet)."""
     app = AppStore(core.store)
-    waiting = {r.account_id for r in core.contacts.requests()}
+    waiting = core.contacts.requests()
+    waiting_ids = {r.account_id for r in waiting}
     people = [
         (s.key, name_of(core, s.key), s.last_text, s.last_at, s.last_out, s.unread)
         for s in app.one_to_one()
-        if s.key not in waiting and s.key != core.account_id
+        if s.key not in waiting_ids and s.key != core.account_id
     ]
     groups = [(s.key, label(core, s.key), s.last_text, s.last_at, s.last_out, s.unread) for s in app.groups()]
     businesses = {b: found for b in app.businesses() if (found := app.business(b)) is not None}
-    requests = [(r, name_of(core, r.account_id), clock(r.last_at)) for r in core.contacts.requests()]
+    requests = [(r, name_of(core, r.account_id), clock(r.last_at)) for r in waiting]
     return chat_rows(people, groups, businesses), requests
 
 
@@ -59,15 +52,6 @@ async def chat_list(request: Request) -> Response:
     return render(request, "chats_list.html", rows=rows, requests=requests)
 
 
-async def _account(client: CoveClient, who: str) -> str | None:
-    """A phone number (looked up) or an account id; ``None`` if it is neither (``RelayError`` if not on Cove)."""
-    who = who.strip()
-    if re.fullmatch(ACCOUNT_ID, who):
-        return who
-    phone = try_normalise(who)
-    return await client.resolve(phone) if phone is not None else None
-
-
 def _refused(request: Request, status: int, error: str) -> Response:
     core = client_of(request).core
     rows, requests = _rows(core)
@@ -82,7 +66,7 @@ async def new_chat(
     client = client_of(request)
     if not text.strip():
         return _refused(request, 400, "write a message to send")
-    account = await _account(client, to)
+    account = await account_of(client, to)
     if account is None:
         return _refused(request, 400, f"{to!r} is neither a phone number nor an account id: {INTERNATIONAL_FORMAT}")
     if account == client.core.account_id:
@@ -96,17 +80,11 @@ async def new_group(
     request: Request, name: str = Form("", max_length=proto.MAX_NAME), members: str = Form("", max_length=4000)
 ) -> Response:
     client = client_of(request)
-    typed = [m for m in re.split(r"[\s,;]+", members) if m]
-    if not name.strip() or not typed:
-        return _refused(request, 400, "a group needs a name and at least one member")
-    if len(typed) > MAX_MEMBERS_TYPED:
-        return _refused(request, 400, f"name at most {MAX_MEMBERS_TYPED} members here; add more from the group")
-    accounts = []
-    for member in typed:
-        account = await _account(client, member)
-        if account is None:
-            return _refused(request, 400, f"{member!r} is neither a phone number nor an account id")
-        accounts.append(account)
+    if not name.strip():
+        return _refused(request, 400, "a group needs a name")
+    accounts = await members_typed(client, members)
+    if isinstance(accounts, str):
+        return _refused(request, 400, accounts)
     try:
         info = proto.GroupInfo(name.strip(), "", None)
     except proto.GroupPayloadError as exc:

@@ -6,6 +6,7 @@ read receipts `cove inbox` would (never for a message request still waiting)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from cove.client.errors import RelayError
 from cove.client.events import PayloadReceived
 from cove.client.group_client import Groups
 from cove.client.group_show import label
+from cove.client.paths import ACCOUNT_ID
 from cove.client.safety_client import GROUP, MAX_ATTACHED, PERSON, Attached, Safety, chat_messages, group_messages
 from cove.client.transport import CoveClient
 from cove.desktop.appstore import AppStore
@@ -35,14 +37,42 @@ from cove.desktop.conversations import (
 from cove.desktop.pages import client_of, desktop_of, render, see_other
 from cove.protocol import groups as proto
 from cove.protocol.attachments import MAX_ATTACHMENT_BYTES, safe_name
+from cove.protocol.phone import try_normalise
 
 router = APIRouter()
 SHOWN = 200  # the newest messages a conversation page shows
+MAX_MEMBERS_TYPED = 50  # members a form names at once
 COPY_BYTES = 1024 * 1024
 
 
-def _name(core: ClientCore, account_id: str) -> str:
+def name_of(core: ClientCore, account_id: str) -> str:
+    """A person as the CLI names them: their number once contact discovery confirmed it, else their account id."""
     return core.store.peer_phone(account_id) or account_id
+
+
+async def account_of(client: CoveClient, who: str) -> str | None:
+    """A phone number (looked up) or an account id; ``None`` if it is neither (``RelayError`` if not on Cove)."""
+    who = who.strip()
+    if re.fullmatch(ACCOUNT_ID, who):
+        return who
+    phone = try_normalise(who)
+    return await client.resolve(phone) if phone is not None else None
+
+
+async def members_typed(client: CoveClient, typed: str) -> list[str] | str:
+    """The accounts of the members a form names (numbers or ids, separated by commas or spaces), or why not."""
+    named = [m for m in re.split(r"[\s,;]+", typed) if m]
+    if not named:
+        return "name at least one member"
+    if len(named) > MAX_MEMBERS_TYPED:
+        return f"name at most {MAX_MEMBERS_TYPED} members at once"
+    accounts = []
+    for member in named:
+        account = await account_of(client, member)
+        if account is None:
+            return f"{member!r} is neither a phone number nor an account id"
+        accounts.append(account)
+    return accounts
 
 
 def chat_key(key: str) -> str:
@@ -87,13 +117,14 @@ def _history(core: ClientCore, key: str) -> list:
     files = {cmid: f"/chats/{key}/files/{cmid}" for cmid in app.files(key)}
     if chat_kind(key) == GROUP_CHAT:
         others = [a for a in core.groups.members(key) if a != core.account_id]
+        history = core.groups.db.messages(key, SHOWN)
         said = [
             Said(m.direction == "out", m.sender, m.client_message_id, m.text, m.sent_at,
                  group_status(core.groups.db.receipts(key, m.client_message_id).values(), len(others))
                  if m.direction == "out" else "")
-            for m in core.groups.db.messages(key, SHOWN)
+            for m in history
         ]  # fmt: skip
-        names = {m.sender: _name(core, m.sender) for m in core.groups.db.messages(key, SHOWN)}
+        names = {m.sender: name_of(core, m.sender) for m in history}
         return bubbles(said, names, files)
     said = [
         Said(m.direction == "out", m.peer_account, m.client_message_id, m.text, m.sent_at, m.status)
@@ -101,7 +132,7 @@ def _history(core: ClientCore, key: str) -> list:
     ]
     kept = [Kept(k.client_message_id, k.sent_at, k.shown, k.answered) for k in app.answerable(key)]
     business = app.business(key)
-    name = business[0] if business else _name(core, key)
+    name = business[0] if business else name_of(core, key)
     return bubbles(said, {key: name}, files, kept, business[0] if business else None)
 
 
@@ -127,7 +158,8 @@ async def page(
             "kind": "group",
             "title": label(core, key),
             "member": group is not None and group.member,
-            "members": [("You" if a == core.account_id else _name(core, a), m.role) for a, m in members.items()],
+            "admin": core.account_id in members and members[core.account_id].role == "admin",
+            "members": [("You" if a == core.account_id else name_of(core, a), m.role) for a, m in members.items()],
             "attached": _shown(core, group_messages(core, key, MAX_ATTACHED)),
         }
     else:
@@ -135,7 +167,7 @@ async def page(
         blocked = {b["account_id"] for b in await Safety(client).blocked()}
         context |= {
             "kind": "business" if business else "person",
-            "title": business[0] if business else _name(core, key),
+            "title": business[0] if business else name_of(core, key),
             "verified": bool(business and business[1]),
             "requested": core.contacts.requested(key),
             "blocked": key in blocked,
@@ -146,7 +178,7 @@ async def page(
 
 def _shown(core: ClientCore, attached: list[Attached]) -> list[tuple[str, str]]:
     """What a report would carry, shown before the person agrees to attach it."""
-    return [("You" if m.sender == core.account_id else _name(core, m.sender), m.text) for m in attached]
+    return [("You" if m.sender == core.account_id else name_of(core, m.sender), m.text) for m in attached]
 
 
 @router.get("/chats/{key}")
@@ -222,6 +254,20 @@ async def download(request: Request, key: str, client_message_id: str) -> Respon
         return render(request, "error.html", 404, title="No such file", message="this file is not on this device",
                       code="no_file")  # fmt: skip
     return FileResponse(saved, filename=saved.name, content_disposition_type="attachment")
+
+
+@router.post("/chats/{key}/members")
+async def add_members(request: Request, key: str, members: str = Form("", max_length=4000)) -> Response:
+    """Add members to a group (its admins only: the relay refuses anyone else)."""
+    key = chat_key(key)
+    client = client_of(request)
+    if chat_kind(key) != GROUP_CHAT:
+        return await page(request, key, 400, "only a group has members to add")
+    accounts = await members_typed(client, members)
+    if isinstance(accounts, str):
+        return await page(request, key, 400, accounts)
+    await Groups(client).add(key, accounts)
+    return await page(request, key, flash=f"Added {len(accounts)} member(s).")
 
 
 @router.post("/chats/{key}/choose")
