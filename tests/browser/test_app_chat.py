@@ -4,6 +4,7 @@ live delivery without reload, ticks that move to read, and a file that goes acro
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -250,3 +251,27 @@ def test_a_locked_number_asks_for_its_pin(open_app, code_inbox, relay, page: Pag
     page.get_by_label("PIN of the registration lock").fill("correct-horse")
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("heading", name="Chats", exact=True)).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    "relay_env",  # every code request from this machine is challenged (a small proof of work)
+    [{"COVE_REGISTRATION_GATE_SOURCE_PER_HOUR": "1", "COVE_REGISTRATION_GATE_BITS": "10"}],
+)
+def test_registering_proves_work_when_the_relay_asks(
+    open_app,  # noqa: ANN001
+    code_inbox,  # noqa: ANN001
+    relay_env: dict[str, str],
+    database_url: str,
+    page: Page,
+) -> None:
+    app = open_app("alice")
+    page.goto(app.url)
+    working = page.locator("#working")
+    expect(working).to_be_hidden()
+    expect(working).to_contain_text("prove it is not a bulk sender")  # shown while the request is under way
+    page.get_by_label("Phone number").fill(BOB)  # the machine's first code request; the next one is challenged
+    page.get_by_role("button", name="Send me a code").click()
+    page.get_by_role("button", name="Use another number").click()
+    _register(page, app.url, ALICE, code_inbox)
+    with sqlite3.connect(database_url.split(":///", 1)[1]) as db:  # the relay's own record: it was challenged
+        assert db.execute("SELECT challenged FROM safety_registrations").fetchall() == [(1,)]  # Alice's
