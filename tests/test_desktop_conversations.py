@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cove.client.codes import registration_code
 from cove.client.events import (
     AttachmentReceived,
     Delivered,
@@ -182,3 +183,9 @@ def test_the_reconnect_pause_doubles_up_to_a_minute() -> None:
         pauses.append(next_pause(pauses[-1]))
     assert pauses[:4] == [1.0, 2.0, 4.0, 8.0]
     assert max(pauses) == LAST_PAUSE == pauses[-1]
+
+
+def test_a_registration_code_is_six_digits_as_an_sms_may_space_them() -> None:
+    assert registration_code("123456") == registration_code("123 456") == registration_code("123-456") == "123456"
+    for bad in ("", "12345", "1234567", "12a456", "１２３４５６"):
+        assert registration_code(bad) is None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from dataclasses import dataclass
 
 import httpx
@@ -17,6 +16,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from cove.client import linking
+from cove.client.codes import registration_code
 from cove.client.devices import ProvisioningError
 from cove.client.errors import RelayError
 from cove.client.profile import open_profile, remove_profile
@@ -28,7 +28,6 @@ from cove.protocol.phone import INTERNATIONAL_FORMAT, try_normalise
 from cove.protocol.provisioning import InvalidLinkCode
 
 router = APIRouter()
-CODE = re.compile(r"[0-9]{6}")
 MAX_PIN = 64
 
 
@@ -108,8 +107,8 @@ async def verify(
     phone = _pending_phone(desktop)
     if phone is None or desktop.client is None:
         return _welcome(request, 409, error="ask for a code first")
-    code = code.replace(" ", "").replace("-", "")
-    if not CODE.fullmatch(code):
+    code = registration_code(code) or ""
+    if not code:
         return _welcome(request, 400, error="the code is the 6 digits the relay sent, like 123456", locked=bool(pin))
     try:
         await desktop.client.register(phone, code, pin or None)
