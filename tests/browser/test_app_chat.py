@@ -212,6 +212,16 @@ def test_a_message_request_is_reported_and_blocked(open_app, code_inbox, relay, 
     expect(page.locator("#flash")).to_contain_text("Unblocked")
     expect(page.locator("#blocked")).to_have_count(0)
 
+    # What a URL names is checked: no file of this chat by that id, no conversation by that name.
+    chat = page.url.rstrip("/")
+    answer = page.goto(f"{chat}/files/not-a-message")
+    assert answer is not None and answer.status == 404
+    answer = page.goto(f"{app.base}/chats/..%2F..%2Fstate.db")
+    assert answer is not None and answer.status == 404
+    answer = page.goto(f"{app.base}/chats/state.db")
+    assert answer is not None and answer.status == 404
+    expect(page.get_by_role("heading", name="No such conversation")).to_be_visible()
+
 
 def _new_code(code_inbox, phone: str, old: str) -> str:  # noqa: ANN001
     """The code sent after ``old`` (the relay's webhook may land after the page answered)."""
