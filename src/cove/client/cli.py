@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import re
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from cove.cli_guard import err
 from cove.client import file_cli, forwards, group_show, safety_status
 from cove.client.attachments import AttachmentError, carries_file, file_line
 from cove.client.business_show import SHOWN, history_text
+from cove.client.codes import registration_code
 from cove.client.core import ClientCore, NotRegistered, UntrustedDevices
 from cove.client.events import (
     AttachmentReceived,
@@ -55,7 +55,6 @@ from cove.protocol.templates import TemplateError
 
 console = Console()
 
-CODE = re.compile(r"[0-9]{6}")
 LOGGED_OUT = (
     "the relay no longer accepts this profile: it was logged out or unlinked (its number was registered on another "
     "device, banned or deleted). Register it again with `cove register PHONE`, or link it with `cove devices link`"
@@ -291,9 +290,9 @@ async def verify_code(
     pin: str = typer.Option(None, help="The registration lock's PIN, if the number has one (else asked for)"),
 ) -> None:
     """Confirm the code: this profile becomes the number's device and publishes its keys (step 2 of 2)."""
-    code = code.replace(" ", "").replace("-", "")
-    if not CODE.fullmatch(code):
-        _refuse(f"{code!r} is not a code: the code is the 6 digits the relay sent, like 123456")
+    typed, code = code, registration_code(code) or ""
+    if not code:
+        _refuse(f"{typed!r} is not a code: the code is the 6 digits the relay sent, like 123456")
     core = _existing(profile)
     phone = core.store.get("pending_phone") if core else None
     if core is None or not phone:

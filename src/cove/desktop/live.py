@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 MAX_PAGES = 16  # open tabs of one app; beyond it the oldest listener is dropped
 QUEUE = 64
+CONNECTED = "connected"
 
 
 class LiveHub:
@@ -23,11 +24,15 @@ class LiveHub:
             queue.put_nowait(what)
 
     async def listen(self) -> AsyncIterator[str]:
+        """The signals from now on. The first, ``connected``, comes once this listener is subscribed: what was
+        published between the page's rendering and its subscription is missed, so a page reloads its live parts on
+        it (and on every reconnection)."""
         queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
         if len(self._queues) >= MAX_PAGES:
             self._queues.pop(0)
         self._queues.append(queue)
         try:
+            yield CONNECTED
             while True:
                 yield await queue.get()
         finally:

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from cove.client.errors import RelayError
 from cove.client.transport import CoveClient
+from cove.desktop.conversations import NotAChat
 from cove.desktop.state import Desktop
 from cove.web.assets import templates
 
@@ -46,6 +47,14 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return TEMPLATES.TemplateResponse(request, name, values, status_code=status_code)
 
 
+def see_other(request: Request, url: str) -> Response:
+    """After a form: the next page. htmx follows ``HX-Redirect`` (it cannot see a 303's headers), a plain form the
+    303."""
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return Response(status_code=303, headers={"Location": url})
+
+
 def install_error_pages(app: FastAPI) -> None:
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RelayError)
@@ -73,6 +82,11 @@ def install_error_pages(app: FastAPI) -> None:
     async def register_first(request: Request, exc: Exception) -> Response:
         return Response(status_code=303, headers={"Location": "/welcome", "HX-Redirect": "/welcome"})
 
+    async def no_such_chat(request: Request, exc: Exception) -> Response:
+        return render(request, "error.html", status_code=404, title="No such conversation", message=str(exc),
+                      code="not_a_chat")  # fmt: skip
+
     app.add_exception_handler(RelayError, refused)
+    app.add_exception_handler(NotAChat, no_such_chat)
     app.add_exception_handler(httpx.TransportError, unreachable)
     app.add_exception_handler(NotRegisteredYet, register_first)

@@ -3,6 +3,7 @@ once registered, and the live hub of its open pages."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,10 @@ class Desktop:
     live: LiveHub = field(default_factory=LiveHub)
     core: ClientCore | None = None
     client: CoveClient | None = None
+    # Set once the profile has an account (at start, or when the welcome page registers or links it): the event
+    # pump waits for it.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    connection: str = "connecting"  # the event pump's: connecting, connected, reconnecting, logged out
 
     @classmethod
     def open(cls, profile: str, server: str | None, home: Path | None = None) -> Desktop:
@@ -33,7 +38,18 @@ class Desktop:
         desktop = cls(profile, url, home, core=core)
         if core is not None:
             desktop.client = CoveClient(url, core)
+        if desktop.registered:
+            desktop.ready.set()
         return desktop
+
+    @property
+    def folder(self) -> Path:
+        return profile_folder(self.profile, self.home)
+
+    @property
+    def files(self) -> Path:
+        """Where received files are saved, as `cove inbox` saves them."""
+        return self.folder / "files"
 
     @property
     def registered(self) -> bool:
