@@ -10,7 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert
 
-from cove.consent.decision import DAY_MS, AccountConsent, AgeBracket, PurposeState, effective_ms, permitted
+from cove.consent.decision import (
+    ALLOWING,
+    DAY_MS,
+    AccountConsent,
+    AgeBracket,
+    PurposeState,
+    Why,
+    effective_ms,
+    permitted,
+    why,
+)
 from cove.consent.policy import Choice, Policy, parse_policy
 from cove.consent.predicate import permitted_accounts
 from cove.consent.storage import consent_accounts, consent_purposes
@@ -220,3 +230,32 @@ def test_only_declared_recipients_and_purposes():
     assert permitted(V1, consent(), "interest", "other", LATER)
     assert not permitted(V1, consent(), "unknown", "parent", LATER)
     assert effective_ms(V1) == T0
+
+
+@given(consent=accounts, at_ms=times)
+def test_why_a_purpose_is_on_agrees_with_the_decision_for_every_recipient(consent, at_ms):
+    policy = by_policy(consent) or V1
+    for purpose in policy.purposes:
+        on = why(policy, consent, purpose.id, at_ms) in ALLOWING
+        assert all(permitted(policy, consent, purpose.id, r, at_ms) == on for r in purpose.recipients)
+
+
+def test_each_reason_names_the_rule_that_decided():
+    objected = PurposeState(objected_at_ms=T0)
+    minor = AccountConsent("a", "v1", T0, AgeBracket.MINOR, {"minors_closed": PurposeState(Choice.IN, T0)})
+    cases = {
+        Why.NOT_ACCEPTED: (AccountConsent("a"), "opt_in", LATER),
+        Why.NOT_YET: (consent(), "opt_in", T0 - 1),
+        Why.UNKNOWN_PURPOSE: (consent(), "unknown", LATER),
+        Why.CLOSED_TO_MINORS: (minor, "minors_closed", LATER),
+        Why.CONTRACT: (consent(), "contractual", LATER),
+        Why.LEGITIMATE_INTEREST: (consent(interest_fixed=objected), "interest_fixed", LATER),
+        Why.OBJECTED: (consent(interest=objected), "interest", LATER),
+        Why.CHOSE_IN: (consent(opt_in=PurposeState(Choice.IN, T0)), "opt_in", LATER),
+        Why.CHOSE_OUT: (consent(opt_in=PurposeState(Choice.OUT, T0)), "opt_in", LATER),
+        Why.OFF_BY_DEFAULT: (consent(), "opt_in", LATER),
+        Why.WINDOW_OPEN: (consent(), "windowed", LATER),
+        Why.ON_BY_DEFAULT: (consent(), "pre_ticked", LATER),
+    }
+    for reason, (state, purpose_id, at_ms) in cases.items():
+        assert why(V1, state, purpose_id, at_ms) == reason, reason

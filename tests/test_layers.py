@@ -1,6 +1,7 @@
 """The layers of cove, as pyproject.toml's [tool.importlinter] contract states them (``make lint`` runs
 ``lint-imports`` on it): no package imports a higher one, the SDK imports no service. The same contract is
-checked here on the real import graph, and shown to catch an upward import."""
+checked here on the real import graph, and shown to catch an upward import; so is every "forbidden" contract (the
+SDK and the app import no service)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import grimp
 import pytest
 
 CONFIG = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["importlinter"]
-LAYERS_CONTRACT, SDK_CONTRACT = CONFIG["contracts"]
+LAYERS_CONTRACT, *FORBIDDEN = CONFIG["contracts"]
+SDK_CONTRACT = next(c for c in FORBIDDEN if c["source_modules"] == ["cove.client"])
 
 
 def _layer(line: str) -> grimp.Layer:
@@ -48,21 +50,26 @@ def _upward(graph: grimp.ImportGraph) -> list[str]:
     )
 
 
-def _sdk_imports_a_service(graph: grimp.ImportGraph) -> list[str]:
+def _forbidden_imports(graph: grimp.ImportGraph, contract: dict) -> list[str]:
     return sorted(
         f"{source} -> {service}"
-        for source in SDK_CONTRACT["source_modules"]
-        for service in SDK_CONTRACT["forbidden_modules"]
+        for source in contract["source_modules"]
+        for service in contract["forbidden_modules"]
         if graph.chain_exists(importer=source, imported=service, as_packages=True)
     )
+
+
+def _sdk_imports_a_service(graph: grimp.ImportGraph) -> list[str]:
+    return _forbidden_imports(graph, SDK_CONTRACT)
 
 
 def test_no_package_imports_a_higher_one(graph: grimp.ImportGraph) -> None:
     assert _upward(graph) == []
 
 
-def test_the_sdk_imports_no_service(graph: grimp.ImportGraph) -> None:
-    assert _sdk_imports_a_service(graph) == []
+@pytest.mark.parametrize("contract", FORBIDDEN, ids=[c["name"] for c in FORBIDDEN])
+def test_no_forbidden_import(graph: grimp.ImportGraph, contract: dict) -> None:
+    assert _forbidden_imports(graph, contract) == []
 
 
 def test_every_package_of_cove_has_a_layer(graph: grimp.ImportGraph) -> None:

@@ -11,7 +11,7 @@ from cove.web.guard import COOKIE, LocalGuard
 KEY = "k" * 43
 
 
-def _app(key: str | None = KEY) -> FastAPI:
+def _app(key: str | None = KEY, loopback: bool = True) -> FastAPI:
     app = FastAPI()
 
     @app.get("/")
@@ -26,7 +26,7 @@ def _app(key: str | None = KEY) -> FastAPI:
     def style() -> dict[str, str]:
         return {"css": "yes"}
 
-    app.add_middleware(LocalGuard, key=key)
+    app.add_middleware(LocalGuard, key=key, loopback=loopback)
     return app
 
 
@@ -71,4 +71,12 @@ def test_a_post_from_another_site_is_refused() -> None:
 def test_without_a_key_only_the_machine_and_origin_are_checked() -> None:
     client = _client(key=None)
     assert client.get("/").json() == {"page": "home"}
+    assert client.post("/send", headers={"origin": "http://evil.example"}).status_code == 403
+
+
+def test_served_on_another_address_only_the_origin_is_checked() -> None:
+    """`cove console serve --host ADDRESS`: other machines reach it by its name; its login does the rest."""
+    client = TestClient(_app(key=None, loopback=False), base_url="http://console.example", client=("192.0.2.7", 1))
+    assert client.get("/").json() == {"page": "home"}
+    assert client.post("/send", headers={"origin": "http://console.example"}).json() == {"sent": "yes"}
     assert client.post("/send", headers={"origin": "http://evil.example"}).status_code == 403

@@ -17,6 +17,7 @@ from cove.accounts.directory import DeviceDirectory
 from cove.accounts.presence import Presence
 from cove.accounts.routes import router as accounts_router
 from cove.accounts.senders import make_code_sender
+from cove.attachments import hooks as attachments_hooks
 from cove.attachments import service as attachments_service
 from cove.attachments.routes import router as attachments_router
 from cove.business import hooks as business_hooks
@@ -39,6 +40,7 @@ from cove.errors import install_error_handlers
 from cove.events import Hooks
 from cove.fleet.broadcast import Broadcast
 from cove.fleet.bus import Bus
+from cove.fleet.health_recorder import HealthWriter
 from cove.groups import hooks as groups_hooks
 from cove.groups.routes import router as groups_router
 from cove.keys import hooks as keys_hooks
@@ -47,6 +49,7 @@ from cove.limits.limiters import Limits
 from cove.messaging import hooks as messaging_hooks
 from cove.messaging.hub import Hub, new_node
 from cove.messaging.routes import router as messaging_router
+from cove.messaging.storage import queued_envelopes
 from cove.messaging.wakeups import Wakeups
 from cove.messaging.writer import QueueWriter, purge_expired_forever
 from cove.safety import defences as safety_defences
@@ -67,6 +70,7 @@ CAPABILITIES = (
     keys_hooks,
     devices_hooks,
     messaging_hooks,
+    attachments_hooks,
     groups_hooks,
     safety_hooks,
     consent_hooks,
@@ -135,6 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         if bus is not None:
             background.append(asyncio.create_task(hub.rescan_forever(settings.queue_rescan_seconds)))
+        health = HealthWriter(
+            engine, hub.health, lambda: len(hub.connected()), queued_envelopes, settings.purge_interval_seconds
+        )
+        background.append(asyncio.create_task(health.run_forever(settings.health_interval_seconds)))
         log.info("relay ready on %s", engine.url.render_as_string(hide_password=True))
         try:
             yield

@@ -21,6 +21,7 @@ from cove.config import settings_help
 from cove.consent.commands import ledger_app, policy_app
 from cove.console.command import console_app
 from cove.desktop.command import register_app_command
+from cove.fleet.commands import relay_app
 from cove.partner.cli import partner_app
 from cove.safety.commands import safety_app
 from cove.sharing.commands import share_app
@@ -103,6 +104,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(safety_app, name="safety")
+app.add_typer(relay_app, name="relay")
 app.add_typer(share_app, name="share")
 app.add_typer(partner_app, name="partner")
 app.add_typer(businesses_app, name="businesses")

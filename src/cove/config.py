@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     queue_rescan_seconds: float = Field(
         30.0, gt=0, description="In a fleet, how often each socket re-reads its queue for a lost wake-up"
     )
+    health_interval_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often each relay process writes its health figures (connected devices, messages, "
+        "delivery latency, queue depth) to relay_health, for `cove relay health` and the operator console",
+    )
 
     # Shared limits (cove.limits.table): a fleet of relays keeps every rate limit in one Redis.
     redis_url: str | None = Field(

@@ -59,6 +59,12 @@ class Relay:
     # Parts of a user's privacy view (``GET /v1/me/privacy``) that other capabilities keep, as {key: value} for
     # an account: what the sharing gateway disclosed. Filled by capabilities.
     privacy_sections: list[Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = field(default_factory=list)
+    # Parts of "download my data" (``GET /v1/me/export``, cove.accounts.export): each capability's {section: value}
+    # of what it holds about an account, read in the export's one read-only snapshot. Filled by capabilities.
+    export_sections: list[Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = field(default_factory=list)
+    # What an account's deletion leaves the person as proof, {key: value} read in the deletion's transaction after
+    # every AccountDeleted handler ran: the sharing gateway's erasure events. Filled by capabilities.
+    deletion_receipts: list[Callable[[AsyncConnection, str], Awaitable[dict[str, Any]]]] = field(default_factory=list)
     # The rules another capability applies to every send (the business rules), set by it at start-up.
     send_rule: SendRule | None = None
     # Checks of every act towards others (a send, a group created or joined), before anything is stored

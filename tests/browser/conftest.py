@@ -28,14 +28,18 @@ FLAGS = [
 
 
 @pytest.fixture(params=["sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Browser tests test pages, not storage: SQLite only (the storage under them is tested on both)."""
-    shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), tmp_path / "relay.db")
+def database_url(_migrated_sqlite: Path, tmp_path: Path) -> Iterator[str]:
+    """Browser tests test pages, not storage: SQLite only (the storage under them is tested on both). The template
+    is a fixture argument, not fetched with getfixturevalue: it is made with asyncio.run, which must happen before
+    the session's Playwright starts its event loop on this thread."""
+    shutil.copyfile(_migrated_sqlite, tmp_path / "relay.db")
     yield f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module. Not per session: while Playwright's sync API is open, an event loop runs on
+    the worker's thread, and the asyncio tests a worker runs after the browser tests could not start theirs."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not at {CHROMIUM}: .ci/run installs Debian's chromium package")
@@ -67,6 +71,26 @@ def open_app(relay, tmp_path: Path) -> Iterator:  # noqa: ANN001
         env = {"COVE_HOME": str(home), "COVE_PICKLE_KEY": "11" * 32}
         argv = ["app", "--profile", profile, "--server", relay.url, "--port", "0"]
         process = PageProcess(argv, env, tmp_path / f"app-{profile}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def open_console(relay, tmp_path: Path) -> Iterator:  # noqa: ANN001
+    """``open_console()`` adds an operator (console_world.PASSWORD) with `cove console operator add` and starts
+    `cove console serve` on the test's relay database; ``.url`` is the login page."""
+    from console_world import add_operator, console_env, start_console
+
+    started: list[PageProcess] = []
+
+    def start(operator: str = "olivia") -> PageProcess:
+        env = console_env(relay.database_url, relay.data_dir)
+        add_operator(env, operator)
+        process = start_console(env, tmp_path / "console.log")
         started.append(process)
         return process
 

@@ -79,6 +79,8 @@ def screenshots(page: Page, name: str) -> list[Path]:
     written = []
     for size, viewport in SIZES.items():
         page.set_viewport_size(viewport)
+        # Charts resize on a ResizeObserver callback: two animation frames later they fit the new width.
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         path = ARTIFACTS / f"{name}-{size}.png"
         page.screenshot(path=str(path), full_page=True)
         written.append(path)

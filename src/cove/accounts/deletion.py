@@ -9,6 +9,8 @@ its state (terms accepted, choices per purpose, notices served), the sharing gat
 for its recipients, and the business capability deletes a business's profile, templates and what users told
 it, and a user's per-business ids, opt-ins and preferences; the user's blocks and reports stay, without the
 account id, as anonymous feedback in the business's quality record (cove.business.storage.forget_account).
+The deletion answers with the receipts capabilities leave the person (``Relay.deletion_receipts``): each
+erasure event's id, which ``GET /v1/erasures/{event_id}`` answers about until the recipient acknowledged it.
 Once committed, ``AccountDeleted`` is emitted: every relay process closes the account's sockets and forgets
 its cached devices.
 
@@ -29,6 +31,8 @@ Kept, on purpose:
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,15 +47,21 @@ from cove.events import AccountDeleted
 CLOSE_REASON = "logged out: the account was deleted"
 
 
-async def delete_account(relay: Relay, account_id: str) -> None:
+async def delete_account(relay: Relay, account_id: str) -> dict[str, Any]:
+    """Delete it; returns the receipts the capabilities left for the person (``Relay.deletion_receipts``): the
+    sharing gateway's erasure events, read in the same transaction, so a receipt names only what committed."""
     event = AccountDeleted(account_id, now_ms())
+    receipts: dict[str, Any] = {}
     async with relay.engine.begin() as conn:
         account = await storage.account_by_id(conn, account_id)
         if account is None:
             raise ApiError(404, "unknown_account", "this account was already deleted")
         await delete_rows(conn, account_id, account.phone_number)
         await relay.hooks.in_transaction(conn, event)
+        for receipt in relay.deletion_receipts:
+            receipts.update(await receipt(conn, account_id))
     await relay.hooks.emit(event)
+    return receipts
 
 
 async def delete_rows(conn: AsyncConnection, account_id: str, phone_number: str) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from cove.accounts import deletion, number_change, reglock, reglock_service, service
+from cove.accounts import deletion, export, number_change, reglock, reglock_service, service
 from cove.accounts.auth import current_device
 from cove.accounts.code_limits import CodeRequestsLimited, source_key
 from cove.accounts.models import (
@@ -29,6 +30,7 @@ from cove.accounts.models import (
 from cove.accounts.storage import DeviceRecord
 from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
+from cove.limits.table import DATA_EXPORTS_BURST
 from cove.protocol.usage import DayCounts
 
 router = APIRouter(tags=["accounts"])
@@ -169,9 +171,42 @@ async def change_number(
     return AccountNumber(phone_number=phone)
 
 
+@router.get(
+    "/v1/me/export",
+    responses=error_responses(401, 404, 429),
+    summary="Download my data: everything the relay holds about my account, and my consent receipts",
+    description='Any device of the account. One JSON document, `{"format": "cove.export/1", "generated_at", '
+    '"account_id", "sections"}`, read in one consistent snapshot. Sections: `account` (number, creation, '
+    "whether a registration lock is set, never its hash), `devices` (ids, model, times, public identity keys), "
+    "`usage` (daily counters), `keys` (one-time and fallback keys held per device), `messaging` (envelopes queued "
+    "for me: ids, sizes, times, never their content), `attachments` (uploads pending), `groups` (memberships and "
+    "roles), `safety` (blocks, acceptances, reports made, steps in force, appeals), `consent` (terms, choices, "
+    "notices served) and `consent_receipts` (the ledger's records after ISO/IEC TS 27560, as `cove ledger "
+    "export` gives them), `sharing` (disclosures, revocations and their acknowledgements), `business` (opt-ins, "
+    'preferences, my id and shown name at each business). Each list is `{"items", "truncated"}`, at most '
+    f"{export.LIST_LIMIT} items. 429 `rate_limited` past {DATA_EXPORTS_BURST} an hour, with `Retry-After`.",
+)
+async def export_my_data(
+    device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> dict[str, Any]:
+    return await export.export(relay, device.account_id)
+
+
+class ErasureReceipt(BaseModel):
+    recipient: str = Field(description="Who was told to erase the account's data")
+    event_id: str = Field(description="A random UUID: `GET /v1/erasures/{event_id}` answers whether it was done")
+    requested_at: int = Field(description="Milliseconds since the epoch")
+
+
+class AccountDeletedView(BaseModel):
+    erasures: list[ErasureReceipt] = Field(
+        description="One erasure event per recipient a published policy names; keep the ids to check later"
+    )
+
+
 @router.delete(
     "/v1/accounts/me",
-    status_code=204,
+    response_model=AccountDeletedView,
     responses=error_responses(401, 404),
     summary="Delete my account and everything the relay holds about it",
     description="In one transaction: the account, its devices and tokens, identity and one-time keys, the "
@@ -179,11 +214,15 @@ async def change_number(
     "is logged out at once. Kept: the consent ledger, the append-only proof of what was agreed and when, which "
     "the operator must keep under its legal obligations (it holds the account id and the acts, no number or "
     "content); a ban, if the number is banned; and messages this account sent that still wait for their "
-    "recipients (their mail, ciphertext only), until collected or expired.",
+    "recipients (their mail, ciphertext only), until collected or expired. The answer lists the erasure event "
+    "sent to each recipient of shared data: `GET /v1/erasures/{event_id}` tells, without a token, when it was "
+    "requested, sent and acknowledged.",
 )
-async def delete_account(device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)) -> Response:
-    await deletion.delete_account(relay, device.account_id)
-    return Response(status_code=204)
+async def delete_account(
+    device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)
+) -> AccountDeletedView:
+    receipts = await deletion.delete_account(relay, device.account_id)
+    return AccountDeletedView(erasures=receipts.get("erasures", []))
 
 
 @router.get(

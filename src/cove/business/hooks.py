@@ -5,14 +5,16 @@ per-business ids (cove.business.identity_service.number_changed).
 
 Both kinds of block hold both ways. A user's block of a business, from its preferences or the safety block
 (``cove block``), fails the business's sends with 131026; a business's block of a user (its blocklist,
-cove.business.blocks) fails its own sends to them with 131026 and withholds the user's messages to it."""
+cove.business.blocks) fails its own sends to them with 131026 and withholds the user's messages to it.
+
+Its part of an account's data export is cove.business.export."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.activity import Withheld
-from cove.business import blocks_storage, identity_service, sending, storage
+from cove.business import blocks_storage, export, identity_service, sending, storage
 from cove.business.errors import CloudApiError
 from cove.business.keys import BusinessKeys
 from cove.context import Relay
@@ -57,6 +59,7 @@ def register(relay: Relay) -> None:
     relay.send_rule = business_rules
     relay.writer.store_with_sends = sending.store
     relay.hooks.on_transaction(AccountDeleted, _forget)
+    relay.export_sections.append(export.section)
 
     async def new_ids(conn: AsyncConnection, event: NumberChanged) -> None:
         # A new number, a new id with each business (Meta's rule), each told in its feed.

@@ -448,12 +448,17 @@ def register_client_commands(app: typer.Typer) -> None:
                 abort=True,
             )
         async with _client(core) as client:
-            await client.delete_account()
+            erasures = await client.delete_account()
         remove_profile(core, profile)
         console.print(
             f"Deleted the account of {phone} and the local profile {profile!r}. "
             "The relay keeps only the record of your privacy choices, as the law requires."
         )
+        for receipt in erasures:  # keep these: each id alone lets anyone holding it check that erasure later
+            console.print(
+                f"Erasure requested from {escape(receipt['recipient'])}: {escape(receipt['event_id'])} "
+                f"(check it: GET {escape(client.base_url)}/v1/erasures/{escape(receipt['event_id'])})"
+            )
 
     @app.command()
     def history(

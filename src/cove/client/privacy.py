@@ -1,4 +1,5 @@
-"""The privacy requests of one device: the notice, the terms, a choice per purpose, withdrawal and objection.
+"""The privacy requests of one device: the notice, the terms, a choice per purpose, withdrawal and objection, the
+export of everything the relay holds about the account, and how an erasure went after the account's deletion.
 
 Composed into :class:`cove.client.core.ClientCore` as ``core.privacy``. Each request names the app version the
 device reports (read from the core, which changes it after an update), and a shown notice is also logged locally.
@@ -6,6 +7,7 @@ device reports (read from the core, which changes it after an update), and a sho
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from cove.client import paths
@@ -14,6 +16,16 @@ from cove.client.request import Request
 if TYPE_CHECKING:
     from cove.client.core import ClientCore
 
+# An erasure event's id as the relay issues it (a UUID4): checked before it goes into a path.
+ERASURE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def erasure_status(event_id: str) -> Request:
+    """No token needed: the id, handed back by the account's deletion, is the right to ask."""
+    if not ERASURE_ID.fullmatch(event_id):
+        raise paths.InvalidPathValue("erasure event id", event_id)
+    return Request("GET", paths.build(paths.ERASURE, event_id=event_id))
+
 
 class PrivacyRequests:
     def __init__(self, core: ClientCore) -> None:
@@ -21,6 +33,10 @@ class PrivacyRequests:
 
     def view(self) -> Request:
         return Request("GET", "/v1/me/privacy")
+
+    def export(self) -> Request:
+        """Download my data: the whole ``cove.export/1`` document (``GET /v1/me/export``)."""
+        return Request("GET", "/v1/me/export")
 
     def notice(self) -> Request:
         return Request("GET", "/v1/privacy/notice")

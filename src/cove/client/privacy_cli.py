@@ -1,13 +1,19 @@
-"""The ``cove privacy`` commands: the notice, the terms, each purpose's choice, what was shared."""
+"""The ``cove privacy`` commands: the notice, the terms, each purpose's choice, what was shared, my data."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
+from cove.cli_guard import CommandError
 from cove.client.cli import ProfileOption, _client, _registered, _run, console
 
 privacy_app = typer.Typer(
@@ -75,6 +81,10 @@ async def privacy_show(profile: str = ProfileOption) -> None:
     console.print(table)
     shared = view["disclosures"]
     console.print(f"Shared about you: {len(shared)} disclosure(s)" if shared else "Shared about you: nothing yet.")
+    for r in view.get("revocations", []):  # what a batch told a recipient to stop using, and whether it did
+        when = datetime.fromtimestamp(r["at"] / 1000).strftime("%Y-%m-%d")
+        done = "applied" if r["acknowledged_at"] else "not acknowledged yet"
+        console.print(f"Revoked: {r['purpose']} for {r['recipient']} ({r['reason']}, {when}): {done}")
     for signal in view.get("signals_received", []):  # what a partner said about this number: weighed, never a ban
         when = datetime.fromtimestamp(signal["at"] / 1000).strftime("%Y-%m-%d")
         console.print(f"Received about you: {signal['from']} reported this number ({signal['reason']}, {when})")
@@ -147,3 +157,56 @@ async def privacy_object(purpose: str = typer.Argument(...), profile: str = Prof
     async with _client(_registered(profile)) as client:
         await client.object_to(purpose)
     console.print(f"{purpose}: objection recorded")
+
+
+def write_private(path: Path, data: bytes, overwrite: bool) -> None:
+    """Write ``data`` to ``path`` readable by its owner only, all or nothing: a temporary file beside it, synced,
+    then linked (which fails if ``path`` exists) or, with ``overwrite``, renamed over it."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise CommandError(f"{folder} is not a folder")
+    if path.exists() and not overwrite:
+        raise CommandError(f"{path} exists: choose another name, or pass --force to replace it")
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".partial")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # unlike a rename, never replaces a file made since the check above
+            except FileExistsError:
+                raise CommandError(f"{path} exists: choose another name, or pass --force to replace it") from None
+            os.unlink(temporary)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+@privacy_app.command("export")
+@_run
+async def privacy_export(
+    out: Path = typer.Option(..., "--out", "-o", help="The JSON file to write (readable by you only)"),
+    force: bool = typer.Option(False, "--force", help="Replace the file if it exists"),
+    profile: str = ProfileOption,
+) -> None:
+    """Download your data: everything the relay holds about your account, and your consent receipts, as JSON."""
+    async with _client(_registered(profile)) as client:
+        document = await client.export_my_data()
+    write_private(out, json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n", force)
+    cut = [name for name, part in _lists(document["sections"]) if part["truncated"]]
+    console.print(f"Wrote everything the relay holds about you to {out} ({len(document['sections'])} sections).")
+    if cut:
+        console.print(f"[yellow]Only the first items of {', '.join(cut)}: the relay caps each list.[/yellow]")
+
+
+def _lists(value: object, name: str = "") -> list[tuple[str, dict]]:
+    """Every capped list in the export, by its dotted name."""
+    if not isinstance(value, dict):
+        return []
+    if isinstance(value.get("truncated"), bool):  # a capped list, or the consent receipts
+        return [(name, value)]
+    return [found for key, part in value.items() for found in _lists(part, f"{name}.{key}".lstrip("."))]

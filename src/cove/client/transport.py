@@ -14,7 +14,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.client import ClientConnection, connect
 
-from cove.client import attachments, business_replies, linking, paths, safety_status, sync_flow
+from cove.client import attachments, business_replies, linking, paths, privacy, safety_status, sync_flow
 from cove.client.allowlist import RouteAllowlist
 from cove.client.core import ClientCore, Event, Outgoing, PayloadReceived, Request
 from cove.client.errors import RelayError
@@ -200,10 +200,13 @@ class CoveClient:
         self.core.usage.reported(request)
         return len(request.json["days"]) if request.json else 0
 
-    async def delete_account(self) -> None:
-        """Delete the account on the relay, then everything this device holds about it (keys, history)."""
-        await self.call(self.core.account_deletion())
+    async def delete_account(self) -> list[dict[str, Any]]:
+        """Delete the account on the relay, then everything this device holds about it (keys, history). Returns the
+        erasure receipts, ``{"recipient", "event_id", "requested_at"}`` each: keep the ids to check later with
+        :meth:`erasure_status`."""
+        answer = await self.call(self.core.account_deletion())
         self.core.account_deleted()
+        return list(answer.get("erasures", []))
 
     # safety -----------------------------------------------------------------------------------------
     async def safety_status(self) -> dict[str, Any]:
@@ -375,6 +378,14 @@ class CoveClient:
     async def privacy(self) -> dict[str, Any]:
         """The policy in force, each purpose's state and why, deadlines, and what was shared."""
         return await self.call(self.core.privacy.view())
+
+    async def export_my_data(self) -> dict[str, Any]:
+        """Everything the relay holds about the account, and the consent receipts (``cove.export/1``)."""
+        return await self.call(self.core.privacy.export())
+
+    async def erasure_status(self, event_id: str) -> dict[str, Any]:
+        """How an erasure the account's deletion handed back went: ``state`` requested, sent or acknowledged."""
+        return await self.call(privacy.erasure_status(event_id))
 
     async def pending_notice(self) -> dict[str, Any] | None:
         return await self.call(self.core.privacy.notice()) or None

@@ -46,31 +46,61 @@ def window_closes_ms(purpose: Purpose, accepted_at_ms: int) -> int | None:
     return accepted_at_ms + purpose.window_days * DAY_MS if purpose.window_days else None
 
 
-def permitted(policy: Policy, consent: AccountConsent, purpose_id: str, recipient_id: str, at_ms: int) -> bool:
-    """Default deny: every condition below must hold."""
+class Why(StrEnum):
+    """Why a purpose is on or off for an account now: the decision, with its reason (shown to the user)."""
+
+    NOT_ACCEPTED = "not_accepted"  # the account has not accepted this version's terms
+    NOT_YET = "not_yet_effective"  # before the acceptance or the policy's effective date
+    UNKNOWN_PURPOSE = "unknown_purpose"
+    CLOSED_TO_MINORS = "closed_to_minors"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    OBJECTED = "objected"
+    CHOSE_IN = "chose_in"
+    CHOSE_OUT = "chose_out"
+    OFF_BY_DEFAULT = "off_by_default"
+    WINDOW_OPEN = "window_open"  # on by default, held back while the choice window is still open
+    ON_BY_DEFAULT = "on_by_default"
+
+
+ALLOWING = frozenset({Why.CONTRACT, Why.LEGAL_OBLIGATION, Why.LEGITIMATE_INTEREST, Why.CHOSE_IN, Why.ON_BY_DEFAULT})
+
+
+def why(policy: Policy, consent: AccountConsent, purpose_id: str, at_ms: int) -> Why:
+    """Default deny: the purpose is on only for a reason in ALLOWING, every condition below holding."""
     if consent.policy_version != policy.version or consent.accepted_at_ms is None:
-        return False  # data collected under older terms keeps their promises (R5)
+        return Why.NOT_ACCEPTED  # data collected under older terms keeps their promises (R5)
     if at_ms < consent.accepted_at_ms or at_ms < effective_ms(policy):
-        return False
+        return Why.NOT_YET
     try:
         purpose = policy.purpose(purpose_id)
     except KeyError:
-        return False
-    if recipient_id not in purpose.recipients:
-        return False
+        return Why.UNKNOWN_PURPOSE
     if purpose.closed_to_minors and consent.age_bracket != AgeBracket.ADULT:
-        return False  # minors and undeclared ages never, whatever they tapped (R18)
+        return Why.CLOSED_TO_MINORS  # minors and undeclared ages never, whatever they tapped (R18)
     state = consent.purposes.get(purpose_id, PurposeState())
     basis = purpose.legal_basis
-    if basis in (LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION):
-        return True
+    if basis == LegalBasis.CONTRACT:
+        return Why.CONTRACT
+    if basis == LegalBasis.LEGAL_OBLIGATION:
+        return Why.LEGAL_OBLIGATION
     if basis == LegalBasis.LEGITIMATE_INTEREST:
-        return not (purpose.objectable and state.objected_at_ms is not None)
+        objected = purpose.objectable and state.objected_at_ms is not None
+        return Why.OBJECTED if objected else Why.LEGITIMATE_INTEREST
     # Consent, or a purpose that declares no basis (which the linter flags): the user's own act decides;
     # without one, the declared default, held back while a choice window is still open.
     if state.choice is not None:
-        return state.choice == Choice.IN
+        return Why.CHOSE_IN if state.choice == Choice.IN else Why.CHOSE_OUT
     if purpose.default != Choice.IN:
-        return False
+        return Why.OFF_BY_DEFAULT
     closes = window_closes_ms(purpose, consent.accepted_at_ms)
-    return closes is None or at_ms >= closes
+    return Why.ON_BY_DEFAULT if closes is None or at_ms >= closes else Why.WINDOW_OPEN
+
+
+def permitted(policy: Policy, consent: AccountConsent, purpose_id: str, recipient_id: str, at_ms: int) -> bool:
+    try:
+        recipients = policy.purpose(purpose_id).recipients
+    except KeyError:
+        return False
+    return recipient_id in recipients and why(policy, consent, purpose_id, at_ms) in ALLOWING

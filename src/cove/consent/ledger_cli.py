@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cove.cli_guard import err
 from cove.clock import now_ms, to_datetime
@@ -34,7 +37,24 @@ _REFUSED = {"out", "no", "false", "reject", "rejected", "decline", "declined", "
 # --- verify ----------------------------------------------------------------------------------------------
 
 
-async def _verify() -> tuple[int, int, list[ledger.Problem]]:
+@dataclass(frozen=True)
+class Verification:
+    """What a verification of the whole ledger found (`cove ledger verify`, the console's button)."""
+
+    entries: int
+    checkpoints: int
+    problems: list[ledger.Problem]
+
+
+async def check_ledger(conn: AsyncConnection, on_rows: Callable[[int], None] | None = None) -> Verification:
+    """Load every entry and checkpoint and verify them; ``on_rows(n)`` is told as rows arrive."""
+    loaded = await ledger_storage.load_all(conn, on_rows)
+    # hashing every entry is seconds of CPU on a large ledger: off the event loop, so a server keeps answering
+    problems = await asyncio.to_thread(ledger.verify, loaded.entries, loaded.checkpoints)
+    return Verification(len(loaded.entries), len(loaded.checkpoints), problems)
+
+
+async def _verify() -> Verification:
     async with relay_database() as engine, engine.connect() as conn:
         entries, checkpoints = await ledger_storage.count(conn)
         progress = Progress(
@@ -46,17 +66,15 @@ async def _verify() -> tuple[int, int, list[ledger.Problem]]:
             transient=True,
             disable=not err.is_terminal,
         )
-        with progress:
-            task = progress.add_task("reading the consent ledger", total=entries + checkpoints)
-            loaded = await ledger_storage.load_all(conn, lambda n: progress.advance(task, n))
-        with err.status("checking hash chains and checkpoints", spinner="dots"):
-            problems = ledger.verify(loaded.entries, loaded.checkpoints)
-        return len(loaded.entries), len(loaded.checkpoints), problems
+        with progress:  # the bar fills as rows arrive; the hash checks after it take a moment more
+            task = progress.add_task("checking the consent ledger", total=entries + checkpoints)
+            return await check_ledger(conn, lambda n: progress.advance(task, n))
 
 
 def verify() -> None:
     """Check the consent ledger: every entry's hash and link, and every checkpoint. Exit 1 on any problem."""
-    entries, checkpoints, problems = asyncio.run(_verify())
+    found = asyncio.run(_verify())
+    entries, checkpoints, problems = found.entries, found.checkpoints, found.problems
     if not problems:
         typer.echo(f"ledger intact: {entries} entries, {checkpoints} checkpoints")
         return

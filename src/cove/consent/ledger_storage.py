@@ -247,10 +247,11 @@ async def load_all(conn: AsyncConnection, on_rows: Callable[[int], None] | None 
     return Ledger(entries, checkpoints)
 
 
-async def load_account(conn: AsyncConnection, account_id: str) -> list[Entry]:
-    """One account's entries in seq order (empty for an account the ledger has never seen)."""
+async def load_account(conn: AsyncConnection, account_id: str, limit: int | None = None) -> list[Entry]:
+    """One account's entries in seq order (empty for an account the ledger has never seen), the first ``limit``."""
     t = ledger_entries
-    rows = await conn.execute(select(*_ENTRY_COLUMNS).where(t.c.account_id == account_id).order_by(t.c.seq, t.c.id))
+    statement = select(*_ENTRY_COLUMNS).where(t.c.account_id == account_id).order_by(t.c.seq, t.c.id)
+    rows = await conn.execute(statement if limit is None else statement.limit(limit))
     return [_entry(row) for row in rows]
 
 

@@ -134,8 +134,10 @@ async def object_to(
     "/v1/me/privacy",
     responses=error_responses(401),
     summary="My privacy: the policy in force, each purpose's state and why, deadlines, and what was shared",
-    description="`disclosures` lists, newest first, every batch my data went out in: recipient, purpose, the "
-    "categories of data, the batch id and its time (milliseconds since the epoch).",
+    description="Each purpose says whether it is `active` and `why` (cove.consent.decision.Why: `chose_in`, "
+    "`off_by_default`, `legitimate_interest`, `objected`, `closed_to_minors`...), the reason the same decision that "
+    "selects the shared rows gives. `disclosures` lists, newest first, every batch my data went out in: recipient, "
+    "purpose, the categories of data, the batch id and its time (milliseconds since the epoch).",
 )
 async def my_privacy(
     device: DeviceRecord = Depends(current_device), relay: Relay = Depends(get_relay)

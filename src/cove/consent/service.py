@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cove.accounts.storage import accounts
 from cove.clock import now_ms
 from cove.consent import ledger_storage, notice, storage
-from cove.consent.decision import AgeBracket, PurposeState, permitted, window_closes_ms
+from cove.consent.decision import ALLOWING, AgeBracket, PurposeState, why, window_closes_ms
 from cove.consent.policy import Policy
 from cove.consent.storage import consent_accounts, consent_policies, consent_purposes, consent_served
 from cove.errors import ApiError
@@ -225,13 +225,17 @@ async def privacy_view(engine: AsyncEngine, book: PolicyBook, account_id: str) -
         state = consent.purposes.get(purpose.id, PurposeState())
         row = choices.get(purpose.id)
         closes = window_closes_ms(purpose, consent.accepted_at_ms)
+        reason = why(policy, consent, purpose.id, now)
         view["purposes"].append(
             {
                 "id": purpose.id,
                 "title": purpose.title,
+                "description": purpose.description,
                 "legal_basis": purpose.legal_basis.value if purpose.legal_basis else None,
                 "recipients": [policy.recipient(r).name for r in purpose.recipients],
-                "active": any(permitted(policy, consent, purpose.id, r, now) for r in purpose.recipients),
+                "active": reason in ALLOWING,
+                "why": reason.value,
+                "objectable": purpose.objectable,
                 "your_choice": state.choice.value if state.choice else None,
                 "chosen_at": state.chosen_at_ms,
                 "method": row.method if row is not None else None,

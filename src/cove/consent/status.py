@@ -42,7 +42,8 @@ class RolloutStatus:
     purposes: list[PurposeProgress] = field(default_factory=list)
 
 
-def _in_wave(wave: Wave):  # noqa: ANN202
+def in_wave(wave: Wave):  # noqa: ANN202
+    """The accounts a wave includes, as a condition on ``accounts`` (for this status and the console's charts)."""
     condition = accounts.c.rollout_bucket < wave.percent
     if wave.country_codes:
         condition = and_(condition, accounts.c.calling_code.in_(wave.country_codes))
@@ -52,7 +53,7 @@ def _in_wave(wave: Wave):  # noqa: ANN202
 async def rollout_status(conn: AsyncConnection, policy: Policy, now_ms: int) -> RolloutStatus:
     status = RolloutStatus(policy.version)
     for wave in policy.rollout.waves:
-        where = _in_wave(wave)
+        where = in_wave(wave)
         eligible = await conn.scalar(select(func.count()).select_from(accounts).where(where))
         served = await conn.scalar(
             select(func.count())

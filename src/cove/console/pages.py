@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cove.clock import to_datetime
 from cove.web.assets import templates
 
 TEMPLATES = templates("cove.console")
+TEMPLATES.env.filters["when"] = lambda ms: to_datetime(ms).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "never"
 NAV = (
     ("/", "Overview"),
     ("/rollout", "Rollout"),
@@ -20,13 +23,27 @@ NAV = (
     ("/safety", "Safety"),
     ("/health", "Relay health"),
 )
+CSRF_FIELD = "csrf"
+# How often the charts' fragments reload themselves (htmx `every`): the relay's figures move by the second,
+# but a person reads a chart in tens of seconds.
+REFRESH = "every 15s"
 
 
 def engine_of(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 
-def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def csrf_token(request: Request) -> str:
+    """The session's token, which every POST carries back (cove.console.auth checks it); made on first use."""
+    token = request.session.get(CSRF_FIELD)
+    if not isinstance(token, str):
+        token = request.session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return token
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A template over the layout. Forms post the token as ``<input type="hidden" name="csrf" value="{{ csrf }}">``
+    (or an htmx ``hx-headers`` of ``X-CSRF-Token``)."""
     operator = request.session.get("operator")
     values = {
         "product": "Cove console",
@@ -34,6 +51,8 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         "current": request.url.path,
         "operator": operator,
         "htmx": request.headers.get("hx-request") == "true",
+        "csrf": csrf_token(request),
+        "refresh": REFRESH,
         **context,
     }
-    return TEMPLATES.TemplateResponse(request, name, values, status_code=status_code)
+    return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)

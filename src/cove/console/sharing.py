@@ -1,5 +1,57 @@
-"""(skeleton: the console helper that owns this section replaces it)"""
+"""The console's sharing section: what the gateway sent to each recipient, and the erasures still owed."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from cove.clock import now_ms
+from cove.console.auth import current_operator
+from cove.console.figures import days
+from cove.console.figures.sharing import LATEST_BATCHES, MANIFESTS_READ, SharingFigures, sharing_figures
+from cove.console.pages import engine_of, render
 
 router = APIRouter()
+
+
+def charts(figures: SharingFigures) -> dict[str, dict]:
+    window = figures.window
+    purposes = sorted(figures.rows_per_purpose)
+    recipients = sorted({r for per in figures.rows_per_purpose.values() for r in per})
+    return {
+        "batches": days.daily_spec(window, figures.batches_per_day, "Batches"),
+        "rows": days.daily_spec(window, figures.rows_per_day, "Rows"),
+        "purposes": days.chart_spec(
+            "bar",
+            purposes,
+            {r: [figures.rows_per_purpose[p].get(r, 0) for p in purposes] for r in recipients},
+            "Purpose",
+            "Rows",
+            stacked=True,
+        ),
+        "erasures": days.daily_spec(
+            window,
+            {"Requested": figures.erasures_requested, "Acknowledged": figures.erasures_acknowledged},
+            "Erasure events",
+            kind="line",
+            stacked=False,
+        ),
+    }
+
+
+@router.get("/sharing", response_class=HTMLResponse)
+async def sharing_page(request: Request, operator: str = Depends(current_operator)) -> HTMLResponse:
+    now = now_ms()
+    figures = await sharing_figures(engine_of(request), now)
+    return render(
+        request,
+        "sharing.html",
+        title="Sharing",
+        figures=figures,
+        charts=charts(figures),
+        now=now,
+        when=days.when_label,
+        age=days.age_label,
+        latest_batches=LATEST_BATCHES,
+        manifests_read=MANIFESTS_READ,
+    )

@@ -43,6 +43,7 @@ class Limiter(StrEnum):
     SAFETY_DEFENCES = "blocks and reports"
     FORWARD_BATCH = "forward batch"  # the chats of one forward action (cove.safety.forwarding)
     FORWARD = "forward"  # an account's forwarded sends, whatever their batch
+    DATA_EXPORT = "data export"  # "download my data" (cove.accounts.export)
 
 
 class Fails(Enum):
@@ -72,6 +73,8 @@ IN_FLIGHT_MS = 60_000
 # REPORT_COST. Each change writes a fleet event, so the bucket bounds that churn too.
 DEFENCE_CHANGES_PER_HOUR = 100
 REPORT_COST = 5
+# "Download my data": a retry or two after a failed download, not a scraper's loop.
+DATA_EXPORTS_BURST = 5
 
 
 def table(s: Settings) -> dict[Limiter, Rule]:
@@ -139,6 +142,12 @@ def table(s: Settings) -> dict[Limiter, Rule]:
         # per account: forwarded sends of every batch, a frequently forwarded one costing as much as 5 chats
         L.FORWARD: Rule(
             Limit(s.forward_bucket_size, s.forward_refill_per_hour / 3600), O, "as above: the detector counts too"
+        ),
+        # per account: "download my data" reads every capability's tables, up to a few MB of JSON
+        L.DATA_EXPORT: Rule(
+            Limit(DATA_EXPORTS_BURST, DATA_EXPORTS_BURST / 3600),
+            O,
+            "a person must get their data during an outage; each process still allows only a few an hour",
         ),
         # per user, from every business: sliding, the database's log plus these holds (131049)
         L.MARKETING_HELD: Rule(

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from nats.aio.subscription import Subscription
 
 from cove.clock import now_ms
-from cove.messaging.envelope import Envelope
+from cove.fleet.health_recorder import Recorder
+from cove.messaging.envelope import RECEIPTED_KINDS, Envelope
 from cove.messaging.wakeups import Claim, Wakeups
 
 log = logging.getLogger("cove.hub")
@@ -58,6 +59,8 @@ class Hub:
         self._subscriptions: dict[DeviceKey, Subscription] = {}
         self._rescan_due: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()  # claims re-announced, subscriptions made after a gap
+        # Every committed envelope passes through deliver, and every socket holds a stream: the health figures.
+        self.health = Recorder()
 
     @property
     def node(self) -> str:
@@ -107,12 +110,15 @@ class Hub:
 
     async def deliver(self, batch: Iterable[Envelope]) -> None:
         elsewhere = []
+        messages = 0
         for envelope in batch:
+            messages += envelope.kind in RECEIPTED_KINDS
             stream = self._streams.get((envelope.account_id, envelope.device_id))
             if stream is not None:
                 stream.offer(envelope)
             elif self._wakeups is not None:
                 elsewhere.append(envelope)
+        self.health.accepted(messages)
         if elsewhere:
             await self._wakeups.wake(elsewhere)  # type: ignore[union-attr]
 

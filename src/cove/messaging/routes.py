@@ -40,9 +40,10 @@ from cove.activity import Withheld
 from cove.clock import now_ms
 from cove.context import Relay, get_relay
 from cove.errors import ApiError, error_responses
+from cove.fleet.health_recorder import Recorder
 from cove.limits.rules import Bucket, Limit, take
 from cove.messaging import service, storage
-from cove.messaging.envelope import Envelope
+from cove.messaging.envelope import RECEIPTED_KINDS, Envelope
 from cove.messaging.hub import CLOSE_BAD_FRAMES, CLOSE_LOGGED_OUT, CLOSE_TOO_MANY_SOCKETS, Rescan
 from cove.messaging.models import AckFrame, RequestId, SendFrame, SendRequest, SendResult
 from cove.messaging.stream import SocketStream
@@ -162,42 +163,50 @@ async def _pump(ws: WebSocket, relay: Relay, device: DeviceRecord, stream: Socke
     the backlog and offered live, or offered live and read again by a re-read): ``sent`` leaves it out.
     Queue ids are not in commit order across processes, so they cannot serve as a watermark.
     """
-    sent = _Sent()
+    sent = _Sent(relay.hub.health)
     await _send_unsent(ws, relay, device, sent)
     await ws.send_text('{"type": "queue_empty"}')
     for frames_for in relay.connect_frames:
         await _send_frames(ws, [orjson.dumps(frame) for frame in await frames_for(relay, device)])
     while ready := await stream.next_batch(MAX_BATCH_FRAMES):
         frames: list[bytes] = []
+        now = now_ms()  # read once for the batch: these frames leave together
         for item in ready:
             if isinstance(item, Rescan):
                 await _send_frames(ws, frames)
                 frames = []
                 await _send_unsent(ws, relay, device, sent)
             elif isinstance(item, Envelope):
-                if sent.add(item.id):  # type: ignore[arg-type]
+                if sent.add(item.id, item.kind, item.server_ts_ms, now):  # type: ignore[arg-type]
                     frames.append(item.encoded())
-            elif item["type"] != "envelope" or sent.add(item["id"]):
+            elif item["type"] != "envelope" or sent.add(item["id"], item["kind"], item["server_ts"], now):
                 frames.append(orjson.dumps(item))
         await _send_frames(ws, frames)
 
 
 class _Sent:
     """The ids of the envelopes this socket sent lately. Bounded: an envelope sent long ago and read again
-    goes out again, which the client's exactly-once handling absorbs (and it was not acked yet)."""
+    goes out again, which the client's exactly-once handling absorbs (and it was not acked yet).
+
+    Every envelope the socket writes passes here once, so here the hub's health figures count deliveries."""
 
     LIMIT = 4096
+    __slots__ = ("_ids", "_health", "_connected_at")  # one per open socket
 
-    def __init__(self) -> None:
+    def __init__(self, health: Recorder) -> None:
         self._ids: dict[int, None] = {}
+        self._health = health
+        self._connected_at = now_ms()
 
-    def add(self, queue_id: int) -> bool:
+    def add(self, queue_id: int, kind: int, server_ts_ms: int, now: int) -> bool:
         """False if this id was sent already."""
         if queue_id in self._ids:
             return False
         if len(self._ids) >= self.LIMIT:
             del self._ids[next(iter(self._ids))]
         self._ids[queue_id] = None
+        if kind in RECEIPTED_KINDS:
+            self._health.delivered(server_ts_ms, self._connected_at, now)
         return True
 
 
@@ -205,9 +214,11 @@ async def _send_unsent(ws: WebSocket, relay: Relay, device: DeviceRecord, sent: 
     """The device's whole queue, oldest first, a page at a time, less what this socket already sent."""
     after = 0
     while True:
+        now = now_ms()
         async with relay.engine.connect() as conn:
-            page = await storage.fetch_queue(conn, device.account_id, device.device_id, after, now_ms(), BACKLOG_PAGE)
-        await _send_frames(ws, [envelope.encoded() for envelope in page if sent.add(envelope.id)])  # type: ignore[arg-type]
+            page = await storage.fetch_queue(conn, device.account_id, device.device_id, after, now, BACKLOG_PAGE)
+        fresh = [e for e in page if sent.add(e.id, e.kind, e.server_ts_ms, now)]  # type: ignore[arg-type]
+        await _send_frames(ws, [envelope.encoded() for envelope in fresh])
         if len(page) < BACKLOG_PAGE:
             return
         after = page[-1].id  # type: ignore[assignment]

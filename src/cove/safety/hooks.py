@@ -2,7 +2,8 @@
 (but may get a code to appeal with); a code request passes the registration gate; every act towards others
 passes safety's outbound checks (the actions in force, the detector's counters, the forward limits, then the
 defences: blocks, message requests); every process hears of actions taken, decisions made and contacts changed
-anywhere in the fleet; a deleted account's blocks, acceptances and registration signals go."""
+anywhere in the fleet; a deleted account's blocks, acceptances and registration signals go. Its part of an
+account's data export is cove.safety.export."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cove.safety import (
     defences,
     defences_storage,
     detector,
+    export,
     forwarding,
     parent_signals,
     registration,
@@ -90,6 +92,7 @@ def register(relay: Relay) -> None:
     relay.registration_checks.append(registration.gate)
     relay.registered_hooks.append(registration.registered)
     relay.privacy_sections.append(parent_signals.privacy_section(relay))
+    relay.export_sections.append(export.section)
 
     def forget(event: SafetyActionChanged) -> None:
         parts.standing.forget(event.account_id)

@@ -66,6 +66,7 @@ READABLE_TABLES = frozenset(
         "sharing_held",
         "sharing_disclosures",
         "sharing_erasures",
+        "sharing_revocations",  # written (each batch's revocations, per account), never read by an export
         "sharing_scope",  # the export's temporary table of accounts to re-check
     }
 )

@@ -30,6 +30,7 @@ from cove.clock import now_ms
 from cove.consent.policy import Policy
 from cove.consent.storage import consent_accounts, consent_purposes, load_policies
 from cove.sharing import bitmaps, catalogue, wire
+from cove.sharing import revocations as revocations_log
 from cove.sharing.keys import SharingKeys
 from cove.sharing.plan import PlanError, PurposePlan, plan_purposes
 from cove.sharing.selection import Reader, policies_published_since, scope_changes, unique
@@ -348,17 +349,21 @@ async def _write_batch(
     previous,  # noqa: ANN001 - the previous batch row, or None
 ) -> ExportResult:
     plan_by_id = {p.id: p for p in job.plans}
-    revocations = await _revocation_reasons(conn, {o.plan.id: o.revoked for o in outputs if o.revoked.size}, plan_by_id)
+    reasons = await _revocation_reasons(conn, {o.plan.id: o.revoked for o in outputs if o.revoked.size}, plan_by_id)
+    revocations = [
+        (hashlib.sha256(f"{batch_id}:{purpose}:{ordinal}".encode()).hexdigest()[:32], account_id, purpose, reason)
+        for ordinal, account_id, purpose, reason in reasons
+    ]
     revocation_table = pa.Table.from_pylist(
         [
             {
-                "event_id": hashlib.sha256(f"{batch_id}:{purpose}:{ordinal}".encode()).hexdigest()[:32],
+                "event_id": event_id,
                 "subject": keys.subject(job.recipient, account_id),
                 "purpose": purpose,
                 "reason": reason.value,
                 "at_ms": job.at_ms,
             }
-            for ordinal, account_id, purpose, reason in revocations
+            for event_id, account_id, purpose, reason in revocations
         ]
         + [
             {
@@ -432,6 +437,7 @@ async def _write_batch(
                 revocations=revocation_table.num_rows,
             )
         )
+        await revocations_log.record(conn, job.recipient, batch_id, job.at_ms, revocations)
         await conn.execute(delete(sharing_held).where(sharing_held.c.recipient == job.recipient))
         held_rows = [
             {"recipient": job.recipient, "purpose": o.plan.id, "chunk": chunk, "bitmap": blob}

@@ -1,4 +1,5 @@
-"""The gateway's tables: account ordinals, the batch chain, what each recipient holds, disclosures, erasures."""
+"""The gateway's tables: account ordinals, the batch chain, what each recipient holds, disclosures, revocations,
+erasures."""
 
 from __future__ import annotations
 
@@ -79,4 +80,23 @@ sharing_erasures = Table(
     Column("sent_batch_id", String(80), nullable=True),
     Column("acked_at_ms", BigInteger, nullable=True),
     Index("ix_sharing_erasures_pending", "recipient", "acked_at_ms"),
+)
+
+# Each revocation a batch carried, per account, so a person can see what stopped being shared and whether the
+# recipient applied it (its ack of the batch). Kept REVOCATION_RETENTION_DAYS (cove.sharing.revocations); an
+# account's deletion replaces its rows by its erasure events.
+sharing_revocations = Table(
+    "sharing_revocations",
+    metadata,
+    Column("event_id", String(64), primary_key=True),  # as in the batch's revocations file
+    Column("account_id", String(36), nullable=False),
+    Column("recipient", String(40), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("reason", String(16), nullable=False),  # a wire.RevocationReason
+    Column("batch_id", String(80), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("acked_at_ms", BigInteger, nullable=True),
+    Index("ix_sharing_revocations_account", "account_id", "at_ms"),
+    Index("ix_sharing_revocations_batch", "batch_id"),
+    Index("ix_sharing_revocations_at", "at_ms"),
 )

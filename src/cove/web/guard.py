@@ -45,12 +45,21 @@ def _host_name(host_header: str) -> str:
 
 
 class LocalGuard:
-    """ASGI middleware; ``key`` None checks only the machine and the origin (the console has its own login)."""
+    """ASGI middleware; ``key`` None checks only the machine and the origin (the console has its own login).
+    ``loopback`` False drops the machine checks (the client's address, the Host header) and keeps the origin's:
+    for the console served on another address by the operator's explicit choice, behind its login."""
 
-    def __init__(self, app: ASGIApp, key: str | None = None, open_prefixes: tuple[str, ...] = ("/static/",)) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        key: str | None = None,
+        open_prefixes: tuple[str, ...] = ("/static/",),
+        loopback: bool = True,
+    ) -> None:
         self.app = app
         self.key = key
         self.open_prefixes = open_prefixes
+        self.loopback = loopback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -65,10 +74,10 @@ class LocalGuard:
     def _refusal(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
         client = scope.get("client")
-        if not _is_loopback(client[0] if client else None):
-            return PlainTextResponse("this page answers only its own machine", status_code=403)
         host = headers.get("host", "")
-        if _host_name(host) not in LOOPBACK_NAMES:
+        if self.loopback and not _is_loopback(client[0] if client else None):
+            return PlainTextResponse("this page answers only its own machine", status_code=403)
+        if self.loopback and _host_name(host) not in LOOPBACK_NAMES:
             return PlainTextResponse("open this page at 127.0.0.1 or localhost", status_code=421)
         if scope.get("method", "GET") not in SAFE_METHODS or scope["type"] == "websocket":
             origin = headers.get("origin")

@@ -21,8 +21,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror} (choose another --port)") from None
-    # Listening now, not when uvicorn starts: a browser opening the printed link at once waits in the backlog
-    # instead of being refused.
+    # Listening now, before the URL is printed: a browser that opens it while the server still starts waits in
+    # the backlog instead of being refused.
     sock.listen(128)
     return sock
 

@@ -1,0 +1,27 @@
+"""The chart specs the web kit's ``chart`` macro draws (Chart.js) and tabulates, from the read models' data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cove.console.figures.timeline import Series, Timeline
+
+
+def spec(
+    kind: str, labels: list[str], series: list[Series], x_label: str, y_label: str, stacked: bool = False
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "labels": labels,
+        "series": [{"label": s.label, "data": s.data} for s in series],
+        "x_label": x_label,
+        "y_label": y_label,
+        "stacked": stacked,
+        "integer": all(isinstance(v, int) for s in series for v in s.data),  # counts: whole-number ticks
+    }
+
+
+def over_time(
+    axis: Timeline, series: list[Series], y_label: str, kind: str = "line", stacked: bool = False
+) -> dict[str, Any]:
+    return spec(kind, axis.labels(), series, f"{axis.unit} (UTC)", y_label, stacked)
