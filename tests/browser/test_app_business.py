@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
 from browser.test_app_chat import ALICE, _checked, _register
@@ -24,7 +23,6 @@ from cove.protocol.templates.message import split_template_message
 from cove.testing import run_cove
 from test_business_types import BUTTONS as BUTTONS_MESSAGE
 
-pytestmark = pytest.mark.usefixtures("_migrated_sqlite")  # before Playwright's loop starts (see test_app_chat)
 SHOP = "+14155550161"
 BUTTONS = BUTTONS_MESSAGE.model_dump(mode="json", exclude_none=True)  # "Pick a time": 4 pm or 6 pm
 

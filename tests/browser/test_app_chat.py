@@ -16,9 +16,6 @@ from browser.world import SIZES, accessibility_problems, no_horizontal_scroll, s
 from cove.client.profile import open_profile
 from cove.client.transport import CoveClient
 
-# The relay's database template is made with asyncio.run, which cannot run once Playwright's loop is up: it comes
-# first.
-pytestmark = pytest.mark.usefixtures("_migrated_sqlite")
 # What a page shows may wait for a relay, two apps and Chromium sharing two loaded cores.
 expect.set_options(timeout=15_000)
 ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
