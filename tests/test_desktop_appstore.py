@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cove.client.events import PayloadReceived, TemplateReceived
+from cove.client.events import AttachmentReceived, PayloadReceived, TemplateReceived
 from cove.client.group_store import GroupMessage, GroupStore
 from cove.client.store import ClientStore
 from cove.desktop import appstore
@@ -79,3 +79,16 @@ def test_a_business_keeps_its_name_and_badge(store: ClientStore) -> None:
     app.save_business(PEER, "Acme", True)
     assert app.business(PEER) == ("Acme", True)
     assert app.businesses() == {PEER}
+
+
+def test_a_requests_files_wait_bounded_until_accepted_or_dropped(
+    store: ClientStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(appstore, "MAX_HELD", 2)
+    app = AppStore(store)
+    files = [AttachmentReceived(PEER, 1, f"f{i}", {"name": f"{i}.txt"}, None, i) for i in range(3)]
+    for event in files:
+        app.hold_file(event)
+    assert app.held_files(PEER) == files[1:]  # the oldest was given up
+    app.drop_held(PEER)
+    assert app.held_files(PEER) == []

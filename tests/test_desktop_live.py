@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from contextlib import aclosing
 
+import pytest
+
 from cove.desktop import live
 from cove.desktop.live import CONNECTED, LiveHub
 
@@ -25,8 +27,18 @@ async def test_past_the_page_limit_the_oldest_listener_is_dropped() -> None:
     for page in pages:
         assert await anext(page) == CONNECTED
     hub.publish("chats")
+    with pytest.raises(StopAsyncIteration):  # the dropped page's stream ends
+        await anext(pages[0])
     assert [await anext(page) for page in pages[1:]] == ["chats"] * live.MAX_PAGES
-    assert len(hub._queues) == live.MAX_PAGES
     for page in pages:
         await page.aclose()
-    assert hub._queues == []
+
+
+async def test_closing_ends_every_listener_and_any_later_one() -> None:
+    hub = LiveHub()
+    page = hub.listen()
+    assert await anext(page) == CONNECTED
+    hub.publish("chats")
+    hub.close()
+    assert [what async for what in page] == ["chats"]
+    assert [what async for what in hub.listen()] == []

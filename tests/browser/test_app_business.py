@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
 from browser.test_app_chat import ALICE, _checked, _register
@@ -20,12 +19,27 @@ from cove.client.errors import RelayError
 from cove.client.events import PayloadReceived
 from cove.client.profile import open_profile
 from cove.client.transport import CoveClient
+from cove.protocol.templates.message import split_template_message
 from cove.testing import run_cove
 from test_business_types import BUTTONS as BUTTONS_MESSAGE
 
-pytestmark = pytest.mark.usefixtures("_migrated_sqlite")  # before Playwright's loop starts (see test_app_chat)
 SHOP = "+14155550161"
 BUTTONS = BUTTONS_MESSAGE.model_dump(mode="json", exclude_none=True)  # "Pick a time": 4 pm or 6 pm
+
+
+CAKE_READY = {
+    "name": "cake_ready",
+    "language": "en",
+    "category": "UTILITY",
+    "components": [
+        {"type": "BODY", "text": "Your cake {{1}} is ready.", "example": {"body_text": [["A-17"]]}},
+        {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "On my way"}]},
+    ],
+}
+
+
+def _api(relay, shop: CoveClient) -> httpx.AsyncClient:  # noqa: ANN001
+    return httpx.AsyncClient(base_url=relay.url, headers={"Authorization": f"Bearer {shop.core.token}"})
 
 
 def _as_shop(relay, home: Path, step: Any) -> Any:  # noqa: ANN001
@@ -49,8 +63,7 @@ def test_a_verified_business_offers_buttons_and_gets_the_tap(
     async def open_shop(shop: CoveClient) -> None:
         await shop.request_code(SHOP)
         await shop.register(SHOP, await code_inbox.code_for(SHOP))
-        headers = {"Authorization": f"Bearer {shop.core.token}"}
-        async with httpx.AsyncClient(base_url=relay.url, headers=headers) as api:
+        async with _api(relay, shop) as api:
             made = await api.put(
                 "/v1/business/profile", json={"display_name": "Corner Bakery", "vertical": "RESTAURANT"}
             )
@@ -87,6 +100,34 @@ def test_a_verified_business_offers_buttons_and_gets_the_tap(
 
     [reply] = [p for p in _as_shop(relay, tmp_path, replies) if p.get("type") == "interactive_reply"]
     assert reply["reply"] == {"id": "slot-4", "title": "4 pm", "type": "button_reply"}
+
+    # A template: shown as the server signed it, with the business's values, and its quick reply tapped.
+    async def submit(shop: CoveClient) -> str:
+        async with _api(relay, shop) as api:
+            submitted = await api.post("/v1/business/templates", json=CAKE_READY)
+            assert submitted.status_code == 201, submitted.text
+            return submitted.json()["template_id"]
+
+    template_id = _as_shop(relay, tmp_path, submit)
+    assert run_cove(["business", "approve", template_id], relay.env).returncode == 0
+
+    async def send_template(shop: CoveClient) -> None:
+        approved = await shop.approved_template(template_id)
+        header, sealed = split_template_message(approved, ["A-17"])
+        cmid = uuid.uuid4().hex
+        payload = {"v": 1, "type": "template", "id": cmid, "ts": int(time.time() * 1000), "sealed": sealed.decode()}
+        visible = {"kind": "template", "template_id": template_id, "template_version": header.version,
+                   "language": header.language, "category": header.category.value.upper()}  # fmt: skip
+        await shop.send(
+            shop.core.compose_business(await shop.resolve(ALICE), cmid, json.dumps(payload).encode(), visible)
+        )
+
+    _as_shop(relay, tmp_path, send_template)
+    expect(page.locator("#messages")).to_contain_text("Your cake A-17 is ready.")
+    page.get_by_role("button", name="On my way").click()
+    expect(page.get_by_role("button", name="On my way")).to_have_count(0)
+    [tapped] = [p for p in _as_shop(relay, tmp_path, replies) if p.get("type") == "template_button"]
+    assert tapped["button"] == {"payload": "On my way", "text": "On my way"}
 
     page.get_by_label("Why").select_option("didnt_sign_up")
     page.get_by_label("Block it too, when reporting").check()

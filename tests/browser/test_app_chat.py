@@ -16,9 +16,6 @@ from browser.world import SIZES, accessibility_problems, no_horizontal_scroll, s
 from cove.client.profile import open_profile
 from cove.client.transport import CoveClient
 
-# The relay's database template is made with asyncio.run, which cannot run once Playwright's loop is up: it comes
-# first.
-pytestmark = pytest.mark.usefixtures("_migrated_sqlite")
 # What a page shows may wait for a relay, two apps and Chromium sharing two loaded cores.
 expect.set_options(timeout=15_000)
 ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
@@ -75,8 +72,21 @@ def test_two_people_chat_live(open_app, code_inbox, browser: Browser, tmp_path: 
     expect(bob.locator("#messages")).to_contain_text("Lunch at noon?")
     # Still a request: Bob read it, but Alice is not told until he accepts.
     expect(mine.locator("[data-tick]")).to_have_attribute("data-tick", "delivered")
+
+    # A file in the request is shown, but fetched only once Bob accepts; then he downloads it from the page.
+    document = tmp_path / "route-map.txt"
+    document.write_bytes(b"the route map: north ridge, then the gully\n" * 100)
+    alice.get_by_label("File (optional, encrypted on this computer)").set_input_files(str(document))
+    alice.get_by_label("Message", exact=True).fill("The route map")
+    alice.get_by_role("button", name="Send", exact=True).click()
+    arrived = bob.locator("#messages li").filter(has_text="route-map.txt")
+    expect(arrived).to_be_visible()
+    expect(arrived.get_by_role("link")).to_have_count(0)
     bob.get_by_role("button", name="Accept").click()
     expect(bob.locator("#request")).to_have_count(0)
+    with bob.expect_download() as download:
+        arrived.get_by_role("link", name="Download the file").click()
+    assert Path(download.value.path()).read_bytes() == document.read_bytes()
     expect(mine.locator("[data-tick]")).to_have_attribute("data-tick", "read")
     expect(mine.locator(".sr-only")).to_have_text("read")
 
@@ -88,22 +98,16 @@ def test_two_people_chat_live(open_app, code_inbox, browser: Browser, tmp_path: 
     expect(reply.locator("[data-tick]")).to_have_attribute("data-tick", "read")
     _checked(alice, "app-conversation")
 
-    # A file goes across, encrypted; Bob downloads it from the page.
-    document = tmp_path / "route-map.txt"
-    document.write_bytes(b"the route map: north ridge, then the gully\n" * 100)
+    # A second file, now that Bob accepted: fetched at once.
     alice.get_by_label("File (optional, encrypted on this computer)").set_input_files(str(document))
-    alice.get_by_label("Message", exact=True).fill("The route map")
+    alice.get_by_label("Message", exact=True).fill("The route map again")
     alice.get_by_role("button", name="Send", exact=True).click()
-    arrived = bob.locator("#messages li").filter(has_text="route-map.txt")
-    expect(arrived.get_by_role("link", name="Download the file")).to_be_visible()
-    with bob.expect_download() as download:
-        arrived.get_by_role("link", name="Download the file").click()
-    assert Path(download.value.path()).read_bytes() == document.read_bytes()
+    expect(bob.locator("#messages li").filter(has_text="The route map again").get_by_role("link")).to_be_visible()
 
     # The chat list: Alice's conversation with Bob, its last message, nothing unread.
     bob.goto(bob_app.base + "/")
     row = bob.locator("#conversations li").filter(has_text=ALICE)
-    expect(row).to_contain_text("route-map.txt")
+    expect(row).to_contain_text("The route map again")
     expect(row.locator("[data-unread]")).to_have_count(0)
     _checked(bob, "app-chats")
 

@@ -3,12 +3,9 @@ from its devices page, lists both, and unlinks it."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser.test_app_chat import ALICE, _checked, _context_page, _register
-
-pytestmark = pytest.mark.usefixtures("_migrated_sqlite")  # before Playwright's loop starts (see test_app_chat)
 
 
 def test_a_computer_is_linked_by_its_code_and_unlinked(open_app, code_inbox, browser: Browser) -> None:  # noqa: ANN001

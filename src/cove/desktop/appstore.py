@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.client import events
-from cove.client.events import PayloadReceived, TemplateReceived
+from cove.client.events import AttachmentReceived, PayloadReceived, TemplateReceived
 from cove.client.store import ClientStore
 
 SCHEMA = """
@@ -25,11 +25,14 @@ CREATE TABLE IF NOT EXISTS desktop_files (
 CREATE TABLE IF NOT EXISTS desktop_answerable (
     chat TEXT NOT NULL, client_message_id TEXT NOT NULL, event TEXT NOT NULL, shown TEXT NOT NULL,
     sent_at INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (chat, client_message_id));
+CREATE TABLE IF NOT EXISTS desktop_held_files (
+    chat TEXT NOT NULL, client_message_id TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (chat, client_message_id));
 CREATE TABLE IF NOT EXISTS desktop_group_seen (group_id TEXT PRIMARY KEY, through INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS desktop_businesses (
     account_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, verified INTEGER NOT NULL);
 """
 MAX_ANSWERABLE = 500  # per profile: the oldest business messages lose their buttons first
+MAX_HELD = 200  # files of message requests waiting to be fetched, per profile; the oldest are given up first
 # The stores whose tables exist already: executescript commits first, so it runs once per store, not per use.
 _CREATED: weakref.WeakSet[ClientStore] = weakref.WeakSet()
 
@@ -75,6 +78,28 @@ class AppStore:
     def files(self, chat: str) -> dict[str, Path]:
         rows = self._db.execute("SELECT client_message_id, path FROM desktop_files WHERE chat = ?", (chat,))
         return {r[0]: Path(r[1]) for r in rows}
+
+    # files of message requests: fetched only once the person accepts ---------------------------------------
+    def hold_file(self, event: AttachmentReceived) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO desktop_held_files VALUES (?, ?, ?)",
+                (event.sender, event.client_message_id, events.dump(event)),
+            )
+            db.execute(
+                "DELETE FROM desktop_held_files WHERE rowid NOT IN "
+                "(SELECT rowid FROM desktop_held_files ORDER BY rowid DESC LIMIT ?)",
+                (MAX_HELD,),
+            )
+
+    def held_files(self, chat: str) -> list[AttachmentReceived]:
+        rows = self._db.execute("SELECT event FROM desktop_held_files WHERE chat = ? ORDER BY rowid", (chat,))
+        held = [events.load(r[0]) for r in rows]
+        return [e for e in held if isinstance(e, AttachmentReceived)]
+
+    def drop_held(self, chat: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM desktop_held_files WHERE chat = ?", (chat,))
 
     # business messages with buttons -----------------------------------------------------------------------
     def keep_answerable(self, event: TemplateReceived | PayloadReceived, shown: dict[str, Any]) -> None:

@@ -71,7 +71,7 @@ async def new_chat(
         return _refused(request, 400, f"{to!r} is neither a phone number nor an account id: {INTERNATIONAL_FORMAT}")
     if account == client.core.account_id:
         return _refused(request, 400, "that is your own number")
-    await conversation.send_text(client, account, text)
+    await conversation.send_text(client, desktop_of(request).files, account, text)
     return see_other(request, f"/chats/{account}")
 
 

@@ -35,6 +35,7 @@ from cove.desktop.conversations import (
     group_status,
 )
 from cove.desktop.pages import client_of, desktop_of, render, see_other
+from cove.desktop.pump import fetch_held
 from cove.protocol import groups as proto
 from cove.protocol.attachments import MAX_ATTACHMENT_BYTES, safe_name
 from cove.protocol.phone import try_normalise
@@ -81,12 +82,17 @@ def chat_key(key: str) -> str:
     return key
 
 
-async def send_text(client: CoveClient, peer: str, text: str) -> None:
-    """As `cove send`: a reply to a message request accepts it, and what it held is read now."""
+async def send_text(client: CoveClient, files: Path, peer: str, text: str) -> None:
+    """As `cove send`: a reply to a message request accepts it, and what it held is read (and fetched) now."""
     answering = client.core.contacts.requested(peer)
     await client.send_text(peer, text)
     if answering:
-        await Safety(client).read_accepted(peer)
+        await _accepted(client, files, peer)
+
+
+async def _accepted(client: CoveClient, files: Path, peer: str) -> None:
+    await Safety(client).read_accepted(peer)
+    await fetch_held(client, files, peer)
 
 
 async def _mark_read(client: CoveClient, key: str) -> None:
@@ -232,13 +238,13 @@ async def send(
                 answering = client.core.contacts.requested(key)
                 await client.send_file(key, path, caption)
                 if answering:
-                    await Safety(client).read_accepted(key)
+                    await _accepted(client, desktop_of(request).files, key)
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
     elif chat_kind(key) == GROUP_CHAT:
         await Groups(client).send_text(key, text)
     else:
-        await send_text(client, key, text)
+        await send_text(client, desktop_of(request).files, key, text)
     desktop_of(request).live.publish("chats")
     if request.headers.get("hx-request") == "true":  # the page again, with the compose box emptied
         return await page(request, key)
@@ -318,14 +324,18 @@ async def safety(
             await safety.report(GROUP, group_id=key, attached=attached, leave=also)
         else:
             await safety.report(PERSON, key, attached=attached, block=also)
+            if also:
+                AppStore(core.store).drop_held(key)
         flash = "Reported. Thank you: the operator of this relay reviews it."
     elif group or action not in ("accept", "block", "unblock"):
         return await page(request, key, 400, f"{action!r} is not something this page does")
     elif action == "accept":
         await safety.accept(key)
+        await fetch_held(client, desktop_of(request).files, key)
         flash = "Accepted: they are a contact now."
     elif action == "block":
         await safety.block(key)
+        AppStore(core.store).drop_held(key)
         flash = "Blocked: nothing more from them reaches you, and they are not told."
     else:
         await safety.unblock(key)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from websockets.exceptions import WebSocketException
@@ -117,8 +118,11 @@ class Pump:
             business = getattr(event, "business", None)
             if business is not None and app.business(event.sender) is None:
                 await self._learn_business(client, app, event.sender)
-        if carries_file(event) and not core.contacts.waiting(event):  # a stranger's file is not fetched
-            await self._save_file(client, app, event)
+        if carries_file(event):
+            if core.contacts.waiting(event) and isinstance(event, AttachmentReceived):
+                app.hold_file(event)  # a stranger's file is fetched only once the person accepts them
+            else:
+                await save_file(client, self.desktop.files, event)
         if isinstance(event, TemplateReceived):
             try:
                 app.keep_answerable(event, template_shown(await client.render_template(event)))
@@ -135,16 +139,6 @@ class Pump:
             with contextlib.suppress(*LOST):  # group invitations and changes, as `cove listen` does
                 await Groups(client).welcome([event])
         self._announce(event)
-
-    async def _save_file(self, client: CoveClient, app: AppStore, event: AttachmentReceived | SentElsewhere) -> None:
-        chat = chat_of(event)
-        assert chat is not None
-        try:
-            saved = await client.save_attachment(event, self.desktop.files)
-        except (AttachmentError, InvalidPointer, RelayError, httpx.TransportError) as exc:
-            log.warning("a file of %s could not be saved: %s", chat, exc)
-            return
-        app.file_saved(chat, event.client_message_id, saved)
 
     async def _learn_business(self, client: CoveClient, app: AppStore, business_id: str) -> None:
         try:
@@ -164,6 +158,27 @@ class Pump:
             live.publish("chats")
         if isinstance(event, DevicesChanged):
             live.publish("devices")
+
+
+async def save_file(client: CoveClient, folder: Path, event: AttachmentReceived | SentElsewhere) -> None:
+    """Fetch, check and decrypt a file into ``folder``, and remember where for the page's download link; a file
+    that cannot be saved is logged (the others still are)."""
+    chat = chat_of(event)
+    assert chat is not None
+    try:
+        saved = await client.save_attachment(event, folder)
+    except (AttachmentError, InvalidPointer, RelayError, httpx.TransportError) as exc:
+        log.warning("a file of %s could not be saved: %s", chat, exc)
+        return
+    AppStore(client.core.store).file_saved(chat, event.client_message_id, saved)
+
+
+async def fetch_held(client: CoveClient, folder: Path, peer: str) -> None:
+    """Once a message request is accepted (or answered), the files it held are fetched."""
+    app = AppStore(client.core.store)
+    for event in app.held_files(peer):
+        await save_file(client, folder, event)
+    app.drop_held(peer)
 
 
 @asynccontextmanager

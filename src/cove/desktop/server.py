@@ -22,6 +22,7 @@ def create_app(desktop: Desktop, key: str) -> FastAPI:
 
     app = FastAPI(title=f"Cove: {desktop.profile}", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.desktop = desktop
+    app.state.stopping_hooks = [desktop.live.close]  # cove.web.local.serve: open pages' streams end first
     mount_static(app)
     for part in (welcome, chats, devices, privacy, account):
         app.include_router(part.router)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import uvicorn
 from fastapi import FastAPI
 
 from cove.cli_guard import CommandError
+
+GRACE_SECONDS = 2  # what requests under way get to finish once the server is asked to stop
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -27,11 +29,27 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, stopping: Sequence[Callable[[], None]]) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for hook in self._stopping:
+            hook()
+        await super().shutdown(sockets)
+
+
 def serve(app: FastAPI, sock: socket.socket, ready: Callable[[str], None]) -> None:
     """Serve ``app`` on ``sock`` until interrupted; ``ready`` gets the base URL once the socket is bound."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     ready(f"http://{shown}:{port}")
-    config = uvicorn.Config(app, log_level="warning", access_log=False, ws="none", lifespan="on")
-    server = uvicorn.Server(config)
+    # A stream of server-sent events never ends by itself: ``app.state.stopping_hooks`` end them when the server
+    # begins to stop (uvicorn waits for open requests before the lifespan's shutdown), and the grace period
+    # bounds anything else, so Ctrl-C never waits for every tab to close.
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, ws="none", lifespan="on", timeout_graceful_shutdown=GRACE_SECONDS
+    )
+    server = _Server(config, getattr(app.state, "stopping_hooks", ()))
     asyncio.run(server.serve(sockets=[sock]))
