@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from cove.client import linking
 from cove.client.errors import RelayError
-from cove.client.profile import remove_profile
 from cove.client.transport import CoveClient
 from cove.desktop import privacy_view as pv
 from cove.desktop.pages import client_of, desktop_of, render
@@ -52,9 +51,7 @@ async def delete_account(request: Request, confirm: str = Form("")) -> Response:
         states = {r["event_id"]: await _state(client, r["event_id"]) for r in receipts}
     finally:
         # The account is gone on the relay: this machine's copy goes whatever the receipts' states say.
-        await client.aclose()
-        remove_profile(core, desktop.profile, desktop.home)
-        desktop.core, desktop.client = None, None  # the app is unregistered now: every page leads to /welcome
+        await desktop.forget()
     erasures = pv.erasures(desktop.server, receipts, states)
     return render(request, "account_deleted.html", title="Account deleted", number=number, erasures=erasures)
 

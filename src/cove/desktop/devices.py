@@ -11,7 +11,6 @@ from fastapi.responses import Response
 
 from cove.client import linking
 from cove.client.devices import ProvisioningError
-from cove.client.profile import remove_profile
 from cove.desktop.pages import client_of, desktop_of, render, see_other
 from cove.protocol.provisioning import InvalidLinkCode
 
@@ -72,10 +71,7 @@ async def unlink(request: Request, device_id: int) -> Response:
             await linking.leave(client)
         except linking.LinkError as exc:
             return await _page(request, 400, error=str(exc))
-        await client.aclose()
-        remove_profile(client.core, desktop.profile, desktop.home)
-        desktop.core = desktop.client = None
-        desktop.ready.clear()
+        await desktop.forget()
         return see_other(request, "/welcome")
     if device_id <= PRIMARY:
         return await _page(request, 400, error="the phone (device 1) cannot be unlinked: delete the account instead")

@@ -92,10 +92,11 @@ class Pump:
                         self.desktop.connection = "connected"
                     await self.handle(client, event)
             except RelayError as exc:
-                if exc.status == 401:  # logged out or unlinked: nothing to reconnect to
+                if exc.status == 401:  # logged out or unlinked: nothing to reconnect to until a new account
                     self.desktop.connection = "logged out"
+                    self.desktop.ready.clear()
                     self.desktop.live.publish("chats")
-                    return
+                    continue
                 self._lost(exc)
             except LOST as exc:
                 self._lost(exc)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cove.client.core import ClientCore
-from cove.client.profile import open_profile, profile_folder
+from cove.client.profile import open_profile, profile_folder, remove_profile
 from cove.client.transport import CoveClient
 from cove.desktop.live import LiveHub
 
@@ -54,6 +54,18 @@ class Desktop:
     @property
     def registered(self) -> bool:
         return self.core is not None and bool(self.core.token)
+
+    async def forget(self) -> None:
+        """The profile is gone (its account deleted, or a first registration step failed): its connection and
+        store are closed and its folder deleted, every page leads to the welcome page again, and the event pump
+        waits for the next account."""
+        self.ready.clear()
+        if self.client is not None:
+            await self.client.aclose()
+        if self.core is not None:
+            remove_profile(self.core, self.profile, self.home)
+        self.core = self.client = None
+        self.connection = "connecting"
 
     async def aclose(self) -> None:
         if self.client is not None:

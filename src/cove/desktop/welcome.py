@@ -19,7 +19,7 @@ from cove.client import linking
 from cove.client.codes import registration_code
 from cove.client.devices import ProvisioningError
 from cove.client.errors import RelayError
-from cove.client.profile import open_profile, remove_profile
+from cove.client.profile import open_profile
 from cove.client.safety_client import Safety
 from cove.client.transport import CoveClient
 from cove.desktop.pages import desktop_of, render, see_other
@@ -61,13 +61,6 @@ def _open(desktop: Desktop) -> tuple[CoveClient, bool]:
     return desktop.client, new
 
 
-def _forget(desktop: Desktop) -> None:
-    """A first step that failed leaves no profile behind, as `cove register` leaves none."""
-    if desktop.core is not None:
-        remove_profile(desktop.core, desktop.profile, desktop.home)
-    desktop.core = desktop.client = None
-
-
 def _said(exc: RelayError) -> str:
     return str(exc.details.get("message") or exc)
 
@@ -88,11 +81,11 @@ async def request_code(request: Request, phone_number: str = Form("", max_length
         sent = await client.request_code(phone)
     except RelayError as exc:
         if new:
-            _forget(desktop)
+            await desktop.forget()  # a first step that failed leaves no profile, as `cove register` leaves none
         return _welcome(request, exc.status if exc.status < 500 else 502, error=_said(exc), phone=phone)
     except httpx.TransportError:
         if new:
-            _forget(desktop)
+            await desktop.forget()  # a first step that failed leaves no profile, as `cove register` leaves none
         return _welcome(request, 502, error=f"the relay at {desktop.server} does not answer: is it running?")
     client.core.store.set("server", client.base_url)
     client.core.store.set("pending_phone", sent["phone_number"])
@@ -125,7 +118,7 @@ async def restart(request: Request) -> Response:
     """Another number: the code asked for is forgotten."""
     desktop = desktop_of(request)
     if desktop.core is not None and not desktop.registered:
-        _forget(desktop)
+        await desktop.forget()  # a first step that failed leaves no profile, as `cove register` leaves none
     return see_other(request, "/welcome")
 
 
@@ -158,7 +151,7 @@ async def start_link(request: Request) -> Response:
             pending = await linking.open_link(client)
         except (RelayError, httpx.TransportError, linking.LinkError) as exc:
             if new:
-                _forget(desktop)
+                await desktop.forget()  # a first step that failed leaves no profile, as `cove register` leaves none
             said = _said(exc) if isinstance(exc, RelayError) else str(exc) or "the relay does not answer"
             return _welcome(request, 502, error=said)
         state = Linking(pending.code)
