@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from console_sections_world import chart_figures, console
+from console_sections_world import chart_figures
+from console_world import signed_in
 from cove.clock import now_ms
 from cove.console.figures.days import DAY_MS, day_label, day_of
 from cove.console.figures.sharing import sharing_figures
@@ -72,8 +74,8 @@ async def test_batches_rows_disclosures_and_erasures_per_recipient(
     assert figures.erasures_requested == {day_of(deleted_at): 2}
     assert figures.erasures_acknowledged == {today: 1}
 
-    with console(database_url, tmp_path / "console") as client:
-        page = client.get("/sharing")
+    async with signed_in(database_url, tmp_path / "console") as operator:
+        page = await operator.get("/sharing")
     assert page.status_code == 200
     assert chart_figures(page.text, "sharing-batches")["parent"][day_label(today)] == 2
     assert chart_figures(page.text, "sharing-purposes")["parent"]["ads"] == first.rows["ads"] + second.rows["ads"]
@@ -98,18 +100,20 @@ async def test_an_empty_relay_shows_each_section_and_nobody_unsigned_sees_or_cha
         "/business": "No template is waiting for review.",
         "/safety": "No action waits for review.",
     }
-    with console(database_url, tmp_path / "console") as client:
+    async with signed_in(database_url, tmp_path / "console") as operator:
         for path, said in empty.items():
-            page = client.get(path)
+            page = await operator.get(path)
             assert page.status_code == 200 and said in page.text, path
-    with console(database_url, tmp_path / "console", signed_in=False) as stranger:
-        asked = [stranger.get(path) for path in empty]
-        asked += [
-            stranger.post("/business/templates/00000000-0000-4000-8000-000000000000/approve"),
-            stranger.post("/business/templates/00000000-0000-4000-8000-000000000000/reject", data={"reason": "x"}),
-            stranger.post("/safety/reviews/1", data={"decision": "lift"}),
-            stranger.post("/safety/appeals/1", data={"decision": "grant"}),
-        ]
+        async with httpx.AsyncClient(base_url=operator.base, timeout=30) as stranger:
+            asked = [await stranger.get(path) for path in empty]
+            for path, form in (
+                ("/business/templates/00000000-0000-4000-8000-000000000000/approve", {}),
+                ("/business/templates/00000000-0000-4000-8000-000000000000/reject", {"reason": "x"}),
+                ("/safety/reviews/1", {"decision": "lift"}),
+                ("/safety/appeals/1", {"decision": "grant"}),
+            ):
+                # with the operator's own token even: the session is what a stranger lacks
+                asked.append(await stranger.post(path, data={**form, "csrf": operator.token}))
     assert [(r.status_code, r.headers.get("location")) for r in asked] == [(303, "/login")] * len(asked)
 
 
