@@ -16,9 +16,9 @@ from console_world import signed_in
 from cove.business import service
 from cove.business.keys import BusinessKeys
 from cove.business.storage import business_events, business_template_versions, business_templates
-from cove.clock import now_ms
+from cove.clock import now_ms, to_datetime
 from cove.console.figures.business import business_figures, pending_templates
-from cove.console.figures.days import day_label, day_of
+from cove.console.figures.timeline import DAY_MS
 from cove.db import create_engine
 from cove.protocol.templates import verify_approved
 
@@ -37,7 +37,7 @@ async def test_standing_and_history_of_each_business(engine: AsyncEngine, tmp_pa
 
     now = now_ms()
     figures = await business_figures(engine, now)
-    today = day_of(now)
+    today = now // DAY_MS  # the window's buckets are days since the epoch
     rows = {b.name: b for b in figures.businesses}
     assert figures.total == 2 and set(rows) == {"Corner Bakery", "Night Owl"}
     bakery_row, owl = rows["Corner Bakery"], rows["Night Owl"]
@@ -114,4 +114,4 @@ async def test_history_outside_the_window_is_left_out(engine: AsyncEngine, tmp_p
     figures = await business_figures(engine, later)
     assert figures.tier_moves == {"up": {}, "down": {}} and figures.feedback["report"] == {}
     assert all(not per_day for per_day in figures.quality_per_day.values())
-    assert day_label(day_of(later)) == figures.window.labels()[-1]
+    assert figures.window.labels()[-1] == to_datetime(later).strftime("%Y-%m-%d")  # the window ends that day

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from console_sections_world import chart_figures, take
 from console_world import signed_in
 from cove.clock import now_ms
-from cove.console.figures.days import day_label, day_of
 from cove.console.figures.safety import safety_figures
+from cove.console.figures.timeline import DAY_MS, days_ending
 from cove.db import create_engine
 from cove.safety import actions_storage as storage
 from cove.safety import storage as bans
@@ -45,7 +45,7 @@ async def test_the_queue_and_actions_per_day_by_step_and_reason(engine: AsyncEng
 
     now = now_ms()
     figures = await safety_figures(engine, now)
-    today = day_of(now)
+    today = now // DAY_MS
     assert [(a.id, a.account_id, a.step) for a in figures.reviews] == [
         (restricted, "alice", Step.RESTRICT),
         (banned, "bob", Step.BAN),
@@ -79,7 +79,7 @@ async def test_reviews_and_appeals_decided_through_the_page(
             f'action="/safety/reviews/{restricted}"' in page.text
             and f'action="/safety/appeals/{filed.id}"' in page.text
         )
-        assert chart_figures(page.text, "safety-steps")["restrict"][day_label(day_of(now_ms()))] == 2
+        assert chart_figures(page.text, "safety-steps")["restrict"][days_ending(now_ms()).labels()[-1]] == 2
 
         lifted = await operator.post(f"/safety/reviews/{restricted}", decision="lift", note="a teacher")
         assert (lifted.status_code, lifted.headers["location"]) == (303, "/safety")

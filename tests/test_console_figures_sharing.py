@@ -12,8 +12,8 @@ import pytest
 from console_sections_world import chart_figures
 from console_world import signed_in
 from cove.clock import now_ms
-from cove.console.figures.days import DAY_MS, day_label, day_of
 from cove.console.figures.sharing import sharing_figures
+from cove.console.figures.timeline import DAY_MS
 from cove.db import create_engine
 from cove.sharing import erasure, gateway, wire
 from cove.sharing.keys import SharingKeys
@@ -51,7 +51,7 @@ async def test_batches_rows_disclosures_and_erasures_per_recipient(
 
     now = now_ms()
     figures = await sharing_figures(world.engine, now)
-    today = day_of(now)
+    today = now // DAY_MS
     assert figures.batches_per_day == {"parent": {today: 2}}
     assert figures.rows_per_day == {"parent": {today: first.total_rows + second.total_rows}}
     assert figures.rows_per_purpose["ads"] == {"parent": first.rows["ads"] + second.rows["ads"]}
@@ -71,13 +71,13 @@ async def test_batches_rows_disclosures_and_erasures_per_recipient(
     # No batch went to the processor: its erasure waits, unsent, since the deletion.
     assert (processor.requested, processor.sent, processor.acknowledged, processor.outstanding) == (1, 0, 0, 1)
     assert processor.oldest_outstanding_ms == deleted_at
-    assert figures.erasures_requested == {day_of(deleted_at): 2}
+    assert figures.erasures_requested == {deleted_at // DAY_MS: 2}
     assert figures.erasures_acknowledged == {today: 1}
 
     async with signed_in(database_url, tmp_path / "console") as operator:
         page = await operator.get("/sharing")
     assert page.status_code == 200
-    assert chart_figures(page.text, "sharing-batches")["parent"][day_label(today)] == 2
+    assert chart_figures(page.text, "sharing-batches")["parent"][figures.window.label(today)] == 2
     assert chart_figures(page.text, "sharing-purposes")["parent"]["ads"] == first.rows["ads"] + second.rows["ads"]
     assert second.manifest.batch_id in page.text
 

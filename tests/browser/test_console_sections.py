@@ -16,7 +16,7 @@ from console_sections_world import bakery, profile, take, template
 from console_world import beside_playwright, check_page, sign_in_on
 from cove.business import service
 from cove.clock import now_ms
-from cove.console.figures.days import day_label, day_of
+from cove.console.figures.timeline import days_ending
 from cove.db import create_engine
 from cove.safety import actions_storage
 from cove.safety.ladder import Source, Step
@@ -82,7 +82,7 @@ def test_sharing_business_and_safety_sections(page: Page, database_url: str, ope
     data_dir = tmp_path / "relay"
     data_dir.mkdir()
     made = beside_playwright(fill(database_url, data_dir))
-    today = day_label(day_of(now_ms()))
+    today = days_ending(now_ms()).labels()[-1]
     console = open_console(database_url, data_dir)
     page.goto(console.url)
     sign_in_on(page)

@@ -13,13 +13,14 @@ from cove.business.keys import BusinessKeys
 from cove.clock import now_ms
 from cove.console import forms
 from cove.console.auth import current_operator
-from cove.console.figures import days
+from cove.console.charts import spec, stacked_counts
 from cove.console.figures.business import (
     BUSINESSES_SHOWN,
     BusinessFigures,
     business_figures,
     pending_templates,
 )
+from cove.console.figures.timeline import Series
 from cove.console.pages import engine_of
 
 router = APIRouter()
@@ -29,17 +30,17 @@ SECTION = "/business"
 def charts(figures: BusinessFigures) -> dict[str, dict]:
     window = figures.window
     tiers = list(figures.tiers_now)
-    per_tier = {"Businesses": [figures.tiers_now[t] for t in tiers]}
+    per_tier = [Series("Businesses", [figures.tiers_now[t] for t in tiers])]
     named = {"up": "Up", "down": "Down", "paused": "Paused", "disabled": "Disabled", "block": "Blocks"}
     named |= {"report": "Reports", "green": "Green", "yellow": "Yellow", "red": "Red"}
 
     def daily(series: dict[str, dict[int, int]], y_label: str) -> dict:
-        return days.daily_spec(window, {named.get(k, k): v for k, v in series.items()}, y_label)
+        return stacked_counts(window, {named.get(k, k): v for k, v in series.items()}, y_label)
 
     return {
         # charts.js colours series by position (blue, red, green): red and green land on their own colours.
         "quality": daily({q: figures.quality_per_day.get(q, {}) for q in ("yellow", "red", "green")}, "Businesses"),
-        "tiers": days.chart_spec("bar", tiers, per_tier, "Tier (users a day)", "Businesses"),
+        "tiers": spec("bar", tiers, per_tier, "Tier (users a day)", "Businesses"),
         "moves": daily(figures.tier_moves, "Moves"),
         "pauses": daily(figures.pauses, "Templates"),
         "feedback": daily(figures.feedback, "Feedback"),
@@ -61,7 +62,6 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
         pending=pending,
         waiting=waiting,
         shown=BUSINESSES_SHOWN,
-        when=days.when_label,
     )
 
 

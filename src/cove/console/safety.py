@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from cove.clock import now_ms
 from cove.console import forms
 from cove.console.auth import current_operator
-from cove.console.figures import days
+from cove.console.charts import stacked_counts
 from cove.console.figures.safety import SafetyFigures, safety_figures
 from cove.console.pages import engine_of
 from cove.safety import appeals
@@ -25,9 +25,10 @@ T = TypeVar("T")
 
 
 def charts(figures: SafetyFigures) -> dict[str, dict]:
+    window = figures.window
     return {
-        "steps": days.daily_spec(figures.window, figures.per_step, "Actions"),
-        "reasons": days.daily_spec(figures.window, figures.per_reason, "Actions"),
+        "steps": stacked_counts(window, figures.per_step, "Actions"),
+        "reasons": stacked_counts(window, figures.per_reason, "Actions"),
     }
 
 
@@ -46,7 +47,6 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
         charts=charts(figures),
         review_rate=_rate(figures.stats.review_overturn_rate),
         appeal_rate=_rate(figures.stats.appeal_overturn_rate),
-        when=days.when_label,
     )
 
 
