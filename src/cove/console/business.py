@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cove.business import service
 from cove.business.keys import BusinessKeys
 from cove.clock import now_ms
 from cove.console import forms
-from cove.console.auth import current_operator
+from cove.console.auth import Operator
 from cove.console.charts import spec, stacked_counts
 from cove.console.figures.business import (
     BUSINESSES_SHOWN,
@@ -66,7 +66,7 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
 
 
 @router.get(SECTION, response_class=HTMLResponse)
-async def business_page(request: Request, operator: str = Depends(current_operator)) -> HTMLResponse:
+async def business_page(request: Request, operator: Operator) -> HTMLResponse:
     return await _page(request)
 
 
@@ -79,7 +79,7 @@ def _template_id(raw: str) -> str:
 
 
 @router.post(SECTION + "/templates/{template_id}/approve")
-async def approve(request: Request, template_id: str, operator: str = Depends(current_operator)) -> Response:
+async def approve(request: Request, template_id: str, operator: Operator) -> Response:
     async def action() -> str:
         keys = BusinessKeys.load_or_create(request.app.state.settings.data_dir)
         row = await service.approve(engine_of(request), keys, _template_id(template_id))
@@ -89,7 +89,7 @@ async def approve(request: Request, template_id: str, operator: str = Depends(cu
 
 
 @router.post(SECTION + "/templates/{template_id}/reject")
-async def reject(request: Request, template_id: str, operator: str = Depends(current_operator)) -> Response:
+async def reject(request: Request, template_id: str, operator: Operator) -> Response:
     async def action() -> str:
         chosen = _template_id(template_id)
         reason = await forms.text(request, "reason", "a reason (the business is shown it)", required=True)

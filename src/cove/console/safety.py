@@ -7,12 +7,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cove.clock import now_ms
 from cove.console import forms
-from cove.console.auth import current_operator
+from cove.console.auth import Operator
 from cove.console.charts import stacked_counts
 from cove.console.figures.safety import SafetyFigures, safety_figures
 from cove.console.pages import engine_of
@@ -51,7 +51,7 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
 
 
 @router.get(SECTION, response_class=HTMLResponse)
-async def safety_page(request: Request, operator: str = Depends(current_operator)) -> HTMLResponse:
+async def safety_page(request: Request, operator: Operator) -> HTMLResponse:
     return await _page(request)
 
 
@@ -79,7 +79,7 @@ async def _decided(kind: str, decision: Decision, deciding: Awaitable[T]) -> T:
 
 
 @router.post(SECTION + "/reviews/{case}")
-async def review(request: Request, case: str, operator: str = Depends(current_operator)) -> Response:
+async def review(request: Request, case: str, operator: Operator) -> Response:
     async def action() -> str:
         d = await _decision(request, case, "review", ("confirm", "lift"))
         taken = await _decided("review", d, appeals.review(engine_of(request), d.case, d.first, d.note))
@@ -90,7 +90,7 @@ async def review(request: Request, case: str, operator: str = Depends(current_op
 
 
 @router.post(SECTION + "/appeals/{case}")
-async def appeal(request: Request, case: str, operator: str = Depends(current_operator)) -> Response:
+async def appeal(request: Request, case: str, operator: Operator) -> Response:
     async def action() -> str:
         d = await _decision(request, case, "appeal", ("grant", "deny"))
         decided = await _decided("appeal", d, appeals.decide_appeal(engine_of(request), d.case, d.first, d.note))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from cove.clock import now_ms
-from cove.console.auth import current_operator
+from cove.console.auth import Operator
 from cove.console.charts import counted, over_time, spec, stacked_counts
 from cove.console.figures.sharing import LATEST_BATCHES, MANIFESTS_READ, SharingFigures, sharing_figures
 from cove.console.figures.timeline import Series
@@ -39,7 +39,7 @@ def charts(figures: SharingFigures) -> dict[str, dict]:
 
 
 @router.get("/sharing", response_class=HTMLResponse)
-async def sharing_page(request: Request, operator: str = Depends(current_operator)) -> HTMLResponse:
+async def sharing_page(request: Request, operator: Operator) -> HTMLResponse:
     now = now_ms()
     figures = await sharing_figures(engine_of(request), now)
     return render(
