@@ -13,11 +13,8 @@ from console_world import RELAY_ENV, beside_playwright, check_page, notice_for, 
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
-from cove.consent import service
-from cove.db import create_engine
-from cove.testing import policy_opening_now
+from privacy_world import publish
 
-DEFAULT = Path(__file__).resolve().parents[2] / "policies" / "cove-default.toml"
 PHONE = "+14155550161"
 # The figure in a chart's table (the chart macro's data-chart-table) at a row and a column, or null.
 CELL = """([id, row, col]) => {
@@ -64,14 +61,6 @@ class Person:
         beside_playwright(self._run(step))
 
 
-async def publish_default(database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        await service.publish(engine, policy_opening_now(DEFAULT))
-    finally:
-        await engine.dispose()
-
-
 def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
     page: Page,
     relay,
@@ -79,7 +68,7 @@ def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
     open_console,
     tmp_path: Path,  # noqa: ANN001
 ) -> None:
-    beside_playwright(publish_default(relay.database_url))
+    beside_playwright(publish(relay.database_url))
     alice = Person(relay, tmp_path / "alice")
 
     async def join(client: CoveClient) -> None:
