@@ -1,20 +1,14 @@
-"""The operator console over a test's database, and the data its sections show, made by the functions the
-relay and the operator commands use (the business and safety services; the sharing gateway's world).
-
-The routes need a signed-in operator; until the console's login is what a test goes through, the
-``current_operator`` dependency names one, which is all a section reads of the session.
-"""
+"""The data the console's sharing, business and safety sections show, made by the functions the relay and the
+operator commands use (the business and safety services; the sharing gateway's world), and the figures a page's
+chart was drawn from. The console itself is started and signed in to as console_world does it."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cove.business import reach, service, standing
@@ -22,25 +16,11 @@ from cove.business.keys import BusinessKeys
 from cove.business.quality import Quality
 from cove.clock import now_ms
 from cove.config import Settings
-from cove.console.auth import current_operator
-from cove.console.server import create_app
 from cove.protocol.business import BlockReason
 from cove.safety import actions
 from cove.safety.ladder import Source, Step
 from cove.safety.verdicts import ReasonCode
 from helpers import insert_account
-
-OPERATOR = "test-operator"
-
-
-@contextmanager
-def console(database_url: str, data_dir: Path, signed_in: bool = True) -> Iterator[TestClient]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(Settings(data_dir=data_dir, database_url=database_url), local_only=False)
-    if signed_in:
-        app.dependency_overrides[current_operator] = lambda: OPERATOR
-    with TestClient(app, follow_redirects=False) as client:
-        yield client
 
 
 def chart_figures(html: str, chart_id: str) -> dict[str, dict[str, float]]:

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from console_world import RELAY_ENV, notice_for
-from cove.clock import now_ms
+from cove.clock import now_ms, to_datetime
 from cove.consent import service
 from cove.consent.ledger_storage import ledger_entries
 from cove.console.figures.consent import OBJECTED, OFF, ON, WITHDRAWN, LedgerUnreadable, consent_history
 from cove.console.figures.overview import headlines
 from cove.console.figures.rollout import all_rollouts
-from cove.console.figures.timeline import DAY_MS, HOUR_MS, MAX_BUCKETS, WEEK_MS, bucket_for, timeline
+from cove.console.figures.timeline import DAY_MS, HOUR_MS, MAX_BUCKETS, WEEK_MS, bucket_for, days_ending, timeline
 from cove.console.health import charts as health_charts
 from cove.db import create_engine
 from cove.fleet.health import Figures
@@ -53,6 +53,23 @@ def test_running_totals_end_at_the_sum_of_the_counts_on_the_axis(counts: dict[in
     axis = timeline(0, 50 * HOUR_MS)
     running = axis.running(counts)
     assert running[-1] == sum(counts.values()) and running == sorted(running)
+
+
+@given(now=TIMES, days=st.integers(min_value=1, max_value=400))
+def test_a_window_of_days_ends_today_and_holds_each_day_once(now: int, days: int) -> None:
+    window = days_ending(now, days)
+    assert window.bucket_ms == DAY_MS and len(window.indexes) == days == len(set(window.labels()))
+    assert window.last == window.index_of(now) and window.start_ms <= now < window.start_ms + days * DAY_MS
+    assert window.labels()[-1] == to_datetime(now).strftime("%Y-%m-%d")
+
+
+@given(now=TIMES, counts=st.dictionaries(st.integers(min_value=-50, max_value=50), st.integers(0, 10**9)))
+def test_aligned_counts_keep_the_window_days_and_only_them(now: int, counts: dict[int, int]) -> None:
+    window = days_ending(now, 30)
+    shifted = {window.first + offset: value for offset, value in counts.items()}
+    aligned = window.align(shifted)
+    assert len(aligned) == 30
+    assert sum(aligned) == sum(v for d, v in shifted.items() if window.first <= d <= window.last)
 
 
 def objectable_safety(policy):  # noqa: ANN001, ANN201

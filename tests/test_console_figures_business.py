@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from console_sections_world import bakery, chart_figures, console, profile, template
+from console_sections_world import bakery, chart_figures, profile, template
+from console_world import signed_in
 from cove.business import service
 from cove.business.keys import BusinessKeys
 from cove.business.storage import business_events, business_template_versions, business_templates
-from cove.clock import now_ms
+from cove.clock import now_ms, to_datetime
 from cove.console.figures.business import business_figures, pending_templates
-from cove.console.figures.days import day_label, day_of
+from cove.console.figures.timeline import DAY_MS
 from cove.db import create_engine
 from cove.protocol.templates import verify_approved
 
@@ -36,7 +37,7 @@ async def test_standing_and_history_of_each_business(engine: AsyncEngine, tmp_pa
 
     now = now_ms()
     figures = await business_figures(engine, now)
-    today = day_of(now)
+    today = now // DAY_MS  # the window's buckets are days since the epoch
     rows = {b.name: b for b in figures.businesses}
     assert figures.total == 2 and set(rows) == {"Corner Bakery", "Night Owl"}
     bakery_row, owl = rows["Corner Bakery"], rows["Night Owl"]
@@ -66,31 +67,33 @@ async def test_approve_and_reject_through_the_page_as_the_command_does(
         "template_id"
     ]
     data_dir = tmp_path / "relay"
-    with console(database_url, data_dir) as client:
-        page = client.get("/business")
+    async with signed_in(database_url, data_dir) as operator:
+        page = await operator.get("/business")
         assert page.status_code == 200
         assert f'action="/business/templates/{first}/approve"' in page.text
         assert chart_figures(page.text, "business-tiers") == {"Businesses": {"250": 1}}
 
-        approved = client.post(f"/business/templates/{first}/approve")
+        forged = await operator.client.post(f"/business/templates/{first}/approve")  # the form without its token
+        assert forged.status_code == 403 and 'data-code="csrf_mismatch"' in forged.text
+        approved = await operator.post(f"/business/templates/{first}/approve")
         assert (approved.status_code, approved.headers["location"]) == (303, "/business")
-        shown = client.get("/business")
+        shown = await operator.get("/business")
         assert "Approved reminder (en): version 1" in shown.text
-        assert "Approved reminder" not in client.get("/business").text  # a result is shown once
+        assert "Approved reminder" not in (await operator.get("/business")).text  # a result is shown once
 
-        again = client.post(f"/business/templates/{first}/approve")
+        again = await operator.post(f"/business/templates/{first}/approve")
         assert again.status_code == 409 and 'data-code="illegal_transition"' in again.text
 
-        no_reason = client.post(f"/business/templates/{second}/reject", data={"reason": "  "})
+        no_reason = await operator.post(f"/business/templates/{second}/reject", reason="  ")
         assert no_reason.status_code == 400 and 'data-code="reason_required"' in no_reason.text
-        bad_id = client.post("/business/templates/x'%20OR%20'1'='1/approve")
+        bad_id = await operator.post("/business/templates/x'%20OR%20'1'='1/approve")
         assert bad_id.status_code == 404 and 'data-code="unknown_template"' in bad_id.text
-        unknown = client.post("/business/templates/00000000-0000-4000-8000-000000000000/approve")
+        unknown = await operator.post("/business/templates/00000000-0000-4000-8000-000000000000/approve")
         assert unknown.status_code == 404 and 'data-code="unknown_template"' in unknown.text
 
-        rejected = client.post(f"/business/templates/{second}/reject", data={"reason": "say which order it is"})
+        rejected = await operator.post(f"/business/templates/{second}/reject", reason="say which order it is")
         assert rejected.status_code == 303
-        assert "Rejected last_call (en): say which order it is" in client.get("/business").text
+        assert "Rejected last_call (en): say which order it is" in (await operator.get("/business")).text
 
     t, v = business_templates, business_template_versions
     async with engine.connect() as conn:
@@ -111,4 +114,4 @@ async def test_history_outside_the_window_is_left_out(engine: AsyncEngine, tmp_p
     figures = await business_figures(engine, later)
     assert figures.tier_moves == {"up": {}, "down": {}} and figures.feedback["report"] == {}
     assert all(not per_day for per_day in figures.quality_per_day.values())
-    assert day_label(day_of(later)) == figures.window.labels()[-1]
+    assert figures.window.labels()[-1] == to_datetime(later).strftime("%Y-%m-%d")  # the window ends that day

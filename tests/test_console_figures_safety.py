@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from console_sections_world import chart_figures, console, take
+from console_sections_world import chart_figures, take
+from console_world import signed_in
 from cove.clock import now_ms
-from cove.console.figures.days import day_label, day_of
 from cove.console.figures.safety import safety_figures
+from cove.console.figures.timeline import DAY_MS, days_ending
 from cove.db import create_engine
 from cove.safety import actions_storage as storage
 from cove.safety import storage as bans
@@ -44,7 +45,7 @@ async def test_the_queue_and_actions_per_day_by_step_and_reason(engine: AsyncEng
 
     now = now_ms()
     figures = await safety_figures(engine, now)
-    today = day_of(now)
+    today = now // DAY_MS
     assert [(a.id, a.account_id, a.step) for a in figures.reviews] == [
         (restricted, "alice", Step.RESTRICT),
         (banned, "bob", Step.BAN),
@@ -71,32 +72,32 @@ async def test_reviews_and_appeals_decided_through_the_page(
         assert await bans.banned_reason(conn, PHONES["bob"]) is ReasonCode.SPAM
     assert filed is not None
 
-    with console(database_url, tmp_path / "relay") as client:
-        page = client.get("/safety")
+    async with signed_in(database_url, tmp_path / "relay") as operator:
+        page = await operator.get("/safety")
         assert page.status_code == 200
         assert (
             f'action="/safety/reviews/{restricted}"' in page.text
             and f'action="/safety/appeals/{filed.id}"' in page.text
         )
-        assert chart_figures(page.text, "safety-steps")["restrict"][day_label(day_of(now_ms()))] == 2
+        assert chart_figures(page.text, "safety-steps")["restrict"][days_ending(now_ms()).labels()[-1]] == 2
 
-        lifted = client.post(f"/safety/reviews/{restricted}", data={"decision": "lift", "note": "a teacher"})
+        lifted = await operator.post(f"/safety/reviews/{restricted}", decision="lift", note="a teacher")
         assert (lifted.status_code, lifted.headers["location"]) == (303, "/safety")
-        assert "Lifted the restrict of account alice" in client.get("/safety").text
-        kept = client.post(f"/safety/reviews/{confirmed}", data={"decision": "confirm", "note": ""})
+        assert "Lifted the restrict of account alice" in (await operator.get("/safety")).text
+        kept = await operator.post(f"/safety/reviews/{confirmed}", decision="confirm", note="")
         assert kept.status_code == 303
 
-        twice = client.post(f"/safety/reviews/{restricted}", data={"decision": "confirm"})
+        twice = await operator.post(f"/safety/reviews/{restricted}", decision="confirm")
         assert twice.status_code == 409 and 'data-code="case_not_open"' in twice.text
-        assert client.post("/safety/reviews/1%3B--", data={"decision": "lift"}).status_code == 404
-        unclear = client.post(f"/safety/appeals/{filed.id}", data={"decision": "maybe"})
+        assert (await operator.post("/safety/reviews/1%3B--", decision="lift")).status_code == 404
+        unclear = await operator.post(f"/safety/appeals/{filed.id}", decision="maybe")
         assert unclear.status_code == 400 and 'data-code="decision_invalid"' in unclear.text
-        long_note = client.post(f"/safety/appeals/{filed.id}", data={"decision": "deny", "note": "x" * 1001})
+        long_note = await operator.post(f"/safety/appeals/{filed.id}", decision="deny", note="x" * 1001)
         assert long_note.status_code == 400 and 'data-code="note_too_long"' in long_note.text
 
-        granted = client.post(f"/safety/appeals/{filed.id}", data={"decision": "grant", "note": "a real bakery"})
+        granted = await operator.post(f"/safety/appeals/{filed.id}", decision="grant", note="a real bakery")
         assert granted.status_code == 303
-        after = client.get("/safety").text
+        after = (await operator.get("/safety")).text
         assert "Granted appeal" in after and "No appeal is open." in after and "No action waits for review." in after
         assert "Overturned on review: 66.7%" in after  # alice's and bob's overturned, dave's confirmed
 

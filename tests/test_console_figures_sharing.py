@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from console_sections_world import chart_figures, console
+from console_sections_world import chart_figures
+from console_world import signed_in
 from cove.clock import now_ms
-from cove.console.figures.days import DAY_MS, day_label, day_of
 from cove.console.figures.sharing import sharing_figures
+from cove.console.figures.timeline import DAY_MS
 from cove.db import create_engine
 from cove.sharing import erasure, gateway, wire
 from cove.sharing.keys import SharingKeys
@@ -49,7 +51,7 @@ async def test_batches_rows_disclosures_and_erasures_per_recipient(
 
     now = now_ms()
     figures = await sharing_figures(world.engine, now)
-    today = day_of(now)
+    today = now // DAY_MS
     assert figures.batches_per_day == {"parent": {today: 2}}
     assert figures.rows_per_day == {"parent": {today: first.total_rows + second.total_rows}}
     assert figures.rows_per_purpose["ads"] == {"parent": first.rows["ads"] + second.rows["ads"]}
@@ -69,13 +71,13 @@ async def test_batches_rows_disclosures_and_erasures_per_recipient(
     # No batch went to the processor: its erasure waits, unsent, since the deletion.
     assert (processor.requested, processor.sent, processor.acknowledged, processor.outstanding) == (1, 0, 0, 1)
     assert processor.oldest_outstanding_ms == deleted_at
-    assert figures.erasures_requested == {day_of(deleted_at): 2}
+    assert figures.erasures_requested == {deleted_at // DAY_MS: 2}
     assert figures.erasures_acknowledged == {today: 1}
 
-    with console(database_url, tmp_path / "console") as client:
-        page = client.get("/sharing")
+    async with signed_in(database_url, tmp_path / "console") as operator:
+        page = await operator.get("/sharing")
     assert page.status_code == 200
-    assert chart_figures(page.text, "sharing-batches")["parent"][day_label(today)] == 2
+    assert chart_figures(page.text, "sharing-batches")["parent"][figures.window.label(today)] == 2
     assert chart_figures(page.text, "sharing-purposes")["parent"]["ads"] == first.rows["ads"] + second.rows["ads"]
     assert second.manifest.batch_id in page.text
 
@@ -98,18 +100,20 @@ async def test_an_empty_relay_shows_each_section_and_nobody_unsigned_sees_or_cha
         "/business": "No template is waiting for review.",
         "/safety": "No action waits for review.",
     }
-    with console(database_url, tmp_path / "console") as client:
+    async with signed_in(database_url, tmp_path / "console") as operator:
         for path, said in empty.items():
-            page = client.get(path)
+            page = await operator.get(path)
             assert page.status_code == 200 and said in page.text, path
-    with console(database_url, tmp_path / "console", signed_in=False) as stranger:
-        asked = [stranger.get(path) for path in empty]
-        asked += [
-            stranger.post("/business/templates/00000000-0000-4000-8000-000000000000/approve"),
-            stranger.post("/business/templates/00000000-0000-4000-8000-000000000000/reject", data={"reason": "x"}),
-            stranger.post("/safety/reviews/1", data={"decision": "lift"}),
-            stranger.post("/safety/appeals/1", data={"decision": "grant"}),
-        ]
+        async with httpx.AsyncClient(base_url=operator.base, timeout=30) as stranger:
+            asked = [await stranger.get(path) for path in empty]
+            for path, form in (
+                ("/business/templates/00000000-0000-4000-8000-000000000000/approve", {}),
+                ("/business/templates/00000000-0000-4000-8000-000000000000/reject", {"reason": "x"}),
+                ("/safety/reviews/1", {"decision": "lift"}),
+                ("/safety/appeals/1", {"decision": "grant"}),
+            ):
+                # with the operator's own token even: the session is what a stranger lacks
+                asked.append(await stranger.post(path, data={**form, "csrf": operator.token}))
     assert [(r.status_code, r.headers.get("location")) for r in asked] == [(303, "/login")] * len(asked)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import update
 
-from console_world import PASSWORD, RELAY_ENV, add_operator, console_env, csrf_of, notice_for, start_console
+from console_world import RELAY_ENV, notice_for, signed_in
 from cove.consent import service
 from cove.consent.ledger_storage import ledger_entries
 from cove.db import create_engine
@@ -23,7 +22,7 @@ def relay_env() -> dict[str, str]:
     return RELAY_ENV
 
 
-async def test_an_edited_ledger_is_reported_not_hidden(users, relay, tmp_path: Path) -> None:
+async def test_an_edited_ledger_is_reported_not_hidden(users, relay) -> None:
     engine = create_engine(relay.database_url)
     try:
         await service.publish(engine, policy_opening_now(DEFAULT))
@@ -35,20 +34,12 @@ async def test_an_edited_ledger_is_reported_not_hidden(users, relay, tmp_path: P
     finally:
         await engine.dispose()
 
-    env = console_env(relay.database_url, relay.data_dir)
-    add_operator(env)
-    console = start_console(env, tmp_path / "console.log")
-    try:
-        async with httpx.AsyncClient(base_url=console.base, timeout=30) as client:
-            token = csrf_of((await client.get("/login")).text)
-            form = {"csrf": token, "name": "olivia", "password": PASSWORD}
-            assert (await client.post("/login", data=form)).status_code == 303
-            page = await client.get("/consent")
-            assert page.status_code == 200 and "cannot read as JSON" in page.text
-            token = csrf_of(page.text)
-            checked = await client.post("/consent/verify", headers={"HX-Request": "true", "X-CSRF-Token": token})
-            assert "problems found" in checked.text and "edited" in checked.text.lower()
-            overview = await client.get("/")
-            assert "problems found" in overview.text
-    finally:
-        console.stop()
+    async with signed_in(relay.database_url, relay.data_dir) as operator:
+        page = await operator.get("/consent")
+        assert page.status_code == 200 and "cannot read as JSON" in page.text
+        checked = await operator.client.post(
+            "/consent/verify", headers={"HX-Request": "true", "X-CSRF-Token": operator.token}
+        )
+        assert "problems found" in checked.text and "edited" in checked.text.lower()
+        overview = await operator.get("/")
+        assert "problems found" in overview.text

@@ -80,17 +80,15 @@ def open_app(relay, tmp_path: Path) -> Iterator:  # noqa: ANN001
 
 
 @pytest.fixture
-def open_console(relay, tmp_path: Path) -> Iterator:  # noqa: ANN001
-    """``open_console()`` adds an operator (console_world.PASSWORD) with `cove console operator add` and starts
-    `cove console serve` on the test's relay database; ``.url`` is the login page."""
-    from console_world import add_operator, console_env, start_console
+def open_console(tmp_path: Path) -> Iterator:
+    """``open_console(database_url, data_dir)``: console_world.console_over, stopped at the test's end; ``.url``
+    is the login page."""
+    from console_world import console_over
 
     started: list[PageProcess] = []
 
-    def start(operator: str = "olivia") -> PageProcess:
-        env = console_env(relay.database_url, relay.data_dir)
-        add_operator(env, operator)
-        process = start_console(env, tmp_path / "console.log")
+    def start(database_url: str, data_dir: Path, operator: str = "olivia") -> PageProcess:
+        process = console_over(database_url, data_dir, tmp_path / f"console-{len(started)}.log", operator)
         started.append(process)
         return process
 

@@ -3,24 +3,18 @@ choice made through the SDK moving the consent chart, and the ledger's verificat
 
 from __future__ import annotations
 
-import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser.world import SIZES, accessibility_problems, no_horizontal_scroll, screenshots
-from console_world import PASSWORD, RELAY_ENV, notice_for
+from console_world import RELAY_ENV, beside_playwright, check_page, notice_for, sign_in_on
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
-from cove.consent import service
-from cove.db import create_engine
-from cove.testing import policy_opening_now
+from privacy_world import publish
 
-DEFAULT = Path(__file__).resolve().parents[2] / "policies" / "cove-default.toml"
 PHONE = "+14155550161"
 # The figure in a chart's table (the chart macro's data-chart-table) at a row and a column, or null.
 CELL = """([id, row, col]) => {
@@ -45,12 +39,6 @@ def wait_for_cell(page: Page, chart: str, row: str, col: str, value: str) -> Non
     page.wait_for_function(f"args => ({CELL})(args) === args[3]", arg=[chart, row, col, value])
 
 
-def run(coroutine) -> None:  # noqa: ANN001
-    """Run SDK calls beside Playwright: its sync API keeps an event loop running on this thread."""
-    with ThreadPoolExecutor(1) as worker:
-        worker.submit(asyncio.run, coroutine).result()
-
-
 class Person:
     """One SDK user with a local store of their own; each step opens the client in a loop of its own."""
 
@@ -70,23 +58,7 @@ class Person:
             core.store.close()
 
     def do(self, step) -> None:  # noqa: ANN001
-        run(self._run(step))
-
-
-async def publish_default(database_url: str) -> None:
-    engine = create_engine(database_url)
-    try:
-        await service.publish(engine, policy_opening_now(DEFAULT))
-    finally:
-        await engine.dispose()
-
-
-def check_page(page: Page, name: str) -> None:
-    screenshots(page, name)
-    assert accessibility_problems(page) == []
-    page.set_viewport_size(SIZES["phone"])
-    assert no_horizontal_scroll(page)
-    page.set_viewport_size(SIZES["desktop"])
+        beside_playwright(self._run(step))
 
 
 def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
@@ -96,7 +68,7 @@ def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
     open_console,
     tmp_path: Path,  # noqa: ANN001
 ) -> None:
-    run(publish_default(relay.database_url))
+    beside_playwright(publish(relay.database_url))
     alice = Person(relay, tmp_path / "alice")
 
     async def join(client: CoveClient) -> None:
@@ -108,17 +80,14 @@ def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
         await client.choose("ads", "in")
 
     alice.do(join)
-    console = open_console()
+    console = open_console(relay.database_url, relay.data_dir)
 
     page.goto(console.url)
     expect(page.get_by_role("heading", name="Sign in to the Cove console")).to_be_visible()
     check_page(page, "console-login")
-    page.get_by_label("Operator name").fill("olivia")
-    page.get_by_label("Password").fill("not the password")
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_on(page, password="not the password")
     expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_on(page)
 
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.locator('[data-figure="accepted"]')).to_have_text("1")

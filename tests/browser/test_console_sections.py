@@ -1,49 +1,32 @@
-"""The console's sharing, business and safety sections in Chromium: charts drawn with their figures in the
-tables beside them, an operator approving and rejecting templates and deciding a review and an appeal, each page
-at desktop and phone sizes with no serious accessibility problem.
+"""The console's sharing, business and safety sections in Chromium: an operator signs in, reads the charts
+(drawn, with their figures in the tables beside them), approves and rejects templates and decides a review and an
+appeal; each page at desktop and phone sizes with no serious accessibility problem.
 
-The console runs in this process on a socket of its own (uvicorn in a thread), over a relay database the test
-fills with the functions the relay and the operator commands use. Until the console's login is on this branch,
-the ``current_operator`` dependency names the operator, and a route the test adds puts the name in the session
-(which the layout's navigation reads).
+The console runs as `cove console serve`, over a relay database the test fills with the functions the relay and
+the operator commands use.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
-import pytest
-import uvicorn
-from fastapi import Request
-from fastapi.responses import RedirectResponse
 from playwright.sync_api import Page, expect
 
-from browser.world import SIZES, accessibility_problems, no_horizontal_scroll, screenshots
-from console_sections_world import OPERATOR, bakery, profile, take, template
+from console_sections_world import bakery, profile, take, template
+from console_world import beside_playwright, check_page, sign_in_on
 from cove.business import service
 from cove.clock import now_ms
-from cove.config import Settings
-from cove.console.auth import current_operator
-from cove.console.figures.days import day_label, day_of
-from cove.console.server import create_app
+from cove.console.figures.timeline import days_ending
 from cove.db import create_engine
 from cove.safety import actions_storage
 from cove.safety.ladder import Source, Step
 from cove.safety.verdicts import ReasonCode
 from cove.sharing import gateway
 from cove.sharing.keys import SharingKeys
-from cove.web.local import bind
 from helpers import insert_account
 from sharing_world import World
 
 HOUR = 3_600_000
-T = TypeVar("T")
 
 
 async def fill(database_url: str, data_dir: Path) -> dict[str, str]:
@@ -84,47 +67,6 @@ async def fill(database_url: str, data_dir: Path) -> dict[str, str]:
         await engine.dispose()
 
 
-@contextmanager
-def console(database_url: str, data_dir: Path) -> Iterator[str]:
-    app = create_app(Settings(data_dir=data_dir, database_url=database_url))
-    app.dependency_overrides[current_operator] = lambda: OPERATOR
-
-    @app.get("/test-sign-in")
-    async def sign_in(request: Request) -> RedirectResponse:
-        request.session["operator"] = OPERATOR
-        return RedirectResponse("/sharing", status_code=303)
-
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the console did not start")
-            threading.Event().wait(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
-
-
-FITS = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
-
-
-def check_page(page: Page, name: str) -> None:
-    """Nothing sideways at phone size (once the charts have followed the window: Chart.js resizes on its next
-    frame), no serious accessibility problem, and both sizes' screenshots."""
-    page.set_viewport_size(SIZES["phone"])
-    page.wait_for_function(FITS)
-    assert no_horizontal_scroll(page)
-    page.set_viewport_size(SIZES["desktop"])
-    assert accessibility_problems(page) == []
-    screenshots(page, name)
-
-
 def figures(page: Page, chart_id: str) -> dict[str, list[str]]:
     """A chart's table (folded in its <details>, so read as text, not as rendered): the row's label -> its cells."""
     rows = page.locator(f'[data-chart-table="{chart_id}"] tbody tr')
@@ -136,55 +78,50 @@ def figures(page: Page, chart_id: str) -> dict[str, list[str]]:
     }
 
 
-def in_thread(work: Coroutine[Any, Any, T]) -> T:
-    """Playwright's sync API keeps an event loop running in this thread: async set-up runs in another."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, work).result()
-
-
-# The template database is made (with asyncio.run) before Playwright's loop starts in this thread.
-@pytest.mark.usefixtures("_migrated_sqlite")
-def test_sharing_business_and_safety_sections(page: Page, database_url: str, tmp_path: Path) -> None:
+def test_sharing_business_and_safety_sections(page: Page, database_url: str, open_console, tmp_path: Path) -> None:  # noqa: ANN001
     data_dir = tmp_path / "relay"
     data_dir.mkdir()
-    made = in_thread(fill(database_url, data_dir))
-    today = day_label(day_of(now_ms()))
-    with console(database_url, data_dir) as base:
-        page.goto(f"{base}/test-sign-in")
-        expect(page.get_by_role("heading", level=1)).to_have_text("Sharing")
-        expect(page.locator("canvas#sharing-batches[data-drawn='1']")).to_be_visible()
-        assert figures(page, "sharing-batches")[today] == ["2"]
-        assert page.locator('[data-table="erasures"] tbody tr').count() == 2  # parent and its processor
-        check_page(page, "console-sharing")
+    made = beside_playwright(fill(database_url, data_dir))
+    today = days_ending(now_ms()).labels()[-1]
+    console = open_console(database_url, data_dir)
+    page.goto(console.url)
+    sign_in_on(page)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    main = page.get_by_role("navigation", name="Main")
 
-        page.get_by_role("link", name="Business").click()
-        expect(page.get_by_role("heading", level=1)).to_have_text("Business")
-        expect(page.locator("canvas#business-tiers[data-drawn='1']")).to_be_visible()
-        assert figures(page, "business-tiers") == {"250": ["1"], "2,000": ["1"]}
-        assert figures(page, "business-pauses")[today] == ["1", "0"]
-        check_page(page, "console-business")
-        page.evaluate("() => { document.getElementById('flash').dataset.kept = 'yes'; }")
-        page.get_by_role("button", name="Approve reminder").click()
-        expect(page.locator("#flash")).to_contain_text("Approved reminder (en): version 1")
-        # htmx swapped the section and the flash's text in place: the live region is the one a reader was told of
-        expect(page.locator("#flash[data-kept='yes']")).to_have_count(1)
-        expect(page.locator(f'[data-template="{made["approve"]}"]')).to_have_count(0)
-        page.get_by_label("Reason for rejecting last_call").fill("say which order it is")
-        page.get_by_role("button", name="Reject last_call").click()
-        expect(page.locator("#flash")).to_contain_text("Rejected last_call (en): say which order it is")
-        expect(page.get_by_text("No template is waiting for review.")).to_be_visible()
+    main.get_by_role("link", name="Sharing").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sharing")
+    expect(page.locator("canvas#sharing-batches[data-drawn='1']")).to_be_visible()
+    assert figures(page, "sharing-batches")[today] == ["2"]
+    assert page.locator('[data-table="erasures"] tbody tr').count() == 2  # parent and its processor
+    check_page(page, "console-sharing")
 
-        page.get_by_role("link", name="Safety").click()
-        expect(page.get_by_role("heading", level=1)).to_have_text("Safety")
-        expect(page.locator("canvas#safety-steps[data-drawn='1']")).to_be_visible()
-        assert figures(page, "safety-steps")[today] == ["0", "0", "1", "1"]  # throttle, challenge, restrict, ban
-        check_page(page, "console-safety")
-        page.get_by_label(f"Note on review {made['review']} (optional)").fill("a teacher, not a spammer")
-        page.get_by_role("button", name="Lift the restrict").click()
-        expect(page.locator("#flash")).to_contain_text(
-            f"Lifted the restrict of account alice (review {made['review']})"
-        )
-        page.get_by_role("button", name=f"Grant appeal {made['appeal']}").click()
-        expect(page.locator("#flash")).to_contain_text(f"Granted appeal {made['appeal']}")
-        expect(page.get_by_text("No appeal is open.")).to_be_visible()
-        expect(page.get_by_text("No action waits for review.")).to_be_visible()
+    main.get_by_role("link", name="Business").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Business")
+    expect(page.locator("canvas#business-tiers[data-drawn='1']")).to_be_visible()
+    assert figures(page, "business-tiers") == {"250": ["1"], "2,000": ["1"]}
+    assert figures(page, "business-pauses")[today] == ["1", "0"]
+    check_page(page, "console-business")
+    page.evaluate("() => { document.getElementById('flash').dataset.kept = 'yes'; }")
+    page.get_by_role("button", name="Approve reminder").click()
+    expect(page.locator("#flash")).to_contain_text("Approved reminder (en): version 1")
+    # htmx swapped the section and the flash's text in place: the live region is the one a reader was told of
+    expect(page.locator("#flash[data-kept='yes']")).to_have_count(1)
+    expect(page.locator(f'[data-template="{made["approve"]}"]')).to_have_count(0)
+    page.get_by_label("Reason for rejecting last_call").fill("say which order it is")
+    page.get_by_role("button", name="Reject last_call").click()
+    expect(page.locator("#flash")).to_contain_text("Rejected last_call (en): say which order it is")
+    expect(page.get_by_text("No template is waiting for review.")).to_be_visible()
+
+    main.get_by_role("link", name="Safety").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Safety")
+    expect(page.locator("canvas#safety-steps[data-drawn='1']")).to_be_visible()
+    assert figures(page, "safety-steps")[today] == ["0", "0", "1", "1"]  # throttle, challenge, restrict, ban
+    check_page(page, "console-safety")
+    page.get_by_label(f"Note on review {made['review']} (optional)").fill("a teacher, not a spammer")
+    page.get_by_role("button", name="Lift the restrict").click()
+    expect(page.locator("#flash")).to_contain_text(f"Lifted the restrict of account alice (review {made['review']})")
+    page.get_by_role("button", name=f"Grant appeal {made['appeal']}").click()
+    expect(page.locator("#flash")).to_contain_text(f"Granted appeal {made['appeal']}")
+    expect(page.get_by_text("No appeal is open.")).to_be_visible()
+    expect(page.get_by_text("No action waits for review.")).to_be_visible()

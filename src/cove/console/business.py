@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cove.business import service
 from cove.business.keys import BusinessKeys
 from cove.clock import now_ms
 from cove.console import forms
-from cove.console.auth import current_operator
-from cove.console.figures import days
+from cove.console.auth import Operator
+from cove.console.charts import spec, stacked_counts
 from cove.console.figures.business import (
     BUSINESSES_SHOWN,
     BusinessFigures,
     business_figures,
     pending_templates,
 )
+from cove.console.figures.timeline import Series
 from cove.console.pages import engine_of
 
 router = APIRouter()
@@ -29,17 +30,17 @@ SECTION = "/business"
 def charts(figures: BusinessFigures) -> dict[str, dict]:
     window = figures.window
     tiers = list(figures.tiers_now)
-    per_tier = {"Businesses": [figures.tiers_now[t] for t in tiers]}
+    per_tier = [Series("Businesses", [figures.tiers_now[t] for t in tiers])]
     named = {"up": "Up", "down": "Down", "paused": "Paused", "disabled": "Disabled", "block": "Blocks"}
     named |= {"report": "Reports", "green": "Green", "yellow": "Yellow", "red": "Red"}
 
     def daily(series: dict[str, dict[int, int]], y_label: str) -> dict:
-        return days.daily_spec(window, {named.get(k, k): v for k, v in series.items()}, y_label)
+        return stacked_counts(window, {named.get(k, k): v for k, v in series.items()}, y_label)
 
     return {
         # charts.js colours series by position (blue, red, green): red and green land on their own colours.
         "quality": daily({q: figures.quality_per_day.get(q, {}) for q in ("yellow", "red", "green")}, "Businesses"),
-        "tiers": days.chart_spec("bar", tiers, per_tier, "Tier (users a day)", "Businesses"),
+        "tiers": spec("bar", tiers, per_tier, "Tier (users a day)", "Businesses"),
         "moves": daily(figures.tier_moves, "Moves"),
         "pauses": daily(figures.pauses, "Templates"),
         "feedback": daily(figures.feedback, "Feedback"),
@@ -61,12 +62,11 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
         pending=pending,
         waiting=waiting,
         shown=BUSINESSES_SHOWN,
-        when=days.when_label,
     )
 
 
 @router.get(SECTION, response_class=HTMLResponse)
-async def business_page(request: Request, operator: str = Depends(current_operator)) -> HTMLResponse:
+async def business_page(request: Request, operator: Operator) -> HTMLResponse:
     return await _page(request)
 
 
@@ -79,7 +79,7 @@ def _template_id(raw: str) -> str:
 
 
 @router.post(SECTION + "/templates/{template_id}/approve")
-async def approve(request: Request, template_id: str, operator: str = Depends(current_operator)) -> Response:
+async def approve(request: Request, template_id: str, operator: Operator) -> Response:
     async def action() -> str:
         keys = BusinessKeys.load_or_create(request.app.state.settings.data_dir)
         row = await service.approve(engine_of(request), keys, _template_id(template_id))
@@ -89,7 +89,7 @@ async def approve(request: Request, template_id: str, operator: str = Depends(cu
 
 
 @router.post(SECTION + "/templates/{template_id}/reject")
-async def reject(request: Request, template_id: str, operator: str = Depends(current_operator)) -> Response:
+async def reject(request: Request, template_id: str, operator: Operator) -> Response:
     async def action() -> str:
         chosen = _template_id(template_id)
         reason = await forms.text(request, "reason", "a reason (the business is shown it)", required=True)

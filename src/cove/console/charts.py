@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cove.console.figures.timeline import Series, Timeline
@@ -25,3 +26,13 @@ def over_time(
     axis: Timeline, series: list[Series], y_label: str, kind: str = "line", stacked: bool = False
 ) -> dict[str, Any]:
     return spec(kind, axis.labels(), series, f"{axis.unit} (UTC)", y_label, stacked)
+
+
+def counted(axis: Timeline, counts: Mapping[str, Mapping[int, int]]) -> list[Series]:
+    """A series per name, from its counts per bucket index, laid on the axis."""
+    return [Series(name, axis.align(per_bucket)) for name, per_bucket in counts.items()]
+
+
+def stacked_counts(axis: Timeline, counts: Mapping[str, Mapping[int, int]], y_label: str) -> dict[str, Any]:
+    """Counts per bucket as stacked bars, a series per name (a recipient, a step, a rating)."""
+    return over_time(axis, counted(axis, counts), y_label, "bar", stacked=True)

@@ -12,8 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cove.clock import to_datetime
 from cove.web.assets import templates
 
+
+def age_label(ms: int) -> str:
+    """A duration as a person reads it at a glance: the two largest units."""
+    minutes = max(0, ms) // 60_000
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
 TEMPLATES = templates("cove.console")
 TEMPLATES.env.filters["when"] = lambda ms: to_datetime(ms).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "never"
+TEMPLATES.env.filters["age"] = age_label
 NAV = (
     ("/", "Overview"),
     ("/rollout", "Rollout"),

@@ -7,13 +7,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cove.clock import now_ms
 from cove.console import forms
-from cove.console.auth import current_operator
-from cove.console.figures import days
+from cove.console.auth import Operator
+from cove.console.charts import stacked_counts
 from cove.console.figures.safety import SafetyFigures, safety_figures
 from cove.console.pages import engine_of
 from cove.safety import appeals
@@ -25,9 +25,10 @@ T = TypeVar("T")
 
 
 def charts(figures: SafetyFigures) -> dict[str, dict]:
+    window = figures.window
     return {
-        "steps": days.daily_spec(figures.window, figures.per_step, "Actions"),
-        "reasons": days.daily_spec(figures.window, figures.per_reason, "Actions"),
+        "steps": stacked_counts(window, figures.per_step, "Actions"),
+        "reasons": stacked_counts(window, figures.per_reason, "Actions"),
     }
 
 
@@ -46,12 +47,11 @@ async def _page(request: Request, refusal: forms.Refusal | None = None) -> HTMLR
         charts=charts(figures),
         review_rate=_rate(figures.stats.review_overturn_rate),
         appeal_rate=_rate(figures.stats.appeal_overturn_rate),
-        when=days.when_label,
     )
 
 
 @router.get(SECTION, response_class=HTMLResponse)
-async def safety_page(request: Request, operator: str = Depends(current_operator)) -> HTMLResponse:
+async def safety_page(request: Request, operator: Operator) -> HTMLResponse:
     return await _page(request)
 
 
@@ -79,7 +79,7 @@ async def _decided(kind: str, decision: Decision, deciding: Awaitable[T]) -> T:
 
 
 @router.post(SECTION + "/reviews/{case}")
-async def review(request: Request, case: str, operator: str = Depends(current_operator)) -> Response:
+async def review(request: Request, case: str, operator: Operator) -> Response:
     async def action() -> str:
         d = await _decision(request, case, "review", ("confirm", "lift"))
         taken = await _decided("review", d, appeals.review(engine_of(request), d.case, d.first, d.note))
@@ -90,7 +90,7 @@ async def review(request: Request, case: str, operator: str = Depends(current_op
 
 
 @router.post(SECTION + "/appeals/{case}")
-async def appeal(request: Request, case: str, operator: str = Depends(current_operator)) -> Response:
+async def appeal(request: Request, case: str, operator: Operator) -> Response:
     async def action() -> str:
         d = await _decision(request, case, "appeal", ("grant", "deny"))
         decided = await _decided("appeal", d, appeals.decide_appeal(engine_of(request), d.case, d.first, d.note))

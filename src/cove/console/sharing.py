@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from cove.clock import now_ms
-from cove.console.auth import current_operator
-from cove.console.figures import days
+from cove.console.auth import Operator
+from cove.console.charts import counted, over_time, spec, stacked_counts
 from cove.console.figures.sharing import LATEST_BATCHES, MANIFESTS_READ, SharingFigures, sharing_figures
+from cove.console.figures.timeline import Series
 from cove.console.pages import engine_of, render
 
 router = APIRouter()
@@ -19,28 +20,26 @@ def charts(figures: SharingFigures) -> dict[str, dict]:
     purposes = sorted(figures.rows_per_purpose)
     recipients = sorted({r for per in figures.rows_per_purpose.values() for r in per})
     return {
-        "batches": days.daily_spec(window, figures.batches_per_day, "Batches"),
-        "rows": days.daily_spec(window, figures.rows_per_day, "Rows"),
-        "purposes": days.chart_spec(
+        "batches": stacked_counts(window, figures.batches_per_day, "Batches"),
+        "rows": stacked_counts(window, figures.rows_per_day, "Rows"),
+        "purposes": spec(
             "bar",
             purposes,
-            {r: [figures.rows_per_purpose[p].get(r, 0) for p in purposes] for r in recipients},
+            [Series(r, [figures.rows_per_purpose[p].get(r, 0) for p in purposes]) for r in recipients],
             "Purpose",
             "Rows",
             stacked=True,
         ),
-        "erasures": days.daily_spec(
+        "erasures": over_time(
             window,
-            {"Requested": figures.erasures_requested, "Acknowledged": figures.erasures_acknowledged},
+            counted(window, {"Requested": figures.erasures_requested, "Acknowledged": figures.erasures_acknowledged}),
             "Erasure events",
-            kind="line",
-            stacked=False,
         ),
     }
 
 
 @router.get("/sharing", response_class=HTMLResponse)
-async def sharing_page(request: Request, operator: str = Depends(current_operator)) -> HTMLResponse:
+async def sharing_page(request: Request, operator: Operator) -> HTMLResponse:
     now = now_ms()
     figures = await sharing_figures(engine_of(request), now)
     return render(
@@ -50,8 +49,6 @@ async def sharing_page(request: Request, operator: str = Depends(current_operato
         figures=figures,
         charts=charts(figures),
         now=now,
-        when=days.when_label,
-        age=days.age_label,
         latest_batches=LATEST_BATCHES,
         manifests_read=MANIFESTS_READ,
     )

@@ -26,7 +26,7 @@ from cove.business.storage import (
     business_feedback,
     business_templates,
 )
-from cove.console.figures.days import Window, day_column, day_of
+from cove.console.figures.timeline import Timeline, days_ending
 from cove.protocol.templates import ReviewStatus
 
 BUSINESSES_SHOWN = 200
@@ -66,7 +66,7 @@ class Pending:
 
 @dataclass
 class BusinessFigures:
-    window: Window
+    window: Timeline  # days_ending(now)
     businesses: list[Business] = field(default_factory=list)
     total: int = 0
     tiers_now: dict[str, int] = field(default_factory=dict)  # tier label -> businesses
@@ -115,13 +115,14 @@ async def _businesses(conn: AsyncConnection, figures: BusinessFigures, now_ms: i
 async def _history(conn: AsyncConnection, figures: BusinessFigures) -> None:
     window = figures.window
     d, f, e = business_daily, business_feedback, business_events
+    # business_daily.day counts days since the epoch, as the window's bucket indexes do
     daily = await conn.execute(
         select(d.c.day, d.c.quality, func.count()).where(d.c.day >= window.first).group_by(d.c.day, d.c.quality)
     )
     figures.quality_per_day = {q: {} for q in QUALITIES}
     for day, rated, count in daily:
         figures.quality_per_day.setdefault(rated, {})[int(day)] = int(count)
-    day = day_column(f.c.at_ms)
+    day = window.index_of(f.c.at_ms)
     figures.feedback = {"block": {}, "report": {}}
     for kind, on, count in await conn.execute(
         select(f.c.kind, day, func.count()).where(f.c.at_ms >= window.start_ms).group_by(f.c.kind, day)
@@ -138,7 +139,7 @@ async def _history(conn: AsyncConnection, figures: BusinessFigures) -> None:
     for kind, body, at_ms in events:
         into = _counted(kind, json.loads(body), figures)
         if into is not None:
-            on = day_of(at_ms)
+            on = window.index_of(at_ms)
             into[on] = into.get(on, 0) + 1
 
 
@@ -156,7 +157,7 @@ def _counted(kind: str, body: dict[str, Any], figures: BusinessFigures) -> dict[
 
 
 async def business_figures(engine: AsyncEngine, now_ms: int) -> BusinessFigures:
-    figures = BusinessFigures(Window.ending(now_ms))
+    figures = BusinessFigures(days_ending(now_ms))
     async with engine.connect() as conn:
         await _businesses(conn, figures, now_ms)
         await _history(conn, figures)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cove.console.figures.days import Window, day_column
+from cove.console.figures.timeline import Timeline, days_ending
 from cove.safety import appeals as cases
 from cove.safety.actions_storage import Appeal, safety_actions
 from cove.safety.ladder import Step, Taken
@@ -19,7 +19,7 @@ CASES_SHOWN = 100  # of each kind, oldest first: the page says how many more wai
 
 @dataclass
 class SafetyFigures:
-    window: Window
+    window: Timeline  # days_ending(now)
     reviews: list[Taken] = field(default_factory=list)
     appeals: list[Appeal] = field(default_factory=list)
     reviews_waiting: int = 0
@@ -30,13 +30,13 @@ class SafetyFigures:
 
 
 async def safety_figures(engine: AsyncEngine, now_ms: int) -> SafetyFigures:
-    figures = SafetyFigures(Window.ending(now_ms))
+    figures = SafetyFigures(days_ending(now_ms))
     queue = await cases.queue(engine)
     figures.reviews, figures.reviews_waiting = queue.reviews[:CASES_SHOWN], len(queue.reviews)
     figures.appeals, figures.appeals_waiting = queue.appeals[:CASES_SHOWN], len(queue.appeals)
     figures.stats = await cases.stats(engine)
     t = safety_actions
-    day = day_column(t.c.created_at_ms)
+    day = figures.window.index_of(t.c.created_at_ms)
     figures.per_step = {s.label: {} for s in Step}
     async with engine.connect() as conn:
         rows = await conn.execute(

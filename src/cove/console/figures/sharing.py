@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cove.console.figures.days import Window, day_column
+from cove.console.figures.timeline import Timeline, days_ending
 from cove.sharing import bitmaps, wire
 from cove.sharing.storage import sharing_batches, sharing_disclosures, sharing_erasures
 
@@ -57,7 +57,7 @@ class Erasures:
 
 @dataclass
 class SharingFigures:
-    window: Window
+    window: Timeline  # days_ending(now)
     batches_per_day: dict[str, dict[int, int]] = field(default_factory=dict)  # recipient -> day -> batches
     rows_per_day: dict[str, dict[int, int]] = field(default_factory=dict)  # recipient -> day -> rows
     rows_per_purpose: dict[str, dict[str, int]] = field(default_factory=dict)  # purpose -> recipient -> rows
@@ -78,7 +78,7 @@ def _rows(entry: wire.PurposeEntry) -> int:
 
 async def _per_day(conn: AsyncConnection, figures: SharingFigures) -> None:
     b = sharing_batches
-    day = day_column(b.c.created_at_ms)
+    day = figures.window.index_of(b.c.created_at_ms)
     rows = await conn.execute(
         select(b.c.recipient, day.label("day"), func.count().label("batches"), func.sum(b.c.rows).label("rows"))
         .where(b.c.created_at_ms >= figures.window.start_ms)
@@ -165,13 +165,13 @@ async def _erasures(conn: AsyncConnection, figures: SharingFigures) -> None:
         (e.c.requested_at_ms, figures.erasures_requested),
         (e.c.acked_at_ms, figures.erasures_acknowledged),
     ):
-        day = day_column(column)
+        day = figures.window.index_of(column)
         for r in await conn.execute(select(day.label("day"), func.count()).where(column >= start).group_by(day)):
             into[int(r[0])] = int(r[1])
 
 
 async def sharing_figures(engine: AsyncEngine, now_ms: int) -> SharingFigures:
-    figures = SharingFigures(Window.ending(now_ms))
+    figures = SharingFigures(days_ending(now_ms))
     async with engine.connect() as conn:
         await _per_day(conn, figures)
         await _per_purpose(conn, figures)

@@ -1,8 +1,10 @@
 """The time axis of a chart: buckets of an hour, a day or a week, whichever keeps the chart readable.
 
 Queries count events per bucket index (``at_ms // bucket_ms``, the same integer division on SQLite and
-PostgreSQL); :class:`Timeline` lays those counts on every bucket from the first event to now, zeros included,
-so that a quiet hour shows as a dip rather than vanishing from the axis.
+PostgreSQL); :class:`Timeline` lays those counts on every bucket of the axis, zeros included, so that a quiet
+hour shows as a dip rather than vanishing from the axis. An axis runs from the first event to now
+(:func:`timeline`), or over a fixed number of days ending today (:func:`days_ending`) where the tables keep no
+more than that.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
+from typing import TypeVar
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
 MAX_BUCKETS = 120  # about what a chart 390 px wide can still show as separate points
+WINDOW_DAYS = 30  # the business tables keep 30 days (cove.business.upkeep): the sections' one window
+Moment = TypeVar("Moment")  # milliseconds: an int, or a SQL column of them
 
 
 def bucket_for(first_ms: int, last_ms: int) -> int:
@@ -47,9 +52,20 @@ class Timeline:
     def indexes(self) -> range:
         return range(self.first, self.last + 1)
 
-    def labels(self) -> list[str]:
+    @property
+    def start_ms(self) -> int:
+        return self.first * self.bucket_ms
+
+    def index_of(self, ms: Moment) -> Moment:
+        """The bucket of a moment, or in SQL of a column of moments: integer division on SQLite and PostgreSQL."""
+        return ms // self.bucket_ms
+
+    def label(self, index: int) -> str:
         shape = "%Y-%m-%d %H:00" if self.bucket_ms < DAY_MS else "%Y-%m-%d"
-        return [datetime.fromtimestamp(i * self.bucket_ms / 1000, UTC).strftime(shape) for i in self.indexes]
+        return datetime.fromtimestamp(index * self.bucket_ms / 1000, UTC).strftime(shape)
+
+    def labels(self) -> list[str]:
+        return [self.label(i) for i in self.indexes]
 
     def align(self, counts: Mapping[int, int]) -> list[int]:
         """Counts keyed by bucket index, one per bucket of the axis (0 where none)."""
@@ -70,6 +86,12 @@ def timeline(first_ms: int, now_ms: int) -> Timeline:
     last_ms = max(first_ms, now_ms)
     size = bucket_for(first_ms, last_ms)
     return Timeline(size, first_ms // size, last_ms // size)
+
+
+def days_ending(now_ms: int, days: int = WINDOW_DAYS) -> Timeline:
+    """The last ``days`` UTC days, today's included; a bucket's index is its day since the epoch."""
+    today = now_ms // DAY_MS
+    return Timeline(DAY_MS, today - days + 1, today)
 
 
 def earliest(times: Iterable[int | None]) -> int | None:
