@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 from playwright.sync_api import Page
 
-from browser.world import SIZES, PageProcess, accessibility_problems, no_horizontal_scroll, screenshots
+from browser.world import PageProcess
 from cove.testing import run_cove
 
 PASSWORD = "a long operator password"
@@ -111,28 +110,8 @@ async def notice_for(client) -> dict[str, Any]:  # noqa: ANN001 - a cove.client.
 # In the browser tests
 
 
-def beside_playwright(work: Coroutine[Any, Any, T]) -> T:
-    """Run SDK calls or set-up beside Playwright: its sync API keeps an event loop running on the test's thread."""
-    with ThreadPoolExecutor(1) as worker:
-        return worker.submit(asyncio.run, work).result()
-
-
 def sign_in_on(page: Page, name: str = "olivia", password: str = PASSWORD) -> None:
     """The login page's form, filled in and sent as a person does."""
     page.get_by_label("Operator name").fill(name)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-
-
-FITS = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
-
-
-def check_page(page: Page, name: str) -> None:
-    """Nothing sideways at phone size (once the charts have followed the window: Chart.js resizes on its next
-    frame), no serious accessibility problem, and both sizes' screenshots."""
-    page.set_viewport_size(SIZES["phone"])
-    page.wait_for_function(FITS)
-    assert no_horizontal_scroll(page)
-    page.set_viewport_size(SIZES["desktop"])
-    assert accessibility_problems(page) == []
-    screenshots(page, name)

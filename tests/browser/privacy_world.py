@@ -3,10 +3,8 @@ under the app's COVE_HOME, the operator's commands on the relay, and the relay's
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +12,7 @@ from typing import Any, TypeVar
 from playwright.sync_api import Page, expect
 from sqlalchemy import Select
 
-from browser.world import SIZES, PageProcess, accessibility_problems, no_horizontal_scroll, screenshots
+from browser.world import PageProcess, off_the_loop
 from cove.client.core import ClientCore
 from cove.client.profile import device_info, profile_folder
 from cove.client.store import ClientStore
@@ -26,13 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = REPO / "policies" / "cove-default.toml"
 PICKLE_KEY = "11" * 32  # the open_app fixture's
 T = TypeVar("T")
-
-
-def off_the_loop(work: Coroutine[Any, Any, T]) -> T:
-    """Run SDK calls from a test: Playwright's sync API keeps an event loop running on the test's thread, so
-    asyncio.run needs a thread of its own."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, work).result()
 
 
 def cove(env: dict[str, str], *args: str) -> str:
@@ -116,17 +107,6 @@ def relay_scalar(database_url: str, query: Select[Any]) -> Any:
 
 def purpose(view: dict[str, Any], purpose_id: str) -> dict[str, Any]:
     return next(p for p in view["purposes"] if p["id"] == purpose_id)
-
-
-def check_page(page: Page, name: str) -> None:
-    """Screenshots at both sizes, no serious accessibility problem, and no sideways scroll on a phone."""
-    screenshots(page, name)
-    assert accessibility_problems(page) == []
-    before = page.viewport_size
-    page.set_viewport_size(SIZES["phone"])
-    assert no_horizontal_scroll(page)
-    if before is not None:
-        page.set_viewport_size(before)
 
 
 def open_privacy_with_notice(page: Page, url: str, base: str, attempts: int = 40) -> None:

@@ -9,7 +9,8 @@ import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from browser.privacy_world import check_page, person_under_policy, profile_core, relay_scalar
+from browser.privacy_world import person_under_policy, profile_core, relay_scalar
+from browser.world import check_page
 from cove.accounts.storage import accounts
 from cove.client.profile import profile_folder
 

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from browser.privacy_world import (
     DEFAULT_POLICY,
     accept_terms,
-    check_page,
     cove,
     open_privacy_with_notice,
     person_under_policy,
@@ -23,6 +22,7 @@ from browser.privacy_world import (
     relay_scalar,
     relay_view,
 )
+from browser.world import check_page
 from cove.consent.storage import consent_served
 
 OPTIONAL = ("analytics", "account_linking", "friend_suggestions", "ads")

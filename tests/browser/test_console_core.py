@@ -9,34 +9,19 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from console_world import RELAY_ENV, beside_playwright, check_page, notice_for, sign_in_on
+from browser.world import chart_cell, check_page, off_the_loop, wait_for_chart_cell
+from console_world import RELAY_ENV, notice_for, sign_in_on
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
 from privacy_world import publish
 
 PHONE = "+14155550161"
-# The figure in a chart's table (the chart macro's data-chart-table) at a row and a column, or null.
-CELL = """([id, row, col]) => {
-  const table = document.querySelector(`[data-chart-table="${id}"]`);
-  if (!table) return null;
-  const cols = [...table.tHead.rows[0].cells].map(c => c.textContent.trim());
-  const found = [...table.tBodies[0].rows].find(r => r.cells[0].textContent.trim() === row);
-  return found ? found.cells[cols.indexOf(col)].textContent.trim() : null;
-}"""
 
 
 @pytest.fixture
 def relay_env() -> dict[str, str]:
     return RELAY_ENV
-
-
-def cell(page: Page, chart: str, row: str, col: str) -> str | None:
-    return page.evaluate(CELL, [chart, row, col])
-
-
-def wait_for_cell(page: Page, chart: str, row: str, col: str, value: str) -> None:
-    page.wait_for_function(f"args => ({CELL})(args) === args[3]", arg=[chart, row, col, value])
 
 
 class Person:
@@ -58,7 +43,7 @@ class Person:
             core.store.close()
 
     def do(self, step) -> None:  # noqa: ANN001
-        beside_playwright(self._run(step))
+        off_the_loop(self._run(step))
 
 
 def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
@@ -68,7 +53,7 @@ def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
     open_console,
     tmp_path: Path,  # noqa: ANN001
 ) -> None:
-    beside_playwright(publish(relay.database_url))
+    off_the_loop(publish(relay.database_url))
     alice = Person(relay, tmp_path / "alice")
 
     async def join(client: CoveClient) -> None:
@@ -96,18 +81,18 @@ def test_an_operator_signs_in_and_watches_a_choice_move_the_consent_chart(
     page.get_by_role("link", name="Rollout", exact=True).first.click()
     expect(page.get_by_role("heading", name="Rollout", exact=True)).to_be_visible()
     expect(page.locator("#rollout-figures canvas[data-drawn='1']").first).to_be_attached()  # Chart.js drew it
-    assert cell(page, "rollout-1-waves", "everyone", "accepted") == "1"
-    assert cell(page, "rollout-1-purposes", "ads", "opted in") == "1"
+    assert chart_cell(page, "rollout-1-waves", "everyone", "accepted") == "1"
+    assert chart_cell(page, "rollout-1-purposes", "ads", "opted in") == "1"
     check_page(page, "console-rollout")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Consent").click()
     expect(page.get_by_role("heading", name="Consent", exact=True)).to_be_visible()
-    assert cell(page, "consent-totals", "ads", "turned on") == "1"
-    assert cell(page, "consent-totals", "ads", "withdrawn") == "0"
+    assert chart_cell(page, "consent-totals", "ads", "turned on") == "1"
+    assert chart_cell(page, "consent-totals", "ads", "withdrawn") == "0"
 
     alice.do(lambda client: client.withdraw("ads"))  # changed through the SDK, as the app's page would
     page.get_by_role("link", name="Refresh").click()  # what the page does by itself every 15 s
-    wait_for_cell(page, "consent-totals", "ads", "withdrawn", "1")
+    wait_for_chart_cell(page, "consent-totals", "ads", "withdrawn", "1")
 
     expect(page.locator("#ledger-status")).to_contain_text("not verified")
     page.get_by_role("button", name="Verify the ledger now").click()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from browser.world import check_page, off_the_loop
 from console_sections_world import bakery, profile, take, template
-from console_world import beside_playwright, check_page, sign_in_on
+from console_world import sign_in_on
 from cove.business import service
 from cove.clock import now_ms
 from cove.console.figures.timeline import days_ending
@@ -81,7 +82,7 @@ def figures(page: Page, chart_id: str) -> dict[str, list[str]]:
 def test_sharing_business_and_safety_sections(page: Page, database_url: str, open_console, tmp_path: Path) -> None:  # noqa: ANN001
     data_dir = tmp_path / "relay"
     data_dir.mkdir()
-    made = beside_playwright(fill(database_url, data_dir))
+    made = off_the_loop(fill(database_url, data_dir))
     today = days_ending(now_ms()).labels()[-1]
     console = open_console(database_url, data_dir)
     page.goto(console.url)

@@ -8,16 +8,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser.privacy_world import accept_terms, open_privacy_with_notice, person_under_policy
-from browser.world import SIZES
+from browser.world import SIZES, chart_cell, wait_for_chart_cell
 from console_world import PASSWORD, RELAY_ENV
-
-CELL = """([id, row, col]) => {
-  const table = document.querySelector(`[data-chart-table="${id}"]`);
-  if (!table) return null;
-  const cols = [...table.tHead.rows[0].cells].map(c => c.textContent.trim());
-  const found = [...table.tBodies[0].rows].find(r => r.cells[0].textContent.trim() === row);
-  return found ? found.cells[cols.indexOf(col)].textContent.trim() : null;
-}"""
 
 
 @pytest.fixture
@@ -26,7 +18,7 @@ def relay_env() -> dict[str, str]:
 
 
 def turned_on(console: Page, purpose: str) -> str | None:
-    return console.evaluate(CELL, ["consent-totals", purpose, "turned on"])
+    return chart_cell(console, "consent-totals", purpose, "turned on")
 
 
 def test_a_choice_in_the_privacy_center_moves_the_consoles_chart(
@@ -42,7 +34,7 @@ def test_a_choice_in_the_privacy_center_moves_the_consoles_chart(
     open_privacy_with_notice(page, alice.app.url, alice.app.base)
     accept_terms(page)
 
-    console_process = open_console()
+    console_process = open_console(relay.database_url, relay.data_dir)
     context = browser.new_context(viewport=SIZES["desktop"])
     console = context.new_page()
     try:
@@ -60,15 +52,11 @@ def test_a_choice_in_the_privacy_center_moves_the_consoles_chart(
         expect(card.get_by_role("button", name="Turn on")).to_have_attribute("aria-pressed", "true")
 
         console.get_by_role("link", name="Refresh").click()  # what the page does by itself every 15 s
-        console.wait_for_function(
-            f"args => ({CELL})(args) === '1'", arg=["consent-totals", "friend_suggestions", "turned on"]
-        )
+        wait_for_chart_cell(console, "consent-totals", "friend_suggestions", "turned on", "1")
 
         card.get_by_role("button", name="Turn off").click()  # withdrawing is one click too, and shows the same way
         expect(card.get_by_role("button", name="Turn off")).to_have_attribute("aria-pressed", "true")
         console.get_by_role("link", name="Refresh").click()
-        console.wait_for_function(
-            f"args => ({CELL})(args) === '1'", arg=["consent-totals", "friend_suggestions", "withdrawn"]
-        )
+        wait_for_chart_cell(console, "consent-totals", "friend_suggestions", "withdrawn", "1")
     finally:
         context.close()

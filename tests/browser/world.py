@@ -3,13 +3,17 @@ accessibility check."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from playwright.sync_api import Page
 
@@ -18,6 +22,16 @@ ARTIFACTS = Path(os.environ.get("COVE_TEST_ARTIFACTS", REPO / "test-artifacts"))
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 URL = re.compile(r"(http://127\.0\.0\.1:\d+\S*)")
+T = TypeVar("T")
+# The figure in a chart's table (the chart macro's data-chart-table) at a row and a column, or null.
+CELL = """([id, row, col]) => {
+  const table = document.querySelector(`[data-chart-table="${id}"]`);
+  if (!table) return null;
+  const cols = [...table.tHead.rows[0].cells].map(c => c.textContent.trim());
+  const found = [...table.tBodies[0].rows].find(r => r.cells[0].textContent.trim() === row);
+  return found ? found.cells[cols.indexOf(col)].textContent.trim() : null;
+}"""
+FITS = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
 
 
 class PageProcess:
@@ -104,4 +118,31 @@ def accessibility_problems(page: Page) -> list[str]:
 
 def no_horizontal_scroll(page: Page) -> bool:
     """At phone size nothing sticks out sideways (a page that does is not usable on a phone)."""
-    return page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    return page.evaluate(FITS)
+
+
+def check_page(page: Page, name: str) -> None:
+    """Nothing sideways at phone size (once the charts have followed the window: Chart.js resizes on its next
+    frame), no serious accessibility problem, and both sizes' screenshots."""
+    before = page.viewport_size
+    page.set_viewport_size(SIZES["phone"])
+    page.wait_for_function(FITS)
+    assert no_horizontal_scroll(page)
+    page.set_viewport_size(before or SIZES["desktop"])
+    assert accessibility_problems(page) == []
+    screenshots(page, name)
+
+
+def off_the_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Run SDK calls or set-up beside Playwright: its sync API keeps an event loop running on the test's thread,
+    so asyncio.run needs a thread of its own."""
+    with ThreadPoolExecutor(1) as worker:
+        return worker.submit(asyncio.run, work).result()
+
+
+def chart_cell(page: Page, chart: str, row: str, col: str) -> str | None:
+    return page.evaluate(CELL, [chart, row, col])
+
+
+def wait_for_chart_cell(page: Page, chart: str, row: str, col: str, value: str) -> None:
+    page.wait_for_function(f"args => ({CELL})(args) === args[3]", arg=[chart, row, col, value])
