@@ -33,7 +33,8 @@ def create_app(settings: Settings, local_only: bool = True) -> FastAPI:
             app.state.engine = engine
             yield
 
-    app = FastAPI(title="Cove console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # Described at /openapi.json (behind the guard); no docs page: FastAPI's loads its script from a CDN.
+    app = FastAPI(title="Cove console", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle()
     app.state.ledger_checks = consent.LedgerChecks()

@@ -20,7 +20,9 @@ def create_app(desktop: Desktop, key: str) -> FastAPI:
             yield
         await desktop.aclose()
 
-    app = FastAPI(title=f"Cove: {desktop.profile}", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # The pages' routes are described at /openapi.json (behind the guard, as every page); no docs page, since
+    # FastAPI's loads its script from a CDN and these pages fetch nothing from another host.
+    app = FastAPI(title=f"Cove: {desktop.profile}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.desktop = desktop
     app.state.stopping_hooks = [desktop.live.close]  # cove.web.local.serve: open pages' streams end first
     mount_static(app)
