@@ -17,14 +17,13 @@ def register_app_command(app: typer.Typer) -> None:
     @app.command("app")
     def run_app(
         profile: str = ProfileOption,
-        port: int = typer.Option(0, min=0, max=65535, help="Port on 127.0.0.1 [default: a free one]"),
+        port: int = typer.Option(0, min=0, max=65535, help="Port on 127.0.0.1 (0: a free one)"),
         server: str = typer.Option(None, help="Relay URL for a new profile [default: COVE_SERVER or the local relay]"),
         open_browser: bool = typer.Option(False, "--open/--no-open", help="Open the page in the default browser"),
     ) -> None:
         """Open the messenger for one profile as a page on this machine: chats, devices and the privacy center.
 
-        The keys and the decryption stay in this process; the page answers only this machine, and only the link
-        printed here (a new key at every start)."""
+        The keys and the decryption stay in this process; the page answers only this machine and this run's link."""
         from cove.desktop.server import create_app
         from cove.desktop.state import Desktop
 
