@@ -3,13 +3,12 @@ the console started as a process, and a signed-in HTTP client."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from playwright.sync_api import Page
@@ -97,14 +96,6 @@ async def signed_in(database_url: str, data_dir: Path) -> AsyncIterator[SignedIn
 # What a test relay needs for the console's tests: a published policy reaches it within 0.3 s, and it writes its
 # health figures 5 times a second.
 RELAY_ENV = {"COVE_FLEET_POLL_SECONDS": "0.3", "COVE_HEALTH_INTERVAL_SECONDS": "0.2"}
-
-
-async def notice_for(client) -> dict[str, Any]:  # noqa: ANN001 - a cove.client.transport.CoveClient
-    """The notice due to ``client``, once the relay has picked up the published policy (a poll, not a guess)."""
-    async with asyncio.timeout(15):
-        while (notice := await client.pending_notice()) is None:  # noqa: ASYNC110 - the relay has no event for it
-            await asyncio.sleep(0.1)
-    return notice
 
 
 # In the browser tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from cove.client.transport import CoveClient
 from cove.consent import service
@@ -24,15 +25,16 @@ async def publish(database_url: str) -> None:
         await engine.dispose()
 
 
+async def notice_for(client: CoveClient) -> dict[str, Any]:
+    """The notice due to ``client``, once the relay has picked up the published policy (a poll, not a guess)."""
+    async with asyncio.timeout(15):
+        while (notice := await client.pending_notice()) is None:  # noqa: ASYNC110 - the relay has no event for it
+            await asyncio.sleep(0.05)
+    return notice
+
+
 async def onboard(client: CoveClient, choices: dict[str, str]) -> None:
     """Accept the notice once the relay serves it (it has to read the publish first), then make each choice."""
-    for _ in range(200):
-        notice = await client.pending_notice()
-        if notice:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("no privacy notice became due")
-    await client.accept_terms(notice, "adult")
+    await client.accept_terms(await notice_for(client), "adult")
     for purpose, choice in choices.items():
         await client.choose(purpose, choice)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from console_world import RELAY_ENV, notice_for
+from console_world import RELAY_ENV
 from cove.clock import now_ms, to_datetime
 from cove.consent import service
 from cove.consent.ledger_storage import ledger_entries
@@ -22,6 +22,7 @@ from cove.console.health import charts as health_charts
 from cove.db import create_engine
 from cove.fleet.health import Figures
 from cove.testing import policy_opening_now
+from privacy_world import notice_for
 
 DEFAULT = Path(__file__).resolve().parents[1] / "policies" / "cove-default.toml"
 TIMES = st.integers(min_value=0, max_value=4_000_000_000_000)

@@ -10,11 +10,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser.world import chart_cell, check_page, off_the_loop, wait_for_chart_cell
-from console_world import RELAY_ENV, notice_for, sign_in_on
+from console_world import RELAY_ENV, sign_in_on
 from cove.client.core import ClientCore
 from cove.client.store import ClientStore
 from cove.client.transport import CoveClient
-from privacy_world import publish
+from privacy_world import notice_for, publish
 
 PHONE = "+14155550161"
 
