@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from console_world import RELAY_ENV, notice_for, signed_in
+from console_world import RELAY_ENV, signed_in
 from cove.consent import service
 from cove.consent.ledger_storage import ledger_entries
 from cove.db import create_engine
 from cove.testing import policy_opening_now
+from privacy_world import notice_for
 
 DEFAULT = Path(__file__).resolve().parents[1] / "policies" / "cove-default.toml"
 
