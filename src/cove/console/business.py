@@ -25,6 +25,8 @@ from cove.console.pages import engine_of
 
 router = APIRouter()
 SECTION = "/business"
+# A rating's own colour (the stylesheet's ok, warn and bad), whatever its series' place in the chart.
+RATING_COLOURS = {"Green": "#1b7a3a", "Yellow": "#9a5b00", "Red": "#b3261e"}
 
 
 def charts(figures: BusinessFigures) -> dict[str, dict]:
@@ -35,10 +37,9 @@ def charts(figures: BusinessFigures) -> dict[str, dict]:
     named |= {"report": "Reports", "green": "Green", "yellow": "Yellow", "red": "Red"}
 
     def daily(series: dict[str, dict[int, int]], y_label: str) -> dict:
-        return stacked_counts(window, {named.get(k, k): v for k, v in series.items()}, y_label)
+        return stacked_counts(window, {named.get(k, k): v for k, v in series.items()}, y_label, RATING_COLOURS)
 
     return {
-        # charts.js colours series by position (blue, red, green): red and green land on their own colours.
         "quality": daily({q: figures.quality_per_day.get(q, {}) for q in ("yellow", "red", "green")}, "Businesses"),
         "tiers": spec("bar", tiers, per_tier, "Tier (users a day)", "Businesses"),
         "moves": daily(figures.tier_moves, "Moves"),

@@ -14,7 +14,7 @@ def spec(
     return {
         "type": kind,
         "labels": labels,
-        "series": [{"label": s.label, "data": s.data} for s in series],
+        "series": [{"label": s.label, "data": s.data} | ({"colour": s.colour} if s.colour else {}) for s in series],
         "x_label": x_label,
         "y_label": y_label,
         "stacked": stacked,
@@ -28,11 +28,17 @@ def over_time(
     return spec(kind, axis.labels(), series, f"{axis.unit} (UTC)", y_label, stacked)
 
 
-def counted(axis: Timeline, counts: Mapping[str, Mapping[int, int]]) -> list[Series]:
-    """A series per name, from its counts per bucket index, laid on the axis."""
-    return [Series(name, axis.align(per_bucket)) for name, per_bucket in counts.items()]
+def counted(
+    axis: Timeline, counts: Mapping[str, Mapping[int, int]], colours: Mapping[str, str] | None = None
+) -> list[Series]:
+    """A series per name, from its counts per bucket index, laid on the axis; ``colours`` by name, where a colour
+    means something."""
+    colours = colours or {}
+    return [Series(name, axis.align(per_bucket), colours.get(name)) for name, per_bucket in counts.items()]
 
 
-def stacked_counts(axis: Timeline, counts: Mapping[str, Mapping[int, int]], y_label: str) -> dict[str, Any]:
+def stacked_counts(
+    axis: Timeline, counts: Mapping[str, Mapping[int, int]], y_label: str, colours: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Counts per bucket as stacked bars, a series per name (a recipient, a step, a rating)."""
-    return over_time(axis, counted(axis, counts), y_label, "bar", stacked=True)
+    return over_time(axis, counted(axis, counts, colours), y_label, "bar", stacked=True)

@@ -40,6 +40,7 @@ class Series:
 
     label: str
     data: list[int] | list[float | None]  # counts, or measures that may be missing (a p99 with no deliveries)
+    colour: str | None = None  # a colour that means something (a quality rating's); else the palette's next
 
 
 @dataclass(frozen=True)
