@@ -29,7 +29,6 @@ network (no ``splink.datasets``, no charts).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,11 +39,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cove.partner.engines import PARENT, DuckDBEngine, LinkEngine
 from cove.sharing import wire
 from cove.sharing.wire import Use
 
 if TYPE_CHECKING:  # splink is imported when linking runs: it takes a second to load
-    from splink import Linker
+    from splink import Linker, SettingsCreator
     from splink.comparison_level_library import ExactMatchLevel
     from splink.comparison_library import CustomComparison
     from splink.internals.blocking_rule_creator import BlockingRuleCreator
@@ -55,7 +55,6 @@ CANDIDATE_FLOOR = 0.5  # pairs below this are never kept, whatever the threshold
 # Splink's EM "requires a substantial number of record comparisons ... usually at least a few hundred": a smaller
 # block (a handful of real accounts against a generated network) leaves that session's m at Splink's defaults.
 MIN_EM_PAIRS = 100
-PARENT, MESSENGER = "parent_", "messenger_"  # Splink's names of the two datasets
 _FIELD = {"phone_hash": "phone", "vendor_device_id": "vendor_device_id"}  # exact-match keys, by column
 
 
@@ -150,6 +149,7 @@ def link(
     rules_recall: float = 0.7,
     u_pairs: float = 5e6,
     seed: int = 1,
+    engine: LinkEngine | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> LinkReport:
     """Link the account-linking subjects to parent users; ``links`` then holds exactly the links found.
@@ -157,10 +157,12 @@ def link(
     ``threshold``: the lowest probability written (0.9: below it a link is not worth asking about).
     ``rules_recall``: the share of true pairs the exact phone / vendor-id rules are assumed to find, which sets
     the prior λ. ``u_pairs``: random pairs sampled for the u probabilities; ``seed`` makes that sample
-    repeatable. Quality figures are computed when ``truth_links`` is not empty (generated data only).
+    repeatable. ``engine``: where Splink trains and scores (DuckDB in process by default; the links are the same
+    on any engine). Quality figures are computed when ``truth_links`` is not empty (generated data only).
     """
     if not CANDIDATE_FLOOR <= threshold <= 1:
         raise ValueError(f"threshold {threshold} is not between the candidate floor {CANDIDATE_FLOOR} and 1")
+    engine = engine or DuckDBEngine()
     report = LinkReport(subjects=0, users=0, fields=[])
     phase = _Phases(report, on_phase)
     with duckdb.connect() as mem:  # Splink's working database, apart from the store
@@ -171,9 +173,9 @@ def link(
                 report.candidate_pairs = _candidate_pairs(mem, report.fields)
         # The prior comes from the exact matches: without one there is nothing to train or score.
         if any(report.candidate_pairs.values()):
-            linker = _train(mem, report, phase, plain, rules_recall, u_pairs, seed)
+            linker = _train(engine, mem, report, phase, plain, rules_recall, u_pairs, seed)
             with phase("predict"):
-                predictions = linker.inference.predict(warning_mode="never").physical_name
+                predictions = engine.predict(mem, linker)
                 report.scored_pairs = _scalar(mem, f"SELECT count(*) FROM {predictions}")
             with phase("cluster"):
                 _one_to_one(mem, predictions)
@@ -235,6 +237,7 @@ def _candidate_pairs(mem: duckdb.DuckDBPyConnection, fields: list[str]) -> dict[
 
 
 def _train(
+    engine: LinkEngine,
     mem: duckdb.DuckDBPyConnection,
     report: LinkReport,
     phase: _Phases,
@@ -248,7 +251,7 @@ def _train(
 
     keys = _keys(report.fields)
     with phase("train"):
-        linker = _model(mem, report.fields, keys, plain)
+        linker = engine.linker(mem, _settings(mem, report.fields, keys, plain))
         linker.training.estimate_probability_two_random_records_match(
             [block_on(key) for key in keys], recall=rules_recall
         )
@@ -265,9 +268,9 @@ def _train(
     return linker
 
 
-def _model(mem: duckdb.DuckDBPyConnection, fields: list[str], keys: list[str], plain: bool) -> Linker:
-    """An untrained Splink linker comparing ``fields``, blocking on the exact keys."""
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+def _settings(mem: duckdb.DuckDBPyConnection, fields: list[str], keys: list[str], plain: bool) -> SettingsCreator:
+    """The Splink model comparing ``fields``, blocking on the exact keys."""
+    from splink import SettingsCreator, block_on
     from splink import comparison_library as cl
 
     u_exact = _exact_u(mem, keys)
@@ -277,7 +280,7 @@ def _model(mem: duckdb.DuckDBPyConnection, fields: list[str], keys: list[str], p
         "device_model": lambda: cl.ExactMatch("device_model").configure(term_frequency_adjustments=True),
         "os": _os_comparison,
     }
-    settings = SettingsCreator(
+    return SettingsCreator(
         link_type="link_only",
         unique_id_column_name="unique_id",
         comparisons=[comparisons[name]() for name in fields],
@@ -285,9 +288,6 @@ def _model(mem: duckdb.DuckDBPyConnection, fields: list[str], keys: list[str], p
         + (_fuzzy_phone_blocks() if plain and "device_model" in fields else []),
         retain_matching_columns=False,
     )
-    db_api = DuckDBAPI(mem)
-    inputs = [db_api.register("parent", table_name=PARENT), db_api.register("messenger", table_name=MESSENGER)]
-    return Linker(inputs, settings, log_level=logging.ERROR)
 
 
 def _fuzzy_phone_blocks() -> list[BlockingRuleCreator]:
