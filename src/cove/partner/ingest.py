@@ -7,8 +7,8 @@ already in ``applied_batches`` changes nothing, which makes at-least-once delive
 a NATS redelivery) harmless.
 
 Every deletion (a revocation, a ``full`` batch dropping a subject, the retention sweep) goes through
-:func:`_forget`, which also deletes what the partner derived from that purpose's rows: links (account linking),
-suggestions naming the linked user (friend suggestions), audience memberships (advertising).
+:func:`cove.partner.lineage.forget`, which also deletes, in the same transaction, every row the partner derived
+from what it forgets.
 
 Per-batch work is set-based: each file is read with DuckDB's ``read_parquet`` in a handful of statements, never
 row by row in Python, because a batch can carry a million rows.
@@ -22,7 +22,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,31 +36,28 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
 
+from cove.partner.lineage import (
+    PER_PURPOSE_REASONS,
+    SweepReport,
+    forget,
+    revoke,
+    sql_strings,
+    stash_links_of_banned,
+    sweep,
+)
 from cove.partner.safety import SafetyReport, apply_safety_signals
 from cove.sharing import wire
 from cove.sharing.wire import BadBatch
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
 NATS_FETCH_TIMEOUT_S = 1.0
 NATS_ACK_WAIT_S = 600.0  # a million-row batch must be applied before JetStream redelivers it
 
 # Every data column of shared_profiles; a purpose fills the ones its categories declare, the rest are NULL.
 _PROFILE_DATA_COLUMNS = [name for fields in wire.PROFILE_FIELDS.values() for name in fields]
-_PER_PURPOSE_REASONS = (
-    wire.RevocationReason.WITHDRAWN,
-    wire.RevocationReason.OBJECTED,
-    wire.RevocationReason.NOT_PERMITTED,
-)
 
 OnReport = Callable[["IngestReport"], None]
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    profiles_deleted: int
-    usage_deleted: int
 
 
 @dataclass(frozen=True)
@@ -190,8 +187,8 @@ def _verify_contents(conn: duckdb.DuckDBPyConnection, batch_dir: Path, manifest:
         conn,
         f"""SELECT count(*) FROM read_parquet($path)
             WHERE event_id IS NULL OR subject IS NULL OR reason IS NULL
-               OR reason NOT IN ({_sql_strings(wire.RevocationReason)})
-               OR (reason IN ({_sql_strings(_PER_PURPOSE_REASONS)}) AND purpose IS NULL)""",
+               OR reason NOT IN ({sql_strings(wire.RevocationReason)})
+               OR (reason IN ({sql_strings(PER_PURPOSE_REASONS)}) AND purpose IS NULL)""",
         str(batch_dir / wire.REVOCATIONS_FILE),
         "revocations without an event id, subject or known reason, or withdrawals without a purpose",
     )
@@ -213,11 +210,6 @@ def _verify_contents(conn: duckdb.DuckDBPyConnection, batch_dir: Path, manifest:
                 str(batch_dir / purpose.usage.name),
                 "counters without a subject, day or value, or a (subject, day) twice",
             )
-
-
-def _sql_strings(values: Iterable[str]) -> str:
-    """A SQL list of the wire module's enum values (constants without quotes, never batch data)."""
-    return ", ".join(f"'{value}'" for value in values)
 
 
 def _refuse_if(conn: duckdb.DuckDBPyConnection, count_sql: str, path: str, problem: str) -> None:
@@ -272,8 +264,8 @@ def apply_batch(conn: duckdb.DuckDBPyConnection, batch_dir: Path, trust: wire.Tr
 
     with transaction(conn):
         _record_purposes(conn, manifest)
-        links_of_banned = _stash_links_of_banned(conn, batch_dir)
-        revocations = _apply_revocations(conn, batch_dir, manifest, now_ms)
+        links_of_banned = stash_links_of_banned(conn, batch_dir)
+        revocations = revoke(conn, batch_dir, manifest, now_ms)
         rows = sum(_apply_purpose(conn, batch_dir, manifest, purpose) for purpose in manifest.purposes)
         swept = sweep(conn, now_ms)
         safety = apply_safety_signals(conn, trust, extra_links=links_of_banned)
@@ -335,42 +327,6 @@ def _record_purposes(conn: duckdb.DuckDBPyConnection, manifest: wire.Manifest) -
         )
 
 
-def _stash_links_of_banned(conn: duckdb.DuckDBPyConnection, batch_dir: Path) -> str:
-    """Keep, for this transaction only, the links a ban is about to delete.
-
-    A ban revokes every purpose but safety, so the subject's link (derived from account linking) goes; the
-    safety verdict in the same batch may still use it once to reach the parent account, which is safety use.
-    """
-    conn.execute(
-        """CREATE OR REPLACE TEMP TABLE _links_of_banned AS
-           SELECT subject, user_id FROM links
-           WHERE subject IN (SELECT subject FROM read_parquet($path) WHERE reason = 'banned')""",
-        {"path": str(batch_dir / wire.REVOCATIONS_FILE)},
-    )
-    return "_links_of_banned"
-
-
-def _apply_revocations(conn: duckdb.DuckDBPyConnection, batch_dir: Path, manifest: wire.Manifest, now_ms: int) -> int:
-    """Forget what each revocation names; record erasures. Returns the number of revocations in the batch."""
-    path = str(batch_dir / wire.REVOCATIONS_FILE)
-    _forget(
-        conn,
-        f"""SELECT NULL AS purpose, subject FROM read_parquet($path) WHERE reason = 'erased'
-            UNION ALL
-            SELECT p.purpose, r.subject FROM read_parquet($path) r JOIN shared_purposes p
-              ON (r.reason = 'banned' AND p.use <> 'safety')
-              OR (r.reason IN ({_sql_strings(_PER_PURPOSE_REASONS)}) AND p.purpose = r.purpose)""",
-        {"path": path},
-    )
-    conn.execute(
-        """INSERT OR IGNORE INTO applied_erasures
-           SELECT event_id, any_value(subject), $batch_id, $now FROM read_parquet($path)
-           WHERE reason = 'erased' GROUP BY event_id""",
-        {"path": path, "batch_id": manifest.batch_id, "now": now_ms},
-    )
-    return manifest.revocations.rows
-
-
 def _apply_purpose(
     conn: duckdb.DuckDBPyConnection, batch_dir: Path, manifest: wire.Manifest, purpose: wire.PurposeEntry
 ) -> int:
@@ -389,7 +345,7 @@ def _apply_purpose(
     }
     not_erased = "subject NOT IN (SELECT subject FROM read_parquet($revocations) WHERE reason = 'erased')"
     if manifest.kind == "full":
-        _forget(
+        forget(
             conn,
             """SELECT purpose, subject FROM shared_profiles
                WHERE purpose = $purpose AND subject NOT IN (SELECT subject FROM read_parquet($path))""",
@@ -429,60 +385,6 @@ def _drop_absent_usage(conn: duckdb.DuckDBPyConnection, purpose: str, usage: Pat
            AND NOT EXISTS (SELECT 1 FROM read_parquet($path) f WHERE f.subject = s.subject AND f.day = s.day)""",
         {"purpose": purpose, "path": str(usage)},
     )
-
-
-def sweep(conn: duckdb.DuckDBPyConnection, now_ms: int) -> SweepReport:
-    """Delete shared rows older than their purpose's retention (counted from the batch's as_of), with derived data.
-
-    It runs inside the caller's transaction (:func:`apply_batch`'s, or wrap it in :func:`transaction`).
-    """
-    expired = f"p.retention_days IS NOT NULL AND s.received_at_ms + p.retention_days::BIGINT * {DAY_MS} < $now"
-    profiles, usage = _forget(
-        conn,
-        f"SELECT s.purpose, s.subject FROM shared_profiles s JOIN shared_purposes p USING (purpose) WHERE {expired}",
-        {"now": now_ms},
-    )
-    (more_usage,) = conn.execute(
-        f"DELETE FROM shared_usage s USING shared_purposes p WHERE s.purpose = p.purpose AND {expired}",
-        {"now": now_ms},
-    ).fetchone()
-    return SweepReport(profiles_deleted=profiles, usage_deleted=usage + more_usage)
-
-
-def _forget(conn: duckdb.DuckDBPyConnection, pairs_sql: str, params: dict[str, object]) -> tuple[int, int]:
-    """Delete the (purpose, subject) pairs ``pairs_sql`` selects, with what was derived from them.
-
-    A NULL purpose means every purpose and every derived table (an erasure). Otherwise derived data goes by the
-    purpose's use: links for account linking; suggestions naming the subject's linked user for friend
-    suggestions, and for account linking too (such a suggestion reached that user only through the link);
-    audience memberships for advertising. Returns the numbers of profile and usage rows deleted.
-    """
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _forget AS
-            SELECT f.purpose::VARCHAR AS purpose, f.subject, p.use
-            FROM ({pairs_sql}) f LEFT JOIN shared_purposes p ON p.purpose = f.purpose""",
-        params,
-    )
-    (profiles,) = conn.execute(
-        """DELETE FROM shared_profiles s USING _forget f
-           WHERE s.subject = f.subject AND (f.purpose IS NULL OR s.purpose = f.purpose)"""
-    ).fetchone()
-    (usage,) = conn.execute(
-        """DELETE FROM shared_usage s USING _forget f
-           WHERE s.subject = f.subject AND (f.purpose IS NULL OR s.purpose = f.purpose)"""
-    ).fetchone()
-
-    def subjects(*uses: wire.Use) -> str:
-        return f"SELECT subject FROM _forget WHERE purpose IS NULL OR use IN ({_sql_strings(uses)})"
-
-    conn.execute(
-        "DELETE FROM suggestions WHERE suggested IN (SELECT user_id FROM links WHERE subject IN "
-        f"({subjects(wire.Use.FRIEND_SUGGESTIONS, wire.Use.ACCOUNT_LINKING)}))"
-    )
-    conn.execute(f"DELETE FROM links WHERE subject IN ({subjects(wire.Use.ACCOUNT_LINKING)})")
-    conn.execute(f"DELETE FROM audiences WHERE subject IN ({subjects(wire.Use.ADVERTISING)})")
-    conn.execute("DROP TABLE _forget")
-    return profiles, usage
 
 
 # --- drivers ---------------------------------------------------------------------------------------------
