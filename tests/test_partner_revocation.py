@@ -235,3 +235,22 @@ def test_an_audience_goes_with_the_purpose_it_was_built_from_and_another_purpose
 
     build_audiences(world.conn, NOW_MS)
     assert set(world.conn.execute(audience).fetchall()) == {("s1",), ("s2",)}  # ads_partners alone still allows it
+
+
+# --- a purpose that changes use --------------------------------------------------------------------------
+
+
+def test_a_purpose_declared_with_another_use_loses_what_was_derived_under_the_old_one(world: World) -> None:
+    rows = [ads_row("s1") | {"phone_hash": world.m.phone_hash(MESSENGER_NUMBER), "vendor_device_id": "vd"}]
+    categories = [*ADS_CATEGORIES, wire.CATEGORY_PHONE, wire.CATEGORY_VENDOR_DEVICE_ID]
+    world.send([Purpose("p", Use.ADVERTISING, categories, rows)])
+    build_audiences(world.conn, NOW_MS)
+    assert world.conn.execute("SELECT count(*) FROM audiences").fetchone()[0] > 0
+
+    world.send([Purpose("p", Use.ACCOUNT_LINKING, categories, rows)])
+    assert world.conn.execute("SELECT count(*) FROM audiences").fetchone() == (0,)
+    world.link("s1", 1)
+
+    world.send([Purpose("p", Use.FRIEND_SUGGESTIONS, categories, rows)])
+    assert world.conn.execute("SELECT count(*) FROM links").fetchone() == (0,)
+    assert world.conn.execute("SELECT count(*) FROM shared_profiles").fetchone() == (1,)  # the row itself stays

@@ -40,6 +40,7 @@ from cove.partner.lineage import (
     PER_PURPOSE_REASONS,
     SweepReport,
     forget,
+    forget_changed_uses,
     revoke,
     sql_strings,
     stash_links_of_banned,
@@ -263,6 +264,7 @@ def apply_batch(conn: duckdb.DuckDBPyConnection, batch_dir: Path, trust: wire.Tr
     _check_chain(conn, manifest)
 
     with transaction(conn):
+        forget_changed_uses(conn, manifest)
         _record_purposes(conn, manifest)
         links_of_banned = stash_links_of_banned(conn, batch_dir)
         revocations = revoke(conn, batch_dir, manifest, now_ms)

@@ -4,7 +4,8 @@ The partner may stop holding a shared (purpose, subject) row for five reasons: a
 "no longer permitted") of that purpose, a ban (every purpose but safety), an erasure (every purpose), a ``full``
 batch that no longer carries the subject, and retention expiry. Every one of them goes through :func:`forget`,
 which deletes the shared rows and, in the caller's transaction, every derived row whose sources include one of
-them. A derived row's sources:
+them. A purpose declared anew with another use keeps its rows but loses what was derived from them under the old
+use (:func:`forget_changed_uses`). A derived row's sources:
 
 ================================  ===========================================================  ======================
 derived row                       built from                                                   recorded in
@@ -131,8 +132,25 @@ def sweep(conn: duckdb.DuckDBPyConnection, now_ms: int) -> SweepReport:
     return SweepReport(profiles_deleted=profiles, usage_deleted=usage + more_usage)
 
 
-def forget(conn: duckdb.DuckDBPyConnection, pairs_sql: str, params: dict[str, object]) -> tuple[int, int]:
-    """Delete the (purpose, subject) pairs ``pairs_sql`` selects, with every row derived from them.
+def forget_changed_uses(conn: duckdb.DuckDBPyConnection, manifest: wire.Manifest) -> None:
+    """A purpose the batch declares with another use than before keeps its rows, now held for the new use, but
+    what was derived from them under the old one goes. Call it before the new use is recorded."""
+    before = dict(conn.execute("SELECT purpose, use FROM shared_purposes").fetchall())
+    changed = [p.id for p in manifest.purposes if before.get(p.id, p.use) != p.use]
+    if changed:
+        forget(
+            conn,
+            "SELECT purpose, subject FROM shared_profiles WHERE list_contains($changed, purpose)",
+            {"changed": changed},
+            keep_shared=True,
+        )
+
+
+def forget(
+    conn: duckdb.DuckDBPyConnection, pairs_sql: str, params: dict[str, object], *, keep_shared: bool = False
+) -> tuple[int, int]:
+    """Delete the (purpose, subject) pairs ``pairs_sql`` selects (unless ``keep_shared``), with every row derived
+    from them.
 
     A NULL purpose means every purpose of the subject (an erasure). Runs in the caller's transaction. Returns the
     numbers of profile and usage rows deleted.
@@ -143,16 +161,16 @@ def forget(conn: duckdb.DuckDBPyConnection, pairs_sql: str, params: dict[str, ob
             FROM ({pairs_sql}) f LEFT JOIN shared_purposes p ON p.purpose = f.purpose""",
         params,
     )
-    counts = []
-    for table in ("shared_profiles", "shared_usage"):
-        (deleted,) = conn.execute(f"DELETE FROM {table} s USING _forget f WHERE {_NAMES}").fetchone()
-        counts.append(deleted)
+    profiles = usage = 0
+    if not keep_shared:
+        (profiles,) = conn.execute(f"DELETE FROM shared_profiles s USING _forget f WHERE {_NAMES}").fetchone()
+        (usage,) = conn.execute(f"DELETE FROM shared_usage s USING _forget f WHERE {_NAMES}").fetchone()
     _forget_suggestions(conn)
     _forget_safety(conn)
     conn.execute(f"DELETE FROM links s USING _forget f WHERE {_UNLINKS}")
     _forget_audiences(conn)
     conn.execute("DROP TABLE _forget")
-    return counts[0], counts[1]
+    return profiles, usage
 
 
 def _forget_suggestions(conn: duckdb.DuckDBPyConnection) -> None:
