@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -345,8 +345,9 @@ def suggest(
         graph = load_graph(conn)
         friends = adjacency(graph)
     report = SuggestReport(users=graph.n, friendships=len(graph.edges), timings=timings)
-    with contact_evidence(conn, phone_key) as evidence:
+    with ExitStack() as stack:
         with _timed(timings, "contact_books"):
+            evidence = stack.enter_context(contact_evidence(conn, phone_key))
             contacts = contact_candidates(conn, evidence, graph)
         with _timed(timings, "friends_of_friends"):
             fof, report.wedges, report.hubs_skipped = friends_of_friends(
