@@ -286,7 +286,7 @@ def test_revoking_linking_or_suggestions_deletes_links_and_suggestions(
 ) -> None:
     apply_batch(conn, messenger.write(tmp_path, [linking(messenger, "s1", "s2"), friends("s2")]), messenger.trust, 0)
     _link(conn, {"s1": 1, "s2": 2})
-    conn.execute("INSERT INTO suggestions VALUES (3, 1, 0.9, 'contact_book', 1), (3, 2, 0.8, 'contact_book', 2)")
+    _suggestions_without_lineage(conn, [(3, 1), (3, 2)])
 
     revocations = [Revocation("s1", Reason.WITHDRAWN, "linking"), Revocation("s2", Reason.OBJECTED, "friends")]
     apply_batch(conn, messenger.write(tmp_path, revocations=revocations), messenger.trust, NOW_MS)
@@ -302,7 +302,7 @@ def test_an_erasure_removes_the_subject_everywhere_and_is_acknowledged(
     purposes = [ads("s1", "s2"), linking(messenger, "s1"), friends("s1"), safety(messenger, {"s1": (None, "spam")})]
     ingest_directory(conn, messenger.write(tmp_path, purposes), messenger.trust, NOW_MS)
     _link(conn, {"s1": 1})
-    conn.execute("INSERT INTO suggestions VALUES (3, 1, 0.9, 'contact_book', 1)")
+    _suggestions_without_lineage(conn, [(3, 1)])
     build_audiences(conn, NOW_MS)
 
     erasure = Revocation("s1", Reason.ERASED, event_id="erase-42")
@@ -358,6 +358,14 @@ def test_a_safety_signal_reaches_a_parent_user_by_hashed_phone(
         (8, None),
     ]
     assert report.safety is not None and (report.safety.signals, report.safety.matched_users) == (1, 1)
+
+
+def _suggestions_without_lineage(conn: duckdb.DuckDBPyConnection, pairs: list[tuple[int, int]]) -> None:
+    """Suggestions as a store older than suggestion_sources holds them (tests/test_partner_revocation.py has
+    those ``cove partner suggest`` writes)."""
+    conn.executemany(
+        "INSERT INTO suggestions (user_id, suggested, score, source, rank) VALUES (?, ?, 1, 'contact_book', 1)", pairs
+    )
 
 
 def _link(conn: duckdb.DuckDBPyConnection, links: dict[str, int]) -> None:

@@ -1,14 +1,13 @@
 """Applying the messenger's signed batches to the partner store, and forgetting what the partner may no longer hold.
 
-A batch is checked completely before the store is touched (signature, schema, recipient and key, every file's
-hash, row count, Parquet schema and contents, then its place in the chain), and applied in one DuckDB
+A batch is checked completely before the store is touched (:mod:`cove.partner.verify`), and applied in one DuckDB
 transaction, so a rejected or interrupted batch leaves the store exactly as it was. Re-applying a batch that is
 already in ``applied_batches`` changes nothing, which makes at-least-once delivery (a re-run directory ingest,
 a NATS redelivery) harmless.
 
 Every deletion (a revocation, a ``full`` batch dropping a subject, the retention sweep) goes through
-:func:`_forget`, which also deletes what the partner derived from that purpose's rows: links (account linking),
-suggestions naming the linked user (friend suggestions), audience memberships (advertising).
+:func:`cove.partner.lineage.forget`, which also deletes, in the same transaction, every row the partner derived
+from what it forgets.
 
 Per-batch work is set-based: each file is read with DuckDB's ``read_parquet`` in a handful of statements, never
 row by row in Python, because a batch can carry a million rows.
@@ -17,50 +16,37 @@ row by row in Python, because a batch can carry a million rows.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import nats
-import pyarrow as pa
-import pyarrow.parquet as pq
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
 
+from cove.partner.lineage import SweepReport, forget, forget_changed_uses, revoke, stash_links_of_banned, sweep
 from cove.partner.safety import SafetyReport, apply_safety_signals
+from cove.partner.verify import check_chain, erasure_ids, manifest_sha256, read_manifest, verify_contents, verify_files
 from cove.sharing import wire
 from cove.sharing.wire import BadBatch
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
 NATS_FETCH_TIMEOUT_S = 1.0
 NATS_ACK_WAIT_S = 600.0  # a million-row batch must be applied before JetStream redelivers it
 
 # Every data column of shared_profiles; a purpose fills the ones its categories declare, the rest are NULL.
 _PROFILE_DATA_COLUMNS = [name for fields in wire.PROFILE_FIELDS.values() for name in fields]
-_PER_PURPOSE_REASONS = (
-    wire.RevocationReason.WITHDRAWN,
-    wire.RevocationReason.OBJECTED,
-    wire.RevocationReason.NOT_PERMITTED,
-)
 
 OnReport = Callable[["IngestReport"], None]
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    profiles_deleted: int
-    usage_deleted: int
 
 
 @dataclass(frozen=True)
@@ -100,165 +86,16 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-# --- verification ----------------------------------------------------------------------------------------
-
-
-def read_manifest(batch_dir: Path, trust: wire.TrustBundle) -> wire.Manifest:
-    """The batch's manifest once its signature, schema, recipient, signing key and file names check out.
-
-    File names are checked here, before any file is fetched or opened, so a manifest can never make the partner
-    read or write outside the batch directory.
-    """
-    try:
-        data = (batch_dir / wire.MANIFEST_FILE).read_bytes()
-        signature = (batch_dir / wire.SIGNATURE_FILE).read_text().strip()
-    except FileNotFoundError as exc:
-        raise BadBatch("bad_manifest", f"{batch_dir}: missing {Path(exc.filename).name}") from None
-    manifest = wire.verify_manifest(trust.public_key(), data, signature)
-    if manifest.recipient != trust.recipient:
-        raise BadBatch(
-            "wrong_recipient", f"batch {manifest.batch_id} is for {manifest.recipient!r}, this is {trust.recipient!r}"
-        )
-    expected_key = wire.key_id(trust.public_key())
-    if manifest.signing_key_id != expected_key:
-        raise BadBatch(
-            "unknown_key",
-            f"batch {manifest.batch_id} names signing key {manifest.signing_key_id}, "
-            f"the trust bundle's key is {expected_key}",
-        )
-    ids = [purpose.id for purpose in manifest.purposes]
-    if len(set(ids)) != len(ids):
-        raise BadBatch("bad_manifest", f"batch {manifest.batch_id} lists a purpose twice: {sorted(ids)}")
-    for purpose in manifest.purposes:
-        if purpose.usage is not None and wire.CATEGORY_USAGE not in purpose.categories:
-            raise BadBatch(
-                "unknown_schema", f"purpose {purpose.id} carries usage counters but does not declare the category"
-            )
-    for entry, expected in _expected_files(manifest):
-        if entry.name != expected:
-            raise BadBatch("bad_file", f"the manifest names file {entry.name!r} where {expected!r} belongs")
-    return manifest
-
-
-def _expected_files(manifest: wire.Manifest) -> Iterator[tuple[wire.FileEntry, str]]:
-    yield manifest.revocations, wire.REVOCATIONS_FILE
-    for purpose in manifest.purposes:
-        yield purpose.profile, wire.profile_file(purpose.id)
-        if purpose.usage is not None:
-            yield purpose.usage, wire.usage_file(purpose.id)
-
-
-def _expected_schemas(manifest: wire.Manifest) -> Iterator[tuple[str, pa.Schema]]:
-    yield wire.REVOCATIONS_FILE, wire.REVOCATION_SCHEMA
-    for purpose in manifest.purposes:
-        yield purpose.profile.name, wire.profile_schema(purpose.categories, purpose.pseudonymised)
-        if purpose.usage is not None:
-            yield purpose.usage.name, wire.USAGE_SCHEMA
-
-
-def _verify_files(batch_dir: Path, manifest: wire.Manifest) -> None:
-    """Every file's hash and row count (the signature covers the data through them), then every Parquet schema."""
-    for entry in manifest.files():
-        path = batch_dir / entry.name
-        if not path.is_file():
-            raise BadBatch("bad_file", f"{entry.name}: missing")
-        if wire.file_sha256(path) != entry.sha256:
-            raise BadBatch("bad_file", f"{entry.name}: SHA-256 does not match the manifest")
-        try:
-            rows = pq.ParquetFile(path).metadata.num_rows
-        except (pa.ArrowException, OSError) as exc:
-            raise BadBatch("bad_file", f"{entry.name}: not a Parquet file ({exc})") from None
-        if rows != entry.rows:
-            raise BadBatch("bad_file", f"{entry.name}: {rows} rows, the manifest says {entry.rows}")
-    for name, expected in _expected_schemas(manifest):
-        actual = pq.read_schema(batch_dir / name)
-        if _columns(actual) != _columns(expected):
-            raise BadBatch(
-                "unknown_schema",
-                f"{name}: columns {_columns(actual)} are not schema {wire.SCHEMA_VERSION}'s {_columns(expected)}",
-            )
-
-
-def _columns(schema: pa.Schema) -> list[tuple[str, str]]:
-    """Names and types in order; nullability and metadata are the writer's business."""
-    return [(field.name, str(field.type)) for field in schema]
-
-
-def _verify_contents(conn: duckdb.DuckDBPyConnection, batch_dir: Path, manifest: wire.Manifest) -> None:
-    """What a schema cannot say: keys present and unique, revocation reasons known and complete."""
-    _refuse_if(
-        conn,
-        f"""SELECT count(*) FROM read_parquet($path)
-            WHERE event_id IS NULL OR subject IS NULL OR reason IS NULL
-               OR reason NOT IN ({_sql_strings(wire.RevocationReason)})
-               OR (reason IN ({_sql_strings(_PER_PURPOSE_REASONS)}) AND purpose IS NULL)""",
-        str(batch_dir / wire.REVOCATIONS_FILE),
-        "revocations without an event id, subject or known reason, or withdrawals without a purpose",
-    )
-    for purpose in manifest.purposes:
-        _refuse_if(
-            conn,
-            """SELECT count(*) - count(DISTINCT subject) + count(*) FILTER (WHERE subject IS NULL)
-               FROM read_parquet($path)""",
-            str(batch_dir / purpose.profile.name),
-            "rows without a subject or a subject twice",
-        )
-        if purpose.usage is not None:
-            _refuse_if(
-                conn,
-                """SELECT count(*) - count(DISTINCT (subject, day))
-                        + count(*) FILTER (WHERE subject IS NULL OR day IS NULL OR messages_sent IS NULL
-                                           OR messages_received IS NULL OR app_opens IS NULL)
-                   FROM read_parquet($path)""",
-                str(batch_dir / purpose.usage.name),
-                "counters without a subject, day or value, or a (subject, day) twice",
-            )
-
-
-def _sql_strings(values: Iterable[str]) -> str:
-    """A SQL list of the wire module's enum values (constants without quotes, never batch data)."""
-    return ", ".join(f"'{value}'" for value in values)
-
-
-def _refuse_if(conn: duckdb.DuckDBPyConnection, count_sql: str, path: str, problem: str) -> None:
-    (count,) = conn.execute(count_sql, {"path": path}).fetchone()
-    if count:
-        raise BadBatch("bad_file", f"{Path(path).name}: {problem} ({count})")
-
-
-def _manifest_sha256(batch_dir: Path) -> str:
-    return hashlib.sha256((batch_dir / wire.MANIFEST_FILE).read_bytes()).hexdigest()
-
-
-def _erasure_ids(conn: duckdb.DuckDBPyConnection, batch_dir: Path) -> list[str]:
-    rows = conn.execute(
-        "SELECT DISTINCT event_id FROM read_parquet($path) WHERE reason = 'erased' ORDER BY event_id",
-        {"path": str(batch_dir / wire.REVOCATIONS_FILE)},
-    ).fetchall()
-    return [event_id for (event_id,) in rows]
-
-
-def _check_chain(conn: duckdb.DuckDBPyConnection, manifest: wire.Manifest) -> None:
-    last = conn.execute("SELECT batch_id, sequence FROM applied_batches ORDER BY sequence DESC LIMIT 1").fetchone()
-    expected_sequence, expected_previous = (1, None) if last is None else (last[1] + 1, last[0])
-    if manifest.sequence != expected_sequence or manifest.previous_batch_id != expected_previous:
-        raise BadBatch(
-            "chain_gap",
-            f"batch {manifest.batch_id} is #{manifest.sequence} after {manifest.previous_batch_id!r}; "
-            f"the store expects #{expected_sequence} after {expected_previous!r}",
-        )
-
-
 # --- applying --------------------------------------------------------------------------------------------
 
 
 def apply_batch(conn: duckdb.DuckDBPyConnection, batch_dir: Path, trust: wire.TrustBundle, now_ms: int) -> IngestReport:
     """Verify the batch in ``batch_dir`` and apply it in one transaction. Raises :class:`wire.BadBatch`."""
     manifest = read_manifest(batch_dir, trust)
-    _verify_files(batch_dir, manifest)
-    _verify_contents(conn, batch_dir, manifest)
-    manifest_sha = _manifest_sha256(batch_dir)
-    erasures = _erasure_ids(conn, batch_dir)
+    verify_files(batch_dir, manifest)
+    verify_contents(conn, batch_dir, manifest)
+    manifest_sha = manifest_sha256(batch_dir)
+    erasures = erasure_ids(conn, batch_dir)
     applied = conn.execute(
         "SELECT manifest_sha256, applied_at_ms, rows_applied, revocations_applied FROM applied_batches "
         "WHERE batch_id = ?",
@@ -268,12 +105,13 @@ def apply_batch(conn: duckdb.DuckDBPyConnection, batch_dir: Path, trust: wire.Tr
         if applied[0] != manifest_sha:
             raise BadBatch("chain_gap", f"batch {manifest.batch_id} was applied before with a different manifest")
         return _report(manifest, True, applied[1], applied[2], applied[3], erasures)
-    _check_chain(conn, manifest)
+    check_chain(conn, manifest)
 
     with transaction(conn):
+        forget_changed_uses(conn, manifest)
         _record_purposes(conn, manifest)
-        links_of_banned = _stash_links_of_banned(conn, batch_dir)
-        revocations = _apply_revocations(conn, batch_dir, manifest, now_ms)
+        links_of_banned = stash_links_of_banned(conn, batch_dir)
+        revocations = revoke(conn, batch_dir, manifest, now_ms)
         rows = sum(_apply_purpose(conn, batch_dir, manifest, purpose) for purpose in manifest.purposes)
         swept = sweep(conn, now_ms)
         safety = apply_safety_signals(conn, trust, extra_links=links_of_banned)
@@ -335,42 +173,6 @@ def _record_purposes(conn: duckdb.DuckDBPyConnection, manifest: wire.Manifest) -
         )
 
 
-def _stash_links_of_banned(conn: duckdb.DuckDBPyConnection, batch_dir: Path) -> str:
-    """Keep, for this transaction only, the links a ban is about to delete.
-
-    A ban revokes every purpose but safety, so the subject's link (derived from account linking) goes; the
-    safety verdict in the same batch may still use it once to reach the parent account, which is safety use.
-    """
-    conn.execute(
-        """CREATE OR REPLACE TEMP TABLE _links_of_banned AS
-           SELECT subject, user_id FROM links
-           WHERE subject IN (SELECT subject FROM read_parquet($path) WHERE reason = 'banned')""",
-        {"path": str(batch_dir / wire.REVOCATIONS_FILE)},
-    )
-    return "_links_of_banned"
-
-
-def _apply_revocations(conn: duckdb.DuckDBPyConnection, batch_dir: Path, manifest: wire.Manifest, now_ms: int) -> int:
-    """Forget what each revocation names; record erasures. Returns the number of revocations in the batch."""
-    path = str(batch_dir / wire.REVOCATIONS_FILE)
-    _forget(
-        conn,
-        f"""SELECT NULL AS purpose, subject FROM read_parquet($path) WHERE reason = 'erased'
-            UNION ALL
-            SELECT p.purpose, r.subject FROM read_parquet($path) r JOIN shared_purposes p
-              ON (r.reason = 'banned' AND p.use <> 'safety')
-              OR (r.reason IN ({_sql_strings(_PER_PURPOSE_REASONS)}) AND p.purpose = r.purpose)""",
-        {"path": path},
-    )
-    conn.execute(
-        """INSERT OR IGNORE INTO applied_erasures
-           SELECT event_id, any_value(subject), $batch_id, $now FROM read_parquet($path)
-           WHERE reason = 'erased' GROUP BY event_id""",
-        {"path": path, "batch_id": manifest.batch_id, "now": now_ms},
-    )
-    return manifest.revocations.rows
-
-
 def _apply_purpose(
     conn: duckdb.DuckDBPyConnection, batch_dir: Path, manifest: wire.Manifest, purpose: wire.PurposeEntry
 ) -> int:
@@ -389,7 +191,7 @@ def _apply_purpose(
     }
     not_erased = "subject NOT IN (SELECT subject FROM read_parquet($revocations) WHERE reason = 'erased')"
     if manifest.kind == "full":
-        _forget(
+        forget(
             conn,
             """SELECT purpose, subject FROM shared_profiles
                WHERE purpose = $purpose AND subject NOT IN (SELECT subject FROM read_parquet($path))""",
@@ -429,60 +231,6 @@ def _drop_absent_usage(conn: duckdb.DuckDBPyConnection, purpose: str, usage: Pat
            AND NOT EXISTS (SELECT 1 FROM read_parquet($path) f WHERE f.subject = s.subject AND f.day = s.day)""",
         {"purpose": purpose, "path": str(usage)},
     )
-
-
-def sweep(conn: duckdb.DuckDBPyConnection, now_ms: int) -> SweepReport:
-    """Delete shared rows older than their purpose's retention (counted from the batch's as_of), with derived data.
-
-    It runs inside the caller's transaction (:func:`apply_batch`'s, or wrap it in :func:`transaction`).
-    """
-    expired = f"p.retention_days IS NOT NULL AND s.received_at_ms + p.retention_days::BIGINT * {DAY_MS} < $now"
-    profiles, usage = _forget(
-        conn,
-        f"SELECT s.purpose, s.subject FROM shared_profiles s JOIN shared_purposes p USING (purpose) WHERE {expired}",
-        {"now": now_ms},
-    )
-    (more_usage,) = conn.execute(
-        f"DELETE FROM shared_usage s USING shared_purposes p WHERE s.purpose = p.purpose AND {expired}",
-        {"now": now_ms},
-    ).fetchone()
-    return SweepReport(profiles_deleted=profiles, usage_deleted=usage + more_usage)
-
-
-def _forget(conn: duckdb.DuckDBPyConnection, pairs_sql: str, params: dict[str, object]) -> tuple[int, int]:
-    """Delete the (purpose, subject) pairs ``pairs_sql`` selects, with what was derived from them.
-
-    A NULL purpose means every purpose and every derived table (an erasure). Otherwise derived data goes by the
-    purpose's use: links for account linking; suggestions naming the subject's linked user for friend
-    suggestions, and for account linking too (such a suggestion reached that user only through the link);
-    audience memberships for advertising. Returns the numbers of profile and usage rows deleted.
-    """
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _forget AS
-            SELECT f.purpose::VARCHAR AS purpose, f.subject, p.use
-            FROM ({pairs_sql}) f LEFT JOIN shared_purposes p ON p.purpose = f.purpose""",
-        params,
-    )
-    (profiles,) = conn.execute(
-        """DELETE FROM shared_profiles s USING _forget f
-           WHERE s.subject = f.subject AND (f.purpose IS NULL OR s.purpose = f.purpose)"""
-    ).fetchone()
-    (usage,) = conn.execute(
-        """DELETE FROM shared_usage s USING _forget f
-           WHERE s.subject = f.subject AND (f.purpose IS NULL OR s.purpose = f.purpose)"""
-    ).fetchone()
-
-    def subjects(*uses: wire.Use) -> str:
-        return f"SELECT subject FROM _forget WHERE purpose IS NULL OR use IN ({_sql_strings(uses)})"
-
-    conn.execute(
-        "DELETE FROM suggestions WHERE suggested IN (SELECT user_id FROM links WHERE subject IN "
-        f"({subjects(wire.Use.FRIEND_SUGGESTIONS, wire.Use.ACCOUNT_LINKING)}))"
-    )
-    conn.execute(f"DELETE FROM links WHERE subject IN ({subjects(wire.Use.ACCOUNT_LINKING)})")
-    conn.execute(f"DELETE FROM audiences WHERE subject IN ({subjects(wire.Use.ADVERTISING)})")
-    conn.execute("DROP TABLE _forget")
-    return profiles, usage
 
 
 # --- drivers ---------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Shared data lives in three tables keyed by the purpose it arrived under, so every use reads only the rows of
 purposes whose ``use`` permits it (``shared_purposes.use``), and a revocation or retention sweep is one
 DELETE per purpose. The partner's own social network (users, friendships, contact books, blocks) and what it
-derives (links, suggestions, audiences) sit beside them.
+derives (links, suggestions, audiences, safety blocks) sit beside them, with the lineage of each derived row:
+which shared (purpose, subject) rows it was built from (cove.partner.lineage, which also forgets them).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ CREATE TABLE IF NOT EXISTS users (
     os_version VARCHAR,
     vendor_device_id VARCHAR,            -- the same vendor's id seen by the parent's own app
     birth_year INTEGER,
-    blocked_for_safety VARCHAR           -- a reason code once a linked messenger ban arrived
+    blocked_for_safety VARCHAR           -- the smallest reason code of the safety_sources reaching the user
 );
 CREATE TABLE IF NOT EXISTS friendships (a BIGINT NOT NULL, b BIGINT NOT NULL, PRIMARY KEY (a, b));  -- a < b
 CREATE TABLE IF NOT EXISTS contact_uploads (owner BIGINT NOT NULL, phone_e164 VARCHAR NOT NULL);
@@ -104,11 +105,35 @@ CREATE TABLE IF NOT EXISTS suggestions (
     rank INTEGER NOT NULL,
     PRIMARY KEY (user_id, suggested)
 );
+-- NULL on rows written before suggestion_sources existed: cove.partner.lineage forgets those by the older rule.
+ALTER TABLE suggestions ADD COLUMN IF NOT EXISTS lineage_recorded BOOLEAN;
 CREATE TABLE IF NOT EXISTS audiences (
     audience VARCHAR NOT NULL,
     subject VARCHAR NOT NULL,
     built_from_batch VARCHAR NOT NULL,
     PRIMARY KEY (audience, subject)
+);
+
+-- Lineage: the shared rows each derived row was built from (links need none: a link's source is its subject's
+-- account-linking rows). No keys: these tables are rewritten with the rows they describe, and DuckDB pays for
+-- every indexed row it deletes.
+CREATE TABLE IF NOT EXISTS suggestion_sources (  -- a contact-book match found through a friend_suggestions row
+    user_id BIGINT NOT NULL,
+    suggested BIGINT NOT NULL,
+    purpose VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL             -- whose link named the holder of the matched number, too
+);
+CREATE TABLE IF NOT EXISTS audience_sources (
+    audience VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL,
+    purpose VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS safety_sources (      -- one row per path by which a safety row reached a parent user
+    user_id BIGINT NOT NULL,
+    purpose VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL,
+    through_link BOOLEAN NOT NULL,       -- reached through the subject's link, so it rests on that link too
+    reason_code VARCHAR NOT NULL
 );
 """
 

@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -115,34 +115,52 @@ def load_graph(conn: duckdb.DuckDBPyConnection) -> Graph:
     return Graph(ids, edges, blocked, table["banned"].to_numpy(zero_copy_only=False))
 
 
-def contact_candidates(conn: duckdb.DuckDBPyConnection, phone_key: bytes, graph: Graph) -> Candidates:
-    """Contact-book candidates, both directions, before any exclusion; score = directions (1, or 2 if mutual).
+def _contact_evidence_sql(phone_key: bytes) -> str:
+    """One row per piece of contact-book evidence: ``owner``'s book holds a number that is ``holder``'s, on the
+    parent (purpose and subject NULL) or through the friend_suggestions row (purpose, subject) linked to the holder."""
+    return f"""
+    WITH numbers AS (SELECT DISTINCT phone_e164 FROM contact_uploads),
+         unknown AS (SELECT phone_e164 FROM numbers ANTI JOIN users USING (phone_e164)),
+         shared AS (SELECT p.purpose, p.subject, p.phone_hash, p.phone_number
+                    FROM shared_profiles p JOIN shared_purposes s ON s.purpose = p.purpose
+                    WHERE s.use = '{Use.FRIEND_SUGGESTIONS.value}'),
+         hashed AS (SELECT phone_e164, {wire.hmac_sql(phone_key, "phone_e164")} AS phone_hash FROM unknown
+                    WHERE EXISTS (SELECT 1 FROM shared WHERE phone_hash IS NOT NULL)),
+         holders AS (
+             SELECT n.phone_e164, u.user_id AS holder, NULL::VARCHAR AS purpose, NULL::VARCHAR AS subject
+             FROM numbers n JOIN users u ON u.phone_e164 = n.phone_e164
+             UNION ALL
+             SELECT h.phone_e164, l.user_id, f.purpose, f.subject
+             FROM hashed h JOIN shared f ON f.phone_hash = h.phone_hash JOIN links l ON l.subject = f.subject
+             UNION ALL
+             SELECT n.phone_e164, l.user_id, f.purpose, f.subject
+             FROM unknown n JOIN shared f ON f.phone_number = n.phone_e164 JOIN links l ON l.subject = f.subject)
+    SELECT DISTINCT c.owner, h.holder, h.purpose, h.subject
+    FROM contact_uploads c JOIN holders h USING (phone_e164) WHERE c.owner <> h.holder
+"""
+
+
+@contextmanager
+def contact_evidence(conn: duckdb.DuckDBPyConnection, phone_key: bytes) -> Iterator[str]:
+    """The contact-book evidence as a temporary table (its name), kept while candidates and lineage read it.
 
     A number is v's when it is v's phone on the parent, or, for a number no parent user holds, the number
     (hashed or plain) of a subject shared under a friend_suggestions purpose and linked to v. The parent's own
     record wins: a messenger account still carrying a recycled number must not pull its new holder's contacts
     towards the old one.
     """
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _contact_evidence AS {_contact_evidence_sql(phone_key)}")
+    try:
+        yield "_contact_evidence"
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _contact_evidence")
+
+
+def contact_candidates(conn: duckdb.DuckDBPyConnection, evidence: str, graph: Graph) -> Candidates:
+    """Contact-book candidates, both directions, before any exclusion; score = directions (1, or 2 if mutual)."""
     rows = conn.sql(f"""
-        WITH numbers AS (SELECT DISTINCT phone_e164 FROM contact_uploads),
-             unknown AS (SELECT phone_e164 FROM numbers ANTI JOIN users USING (phone_e164)),
-             shared AS (SELECT p.subject, p.phone_hash, p.phone_number
-                        FROM shared_profiles p JOIN shared_purposes s ON s.purpose = p.purpose
-                        WHERE s.use = '{Use.FRIEND_SUGGESTIONS.value}'),
-             hashed AS (SELECT phone_e164, {wire.hmac_sql(phone_key, "phone_e164")} AS phone_hash FROM unknown
-                        WHERE EXISTS (SELECT 1 FROM shared WHERE phone_hash IS NOT NULL)),
-             holders AS (
-                 SELECT n.phone_e164, u.user_id AS holder, false AS via_messenger
-                 FROM numbers n JOIN users u ON u.phone_e164 = n.phone_e164
-                 UNION ALL
-                 SELECT h.phone_e164, l.user_id, true
-                 FROM hashed h JOIN shared f ON f.phone_hash = h.phone_hash JOIN links l ON l.subject = f.subject
-                 UNION ALL
-                 SELECT n.phone_e164, l.user_id, true
-                 FROM unknown n JOIN shared f ON f.phone_number = n.phone_e164 JOIN links l ON l.subject = f.subject),
-             direct AS (SELECT c.owner, h.holder, bool_and(h.via_messenger) AS via_messenger
-                        FROM contact_uploads c JOIN holders h USING (phone_e164)
-                        WHERE c.owner <> h.holder GROUP BY ALL),
+        WITH direct AS (SELECT owner, holder, bool_and(subject IS NOT NULL) AS via_messenger
+                        FROM {evidence} GROUP BY ALL),
              both_ways AS (SELECT owner AS user_id, holder AS suggested, via_messenger FROM direct
                            UNION ALL SELECT holder, owner, via_messenger FROM direct)
         SELECT user_id, suggested, count(*)::FLOAT AS score, bool_and(via_messenger) AS via_messenger
@@ -327,16 +345,18 @@ def suggest(
         graph = load_graph(conn)
         friends = adjacency(graph)
     report = SuggestReport(users=graph.n, friendships=len(graph.edges), timings=timings)
-    with _timed(timings, "contact_books"):
-        contacts = contact_candidates(conn, phone_key, graph)
-    with _timed(timings, "friends_of_friends"):
-        fof, report.wedges, report.hubs_skipped = friends_of_friends(
-            graph, friends, k, hub_cap=hub_cap, aa_weight=aa_weight, on_progress=on_progress
-        )
-    with _timed(timings, "rank"):
-        top = rank(graph, friends, [contacts, fof], k)
-    with _timed(timings, "write"):
-        _write(conn, graph, top)
+    with ExitStack() as stack:
+        with _timed(timings, "contact_books"):
+            evidence = stack.enter_context(contact_evidence(conn, phone_key))
+            contacts = contact_candidates(conn, evidence, graph)
+        with _timed(timings, "friends_of_friends"):
+            fof, report.wedges, report.hubs_skipped = friends_of_friends(
+                graph, friends, k, hub_cap=hub_cap, aa_weight=aa_weight, on_progress=on_progress
+            )
+        with _timed(timings, "rank"):
+            top = rank(graph, friends, [contacts, fof], k)
+        with _timed(timings, "write"):
+            _write(conn, graph, top, evidence)
     report.written = len(top.user)
     report.by_source = {SOURCE_CONTACTS: int(top.contact.sum()), SOURCE_FOF: int((~top.contact).sum())}
     report.via_messenger = int(top.via_messenger.sum())
@@ -350,7 +370,9 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = time.perf_counter() - start
 
 
-def _write(conn: duckdb.DuckDBPyConnection, graph: Graph, top: Candidates) -> None:
+def _write(conn: duckdb.DuckDBPyConnection, graph: Graph, top: Candidates, evidence: str) -> None:
+    """Replace ``suggestions`` with ``top``, and ``suggestion_sources`` with the messenger rows behind each one
+    (cove.partner.lineage forgets a suggestion with them)."""
     rows = pa.table(
         {
             "user_id": graph.user_ids[top.user],
@@ -358,6 +380,7 @@ def _write(conn: duckdb.DuckDBPyConnection, graph: Graph, top: Candidates) -> No
             "score": top.score.astype(np.float64),
             "source": np.where(top.contact, SOURCE_CONTACTS, SOURCE_FOF),
             "rank": (_positions(top.user) + 1).astype(np.int32),
+            "lineage_recorded": np.ones(len(top.user), dtype=bool),
         }
     )
     # Emptying an indexed table and refilling it makes DuckDB pay at commit (7 s for 2 M rows here); dropping
@@ -369,6 +392,13 @@ def _write(conn: duckdb.DuckDBPyConnection, graph: Graph, top: Candidates) -> No
         conn.execute("DROP TABLE suggestions")
         conn.execute(ddl)
         conn.execute("INSERT INTO suggestions BY NAME SELECT * FROM suggestions_new")
+        conn.execute("DELETE FROM suggestion_sources")
+        conn.execute(f"""
+            INSERT INTO suggestion_sources
+            WITH messenger AS (SELECT * FROM {evidence} WHERE subject IS NOT NULL),
+                 pointed AS (SELECT owner AS user_id, holder AS suggested, purpose, subject FROM messenger
+                             UNION SELECT holder, owner, purpose, subject FROM messenger)
+            SELECT p.* FROM pointed p SEMI JOIN suggestions s USING (user_id, suggested)""")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -393,7 +423,8 @@ def evaluate_holdout(
     graph = load_graph(conn)
     hidden = np.random.default_rng(seed).random(len(graph.edges)) < fraction
     friends = adjacency(graph, graph.edges[~hidden])
-    contacts = contact_candidates(conn, phone_key, graph)
+    with contact_evidence(conn, phone_key) as evidence:
+        contacts = contact_candidates(conn, evidence, graph)
     fof, _, _ = friends_of_friends(graph, friends, k, hub_cap=hub_cap, aa_weight=aa_weight, on_progress=on_progress)
     test = adjacency(graph, graph.edges[hidden])
     per_user = np.asarray(test.sum(axis=1)).ravel()
