@@ -301,9 +301,11 @@ def print_engines(console: Console, c: dict[str, Any]) -> None:
         table.add_column(name, justify="right")
     for phase in runs["duckdb"]["phases_s"]:
         table.add_row(phase, *(f"{run['phases_s'].get(phase, 0):.2f}" for run in runs.values()))
-    for phase in runs["spark"]["engine_s"]:
-        table.add_row(f"  of which Spark {phase}", *(f"{run['engine_s'].get(phase, 0):.2f}" for run in runs.values()))
+    inside = {"to_spark": "  of which tables to Spark", "from_spark": "  of which predictions back"}
+    for phase, label in inside.items():
+        table.add_row(label, *(f"{run['engine_s'].get(phase, 0):.2f}" for run in runs.values()))
     table.add_row("link total (all but audit)", *(f"{run['link_s']:.2f}" for run in runs.values()))
+    table.add_row("session start (before link)", *(f"{run['engine_s'].get('start', 0):.2f}" for run in runs.values()))
     table.add_row("wall, with session start", *(f"{run['wall_s']:.2f}" for run in runs.values()))
     table.add_row("links at p >= 0.9", *(f"{run['links']:,}" for run in runs.values()))
     table.add_row("P / R at p >= 0.9", *(f"{run['precision']:.4f} / {run['recall']:.4f}" for run in runs.values()))

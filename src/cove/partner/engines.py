@@ -72,9 +72,9 @@ class DuckDBEngine:
     name = "duckdb"
 
     def linker(self, mem: duckdb.DuckDBPyConnection, settings: SettingsCreator) -> Linker:
-        from splink import Linker
+        from splink import DuckDBAPI, Linker
 
-        db_api = _portable_duckdb_api()(mem)
+        db_api = portable_api(DuckDBAPI, "duckdb")(mem)
         inputs = [db_api.register(table, table_name=dataset) for table, dataset in INPUTS]
         return Linker(inputs, settings, log_level=logging.ERROR)
 
@@ -83,19 +83,17 @@ class DuckDBEngine:
 
 
 @cache
-def _portable_duckdb_api() -> type:
-    """Splink's DuckDBAPI, sampling with :data:`PORTABLE_HASH` (splink is imported only when linking runs)."""
-    from splink import DuckDBAPI
-    from splink.internals.dialects import DuckDBDialect
+def portable_api(api: type, dialect: str) -> type:
+    """Splink's database API ``api``, its SQL dialect hashing with :data:`PORTABLE_HASH` [``dialect``]."""
 
-    class PortableDuckDBDialect(DuckDBDialect):
+    class PortableDialect(type(api.sql_dialect)):
         def hash_function_expression(self, col_expression: str) -> str:
-            return PORTABLE_HASH["duckdb"].format(col_expression)
+            return PORTABLE_HASH[dialect].format(col_expression)
 
-    class PortableDuckDBAPI(DuckDBAPI):
-        sql_dialect = PortableDuckDBDialect()
+    class PortableAPI(api):
+        sql_dialect = PortableDialect()
 
-    return PortableDuckDBAPI
+    return PortableAPI
 
 
 @contextmanager

@@ -28,14 +28,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from cove.partner.engines import INPUTS, PORTABLE_HASH, EngineError
+from cove.partner.engines import INPUTS, EngineError, portable_api
 
 if TYPE_CHECKING:
     from splink import Linker, SettingsCreator
@@ -185,8 +184,9 @@ class SparkEngine:
 
     def linker(self, mem: duckdb.DuckDBPyConnection, settings: SettingsCreator) -> Linker:
         from splink import Linker
+        from splink.backends.spark import SparkAPI
 
-        db_api = _portable_spark_api()(
+        db_api = portable_api(SparkAPI, "spark")(
             spark_session=self.session,
             break_lineage_method="parquet",
             num_partitions_on_repartition=self.settings.partitions,
@@ -249,22 +249,6 @@ class SparkEngine:
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
             self._work = None
-
-
-@cache
-def _portable_spark_api() -> type:
-    """Splink's SparkAPI sampling with :data:`~cove.partner.engines.PORTABLE_HASH`, as the DuckDB engine does."""
-    from splink.backends.spark import SparkAPI
-    from splink.internals.dialects import SparkDialect
-
-    class PortableSparkDialect(SparkDialect):
-        def hash_function_expression(self, col_expression: str) -> str:
-            return PORTABLE_HASH["spark"].format(col_expression)
-
-    class PortableSparkAPI(SparkAPI):
-        sql_dialect = PortableSparkDialect()
-
-    return PortableSparkAPI
 
 
 def _sql_string(path: Path) -> str:
