@@ -4,6 +4,7 @@
     .venv/bin/python bench/partner.py --quick                # 20,000 a side and 20,000 users: a smoke run
     .venv/bin/python bench/partner.py --part linking --plain-phones
     .venv/bin/python bench/partner.py --part suggestions --users 100000 --json
+    .venv/bin/python bench/partner.py --part engines         # linking on DuckDB, then on local Spark
 
 (a) **Linking.** Generate ``--people`` parent users and as many messenger accounts with the confounders
 of ``cove.partner.population`` (recycled numbers, shared family handsets, typos), timed on its own; write them into a
@@ -19,6 +20,11 @@ with plain numbers: 0.987 / 0.727 in 36 s).
 200,000), write them into a temporary store, run ``cove.partner.suggestions.suggest`` (top 10), then
 ``evaluate_holdout`` (10% of friendships hidden). Printed: wedges, the friends-of-friends time and wedges/s,
 the whole ``suggest`` time, P@10 / R@10 / hit@10, and peak RSS. Target: suggestions under 20 s.
+
+(c) **Engines** (``--part engines``, not part of ``both``). The world of (a), linked by the same model on
+DuckDB and then on a local Spark session (all cores, ``--spark-memory``): their phases side by side, Spark's
+own costs (starting the session, moving the tables to it and the predictions back, inside train and predict),
+and how far their links agree (``cove.partner.engines.compare_links``). They should be identical.
 
 Each part runs in a forked child process, so each peak RSS is its own. Targets are printed, never fatal.
 """
@@ -41,9 +47,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cove.partner.engines import ENGINES, compare_links, open_engine
 from cove.partner.linking import link
 from cove.partner.population import WorldSpec, generate
 from cove.partner.seed import seed_store
+from cove.partner.spark import SparkSettings
 from cove.partner.store import open_store
 from cove.partner.suggestions import evaluate_holdout, suggest
 
@@ -58,19 +66,25 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
 
-def bench_linking(args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
+def linking_store(args: argparse.Namespace, path: Path, console: Console) -> tuple[Any, Any, bytes, float, float]:
+    """The world of part (a) in a store at ``path``: (connection, world, key, generate s, store write s)."""
     key = hashlib.sha256(f"bench {args.seed}".encode()).digest()
     start = time.perf_counter()
     world = generate(WorldSpec(users=args.people, mean_degree=0), args.seed)
     generated = time.perf_counter() - start
-    console.print(f"(a) generated {args.people:,} x {world.accounts.num_rows:,} in {generated:.1f} s")
-    conn = open_store(work / "linking.duckdb")
+    console.print(f"generated {args.people:,} x {world.accounts.num_rows:,} in {generated:.1f} s")
+    conn = open_store(path)
     start = time.perf_counter()
     seed_store(
         conn, world, NOW_MS, mirror=True, phone_key=key, plain_phones=args.plain_phones, device_fields=not args.minimal
     )
     seeded = time.perf_counter() - start
-    console.print(f"(a) wrote the store in {seeded:.1f} s; linking")
+    console.print(f"wrote the store in {seeded:.1f} s")
+    return conn, world, key, generated, seeded
+
+
+def bench_linking(args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
+    conn, world, key, generated, seeded = linking_store(args, work / "linking.duckdb", console)
     report = link(conn, key, NOW_MS, on_phase=lambda name: console.print(f"(a)   {name}"))
     conn.register("accounts", world.accounts)
     strata = conn.execute("""
@@ -112,6 +126,45 @@ def bench_linking(args: argparse.Namespace, work: Path, console: Console) -> dic
             and at[0.9].precision >= TARGET_PRECISION
             and at[0.9].recall >= TARGET_RECALL
         ),
+    }
+
+
+def bench_engines(args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
+    conn, _, key, _, _ = linking_store(args, work / "engines.duckdb", console)
+    spark = SparkSettings(cores=os.cpu_count() or 2, memory=args.spark_memory)
+    runs: dict[str, Any] = {}
+    links = {}
+    for name in ENGINES:
+        start = time.perf_counter()
+        with open_engine(name, spark) as engine:
+            report = link(conn, key, NOW_MS, engine=engine, on_phase=lambda p, n=name: console.print(f"(c) {n} {p}"))
+            inside = dict(getattr(engine, "timings", {}))  # Spark's start and table moves
+        wall = time.perf_counter() - start
+        links[name] = conn.sql("SELECT subject, user_id, probability FROM links").to_arrow_table()
+        at = {q.threshold: q for q in report.quality}[0.9]
+        runs[name] = {
+            "phases_s": {phase: round(seconds, 2) for phase, seconds in report.timings.items()},
+            "engine_s": {phase: round(seconds, 2) for phase, seconds in inside.items()},
+            "link_s": round(report.linking_seconds, 2),
+            "wall_s": round(wall, 2),
+            "links": report.written,
+            "scored_pairs": report.scored_pairs,
+            "precision": round(at.precision, 4),
+            "recall": round(at.recall, 4),
+        }
+    conn.close()
+    agreement = compare_links(links["duckdb"], links["spark"])
+    return {
+        "people": args.people,
+        "spark": f"local[{spark.cores}], driver memory {spark.memory}, {spark.partitions} shuffle partitions",
+        "runs": runs,
+        "agreement": {
+            "both": agreement.both,
+            "duckdb_only": agreement.only_first,
+            "spark_only": agreement.only_second,
+            "share_identical": agreement.share_identical,
+            "max_probability_gap": agreement.max_probability_gap,
+        },
     }
 
 
@@ -214,6 +267,8 @@ def print_report(result: dict[str, Any]) -> None:
             f"{a['scored_pairs']:,} pairs scored"
         )
         console.print(f"(a) target {a['target']}: [bold]{a['verdict']}[/]")
+    if "engines" in result:
+        print_engines(console, result["engines"])
     if "suggestions" in result:
         b = result["suggestions"]
         table = Table(title=f"(b) suggestions for {b['users']:,} users, {b['friendships']:,} friendships")
@@ -238,15 +293,41 @@ def print_report(result: dict[str, Any]) -> None:
         console.print(f"(b) target {b['target']}: [bold]{b['verdict']}[/]")
 
 
+def print_engines(console: Console, c: dict[str, Any]) -> None:
+    runs = c["runs"]
+    table = Table(title=f"(c) linking {c['people']:,} x {c['people']:,} on each engine (seconds)")
+    table.add_column("phase")
+    for name in runs:
+        table.add_column(name, justify="right")
+    for phase in runs["duckdb"]["phases_s"]:
+        table.add_row(phase, *(f"{run['phases_s'].get(phase, 0):.2f}" for run in runs.values()))
+    inside = {"to_spark": "  of which tables to Spark", "from_spark": "  of which predictions back"}
+    for phase, label in inside.items():
+        table.add_row(label, *(f"{run['engine_s'].get(phase, 0):.2f}" for run in runs.values()))
+    table.add_row("link total (all but audit)", *(f"{run['link_s']:.2f}" for run in runs.values()))
+    table.add_row("session start (before link)", *(f"{run['engine_s'].get('start', 0):.2f}" for run in runs.values()))
+    table.add_row("wall, with session start", *(f"{run['wall_s']:.2f}" for run in runs.values()))
+    table.add_row("links at p >= 0.9", *(f"{run['links']:,}" for run in runs.values()))
+    table.add_row("P / R at p >= 0.9", *(f"{run['precision']:.4f} / {run['recall']:.4f}" for run in runs.values()))
+    console.print(table)
+    a = c["agreement"]
+    console.print(
+        f"(c) Spark {c['spark']}; links on both {a['both']:,}, DuckDB only {a['duckdb_only']:,}, Spark only "
+        f"{a['spark_only']:,} ({a['share_identical']:.2%} identical); largest probability gap "
+        f"{a['max_probability_gap']:.2g}"
+    )
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=1_000_000, help="(a) parent users = messenger accounts")
     parser.add_argument("--users", type=int, default=200_000, help="(b) parent users (default 200000)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the worlds (default 1)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20,000 a side and 20,000 users")
-    parser.add_argument("--part", choices=["both", "linking", "suggestions"], default="both")
+    parser.add_argument("--part", choices=["both", "linking", "suggestions", "engines"], default="both")
     parser.add_argument("--plain-phones", action="store_true", help="(a) share numbers unhashed (fuzzy matching)")
     parser.add_argument("--minimal", action="store_true", help="(a) share only number and vendor id for linking")
+    parser.add_argument("--spark-memory", default="4g", help="(c) the Spark driver's memory (default 4g)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args()
     if args.quick:
@@ -267,6 +348,8 @@ def main() -> None:
             result["linking"] = in_child(bench_linking, args, Path(tmp), console)
         if args.part in ("both", "suggestions"):
             result["suggestions"] = in_child(bench_suggestions, args, Path(tmp), console)
+        if args.part == "engines":
+            result["engines"] = in_child(bench_engines, args, Path(tmp), console)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from cove.partner import config
+from cove.partner.engines import EngineError, EngineName, open_engine
 from cove.partner.linking import MIN_EM_PAIRS, LinkingError, LinkReport, link
 from cove.partner.population import WorldSpec, generate
 from cove.partner.seed import PERSON_FIELDS, add_people, seed_store
@@ -67,6 +68,7 @@ def seed_command(
 
 def link_command(
     threshold: float = typer.Option(0.9, "--threshold", min=0.5, max=1.0, help="Lowest probability written"),
+    engine: EngineName = typer.Option(EngineName.DUCKDB, "--engine", help="Where Splink runs: here, or on Spark"),
     store: Path = STORE,
     trust: Path = TRUST,
 ) -> None:
@@ -77,9 +79,17 @@ def link_command(
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
         ) as bar:
-            task = bar.add_task("linking")
-            report = link(conn, key, now_ms(), threshold=threshold, on_phase=lambda p: bar.update(task, description=p))
-    except LinkingError as exc:
+            task = bar.add_task(f"starting {engine.value}")
+            with open_engine(engine.value) as splink_engine:
+                report = link(
+                    conn,
+                    key,
+                    now_ms(),
+                    threshold=threshold,
+                    engine=splink_engine,
+                    on_phase=lambda p: bar.update(task, description=p),
+                )
+    except (LinkingError, EngineError) as exc:
         raise fail(str(exc)) from None
     finally:
         conn.close()
