@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from cove.partner import config
-from cove.partner.linking import MIN_EM_PAIRS, LinkingError, LinkReport, link
+from cove.partner.linking import MIN_LABELLED_PAIRS, LinkingError, LinkReport, link
 from cove.partner.population import WorldSpec, generate
 from cove.partner.seed import PERSON_FIELDS, add_people, seed_store
 from cove.partner.suggestions import HoldoutReport, SuggestReport, evaluate_holdout, suggest
@@ -123,7 +123,7 @@ def _print_links(report: LinkReport, threshold: float) -> None:
     if report.untrained:
         say(
             f"too few pairs share {' or '.join(report.untrained)} to train the model there (EM needs about "
-            f"{MIN_EM_PAIRS:,}): Splink's default m probabilities were used"
+            f"{MIN_LABELLED_PAIRS:,}): Splink's default m probabilities were used"
         )
     methods = ", ".join(f"{count:,} by {method}" for method, count in report.by_method.items()) or "none"
     say(f"linked {report.written:,} at p >= {threshold} ({methods}); {report.auto:,} at p >= 0.99 (automatic)")

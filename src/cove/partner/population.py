@@ -385,7 +385,11 @@ def _messenger(
     acct_vendor = _masked(people.vendor.take(pa.array(handset_owner)), vendor_hidden)
     if spec.changed_number > 0:  # drawn only then, so that the default world stays the same draw
         stale = changed & (rng.random(n) < spec.changed_recycled)
-        acct_phone = np.where(changed, np.where(stale, phone[other], people.fresh[:n]), acct_phone)
+        # The stale number's former owner is drawn apart from a shared handset's owner: else a quarter of the
+        # shared handsets with a changed number would be that owner's handset and number, a copy of them.
+        former = rng.integers(0, n_users - is_user, n)
+        former += is_user & (former >= person)
+        acct_phone = np.where(changed, np.where(stale, phone[former], people.fresh[:n]), acct_phone)
         recycled |= stale
     if spec.two_devices > 0:
         acct_vendor = pc.if_else(pa.array(second & ~vendor_hidden), _uuids(n, rng), acct_vendor)
