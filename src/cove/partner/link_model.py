@@ -9,12 +9,16 @@ several people use (a family's) is weaker evidence than one held by one record a
 how much. The hold counts are columns of the inputs, computed before Splink runs, so the comparisons are plain
 SQL any engine runs.
 
-Training: u from random pairs, except the exact-key levels (:func:`key_reuse`); m by EM on the phone block and on
-the vendor-id block, each when it holds enough pairs (:data:`MIN_EM_PAIRS`). The prior λ is *calibrated* on the
-pairs the deterministic rule "same number and same vendor id" finds, the parent's own labelled matches: that rule
-finds the share m(phone) x m(vendor id) of all true pairs (each times the chance both sides have the field), so
-the number of true pairs is its count divided by that share. No recall has to be assumed, which is what moved
-the operating point from one population to another.
+Training uses only what the parent holds, never the generator's answer key:
+- u: random pairs (Splink), except the exact-key levels, which random pairs cannot estimate: those are counted
+  from the values several records hold (:func:`key_reuse`);
+- m: counted on *labelled pairs*, the pairs the other key alone links and that are the only candidate of both
+  their records (:func:`m_from_labels`). EM cannot do this here: blocked on one key, it has one comparison left,
+  whose m and the block's prior it cannot tell apart;
+- λ: calibrated on the pairs the deterministic rule "same number and same vendor id" finds. That rule finds the
+  share m(equal number) x m(equal vendor id) of all true pairs (:func:`rule_recall`), so the number of true pairs
+  is its count divided by that share, where Splink would assume a recall. Assuming one is what moved the
+  operating point when the population changed.
 """
 
 from __future__ import annotations
