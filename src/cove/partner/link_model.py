@@ -77,6 +77,7 @@ class Training:
     untrained: list[str]
     prior: str  # "calibrated" or "assumed recall"
     rule_recall: float  # share of true pairs the same-number-and-vendor-id rule finds (or the assumed one)
+    reuse: dict[str, Reuse]  # by exact key
 
 
 def keys(fields: list[str]) -> list[str]:
@@ -175,11 +176,11 @@ def train(
         linker.training.estimate_probability_two_random_records_match(
             [block_on(key) for key in present], recall=rules_recall
         )
-        return linker, Training(untrained, "assumed recall", rules_recall)
+        return linker, Training(untrained, "assumed recall", rules_recall, reuse)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("phone_hash", "vendor_device_id")], recall=recall
     )
-    return linker, Training(untrained, "calibrated", recall)
+    return linker, Training(untrained, "calibrated", recall, reuse)
 
 
 def _trained(model: dict[str, Any], name: str) -> dict[str, float]:
@@ -329,6 +330,7 @@ class Reuse:
     u_one: float
     u_several: float
     several_share: float
+    non_matches: float  # pairs that share the key's value but are not the same person (estimated)
 
 
 def key_reuse(mem: duckdb.DuckDBPyConnection, key: str, comparable: float) -> Reuse:
@@ -364,4 +366,5 @@ def key_reuse(mem: duckdb.DuckDBPyConnection, key: str, comparable: float) -> Re
         u_one=(hidden + 1) / (all_pairs + 1),
         u_several=(several + 1) / (all_pairs + 1),
         several_share=true_several / (true_several + true_one) if true_several + true_one > 0 else 0.0,
+        non_matches=hidden + several,
     )

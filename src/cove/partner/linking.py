@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cove.partner.engines import PARENT, DuckDBEngine, LinkEngine
+from cove.partner.exclusivity import adjust
 from cove.partner.link_model import FIELD, HOLDERS, MIN_LABELLED_PAIRS, keys, scalar, train
 from cove.partner.operating_point import DEFAULT_TARGET, choose_threshold
 from cove.sharing import wire
@@ -186,7 +187,7 @@ def link(
                 predictions = engine.predict(mem, linker)
                 report.scored_pairs = scalar(mem, f"SELECT count(*) FROM {predictions}")
             with phase("cluster"):
-                _one_to_one(mem, predictions)
+                _one_to_one(mem, adjust(mem, predictions, training.reuse))
         else:
             mem.execute("CREATE TABLE pairs (unique_id BIGINT, user_id BIGINT, probability DOUBLE)")
         with phase("threshold"):
