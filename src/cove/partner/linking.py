@@ -9,16 +9,18 @@ comparisons, the phone and the device (vendor id, model and OS as one handset, n
 a number or a handset that several records hold; u of the exact keys counted from those several-held values, m
 from the pairs one key alone links, and a prior calibrated on the pairs that share both keys, so that nothing is
 assumed about the population and nothing is learnt from the generator's answer key (``truth_links`` only audits).
-Single best links keep the result one-to-one (:func:`_one_to_one`). The threshold is chosen for a target
+A single-key pair whose records have rivals on the other key is downweighted (:mod:`cove.partner.exclusivity`),
+and single best links keep the result one-to-one (:func:`_one_to_one`). The threshold is chosen for a target
 precision (:mod:`cove.partner.operating_point`): the written links are the most probable ones whose mean
 probability, their expected precision, still meets it. A link's ``method`` is the exact evidence the model
 accepted it on ('phone', else 'vendor_device_id'), or 'splink' when there was none.
 
-Measured (bench/partner.py, docs/benchmarks.md): the probabilities are calibrated to about a point on both
-generators, but the limit is the data. With only a hashed number and a vendor id, a number-only link is right 97
-times in 100 (a recycled number whose former owner is not on the messenger looks exactly like its owner), so at
-0.98 the set stops before the number-only links, at a third of the recall; the set with them is at 0.979. On the
-harder population (20 % changed numbers, 10 % family handsets), a number-only link is right 89 times in 100.
+Measured at 1 M a side (bench/partner.py, docs/benchmarks.md), with only a hashed number and a vendor id: the
+probabilities are calibrated to about half a point, the threshold chosen for 0.98 lands at 0.67, and the links
+there are .976 precise (estimated .980) with recall .748. The limit is the data: a recycled number whose former
+owner is not on the messenger, with no vendor id on a side, looks exactly like its owner. On the harder
+population (20 % changed numbers, 10 % family handsets) a number-only link is right about 89 times in 100, so at
+0.98 only the links on both keys are written (recall .15): the threshold says what the data can support.
 
 Only rows of purposes whose use is ``account_linking`` are read: a subject shared under any other purpose cannot
 be linked, by construction. Splink runs in its own in-memory DuckDB, never on the store, and never touches the
