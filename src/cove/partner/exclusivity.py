@@ -20,7 +20,7 @@ from __future__ import annotations
 import duckdb
 
 from cove.partner.engines import PARENT
-from cove.partner.link_model import Reuse
+from cove.partner.link_model import ACROSS, Reuse
 
 
 def adjust(mem: duckdb.DuckDBPyConnection, predictions: str, reuse: dict[str, Reuse]) -> str:
@@ -34,14 +34,6 @@ def adjust(mem: duckdb.DuckDBPyConnection, predictions: str, reuse: dict[str, Re
         else ""
     )
     factor = f"CASE {cases} ELSE 1.0 END" if cases else "1.0"
-    rivals = (
-        " ".join(
-            f"LEFT JOIN rivals_{k} rp_{k} ON rp_{k}.v = p.{k} LEFT JOIN rivals_{k} rm_{k} ON rm_{k}.v = m.{k}"
-            for k in reuse
-        )
-        if cases
-        else ""
-    )
     mem.execute(f"""
         CREATE OR REPLACE TABLE scored AS
         SELECT x.unique_id_l, x.source_dataset_l, x.unique_id_r, x.source_dataset_r,
@@ -51,7 +43,7 @@ def adjust(mem: duckdb.DuckDBPyConnection, predictions: str, reuse: dict[str, Re
         FROM (SELECT *, CASE WHEN source_dataset_l = '{PARENT}' THEN unique_id_l ELSE unique_id_r END AS user_id,
                         CASE WHEN source_dataset_l = '{PARENT}' THEN unique_id_r ELSE unique_id_l END AS subject_id
               FROM {predictions}) x
-        JOIN parent p ON p.unique_id = x.user_id JOIN messenger m ON m.unique_id = x.subject_id {rivals}
+        JOIN parent p ON p.unique_id = x.user_id JOIN messenger m ON m.unique_id = x.subject_id
     """)
     return "scored"
 
@@ -62,24 +54,20 @@ def _factor(mem: duckdb.DuckDBPyConnection, other: str, reuse: dict[str, Reuse])
     Each record can have rivals only if it has ``other`` at all: so each side's rate is among the records that
     have it, and a side without it adds nothing, for matches and non-matches alike.
     """
-    mem.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rivals_{other} AS
-        SELECT v, count(*) FILTER (WHERE side = 0) AS users, count(*) FILTER (WHERE side = 1) AS subjects
-        FROM (SELECT {other} AS v, 0 AS side FROM parent UNION ALL SELECT {other}, 1 FROM messenger)
-        WHERE v IS NOT NULL GROUP BY 1
-    """)
     rates = {}
-    for side, table, rival in (("p", "parent", "subjects"), ("m", "messenger", "users")):
-        having, with_rival = mem.execute(f"""
-            SELECT count(*), count(*) FILTER (WHERE r.{rival} > 0)
-            FROM {table} t JOIN rivals_{other} r ON r.v = t.{other}""").fetchall()[0]
+    for side, own, rival in (("p", "users", "subjects"), ("m", "subjects", "users")):
+        having, with_rival = mem.execute(
+            f"SELECT sum({own}), sum({own}) FILTER (WHERE {rival} > 0) FROM {other}_holders"
+        ).fetchall()[0]
         # (share of non-matches' records with a rival, chance a confounder touches a true pair's record)
-        rates[side] = (with_rival / having, min(0.5, reuse[other].non_matches / having)) if having else (0.0, 0.0)
+        rates[side] = (
+            ((with_rival or 0) / having, min(0.5, reuse[other].non_matches / having)) if having else (0.0, 0.0)
+        )
 
     def contested(k: int) -> str:  # P(contested), for non-matches (k = 0) or matches (k = 1)
         return "(1 - " + " * ".join(f"(1 - {rates[s][k]!r} * ({s}.{other} IS NOT NULL)::INT)" for s in rates) + ")"
 
-    rival = f"(coalesce(rm_{other}.users, 0) > 0 OR coalesce(rp_{other}.subjects, 0) > 0)"
+    rival = f"(m.{ACROSS[other]} > 0 OR p.{ACROSS[other]} > 0)"
     return (
         f"CASE WHEN {rival} THEN {contested(1)} / greatest({contested(0)}, 1e-12) "
         f"ELSE (1 - {contested(1)}) / greatest(1 - {contested(0)}, 1e-12) END"

@@ -41,6 +41,7 @@ MIN_LABELLED_PAIRS = 100
 FIELD = {"phone_hash": "phone", "vendor_device_id": "vendor_device_id"}  # exact-match keys, by column
 _KEY_NAME = {"phone_hash": "number", "vendor_device_id": "vendor id"}  # in level labels
 HOLDERS = {"phone_hash": "phone_holders", "vendor_device_id": "vendor_holders"}  # records holding the key's value
+ACROSS = {"phone_hash": "phone_across", "vendor_device_id": "vendor_across"}  # of them, on the other side
 # Labels of the levels the calibration reads; the exact levels of a key are "<key> ...".
 _ONE, _SEVERAL = "held by one record a side", "held by several"
 

@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from cove.partner.engines import PARENT, DuckDBEngine, LinkEngine
 from cove.partner.exclusivity import adjust
-from cove.partner.link_model import FIELD, HOLDERS, MIN_LABELLED_PAIRS, keys, scalar, train
+from cove.partner.link_model import ACROSS, FIELD, HOLDERS, MIN_LABELLED_PAIRS, keys, scalar, train
 from cove.partner.operating_point import DEFAULT_TARGET, choose_threshold
 from cove.sharing import wire
 from cove.sharing.wire import Use
@@ -234,17 +234,23 @@ def _load(conn: duckdb.DuckDBPyConnection, mem: duckdb.DuckDBPyConnection, key: 
 
 
 def _count_holders(mem: duckdb.DuckDBPyConnection) -> None:
-    """``parent`` and ``messenger`` with, for each exact key, how many records of both sides hold its value: two
-    for a number or a handset of one person on each network, more for a recycled number or a family handset."""
+    """``parent`` and ``messenger`` with, for each exact key, how many records of both sides hold its value (two
+    for a number or a handset of one person on each network, more for a recycled number or a family handset), and
+    how many of the other side do (its rivals, :mod:`cove.partner.exclusivity`); ``<key>_holders`` per value."""
     for key in HOLDERS:
         mem.execute(f"""
-            CREATE TEMP TABLE {key}_holders AS SELECT {key}, count(*) AS n
-            FROM (SELECT {key} FROM parent_raw UNION ALL SELECT {key} FROM messenger_raw)
+            CREATE TEMP TABLE {key}_holders AS
+            SELECT {key}, count(*) FILTER (WHERE side = 0) AS users, count(*) FILTER (WHERE side = 1) AS subjects
+            FROM (SELECT {key}, 0 AS side FROM parent_raw UNION ALL SELECT {key}, 1 FROM messenger_raw)
             WHERE {key} IS NOT NULL GROUP BY 1
         """)
     joins = " ".join(f"LEFT JOIN {key}_holders h_{key} ON h_{key}.{key} = r.{key}" for key in HOLDERS)
-    counts = ", ".join(f"coalesce(h_{key}.n, 0) AS {column}" for key, column in HOLDERS.items())
-    for side in ("parent", "messenger"):  # in id order: the u sample is drawn by row, and must repeat
+    for side, other in (("parent", "subjects"), ("messenger", "users")):  # in id order: the u sample must repeat
+        counts = ", ".join(
+            f"coalesce(h_{key}.users + h_{key}.subjects, 0) AS {HOLDERS[key]}, "
+            f"coalesce(h_{key}.{other}, 0) AS {ACROSS[key]}"
+            for key in HOLDERS
+        )
         mem.execute(f"CREATE TABLE {side} AS SELECT r.*, {counts} FROM {side}_raw r {joins} ORDER BY r.unique_id")
 
 
