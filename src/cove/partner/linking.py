@@ -89,7 +89,7 @@ class LinkReport:
     by_method: dict[str, int] = field(default_factory=dict)
     scored_pairs: int = 0  # pairs the blocking rules produced, all scored
     candidate_pairs: dict[str, int] = field(default_factory=dict)  # pairs sharing each exact key
-    untrained: list[str] = field(default_factory=list)  # exact keys with too few pairs for an EM session
+    untrained: list[str] = field(default_factory=list)  # keys linking too few pairs alone to label the other comparison
     exact_rejected: dict[str, int] = field(default_factory=dict)  # exact-match pairs the model did not link
     quality: list[Quality] = field(default_factory=list)  # empty without ground truth; the last at the threshold
     at_threshold: Quality | None = None  # the written links against the ground truth
@@ -273,7 +273,7 @@ def _check_fields(report: LinkReport) -> None:
 
 
 def _candidate_pairs(mem: duckdb.DuckDBPyConnection, fields: list[str]) -> dict[str, int]:
-    """Pairs that share each exact key: the blocks of the deterministic rules and of the EM sessions."""
+    """Pairs that share each exact key: the blocks of the deterministic rules."""
     return {
         FIELD[key]: scalar(mem, f"SELECT count(*) FROM parent p JOIN messenger m ON p.{key} = m.{key}")
         for key in keys(fields)
