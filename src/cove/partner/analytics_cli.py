@@ -70,7 +70,9 @@ def link_command(
     target_precision: float = typer.Option(
         DEFAULT_TARGET, "--target-precision", min=0.5, max=1.0, help="Write the links whose expected precision meets it"
     ),
-    threshold: float = typer.Option(None, "--threshold", min=0.5, max=1.0, help="Instead: lowest probability written"),
+    threshold: float | None = typer.Option(
+        None, "--threshold", min=0.5, max=1.0, help="Instead: lowest probability written"
+    ),
     store: Path = STORE,
     trust: Path = TRUST,
 ) -> None:
