@@ -15,14 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cove.partner.analytics_cli import register
+from cove.partner.link_model import key_reuse
 from cove.partner.linking import LinkingError, LinkReport, _one_to_one, link
+from cove.partner.operating_point import OperatingPoint, choose_threshold
 from cove.partner.population import World, WorldSpec, generate
 from cove.partner.seed import LINKING_PURPOSE, add_people, seed_store
 from cove.partner.store import open_store
@@ -89,7 +94,8 @@ def test_links_table_holds_one_to_one_links_at_the_threshold(linked: Linked) -> 
     rows = linked.conn.execute("SELECT count(*), min(probability), count(DISTINCT user_id) FROM links").fetchall()
     count, lowest, users = rows[0]
     assert count == linked.report.written == sum(linked.report.by_method.values()) == users
-    assert lowest >= 0.9
+    assert lowest >= linked.report.threshold >= 0.5
+    assert linked.report.estimated_precision >= 0.98  # the default target
     methods = {m for (m,) in linked.conn.execute("SELECT DISTINCT method FROM links").fetchall()}
     assert methods <= {"phone", "vendor_device_id", "splink"}
     assert linked.conn.execute("SELECT DISTINCT linked_at_ms FROM links").fetchall() == [(NOW_MS,)]
@@ -103,15 +109,16 @@ def test_subjects_not_shared_for_account_linking_are_never_linked(linked: Linked
 
 
 def test_confounders_are_linked_less_often_than_clean_pairs(linked: Linked) -> None:
+    """Among the links at p >= 0.9 (the set at the chosen threshold may hold lower ones: its mean is the target)."""
     conn = linked.conn
     rates = dict(
         conn.execute("""
         SELECT CASE WHEN recycled THEN 'recycled' WHEN shared_handset THEN 'shared'
                     WHEN NOT (typo OR no_phone OR new_device OR os_upgrade) AND a.user_id IS NOT NULL THEN 'clean'
                END AS stratum,
-               avg(CASE WHEN stratum = 'clean' THEN (l.user_id = a.user_id)::INT
+               avg(CASE WHEN stratum = 'clean' THEN coalesce(l.user_id = a.user_id, false)::INT
                         ELSE (l.user_id IS NOT NULL AND l.user_id IS DISTINCT FROM a.user_id)::INT END)
-        FROM accounts a LEFT JOIN links l USING (subject)
+        FROM accounts a LEFT JOIN links l ON l.subject = a.subject AND l.probability >= 0.9
         WHERE stratum IS NOT NULL AND a.subject NOT IN (SELECT subject FROM moved) GROUP BY 1
     """).fetchall()
     )
@@ -250,6 +257,12 @@ def test_cli_seeds_a_mirror_links_and_refuses_without_a_trust_bundle(tmp_path: P
     linked = runner.invoke(app, ["link", *where])
     assert linked.exit_code == 0, linked.output
     assert "precision" in linked.output and "p >= 0.9" in linked.output
+    assert "target precision 0.98" in linked.output and "estimated precision" in linked.output
+
+    fixed = runner.invoke(app, ["link", "--threshold", "0.9", *where])
+    assert fixed.exit_code == 0 and "threshold 0.9000 (as given)" in fixed.output
+    wrong = runner.invoke(app, ["link", "--target-precision", "1.5", *where])
+    assert wrong.exit_code == 2  # typer's usage error, no traceback
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"name": "Eve", "email": "eve@example.com"}\n')
@@ -298,4 +311,139 @@ def test_a_block_too_small_for_em_keeps_splink_defaults_instead_of_failing() -> 
     _share_for_linking(conn, ["+14155550101", "+14155550102"])
     report = link(conn, KEY, NOW_MS)
     assert report.candidate_pairs == {"phone": 1, "vendor_device_id": 0}
-    assert report.untrained == ["phone", "vendor_device_id"] and report.scored_pairs == 1
+    assert report.untrained == ["vendor_device_id", "phone"] and report.scored_pairs == 1
+    assert report.prior == "assumed recall"
+
+
+# The threshold: a pure choice over the links' probabilities.
+
+
+@given(
+    st.lists(st.floats(0.5, 1.0), max_size=200).map(lambda ps: np.round(ps, 2)),
+    st.floats(0.6, 1.0),
+)
+def test_the_threshold_is_the_lowest_whose_links_meet_the_target(probabilities: np.ndarray, target: float) -> None:
+    point = choose_threshold(probabilities, target)
+    kept = probabilities[probabilities >= point.threshold]
+    assert point.links == len(kept)  # links tied at the threshold are all in or all out
+    if point.links and (point.threshold < 1 or kept.mean() >= target):
+        assert point.estimated_precision == pytest.approx(kept.mean())
+        assert point.estimated_precision >= target - 1e-9
+    # One step lower (the next probability down, with its ties) would miss the target.
+    lower = probabilities[probabilities < point.threshold]
+    if len(lower):
+        wider = probabilities[probabilities >= lower.max()]
+        assert wider.mean() < target + 1e-9
+
+
+def test_a_set_meets_the_target_with_links_below_it() -> None:
+    """The target is the set's precision, not each link's: 70 near-certain links carry 30 at 0.94."""
+    point = choose_threshold(np.array([1.0] * 70 + [0.94] * 30 + [0.6] * 5), 0.98)
+    assert (point.threshold, point.links) == (0.94, 100)
+    assert point.estimated_precision == pytest.approx(0.982)
+    assert choose_threshold(np.array([1.0] * 60 + [0.94] * 40), 0.98).threshold == 1.0
+    assert choose_threshold(np.array([0.9, 0.8]), 0.98) == OperatingPoint(1.0, 0.0, 0)
+    assert choose_threshold(np.array([]), 0.98).links == 0
+    with pytest.raises(ValueError, match="target"):
+        choose_threshold(np.array([0.9]), 0.0)
+
+
+# Calibration: on labelled pairs the parent has; the generator's answer key only audits.
+
+
+def _mirrored(
+    spec: WorldSpec, *, device_fields: bool = False, seed: int = 11
+) -> tuple[duckdb.DuckDBPyConnection, World]:
+    world = generate(spec, seed)
+    conn = open_store(":memory:")
+    seed_store(conn, world, NOW_MS, mirror=True, phone_key=KEY, device_fields=device_fields)
+    conn.register("accounts", world.accounts)
+    return conn, world
+
+
+@pytest.mark.parametrize("harder", [False, True], ids=["default", "harder"])
+def test_probabilities_are_calibrated_without_the_answer_key(harder: bool) -> None:
+    spec = (WorldSpec.harder if harder else WorldSpec)(users=10_000, mean_degree=0)
+    conn, _ = _mirrored(spec)
+    report = link(conn, KEY, NOW_MS, threshold=0.5)
+    assert report.prior == "calibrated"
+    with_truth = conn.execute("SELECT * FROM links ORDER BY subject").fetchall()
+    # Every link kept, with its probability: their mean is the expected precision, and it is the actual one.
+    expected = sum(p for _, _, p, _, _ in with_truth) / len(with_truth)
+    assert report.at_threshold is not None
+    assert abs(expected - report.at_threshold.precision) < 0.02
+    # The same links without the answer key: it is never read to train or to choose.
+    conn.execute("DELETE FROM truth_links")
+    again = link(conn, KEY, NOW_MS, threshold=0.5)
+    assert again.quality == [] and conn.execute("SELECT * FROM links ORDER BY subject").fetchall() == with_truth
+
+
+def test_reuse_counts_the_pairs_a_key_cannot_belong_to() -> None:
+    """Number 'a' is held by user 1 and subjects 10 and 11: at most one of those is user 1, so one known non-match.
+    Half the parent's numbers are also on the messenger (q = 1/2), so as many non-matches hide among numbers held
+    once a side: one of 'b', 'c'."""
+    mem = duckdb.connect()
+    mem.execute("""CREATE TABLE parent AS SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'),
+                   (6, 'f')) t(unique_id, phone_hash)""")
+    mem.execute("""CREATE TABLE messenger AS SELECT * FROM (VALUES (10, 'a'), (11, 'a'), (12, 'b'), (13, 'c'),
+                   (14, NULL)) t(unique_id, phone_hash)""")
+    reuse = key_reuse(mem, "phone_hash", comparable=0.5)
+    pairs = 0.5 * 6 * 5  # outside the null level
+    assert reuse.u_several == pytest.approx((1 + 1) / (pairs + 1))
+    assert reuse.u_one == pytest.approx((1 + 1) / (pairs + 1))
+    assert reuse.several_share == pytest.approx(1 / (1 + 1))  # 'a' hides one true pair, 'b' and 'c' one
+
+
+# The device: one handset, recognised when shared, not needed when the number was kept.
+
+
+@pytest.fixture(scope="module")
+def harder_devices() -> tuple[duckdb.DuckDBPyConnection, LinkReport]:
+    conn, _ = _mirrored(WorldSpec.harder(users=10_000, mean_degree=0), device_fields=True)
+    return conn, link(conn, KEY, NOW_MS)
+
+
+def _rate(conn: duckdb.DuckDBPyConnection, where: str, right: bool) -> float:
+    linked = "l.user_id = a.user_id" if right else "l.user_id IS NOT NULL AND l.user_id IS DISTINCT FROM a.user_id"
+    return _count(
+        conn,
+        f"""SELECT avg(coalesce({linked}, false)::INT) FROM accounts a LEFT JOIN links l
+                            USING (subject) WHERE {where}""",
+    )
+
+
+def test_a_shared_handset_is_recognised(harder_devices: tuple[duckdb.DuckDBPyConnection, LinkReport]) -> None:
+    conn, report = harder_devices
+    # The phone-or-vendor-id rule links every shared handset whose owner's vendor id the parent has to that owner.
+    rule = _count(
+        conn,
+        """SELECT avg((u.user_id IS NOT NULL)::INT) FROM accounts a LEFT JOIN users u
+                           ON u.vendor_device_id = a.vendor_device_id AND u.user_id IS DISTINCT FROM a.user_id
+                           WHERE a.shared_handset""",
+    )
+    assert rule > 0.3
+    assert _rate(conn, "shared_handset", right=False) < 0.1 * rule
+    assert report.at_threshold is not None and report.at_threshold.precision >= 0.97
+
+
+def test_a_number_kept_on_a_second_handset_is_linked_at_the_floor() -> None:
+    """Two handsets (two vendor ids, another model) do not outweigh the same number held by one record a side."""
+    conn, _ = _mirrored(WorldSpec.harder(users=10_000, mean_degree=0), device_fields=True)
+    link(conn, KEY, NOW_MS, threshold=0.5)
+    kept = "two_devices AND NOT (no_phone OR typo OR changed_number OR recycled) AND a.user_id IS NOT NULL"
+    assert _rate(conn, kept, right=True) > 0.7
+
+
+@pytest.mark.parametrize(
+    ("harder", "precision", "recall"), [(False, 0.97, 0.25), (True, 0.95, 0.1)], ids=["default", "harder"]
+)
+def test_the_default_policys_fields_meet_floors_at_the_chosen_threshold(
+    harder: bool, precision: float, recall: float
+) -> None:
+    conn, _ = _mirrored((WorldSpec.harder if harder else WorldSpec)(users=10_000, mean_degree=0))
+    report = link(conn, KEY, NOW_MS)
+    assert report.at_threshold is not None and report.target_precision == 0.98
+    assert report.at_threshold.precision >= precision and report.at_threshold.recall >= recall
+    assert abs(report.estimated_precision - report.at_threshold.precision) < 0.02
+    # The number-only links below the chosen threshold are no coin tosses: p >= 0.9 keeps them.
+    assert {q.threshold: q for q in report.quality}[0.9].recall >= (0.6 if not harder else 0.1)

@@ -22,7 +22,8 @@ from rich.table import Table
 
 from cove.partner import config
 from cove.partner.engines import EngineError, EngineName, open_engine
-from cove.partner.linking import MIN_EM_PAIRS, LinkingError, LinkReport, link
+from cove.partner.linking import MIN_LABELLED_PAIRS, LinkingError, LinkReport, link
+from cove.partner.operating_point import DEFAULT_TARGET
 from cove.partner.population import WorldSpec, generate
 from cove.partner.seed import PERSON_FIELDS, add_people, seed_store
 from cove.partner.suggestions import HoldoutReport, SuggestReport, evaluate_holdout, suggest
@@ -67,7 +68,12 @@ def seed_command(
 
 
 def link_command(
-    threshold: float = typer.Option(0.9, "--threshold", min=0.5, max=1.0, help="Lowest probability written"),
+    target_precision: float = typer.Option(
+        DEFAULT_TARGET, "--target-precision", min=0.5, max=1.0, help="Write the links whose expected precision meets it"
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", min=0.5, max=1.0, help="Instead: lowest probability written"
+    ),
     engine: EngineName = typer.Option(EngineName.DUCKDB, "--engine", help="Where Splink runs: here, or on Spark"),
     store: Path = STORE,
     trust: Path = TRUST,
@@ -85,6 +91,7 @@ def link_command(
                     conn,
                     key,
                     now_ms(),
+                    target_precision=target_precision,
                     threshold=threshold,
                     engine=splink_engine,
                     on_phase=lambda p: bar.update(task, description=p),
@@ -93,7 +100,7 @@ def link_command(
         raise fail(str(exc)) from None
     finally:
         conn.close()
-    _print_links(report, threshold)
+    _print_links(report)
 
 
 def suggest_command(
@@ -120,7 +127,7 @@ def suggest_command(
         conn.close()
 
 
-def _print_links(report: LinkReport, threshold: float) -> None:
+def _print_links(report: LinkReport) -> None:
     say(
         f"{report.subjects:,} subjects shared for account linking, {report.users:,} parent users, "
         f"compared on {', '.join(report.fields) or 'nothing'}"
@@ -132,11 +139,19 @@ def _print_links(report: LinkReport, threshold: float) -> None:
         )
     if report.untrained:
         say(
-            f"too few pairs share {' or '.join(report.untrained)} to train the model there (EM needs about "
-            f"{MIN_EM_PAIRS:,}): Splink's default m probabilities were used"
+            f"too few pairs are linked by {' or '.join(report.untrained)} alone to learn the other comparison from "
+            f"(about {MIN_LABELLED_PAIRS:,} are needed): Splink's default m and an assumed prior were used"
         )
     methods = ", ".join(f"{count:,} by {method}" for method, count in report.by_method.items()) or "none"
-    say(f"linked {report.written:,} at p >= {threshold} ({methods}); {report.auto:,} at p >= 0.99 (automatic)")
+    chosen = f"for target precision {report.target_precision}" if report.target_precision else "as given"
+    say(
+        f"threshold {report.threshold:.4f} ({chosen}): estimated precision {report.estimated_precision:.4f}; "
+        f"prior {report.prior or 'none'}"
+    )
+    say(
+        f"linked {report.written:,} at p >= {report.threshold:.4f} ({methods}); "
+        f"{report.auto:,} at p >= 0.99 (automatic)"
+    )
     rejected = ", ".join(f"{count:,} on {key}" for key, count in report.exact_rejected.items())
     if rejected:
         say(f"exact matches the model did not link: {rejected}")
@@ -144,8 +159,8 @@ def _print_links(report: LinkReport, threshold: float) -> None:
         table = Table(title="Against the generator's ground truth")
         for column in ("links at", "links", "precision", "recall"):
             table.add_column(column, justify="right")
-        for q in report.quality:
-            table.add_row(f"p >= {q.threshold}", f"{q.links:,}", f"{q.precision:.3f}", f"{q.recall:.3f}")
+        for q in [*report.quality, *([report.at_threshold] if report.at_threshold else [])]:
+            table.add_row(f"p >= {q.threshold:.4g}", f"{q.links:,}", f"{q.precision:.3f}", f"{q.recall:.3f}")
         for name, q in report.baselines.items():
             table.add_row(name, f"{q.links:,}", f"{q.precision:.3f}", f"{q.recall:.3f}")
         console.print(table)

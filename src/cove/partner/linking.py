@@ -2,25 +2,25 @@
 
 The model is Fellegi and Sunter's ("A Theory for Record Linkage", JASA 64(328), 1969) as Splink implements it
 (Linacre et al., "Splink: Free software for probabilistic record linkage at scale", IJPDS 7(3), 2022; its docs at
-moj-analytical-services.github.io/splink). A deterministic pre-pass finds every pair with the same phone (keyed
-hash) or the same vendor device id. Those pairs are *candidates*, not links: a recycled number now held by another
-parent user, or a family handset shared with one, makes an exact match wrong, and bench/partner.py measures that
-the model gains about 5 points of precision over the exact rules by rejecting them. So every link goes through the
-model, and the exact rules only set its prior, block its candidates and name each link's evidence. Splink 5 on
-DuckDB scores the pairs that share a phone or a vendor id (plus two fuzzy phone blocks when a purpose carries
-plain numbers), comparing whichever of these both sides have: the phone (hash equality; Damerau-Levenshtein 1 and
-2 on plain numbers), the vendor id, the device model (term-frequency adjusted: a rare model is stronger evidence)
-and the OS (same version, same family, other). λ comes from the exact rules at an assumed recall; u from random
-pairs, except for the exact-key levels (:func:`_exact_u`); m from EM on the phone block and on the vendor-id
-block, each when it holds enough pairs (:data:`MIN_EM_PAIRS`). Single best links keep the result one-to-one
-(:func:`_one_to_one`). A link's ``method`` is the exact evidence the model accepted it on ('phone', else
-'vendor_device_id'), or 'splink' when there was none.
+moj-analytical-services.github.io/splink). Pairs that share a phone (keyed hash) or a vendor device id are
+*candidates*, not links: a recycled number now held by another parent user, or a family handset shared with one,
+makes an exact match wrong. So every link goes through the model (:mod:`cove.partner.link_model`): two
+comparisons, the phone and the device (vendor id, model and OS as one handset, not three votes), with levels for
+a number or a handset that several records hold; u of the exact keys counted from those several-held values, m
+from the pairs one key alone links, and a prior calibrated on the pairs that share both keys, so that nothing is
+assumed about the population and nothing is learnt from the generator's answer key (``truth_links`` only audits).
+A single-key pair whose records have rivals on the other key is downweighted (:mod:`cove.partner.exclusivity`),
+and single best links keep the result one-to-one (:func:`_one_to_one`). The threshold is chosen for a target
+precision (:mod:`cove.partner.operating_point`): the written links are the most probable ones whose mean
+probability, their expected precision, still meets it. A link's ``method`` is the exact evidence the model
+accepted it on ('phone', else 'vendor_device_id'), or 'splink' when there was none.
 
-Measured weak spot (bench/partner.py): on a shared family handset the vendor id, model and OS agree as one fact
-but count as three (Fellegi-Sunter assumes them independent given the match status), so about a third of such
-accounts are still linked to the handset's owner. Letting model and OS count only when the vendor ids differ
-fixes that, but then a vendor-id-only link hinges on the vendor id's u, which cannot be estimated without
-labels: at 100 k a side that variant gave precision 0.997 and recall 0.58, against 0.986 and 0.71 here.
+Measured at 1 M a side (bench/partner.py, docs/benchmarks.md), with only a hashed number and a vendor id: the
+probabilities are calibrated to about half a point, the threshold chosen for 0.98 lands at 0.67, and the links
+there are .976 precise (estimated .980) with recall .748. The limit is the data: a recycled number whose former
+owner is not on the messenger, with no vendor id on a side, looks exactly like its owner. On the harder
+population (20 % changed numbers, 10 % family handsets) a number-only link is right about 89 times in 100, so at
+0.98 only the links on both keys are written (recall .15): the threshold says what the data can support.
 
 Only rows of purposes whose use is ``account_linking`` are read: a subject shared under any other purpose cannot
 be linked, by construction. Splink runs in its own in-memory DuckDB, never on the store, and never touches the
@@ -33,29 +33,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cove.partner.engines import PARENT, DuckDBEngine, LinkEngine
+from cove.partner.exclusivity import adjust
+from cove.partner.link_model import ACROSS, FIELD, HOLDERS, MIN_LABELLED_PAIRS, keys, scalar, train
+from cove.partner.operating_point import DEFAULT_TARGET, choose_threshold
 from cove.sharing import wire
 from cove.sharing.wire import Use
 
-if TYPE_CHECKING:  # splink is imported when linking runs: it takes a second to load
-    from splink import Linker, SettingsCreator
-    from splink.comparison_level_library import ExactMatchLevel
-    from splink.comparison_library import CustomComparison
-    from splink.internals.blocking_rule_creator import BlockingRuleCreator
+__all__ = ["MIN_LABELLED_PAIRS", "LinkReport", "LinkingError", "Quality", "link"]
 
 QUALITY_THRESHOLDS = (0.5, 0.9, 0.99)
 AUTO_LINK = 0.99  # at or above: linked without asking; from the threshold to here: "ask the user"
 CANDIDATE_FLOOR = 0.5  # pairs below this are never kept, whatever the threshold
-# Splink's EM "requires a substantial number of record comparisons ... usually at least a few hundred": a smaller
-# block (a handful of real accounts against a generated network) leaves that session's m at Splink's defaults.
-MIN_EM_PAIRS = 100
-_FIELD = {"phone_hash": "phone", "vendor_device_id": "vendor_device_id"}  # exact-match keys, by column
 
 
 class LinkingError(Exception):
@@ -85,14 +79,20 @@ class LinkReport:
     subjects: int  # distinct subjects under account-linking purposes
     users: int  # parent users
     fields: list[str]  # the comparisons the shared rows allowed
+    threshold: float = 1.0  # links at or above it are written: chosen from the target precision, or given
+    target_precision: float | None = None  # None when the threshold was given
+    estimated_precision: float = 0.0  # the written links' mean probability: their expected share of true links
+    prior: str = ""  # how the prior was set: "calibrated" on the deterministic pairs, or "assumed recall"
+    rule_recall: float = 0.0  # share of true pairs the same-number-and-vendor-id rule finds (estimated)
     written: int = 0  # links written at the threshold
     auto: int = 0  # of them, at or above AUTO_LINK
     by_method: dict[str, int] = field(default_factory=dict)
     scored_pairs: int = 0  # pairs the blocking rules produced, all scored
     candidate_pairs: dict[str, int] = field(default_factory=dict)  # pairs sharing each exact key
-    untrained: list[str] = field(default_factory=list)  # exact keys with too few pairs for an EM session
+    untrained: list[str] = field(default_factory=list)  # keys linking too few pairs alone to label the other comparison
     exact_rejected: dict[str, int] = field(default_factory=dict)  # exact-match pairs the model did not link
-    quality: list[Quality] = field(default_factory=list)  # empty without ground truth
+    quality: list[Quality] = field(default_factory=list)  # empty without ground truth; the last at the threshold
+    at_threshold: Quality | None = None  # the written links against the ground truth
     baselines: dict[str, Quality] = field(default_factory=dict)  # the deterministic rules alone, pairwise
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
@@ -145,7 +145,8 @@ def link(
     phone_key: bytes,
     now_ms: int,
     *,
-    threshold: float = 0.9,
+    target_precision: float = DEFAULT_TARGET,
+    threshold: float | None = None,
     rules_recall: float = 0.7,
     u_pairs: float = 5e6,
     seed: int = 1,
@@ -154,14 +155,18 @@ def link(
 ) -> LinkReport:
     """Link the account-linking subjects to parent users; ``links`` then holds exactly the links found.
 
-    ``threshold``: the lowest probability written (0.9: below it a link is not worth asking about).
-    ``rules_recall``: the share of true pairs the exact phone / vendor-id rules are assumed to find, which sets
-    the prior λ. ``u_pairs``: random pairs sampled for the u probabilities; ``seed`` makes that sample
-    repeatable. ``engine``: where Splink trains and scores (DuckDB in process by default; the links are the same
-    on any engine). Quality figures are computed when ``truth_links`` is not empty (generated data only).
+    ``target_precision``: the links written are the most probable ones whose mean probability (their expected
+    precision) still reaches it (:func:`cove.partner.operating_point.choose_threshold`). ``threshold``: instead,
+    the lowest probability written. ``rules_recall``: the share of true pairs the exact phone / vendor-id rules
+    are assumed to find, the prior λ when it cannot be calibrated (:func:`cove.partner.link_model.train`).
+    ``u_pairs``: random pairs sampled for the u probabilities; ``seed`` makes that sample repeatable.
+    ``engine``: where Splink trains and scores (DuckDB in process by default; the links are the same on any
+    engine). Quality figures are computed when ``truth_links`` is not empty (generated data only).
     """
-    if not CANDIDATE_FLOOR <= threshold <= 1:
+    if threshold is not None and not CANDIDATE_FLOOR <= threshold <= 1:
         raise ValueError(f"threshold {threshold} is not between the candidate floor {CANDIDATE_FLOOR} and 1")
+    if not 0 < target_precision <= 1:
+        raise ValueError(f"target precision {target_precision} is not in (0, 1]")
     engine = engine or DuckDBEngine()
     report = LinkReport(subjects=0, users=0, fields=[])
     phase = _Phases(report, on_phase)
@@ -173,19 +178,41 @@ def link(
                 report.candidate_pairs = _candidate_pairs(mem, report.fields)
         # The prior comes from the exact matches: without one there is nothing to train or score.
         if any(report.candidate_pairs.values()):
-            linker = _train(engine, mem, report, phase, plain, rules_recall, u_pairs, seed)
+            with phase("train"):
+                linker, training = train(engine, mem, report.fields, plain, rules_recall, u_pairs, seed)
+            report.untrained, report.prior, report.rule_recall = (
+                training.untrained,
+                training.prior,
+                training.rule_recall,
+            )
             with phase("predict"):
                 predictions = engine.predict(mem, linker)
-                report.scored_pairs = _scalar(mem, f"SELECT count(*) FROM {predictions}")
+                report.scored_pairs = scalar(mem, f"SELECT count(*) FROM {predictions}")
             with phase("cluster"):
-                _one_to_one(mem, predictions)
+                _one_to_one(mem, adjust(mem, predictions, training.reuse))
         else:
             mem.execute("CREATE TABLE pairs (unique_id BIGINT, user_id BIGINT, probability DOUBLE)")
+        with phase("threshold"):
+            _operating_point(mem, report, target_precision, threshold)
         with phase("write"):
-            _write(conn, mem, report, threshold, now_ms)
+            _write(conn, mem, report, report.threshold, now_ms)
         with phase("audit"):
-            _audit(mem, report, threshold)
+            _audit(mem, report, report.threshold)
     return report
+
+
+def _operating_point(
+    mem: duckdb.DuckDBPyConnection, report: LinkReport, target: float, threshold: float | None
+) -> None:
+    """The threshold (given, or chosen for the target precision) and the written links' estimated precision."""
+    probabilities = mem.sql("SELECT probability FROM pairs").fetchnumpy()["probability"]
+    if threshold is None:
+        point = choose_threshold(probabilities, target)
+        report.threshold, report.target_precision = max(point.threshold, CANDIDATE_FLOOR), target
+    else:
+        report.threshold = threshold
+    kept = probabilities[probabilities >= report.threshold]
+    report.estimated_precision = float(kept.mean()) if len(kept) else 0.0
 
 
 def _load(conn: duckdb.DuckDBPyConnection, mem: duckdb.DuckDBPyConnection, key: bytes, report: LinkReport) -> bool:
@@ -196,13 +223,35 @@ def _load(conn: duckdb.DuckDBPyConnection, mem: duckdb.DuckDBPyConnection, key: 
     truth = conn.sql("SELECT subject, user_id FROM truth_links").to_arrow_table()
     for name, table in (("messenger_in", messenger), ("parent_in", parent), ("truth_in", truth)):
         mem.register(name, table)
-    mem.execute("CREATE TABLE messenger AS SELECT * EXCLUDE (subject) FROM messenger_in")
+    mem.execute("CREATE TEMP TABLE messenger_raw AS SELECT * EXCLUDE (subject) FROM messenger_in")
     mem.execute("CREATE TABLE subjects AS SELECT unique_id, subject FROM messenger_in")
-    mem.execute("CREATE TABLE parent AS SELECT * FROM parent_in")
+    mem.execute("CREATE TEMP TABLE parent_raw AS SELECT * FROM parent_in")
+    _count_holders(mem)
     mem.execute("CREATE TABLE truth AS SELECT s.unique_id, t.user_id FROM truth_in t JOIN subjects s USING (subject)")
     report.subjects, report.users = messenger.num_rows, parent.num_rows
     report.fields = _fields(messenger, parent)
     return plain
+
+
+def _count_holders(mem: duckdb.DuckDBPyConnection) -> None:
+    """``parent`` and ``messenger`` with, for each exact key, how many records of both sides hold its value (two
+    for a number or a handset of one person on each network, more for a recycled number or a family handset), and
+    how many of the other side do (its rivals, :mod:`cove.partner.exclusivity`); ``<key>_holders`` per value."""
+    for key in HOLDERS:
+        mem.execute(f"""
+            CREATE TEMP TABLE {key}_holders AS
+            SELECT {key}, count(*) FILTER (WHERE side = 0) AS users, count(*) FILTER (WHERE side = 1) AS subjects
+            FROM (SELECT {key}, 0 AS side FROM parent_raw UNION ALL SELECT {key}, 1 FROM messenger_raw)
+            WHERE {key} IS NOT NULL GROUP BY 1
+        """)
+    joins = " ".join(f"LEFT JOIN {key}_holders h_{key} ON h_{key}.{key} = r.{key}" for key in HOLDERS)
+    for side, other in (("parent", "subjects"), ("messenger", "users")):  # in id order: the u sample must repeat
+        counts = ", ".join(
+            f"coalesce(h_{key}.users + h_{key}.subjects, 0) AS {HOLDERS[key]}, "
+            f"coalesce(h_{key}.{other}, 0) AS {ACROSS[key]}"
+            for key in HOLDERS
+        )
+        mem.execute(f"CREATE TABLE {side} AS SELECT r.*, {counts} FROM {side}_raw r {joins} ORDER BY r.unique_id")
 
 
 def _fields(messenger: pa.Table, parent: pa.Table) -> list[str]:
@@ -215,13 +264,8 @@ def _fields(messenger: pa.Table, parent: pa.Table) -> list[str]:
     return [name for name, column in columns.items() if present(column)] + (["os"] if present("os_name") else [])
 
 
-def _keys(fields: list[str]) -> list[str]:
-    """The exact-match keys present: the deterministic rules, the blocking and the EM sessions."""
-    return [key for key, name in _FIELD.items() if name in fields]
-
-
 def _check_fields(report: LinkReport) -> None:
-    if not _keys(report.fields) or len(report.fields) < 2:
+    if not keys(report.fields) or len(report.fields) < 2:
         raise LinkingError(
             f"account-linking rows share only {report.fields or 'nothing'} with the parent's users: a model needs "
             "the phone or the vendor device id, and at least two of phone, vendor id, device model, OS"
@@ -229,165 +273,11 @@ def _check_fields(report: LinkReport) -> None:
 
 
 def _candidate_pairs(mem: duckdb.DuckDBPyConnection, fields: list[str]) -> dict[str, int]:
-    """Pairs that share each exact key: the blocks of the deterministic rules and of the EM sessions."""
+    """Pairs that share each exact key: the blocks of the deterministic rules."""
     return {
-        _FIELD[key]: _scalar(mem, f"SELECT count(*) FROM parent p JOIN messenger m ON p.{key} = m.{key}")
-        for key in _keys(fields)
+        FIELD[key]: scalar(mem, f"SELECT count(*) FROM parent p JOIN messenger m ON p.{key} = m.{key}")
+        for key in keys(fields)
     }
-
-
-def _train(
-    engine: LinkEngine,
-    mem: duckdb.DuckDBPyConnection,
-    report: LinkReport,
-    phase: _Phases,
-    plain: bool,
-    rules_recall: float,
-    u_pairs: float,
-    seed: int,
-) -> Linker:
-    """A trained Splink model over the ``parent`` and ``messenger`` tables."""
-    from splink import block_on
-
-    keys = _keys(report.fields)
-    with phase("train"):
-        linker = engine.linker(mem, _settings(mem, report.fields, keys, plain))
-        linker.training.estimate_probability_two_random_records_match(
-            [block_on(key) for key in keys], recall=rules_recall
-        )
-        linker.training.estimate_u_using_random_sampling(max_pairs=u_pairs, seed=seed)
-        # Each session estimates the m of every comparison but its own key. Term frequencies are left out of EM
-        # (three times faster at 1 M a side, the same links) and still adjust the device model at prediction.
-        for key in keys:
-            if report.candidate_pairs[_FIELD[key]] < MIN_EM_PAIRS:
-                report.untrained.append(_FIELD[key])
-                continue
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                block_on(key), estimate_without_term_frequencies=True
-            )
-    return linker
-
-
-def _settings(mem: duckdb.DuckDBPyConnection, fields: list[str], keys: list[str], plain: bool) -> SettingsCreator:
-    """The Splink model comparing ``fields``, blocking on the exact keys."""
-    from splink import SettingsCreator, block_on
-    from splink import comparison_library as cl
-
-    u_exact = _exact_u(mem, keys)
-    comparisons = {
-        "phone": lambda: _phone_comparison(plain, u_exact.get("phone_hash")),
-        "vendor_device_id": lambda: _exact_comparison("vendor_device_id", u_exact.get("vendor_device_id")),
-        "device_model": lambda: cl.ExactMatch("device_model").configure(term_frequency_adjustments=True),
-        "os": _os_comparison,
-    }
-    return SettingsCreator(
-        link_type="link_only",
-        unique_id_column_name="unique_id",
-        comparisons=[comparisons[name]() for name in fields],
-        blocking_rules_to_generate_predictions=[block_on(key) for key in keys]
-        + (_fuzzy_phone_blocks() if plain and "device_model" in fields else []),
-        retain_matching_columns=False,
-    )
-
-
-def _fuzzy_phone_blocks() -> list[BlockingRuleCreator]:
-    """A plain number with a typo keeps all digits but one or two adjacent ones: so the same handset model and
-    either all digits but the last four, or the first four characters (calling code, area) and the last four."""
-    from splink import block_on
-
-    return [
-        block_on("left(phone_number, length(phone_number) - 4)", "device_model"),
-        block_on("left(phone_number, 5)", "right(phone_number, 4)", "device_model"),
-    ]
-
-
-def _exact_u(mem: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, float]:
-    """u of an exact match on phone or vendor id, counted among pairs whose *other* key differs.
-
-    Random sampling cannot estimate these: a random pair that shares a near-unique key is usually a true match,
-    so the sampled u is an order of magnitude too high and an exact match looks weaker than it is. Pairs whose
-    other key is present on both sides and differs are mostly different people, so the share of them that agree
-    on this key is its u: in effect, how often recycled numbers and shared handsets occur. For the phone that
-    is nearly exact (a true pair rarely shows two vendor ids); for the vendor id it is an upper bound, since
-    true pairs with a mistyped or recycled number count too, which errs on the side of fewer links. Exact
-    counts in SQL, no sampling; one pair is added so that a clean sample never yields u = 0.
-    """
-    out: dict[str, float] = {}
-    for key in keys:
-        other = next((k for k in keys if k != key), None)
-        if other is None:
-            continue
-        present = f"p.{key} IS NOT NULL AND m.{key} IS NOT NULL AND p.{other} IS NOT NULL AND m.{other} IS NOT NULL"
-        agree = _scalar(
-            mem,
-            f"SELECT count(*) FROM parent p JOIN messenger m ON p.{key} = m.{key} "
-            f"WHERE {present} AND p.{other} <> m.{other}",
-        )
-        other_agree = _scalar(
-            mem, f"SELECT count(*) FROM parent p JOIN messenger m ON p.{other} = m.{other} WHERE {present}"
-        )
-        both = f"{key} IS NOT NULL AND {other} IS NOT NULL"
-        pairs = _scalar(mem, f"SELECT count(*) FROM parent WHERE {both}") * _scalar(
-            mem, f"SELECT count(*) FROM messenger WHERE {both}"
-        )
-        if pairs > other_agree:
-            out[key] = (agree + 1) / (pairs - other_agree + 1)
-    return out
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
-    return con.execute(sql, params or []).fetchall()[0][0]
-
-
-def _exact_comparison(column: str, u: float | None) -> CustomComparison:
-    from splink import comparison_level_library as cll
-    from splink import comparison_library as cl
-
-    levels = [cll.NullLevel(column), _fixed_u(cll.ExactMatchLevel(column), u), cll.ElseLevel()]
-    return cl.CustomComparison(levels, output_column_name=column)
-
-
-def _fixed_u(level: ExactMatchLevel, u: float | None) -> ExactMatchLevel:
-    return level if u is None else level.configure(u_probability=u, fix_u_probability=True)
-
-
-def _phone_comparison(plain: bool, u: float | None) -> CustomComparison:
-    """Hash equality; with plain numbers also Damerau-Levenshtein 1 and 2 (a typo, a transposition).
-
-    Two numbers that close share their first five or their last four characters, which DuckDB checks first: the
-    distance itself, at a few microseconds a pair, is then computed for few of the 5 M random pairs behind u.
-    """
-    from splink import comparison_level_library as cll
-    from splink import comparison_library as cl
-
-    near = "(left(phone_number_l, 5) = left(phone_number_r, 5) OR right(phone_number_l, 4) = right(phone_number_r, 4))"
-    fuzzy = [
-        cll.CustomLevel(
-            f"{near} AND damerau_levenshtein(phone_number_l, phone_number_r) <= {d}",
-            label_for_charts=f"Damerau-Levenshtein <= {d}",
-        )
-        for d in (1, 2)
-        if plain
-    ]
-    exact = _fixed_u(cll.ExactMatchLevel("phone_hash"), u)
-    return cl.CustomComparison(
-        [cll.NullLevel("phone_hash"), exact, *fuzzy, cll.ElseLevel()], output_column_name="phone"
-    )
-
-
-def _os_comparison() -> CustomComparison:
-    """Same OS and version, same family (an upgrade), or another OS (another handset)."""
-    from splink import comparison_level_library as cll
-    from splink import comparison_library as cl
-
-    same_version = cll.And(cll.ExactMatchLevel("os_name"), cll.ExactMatchLevel("os_version"))
-    levels = [
-        cll.NullLevel("os_name"),
-        same_version.configure(label_for_charts="same OS and version"),
-        cll.ExactMatchLevel("os_name").configure(label_for_charts="same OS family"),
-        cll.ElseLevel(),
-    ]
-    return cl.CustomComparison(levels, output_column_name="os")
 
 
 def _one_to_one(mem: duckdb.DuckDBPyConnection, predictions: str) -> None:
@@ -414,7 +304,7 @@ def _one_to_one(mem: duckdb.DuckDBPyConnection, predictions: str) -> None:
         QUALIFY row_number() OVER (PARTITION BY unique_id ORDER BY probability DESC) = 1
             AND row_number() OVER (PARTITION BY user_id ORDER BY probability DESC) = 1
     """
-    while _scalar(mem, best):
+    while scalar(mem, best):
         mem.execute("""DELETE FROM edges WHERE unique_id IN (SELECT unique_id FROM pairs)
                                           OR user_id IN (SELECT user_id FROM pairs)""")
 
@@ -468,9 +358,9 @@ def _write(
 
 def _audit(mem: duckdb.DuckDBPyConnection, report: LinkReport, threshold: float) -> None:
     """What the model scored and turned down, and, on generated data, precision and recall."""
-    keys = _keys(report.fields)
-    for key in keys:
-        report.exact_rejected[_FIELD[key]] = _scalar(
+    present = keys(report.fields)
+    for key in present:
+        report.exact_rejected[FIELD[key]] = scalar(
             mem,
             f"""
             SELECT count(*) FROM parent p JOIN messenger m ON p.{key} = m.{key}
@@ -478,13 +368,14 @@ def _audit(mem: duckdb.DuckDBPyConnection, report: LinkReport, threshold: float)
         """,
             [threshold],
         )
-    true_pairs = _scalar(mem, "SELECT count(*) FROM truth")
+    true_pairs = scalar(mem, "SELECT count(*) FROM truth")
     if not true_pairs:
         return
     report.quality = [_quality(mem, "links_all", t, true_pairs) for t in QUALITY_THRESHOLDS]
+    report.at_threshold = _quality(mem, "links_all", threshold, true_pairs)
     rules = {"exact phone": ["phone_hash"], "exact phone or vendor id": ["phone_hash", "vendor_device_id"]}
     for name, columns in rules.items():
-        if not set(columns) <= set(keys):
+        if not set(columns) <= set(present):
             continue
         union = " UNION ".join(
             f"SELECT m.unique_id, p.unique_id AS user_id, 1.0 AS probability FROM parent p "

@@ -7,7 +7,11 @@ linking and suggestions are measured on generated data whose ground truth is kno
 device id that each app sees 65% of the time); 70% of the parent's users also use the messenger; the messenger's
 copy of a person is perturbed the way real records drift (no number, a 1-digit typo, an OS upgrade, a new
 handset); and two confounders make an exact match wrong: a *recycled* number now held by another parent user, and
-a *shared family handset* whose vendor id and model belong to another parent user. The parent's friendships come
+a *shared family handset* whose vendor id and model belong to another parent user. :meth:`WorldSpec.harder` adds,
+on top of those, *changed numbers* (the messenger has a number the parent never saw, a quarter of them recycled
+from another parent user, whose stale number the parent still holds), more shared handsets, and *two devices*: the
+person runs the parent's app on one handset and the messenger on a second one of their own, so both apps see a
+vendor id, but not the same one (the messenger keeps the person's number). The parent's friendships come
 from planted, overlapping communities with a heavy-tailed degree distribution (:func:`_friendships`), so
 friends-of-friends scores have something to find; contact books, blocks and birth years complete what the parent holds.
 ``accounts`` keeps the answer key: which parent user each messenger account is, and its confounder.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -136,6 +141,9 @@ class WorldSpec:
     new_device: float = 0.10  # another handset, vendor id not seen
     shared_handset: float = 0.02  # another parent user's handset: their vendor id, model and OS
     os_upgrade: float = 0.20  # of the remaining accounts: same handset, another OS version
+    changed_number: float = 0.0  # a number the parent does not have for this person (exclusive of the above)
+    changed_recycled: float = 0.25  # of changed numbers: another parent user's (stale) number, not a fresh one
+    two_devices: float = 0.0  # the messenger on a second handset of the person's: its own vendor id and model
     parent_phone: float = 1.0  # share of parent users who gave the parent their number
     # The parent's social graph (mean_degree 0: none, nor contact books or blocks).
     mean_degree: float = 40.0  # target; neighbours' overlapping groups share friendships, so ~12% fewer result
@@ -156,6 +164,11 @@ class WorldSpec:
     def messenger_accounts(self) -> int:
         return self.users if self.accounts is None else self.accounts
 
+    @classmethod
+    def harder(cls, **overrides: Any) -> WorldSpec:
+        """The harder population of issue 17: 20 % changed numbers, 10 % shared handsets, 5 % two devices."""
+        return cls(**{"changed_number": 0.20, "shared_handset": 0.10, "two_devices": 0.05, **overrides})
+
 
 @dataclass(frozen=True)
 class World:
@@ -164,7 +177,8 @@ class World:
     - ``users``: user_id, name, phone_e164, device_model, os_name, os_version, vendor_device_id, birth_year
     - ``accounts``: subject (the messenger's pseudonym for the partner), user_id (the true parent user, null for
       messenger-only people), phone_e164, device_model, os_name, os_version, vendor_device_id, and booleans
-      no_phone, typo, recycled, new_device, shared_handset, os_upgrade
+      no_phone, typo, recycled, changed_number, new_device, shared_handset, two_devices, os_upgrade (the
+      answer key: a recycled changed number is both changed_number and recycled)
     - ``friendships`` (a < b), ``contact_uploads`` (owner, phone_e164), ``blocks`` (blocker, blocked)
     """
 
@@ -275,7 +289,10 @@ def generate(spec: WorldSpec, seed: int = 0) -> World:
     n_people = n_users + n_accounts - n_both  # parent users first, then messenger-only people
 
     # People and their handsets: the parent's apps see the handset as it is.
-    phone = _unique_phones(n_people, rng)
+    # Changed numbers need fresh ones, drawn with the people's so that no one else holds them (only then: the
+    # default world stays the same draw for the same seed).
+    phones = _unique_phones(n_people + (n_accounts if spec.changed_number > 0 else 0), rng)
+    phone, fresh = phones[:n_people], phones[n_people:]
     model, os_index = _draw_handsets(cat, n_people, rng)
     vendor = _uuids(n_people, rng)
     user_ids = np.arange(1, n_users + 1, dtype=np.int64)
@@ -292,7 +309,7 @@ def generate(spec: WorldSpec, seed: int = 0) -> World:
             "birth_year": _birth_years(spec, n_users, rng),
         }
     )
-    accounts = _messenger(spec, cat, rng, phone, model, os_index, vendor, n_users, n_both)
+    accounts = _messenger(spec, cat, rng, _People(phone, fresh, model, os_index, vendor), n_users, n_both)
     if spec.mean_degree <= 0:
         empty = pa.table({"a": pa.array([], pa.int64()), "b": pa.array([], pa.int64())})
         uploads = pa.table({"owner": pa.array([], pa.int64()), "phone_e164": pa.array([], pa.string())})
@@ -312,18 +329,26 @@ def _birth_years(spec: WorldSpec, n: int, rng: np.random.Generator) -> np.ndarra
     return spec.year - age
 
 
+@dataclass(frozen=True)
+class _People:
+    """Everyone's own number and handset (parent users first), and fresh numbers for changed ones."""
+
+    phone: np.ndarray
+    fresh: np.ndarray  # one unused number per messenger account (empty when no number changes)
+    model: np.ndarray
+    os_index: np.ndarray
+    vendor: pa.Array
+
+
 def _messenger(
-    spec: WorldSpec,
-    cat: _Handsets,
-    rng: np.random.Generator,
-    phone: np.ndarray,
-    model: np.ndarray,
-    os_index: np.ndarray,
-    vendor: pa.Array,
-    n_users: int,
-    n_both: int,
+    spec: WorldSpec, cat: _Handsets, rng: np.random.Generator, people: _People, n_users: int, n_both: int
 ) -> pa.Table:
-    """The messenger's accounts: parent users on both networks, then messenger-only people, each perturbed."""
+    """The messenger's accounts: parent users on both networks, then messenger-only people, each perturbed.
+
+    The phone states (no number, recycled, typo, changed) are exclusive, and so are the device states (shared
+    handset, new device, two devices); an OS upgrade happens on the person's own handset only.
+    """
+    phone, model, os_index = people.phone, people.model, people.os_index
     n_people = len(phone)
     person = np.concatenate([rng.choice(n_users, n_both, replace=False), np.arange(n_users, n_people)])
     n = len(person)
@@ -335,21 +360,39 @@ def _messenger(
     no_phone = u < spec.no_phone
     recycled = (u >= spec.no_phone) & (u < spec.no_phone + spec.recycled)
     typo = (u >= spec.no_phone + spec.recycled) & (u < spec.no_phone + spec.recycled + spec.typo)
+    changed = (u >= spec.no_phone + spec.recycled + spec.typo) & (
+        u < spec.no_phone + spec.recycled + spec.typo + spec.changed_number
+    )
     acct_phone = np.where(recycled, phone[other], phone[person])
     acct_phone = np.where(typo, _with_typo(acct_phone, rng), acct_phone)
 
     v = rng.random(n)
     shared = v < spec.shared_handset
     new_device = (v >= spec.shared_handset) & (v < spec.shared_handset + spec.new_device)
-    upgrade = ~shared & ~new_device & (rng.random(n) < spec.os_upgrade)
+    second = (v >= spec.shared_handset + spec.new_device) & (
+        v < spec.shared_handset + spec.new_device + spec.two_devices
+    )
+    upgrade = ~shared & ~new_device & ~second & (rng.random(n) < spec.os_upgrade)
     new_model, new_os = _draw_handsets(cat, n, rng)
-    acct_model = np.where(shared, model[other], np.where(new_device, new_model, model[person]))
-    acct_os = np.where(shared, os_index[other], np.where(new_device, new_os, os_index[person]))
+    moved = new_device | second  # on a handset the parent's app never saw
+    acct_model = np.where(shared, model[other], np.where(moved, new_model, model[person]))
+    acct_os = np.where(shared, os_index[other], np.where(moved, new_os, os_index[person]))
     # An upgrade moves to the next version of the family; at the newest, the parent's copy is the newer one.
     at_last = acct_os >= cat.family_last[acct_model]
     acct_os = np.where(upgrade, np.where(at_last, acct_os - 1, acct_os + 1), acct_os)
     handset_owner = np.where(shared, other, person)
     vendor_hidden = new_device | (~shared & (rng.random(n) >= spec.vendor_id_seen))
+    acct_vendor = _masked(people.vendor.take(pa.array(handset_owner)), vendor_hidden)
+    if spec.changed_number > 0:  # drawn only then, so that the default world stays the same draw
+        stale = changed & (rng.random(n) < spec.changed_recycled)
+        # The stale number's former owner is drawn apart from a shared handset's owner: else a quarter of the
+        # shared handsets with a changed number would be that owner's handset and number, a copy of them.
+        former = rng.integers(0, n_users - is_user, n)
+        former += is_user & (former >= person)
+        acct_phone = np.where(changed, np.where(stale, phone[former], people.fresh[:n]), acct_phone)
+        recycled |= stale
+    if spec.two_devices > 0:
+        acct_vendor = pc.if_else(pa.array(second & ~vendor_hidden), _uuids(n, rng), acct_vendor)
 
     truth = pa.array(np.where(is_user, person + 1, 0), mask=~is_user)
     return pa.table(
@@ -360,12 +403,14 @@ def _messenger(
             "device_model": cat.model_names[acct_model],
             "os_name": np.where(cat.model_ios[acct_model], "ios", "android"),
             "os_version": cat.versions[acct_os],
-            "vendor_device_id": _masked(vendor.take(pa.array(handset_owner)), vendor_hidden),
+            "vendor_device_id": acct_vendor,
             "no_phone": no_phone,
             "typo": typo,
             "recycled": recycled,
+            "changed_number": changed,
             "new_device": new_device,
             "shared_handset": shared,
+            "two_devices": second,
             "os_upgrade": upgrade,
         }
     )
