@@ -392,8 +392,10 @@ def print_engines(console: Console, c: dict[str, Any]) -> None:
     table.add_row("link total (all but audit)", *(f"{run['link_s']:.2f}" for run in runs.values()))
     table.add_row("session start (before link)", *(f"{run['engine_s'].get('start', 0):.2f}" for run in runs.values()))
     table.add_row("wall, with session start", *(f"{run['wall_s']:.2f}" for run in runs.values()))
-    table.add_row("links at p >= 0.9", *(f"{run['links']:,}" for run in runs.values()))
-    table.add_row("P / R at p >= 0.9", *(f"{run['precision']:.4f} / {run['recall']:.4f}" for run in runs.values()))
+    table.add_row("links at the chosen threshold", *(f"{run['links']:,}" for run in runs.values()))
+    table.add_row(
+        "P / R at the chosen threshold", *(f"{run['precision']:.4f} / {run['recall']:.4f}" for run in runs.values())
+    )
     console.print(table)
     a = c["agreement"]
     console.print(

@@ -143,6 +143,7 @@ class SparkEngine:
         self._work: Path | None = None
         self._gateway: Any = None
         self._spark: Any = None
+        self._linkers = 0
 
     def __enter__(self) -> SparkEngine:
         check_java(os.environ)
@@ -191,11 +192,15 @@ class SparkEngine:
             break_lineage_method="parquet",
             num_partitions_on_repartition=self.settings.partitions,
         )
+        # Linking may build several linkers in one run (one to sample u, one to score): each gets a fresh copy
+        # of the tables as they are now, under the dataset names Splink expects, which must be free.
+        self._linkers += 1
         inputs = []
         with self._timed("to_spark"):
             for table, dataset in INPUTS:
-                path = self.work_dir / "exchange" / f"{table}.parquet"
+                path = self.work_dir / "exchange" / f"{table}-{self._linkers}.parquet"
                 mem.execute(f"COPY {table} TO {_sql_string(path)} (FORMAT parquet)")
+                self.session.catalog.dropTempView(dataset)
                 inputs.append(db_api.register(self.session.read.parquet(str(path)), table_name=dataset))
         return Linker(inputs, settings, log_level=logging.ERROR)
 
