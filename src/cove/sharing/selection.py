@@ -18,11 +18,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from sqlalchemy import Select, String, column, or_, select, table, union_all
+from sqlalchemy.dialects import postgresql
 
 from cove.consent.categories import DataCategory
 from cove.consent.decision import DAY_MS, effective_ms
 from cove.consent.policy import Policy
-from cove.consent.predicate import permitted_accounts
+from cove.consent.predicate import permitted_flags
 from cove.consent.storage import consent_accounts, consent_policies, consent_purposes
 from cove.sharing import catalogue, wire
 from cove.sharing.catalogue import Transform
@@ -89,7 +90,13 @@ def policies_published_since(since_ms: int) -> Select:
 
 
 class Reader:
-    """Reads what one export needs in one snapshot, then answers per purpose from an in-process DuckDB."""
+    """Reads what one export needs in one snapshot, then answers per purpose from an in-process DuckDB.
+
+    The consent state is read once, as it is stored, and every purpose's permitted clause (the consent
+    capability's, compiled from the policies) is evaluated over it in one DuckDB statement, one boolean column per
+    purpose and policy version. The accounts, devices and verdicts are joined to the permitted accounts once, and
+    each pseudonym is computed once per account whatever the number of purposes it goes out under.
+    """
 
     def __init__(
         self,
@@ -101,12 +108,41 @@ class Reader:
         scope: Select | None,
     ) -> None:
         self.recipient, self.at_ms, self.scoped = recipient, at_ms, scope is not None
-        # Pseudonyms are computed in DuckDB, in parallel C++, with keys that never leave this process.
-        self.subject = f"left({wire.hmac_sql(keys.subject_key(recipient), 'p.account_id')}, 32)"
-        self.phone_key = keys.phone_key(recipient)
         if scope is not None:
             snapshot.create_temporary(SCOPE_TABLE, scope)
         read = self._in_scope
+        snapshot.query(
+            "consent_purposes",
+            read(
+                select(
+                    consent_purposes.c.account_id,
+                    consent_purposes.c.policy_version,
+                    consent_purposes.c.purpose_id,
+                    consent_purposes.c.choice,
+                    consent_purposes.c.objected_at_ms,
+                ).where(consent_purposes.c.purpose_id.in_([plan.id for plan in plans])),
+                consent_purposes.c.account_id,
+            ),
+        )
+        snapshot.query("accounts", read(select(accounts), accounts.c.id))
+        has_devices = any(plan.categories & catalogue.DEVICE_READS for plan in plans)
+        if has_devices:
+            primary = select(devices).where(devices.c.device_id == catalogue.PRIMARY_DEVICE_ID)
+            snapshot.query("devices", read(primary, devices.c.account_id))
+        if any(DataCategory.USAGE_COUNTERS in plan.categories for plan in plans):
+            snapshot.query("usage", read(select(usage), usage.c.account_id))
+        snapshot.query(
+            "consent_accounts",
+            read(
+                select(
+                    consent_accounts.c.account_id,
+                    consent_accounts.c.policy_version,
+                    consent_accounts.c.accepted_at_ms,
+                    consent_accounts.c.age_bracket,
+                ),
+                consent_accounts.c.account_id,
+            ),
+        )
         snapshot.query("subjects", read(select(sharing_subjects), sharing_subjects.c.account_id))
         snapshot.query(
             "verdicts",
@@ -117,20 +153,47 @@ class Reader:
                 verdicts.c.account_id,
             ),
         )
-        snapshot.query("accounts", read(select(accounts), accounts.c.id))
-        self.has_devices = any(plan.categories & catalogue.DEVICE_READS for plan in plans)
-        if self.has_devices:
-            primary = select(devices).where(devices.c.device_id == catalogue.PRIMARY_DEVICE_ID)
-            snapshot.query("devices", read(primary, devices.c.account_id))
-        if any(DataCategory.USAGE_COUNTERS in plan.categories for plan in plans):
-            snapshot.query("usage", read(select(usage), usage.c.account_id))
-        for plan in plans:
-            for n, (policy, _) in enumerate(plan.versions):
-                query = permitted_accounts([policy], plan.id, recipient)
-                snapshot.query(_permitted(plan, n), read(query, consent_accounts.c.account_id), at_ms=at_ms)
         self.duck = duckdb.connect()
         for name, arrow in snapshot.read().items():
             self.duck.register(name, arrow)
+        self._people(keys, plans, has_devices)
+
+    def _people(self, keys: SharingKeys, plans: list[PurposePlan], has_devices: bool) -> None:
+        """The table ``people``: every account some purpose sends, its flags, pseudonyms and declared fields."""
+        flags = permitted_flags(
+            [(_permitted(plan, n), policy, plan.id) for plan in plans for n, (policy, _) in enumerate(plan.versions)],
+            self.recipient,
+        )
+        compiled = flags.params(at_ms=self.at_ms).compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+        sources = {
+            f.source
+            for plan in plans
+            for _, purpose in plan.versions
+            for f in catalogue.fields_for(purpose.data_categories)
+        }
+        columns = [f"{_SOURCE_ALIAS[s.split('.')[0]]}.{s.split('.')[1]} AS {_duck_column(s)}" for s in sorted(sources)]
+        if any(plan.pseudonymised and DataCategory.PHONE_NUMBER in plan.categories for plan in plans):
+            columns.append(f"{wire.hmac_sql(keys.phone_key(self.recipient), 'a.phone_number')} AS phone_hash")
+        # Pseudonyms are computed in DuckDB, in parallel C++, with keys that never leave this process.
+        subject = f"left({wire.hmac_sql(keys.subject_key(self.recipient), 'p.account_id')}, 32)"
+        joins = "JOIN accounts a ON a.id = p.account_id"
+        if has_devices:
+            joins += " LEFT JOIN devices d ON d.account_id = p.account_id"
+        banned = "v.account_id IS NOT NULL"
+        sent = " OR ".join(
+            f"({_permitted(plan, n)} AND {_ban_rule(plan, banned)})"
+            for plan in plans
+            for n in range(len(plan.versions))
+        )
+        self.duck.execute(
+            f"""CREATE TABLE people AS
+                SELECT s.ordinal, p.*, {banned} AS banned, {subject} AS subject, {", ".join(columns)}
+                FROM ({compiled}) p JOIN subjects s ON s.account_id = p.account_id {joins}
+                LEFT JOIN verdicts v ON v.account_id = p.account_id
+                WHERE {sent}"""
+        )
 
     def close(self) -> None:
         self.duck.close()
@@ -143,22 +206,13 @@ class Reader:
         wanted = [name for name in schema.names if name != "subject"]
         profiles, usages = [], []
         for n, (_, purpose) in enumerate(plan.versions):
-            permitted = _permitted(plan, n)
-            ban_rule = (
-                "p.account_id IN (SELECT account_id FROM verdicts)"
-                if plan.only_banned
-                else "TRUE"
-                if plan.safety
-                else "p.account_id NOT IN (SELECT account_id FROM verdicts)"
-            )
+            rule = f"{_permitted(plan, n)} AND {_ban_rule(plan)}"
             declared = {}
             for f in catalogue.fields_for(list(purpose.data_categories)):
-                name = f.wire_name
+                name, expression = f.wire_name, _duck_column(f.source)
                 if f.transform == Transform.PHONE:
                     name = "phone_hash" if plan.pseudonymised else "phone_number"
-                expression = _duck_column(f)
-                if f.transform == Transform.PHONE and plan.pseudonymised:
-                    expression = wire.hmac_sql(self.phone_key, expression)
+                    expression = "phone_hash" if plan.pseudonymised else expression
                 elif f.transform == Transform.DAY:
                     expression = f"CAST(epoch_ms({expression}) AS DATE)"
                 declared[name] = expression
@@ -168,27 +222,20 @@ class Reader:
                 else f"CAST(NULL AS {_duck_type(schema, name)}) AS {name}"
                 for name in wanted
             )
-            joins = "JOIN accounts a ON a.id = p.account_id"
-            if self.has_devices:
-                joins += " LEFT JOIN devices d ON d.account_id = p.account_id"
-            joins += " LEFT JOIN verdicts v ON v.account_id = p.account_id"
             profiles.append(
                 self.duck.sql(
-                    f"""SELECT s.ordinal, p.account_id, {self.subject} AS subject, {columns}
-                        FROM {permitted} p JOIN subjects s ON s.account_id = p.account_id {joins}
-                        WHERE {ban_rule}"""
+                    f"SELECT ordinal, account_id, subject, {columns} FROM people WHERE {rule}"
                 ).to_arrow_table()
             )
             if DataCategory.USAGE_COUNTERS in purpose.data_categories:
                 usages.append(
                     self.duck.sql(
-                        f"""SELECT s.ordinal, p.account_id, {self.subject} AS subject, CAST(u.day AS INTEGER) AS day,
+                        f"""SELECT p.ordinal, p.account_id, p.subject, CAST(u.day AS INTEGER) AS day,
                                    CAST(u.messages_sent AS INTEGER) AS messages_sent,
                                    CAST(u.messages_received AS INTEGER) AS messages_received,
                                    CAST(u.app_opens AS INTEGER) AS app_opens, u.updated_at_ms
-                            FROM {permitted} p JOIN subjects s ON s.account_id = p.account_id
-                            JOIN usage u ON u.account_id = p.account_id
-                            WHERE {ban_rule}"""
+                            FROM people p JOIN usage u ON u.account_id = p.account_id
+                            WHERE {rule}"""
                     ).to_arrow_table()
                 )
         profile = pa.concat_tables(profiles) if len(profiles) > 1 else profiles[0]
@@ -219,9 +266,17 @@ def _permitted(plan: PurposePlan, version: int) -> str:
     return f"permitted_{plan.id}_{version}"
 
 
-def _duck_column(f: catalogue.Field) -> str:
-    table_name, column_name = f.source.split(".")
-    return {"accounts": "a", "devices": "d", "safety_verdicts": "v"}[table_name] + "." + column_name
+def _ban_rule(plan: PurposePlan, banned: str = "banned") -> str:
+    """A purpose carrying verdicts sends banned accounts only; safety sends any; the others none that is banned."""
+    return banned if plan.only_banned else "TRUE" if plan.safety else f"NOT ({banned})"
+
+
+_SOURCE_ALIAS = {"accounts": "a", "devices": "d", "safety_verdicts": "v"}
+
+
+def _duck_column(source: str) -> str:
+    """The column of ``people`` that holds a catalogue source, ``table.column``."""
+    return source.replace(".", "__")
 
 
 def _duck_type(schema: pa.Schema, name: str) -> str:
