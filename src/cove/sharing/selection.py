@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import Select, String, column, or_, select, table, union_all
+from sqlalchemy import Select, String, TableClause, column, or_, select, table, union_all
 from sqlalchemy.dialects import postgresql
 
 from cove.consent.categories import DataCategory
@@ -124,10 +124,19 @@ class Reader:
                 consent_purposes.c.account_id,
             ),
         )
-        snapshot.query("accounts", read(select(accounts), accounts.c.id))
+        # Only the columns some purpose declares: a column read is a million values converted.
+        self.sources = {
+            f.source
+            for plan in plans
+            for _, purpose in plan.versions
+            for f in catalogue.fields_for(purpose.data_categories)
+        }
+        snapshot.query("accounts", read(select(accounts.c.id, *self._declared(accounts)), accounts.c.id))
         has_devices = any(plan.categories & catalogue.DEVICE_READS for plan in plans)
         if has_devices:
-            primary = select(devices).where(devices.c.device_id == catalogue.PRIMARY_DEVICE_ID)
+            primary = select(devices.c.account_id, devices.c.updated_at_ms, *self._declared(devices)).where(
+                devices.c.device_id == catalogue.PRIMARY_DEVICE_ID
+            )
             snapshot.query("devices", read(primary, devices.c.account_id))
         if any(DataCategory.USAGE_COUNTERS in plan.categories for plan in plans):
             snapshot.query("usage", read(select(usage), usage.c.account_id))
@@ -167,13 +176,9 @@ class Reader:
         compiled = flags.params(at_ms=self.at_ms).compile(
             dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
         )
-        sources = {
-            f.source
-            for plan in plans
-            for _, purpose in plan.versions
-            for f in catalogue.fields_for(purpose.data_categories)
-        }
-        columns = [f"{_SOURCE_ALIAS[s.split('.')[0]]}.{s.split('.')[1]} AS {_duck_column(s)}" for s in sorted(sources)]
+        columns = [
+            f"{_SOURCE_ALIAS[s.split('.')[0]]}.{s.split('.')[1]} AS {_duck_column(s)}" for s in sorted(self.sources)
+        ]
         if any(plan.pseudonymised and DataCategory.PHONE_NUMBER in plan.categories for plan in plans):
             columns.append(f"{wire.hmac_sql(keys.phone_key(self.recipient), 'a.phone_number')} AS phone_hash")
         # Pseudonyms are computed in DuckDB, in parallel C++, with keys that never leave this process.
@@ -197,6 +202,9 @@ class Reader:
 
     def close(self) -> None:
         self.duck.close()
+
+    def _declared(self, source: TableClause) -> list:
+        return [c for c in source.c if f"{source.name}.{c.name}" in self.sources]
 
     def _in_scope(self, query: Select, account_column) -> Select:  # noqa: ANN001 - a column clause
         return query.where(account_column.in_(select(scope_accounts.c.account_id))) if self.scoped else query
