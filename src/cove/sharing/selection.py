@@ -85,6 +85,16 @@ def scope_changes(policies: list[Policy], plans: list[PurposePlan], since_ms: in
     return union_all(*queries)
 
 
+def flags_sql(plans: list[PurposePlan], recipient: str, at_ms: int) -> str:
+    """DuckDB SQL over the tables ``consent_accounts`` and ``consent_purposes`` as stored: ``account_id`` and one
+    boolean column per purpose and policy version (:func:`flag`), from the consent capability's compiled clauses."""
+    flags = permitted_flags(
+        [(flag(plan, n), policy, plan.id) for plan in plans for n, (policy, _) in enumerate(plan.versions)], recipient
+    )
+    # DuckDB reads PostgreSQL's SQL; the values are the policy's own and the as-of time, an integer.
+    return str(flags.params(at_ms=at_ms).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
 def policies_published_since(since_ms: int) -> Select:
     return select(consent_policies.c.version).where(consent_policies.c.published_at_ms > since_ms)
 
@@ -169,13 +179,7 @@ class Reader:
 
     def _people(self, keys: SharingKeys, plans: list[PurposePlan], has_devices: bool) -> None:
         """The table ``people``: every account some purpose sends, its flags, pseudonyms and declared fields."""
-        flags = permitted_flags(
-            [(_permitted(plan, n), policy, plan.id) for plan in plans for n, (policy, _) in enumerate(plan.versions)],
-            self.recipient,
-        )
-        compiled = flags.params(at_ms=self.at_ms).compile(
-            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-        )
+        compiled = flags_sql(plans, self.recipient, self.at_ms)
         columns = [
             f"{_SOURCE_ALIAS[s.split('.')[0]]}.{s.split('.')[1]} AS {_duck_column(s)}" for s in sorted(self.sources)
         ]
@@ -188,9 +192,7 @@ class Reader:
             joins += " LEFT JOIN devices d ON d.account_id = p.account_id"
         banned = "v.account_id IS NOT NULL"
         sent = " OR ".join(
-            f"({_permitted(plan, n)} AND {_ban_rule(plan, banned)})"
-            for plan in plans
-            for n in range(len(plan.versions))
+            f"({flag(plan, n)} AND {_ban_rule(plan, banned)})" for plan in plans for n in range(len(plan.versions))
         )
         self.duck.execute(
             f"""CREATE TABLE people AS
@@ -214,7 +216,7 @@ class Reader:
         wanted = [name for name in schema.names if name != "subject"]
         profiles, usages = [], []
         for n, (_, purpose) in enumerate(plan.versions):
-            rule = f"{_permitted(plan, n)} AND {_ban_rule(plan)}"
+            rule = f"{flag(plan, n)} AND {_ban_rule(plan)}"
             declared = {}
             for f in catalogue.fields_for(list(purpose.data_categories)):
                 name, expression = f.wire_name, _duck_column(f.source)
@@ -270,7 +272,8 @@ class Reader:
         return self.duck.sql(query, params={"since": since_ms}).to_arrow_table().column(0).to_numpy()
 
 
-def _permitted(plan: PurposePlan, version: int) -> str:
+def flag(plan: PurposePlan, version: int) -> str:
+    """The column that says whether the purpose's ``version``-th policy version permits the account."""
     return f"permitted_{plan.id}_{version}"
 
 
