@@ -270,6 +270,7 @@ async def export(
 ) -> ExportResult:
     """Write the recipient's next batch under ``outbox/<batch_id>`` and record it. Full unless ``since_batch``."""
     started = time.perf_counter()
+    Snapshot.warm_up()  # it starts while the bookkeeping below is read and the ordinals are assigned
     at = at_ms if at_ms is not None else now_ms()
     async with engine.connect() as conn:
         policies = await load_policies(conn)
