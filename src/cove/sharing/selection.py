@@ -1,8 +1,10 @@
 """The read side of an export: which accounts each purpose permits now, and their declared fields.
 
 Everything is read from one :class:`~cove.sharing.snapshot.Snapshot` as Arrow, then joined in an in-process
-DuckDB: the relay's database does what it is good at (the consent predicate over its indexes, sequential scans)
-and no per-row Python runs before the pseudonyms are computed.
+DuckDB: the relay's database does what it is good at (scans, and index lookups for a small scope), DuckDB
+evaluates every purpose's consent clause in one pass on all cores, and no per-row Python runs. Evaluating the
+clauses in the relay's database instead took one statement per purpose, one after another (0.7 s each at a
+million accounts on SQLite), and SQLite planned the scoped ones by walking a purpose's choice index.
 
 The *scope* is the set of accounts whose permission or data may have changed: every account for a full batch,
 or, for an incremental one, the accounts touched since the previous batch (consent acts, bans, device changes,
@@ -121,6 +123,7 @@ class Reader:
         if scope is not None:
             snapshot.create_temporary(SCOPE_TABLE, scope)
         read = self._in_scope
+        # Listed biggest first: the reader connections take them in this order.
         snapshot.query(
             "consent_purposes",
             read(
@@ -194,9 +197,10 @@ class Reader:
         sent = " OR ".join(
             f"({flag(plan, n)} AND {_ban_rule(plan, banned)})" for plan in plans for n in range(len(plan.versions))
         )
+        selected = ", ".join(["s.ordinal", "p.*", f"{banned} AS banned", f"{subject} AS subject", *columns])
         self.duck.execute(
             f"""CREATE TABLE people AS
-                SELECT s.ordinal, p.*, {banned} AS banned, {subject} AS subject, {", ".join(columns)}
+                SELECT {selected}
                 FROM ({compiled}) p JOIN subjects s ON s.account_id = p.account_id {joins}
                 LEFT JOIN verdicts v ON v.account_id = p.account_id
                 WHERE {sent}"""
