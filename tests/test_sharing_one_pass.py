@@ -4,8 +4,9 @@ An export reads ``consent_accounts`` and ``consent_purposes`` once and evaluates
 in one DuckDB statement (:func:`cove.sharing.selection.flags_sql`). Whatever the policies (several versions, every
 legal basis, defaults, windows, minors, recipients) and the consent state, each column of that pass must hold
 exactly the accounts that :func:`cove.consent.predicate.permitted_accounts` selects in the relay's database for
-that purpose and version, and that the pure decision :func:`cove.consent.decision.permitted` permits. The same
-one-pass statement run in the relay's database must agree too.
+that purpose and version, and that the pure decision :func:`cove.consent.decision.permitted` permits, though it
+reads only the choice rows :func:`cove.consent.predicate.rows_read` keeps. The same one-pass statement run in the
+relay's database, over every row, must agree too.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from sqlalchemy import delete, insert, select
 
 from cove.consent.decision import DAY_MS, AccountConsent, AgeBracket, PurposeState, permitted
 from cove.consent.policy import Choice, Policy, parse_policy
-from cove.consent.predicate import permitted_accounts, permitted_flags
+from cove.consent.predicate import permitted_accounts, permitted_flags, rows_read
 from cove.consent.storage import consent_accounts, consent_purposes
 from cove.db import create_engine
 from cove.sharing.plan import PlanError, plan_purposes
-from cove.sharing.selection import flag, flags_sql
+from cove.sharing.selection import flag, flag_versions, flags_sql
 
 RECIPIENT = "parent"
 PURPOSE_IDS = ["p_one", "p_two", "p_three"]
@@ -154,7 +155,7 @@ async def store(engine, people: list[AccountConsent]) -> None:  # noqa: ANN001
 async def evaluate(engine, policies_: list[Policy], at_ms: int) -> tuple[dict, dict, dict]:  # noqa: ANN001
     """Per flag: what each purpose's own predicate selects, the one pass in DuckDB, and in the relay's database."""
     plans = plan_purposes(policies_, RECIPIENT)
-    versions = [(flag(plan, n), policy, plan.id) for plan in plans for n, (policy, _) in enumerate(plan.versions)]
+    versions = flag_versions(plans)
     async with engine.connect() as conn:
         own = {
             label: {
@@ -167,13 +168,15 @@ async def evaluate(engine, policies_: list[Policy], at_ms: int) -> tuple[dict, d
             for label in in_database:
                 if row[label]:
                     in_database[label].add(row["account_id"])
+        # As the export reads them: only the rows the one pass can tell from no row.
+        read_rows = select(*consent_purposes.c[*PURPOSES_SCHEMA.names]).where(rows_read(versions, RECIPIENT))
         stored = {
             "consent_accounts": pa.Table.from_pylist(
                 [dict(r) for r in (await conn.execute(select(*consent_accounts.c[*ACCOUNTS_SCHEMA.names]))).mappings()],
                 ACCOUNTS_SCHEMA,
             ),
             "consent_purposes": pa.Table.from_pylist(
-                [dict(r) for r in (await conn.execute(select(*consent_purposes.c[*PURPOSES_SCHEMA.names]))).mappings()],
+                [dict(r) for r in (await conn.execute(read_rows)).mappings()],
                 PURPOSES_SCHEMA,
             ),
         }
@@ -190,7 +193,7 @@ async def evaluate(engine, policies_: list[Policy], at_ms: int) -> tuple[dict, d
     return own, one_pass, in_database
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(v1=policies("v1"), v2=policies("v2"), people=population, at_ms=times)
 def test_one_pass_selects_what_each_purpose_predicate_and_the_decision_select(
     database_url: str, v1: Policy, v2: Policy, people: list[AccountConsent], at_ms: int
@@ -233,3 +236,43 @@ def test_one_pass_selects_what_each_purpose_predicate_and_the_decision_select(
                 if c.policy_version == policy.version and permitted(policy, c, plan.id, RECIPIENT, at_ms)
             }
             assert own[flag(plan, n)] == decided, (plan.id, policy.version)
+
+
+def test_an_objection_reaches_the_one_pass(database_url: str) -> None:
+    """The rarest case of the property above, pinned: an objectable legitimate interest reads objection rows."""
+    policy = parse_policy(
+        {
+            "version": "v1",
+            "effective": EFFECTIVE["v1"],
+            "title": "t",
+            "summary": "s",
+            "text": "x",
+            "recipients": [{"id": "parent", "name": "Parent"}],
+            "purposes": [
+                {
+                    "id": "p_one",
+                    "title": "p",
+                    "description": "d",
+                    "use": "analytics",
+                    "data_categories": ["device.model"],
+                    "recipients": ["parent"],
+                    "closed_to_minors": False,
+                }
+                | BASES["interest"]
+            ],
+            "rollout": {"waves": [{"name": "all", "start": EFFECTIVE["v1"]}]},
+        }
+    )
+    objected = AccountConsent("a-objected", "v1", T0, AgeBracket.ADULT, {"p_one": PurposeState(objected_at_ms=T0)})
+    silent = AccountConsent("a-silent", "v1", T0, AgeBracket.ADULT, {"p_one": PurposeState(Choice.IN, T0)})
+
+    async def run() -> tuple[dict, dict, dict]:
+        engine = create_engine(database_url)
+        try:
+            await store(engine, [objected, silent])
+            return await evaluate(engine, [policy], T0 + DAY_MS)
+        finally:
+            await engine.dispose()
+
+    own, one_pass, in_database = asyncio.run(run())
+    assert own == one_pass == in_database == {"permitted_p_one_0": {"a-silent"}}

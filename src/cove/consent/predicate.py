@@ -4,7 +4,8 @@ Built from the same policy as :func:`cove.consent.decision.permitted`, clause fo
 test generates populations and checks that both agree on every account. Execute with ``{"at_ms": t}``.
 
 :func:`permitted_accounts` answers one purpose; :func:`permitted_flags` evaluates the same clauses for several
-purposes in one pass over the consent state, one boolean column each (an export reads that state once).
+purposes in one pass over the consent state, one boolean column each (an export reads that state once), and
+:func:`rows_read` says which choice rows that pass can read.
 """
 
 from __future__ import annotations
@@ -93,6 +94,29 @@ def permitted_flags(versions: Sequence[tuple[str, Policy, str]], recipient_id: s
     }
     columns = [clause.label(label) for label, clause in clauses.items()]
     return select(a.c.account_id, *columns).select_from(joined).where(or_(*clauses.values()))
+
+
+def rows_read(versions: Sequence[tuple[str, Policy, str]], recipient_id: str) -> ColumnElement[bool]:
+    """The ``consent_purposes`` rows that :func:`permitted_flags` can tell from no row at all: an export reads only
+    these. Per purpose, by its clause: an objectable legitimate interest reads objections; a consent purpose that is
+    off by default reads choices to opt in; one that is on by default reads every choice made; the others nothing.
+    """
+    kept = []
+    for _, policy, purpose_id in versions:
+        try:
+            purpose = policy.purpose(purpose_id)
+        except KeyError:
+            continue
+        if recipient_id not in purpose.recipients:
+            continue
+        if purpose.legal_basis == LegalBasis.LEGITIMATE_INTEREST and purpose.objectable:
+            telling = p.c.objected_at_ms.is_not(None)
+        elif _reads_choices(policy, purpose_id, recipient_id):
+            telling = p.c.choice.is_not(None) if purpose.default == Choice.IN else p.c.choice == Choice.IN.value
+        else:
+            continue
+        kept.append(and_(p.c.policy_version == policy.version, p.c.purpose_id == purpose_id, telling))
+    return or_(*kept) if kept else false()
 
 
 def _join_choices(joined: FromClause, choices: FromClause, purpose_id: str) -> FromClause:

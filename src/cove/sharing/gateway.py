@@ -4,9 +4,9 @@ For each purpose the recipient may use, it selects the permitted accounts with t
 predicate (every purpose's in one pass over the consent state), projects only the fields the purpose declares
 through the catalogue, applies the declared transforms, and writes a signed batch (cove.sharing.wire). A full
 batch carries every permitted account; an incremental batch carries what changed since a previous batch, the
-accounts that became permitted, and revocations for those that stopped being permitted. Reading is one consistent snapshot
-(cove.sharing.selection); the disclosure log, the held sets and the batch chain are then written in one
-transaction, and the batch directory appears (by rename) only after that commit.
+accounts that became permitted, and revocations for those that stopped being permitted. Reading is one
+consistent snapshot (cove.sharing.selection); the disclosure log, the held sets and the batch chain are then
+written in one transaction, and the batch directory appears (by rename) only after that commit.
 """
 
 from __future__ import annotations

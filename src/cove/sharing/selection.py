@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from cove.consent.categories import DataCategory
 from cove.consent.decision import DAY_MS, effective_ms
 from cove.consent.policy import Policy
-from cove.consent.predicate import permitted_flags
+from cove.consent.predicate import permitted_flags, rows_read
 from cove.consent.storage import consent_accounts, consent_policies, consent_purposes
 from cove.sharing import catalogue, wire
 from cove.sharing.catalogue import Transform
@@ -87,12 +87,15 @@ def scope_changes(policies: list[Policy], plans: list[PurposePlan], since_ms: in
     return union_all(*queries)
 
 
+def flag_versions(plans: list[PurposePlan]) -> list[tuple[str, Policy, str]]:
+    """``(flag, policy, purpose id)`` for every purpose and policy version the recipient receives."""
+    return [(flag(plan, n), policy, plan.id) for plan in plans for n, (policy, _) in enumerate(plan.versions)]
+
+
 def flags_sql(plans: list[PurposePlan], recipient: str, at_ms: int) -> str:
     """DuckDB SQL over the tables ``consent_accounts`` and ``consent_purposes`` as stored: ``account_id`` and one
     boolean column per purpose and policy version (:func:`flag`), from the consent capability's compiled clauses."""
-    flags = permitted_flags(
-        [(flag(plan, n), policy, plan.id) for plan in plans for n, (policy, _) in enumerate(plan.versions)], recipient
-    )
+    flags = permitted_flags(flag_versions(plans), recipient)
     # DuckDB reads PostgreSQL's SQL; the values are the policy's own and the as-of time, an integer.
     return str(flags.params(at_ms=at_ms).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
@@ -133,7 +136,7 @@ class Reader:
                     consent_purposes.c.purpose_id,
                     consent_purposes.c.choice,
                     consent_purposes.c.objected_at_ms,
-                ).where(consent_purposes.c.purpose_id.in_([plan.id for plan in plans])),
+                ).where(rows_read(flag_versions(plans), recipient)),
                 consent_purposes.c.account_id,
             ),
         )
