@@ -136,7 +136,13 @@ class Reader:
                     consent_purposes.c.purpose_id,
                     consent_purposes.c.choice,
                     consent_purposes.c.objected_at_ms,
-                ).where(rows_read(flag_versions(plans), recipient)),
+                ).where(
+                    # Within a scope, the few accounts' rows are found by the primary key; with the rows_read filter
+                    # SQLite would walk each purpose's choice index instead (3 s at a million accounts).
+                    consent_purposes.c.purpose_id.in_([plan.id for plan in plans])
+                    if self.scoped
+                    else rows_read(flag_versions(plans), recipient)
+                ),
                 consent_purposes.c.account_id,
             ),
         )
