@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
+from consent_rows import account_rows, purpose_rows
 from cove.consent.decision import DAY_MS, AccountConsent, AgeBracket, PurposeState, permitted
 from cove.consent.policy import Choice, Policy, parse_policy
 from cove.consent.predicate import permitted_accounts, permitted_flags, rows_read
@@ -75,11 +76,11 @@ def policies(draw: st.DrawFn, version: str) -> Policy:
     )
 
 
+# A choice time only with a choice, as the consent service writes them.
 states = st.builds(
-    PurposeState,
-    choice=st.sampled_from([None, Choice.IN, Choice.OUT]),
-    chosen_at_ms=st.just(T0),
-    objected_at_ms=st.one_of(st.none(), times),
+    lambda choice, objected_at_ms: PurposeState(choice, T0 if choice else None, objected_at_ms),
+    st.sampled_from([None, Choice.IN, Choice.OUT]),
+    st.one_of(st.none(), times),
 )
 population = st.lists(
     st.builds(
@@ -110,31 +111,8 @@ async def store(engine, people: list[AccountConsent]) -> None:  # noqa: ANN001
         await conn.execute(delete(consent_accounts))
         accepted = [c for c in people if c.policy_version is not None]
         if accepted:
-            await conn.execute(
-                insert(consent_accounts),
-                [
-                    {
-                        "account_id": c.account_id,
-                        "policy_version": c.policy_version,
-                        "accepted_at_ms": c.accepted_at_ms,
-                        "age_bracket": c.age_bracket.value,
-                        "text_hash": "h",
-                    }
-                    for c in accepted
-                ],
-            )
-        rows = [
-            {
-                "account_id": c.account_id,
-                "policy_version": c.policy_version,
-                "purpose_id": purpose_id,
-                "choice": s.choice.value if s.choice else None,
-                "chosen_at_ms": s.chosen_at_ms if s.choice else None,
-                "objected_at_ms": s.objected_at_ms,
-            }
-            for c in accepted
-            for purpose_id, s in c.purposes.items()
-        ]
+            await conn.execute(insert(consent_accounts), account_rows(accepted))
+        rows = purpose_rows(accepted)
         # Rows left from a version the account no longer holds (chose in, objected): no clause may read them.
         rows += [
             {
@@ -202,20 +180,6 @@ def test_one_pass_selects_what_each_purpose_predicate_and_the_decision_select(
         plans = plan_purposes([v1, v2], RECIPIENT)
     except PlanError:
         assume(False)  # neither version names the recipient: nothing to export
-    # Rows carry a choice time only with a choice, as the consent service writes them.
-    people = [
-        AccountConsent(
-            c.account_id,
-            c.policy_version,
-            c.accepted_at_ms,
-            c.age_bracket,
-            {
-                k: PurposeState(s.choice, s.chosen_at_ms if s.choice else None, s.objected_at_ms)
-                for k, s in c.purposes.items()
-            },
-        )
-        for c in people
-    ]
 
     async def run() -> tuple[dict, dict, dict]:
         engine = create_engine(database_url)
