@@ -69,7 +69,7 @@ def _arrow_type(sql_type: TypeEngine) -> pa.DataType | None:
 
 
 class Snapshot:
-    """Collects statements, then runs them all at once in one transaction: :meth:`read`."""
+    """Collects statements, then runs them all at once on one snapshot of the database: :meth:`read`."""
 
     def __init__(self, url: URL, dialect: Dialect, readers: int = READERS) -> None:
         self._url, self._dialect, self.readers = url, dialect, readers
@@ -132,9 +132,13 @@ class _ReaderProcess:
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        """Start the process if it is not running, without waiting for it to be ready."""
-        with self._lock:
-            self._start()
+        """Start the process if it is not running, without waiting for it to be ready; never blocks (the caller may
+        be an event loop): if a read holds the lock, the process is running already."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._start()
+            finally:
+                self._lock.release()
 
     def _start(self) -> None:
         if self._process is None or self._process.poll() is not None:
