@@ -20,7 +20,8 @@ How a run goes, on a fresh SQLite file in a temp dir (or ``--database-url``, an 
    account linking, friend suggestions, ads) then ``parent_processor`` (analytics, with the usage rows), each
    timed: wall seconds, rows (profile and usage rows over every purpose) and rows/s, CPU seconds of this process
    (with PostgreSQL the server's CPU is not in it), peak RSS (sampled every 20 ms), bytes written, and the wall
-   time of the gateway's phases (its functions wrapped with timers). The first export also gives every account
+   time of the gateway's phases (its functions wrapped with timers) and, inside the snapshot read, of each
+   statement on its reader connection (they run side by side). The first export also gives every account
    its ordinal. Each batch is then checked as a recipient would: ``wire.verify_manifest`` with the public half of
    the signing key (and a tampered copy must fail), every file's SHA-256 and row count, the columns each purpose
    declares, one row per subject; the rows per purpose against a count of the permitted accounts in SQL; and
@@ -587,10 +588,11 @@ async def ban(conn: AsyncConnection, ids: list[str], stamp: Callable[[], int], r
 PHASES = (
     "_assign_ordinals",
     "_held",
-    "Snapshot.read",  # the reader process: scope, scans and the consent predicates, one transaction
-    "Reader.select",  # DuckDB: joins, projections, pseudonyms
+    "Snapshot.read",  # the reader process: scope and table scans on several connections, one snapshot
+    "Reader._people",  # DuckDB: every purpose's consent clause in one pass, joins, pseudonyms
+    "Reader.select",  # DuckDB: each purpose's rows and columns
     "_revocation_reasons",
-    "_write_parquet",
+    "_write_files",  # Parquet (zstd), two files at a time
 )
 
 
@@ -599,6 +601,7 @@ class Phases:
 
     def __init__(self) -> None:
         self.seconds: Counter[str] = Counter()
+        self.reader: dict[str, float] = {}  # the last snapshot's seconds per statement, in the reader process
         self._undo: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
@@ -635,6 +638,8 @@ class Phases:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds[name] += time.perf_counter() - started
+                if name == "Snapshot.read":
+                    self.reader = dict(args[0].seconds)
 
         return timed
 
@@ -667,6 +672,7 @@ async def timed_export(
 ) -> tuple[gateway.ExportResult, dict[str, Any]]:
     me = psutil.Process()
     phases.seconds.clear()
+    phases.reader = {}
     at = now_ms()
     cpu0, started = cpu_seconds(me), time.perf_counter()
     with PeakRss() as rss:
@@ -694,6 +700,7 @@ async def timed_export(
         "rss_peak_mb": round(rss.peak / 2**20, 1),
         "bytes_written": sum(f.stat().st_size for f in result.path.iterdir()),
         "phases_s": timed | {"other": round(seconds - sum(phases.seconds.values()), 3)},
+        "reader_s": {name: round(s, 3) for name, s in phases.reader.items()},
     }
 
 
@@ -1261,8 +1268,15 @@ def print_report(result: dict[str, Any]) -> None:
     table.add_column("phase", no_wrap=True)
     for label, _ in exports:
         table.add_column(label, justify="right")
+    statements = list(dict.fromkeys(n for _, e in exports for n in e.get("reader_s", {})))
     for name in names:
         table.add_row(name, *(f"{e['phases_s'].get(name, 0):.2f}" for _, e in exports))
+        if name == "Snapshot.read":  # inside it, each statement on its connection (they overlap)
+            for statement in statements:
+                cells = (
+                    f"{e['reader_s'][statement]:.2f}" if statement in e.get("reader_s", {}) else "" for _, e in exports
+                )
+                table.add_row(f"  reader: {statement}", *cells)
     table.add_row("total", *(f"{e['seconds']:.2f}" for _, e in exports))
     console.print(table)
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert
 
+from consent_rows import account_rows, purpose_rows
 from cove.consent.decision import (
     ALLOWING,
     DAY_MS,
@@ -110,32 +111,10 @@ async def store(engine, population: list[AccountConsent]) -> None:
     async with engine.begin() as conn:
         await conn.execute(delete(consent_purposes))
         await conn.execute(delete(consent_accounts))
-        rows = [
-            {
-                "account_id": c.account_id,
-                "policy_version": c.policy_version,
-                "accepted_at_ms": c.accepted_at_ms,
-                "age_bracket": c.age_bracket.value,
-                "text_hash": "h",
-            }
-            for c in population
-            if c.policy_version is not None
-        ]
+        rows = account_rows(population)
         if rows:
             await conn.execute(insert(consent_accounts), rows)
-        states = [
-            {
-                "account_id": c.account_id,
-                "policy_version": c.policy_version,
-                "purpose_id": pid,
-                "choice": s.choice.value if s.choice else None,
-                "chosen_at_ms": s.chosen_at_ms if s.choice else None,
-                "objected_at_ms": s.objected_at_ms,
-            }
-            for c in population
-            if c.policy_version is not None
-            for pid, s in c.purposes.items()
-        ]
+        states = purpose_rows(population)
         if states:
             await conn.execute(insert(consent_purposes), states)
 
