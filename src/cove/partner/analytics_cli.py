@@ -143,11 +143,12 @@ def _print_links(report: LinkReport) -> None:
             f"(about {MIN_LABELLED_PAIRS:,} are needed): Splink's default m and an assumed prior were used"
         )
     methods = ", ".join(f"{count:,} by {method}" for method, count in report.by_method.items()) or "none"
-    chosen = f"for target precision {report.target_precision}" if report.target_precision else "as given"
-    say(
-        f"threshold {report.threshold:.4f} ({chosen}): estimated precision {report.estimated_precision:.4f}; "
-        f"prior {report.prior or 'none'}"
-    )
+    if any(report.candidate_pairs.values()):  # without a scored pair there is no threshold to speak of
+        chosen = f"for target precision {report.target_precision}" if report.target_precision else "as given"
+        say(
+            f"threshold {report.threshold:.4f} ({chosen}): estimated precision {report.estimated_precision:.4f}; "
+            f"prior {report.prior or 'none'}"
+        )
     say(
         f"linked {report.written:,} at p >= {report.threshold:.4f} ({methods}); "
         f"{report.auto:,} at p >= 0.99 (automatic)"

@@ -11,7 +11,7 @@ cluster reads from shared storage, and at 1 M rows as fast here as handing Spark
 driver (docs/benchmarks.md). Splink's Spark backend needs its Scala UDF jar for ``damerau_levenshtein``, which
 the fuzzy phone levels use; it ships with Splink and is put on the session's class path.
 
-Spark needs Java 17 or later: without it, or without pyspark (``pip install 'cove[spark]'``), entering the
+Spark needs Java 17 or later: without it, or without pyspark (the ``spark`` extra), entering the
 engine raises :class:`~cove.partner.engines.EngineError` with one line saying so, and so does a failure of the
 JVM while it runs.
 """
@@ -153,7 +153,9 @@ class SparkEngine:
             from pyspark.sql import SparkSession
             from splink.backends.spark import similarity_jar_location
         except ImportError:
-            raise EngineError("the Spark engine needs pyspark: pip install 'cove[spark]'") from None
+            raise EngineError(
+                "the Spark engine needs pyspark: run `.venv/bin/pip install -e '.[spark]'` in the Cove checkout"
+            ) from None
         if SparkContext._active_spark_context is not None:
             raise EngineError("a Spark session is already running in this process")
         self._work = Path(tempfile.mkdtemp(prefix="cove-spark-"))
