@@ -182,11 +182,9 @@ def test_one_to_one_keeps_mutual_best_links_and_drops_ties() -> None:
         "p",
         pa.table(
             {
-                "unique_id_l": [u for _, u, _ in edges],
-                "source_dataset_l": ["parent_"] * len(edges),
-                "unique_id_r": [m for m, _, _ in edges],
-                "source_dataset_r": ["messenger_"] * len(edges),
-                "match_probability": [p for _, _, p in edges],
+                "unique_id": [m for m, _, _ in edges],
+                "user_id": [u for _, u, _ in edges],
+                "probability": [p for _, _, p in edges],
             }
         ),
     )

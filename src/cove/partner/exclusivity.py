@@ -24,7 +24,8 @@ from cove.partner.link_model import ACROSS, Reuse
 
 
 def adjust(mem: duckdb.DuckDBPyConnection, predictions: str, reuse: dict[str, Reuse]) -> str:
-    """A table like ``predictions`` (the columns clustering reads) with competitor-adjusted match probabilities."""
+    """The scored pairs as (``unique_id`` of the subject, ``user_id``, ``probability``), with competitor-adjusted
+    probabilities: Splink's two sides put the way the rest of linking reads them, here and only here."""
     cases = (
         " ".join(
             f"WHEN m.{key} = p.{key} AND NOT coalesce(m.{other} = p.{other}, false) THEN {_factor(mem, other, reuse)}"
@@ -36,10 +37,10 @@ def adjust(mem: duckdb.DuckDBPyConnection, predictions: str, reuse: dict[str, Re
     factor = f"CASE {cases} ELSE 1.0 END" if cases else "1.0"
     mem.execute(f"""
         CREATE OR REPLACE TABLE scored AS
-        SELECT x.unique_id_l, x.source_dataset_l, x.unique_id_r, x.source_dataset_r,
+        SELECT x.subject_id AS unique_id, x.user_id,
                CASE WHEN x.match_probability >= 1 OR x.match_probability <= 0 THEN x.match_probability
                     ELSE 1 / (1 + (1 - x.match_probability) / (x.match_probability * ({factor}))) END
-                   AS match_probability
+                   AS probability
         FROM (SELECT *, CASE WHEN source_dataset_l = '{PARENT}' THEN unique_id_l ELSE unique_id_r END AS user_id,
                         CASE WHEN source_dataset_l = '{PARENT}' THEN unique_id_r ELSE unique_id_l END AS subject_id
               FROM {predictions}) x

@@ -38,7 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cove.partner.engines import PARENT, DuckDBEngine, LinkEngine
+from cove.partner.engines import DuckDBEngine, LinkEngine
 from cove.partner.exclusivity import adjust
 from cove.partner.link_model import ACROSS, FIELD, HOLDERS, MIN_LABELLED_PAIRS, keys, scalar, train
 from cove.partner.operating_point import DEFAULT_TARGET, choose_threshold
@@ -280,8 +280,9 @@ def _candidate_pairs(mem: duckdb.DuckDBPyConnection, fields: list[str]) -> dict[
     }
 
 
-def _one_to_one(mem: duckdb.DuckDBPyConnection, predictions: str) -> None:
-    """Single best links into ``pairs``: drop ties, then repeatedly keep every pair best for both its records.
+def _one_to_one(mem: duckdb.DuckDBPyConnection, scored: str) -> None:
+    """Single best links of ``scored`` (:func:`~cove.partner.exclusivity.adjust`) into ``pairs``: drop ties, then
+    repeatedly keep every pair best for both its records.
 
     This is Splink's ``cluster_using_single_best_links`` for two duplicate-free datasets with
     ``ties_method="drop"`` (a record whose best candidates are exactly as likely is a coin toss, not a link),
@@ -290,11 +291,8 @@ def _one_to_one(mem: duckdb.DuckDBPyConnection, predictions: str) -> None:
     """
     mem.execute(f"""
         CREATE TEMP TABLE edges AS
-        SELECT CASE WHEN source_dataset_l = '{PARENT}' THEN unique_id_r ELSE unique_id_l END AS unique_id,
-               CASE WHEN source_dataset_l = '{PARENT}' THEN unique_id_l ELSE unique_id_r END AS user_id,
-               match_probability AS probability
-        FROM {predictions}
-        WHERE match_probability >= {CANDIDATE_FLOOR}
+        SELECT unique_id, user_id, probability FROM {scored}
+        WHERE probability >= {CANDIDATE_FLOOR}
         QUALIFY count(*) OVER (PARTITION BY unique_id, probability) = 1
             AND count(*) OVER (PARTITION BY user_id, probability) = 1
     """)
